@@ -1,0 +1,1 @@
+"""dynmem: recurrent neural networks as dynamical systems."""

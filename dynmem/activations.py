@@ -1,0 +1,172 @@
+"""Activation functions: one registry for numpy code and numba kernels.
+
+Each activation has a numpy form (vectorised, any shape) and a scalar numba
+form selected inside kernels by an integer code, so that one compiled kernel
+serves every activation (numba compiles once per signature, not once per
+activation).
+
+Derivatives at kinks follow one convention, stated here once:
+``relu'(0) = 0`` and ``hardtanh'(+-1) = 0`` (the derivative of the flat side).
+Gradient checks against finite differences must stay away from kinks.
+
+[WLL] classes (THEORY.md section 1): ``identity`` and ``hardtanh`` are in A0
+(sigma(z) = z near 0); ``tanh`` is in A1 (sigma' = 1 - sigma^2).  ``relu`` is
+in neither (it is not odd), but it is a common baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numba
+import numpy as np
+
+from ._validation import check_choice, describe
+
+__all__ = ["Activation", "get_activation", "available_activations", "TANH", "HARDTANH", "RELU", "IDENTITY"]
+
+# Integer codes used inside numba kernels.
+TANH, HARDTANH, RELU, IDENTITY = 0, 1, 2, 3
+
+
+@numba.njit(cache=True, inline="always")
+def act_scalar(code, z):
+    """sigma(z) for the activation with integer ``code`` (numba scalar)."""
+    if code == 0:
+        return math.tanh(z)
+    elif code == 1:
+        return min(1.0, max(-1.0, z))
+    elif code == 2:
+        return z if z > 0.0 else 0.0
+    return z
+
+
+@numba.njit(cache=True, inline="always")
+def dact_scalar(code, z):
+    """sigma'(z) for the activation with integer ``code`` (numba scalar)."""
+    if code == 0:
+        th = math.tanh(z)
+        return 1.0 - th * th
+    elif code == 1:
+        return 1.0 if -1.0 < z < 1.0 else 0.0
+    elif code == 2:
+        return 1.0 if z > 0.0 else 0.0
+    return 1.0
+
+
+@numba.njit(cache=True, inline="always")
+def act_and_deriv_scalar(code, z):
+    """``(sigma(z), sigma'(z))`` in one evaluation (tanh is computed once)."""
+    if code == 0:
+        th = math.tanh(z)
+        return th, 1.0 - th * th
+    elif code == 1:
+        if z <= -1.0:
+            return -1.0, 0.0
+        if z >= 1.0:
+            return 1.0, 0.0
+        return z, 1.0
+    elif code == 2:
+        if z > 0.0:
+            return z, 1.0
+        return 0.0, 0.0
+    return z, 1.0
+
+
+def _np_tanh(z):
+    return np.tanh(z)
+
+
+def _np_dtanh(z):
+    th = np.tanh(z)
+    return 1.0 - th * th
+
+
+def _np_hardtanh(z):
+    return np.clip(z, -1.0, 1.0)
+
+
+def _np_dhardtanh(z):
+    z = np.asarray(z, dtype=float)
+    return ((z > -1.0) & (z < 1.0)).astype(float)
+
+
+def _np_relu(z):
+    return np.maximum(z, 0.0)
+
+
+def _np_drelu(z):
+    return (np.asarray(z, dtype=float) > 0.0).astype(float)
+
+
+def _np_identity(z):
+    return np.array(z, dtype=float, copy=True)
+
+
+def _np_didentity(z):
+    return np.ones_like(np.asarray(z, dtype=float))
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation function and its derivative.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    code : int
+        Integer used to select the activation inside numba kernels.
+    fn, deriv : callable
+        Vectorised numpy sigma and sigma'.
+    kinks : tuple of float
+        Points where sigma' is discontinuous (empty for smooth activations).
+    wll_class : str
+        "A0", "A1" or "" ([WLL] Section 3 activation classes).
+    """
+
+    name: str
+    code: int
+    fn: Callable[[np.ndarray], np.ndarray]
+    deriv: Callable[[np.ndarray], np.ndarray]
+    kinks: tuple[float, ...]
+    wll_class: str
+
+    def __call__(self, z):
+        return self.fn(z)
+
+    @property
+    def smooth(self) -> bool:
+        """True when sigma is continuously differentiable everywhere."""
+        return not self.kinks
+
+
+_REGISTRY: dict[str, Activation] = {
+    "tanh": Activation("tanh", TANH, _np_tanh, _np_dtanh, (), "A1"),
+    "hardtanh": Activation("hardtanh", HARDTANH, _np_hardtanh, _np_dhardtanh, (-1.0, 1.0), "A0"),
+    "relu": Activation("relu", RELU, _np_relu, _np_drelu, (0.0,), ""),
+    "identity": Activation("identity", IDENTITY, _np_identity, _np_didentity, (), "A0"),
+}
+
+
+def available_activations() -> tuple[str, ...]:
+    """Names accepted wherever an ``activation=`` argument is taken."""
+    return tuple(_REGISTRY)
+
+
+def get_activation(activation) -> Activation:
+    """Look up an activation by name (or pass an :class:`Activation` through).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the known ones.
+    """
+    if isinstance(activation, Activation):
+        return activation
+    if not isinstance(activation, str):
+        raise TypeError(f"`activation` must be a name such as 'tanh'; got {describe(activation)}.")
+    check_choice("activation", activation, _REGISTRY)
+    return _REGISTRY[activation]

@@ -1,0 +1,377 @@
+"""Recurrent models as frozen dataclasses of float64 arrays.
+
+Continuous time ([WLL] eq. 1, THEORY.md section 1)::
+
+    CTRNN        dh/dt = sigma(W h + U x(t) + b) - leak * h,   y = c^T h
+    LinearRNN    dh/dt = W h + U x(t),                          y = c^T h
+
+Discrete time::
+
+    DiscreteRNN  h_{k+1} = sigma(W h_k + U x_k + b),                          y_k = c^T h_k
+    EulerRNN     h_{k+1} = h_k + dt * (sigma(W h_k + U x_k + b) - leak * h_k)  (forward Euler of a CTRNN)
+
+Shapes: ``W`` (m, m), ``U`` (m, d), ``b`` (m,), ``c`` (m,) for hidden width m
+and input dimension d; the output is scalar.  The arrays are copied on
+construction and made read-only, so a model never changes after it is built;
+derive new models with :meth:`replace` or :meth:`unflatten`.
+
+Gradients computed by :mod:`dynmem.recurrences` and :mod:`dynmem.adjoint`
+are returned as models of the same class whose arrays hold the derivatives,
+so ``grad.flatten()`` lines up with ``model.flatten()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import scipy.linalg
+
+from ._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe
+from .activations import available_activations, get_activation
+
+__all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN", "spectral_abscissa"]
+
+
+def spectral_abscissa(W) -> float:
+    """Largest real part of the eigenvalues of a square matrix, ``alpha(W)``."""
+    W = as_float_array("W", W, ndim=2)
+    if W.shape[0] != W.shape[1]:
+        raise ValueError(f"`W` must be square; got shape {W.shape}.")
+    return float(np.max(np.linalg.eigvals(W).real))
+
+
+class _ParamModel:
+    """Shared machinery: validation, flattening, replacement."""
+
+    _param_names: ClassVar[tuple[str, ...]] = ()
+
+    def _check_params(self) -> None:
+        W = as_float_array("W", self.W, ndim=2, copy=True)
+        if W.shape[0] != W.shape[1]:
+            raise ValueError(f"`W` must be square; got shape {W.shape}.")
+        if W.shape[0] < 1:
+            raise ValueError(f"`W` must have at least one row (hidden width m >= 1); got shape {W.shape}.")
+        m = W.shape[0]
+        U = as_float_array("U", self.U, ndim=2, copy=True)
+        if U.shape[0] != m:
+            raise ValueError(f"`U` must have shape ({m}, d) to match `W` of shape {W.shape}; got shape {U.shape}.")
+        if U.shape[1] < 1:
+            raise ValueError(f"`U` must have at least one column (input dimension d >= 1); got shape {U.shape}.")
+        arrays = {"W": W, "U": U}
+        for name in ("b", "c"):
+            if name in self._param_names:
+                arrays[name] = as_float_array(name, getattr(self, name), shape=(m,), copy=True)
+        for name, arr in arrays.items():
+            arr.flags.writeable = False
+            object.__setattr__(self, name, arr)
+
+    # -- sizes -----------------------------------------------------------
+    @property
+    def hidden(self) -> int:
+        """Hidden width m."""
+        return self.W.shape[0]
+
+    @property
+    def inputs(self) -> int:
+        """Input dimension d."""
+        return self.U.shape[1]
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Names of the trainable arrays, in flattening order."""
+        return self._param_names
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of each trainable array."""
+        return {n: getattr(self, n).shape for n in self._param_names}
+
+    @property
+    def n_params(self) -> int:
+        """Total number of trainable scalars."""
+        return int(sum(getattr(self, n).size for n in self._param_names))
+
+    # -- flattening ------------------------------------------------------
+    def params(self) -> dict[str, np.ndarray]:
+        """The trainable arrays by name (read-only views)."""
+        return {n: getattr(self, n) for n in self._param_names}
+
+    def flatten(self) -> np.ndarray:
+        """All trainable arrays concatenated into one float64 vector.
+
+        The order is :attr:`param_names`, each array raveled in C order.
+        """
+        return np.concatenate([getattr(self, n).ravel() for n in self._param_names])
+
+    def unflatten(self, theta):
+        """A model of the same class and settings with parameters ``theta``.
+
+        Parameters
+        ----------
+        theta : array_like, shape (n_params,)
+            As produced by :meth:`flatten`.
+        """
+        theta = as_float_array("theta", theta, ndim=1, finite=False)
+        if theta.size != self.n_params:
+            raise ValueError(f"`theta` must have length {self.n_params} (n_params of this model); got length {theta.size}.")
+        updates, i = {}, 0
+        for n in self._param_names:
+            shape = getattr(self, n).shape
+            size = int(np.prod(shape))
+            updates[n] = theta[i : i + size].reshape(shape)
+            i += size
+        return self._replace_unchecked_finite(**updates)
+
+    def _replace_unchecked_finite(self, **updates):
+        # unflatten is used to hold gradients as well as parameters; both
+        # must be finite, and a non-finite theta is reported by the checks.
+        return dataclasses.replace(self, **updates)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated like the constructor)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        extra = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.name not in self._param_names]
+        return f"{type(self).__name__}(hidden={self.hidden}, inputs={self.inputs}{''.join(', ' + e for e in extra)})"
+
+
+def _check_activation(obj) -> None:
+    act = obj.activation
+    if not isinstance(act, str):
+        act = get_activation(act).name
+    check_choice("activation", act, available_activations())
+    object.__setattr__(obj, "activation", act)
+
+
+def _random_matrix(m: int, rng: np.random.Generator, normal: bool) -> np.ndarray:
+    A = rng.standard_normal((m, m)) / np.sqrt(m)
+    if normal:
+        A = 0.5 * (A + A.T)
+    return A
+
+
+def _shift_to_abscissa(A: np.ndarray, target: float) -> np.ndarray:
+    # alpha(A - s I) = alpha(A) - s, so the shift puts the abscissa exactly at `target`.
+    return A - (spectral_abscissa(A) - target) * np.eye(A.shape[0])
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class CTRNN(_ParamModel):
+    """Continuous-time RNN ``dh/dt = sigma(W h + U x + b) - leak h``, ``y = c^T h``.
+
+    Parameters
+    ----------
+    W : array_like, shape (m, m)
+        Recurrent matrix.
+    U : array_like, shape (m, d)
+        Input matrix.
+    b : array_like, shape (m,)
+        Bias.
+    c : array_like, shape (m,)
+        Read-out vector.
+    activation : str
+        One of :func:`dynmem.activations.available_activations`.
+    leak : float
+        Optional leak ``alpha >= 0`` (THEORY.md section 1; [WLL] has none, so the default is 0).
+
+    Notes
+    -----
+    [WLL] eq. (1).  The zero-input equilibrium is ``h = 0`` when ``b = 0``.
+    """
+
+    W: np.ndarray
+    U: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    activation: str = "tanh"
+    leak: float = 0.0
+
+    _param_names: ClassVar[tuple[str, ...]] = ("W", "U", "b", "c")
+
+    def __post_init__(self):
+        self._check_params()
+        _check_activation(self)
+        object.__setattr__(self, "leak", check_nonnegative("leak", self.leak))
+
+    @classmethod
+    def random(
+        cls,
+        hidden: int,
+        inputs: int = 1,
+        *,
+        spectral_abscissa: float = -0.5,
+        activation: str = "tanh",
+        normal: bool = False,
+        input_scale: float = 1.0,
+        bias_scale: float = 0.0,
+        rng=None,
+    ) -> "CTRNN":
+        """A random CTRNN whose ``W`` has the prescribed spectral abscissa.
+
+        ``W = A - (alpha(A) - spectral_abscissa) I`` with ``A`` Gaussian of
+        variance ``1/m`` (symmetrised when ``normal=True``), so
+        ``max Re lambda(W) = spectral_abscissa`` exactly (up to rounding).
+        ``U`` has entries N(0, input_scale^2 / d), ``c`` N(0, 1/m) and ``b``
+        N(0, bias_scale^2) (zero by default, so ``h = 0`` is the rest state).
+        """
+        m = check_int("hidden", hidden, minimum=1)
+        d = check_int("inputs", inputs, minimum=1)
+        target = check_finite("spectral_abscissa", spectral_abscissa)
+        rng = np.random.default_rng(rng)
+        W = _shift_to_abscissa(_random_matrix(m, rng, normal), target)
+        U = rng.standard_normal((m, d)) * (check_nonnegative("input_scale", input_scale) / np.sqrt(d))
+        b = rng.standard_normal(m) * check_nonnegative("bias_scale", bias_scale)
+        c = rng.standard_normal(m) / np.sqrt(m)
+        return cls(W, U, b, c, activation=activation)
+
+    def discretize(self, dt: float) -> "EulerRNN":
+        """The forward-Euler recurrence ``h_{k+1} = h_k + dt * (sigma(W h_k + U x_k + b) - leak h_k)``.
+
+        This is the residual form that [WLL]'s code runs (THEORY.md section 1);
+        forward Euler adds a spurious instability when ``dt * |lambda(W)|`` is large.
+        """
+        dt = check_positive("dt", dt)
+        return EulerRNN(self.W, self.U, self.b, self.c, dt=dt, activation=self.activation, leak=self.leak)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class LinearRNN(_ParamModel):
+    """Linear RNN ``dh/dt = W h + U x``, ``y = c^T h`` (sigma = identity, b = 0).
+
+    Its output is ``y(t) = int_0^inf rho(s)^T x(t - s) ds`` with
+    ``rho(s)^T = c^T e^{W s} U`` ([LHEL]; THEORY.md section 1).
+    """
+
+    W: np.ndarray
+    U: np.ndarray
+    c: np.ndarray
+
+    _param_names: ClassVar[tuple[str, ...]] = ("W", "U", "c")
+    activation: ClassVar[str] = "identity"
+    leak: ClassVar[float] = 0.0
+
+    def __post_init__(self):
+        self._check_params()
+
+    @property
+    def b(self) -> np.ndarray:
+        """The (zero) bias, for code that treats every model alike."""
+        return np.zeros(self.hidden)
+
+    @classmethod
+    def random(cls, hidden: int, inputs: int = 1, *, spectral_abscissa: float = -0.5, normal: bool = False,
+               input_scale: float = 1.0, rng=None) -> "LinearRNN":
+        """A random linear RNN with ``alpha(W) = spectral_abscissa`` (see :meth:`CTRNN.random`)."""
+        m = check_int("hidden", hidden, minimum=1)
+        d = check_int("inputs", inputs, minimum=1)
+        target = check_finite("spectral_abscissa", spectral_abscissa)
+        rng = np.random.default_rng(rng)
+        W = _shift_to_abscissa(_random_matrix(m, rng, normal), target)
+        U = rng.standard_normal((m, d)) * (check_nonnegative("input_scale", input_scale) / np.sqrt(d))
+        c = rng.standard_normal(m) / np.sqrt(m)
+        return cls(W, U, c)
+
+    def as_ctrnn(self) -> CTRNN:
+        """The same system as a :class:`CTRNN` with identity activation and zero bias."""
+        return CTRNN(self.W, self.U, np.zeros(self.hidden), self.c, activation="identity")
+
+    def discretize(self, dt: float) -> "EulerRNN":
+        """Forward Euler ``h_{k+1} = h_k + dt (W h_k + U x_k)`` (see :meth:`CTRNN.discretize`)."""
+        return self.as_ctrnn().discretize(dt)
+
+    def kernel(self, t) -> np.ndarray:
+        """The memory kernel ``rho(t)^T = c^T e^{W t} U`` at times ``t >= 0``.
+
+        Parameters
+        ----------
+        t : array_like, shape (n,)
+
+        Returns
+        -------
+        ndarray, shape (n, d)
+            Computed with :func:`scipy.linalg.expm` at each time.
+        """
+        t = as_float_array("t", t, ndim=1)
+        if np.any(t < 0):
+            raise ValueError(f"`t` must be non-negative; got min(t) = {t.min()}.")
+        return np.stack([self.c @ scipy.linalg.expm(self.W * ti) @ self.U for ti in t]) if t.size else np.zeros((0, self.inputs))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DiscreteRNN(_ParamModel):
+    """Discrete-time RNN ``h_{k+1} = sigma(W h_k + U x_k + b)``, ``y_k = c^T h_k``.
+
+    Parameters as in :class:`CTRNN`.
+    """
+
+    W: np.ndarray
+    U: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    activation: str = "tanh"
+
+    _param_names: ClassVar[tuple[str, ...]] = ("W", "U", "b", "c")
+
+    def __post_init__(self):
+        self._check_params()
+        _check_activation(self)
+
+    @classmethod
+    def random(cls, hidden: int, inputs: int = 1, *, spectral_radius: float = 0.9, activation: str = "tanh",
+               input_scale: float = 1.0, bias_scale: float = 0.0, rng=None) -> "DiscreteRNN":
+        """A random discrete RNN whose ``W`` has the prescribed spectral radius."""
+        m = check_int("hidden", hidden, minimum=1)
+        d = check_int("inputs", inputs, minimum=1)
+        radius = check_nonnegative("spectral_radius", spectral_radius)
+        rng = np.random.default_rng(rng)
+        A = rng.standard_normal((m, m)) / np.sqrt(m)
+        r = float(np.max(np.abs(np.linalg.eigvals(A))))
+        W = A * (radius / r) if r > 0 else A
+        U = rng.standard_normal((m, d)) * (check_nonnegative("input_scale", input_scale) / np.sqrt(d))
+        b = rng.standard_normal(m) * check_nonnegative("bias_scale", bias_scale)
+        c = rng.standard_normal(m) / np.sqrt(m)
+        return cls(W, U, b, c, activation=activation)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class EulerRNN(_ParamModel):
+    """Forward-Euler image of a CTRNN (residual recurrence).
+
+    ``h_{k+1} = h_k + dt * (sigma(W h_k + U x_k + b) - leak * h_k)``, ``y_k = c^T h_k``.
+    Build it with :meth:`CTRNN.discretize`.
+    """
+
+    W: np.ndarray
+    U: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    dt: float = field(default=0.1)
+    activation: str = "tanh"
+    leak: float = 0.0
+
+    _param_names: ClassVar[tuple[str, ...]] = ("W", "U", "b", "c")
+
+    def __post_init__(self):
+        self._check_params()
+        _check_activation(self)
+        object.__setattr__(self, "dt", check_positive("dt", self.dt))
+        object.__setattr__(self, "leak", check_nonnegative("leak", self.leak))
+
+    def to_ctrnn(self) -> CTRNN:
+        """The continuous-time model this recurrence discretises."""
+        return CTRNN(self.W, self.U, self.b, self.c, activation=self.activation, leak=self.leak)
+
+
+def _recurrence_coefficients(model) -> tuple[float, float]:
+    """``(gamma, eta)`` with ``h_{k+1} = gamma h_k + eta sigma(z_k)`` for a discrete model."""
+    if isinstance(model, DiscreteRNN):
+        return 0.0, 1.0
+    if isinstance(model, EulerRNN):
+        return 1.0 - model.dt * model.leak, model.dt
+    raise TypeError(
+        f"`model` must be a DiscreteRNN or an EulerRNN (use CTRNN.discretize(dt)); got {describe(model)}."
+    )

@@ -1,0 +1,339 @@
+"""Discrete recurrences: numba forward pass and hand-written BPTT.
+
+Both :class:`~dynmem.models.DiscreteRNN` and the forward-Euler
+:class:`~dynmem.models.EulerRNN` are instances of one recurrence::
+
+    z_k     = W h_k + U x_k + b
+    h_{k+1} = gamma * h_k + eta * sigma(z_k)          k = 0 .. T-1
+    y_k     = c^T h_{k+1}                              (output after reading x_k)
+
+with ``(gamma, eta) = (0, 1)`` for ``DiscreteRNN`` and
+``(1 - dt * leak, dt)`` for ``EulerRNN``.  Note the output convention: step
+k reads ``x_k`` and emits ``y_k = c^T h_{k+1}`` (as ``torch.nn.RNN`` does), so
+``T`` inputs give ``T`` outputs and the initial state is not read out.
+
+BPTT (THEORY.md section 8), with ``a_k = dL/dh_k`` and ``s_k = sigma'(z_k)``::
+
+    delta_k = eta * s_k * a_{k+1}                 (= dL/dz_k)
+    a_k     = gamma * a_{k+1} + W^T delta_k + g_{k-1} c      (g_k = dL/dy_k)
+    dL/dW = sum_k delta_k h_k^T,   dL/dU = sum_k delta_k x_k^T,
+    dL/db = sum_k delta_k,         dL/dc = sum_k g_k h_{k+1},   dL/dh_0 = a_0.
+
+Only the products with ``W`` and ``W^T`` are sequential and live in the numba
+kernels; the input projection ``U x_k + b`` and the weight-gradient sums are
+single matrix products over all steps and the whole batch.
+Arrays are stored time-major internally, ``(T, batch, m)``, so each step
+touches one contiguous block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from ._validation import as_float_array, check_choice, describe
+from .activations import act_and_deriv_scalar, get_activation
+from .models import DiscreteRNN, EulerRNN, _recurrence_coefficients
+
+__all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_grad"]
+
+# Below this width a hand-written matrix-vector loop beats a BLAS call per step.
+_SMALL_WIDTH = 24
+
+
+@numba.njit(cache=True)
+def _forward_kernel(W, P, h0, gamma, eta, code, H, S):
+    """Sequential part of the forward pass.
+
+    W (m, m); P (T, B, m) = U x + b; h0 (B, m); writes H (T+1, B, m) and
+    S (T, B, m) = sigma'(z).
+    """
+    T, B, m = P.shape
+    WT = np.ascontiguousarray(W.T)
+    H[0] = h0
+    Z = np.empty((B, m))
+    small = m < _SMALL_WIDTH
+    for k in range(T):
+        hk = H[k]
+        if small:
+            for bi in range(B):
+                for i in range(m):
+                    Z[bi, i] = 0.0
+                for j in range(m):
+                    hj = hk[bi, j]
+                    for i in range(m):
+                        Z[bi, i] += WT[j, i] * hj
+        else:
+            np.dot(hk, WT, Z)
+        Pk = P[k]
+        Hn = H[k + 1]
+        Sk = S[k]
+        for bi in range(B):
+            for i in range(m):
+                a, s = act_and_deriv_scalar(code, Z[bi, i] + Pk[bi, i])
+                Hn[bi, i] = gamma * hk[bi, i] + eta * a
+                Sk[bi, i] = s
+    return H
+
+
+@numba.njit(cache=True)
+def _backward_kernel(W, S, G, c, a_T, gamma, eta, Delta):
+    """Sequential part of BPTT.
+
+    S (T, B, m) = sigma'(z); G (T, B) = dL/dy; a_T (B, m) extra dL/dh_T.
+    Writes Delta (T, B, m) = dL/dz and returns dL/dh_0, shape (B, m).
+    """
+    T, B, m = S.shape
+    a = a_T.copy()
+    for bi in range(B):
+        g = G[T - 1, bi]
+        for i in range(m):
+            a[bi, i] += g * c[i]
+    tmp = np.empty((B, m))
+    small = m < _SMALL_WIDTH
+    for k in range(T - 1, -1, -1):
+        Sk = S[k]
+        Dk = Delta[k]
+        for bi in range(B):
+            for i in range(m):
+                Dk[bi, i] = eta * Sk[bi, i] * a[bi, i]
+        # a <- gamma a + delta @ W  (row form of W^T delta)
+        if small:
+            for bi in range(B):
+                for i in range(m):
+                    tmp[bi, i] = 0.0
+                for j in range(m):
+                    dj = Dk[bi, j]
+                    for i in range(m):
+                        tmp[bi, i] += W[j, i] * dj
+        else:
+            np.dot(Dk, W, tmp)
+        if k > 0:
+            for bi in range(B):
+                g = G[k - 1, bi]
+                for i in range(m):
+                    a[bi, i] = gamma * a[bi, i] + tmp[bi, i] + g * c[i]
+        else:
+            for bi in range(B):
+                for i in range(m):
+                    a[bi, i] = gamma * a[bi, i] + tmp[bi, i]
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectory:
+    """Result of :func:`forward`.
+
+    Attributes
+    ----------
+    y : ndarray, shape (batch, T)
+        Outputs ``y_k = c^T h_{k+1}``.
+    h : ndarray, shape (batch, T + 1, m)
+        Hidden states ``h_0 .. h_T`` (a view on time-major storage).
+    model : DiscreteRNN or EulerRNN
+        The model that produced them.
+    """
+
+    y: np.ndarray
+    h: np.ndarray
+    model: object
+    _X: np.ndarray  # (T, B, d) time-major inputs
+    _H: np.ndarray  # (T+1, B, m)
+    _S: np.ndarray  # (T, B, m) sigma'(z_k)
+    _h0_shape: tuple
+
+    @property
+    def h_final(self) -> np.ndarray:
+        """``h_T``, shape (batch, m)."""
+        return self._H[-1]
+
+
+@dataclass(frozen=True, eq=False)
+class GradientResult:
+    """A loss (if one was given) and its gradient.
+
+    Attributes
+    ----------
+    loss : float or None
+        The loss value; ``None`` for :func:`backward`, which only receives cotangents.
+    grad : model
+        Same class and settings as the model; its arrays hold ``dL/dW``,
+        ``dL/dU``, ``dL/db``, ``dL/dc``.  ``grad.flatten()`` matches
+        ``model.flatten()`` entry for entry.
+    dh0 : ndarray
+        ``dL/dh_0``, with the shape of the ``h0`` that was passed ((m,) when
+        ``h0`` was None or shared across the batch).
+    """
+
+    loss: float | None
+    grad: object
+    dh0: np.ndarray
+
+    @property
+    def flat(self) -> np.ndarray:
+        """The parameter gradient as one vector (order of ``model.flatten()``)."""
+        return self.grad.flatten()
+
+    def __getattr__(self, name):
+        # dW, dU, db, dc as shortcuts for grad.W, ...
+        if name in ("dW", "dU", "db", "dc"):
+            return getattr(self.grad, name[1:])
+        raise AttributeError(name)
+
+
+def _check_model(model):
+    if not isinstance(model, (DiscreteRNN, EulerRNN)):
+        _recurrence_coefficients(model)  # raises the explanatory TypeError
+    return model
+
+
+def _check_inputs(model, X) -> np.ndarray:
+    X = as_float_array("X", X)
+    if X.ndim != 3:
+        hint = " (add a batch axis with X[None])" if X.ndim == 2 else ""
+        raise ValueError(f"`X` must have shape (batch, T, d) with d = {model.inputs}; got shape {X.shape}{hint}.")
+    if X.shape[2] != model.inputs:
+        raise ValueError(f"`X` must have shape (batch, T, {model.inputs}) to match the model's inputs; got shape {X.shape}.")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"`X` must hold at least one sequence of at least one step; got shape {X.shape}.")
+    return X
+
+
+def _check_h0(model, h0, batch: int) -> tuple[np.ndarray, tuple]:
+    m = model.hidden
+    if h0 is None:
+        return np.zeros((batch, m)), (m,)
+    h0 = as_float_array("h0", h0, ndim=(1, 2))
+    if h0.shape == (m,):
+        return np.ascontiguousarray(np.broadcast_to(h0, (batch, m))), (m,)
+    if h0.shape == (batch, m):
+        return h0, (batch, m)
+    raise ValueError(f"`h0` must have shape ({m},) or ({batch}, {m}); got shape {h0.shape}.")
+
+
+def _rw(a: np.ndarray) -> np.ndarray:
+    # Model arrays are read-only; numba would compile a second signature for them.
+    return a if a.flags.writeable else a.copy()
+
+
+def forward(model, X, *, h0=None) -> Trajectory:
+    """Run a discrete recurrence over a batch of input sequences.
+
+    Parameters
+    ----------
+    model : DiscreteRNN or EulerRNN
+    X : array_like, shape (batch, T, d)
+        Inputs ``x_0 .. x_{T-1}`` for each sequence.
+    h0 : array_like, shape (m,) or (batch, m), optional
+        Initial state (zeros by default; a (m,) vector is shared by the batch).
+
+    Returns
+    -------
+    Trajectory
+        Outputs ``y`` (batch, T) and states ``h`` (batch, T+1, m).
+
+    Raises
+    ------
+    FloatingPointError
+        If a state becomes non-finite (the recurrence diverged).
+    """
+    _check_model(model)
+    X = _check_inputs(model, X)
+    B, T, d = X.shape
+    h0_arr, h0_shape = _check_h0(model, h0, B)
+    gamma, eta = _recurrence_coefficients(model)
+    code = get_activation(model.activation).code
+    m = model.hidden
+    Xt = np.ascontiguousarray(X.transpose(1, 0, 2))  # (T, B, d)
+    # Off the sequential path: one GEMM for every input projection.
+    P = (Xt.reshape(T * B, d) @ model.U.T + model.b).reshape(T, B, m)
+    H = np.empty((T + 1, B, m))
+    S = np.empty((T, B, m))
+    _forward_kernel(_rw(model.W), P, h0_arr, float(gamma), float(eta), code, H, S)
+    if not np.all(np.isfinite(H[-1])):
+        k = int(np.argmax(~np.all(np.isfinite(H.reshape(T + 1, -1)), axis=1)))
+        raise FloatingPointError(f"the recurrence diverged: a hidden state became non-finite at step {k} of {T}.")
+    y = (H[1:].reshape(T * B, m) @ model.c).reshape(T, B).T
+    return Trajectory(y=y, h=H.transpose(1, 0, 2), model=model, _X=Xt, _H=H, _S=S, _h0_shape=h0_shape)
+
+
+def backward(model, trajectory: Trajectory, dy, *, dh_final=None) -> GradientResult:
+    """Vector-Jacobian product of a forward pass (BPTT).
+
+    Parameters
+    ----------
+    model : DiscreteRNN or EulerRNN
+        The model used in :func:`forward`.
+    trajectory : Trajectory
+        From :func:`forward`.
+    dy : array_like, shape (batch, T)
+        Cotangents ``dL/dy_k``.
+    dh_final : array_like, shape (batch, m), optional
+        Cotangent of the final state ``h_T`` (for losses on the last state).
+
+    Returns
+    -------
+    GradientResult
+        With ``loss=None``.
+    """
+    _check_model(model)
+    if not isinstance(trajectory, Trajectory) or trajectory.model is not model:
+        raise ValueError("`trajectory` must be the result of forward(model, ...) for this same `model`.")
+    Xt, H, S = trajectory._X, trajectory._H, trajectory._S
+    T, B, m = S.shape
+    d = Xt.shape[2]
+    dy = as_float_array("dy", dy, shape=(B, T))
+    aT = np.zeros((B, m)) if dh_final is None else as_float_array("dh_final", dh_final, shape=(B, m)).copy()
+    G = np.ascontiguousarray(dy.T)
+    gamma, eta = _recurrence_coefficients(model)
+    Delta = np.empty((T, B, m))
+    a0 = _backward_kernel(_rw(model.W), S, G, _rw(model.c), aT, float(gamma), float(eta), Delta)
+    # Off the sequential path: each weight gradient is one matrix product.
+    D2 = Delta.reshape(T * B, m)
+    dW = D2.T @ H[:-1].reshape(T * B, m)
+    dU = D2.T @ Xt.reshape(T * B, d)
+    db = D2.sum(axis=0)
+    dc = G.reshape(T * B) @ H[1:].reshape(T * B, m)
+    dh0 = a0.sum(axis=0) if trajectory._h0_shape == (m,) else a0
+    if not (np.all(np.isfinite(dW)) and np.all(np.isfinite(a0))):
+        raise FloatingPointError("BPTT produced a non-finite gradient (exploding gradients through the recurrence).")
+    grad = model.replace(W=dW, U=dU, b=db, c=dc)
+    return GradientResult(loss=None, grad=grad, dh0=dh0)
+
+
+_LOSSES = ("mse", "sse")
+
+
+def value_and_grad(model, X, Y, *, h0=None, loss: str = "mse") -> GradientResult:
+    """Loss on the outputs and its gradient with respect to every parameter and ``h0``.
+
+    Parameters
+    ----------
+    model : DiscreteRNN or EulerRNN
+    X : array_like, shape (batch, T, d)
+    Y : array_like, shape (batch, T)
+        Targets for ``y_k``.
+    h0 : array_like, shape (m,) or (batch, m), optional
+    loss : {"mse", "sse"}
+        ``"mse"``: ``mean_{b,k} (y - Y)^2`` (``torch.nn.MSELoss``);
+        ``"sse"``: ``0.5 * sum_{b,k} (y - Y)^2``.
+
+    Returns
+    -------
+    GradientResult
+    """
+    check_choice("loss", loss, _LOSSES)
+    traj = forward(model, X, h0=h0)
+    B, T = traj.y.shape
+    Y = as_float_array("Y", Y, shape=(B, T))
+    r = traj.y - Y
+    if loss == "mse":
+        value = float(np.mean(r * r))
+        dy = (2.0 / r.size) * r
+    else:
+        value = 0.5 * float(np.sum(r * r))
+        dy = r
+    res = backward(model, traj, dy)
+    return GradientResult(loss=value, grad=res.grad, dh0=res.dh0)
