@@ -1,1 +1,65 @@
-"""dynmem: recurrent neural networks as dynamical systems."""
+"""dynmem: recurrent neural networks as dynamical systems.
+
+``import dynmem as dm``; the public names below are re-exported from the
+modules that define them (one module per concept).
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from . import activations, adjoint, inputs, models, recurrences
+from .activations import Activation, available_activations, get_activation
+from .adjoint import AdjointResult, adjoint_gradient
+from .inputs import (
+    FunctionPath,
+    InputPath,
+    PiecewiseConstant,
+    PiecewiseLinear,
+    from_sequence,
+    impulse,
+    step,
+    white_noise,
+)
+from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN, spectral_abscissa
+from .recurrences import GradientResult, Trajectory, backward, forward, value_and_grad
+from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simulate
+
+try:
+    __version__ = _version("dynmem")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "__version__",
+    # models
+    "CTRNN",
+    "LinearRNN",
+    "DiscreteRNN",
+    "EulerRNN",
+    "spectral_abscissa",
+    # activations
+    "Activation",
+    "available_activations",
+    "get_activation",
+    # inputs
+    "InputPath",
+    "PiecewiseConstant",
+    "PiecewiseLinear",
+    "FunctionPath",
+    "step",
+    "impulse",
+    "white_noise",
+    "from_sequence",
+    # continuous time
+    "simulate",
+    "SimulationResult",
+    "PiecewiseSolution",
+    "SimulationError",
+    "adjoint_gradient",
+    "AdjointResult",
+    # discrete time
+    "forward",
+    "backward",
+    "value_and_grad",
+    "Trajectory",
+    "GradientResult",
+]

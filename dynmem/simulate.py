@@ -1,0 +1,332 @@
+"""Continuous-time simulation of CTRNNs on scipy's integrators.
+
+The system ``dh/dt = sigma(W h + U x(t) + b) - leak h`` is integrated with
+:func:`scipy.integrate.solve_ivp` *knot to knot*: every knot of the input
+path that lies inside the time span ends one call and starts the next, so no
+step ever straddles a jump of ``x`` (or of ``x'``).  On each piece the input
+is affine, ``U x(t) + b = p + (t - a) q``, and the vector field and its
+Jacobian ``diag(sigma'(z)) W - leak I`` are numba-compiled.  Stiff methods
+(Radau, BDF, LSODA) receive the analytic Jacobian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_positive, describe
+from .activations import act_scalar, dact_scalar, get_activation
+from .inputs import InputPath
+from .models import CTRNN, LinearRNN
+
+__all__ = ["simulate", "SimulationResult", "PiecewiseSolution", "SimulationError", "METHODS"]
+
+METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
+_STIFF = ("Radau", "BDF", "LSODA")
+
+
+class SimulationError(RuntimeError):
+    """The integrator failed (step size collapse, divergence or a non-finite state)."""
+
+
+@numba.njit(cache=True)
+def _ctrnn_rhs(t, h, W, p, q, a, code, leak):
+    # dh/dt = sigma(W h + p + (t - a) q) - leak h
+    m = h.shape[0]
+    out = np.empty(m)
+    tau = t - a
+    for i in range(m):
+        z = p[i] + tau * q[i]
+        for j in range(m):
+            z += W[i, j] * h[j]
+        out[i] = act_scalar(code, z) - leak * h[i]
+    return out
+
+
+@numba.njit(cache=True)
+def _ctrnn_jac(t, h, W, p, q, a, code, leak):
+    # d/dh [sigma(W h + u) - leak h] = diag(sigma'(z)) W - leak I
+    m = h.shape[0]
+    J = np.empty((m, m))
+    tau = t - a
+    for i in range(m):
+        z = p[i] + tau * q[i]
+        for j in range(m):
+            z += W[i, j] * h[j]
+        s = dact_scalar(code, z)
+        for j in range(m):
+            J[i, j] = s * W[i, j]
+        J[i, i] -= leak
+    return J
+
+
+def _as_ctrnn(model) -> CTRNN:
+    if isinstance(model, CTRNN):
+        return model
+    if isinstance(model, LinearRNN):
+        return model.as_ctrnn()
+    raise TypeError(
+        f"`model` must be a CTRNN or a LinearRNN (discrete models run with dynmem.recurrences.forward); got {describe(model)}."
+    )
+
+
+def _check_path(model, x) -> InputPath:
+    if not isinstance(x, InputPath):
+        raise TypeError(
+            f"`x` must be an input path from dynmem.inputs (e.g. inputs.step(x) for a Heaviside input); got {describe(x)}."
+        )
+    if x.dim != model.inputs:
+        raise ValueError(f"`x` must have dimension {model.inputs} to match the model's inputs; got dimension {x.dim}.")
+    return x
+
+
+class _Field:
+    """Vector field and Jacobian of a CTRNN on one piece of the input."""
+
+    def __init__(self, model: CTRNN, x: InputPath):
+        self.model = model
+        self.x = x
+        self.W = np.array(model.W)  # writeable copy: one numba signature
+        self.code = get_activation(model.activation).code
+        self.leak = float(model.leak)
+        self.act = get_activation(model.activation)
+
+    def on_piece(self, a: float, k: int):
+        """``(fun, jac)`` for solve_ivp on the piece k starting at time a."""
+        model, W, code, leak = self.model, self.W, self.code, self.leak
+        if self.x.affine:
+            xa = self.x.offsets[k] + (a - self.x.knots[k]) * self.x.slopes[k]
+            p = model.U @ xa + model.b
+            q = model.U @ self.x.slopes[k]
+
+            def fun(t, h):
+                return _ctrnn_rhs(t, h, W, p, q, a, code, leak)
+
+            def jac(t, h):
+                return _ctrnn_jac(t, h, W, p, q, a, code, leak)
+
+            return fun, jac
+        act, U, b, xfn = self.act, model.U, model.b, self.x.fn
+
+        def fun(t, h):
+            z = W @ h + U @ np.asarray(xfn(t), dtype=float).reshape(-1) + b
+            return act.fn(z) - leak * h
+
+        def jac(t, h):
+            z = W @ h + U @ np.asarray(xfn(t), dtype=float).reshape(-1) + b
+            J = act.deriv(z)[:, None] * W
+            J[np.diag_indices_from(J)] -= leak
+            return J
+
+        return fun, jac
+
+
+@dataclass(frozen=True, eq=False)
+class PiecewiseSolution:
+    """Dense output of a knot-to-knot solve: one scipy ``OdeSolution`` per segment.
+
+    Attributes
+    ----------
+    breaks : ndarray, shape (n_segments + 1,)
+        Segment end points, increasing.
+    segments : tuple of scipy.integrate.OdeSolution
+    steps : tuple of ndarray
+        The integrator's step times within each segment.
+    """
+
+    breaks: np.ndarray
+    segments: tuple
+    steps: tuple
+
+    def __call__(self, t) -> np.ndarray:
+        """State at time(s) ``t``: shape (m,) for a scalar, (n, m) for an array."""
+        scalar = np.ndim(t) == 0
+        t = np.atleast_1d(np.asarray(t, dtype=float))
+        if t.size and (t.min() < self.breaks[0] or t.max() > self.breaks[-1]):
+            raise ValueError(
+                f"`t` must lie in [{self.breaks[0]}, {self.breaks[-1]}]; got values in [{t.min()}, {t.max()}]."
+            )
+        idx = np.clip(np.searchsorted(self.breaks, t, side="right") - 1, 0, len(self.segments) - 1)
+        m = self.segments[0](self.breaks[0]).shape[0]
+        out = np.empty((t.size, m))
+        for k in np.unique(idx):
+            sel = idx == k
+            out[sel] = self.segments[k](t[sel]).T
+        return out[0] if scalar else out
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """Result of :func:`simulate`.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n,)
+        The requested times.
+    h : ndarray, shape (n, m)
+        Hidden states (NaN after a reported failure).
+    y : ndarray, shape (n,)
+        Outputs ``c^T h``.
+    success : bool
+    message : str
+    nfev, njev, nlu : int
+        Right-hand-side evaluations, Jacobian evaluations and LU decompositions, summed over segments.
+    n_segments : int
+        Number of knot-to-knot solver calls.
+    sol : PiecewiseSolution or None
+        Dense output when ``dense_output=True``.
+    """
+
+    t: np.ndarray
+    h: np.ndarray
+    y: np.ndarray
+    success: bool
+    message: str
+    nfev: int
+    njev: int
+    nlu: int
+    n_segments: int
+    sol: PiecewiseSolution | None = None
+
+
+def _segments(x: InputPath, t0: float, t1: float) -> list[tuple[float, float, int]]:
+    """Knot-to-knot segments ``(a, b, piece)`` covering ``[t0, t1]``."""
+    inner = x.knots[(x.knots > t0) & (x.knots < t1)]
+    bounds = np.concatenate([[t0], inner, [t1]])
+    pieces = x.piece_index(bounds[:-1])
+    return [(float(a), float(b), int(k)) for a, b, k in zip(bounds[:-1], bounds[1:], pieces)]
+
+
+def _divergence_event(threshold: float):
+    def event(t, h):
+        return threshold - np.max(np.abs(h))
+
+    event.terminal = True
+    event.direction = -1
+    return event
+
+
+def simulate(
+    model,
+    x: InputPath,
+    t_eval,
+    *,
+    h0=None,
+    t0: float | None = None,
+    method: str = "RK45",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_step: float = np.inf,
+    dense_output: bool = False,
+    divergence_threshold: float = 1e12,
+    on_failure: str = "raise",
+) -> SimulationResult:
+    """Integrate a CTRNN driven by an input path.
+
+    Parameters
+    ----------
+    model : CTRNN or LinearRNN
+    x : InputPath
+        The input; its knots split the integration.
+    t_eval : array_like, shape (n,)
+        Strictly increasing output times in ``[t0, x.t_end]``.
+    h0 : array_like, shape (m,), optional
+        State at ``t0`` (zeros by default).
+    t0 : float, optional
+        Initial time; defaults to ``x.t_start``.
+    method : {"RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA"}
+        scipy integrator; stiff ones get the analytic Jacobian.
+    rtol, atol : float
+        Tolerances passed to every solver call.
+    max_step : float
+        Largest step the solver may take.
+    dense_output : bool
+        Also return a :class:`PiecewiseSolution` on ``[t0, t_eval[-1]]``.
+    divergence_threshold : float
+        The solve stops and fails when ``max|h|`` reaches this value.
+    on_failure : {"raise", "report"}
+        Raise :class:`SimulationError`, or return ``success=False`` with the
+        states after the failure set to NaN.
+
+    Returns
+    -------
+    SimulationResult
+    """
+    model = _as_ctrnn(model)
+    x = _check_path(model, x)
+    check_choice("method", method, METHODS)
+    check_choice("on_failure", on_failure, ("raise", "report"))
+    rtol = check_positive("rtol", rtol)
+    atol = check_positive("atol", atol)
+    max_step = check_positive("max_step", max_step, allow_inf=True)
+    threshold = check_positive("divergence_threshold", divergence_threshold)
+    t_eval = check_increasing("t_eval", as_float_array("t_eval", t_eval, ndim=1))
+    if t_eval.size == 0:
+        raise ValueError("`t_eval` must hold at least one time; got an empty array.")
+    t0 = x.t_start if t0 is None else check_finite("t0", t0)
+    if not (x.t_start <= t0 <= x.t_end):
+        raise ValueError(f"`t0` must lie in the input's domain [{x.t_start}, {x.t_end}]; got {t0}.")
+    if t_eval[0] < t0 or t_eval[-1] > x.t_end:
+        raise ValueError(
+            f"`t_eval` must lie in [t0, x.t_end] = [{t0}, {x.t_end}]; got values in [{t_eval[0]}, {t_eval[-1]}]."
+        )
+    m = model.hidden
+    h = np.zeros(m) if h0 is None else as_float_array("h0", h0, shape=(m,)).copy()
+
+    field = _Field(model, x)
+    H = np.full((t_eval.size, m), np.nan)
+    done = np.zeros(t_eval.size, dtype=bool)
+    nfev = njev = nlu = 0
+    success, message = True, "The solver reached the last requested time."
+    sols, steps, breaks = [], [], [t0]
+    t1 = float(t_eval[-1])
+    segs = _segments(x, t0, t1) if t1 > t0 else []
+    event = _divergence_event(threshold)
+    for a, b, k in segs:
+        fun, jac = field.on_piece(a, k)
+        sel = (~done) & (t_eval >= a) & (t_eval <= b)
+        te = t_eval[sel]
+        n_req = te.size
+        if n_req == 0 or te[-1] != b:
+            te = np.append(te, b)  # the end state seeds the next segment
+        kwargs = dict(method=method, rtol=rtol, atol=atol, max_step=max_step, dense_output=dense_output,
+                      t_eval=te, events=event)
+        if method in _STIFF:
+            kwargs["jac"] = jac
+        sol = solve_ivp(fun, (a, b), h, **kwargs)
+        nfev, njev, nlu = nfev + sol.nfev, njev + sol.njev, nlu + sol.nlu
+        if sol.status != 0:
+            success = False
+            t_fail = float(sol.t_events[0][0]) if sol.status == 1 else a
+            if sol.status == 1:
+                message = f"the state diverged: max|h| reached {threshold:g} at t = {t_fail:.6g} (method {method})."
+            else:
+                message = f"{method} failed on the segment [{a:.6g}, {b:.6g}]: {sol.message}"
+            n_got = min(sol.t.size, n_req)
+            H[np.flatnonzero(sel)[:n_got]] = sol.y[:, :n_got].T
+            break
+        H[sel] = sol.y[:, :n_req].T
+        done |= sel
+        h = sol.y[:, -1]
+        if not np.all(np.isfinite(h)):
+            success, message = False, f"the state became non-finite on [{a:.6g}, {b:.6g}] (method {method})."
+            break
+        if dense_output:
+            sols.append(sol.sol)
+            steps.append(sol.sol.ts)
+            breaks.append(b)
+    if t_eval[0] == t0 and not done[0] and success:
+        H[0] = np.zeros(m) if h0 is None else as_float_array("h0", h0, shape=(m,))
+        done[0] = True
+    if success and not done.all():  # pragma: no cover - guards the bookkeeping above
+        success, message = False, "internal error: some requested times were not reached."
+    if not success and on_failure == "raise":
+        raise SimulationError(message)
+    y = H @ model.c
+    dense = PiecewiseSolution(np.array(breaks), tuple(sols), tuple(steps)) if (dense_output and success and sols) else None
+    return SimulationResult(t=t_eval, h=H, y=y, success=success, message=message, nfev=int(nfev), njev=int(njev),
+                            nlu=int(nlu), n_segments=len(segs), sol=dense)
+
