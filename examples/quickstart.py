@@ -1,7 +1,6 @@
 """The README quickstart: simulate a CTRNN and compute gradients two ways."""
 
 import numpy as np
-
 import dynmem as dm
 
 model = dm.CTRNN.random(8, 2, spectral_abscissa=-0.5, rng=0)      # alpha(W) = -0.5

@@ -65,7 +65,9 @@ def test_readme_quickstart_example_runs(capsys):
 
 def test_readme_quickstart_matches_example_file():
     root = os.path.join(os.path.dirname(__file__), "..")
-    readme = open(os.path.join(root, "README.md")).read()
+    with open(os.path.join(root, "README.md")) as fh:
+        readme = fh.read()
     block = readme.split("## Quickstart", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
-    example = open(os.path.join(root, "examples", "quickstart.py")).read()
+    with open(os.path.join(root, "examples", "quickstart.py")) as fh:
+        example = fh.read()
     assert block.strip() in example
