@@ -123,11 +123,7 @@ class _ParamModel:
             size = int(np.prod(shape))
             updates[n] = theta[i : i + size].reshape(shape)
             i += size
-        return self._replace_unchecked_finite(**updates)
-
-    def _replace_unchecked_finite(self, **updates):
-        # unflatten is used to hold gradients as well as parameters; both
-        # must be finite, and a non-finite theta is reported by the checks.
+        # Validated like the constructor: a non-finite theta is reported there.
         return dataclasses.replace(self, **updates)
 
     def replace(self, **changes):
@@ -152,6 +148,14 @@ def _random_matrix(m: int, rng: np.random.Generator, normal: bool) -> np.ndarray
     if normal:
         A = 0.5 * (A + A.T)
     return A
+
+
+def _random_io(m: int, d: int, rng: np.random.Generator, input_scale: float, bias_scale: float):
+    """``U`` ~ N(0, input_scale^2 / d), ``b`` ~ N(0, bias_scale^2), ``c`` ~ N(0, 1/m)."""
+    U = rng.standard_normal((m, d)) * (check_nonnegative("input_scale", input_scale) / np.sqrt(d))
+    b = rng.standard_normal(m) * check_nonnegative("bias_scale", bias_scale)
+    c = rng.standard_normal(m) / np.sqrt(m)
+    return U, b, c
 
 
 def _shift_to_abscissa(A: np.ndarray, target: float) -> np.ndarray:
@@ -223,9 +227,7 @@ class CTRNN(_ParamModel):
         target = check_finite("spectral_abscissa", spectral_abscissa)
         rng = np.random.default_rng(rng)
         W = _shift_to_abscissa(_random_matrix(m, rng, normal), target)
-        U = rng.standard_normal((m, d)) * (check_nonnegative("input_scale", input_scale) / np.sqrt(d))
-        b = rng.standard_normal(m) * check_nonnegative("bias_scale", bias_scale)
-        c = rng.standard_normal(m) / np.sqrt(m)
+        U, b, c = _random_io(m, d, rng, input_scale, bias_scale)
         return cls(W, U, b, c, activation=activation)
 
     def discretize(self, dt: float) -> "EulerRNN":
@@ -271,8 +273,7 @@ class LinearRNN(_ParamModel):
         target = check_finite("spectral_abscissa", spectral_abscissa)
         rng = np.random.default_rng(rng)
         W = _shift_to_abscissa(_random_matrix(m, rng, normal), target)
-        U = rng.standard_normal((m, d)) * (check_nonnegative("input_scale", input_scale) / np.sqrt(d))
-        c = rng.standard_normal(m) / np.sqrt(m)
+        U, _, c = _random_io(m, d, rng, input_scale, 0.0)
         return cls(W, U, c)
 
     def as_ctrnn(self) -> CTRNN:
@@ -331,9 +332,7 @@ class DiscreteRNN(_ParamModel):
         A = rng.standard_normal((m, m)) / np.sqrt(m)
         r = float(np.max(np.abs(np.linalg.eigvals(A))))
         W = A * (radius / r) if r > 0 else A
-        U = rng.standard_normal((m, d)) * (check_nonnegative("input_scale", input_scale) / np.sqrt(d))
-        b = rng.standard_normal(m) * check_nonnegative("bias_scale", bias_scale)
-        c = rng.standard_normal(m) / np.sqrt(m)
+        U, b, c = _random_io(m, d, rng, input_scale, bias_scale)
         return cls(W, U, b, c, activation=activation)
 
 

@@ -43,6 +43,22 @@ __all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_gra
 _SMALL_WIDTH = 24
 
 
+@numba.njit(cache=True, inline="always")
+def _rowmat(A, M, out):
+    """``out = A @ M`` for a (B, m) block: a BLAS call, or plain loops below ``_SMALL_WIDTH``."""
+    B, m = A.shape
+    if m >= _SMALL_WIDTH:
+        np.dot(A, M, out)
+        return
+    for bi in range(B):
+        for i in range(m):
+            out[bi, i] = 0.0
+        for j in range(m):
+            aj = A[bi, j]
+            for i in range(m):
+                out[bi, i] += M[j, i] * aj
+
+
 @numba.njit(cache=True)
 def _forward_kernel(W, P, h0, gamma, eta, code, H, S):
     """Sequential part of the forward pass.
@@ -54,19 +70,9 @@ def _forward_kernel(W, P, h0, gamma, eta, code, H, S):
     WT = np.ascontiguousarray(W.T)
     H[0] = h0
     Z = np.empty((B, m))
-    small = m < _SMALL_WIDTH
     for k in range(T):
         hk = H[k]
-        if small:
-            for bi in range(B):
-                for i in range(m):
-                    Z[bi, i] = 0.0
-                for j in range(m):
-                    hj = hk[bi, j]
-                    for i in range(m):
-                        Z[bi, i] += WT[j, i] * hj
-        else:
-            np.dot(hk, WT, Z)
+        _rowmat(hk, WT, Z)
         Pk = P[k]
         Hn = H[k + 1]
         Sk = S[k]
@@ -92,7 +98,6 @@ def _backward_kernel(W, S, G, c, a_T, gamma, eta, Delta):
         for i in range(m):
             a[bi, i] += g * c[i]
     tmp = np.empty((B, m))
-    small = m < _SMALL_WIDTH
     for k in range(T - 1, -1, -1):
         Sk = S[k]
         Dk = Delta[k]
@@ -100,16 +105,7 @@ def _backward_kernel(W, S, G, c, a_T, gamma, eta, Delta):
             for i in range(m):
                 Dk[bi, i] = eta * Sk[bi, i] * a[bi, i]
         # a <- gamma a + delta @ W  (row form of W^T delta)
-        if small:
-            for bi in range(B):
-                for i in range(m):
-                    tmp[bi, i] = 0.0
-                for j in range(m):
-                    dj = Dk[bi, j]
-                    for i in range(m):
-                        tmp[bi, i] += W[j, i] * dj
-        else:
-            np.dot(Dk, W, tmp)
+        _rowmat(Dk, W, tmp)
         if k > 0:
             for bi in range(B):
                 g = G[k - 1, bi]
