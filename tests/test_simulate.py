@@ -13,12 +13,14 @@ References used here are independent of dynmem's integrator:
 Tolerance convention.  Every scipy solver controls the *local* error of each
 step to about ``rtol * |h| + atol`` (component-wise).  For a stable system the
 global error is the sum of the local errors, each damped by the flow; it is a
-modest multiple of the per-step tolerance that depends on the method (BDF, of
-variable order <= 5 with a cruder error estimate, is the loosest).  Over all
-examples drawn here the observed ratio ``err / (rtol * max|h| + atol)`` stays
-below ~10 (BDF) and below ~3 for the others; we allow ``GLOBAL_FACTOR = 50``,
-which still detects any O(1) mistake (a missed knot, a wrong input on a piece,
-a wrong leak sign) by many orders of magnitude.
+modest multiple of the per-step tolerance that depends on the method.  For
+linear models the observed ratio ``err / (rtol * max|h| + atol)`` at rtol = 1e-8
+was at most 5.5 (BDF; RK45 0.3, DOP853 1.1, RK23 2.2, LSODA 2.4, Radau 0.15)
+over 100 random linear models per method, and at most 15 (LSODA; RK45 10,
+BDF 9) over 30 random tanh models per method.  We allow
+``GLOBAL_FACTOR = 50``: 3x headroom over the worst observation, while any O(1)
+mistake (a missed knot, a wrong input on a piece, a wrong leak sign) is
+still detected by many orders of magnitude.
 """
 
 from __future__ import annotations
@@ -387,7 +389,7 @@ def test_dense_output_agrees_with_t_eval(method):
 @pytest.mark.parametrize("activation", ["tanh", "hardtanh", "relu", "identity"])
 @pytest.mark.parametrize("leak", [0.0, 0.7])
 def test_analytic_jacobian_matches_finite_differences(activation, leak):
-    rng = np.random.default_rng(hash((activation, leak)) % 2**32)
+    rng = np.random.default_rng([get_activation(activation).code, int(10 * leak)])
     code = get_activation(activation).code
     kinks = np.array(get_activation(activation).kinks)
     m = 5
