@@ -44,6 +44,7 @@ from scipy.integrate._ivp.rk import RkDenseOutput
 
 from ._validation import as_float_array, check_choice, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .activations import dact_scalar, get_activation
+from .models import LinearRNN
 from .simulate import METHODS, _STIFF, SimulationError, _as_ctrnn, _check_path, _segments, simulate
 
 __all__ = ["adjoint_gradient", "AdjointResult"]
@@ -114,9 +115,10 @@ class AdjointResult:
     Attributes
     ----------
     loss : float
-    grad : CTRNN
-        Same structure as the model; arrays hold ``dL/dW, dL/dU, dL/db, dL/dc``.
-        (For a LinearRNN model, the gradient is returned for its CTRNN form.)
+    grad : CTRNN or LinearRNN
+        Same class as the model; its arrays hold ``dL/dW, dL/dU, dL/db, dL/dc``
+        (no ``b`` for a LinearRNN), so ``grad.flatten()`` lines up with
+        ``model.flatten()``.
     dh0 : ndarray, shape (m,)
         ``dL/dh(t0)``.
     y : ndarray, shape (n_obs,)
@@ -195,6 +197,7 @@ def adjoint_gradient(
     SimulationError
         If either solve fails.
     """
+    original = model
     model = _as_ctrnn(model)
     x = _check_path(model, x)
     check_choice("method", method, METHODS)
@@ -315,6 +318,9 @@ def adjoint_gradient(
         a = a + r_obs[obs_index[t0]] * c  # an observation at the initial time
     if not (np.all(np.isfinite(dW)) and np.all(np.isfinite(a))):
         raise SimulationError("the adjoint gradient is non-finite.")
-    grad = model.replace(W=dW, U=dU, b=db, c=dc)
+    if isinstance(original, LinearRNN):
+        grad = LinearRNN(dW, dU, dc)
+    else:
+        grad = model.replace(W=dW, U=dU, b=db, c=dc)
     return AdjointResult(loss=loss, grad=grad, dh0=a, y=y, nfev_forward=fwd.nfev, nfev_backward=int(nfev_b),
                          n_quadrature_nodes=int(n_nodes))
