@@ -73,5 +73,7 @@ class Case:
     reference_name: str = "reference"
     speed_target: float | None = None  # wanted peer/dynmem time ratio (reported, not asserted)
     accuracy_target: float | None = None  # wanted peer_error/dynmem_error (reported, not asserted)
-    extras: Callable[[dict], dict] | None = None  # extra measurements, given the case's record so far
+    # Further dynmem callables timed in the same interleaved loop (e.g. the forward solve alone).
+    also_time: dict = field(default_factory=dict)
+    extras: Callable[[dict], dict] | None = None  # extra numbers, given the case's record so far
     notes: list = field(default_factory=list)

@@ -98,31 +98,40 @@ def _time_call(fn):
     return dt, out
 
 
-def run_case(case: Case, repeats: int, log) -> dict:
+def run_case(case: Case, repeats: int) -> dict:
     rec = dict(name=case.name, group=case.group, description=case.description, params=case.params,
                peer=case.peer_name, reference=case.reference_name, repeats=repeats)
     # Warm-up: first calls are excluded (numba compile/cache load, allocator, torch dispatch caches).
     rec["dynmem_first_call_s"], _ = _time_call(case.dynmem)
     rec["peer_first_call_s"], _ = _time_call(case.peer)
+    for fn in case.also_time.values():
+        _time_call(fn)
     t = time.perf_counter()
     ref = case.reference()
     rec["reference_time_s"] = time.perf_counter() - t
     td, tp = [], []
+    ta = {k: [] for k in case.also_time}
     out_d = out_p = None
+    calls = [("d", case.dynmem), ("p", case.peer)] + list(case.also_time.items())
     for r in range(repeats):
-        order = (("d", case.dynmem), ("p", case.peer)) if r % 2 == 0 else (("p", case.peer), ("d", case.dynmem))
-        for who, fn in order:
+        for who, fn in calls if r % 2 == 0 else calls[::-1]:
             dt, out = _time_call(fn)
             if who == "d":
                 td.append(dt)
                 out_d = out
-            else:
+            elif who == "p":
                 tp.append(dt)
                 out_p = out
+            else:
+                ta[who].append(dt)
     rec["dynmem_times_s"] = td
     rec["peer_times_s"] = tp
     rec["dynmem_median_s"] = statistics.median(td)
     rec["peer_median_s"] = statistics.median(tp)
+    rec["dynmem_min_s"] = min(td)
+    rec["peer_min_s"] = min(tp)
+    if ta:
+        rec["also_timed"] = {k: dict(times_s=v, median_s=statistics.median(v)) for k, v in ta.items()}
     rec["speedup"] = rec["peer_median_s"] / rec["dynmem_median_s"]
     rec["dynmem_error"] = case.error(out_d, ref)
     rec["peer_error"] = case.error(out_p, ref)
@@ -283,7 +292,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         try:
             case = build()
-            rec = run_case(case, repeats, log=sys.stderr)
+            rec = run_case(case, repeats)
         except ImportError as exc:
             print(f"error: {exc}\n(install the benchmark extra: {BENCH_EXTRA_HINT})", file=sys.stderr)
             return 2

@@ -70,7 +70,8 @@ def as_float_array(
         if arr.dtype.kind == "c":
             raise TypeError(f"`{name}` must be real; got complex dtype {arr.dtype}.")
         raise TypeError(f"`{name}` must be an array of real numbers; got dtype {arr.dtype} from {describe(value)}.")
-    arr = np.array(arr, dtype=np.float64, order="C", copy=True) if copy else np.ascontiguousarray(arr, dtype=np.float64)
+    # np.asarray(order="C") keeps 0-d arrays 0-d (np.ascontiguousarray would promote them to 1-d).
+    arr = np.array(arr, dtype=np.float64, order="C", copy=True) if copy else np.asarray(arr, dtype=np.float64, order="C")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, numbers.Integral) else tuple(ndim)
         if arr.ndim not in allowed:
@@ -151,6 +152,6 @@ def check_increasing(name: str, t: np.ndarray, *, strict: bool = True) -> np.nda
             i = int(bad[0])
             rule = "strictly increasing" if strict else "non-decreasing"
             raise ValueError(
-                f"`{name}` must be {rule}; got {name}[{i}] = {t[i]!r} followed by {name}[{i + 1}] = {t[i + 1]!r}."
+                f"`{name}` must be {rule}; got {name}[{i}] = {float(t[i])!r} followed by {name}[{i + 1}] = {float(t[i + 1])!r}."
             )
     return t

@@ -42,7 +42,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.integrate._ivp.rk import RkDenseOutput
 
-from ._validation import as_float_array, check_choice, check_increasing, check_int, check_nonnegative, check_positive, describe
+from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .activations import dact_scalar, get_activation
 from .models import LinearRNN
 from .simulate import METHODS, _STIFF, SimulationError, _as_ctrnn, _check_path, _segments, simulate
@@ -214,8 +214,14 @@ def adjoint_gradient(
         raise ValueError(f"`weights` must be non-negative; got min(weights) = {w.min()}.")
     if running_target is not None and not callable(running_target):
         raise TypeError(f"`running_target` must be callable r(t) or None; got {describe(running_target)}.")
-    rho = check_nonnegative("running_weight", running_weight) if running_target is not None else 0.0
-    t0 = x.t_start if t0 is None else t0
+    rho = check_nonnegative("running_weight", running_weight)
+    if running_target is None:
+        rho = 0.0
+    t0 = x.t_start if t0 is None else check_finite("t0", t0)
+    if t_obs[0] < t0 or t_obs[-1] > x.t_end:
+        raise ValueError(
+            f"`t_obs` must lie in [t0, x.t_end] = [{t0}, {x.t_end}]; got values in [{t_obs[0]}, {t_obs[-1]}]."
+        )
 
     m, d = model.hidden, model.inputs
     fwd = simulate(model, x, t_obs, h0=h0, t0=t0, method=method, rtol=rtol, atol=atol, dense_output=True)

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._validation import as_float_array, check_increasing, check_int, check_nonnegative, check_positive, describe
+from ._validation import as_float_array, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 
 __all__ = [
     "InputPath",
@@ -99,6 +99,13 @@ class _AffinePath(InputPath):
     offsets: np.ndarray  # (n, d): x at the left end of each piece
     slopes: np.ndarray  # (n, d): dx/dt on each piece
 
+    def __post_init__(self):
+        # A path owns its data: copies, made read-only.
+        for name in ("knots", "offsets", "slopes"):
+            arr = np.array(getattr(self, name), dtype=float)
+            arr.flags.writeable = False
+            object.__setattr__(self, name, arr)
+
     @property
     def dim(self) -> int:
         return self.offsets.shape[1]
@@ -115,7 +122,7 @@ class _AffinePath(InputPath):
 
 
 def _knots(knots, *, allow_inf_end: bool) -> np.ndarray:
-    k = as_float_array("knots", knots, ndim=1, finite=False)
+    k = as_float_array("knots", knots, ndim=1, finite=False, copy=True)
     if k.size < 2:
         raise ValueError(f"`knots` must hold at least two times (one piece); got {k.size}.")
     if not np.all(np.isfinite(k[:-1])) or np.isnan(k[-1]) or (np.isinf(k[-1]) and not (allow_inf_end and k[-1] > 0)):
@@ -126,7 +133,7 @@ def _knots(knots, *, allow_inf_end: bool) -> np.ndarray:
 
 
 def _values2d(values, n_rows: int, name: str = "values") -> np.ndarray:
-    v = as_float_array(name, values, ndim=(1, 2))
+    v = as_float_array(name, values, ndim=(1, 2), copy=True)
     if v.ndim == 1:
         v = v[:, None]
     if v.shape[0] != n_rows:
@@ -172,6 +179,7 @@ class PiecewiseLinear(_AffinePath):
         v = _values2d(values, k.size)
         slopes = np.diff(v, axis=0) / np.diff(k)[:, None]
         super().__init__(k, v[:-1].copy(), slopes)
+        v.flags.writeable = False
         object.__setattr__(self, "_node_values", v)
 
     @property
@@ -236,6 +244,11 @@ def step(x, *, t_jump: float = 0.0, t_start: float | None = None, t_end: float =
         End of the domain (``inf`` by default).
     """
     x = as_float_array("x", np.atleast_1d(x), ndim=1)
+    t_jump = check_finite("t_jump", t_jump)
+    if not (isinstance(t_end, (int, float, np.floating, np.integer)) and t_end > t_jump):
+        raise ValueError(f"`t_end` must be greater than t_jump = {t_jump}; got {describe(t_end)}.")
+    if t_start is not None:
+        t_start = check_finite("t_start", t_start)
     if t_start is None or t_start == t_jump:
         return PiecewiseConstant([t_jump, t_end], x[None, :])
     if t_start > t_jump:
@@ -251,6 +264,7 @@ def impulse(x, *, width: float, t0: float = 0.0, t_end: float = np.inf) -> Piece
     """
     x = as_float_array("x", np.atleast_1d(x), ndim=1)
     width = check_positive("width", width)
+    t0 = check_finite("t0", t0)
     if not t_end > t0 + width:
         raise ValueError(f"`t_end` must exceed t0 + width = {t0 + width}; got {t_end}.")
     return PiecewiseConstant([t0, t0 + width, t_end], np.stack([x / width, np.zeros_like(x)]))
@@ -267,11 +281,13 @@ def white_noise(dim: int, t_end: float, dt: float, *, scale: float = 1.0, t_star
     d = check_int("dim", dim, minimum=1)
     dt = check_positive("dt", dt)
     scale = check_nonnegative("scale", scale)
+    t_start = check_finite("t_start", t_start)
     if not (np.isfinite(t_end) and t_end > t_start):
         raise ValueError(f"`t_end` must be finite and greater than t_start = {t_start}; got {t_end}.")
-    n = int(np.ceil((t_end - t_start) / dt - 1e-12))
-    knots = t_start + dt * np.arange(n + 1)
-    knots[-1] = t_end
+    grid = t_start + dt * np.arange(int(np.ceil((t_end - t_start) / dt)) + 1)
+    # Drop grid points that rounding put at (or a hair before) t_end, then end exactly there.
+    knots = np.append(grid[grid < t_end - 1e-9 * dt], t_end)
+    n = knots.size - 1
     rng = np.random.default_rng(rng)
     values = rng.standard_normal((n, d)) * (scale / np.sqrt(dt))
     return PiecewiseConstant(knots, values)
@@ -290,13 +306,16 @@ def from_sequence(X, dt: float, *, t_start: float = 0.0, kind: str = "constant")
     X : array_like, shape (T, d) or (T,)
     """
     dt = check_positive("dt", dt)
+    t_start = check_finite("t_start", t_start)
     X = as_float_array("X", X, ndim=(1, 2))
     if X.ndim == 1:
         X = X[:, None]
     T = X.shape[0]
+    if X.shape[1] < 1:
+        raise ValueError(f"`X` must have at least one column (input dimension d >= 1); got shape {X.shape}.")
     if kind == "constant":
         if T < 1:
-            raise ValueError("`X` must hold at least one sample.")
+            raise ValueError(f"`X` must hold at least one sample; got shape {X.shape}.")
         return PiecewiseConstant(t_start + dt * np.arange(T + 1), X)
     if kind == "linear":
         if T < 2:

@@ -114,7 +114,7 @@ class _ParamModel:
         theta : array_like, shape (n_params,)
             As produced by :meth:`flatten`.
         """
-        theta = as_float_array("theta", theta, ndim=1, finite=False)
+        theta = as_float_array("theta", theta, ndim=1)
         if theta.size != self.n_params:
             raise ValueError(f"`theta` must have length {self.n_params} (n_params of this model); got length {theta.size}.")
         updates, i = {}, 0

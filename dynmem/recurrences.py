@@ -315,8 +315,12 @@ def backward(model, trajectory: Trajectory, dy, *, dh_final=None) -> GradientRes
         With ``loss=None``.
     """
     _check_model(model)
-    if not isinstance(trajectory, Trajectory) or trajectory.model is not model:
-        raise ValueError("`trajectory` must be the result of forward(model, ...) for this same `model`.")
+    if not isinstance(trajectory, Trajectory):
+        raise TypeError(f"`trajectory` must be the Trajectory returned by forward(model, ...); got {describe(trajectory)}.")
+    if trajectory.model is not model:
+        raise ValueError(
+            f"`trajectory` must come from forward() with this same `model`; it was computed for {trajectory.model!r}."
+        )
     Xt, H, S = trajectory._X, trajectory._H, trajectory._S
     T, B, m = S.shape
     d = Xt.shape[2]

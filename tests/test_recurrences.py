@@ -5,13 +5,15 @@ leading "parameter set" axis so that every finite-difference stencil point of
 every parameter is evaluated in one call.  Gradients are checked against
 
 * the complex step ``Im L(theta + i h e_j) / h`` (h = 1e-30) for tanh, which
-  has no subtractive cancellation and is exact to rounding: relative error
-  <= 1e-10;
+  has no subtractive cancellation and is exact to rounding.  Observed
+  relative error vs BPTT: at most 1.7e-15 over 180 random draws; required
+  <= 1e-12 (500x headroom, still ~1e4 below any O(dt) or indexing mistake);
 * Richardson-extrapolated central differences
   ``(4 D(h/2) - D(h)) / 3`` with ``D(h) = (L(theta + h e) - L(theta - h e)) / 2h``
   (truncation O(h^4)) for every activation.  With h = 1e-3 the truncation is
-  ~1e-12 relative and the rounding ~eps |L| / h ~ 1e-13 |L|, so the
-  required relative error 1e-8 has ~4 orders of headroom.  For relu and
+  ~1e-12 relative and the rounding ~eps |L| / h ~ 1e-13 |L|; observed
+  relative errors were at most 1.6e-10 (identity), 8e-11 (relu), 3e-11
+  (hardtanh), 8e-12 (tanh) over 180 draws each; required <= 1e-8.  For relu and
   hardtanh the stencil must not cross a kink: the activation pattern (which
   linear piece every pre-activation is on) is compared at every stencil
   point with the unperturbed one, and h is divided by 10 for the directions
@@ -265,7 +267,7 @@ def test_shared_h0_equals_broadcast_h0():
 @pytest.mark.parametrize("h0_kind", H0_KINDS)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("loss", ["mse", "sse"])
-@settings(max_examples=15)
+@settings(max_examples=25)
 @given(data=st.data())
 def test_value_and_grad_tanh_matches_complex_step(loss, kind, h0_kind, data):
     model, X, h0, rng = data.draw(cases("tanh", kind, h0_kind))
@@ -277,13 +279,13 @@ def test_value_and_grad_tanh_matches_complex_step(loss, kind, h0_kind, data):
     ref = complex_step_gradient(prob)
     assert np.shape(res.dh0) == ((X.shape[0], model.hidden) if h0_kind == "batched" else (model.hidden,))
     # Complex step is exact to rounding; BPTT differs from it by rounding only.
-    assert_rel(_joint(res), ref, 1e-10)
+    assert_rel(_joint(res), ref, 1e-12)
 
 
 @pytest.mark.parametrize("h0_kind", H0_KINDS)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@settings(max_examples=10)
+@settings(max_examples=20)
 @given(data=st.data())
 def test_value_and_grad_matches_richardson(activation, kind, h0_kind, data):
     model, X, h0, rng = data.draw(cases(activation, kind, h0_kind))
@@ -298,7 +300,7 @@ def test_value_and_grad_matches_richardson(activation, kind, h0_kind, data):
 @pytest.mark.parametrize("h0_kind", H0_KINDS)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@settings(max_examples=10)
+@settings(max_examples=20)
 @given(data=st.data(), use_dh_final=st.booleans())
 def test_backward_with_dy_and_dh_final(activation, kind, h0_kind, data, use_dh_final):
     # backward is the vector-Jacobian product: for L = <dy, y> + <dh_final, h_T>
@@ -314,7 +316,7 @@ def test_backward_with_dy_and_dh_final(activation, kind, h0_kind, data, use_dh_f
                                                              else dh_final))
     if activation == "tanh":
         ref = complex_step_gradient(prob)
-        tol = 1e-10
+        tol = 1e-12
     else:
         ref, ok = richardson_gradient(prob)
         assume(ok)
@@ -333,7 +335,7 @@ def test_gradient_wide_model(activation):
     res = dm.backward(model, dm.forward(model, X, h0=h0), dy, dh_final=dh_final)
     prob = Problem(model, X, "batched", h0, _linear_functional(dy, dh_final))
     if activation == "tanh":
-        ref, tol = complex_step_gradient(prob), 1e-10
+        ref, tol = complex_step_gradient(prob), 1e-12
     else:
         (ref, ok), tol = richardson_gradient(prob), 1e-8
         assert ok
@@ -352,7 +354,7 @@ def test_euler_leak_gradient_includes_the_leak():
     g1 = dm.value_and_grad(with_leak, X, Y, loss="sse")
     g0 = dm.value_and_grad(no_leak, X, Y, loss="sse")
     ref = complex_step_gradient(Problem(with_leak, X, "none", None, _sse(Y)))
-    assert_rel(_joint(g1), ref, 1e-10)
+    assert_rel(_joint(g1), ref, 1e-12)
     assert np.linalg.norm(_joint(g0) - ref) > 1e-3 * np.linalg.norm(ref)
 
 
