@@ -86,15 +86,32 @@ def _select(cases, patterns):
     return chosen
 
 
+def _rusage():
+    try:
+        import resource
+
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime, r.ru_stime
+    except ImportError:  # pragma: no cover - not on POSIX
+        return math.nan, math.nan
+
+
+_CPU = {}  # id(fn) -> list of (user, sys) CPU seconds per timed call
+
+
 def _time_call(fn):
+    """Wall time of one call (gc collected before, disabled during); CPU user/sys times go to _CPU."""
     gc.collect()
     gc.disable()
     try:
+        u0, s0 = _rusage()
         t = time.perf_counter()
         out = fn()
         dt = time.perf_counter() - t
+        u1, s1 = _rusage()
     finally:
         gc.enable()
+    _CPU.setdefault(id(fn), []).append((u1 - u0, s1 - s0))
     return dt, out
 
 
@@ -109,6 +126,7 @@ def run_case(case: Case, repeats: int) -> dict:
     t = time.perf_counter()
     ref = case.reference()
     rec["reference_time_s"] = time.perf_counter() - t
+    _CPU.clear()
     td, tp = [], []
     ta = {k: [] for k in case.also_time}
     out_d = out_p = None
@@ -130,6 +148,13 @@ def run_case(case: Case, repeats: int) -> dict:
     rec["peer_median_s"] = statistics.median(tp)
     rec["dynmem_min_s"] = min(td)
     rec["peer_min_s"] = min(tp)
+    # CPU time split per call: a large system share means page faults (fresh memory), and
+    # wall >> user + sys means the process was descheduled (a busy machine).
+    for side, fn in (("dynmem", case.dynmem), ("peer", case.peer)):
+        cpu = _CPU.get(id(fn), [])
+        rec[f"{side}_user_s"] = [u for u, _ in cpu]
+        rec[f"{side}_sys_s"] = [s for _, s in cpu]
+        rec[f"{side}_sys_median_s"] = statistics.median(rec[f"{side}_sys_s"]) if cpu else None
     if ta:
         rec["also_timed"] = {k: dict(times_s=v, median_s=statistics.median(v)) for k, v in ta.items()}
     rec["speedup"] = rec["peer_median_s"] / rec["dynmem_median_s"]
@@ -199,6 +224,11 @@ def format_notes(records) -> str:
             lines.append(f"  dynmem forward solve alone {_fmt_time(ex['dynmem_forward_median_s'])}; "
                          f"adjoint/forward = {ex['dynmem_adjoint_over_forward']:.2f}x (target <= 3x); "
                          f"nfev fwd/bwd = {ex['dynmem_nfev_forward']}/{ex['dynmem_nfev_backward']}")
+        for side in ("dynmem", "peer"):
+            sys_s = r.get(f"{side}_sys_median_s")
+            if sys_s is not None and sys_s > 0.2 * r[f"{side}_median_s"]:
+                lines.append(f"  {side}: {sys_s / r[f'{side}_median_s']:.0%} of the median call is system time "
+                             "(page faults on fresh temporaries)")
         if "grad_error_estimate" in ex:
             lines.append(f"  reference self-check: |g(h/2) - g_ref|/|g_ref| = {ex['grad_error_estimate']:.1e}; "
                          f"dynmem adjoint at rtol=1e-12 vs reference = {ex['dynmem_tight_vs_reference']:.1e}")

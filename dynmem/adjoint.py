@@ -268,15 +268,25 @@ def adjoint_gradient(
         if fk not in packed:
             packed[fk] = _pack_rk(fseg)
         pk = packed[fk]
+        # On an affine path the input comes from this piece's (p, q): evaluating
+        # x(t) at the segment's right end would give the next piece's value.
+        if x.affine:
+            def u_of(t, p=p, q=q, tp=tp):
+                return p + (t - tp) * q
+        else:
+            def u_of(t):
+                return model.U @ x(t) + model.b
+
         if x.affine and pk is not None and rho == 0.0:
             t_old, hs, Y0, Q = pk
 
             def fun(t, av, p=p, q=q, tp=tp):
                 return _adjoint_rhs(t, av, W, p, q, tp, code, leak, t_old, hs, Y0, Q)
         else:
-            def fun(t, av, fseg=fseg):
+            # Python field (other methods, running loss, or a FunctionPath).
+            def fun(t, av, fseg=fseg, u_of=u_of):
                 h = fseg(t)
-                z = W @ h + model.U @ x(t) + model.b
+                z = W @ h + u_of(t)
                 out = leak * av - W.T @ (dact(z) * av)
                 if rho:
                     out -= rho * (c @ h - float(running_target(np.array([t]))[0])) * c
@@ -284,9 +294,8 @@ def adjoint_gradient(
 
         kwargs = dict(method=method, rtol=rtol, atol=atol, dense_output=True)
         if method in _STIFF:
-            def jac(t, av, fseg=fseg):
-                h = fseg(t)
-                z = W @ h + model.U @ x(t) + model.b
+            def jac(t, av, fseg=fseg, u_of=u_of):
+                z = W @ fseg(t) + u_of(t)
                 J = -W.T * dact(z)[None, :]
                 J[np.diag_indices_from(J)] += leak
                 return J

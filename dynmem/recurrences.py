@@ -126,6 +126,12 @@ def _forward_blocked(W, P, h0, gamma, eta, code, H, S):
     numpy's SIMD ``tanh`` saves over the scalar libm ``tanh`` available
     inside numba kernels.
     """
+    with np.errstate(over="ignore", invalid="ignore"):
+        # Divergence shows up as non-finite states, which forward() reports.
+        return _forward_blocked_steps(W, P, h0, gamma, eta, code, H, S)
+
+
+def _forward_blocked_steps(W, P, h0, gamma, eta, code, H, S):
     T = P.shape[0]
     WT = np.ascontiguousarray(W.T)
     H[0] = h0

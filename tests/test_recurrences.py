@@ -248,6 +248,26 @@ def test_forward_wide_model_uses_blas_path(activation):
     np.testing.assert_allclose(traj.y, y_ref, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_forward_large_batch_blocked_path(activation, kind):
+    # batch * m >= recurrences._BLOCKED_MIN_SIZE (1024) switches the forward
+    # pass to blocked numpy calls; check that path against the literal loop too.
+    from dynmem import recurrences as rc
+
+    rng = np.random.default_rng(2)
+    m, B = 8, 128
+    assert B * m >= rc._BLOCKED_MIN_SIZE
+    model = _as_kind(dm.DiscreteRNN.random(m, 2, spectral_radius=0.9, activation=activation, bias_scale=0.5, rng=rng),
+                     kind, rng)
+    X = rng.standard_normal((B, 10, 2))
+    h0 = rng.standard_normal((B, m))
+    traj = dm.forward(model, X, h0=h0)
+    y_ref, H_ref = numpy_loop_forward(model, X, h0)
+    np.testing.assert_allclose(traj.h, H_ref, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(traj.y, y_ref, rtol=1e-12, atol=1e-13)
+
+
 def test_shared_h0_equals_broadcast_h0():
     rng = np.random.default_rng(1)
     model = dm.DiscreteRNN.random(4, 2, rng=rng)
@@ -342,6 +362,26 @@ def test_gradient_wide_model(activation):
     assert_rel(_joint(res), ref, tol)
 
 
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_gradient_large_batch_blocked_path(activation):
+    # BPTT after the blocked numpy forward pass (batch * m >= 1024), shared h0.
+    rng = np.random.default_rng(6)
+    m, B, T = 8, 128, 6
+    model = dm.CTRNN.random(m, 2, spectral_abscissa=-0.3, activation=activation, bias_scale=0.3, rng=rng)
+    model = model.replace(leak=0.4).discretize(0.3)
+    X = rng.standard_normal((B, T, 2))
+    Y = rng.standard_normal((B, T))
+    h0 = rng.standard_normal(m)
+    res = dm.value_and_grad(model, X, Y, h0=h0, loss="sse")
+    prob = Problem(model, X, "shared", h0, _sse(Y))
+    if activation == "tanh":
+        ref, tol = complex_step_gradient(prob), 1e-12
+    else:
+        (ref, ok), tol = richardson_gradient(prob), 1e-8
+        assert ok
+    assert_rel(_joint(res), ref, tol)
+
+
 def test_euler_leak_gradient_includes_the_leak():
     # The leak enters through gamma = 1 - dt * leak: the gradient with leak
     # differs from the leak-free one and matches the complex step.
@@ -392,6 +432,15 @@ def test_diverging_forward_raises():
         dm.forward(model, X)
     # The same model over a short horizon is fine (the failure is the overflow, not the model).
     assert np.all(np.isfinite(dm.forward(model, X[:, :50]).y))
+
+
+def test_diverging_forward_raises_on_the_blocked_path():
+    # Same contract for a large batch (blocked numpy path): a FloatingPointError,
+    # with no numpy overflow warning on the way (warnings are errors here).
+    m, B = 16, 64
+    model = dm.DiscreteRNN(3.0 * np.eye(m), np.ones((m, 1)), np.zeros(m), np.ones(m), activation="identity")
+    with pytest.raises(FloatingPointError, match="diverged"):
+        dm.forward(model, np.ones((B, 1000, 1)))
 
 
 def test_exploding_gradient_raises():
