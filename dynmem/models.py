@@ -7,8 +7,10 @@ Continuous time ([WLL] eq. 1, THEORY.md section 1)::
 
 Discrete time::
 
-    DiscreteRNN  h_{k+1} = sigma(W h_k + U x_k + b),                          y_k = c^T h_k
+    DiscreteRNN  h_{k+1} = sigma(W h_k + U x_k + b),                          y_k = c^T h_{k+1}
     EulerRNN     h_{k+1} = h_k + dt * (sigma(W h_k + U x_k + b) - leak * h_k)  (forward Euler of a CTRNN)
+
+Step k reads ``x_k`` and emits ``y_k = c^T h_{k+1}`` (as ``torch.nn.RNN`` does).
 
 Shapes: ``W`` (m, m), ``U`` (m, d), ``b`` (m,), ``c`` (m,) for hidden width m
 and input dimension d; the output is scalar.  The arrays are copied on
@@ -304,7 +306,7 @@ class LinearRNN(_ParamModel):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class DiscreteRNN(_ParamModel):
-    """Discrete-time RNN ``h_{k+1} = sigma(W h_k + U x_k + b)``, ``y_k = c^T h_k``.
+    """Discrete-time RNN ``h_{k+1} = sigma(W h_k + U x_k + b)``, ``y_k = c^T h_{k+1}``.
 
     Parameters as in :class:`CTRNN`.
     """
@@ -340,7 +342,7 @@ class DiscreteRNN(_ParamModel):
 class EulerRNN(_ParamModel):
     """Forward-Euler image of a CTRNN (residual recurrence).
 
-    ``h_{k+1} = h_k + dt * (sigma(W h_k + U x_k + b) - leak * h_k)``, ``y_k = c^T h_k``.
+    ``h_{k+1} = h_k + dt * (sigma(W h_k + U x_k + b) - leak * h_k)``, ``y_k = c^T h_{k+1}``.
     Build it with :meth:`CTRNN.discretize`.
     """
 

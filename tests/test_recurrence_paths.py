@@ -9,11 +9,13 @@ from dynmem.models import CTRNN, DiscreteRNN
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "hardtanh", "identity"])
 @pytest.mark.parametrize("kind", ["discrete", "euler"])
-def test_blocked_and_kernel_paths_agree(monkeypatch, activation, kind):
+@pytest.mark.parametrize("m", [5, 40])  # below and above the kernel's small-width loop threshold
+def test_blocked_and_kernel_paths_agree(monkeypatch, activation, kind, m):
+    assert (m < rc._SMALL_WIDTH) == (m == 5)
     if kind == "discrete":
-        model = DiscreteRNN.random(40, 3, activation=activation, bias_scale=0.3, rng=1)
+        model = DiscreteRNN.random(m, 3, activation=activation, bias_scale=0.3, rng=1)
     else:
-        model = CTRNN.random(40, 3, activation=activation, rng=2).replace(leak=0.2).discretize(0.1)
+        model = CTRNN.random(m, 3, activation=activation, rng=2).replace(leak=0.2).discretize(0.1)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((8, 25, 3))
     Y = rng.standard_normal((8, 25))

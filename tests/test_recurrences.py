@@ -251,7 +251,7 @@ def test_forward_wide_model_uses_blas_path(activation):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_forward_large_batch_blocked_path(activation, kind):
-    # batch * m >= recurrences._BLOCKED_MIN_SIZE (1024) switches the forward
+    # batch * m >= recurrences._BLOCKED_MIN_SIZE switches the forward
     # pass to blocked numpy calls; check that path against the literal loop too.
     from dynmem import recurrences as rc
 
@@ -364,7 +364,7 @@ def test_gradient_wide_model(activation):
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_gradient_large_batch_blocked_path(activation):
-    # BPTT after the blocked numpy forward pass (batch * m >= 1024), shared h0.
+    # BPTT after the blocked numpy forward pass (batch * m >= _BLOCKED_MIN_SIZE), shared h0.
     rng = np.random.default_rng(6)
     m, B, T = 8, 128, 6
     model = dm.CTRNN.random(m, 2, spectral_abscissa=-0.3, activation=activation, bias_scale=0.3, rng=rng)
