@@ -1,0 +1,813 @@
+"""Memory functions and decay fits ([WLL] Def. 3.1; THEORY.md section 2).
+
+The memory function of a causal, time-homogeneous functional H is::
+
+    M(H)(t) = sup_{x != 0} |d/dt H_t(u^x)| / |x|_inf,      u^x(t) = x 1[t >= 0],
+
+with the variants [WLL] and [SSM] use: normalisation by ``|x|_inf + 1``, an
+impulse input, and a reversed input.  The sup ranges over directions *and*
+amplitudes: ``x = a v`` with ``|v|_inf = 1`` and ``a > 0``.
+
+How each kind of H is handled (no finite differences except where said):
+
+* :class:`~dynmem.models.LinearRNN` - closed form ``M(t) = |U^T e^{W^T t} c|_1``
+  for every input variant, attained at the vertex ``x = sign(rho(t))``.
+* :class:`~dynmem.models.CTRNN` - the exact vector field along the
+  trajectory: from the zero-input equilibrium ``h*`` the probe is integrated
+  with the input held at ``x``, and ``dy/dt = c^T (sigma(W h + U x + b) - leak h)``
+  is evaluated on the solution.  With ``leak = 0`` this is the flow
+  ``dz/dt = W sigma(z)``, ``z(0) = U x`` of THEORY.md section 2 written in
+  ``h`` (``z = W h + U x + b``).  All probes (directions x amplitudes) are one
+  batched ODE, solved once.
+* :class:`~dynmem.models.DiscreteRNN` / ``EulerRNN`` - differences of the step
+  response, ``(y_{k+1} - y_k) / dt`` (``dt = 1`` for a DiscreteRNN), all
+  probes as one batch of the numba recurrence.
+* targets from :mod:`dynmem.targets` - their exact memory or exact step
+  derivative where they have one; a teacher RNN through its model; otherwise
+  finite differences of the output.
+* a user callable ``H(x_path, t) -> y`` - central differences of its step
+  response (second order, step ``fd_step``), the one place differences are used.
+
+Input variants (``input=``):
+
+* ``"heaviside"`` - ``x`` switched on at ``t = 0`` from the zero-input equilibrium.
+* ``"impulse"`` - the state is kicked to ``h* + U x`` at ``t = 0`` (the limit of
+  a pulse of area ``x`` for a *linear* system) and evolves with zero input;
+  ``M(t) = sup |y(t) - y*| / norm(x)``.  For a CTRNN this is the response to
+  an impulse in the state: a pulse of bounded ``sigma`` cannot move the state
+  in zero time, so this is dynmem's stated choice.
+* ``"reversed"`` - the system rests at its equilibrium under the constant input
+  ``x``; the input is switched off at ``t = 0``.  For a CTRNN without leak the
+  equilibrium solves ``W h + U x + b = 0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import product
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+from scipy.integrate import solve_ivp
+
+from ._validation import as_float_array, check_choice, check_increasing, check_int, check_positive, describe
+from .activations import get_activation
+from .inputs import step
+from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN, _recurrence_coefficients
+from .simulate import METHODS, SimulationError
+
+__all__ = ["MemoryResult", "memory_function", "linear_memory", "DecayFit", "fit_decay"]
+
+_INPUTS = ("heaviside", "impulse", "reversed")
+_NORMS = ("x", "x+1")
+
+
+@dataclass(frozen=True, eq=False)
+class MemoryResult:
+    """A memory function and how it was obtained.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n,)
+        Times (steps for discrete models).
+    values : ndarray, shape (n,)
+        ``M(t)``.
+    argmax : ndarray, shape (n, d)
+        The maximising input ``x`` at each time (direction times amplitude).
+    directions : ndarray, shape (k, d)
+        Directions searched (unit inf-norm).
+    amplitudes : ndarray, shape (a,)
+        Amplitudes searched.
+    probe_values : ndarray, shape (k * a, n) or None
+        ``|d/dt H_t(u^x)| / norm(x)`` for every probe (direction-major order).
+    input, normalize, method : str
+        The variant and how it was computed ("closed-form", "exact-flow",
+        "step-differences", "target-exact", "finite-differences").
+    success : bool
+    message : str
+    """
+
+    t: np.ndarray
+    values: np.ndarray
+    argmax: np.ndarray
+    directions: np.ndarray
+    amplitudes: np.ndarray
+    probe_values: np.ndarray | None
+    input: str
+    normalize: str
+    method: str
+    success: bool = True
+    message: str = ""
+
+
+# --------------------------------------------------------------------------
+# linear closed form
+
+
+def _expm_times_vector(A: np.ndarray, v: np.ndarray, t: np.ndarray, anchor_every: int) -> np.ndarray:
+    """``e^{A t_i} v`` for increasing ``t_i >= 0``, shape (n, m).
+
+    Consecutive times reuse one ``expm(A dt)`` per distinct step ``dt``; every
+    ``anchor_every`` points the product is restarted from ``expm(A t_i) v`` so
+    that rounding cannot accumulate over long grids.
+    """
+    n, m = t.size, v.size
+    out = np.empty((n, m))
+    cache: dict[float, np.ndarray] = {}
+    cur, t_cur = None, None
+    for i, ti in enumerate(t):
+        if cur is None or i % anchor_every == 0:
+            cur = scipy.linalg.expm(A * ti) @ v
+        else:
+            dt = ti - t_cur
+            key = float(dt)
+            E = cache.get(key)
+            if E is None:
+                if len(cache) > 256:
+                    cache.clear()
+                E = cache[key] = scipy.linalg.expm(A * dt)
+            cur = E @ cur
+        t_cur = ti
+        out[i] = cur
+    return out
+
+
+def _uniform_steps(t: np.ndarray) -> np.ndarray:
+    # Snap steps that agree to rounding so a linspace grid reuses one expm.
+    if t.size < 2:
+        return t
+    d = np.diff(t)
+    if np.allclose(d, d[0], rtol=1e-12, atol=0.0):
+        return t[0] + d[0] * np.arange(t.size)
+    return t
+
+
+def linear_memory(model: LinearRNN, t, *, anchor_every: int = 64) -> MemoryResult:
+    """Closed-form memory of a linear RNN, ``M(t) = |U^T e^{W^T t} c|_1``.
+
+    Parameters
+    ----------
+    model : LinearRNN (or a CTRNN with identity activation)
+    t : array_like, shape (n,)
+        Non-negative, strictly increasing times.
+    anchor_every : int
+        Restart the propagation from a direct ``expm`` every this many points.
+
+    Returns
+    -------
+    MemoryResult
+        ``argmax[i] = sign(rho(t_i))`` (the vertex attaining the sup).
+
+    Notes
+    -----
+    [WLL] Section 3 / [LHEL]: for ``dh/dt = W h + U x``, ``y = c^T h``, the
+    Heaviside response has ``dy/dt = rho(t)^T x`` with ``rho(t) = U^T e^{W^T t} c``,
+    so ``sup_{|x|_inf <= 1} |rho^T x| = |rho|_1`` at ``x = sign(rho)``.
+    """
+    lin = _as_linear(model)
+    t = _check_times(t)
+    anchor_every = check_int("anchor_every", anchor_every, minimum=1)
+    v = _expm_times_vector(np.array(lin.W.T), np.array(lin.c), _uniform_steps(t), anchor_every)  # (n, m)
+    rho = v @ lin.U  # (n, d)
+    values = np.abs(rho).sum(axis=1)
+    argmax = np.where(rho >= 0, 1.0, -1.0)
+    d = lin.inputs
+    return MemoryResult(t=t, values=values, argmax=argmax, directions=argmax.copy() if d > 0 else argmax,
+                        amplitudes=np.array([1.0]), probe_values=None, input="heaviside", normalize="x",
+                        method="closed-form", success=True,
+                        message="closed form |U^T e^{W^T t} c|_1 (the same for every input variant and normalisation)")
+
+
+def _as_linear(model) -> LinearRNN:
+    if isinstance(model, LinearRNN):
+        return model
+    if isinstance(model, CTRNN) and model.activation == "identity" and not np.any(model.b) and model.leak == 0:
+        return LinearRNN(model.W, model.U, model.c)
+    if isinstance(model, CTRNN) and model.activation == "identity":
+        W = np.array(model.W) - model.leak * np.eye(model.hidden)
+        return LinearRNN(W, model.U, model.c)
+    raise TypeError(f"`model` must be a LinearRNN or an identity-activation CTRNN; got {describe(model)}.")
+
+
+def _check_times(t, *, integer: bool = False) -> np.ndarray:
+    t = check_increasing("t", as_float_array("t", t, ndim=1))
+    if t.size == 0:
+        raise ValueError("`t` must hold at least one time; got an empty array.")
+    if t[0] < 0:
+        raise ValueError(f"`t` must be non-negative (time since the input was switched on); got t[0] = {float(t[0])}.")
+    if integer and np.any(t != np.round(t)):
+        bad = float(t[np.flatnonzero(t != np.round(t))[0]])
+        raise ValueError(f"`t` must hold whole step numbers for a discrete model; got {bad}.")
+    return t
+
+
+# --------------------------------------------------------------------------
+# probes
+
+
+def _directions(d: int, directions, n_directions: int, max_vertex_dim: int, rng) -> np.ndarray:
+    if directions is not None:
+        D = as_float_array("directions", directions, ndim=(1, 2))
+        if D.ndim == 1:
+            D = D[None, :]
+        if D.shape[1] != d:
+            raise ValueError(f"`directions` must have shape (k, {d}); got shape {D.shape}.")
+        norms = np.abs(D).max(axis=1)
+        if np.any(norms == 0):
+            raise ValueError("`directions` must be non-zero; got a zero row.")
+        return D / norms[:, None]
+    if d <= max_vertex_dim:
+        return np.array(list(product((1.0, -1.0), repeat=d)))
+    rng = np.random.default_rng(rng)
+    return rng.choice((-1.0, 1.0), size=(n_directions, d))
+
+
+def _amplitudes(amplitudes, default) -> np.ndarray:
+    if amplitudes is None:
+        return np.asarray(default, dtype=float)
+    a = as_float_array("amplitudes", np.atleast_1d(amplitudes), ndim=1)
+    if a.size == 0 or np.any(a <= 0):
+        raise ValueError(f"`amplitudes` must be positive numbers; got {describe(a)}.")
+    return a
+
+
+def _norm_factor(amps: np.ndarray, normalize: str) -> np.ndarray:
+    return amps if normalize == "x" else amps + 1.0
+
+
+def _reduce(t, probe_vals, probes, directions, amps, input, normalize, method, message="") -> MemoryResult:
+    best = np.argmax(probe_vals, axis=0)
+    values = probe_vals[best, np.arange(t.size)]
+    ok = bool(np.all(np.isfinite(values)))
+    return MemoryResult(t=t, values=values, argmax=probes[best], directions=directions, amplitudes=amps,
+                        probe_values=probe_vals, input=input, normalize=normalize, method=method,
+                        success=ok, message=message or ("" if ok else "non-finite memory values"))
+
+
+# --------------------------------------------------------------------------
+# CTRNN: exact vector field along batched probes
+
+
+def _ctrnn_equilibrium(model: CTRNN, drive: np.ndarray) -> np.ndarray:
+    """Equilibria ``h`` with ``sigma(W h + drive) - leak h = 0`` for each row of ``drive`` (k, m)."""
+    m = model.hidden
+    if model.leak == 0.0:
+        # sigma vanishes exactly at 0 for every registered activation: W h + drive = 0.
+        try:
+            lu = scipy.linalg.lu_factor(np.array(model.W), check_finite=False)
+        except (ValueError, np.linalg.LinAlgError) as exc:  # pragma: no cover
+            raise ValueError("`model.W` must be invertible to place the probes at an equilibrium.") from exc
+        if np.linalg.cond(model.W) > 1e12:
+            raise ValueError(
+                f"`model.W` must be invertible to find the equilibrium W h + U x + b = 0; its condition number is "
+                f"{np.linalg.cond(model.W):.3g}."
+            )
+        return -scipy.linalg.lu_solve(lu, drive.T).T
+    act = get_activation(model.activation)
+    W, leak = np.array(model.W), model.leak
+    out = np.empty_like(drive)
+    for i, p in enumerate(drive):
+        if not np.any(p):
+            out[i] = 0.0
+            continue
+        sol = scipy.optimize.root(lambda h: act.fn(W @ h + p) - leak * h, np.zeros(m),
+                                  jac=lambda h: act.deriv(W @ h + p)[:, None] * W - leak * np.eye(m), method="hybr")
+        if not sol.success:
+            raise SimulationError(f"could not find the equilibrium of the leaky CTRNN: {sol.message}")
+        out[i] = sol.x
+    return out
+
+
+def _ctrnn_probe_memory(model: CTRNN, probes: np.ndarray, t: np.ndarray, input: str, method: str, rtol: float,
+                        atol: float) -> np.ndarray:
+    """``|dy/dt|`` (heaviside, reversed) or ``|y - y*|`` (impulse) for each probe row x, shape (k, n)."""
+    W = np.array(model.W)
+    WT = np.ascontiguousarray(W.T)
+    U, b, c, leak = np.array(model.U), np.array(model.b), np.array(model.c), float(model.leak)
+    act = get_activation(model.activation)
+    k, m = probes.shape[0], model.hidden
+    h_star = _ctrnn_equilibrium(model, b[None, :])[0] if np.any(b) else np.zeros(m)
+    X = probes  # (k, d)
+    if input == "heaviside":
+        H0 = np.tile(h_star, (k, 1))
+        drive = X @ U.T + b  # input held at x for t >= 0
+    elif input == "impulse":
+        H0 = h_star + X @ U.T
+        drive = np.tile(b, (k, 1))
+    else:  # reversed
+        if leak != 0.0:
+            raise ValueError(f"`input='reversed'` needs a CTRNN without leak; got leak = {leak}.")
+        H0 = _ctrnn_equilibrium(model, X @ U.T + b)
+        drive = np.tile(b, (k, 1))
+
+    def rhs(_t, y):
+        H = y.reshape(k, m)
+        Z = H @ WT
+        Z += drive
+        F = act.fn(Z)
+        if leak:
+            F -= leak * H
+        return F.ravel()
+
+    jac = None
+    if method in ("Radau", "BDF", "LSODA"):
+        import scipy.sparse
+
+        def jac(_t, y):
+            H = y.reshape(k, m)
+            S = act.deriv(H @ WT + drive)
+            blocks = [S[i][:, None] * W - leak * np.eye(m) for i in range(k)]
+            return scipy.sparse.block_diag(blocks, format="csc")
+
+    kwargs = dict(method=method, rtol=rtol, atol=atol, t_eval=t)
+    if jac is not None:
+        kwargs["jac"] = jac
+    if t[-1] > 0:
+        sol = solve_ivp(rhs, (0.0, float(t[-1])), H0.ravel(), **kwargs)
+        if not sol.success or sol.y.shape[1] != t.size:
+            raise SimulationError(f"the memory probes' solve ({method}) failed: {sol.message}")
+        Hs = sol.y.T.reshape(t.size, k, m)  # (n, k, m)
+    else:
+        Hs = H0[None]
+    if not np.all(np.isfinite(Hs)):
+        raise SimulationError("the memory probes diverged (non-finite states).")
+    if input == "impulse":
+        return np.abs((Hs - h_star) @ c).T
+    Z = Hs @ WT + drive[None]
+    F = act.fn(Z)
+    if leak:
+        F = F - leak * Hs
+    return np.abs(F @ c).T  # (k, n)
+
+
+# --------------------------------------------------------------------------
+# discrete models: differences of the step response
+
+
+def _discrete_equilibrium(model, drive: np.ndarray, max_iter: int = 100000, tol: float = 1e-14) -> np.ndarray:
+    """Fixed points of ``h = gamma h + eta sigma(W h + drive)`` by iteration (k, m)."""
+    gamma, eta = _recurrence_coefficients(model)
+    act = get_activation(model.activation)
+    W = np.array(model.W)
+    H = np.zeros_like(drive)
+    for it in range(max_iter):
+        Hn = gamma * H + eta * act.fn(H @ W.T + drive)
+        err = np.max(np.abs(Hn - H)) if H.size else 0.0
+        H = Hn
+        if not np.all(np.isfinite(H)):
+            break
+        if err <= tol * max(1.0, np.max(np.abs(H))):
+            return H
+    raise SimulationError(
+        "the discrete model did not settle to an equilibrium under the probe input "
+        f"(no convergence after {max_iter} iterations); reversed/heaviside memory needs a stable rest state."
+    )
+
+
+def _discrete_probe_memory(model, probes: np.ndarray, steps: np.ndarray, input: str) -> np.ndarray:
+    from .recurrences import forward
+
+    gamma, eta = _recurrence_coefficients(model)
+    dt = model.dt if isinstance(model, EulerRNN) else 1.0
+    k = probes.shape[0]
+    b = np.array(model.b)
+    h_star = _discrete_equilibrium(model, b[None, :])[0] if np.any(b) else np.zeros(model.hidden)
+    T = int(steps[-1]) + 1
+    X = np.zeros((k, T, model.inputs))
+    if input == "heaviside":
+        X[:] = probes[:, None, :]
+        h0 = np.tile(h_star, (k, 1))
+    elif input == "impulse":
+        X[:, 0, :] = probes
+        h0 = np.tile(h_star, (k, 1))
+    else:
+        h0 = _discrete_equilibrium(model, probes @ np.array(model.U).T + b)
+    traj = forward(model, X, h0=h0)
+    Y = np.concatenate([(h0 @ np.array(model.c))[:, None], traj.y], axis=1)  # Y_j = c^T h_j, j = 0..T
+    idx = steps.astype(int)
+    if input == "impulse":
+        y_star = float(h_star @ np.array(model.c))
+        return np.abs(Y[:, idx + 1] - y_star)  # response after the kick at step 0
+    return np.abs(Y[:, idx + 1] - Y[:, idx]) / dt
+
+
+# --------------------------------------------------------------------------
+# callables and targets
+
+
+def _callable_probe_memory(fn, probes, t, input, fd_step) -> np.ndarray:
+    """Central differences (second order) of a user functional's step response."""
+    out = np.empty((probes.shape[0], t.size))
+    h = fd_step
+    for i, x in enumerate(probes):
+        if input != "heaviside":
+            raise ValueError(f"`input` must be 'heaviside' for a user callable or target; got {input!r}.")
+        path = step(x)
+        # t - h may be negative at t = 0: use one-sided second-order differences there.
+        grid = np.unique(np.concatenate([t, t + h, t + 2 * h, np.clip(t - h, 0, None)]))
+        y = np.asarray(fn(path, grid), dtype=float).reshape(-1)
+        if y.shape != grid.shape:
+            raise ValueError(f"`H(x, t)` must return an array of shape ({grid.size},); got shape {y.shape}.")
+        pos = {float(g): j for j, g in enumerate(grid)}
+        for j, tj in enumerate(t):
+            if tj - h >= 0:
+                out[i, j] = (y[pos[float(tj + h)]] - y[pos[float(tj - h)]]) / (2 * h)
+            else:
+                out[i, j] = (-3 * y[pos[float(tj)]] + 4 * y[pos[float(tj + h)]] - y[pos[float(tj + 2 * h)]]) / (2 * h)
+    return np.abs(out)
+
+
+def memory_function(
+    H,
+    t,
+    *,
+    input: str = "heaviside",
+    normalize: str = "x",
+    directions=None,
+    amplitudes=None,
+    n_directions: int = 64,
+    max_vertex_dim: int = 8,
+    method: str = "RK45",
+    rtol: float = 1e-9,
+    atol: float = 1e-12,
+    fd_step: float = 1e-4,
+    rng=None,
+) -> MemoryResult:
+    """The memory function ``M(H)(t)`` of a model, target or functional.
+
+    .. math::
+
+        M(H)(t) = \\sup_{x \\ne 0} \\frac{|\\tfrac{d}{dt} H_t(u^x)|}{\\|x\\|_\\infty}
+        \\quad\\text{or}\\quad \\frac{\\cdots}{\\|x\\|_\\infty + 1}
+
+    Parameters
+    ----------
+    H : LinearRNN, CTRNN, DiscreteRNN, EulerRNN, dynmem.targets.Target or callable
+        A callable is called as ``H(x_path, t_grid) -> y`` with an
+        :class:`~dynmem.inputs.InputPath` and a 1-D time grid.
+    t : array_like, shape (n,)
+        Non-negative increasing times (whole step numbers for discrete models).
+    input : {"heaviside", "impulse", "reversed"}
+    normalize : {"x", "x+1"}
+        Divide by ``|x|_inf`` or ``|x|_inf + 1``.
+    directions : array_like, shape (k, d), optional
+        Directions to search (scaled to unit inf-norm).  By default the
+        ``2^d`` vertices of the inf-ball when ``d <= max_vertex_dim``, else
+        ``n_directions`` random vertices (drawn with ``rng``).
+    amplitudes : array_like, shape (a,), optional
+        Amplitudes to search; default ``(0.01, 0.1, 0.5, 1, 2, 5, 10)`` for
+        nonlinear H (and 1 for linear H, where the amplitude does not matter
+        with ``normalize="x"``).
+    method, rtol, atol
+        Integrator for CTRNN probes (all probes form one batched ODE).
+    fd_step : float
+        Difference step for callables and targets without an exact step derivative.
+    rng : seed or Generator
+        For sampled directions.
+
+    Returns
+    -------
+    MemoryResult
+    """
+    check_choice("input", input, _INPUTS)
+    check_choice("normalize", normalize, _NORMS)
+    check_choice("method", method, METHODS)
+    rtol = check_positive("rtol", rtol)
+    atol = check_positive("atol", atol)
+    fd_step = check_positive("fd_step", fd_step)
+    n_directions = check_int("n_directions", n_directions, minimum=1)
+    max_vertex_dim = check_int("max_vertex_dim", max_vertex_dim, minimum=0)
+    nonlinear_default = (0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+    # Teacher-style targets delegate to their model.
+    inner = getattr(H, "model", None)
+    if inner is not None and isinstance(inner, (CTRNN, LinearRNN, DiscreteRNN, EulerRNN)) and not isinstance(
+        H, (CTRNN, LinearRNN, DiscreteRNN, EulerRNN)
+    ):
+        H = inner
+
+    if isinstance(H, LinearRNN) or (isinstance(H, CTRNN) and H.activation == "identity" and not np.any(H.b)):
+        t = _check_times(t)
+        if directions is None and amplitudes is None:
+            res = linear_memory(H, t)
+            return MemoryResult(t=res.t, values=res.values, argmax=res.argmax, directions=res.directions,
+                                amplitudes=res.amplitudes, probe_values=None, input=input, normalize=normalize,
+                                method="closed-form",
+                                message=res.message + ("; with |x|_inf + 1 the sup is the limit of large amplitudes"
+                                                       if normalize == "x+1" else ""))
+        lin = _as_linear(H)
+        D = _directions(lin.inputs, directions, n_directions, max_vertex_dim, rng)
+        amps = _amplitudes(amplitudes, (1.0,))
+        v = _expm_times_vector(np.array(lin.W.T), np.array(lin.c), _uniform_steps(t), 64) @ lin.U  # (n, d)
+        probes = (D[:, None, :] * amps[None, :, None]).reshape(-1, lin.inputs)
+        vals = np.abs(probes @ v.T) / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
+        return _reduce(t, vals, probes, D, amps, input, normalize, "closed-form")
+
+    if isinstance(H, CTRNN):
+        t = _check_times(t)
+        D = _directions(H.inputs, directions, n_directions, max_vertex_dim, rng)
+        amps = _amplitudes(amplitudes, nonlinear_default)
+        probes = (D[:, None, :] * amps[None, :, None]).reshape(-1, H.inputs)
+        raw = _ctrnn_probe_memory(H, probes, t, input, method, rtol, atol)
+        vals = raw / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
+        return _reduce(t, vals, probes, D, amps, input, normalize, "exact-flow")
+
+    if isinstance(H, (DiscreteRNN, EulerRNN)):
+        t = _check_times(t, integer=True)
+        D = _directions(H.inputs, directions, n_directions, max_vertex_dim, rng)
+        amps = _amplitudes(amplitudes, (1.0,) if H.activation == "identity" else nonlinear_default)
+        probes = (D[:, None, :] * amps[None, :, None]).reshape(-1, H.inputs)
+        raw = _discrete_probe_memory(H, probes, t, input)
+        vals = raw / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
+        return _reduce(t, vals, probes, D, amps, input, normalize, "step-differences")
+
+    if hasattr(H, "step_derivative") and hasattr(H, "dim"):
+        t = _check_times(t)
+        if input != "heaviside":
+            raise ValueError(f"`input` must be 'heaviside' for a target functional; got {input!r}.")
+        if directions is None and amplitudes is None:
+            try:
+                vals = np.asarray(H.exact_memory(t, normalize=normalize), dtype=float)
+                D = _directions(H.dim, None, n_directions, max_vertex_dim, rng)
+                return MemoryResult(t=t, values=vals, argmax=np.full((t.size, H.dim), np.nan), directions=D,
+                                    amplitudes=np.array([np.inf if normalize == "x+1" else 1.0]), probe_values=None,
+                                    input=input, normalize=normalize, method="closed-form",
+                                    message="the target's exact memory function")
+            except NotImplementedError:
+                pass
+        D = _directions(H.dim, directions, n_directions, max_vertex_dim, rng)
+        amps = _amplitudes(amplitudes, nonlinear_default)
+        probes = (D[:, None, :] * amps[None, :, None]).reshape(-1, H.dim)
+        try:
+            raw = np.abs(np.asarray(H.step_derivative(probes, t), dtype=float))
+            how = "target-exact"
+        except NotImplementedError:
+            raw = _callable_probe_memory(lambda path, grid: H.output(path, grid), probes, t, "heaviside", fd_step)
+            how = "finite-differences"
+        vals = raw / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
+        return _reduce(t, vals, probes, D, amps, input, normalize, how)
+
+    if callable(H):
+        t = _check_times(t)
+        if directions is None:
+            raise ValueError("`directions` must be given for a user callable (its input dimension is unknown).")
+        D = _directions(np.asarray(directions).reshape(len(directions), -1).shape[1], directions, n_directions,
+                        max_vertex_dim, rng)
+        amps = _amplitudes(amplitudes, nonlinear_default)
+        probes = (D[:, None, :] * amps[None, :, None]).reshape(-1, D.shape[1])
+        raw = _callable_probe_memory(H, probes, t, input, fd_step)
+        vals = raw / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
+        return _reduce(t, vals, probes, D, amps, input, normalize, "finite-differences",
+                       message=f"central differences of the step response with step {fd_step:g} (error O(step^2))")
+
+    raise TypeError(
+        "`H` must be a LinearRNN, CTRNN, DiscreteRNN, EulerRNN, a dynmem.targets target or a callable H(x, t); "
+        f"got {describe(H)}."
+    )
+
+
+# --------------------------------------------------------------------------
+# decay fits
+
+
+@dataclass(frozen=True, eq=False)
+class DecayFit:
+    """Classification of a memory curve's decay.
+
+    Attributes
+    ----------
+    kind : str
+        "exponential", "polynomial", "non-decaying" or "undetermined".
+    rate : float
+        beta of ``C e^{-beta t}`` (NaN unless exponential was fitted).
+    exponent : float
+        p of ``C (t + s)^{-p}`` (NaN unless the polynomial model was fitted).
+    shift : float
+        s of the polynomial model.
+    constant : float
+        C of the selected model.
+    r2 : float
+        Coefficient of determination of ``log M`` for the selected model.
+    window : tuple of float
+        ``(t_start, t_end)`` of the points used.
+    n_points : int
+    bic_exponential, bic_polynomial : float
+        Bayesian information criteria in log space (lower is better).
+    decades : float
+        How many decades ``M`` falls across the window.
+    note : str
+        Why this verdict, and how confident.
+    fits : dict
+        Both fitted models' parameters and residual sums of squares.
+    """
+
+    kind: str
+    rate: float
+    exponent: float
+    shift: float
+    constant: float
+    r2: float
+    window: tuple
+    n_points: int
+    bic_exponential: float
+    bic_polynomial: float
+    decades: float
+    note: str
+    fits: dict = field(default_factory=dict)
+
+
+def _bic(rss: float, n: int, k: int) -> float:
+    return n * np.log(max(rss, 1e-300) / n) + k * np.log(n)
+
+
+def fit_decay(
+    t,
+    M,
+    *,
+    floor: float | None = None,
+    relative_floor: float = 1e-11,
+    min_decades: float = 1.0,
+    min_time_decades: float = 1.0,
+    bic_margin: float = 10.0,
+    tail_fraction: float = 0.2,
+    plateau_ratio: float = 1e-3,
+    min_r2: float = 0.99,
+    plateau_slope: float = 0.05,
+) -> DecayFit:
+    """Classify a memory curve as exponential, polynomial, non-decaying or undetermined.
+
+    Steps:
+
+    1. Window: start at the peak of ``M`` (skipping the transient growth of
+       non-normal ``W``); drop points below the noise floor
+       ``max(floor, relative_floor * max M)`` and everything after the first
+       such point.  Without ``floor``, a flat tail far below the peak is taken
+       as the floor and only points 10x above it are kept.
+    2. Non-decaying: the tail (last ``tail_fraction`` of the window) stays
+       above ``plateau_ratio`` times the peak and is flat on log-log axes:
+       ``|d log M / d log t| < plateau_slope`` (so a power law with a smaller
+       exponent than ``plateau_slope`` is reported as non-decaying).
+    3. Too short: if ``M`` falls by fewer than ``min_decades`` decades across
+       the window, the verdict is "undetermined" whatever fits best, so a
+       short window is never called exponential.
+    4. Fit ``log M = log C - beta t`` and ``log M = log C + q log(1 + t) - beta t``
+       (linear least squares; the prefactor covers Jordan blocks) and
+       ``log M = log C - p log(t + s)`` (``scipy.optimize.least_squares`` over
+       ``0 < s <= t_end``), and compare their BIC; the winner must beat the other family
+       by ``bic_margin`` and reach ``R^2 >= min_r2`` in log space.  The
+       exponential family must owe at least a decade of the decay to
+       ``e^{-beta t}`` itself; a polynomial verdict needs ``min_time_decades``
+       decades of ``t + s`` in the window.
+
+    Parameters
+    ----------
+    t : array_like, shape (n,)
+        Increasing non-negative times.
+    M : array_like, shape (n,)
+        Non-negative memory values.
+
+    Returns
+    -------
+    DecayFit
+    """
+    t = check_increasing("t", as_float_array("t", t, ndim=1))
+    M = as_float_array("M", M, shape=(t.size,), finite=False)
+    if np.any(np.isnan(M)) or np.any(M < 0):
+        raise ValueError("`M` must be non-negative and not NaN.")
+    if t.size < 4:
+        raise ValueError(f"`t` must hold at least 4 points to fit a decay; got {t.size}.")
+    nan = float("nan")
+
+    def result(kind, note, **kw):
+        base = dict(kind=kind, rate=nan, exponent=nan, shift=nan, constant=nan, r2=nan,
+                    window=(float(tw[0]), float(tw[-1])) if tw.size else (nan, nan), n_points=int(tw.size),
+                    bic_exponential=nan, bic_polynomial=nan, decades=decades, note=note, fits={})
+        base.update(kw)
+        return DecayFit(**base)
+
+    peak = int(np.argmax(M))
+    M_peak = float(M[peak])
+    if not np.isfinite(M_peak) or M_peak <= 0:
+        tw = t[:0]
+        decades = nan
+        if M_peak == 0:
+            return result("undetermined", "M is identically zero.")
+        return result("non-decaying", "M is infinite.")
+    fl = max(floor or 0.0, relative_floor * M_peak)
+    tw, Mw = t[peak:], M[peak:]
+    # A noise floor: the last points sit far below the peak and no longer decay
+    # (their median is no larger than the median of the 10% before them, and
+    # both are below plateau_ratio * peak); fit only what stands 10x above it.
+    n10 = max(3, Mw.size // 10)
+    if floor is None and Mw.size >= 3 * n10:
+        last, before = np.median(Mw[-n10:]), np.median(Mw[-2 * n10 : -n10])
+        if 0 < last < plateau_ratio * M_peak and before <= 3.0 * last:
+            fl = max(fl, 10.0 * float(last))
+    below = np.flatnonzero(Mw <= fl)
+    if below.size:
+        tw, Mw = tw[: below[0]], Mw[: below[0]]
+    decades = float(np.log10(Mw[0] / Mw[-1])) if Mw.size else nan
+    if tw.size < 4:
+        return result("undetermined", f"only {tw.size} points above the noise floor {fl:.3g} after the peak.")
+
+    # 2. plateau: the tail is flat on log-log axes (|d log M / d log t| < plateau_slope),
+    # which a power law with p >= plateau_slope or an exponential never is.
+    n_tail = max(3, int(np.ceil(tail_fraction * tw.size)))
+    tail_t, tail_M = tw[-n_tail:], Mw[-n_tail:]
+    length = float(tw[-1] - tw[0])
+    if tail_t[0] > 0 and tail_t[-1] > tail_t[0]:
+        tail_slope = float(np.polyfit(np.log(tail_t), np.log(tail_M), 1)[0])
+    else:
+        tail_slope = -np.inf
+    if tail_M.min() >= plateau_ratio * M_peak and abs(tail_slope) < plateau_slope:
+        level = float(np.median(tail_M))
+        return result("non-decaying",
+                      f"the tail settles near {level:.3g} ({level / M_peak:.2g} of the peak): its log-log slope "
+                      f"{tail_slope:.2g} is flatter than {plateau_slope} over t in [{tail_t[0]:.3g}, {tail_t[-1]:.3g}].",
+                      constant=level)
+
+    # 4. fits: exponential C e^{-beta t}, exponential with a polynomial prefactor
+    # C (1 + t)^q e^{-beta t} (Jordan blocks), and a power law C (t + s)^{-p}.
+    y = np.log(Mw)
+    n = y.size
+    tss = float(np.sum((y - y.mean()) ** 2)) or 1e-300
+    A = np.column_stack([np.ones(n), -tw])
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    rss_e = float(np.sum((A @ coef - y) ** 2))
+    A3 = np.column_stack([np.ones(n), np.log1p(tw), -tw])
+    coef3, *_ = np.linalg.lstsq(A3, y, rcond=None)
+    rss_e3 = float(np.sum((A3 @ coef3 - y) ** 2))
+
+    def poly_res(params):
+        logC, p, logs = params
+        return logC - p * np.log(tw + np.exp(logs)) - y
+
+    # The shift is capped at the window's end: (t + s)^{-p} with s -> inf and
+    # p / s fixed is e^{-beta t}, so an uncapped power law would swallow exponentials.
+    best = None
+    span = max(tw[-1], 1e-6)
+    s_max = span
+    for s0 in (1e-3 * span, 1e-2 * span, 0.1 * span, min(1.0, span), max(min(tw[0], span), 1e-6)):
+        s0 = min(max(s0, 1e-9), s_max)
+        lt = np.log(tw + s0)
+        A2 = np.column_stack([np.ones(n), -lt])
+        c2, *_ = np.linalg.lstsq(A2, y, rcond=None)
+        sol = scipy.optimize.least_squares(poly_res, [c2[0], c2[1], np.log(s0)],
+                                           bounds=([-np.inf, -np.inf, np.log(1e-9)], [np.inf, np.inf, np.log(s_max) + 1e-12]),
+                                           x_scale="jac", max_nfev=2000)
+        if best is None or sol.cost < best.cost:
+            best = sol
+    logC_p, p_fit, logs_fit = best.x
+    rss_p = float(2 * best.cost)
+    s_fit = float(np.exp(logs_fit))
+    bic_e2, bic_e3, bic_p = _bic(rss_e, n, 2), _bic(rss_e3, n, 3), _bic(rss_p, n, 3)
+    # The exponential family must owe at least one decade of decay to e^{-beta t} itself,
+    # otherwise (1 + t)^q e^{-beta t} with beta ~ 0 is just a power law.
+    e_ok2 = coef[1] * length >= np.log(10)
+    e_ok3 = coef3[2] * length >= np.log(10)
+    cands = [(bic_e2, "e2")] if e_ok2 else []
+    if e_ok3:
+        cands.append((bic_e3, "e3"))
+    bic_e, which = min(cands) if cands else (np.inf, "")
+    if which == "e3":
+        rate, q, logC_e, rss_sel = float(coef3[2]), float(coef3[1]), float(coef3[0]), rss_e3
+    else:
+        rate, q, logC_e, rss_sel = float(coef[1]), 0.0, float(coef[0]), rss_e
+    fits = dict(exponential=dict(rate=float(coef[1]), constant=float(np.exp(min(coef[0], 700))), rss=rss_e),
+                exponential_prefactor=dict(rate=float(coef3[2]), power=float(coef3[1]),
+                                           constant=float(np.exp(min(coef3[0], 700))), rss=rss_e3),
+                polynomial=dict(exponent=float(p_fit), shift=s_fit, constant=float(np.exp(min(logC_p, 700))), rss=rss_p))
+    common = dict(bic_exponential=float(min(bic_e2, bic_e3)), bic_polynomial=float(bic_p), fits=fits)
+
+    # 3. window too short
+    if not decades >= min_decades:
+        return result("undetermined",
+                      f"M falls by only {decades:.2f} decades across t in [{tw[0]:.3g}, {tw[-1]:.3g}] "
+                      f"(need {min_decades}); the window is too short to tell exponential from polynomial decay.",
+                      **common)
+    time_decades = float(np.log10((tw[-1] + s_fit) / (tw[0] + s_fit)))
+    if bic_e + bic_margin < bic_p:
+        r2 = 1 - rss_sel / tss
+        if r2 < min_r2:
+            return result("undetermined", f"the exponential model fits best but poorly (R^2 = {r2:.3f} < {min_r2}).",
+                          **common)
+        pref = f" with prefactor (1 + t)^{q:.3g}" if which == "e3" else ""
+        return result("exponential",
+                      f"exponential decay{pref} preferred (BIC {bic_e:.1f} vs power law {bic_p:.1f}); "
+                      f"M falls {decades:.1f} decades.",
+                      rate=rate, constant=float(np.exp(min(logC_e, 700))), r2=r2, **common)
+    if bic_p + bic_margin < bic_e and p_fit > 0:
+        r2 = 1 - rss_p / tss
+        if r2 < min_r2:
+            return result("undetermined", f"the power law fits best but poorly (R^2 = {r2:.3f} < {min_r2}).", **common)
+        if time_decades < min_time_decades:
+            return result("undetermined",
+                          f"a power law fits best (p = {p_fit:.3g}) but t + s spans only {time_decades:.2f} decades "
+                          f"(need {min_time_decades}).", **common)
+        return result("polynomial",
+                      f"power-law fit preferred (BIC {bic_p:.1f} vs {bic_e:.1f}) over {time_decades:.1f} decades of t + s.",
+                      exponent=float(p_fit), shift=s_fit, constant=float(np.exp(min(logC_p, 700))), r2=r2, **common)
+    return result("undetermined",
+                  f"neither model is decisively better (BIC exponential {bic_e:.1f}, polynomial {bic_p:.1f}, "
+                  f"margin {bic_margin}).", **common)
