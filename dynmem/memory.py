@@ -432,6 +432,7 @@ def memory_function(
     rtol: float = 1e-9,
     atol: float = 1e-12,
     fd_step: float = 1e-4,
+    closed_form: bool = True,
     rng=None,
 ) -> MemoryResult:
     """The memory function ``M(H)(t)`` of a model, target or functional.
@@ -463,6 +464,10 @@ def memory_function(
         Integrator for CTRNN probes (all probes form one batched ODE).
     fd_step : float
         Difference step for callables and targets without an exact step derivative.
+    closed_form : bool
+        Use the closed form for linear models (and the exact memory of
+        targets that have one).  ``False`` sends them through the generic
+        probe path (batched exact flow for a linear CTRNN), e.g. to cross-check.
     rng : seed or Generator
         For sampled directions.
 
@@ -487,7 +492,8 @@ def memory_function(
     ):
         H = inner
 
-    if isinstance(H, LinearRNN) or (isinstance(H, CTRNN) and H.activation == "identity" and not np.any(H.b)):
+    if closed_form and (isinstance(H, LinearRNN) or (isinstance(H, CTRNN) and H.activation == "identity"
+                                                     and not np.any(H.b))):
         t = _check_times(t)
         if directions is None and amplitudes is None:
             res = linear_memory(H, t)
@@ -504,10 +510,12 @@ def memory_function(
         vals = np.abs(probes @ v.T) / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
         return _reduce(t, vals, probes, D, amps, input, normalize, "closed-form")
 
+    if isinstance(H, LinearRNN):
+        H = H.as_ctrnn()
     if isinstance(H, CTRNN):
         t = _check_times(t)
         D = _directions(H.inputs, directions, n_directions, max_vertex_dim, rng)
-        amps = _amplitudes(amplitudes, nonlinear_default)
+        amps = _amplitudes(amplitudes, (1.0,) if H.activation == "identity" else nonlinear_default)
         probes = (D[:, None, :] * amps[None, :, None]).reshape(-1, H.inputs)
         raw = _ctrnn_probe_memory(H, probes, t, input, method, rtol, atol)
         vals = raw / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
@@ -526,7 +534,7 @@ def memory_function(
         t = _check_times(t)
         if input != "heaviside":
             raise ValueError(f"`input` must be 'heaviside' for a target functional; got {input!r}.")
-        if directions is None and amplitudes is None:
+        if directions is None and amplitudes is None and closed_form:
             try:
                 vals = np.asarray(H.exact_memory(t, normalize=normalize), dtype=float)
                 D = _directions(H.dim, None, n_directions, max_vertex_dim, rng)
@@ -598,6 +606,9 @@ class DecayFit:
         How many decades ``M`` falls across the window.
     note : str
         Why this verdict, and how confident.
+    power : float
+        q of the prefactor ``(1 + t)^q`` of the exponential model (0 for a pure
+        exponential; NaN unless the verdict is exponential).
     fits : dict
         Both fitted models' parameters and residual sums of squares.
     """
@@ -614,6 +625,7 @@ class DecayFit:
     bic_polynomial: float
     decades: float
     note: str
+    power: float = float("nan")
     fits: dict = field(default_factory=dict)
 
 
@@ -796,7 +808,7 @@ def fit_decay(
         return result("exponential",
                       f"exponential decay{pref} preferred (BIC {bic_e:.1f} vs power law {bic_p:.1f}); "
                       f"M falls {decades:.1f} decades.",
-                      rate=rate, constant=float(np.exp(min(logC_e, 700))), r2=r2, **common)
+                      rate=rate, power=q, constant=float(np.exp(min(logC_e, 700))), r2=r2, **common)
     if bic_p + bic_margin < bic_e and p_fit > 0:
         r2 = 1 - rss_p / tss
         if r2 < min_r2:
