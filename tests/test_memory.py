@@ -124,7 +124,7 @@ def test_multistable_tanh_system_does_not_forget():
     assert big.values[-1] > 0.1
     # Small inputs stay in the basin of 0, where the linearisation (double eigenvalue -1) forgets.
     small = memory_function(model, t, amplitudes=[1e-3])
-    assert small.values[-1] < 1e-12 * small.values.max()
+    assert small.values[-1] < 1e-8 * small.values.max()  # at the solver floor (atol 1e-12 on h ~ 1e-3)
     assert fit_decay(t, small.values).kind != "non-decaying"
 
 
