@@ -57,7 +57,7 @@ import numpy as np  # noqa: E402
 
 from _common import BENCH_EXTRA_HINT, Case, import_torch  # noqa: E402
 
-MODULES = ("bench_recurrences", "bench_adjoint")
+MODULES = ("bench_recurrences", "bench_adjoint", "bench_memory")
 DEFAULT_JSON = HERE / "results" / "latest.json"
 FULL_REPEATS = 7
 QUICK_REPEATS = 3
@@ -82,7 +82,7 @@ def _select(cases, patterns):
             chosen.append((name, group, build))
     if not chosen:
         names = ", ".join(n for n, _, _ in cases)
-        raise SystemExit(f"--only {' '.join(patterns)}: no case matches; cases are: {names} (groups: recurrences, adjoint)")
+        raise SystemExit(f"--only {' '.join(patterns)}: no case matches; cases are: {names} (groups: recurrences, adjoint, memory)")
     return chosen
 
 

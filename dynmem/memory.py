@@ -46,6 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import product
 
+import numba
 import numpy as np
 import scipy.linalg
 import scipy.optimize
@@ -105,28 +106,56 @@ class MemoryResult:
 # linear closed form
 
 
+@numba.njit(cache=True)
+def _propagate(E, v, n, out, start):
+    """``out[start + j] = E^j v`` for j = 0 .. n-1 (plain loops: no BLAS call per step)."""
+    m = v.shape[0]
+    cur = v.copy()
+    nxt = np.empty(m)
+    for j in range(n):
+        out[start + j] = cur
+        if j + 1 < n:
+            for i in range(m):
+                acc = 0.0
+                for k in range(m):
+                    acc += E[i, k] * cur[k]
+                nxt[i] = acc
+            cur, nxt = nxt, cur
+
+
 def _expm_times_vector(A: np.ndarray, v: np.ndarray, t: np.ndarray, anchor_every: int) -> np.ndarray:
     """``e^{A t_i} v`` for increasing ``t_i >= 0``, shape (n, m).
 
-    Consecutive times reuse one ``expm(A dt)`` per distinct step ``dt``; every
-    ``anchor_every`` points the product is restarted from ``expm(A t_i) v`` so
-    that rounding cannot accumulate over long grids.
+    On uniform stretches of the grid one ``E = expm(A dt)`` is applied
+    repeatedly (a compiled loop); every ``anchor_every`` points the product is
+    restarted from ``expm(A t_i) v`` so that rounding cannot accumulate over
+    long grids.  Non-uniform grids fall back to one ``expm`` per distinct step.
     """
     n, m = t.size, v.size
     out = np.empty((n, m))
+    if n >= 2:
+        d = np.diff(t)
+        uniform = bool(np.all(d == d[0]))
+    else:
+        uniform = True
+    if uniform:
+        E = scipy.linalg.expm(A * (t[1] - t[0])) if n >= 2 else np.eye(m)
+        for start in range(0, n, anchor_every):
+            v0 = scipy.linalg.expm(A * t[start]) @ v
+            _propagate(np.ascontiguousarray(E), np.ascontiguousarray(v0), min(anchor_every, n - start), out, start)
+        return out
     cache: dict[float, np.ndarray] = {}
     cur, t_cur = None, None
     for i, ti in enumerate(t):
         if cur is None or i % anchor_every == 0:
             cur = scipy.linalg.expm(A * ti) @ v
         else:
-            dt = ti - t_cur
-            key = float(dt)
+            key = float(ti - t_cur)
             E = cache.get(key)
             if E is None:
                 if len(cache) > 256:
                     cache.clear()
-                E = cache[key] = scipy.linalg.expm(A * dt)
+                E = cache[key] = scipy.linalg.expm(A * key)
             cur = E @ cur
         t_cur = ti
         out[i] = cur
@@ -143,7 +172,7 @@ def _uniform_steps(t: np.ndarray) -> np.ndarray:
     return t
 
 
-def linear_memory(model: LinearRNN, t, *, anchor_every: int = 64) -> MemoryResult:
+def linear_memory(model: LinearRNN, t, *, anchor_every: int = 1024) -> MemoryResult:
     """Closed-form memory of a linear RNN, ``M(t) = |U^T e^{W^T t} c|_1``.
 
     Parameters
@@ -152,7 +181,11 @@ def linear_memory(model: LinearRNN, t, *, anchor_every: int = 64) -> MemoryResul
     t : array_like, shape (n,)
         Non-negative, strictly increasing times.
     anchor_every : int
-        Restart the propagation from a direct ``expm`` every this many points.
+        Restart the propagation from a direct ``expm(W^T t_i) c`` every this
+        many points.  Between anchors the rounding error grows about linearly
+        with the number of steps (measured: 1e-13 relative after 1000 steps
+        for a width-64 non-normal ``W``, see benchmarks/bench_memory.py), while
+        an anchor far from 0 costs a full ``expm`` with many squarings.
 
     Returns
     -------
@@ -505,7 +538,7 @@ def memory_function(
         lin = _as_linear(H)
         D = _directions(lin.inputs, directions, n_directions, max_vertex_dim, rng)
         amps = _amplitudes(amplitudes, (1.0,))
-        v = _expm_times_vector(np.array(lin.W.T), np.array(lin.c), _uniform_steps(t), 64) @ lin.U  # (n, d)
+        v = _expm_times_vector(np.array(lin.W.T), np.array(lin.c), _uniform_steps(t), 1024) @ lin.U  # (n, d)
         probes = (D[:, None, :] * amps[None, :, None]).reshape(-1, lin.inputs)
         vals = np.abs(probes @ v.T) / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
         return _reduce(t, vals, probes, D, amps, input, normalize, "closed-form")
