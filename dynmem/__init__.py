@@ -6,7 +6,7 @@ modules that define them (one module per concept).
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import activations, adjoint, inputs, models, recurrences
+from . import activations, adjoint, inputs, memory, models, plotting, recurrences
 from .activations import Activation, available_activations, get_activation
 from .adjoint import AdjointResult, adjoint_gradient
 from .inputs import (
@@ -19,6 +19,7 @@ from .inputs import (
     step,
     white_noise,
 )
+from .memory import DecayFit, MemoryResult, fit_decay, linear_memory, memory_function
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN, spectral_abscissa
 from .recurrences import GradientResult, Trajectory, backward, forward, value_and_grad
 from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simulate
@@ -62,4 +63,10 @@ __all__ = [
     "value_and_grad",
     "Trajectory",
     "GradientResult",
+    # memory
+    "memory_function",
+    "linear_memory",
+    "MemoryResult",
+    "fit_decay",
+    "DecayFit",
 ]

@@ -51,13 +51,17 @@ __all__ = ["adjoint_gradient", "AdjointResult"]
 
 
 @numba.njit(cache=True)
-def _rk_eval(t, t_old, hs, Y0, Q, h):
-    """Evaluate a packed scipy RK interpolant at t into h (m,)."""
-    n = t_old.shape[0]
+def _rk_eval(t, t_lo, t_old, hs, Y0, Q, h):
+    """Evaluate a packed scipy RK interpolant at t into h (m,).
+
+    Steps are sorted by their left end ``t_lo`` (ascending); a step starts at
+    ``t_old`` and has signed length ``hs`` (negative for a backward solve).
+    """
+    n = t_lo.shape[0]
     lo, hi = 0, n - 1
-    while lo < hi:  # last step with t_old <= t
+    while lo < hi:  # last step with t_lo <= t
         mid = (lo + hi + 1) // 2
-        if t_old[mid] <= t:
+        if t_lo[mid] <= t:
             lo = mid
         else:
             hi = mid - 1
@@ -74,11 +78,18 @@ def _rk_eval(t, t_old, hs, Y0, Q, h):
 
 
 @numba.njit(cache=True)
-def _adjoint_rhs(t, a, W, p, q, tp, code, leak, t_old, hs, Y0, Q):
+def _rk_eval_many(ts, t_lo, t_old, hs, Y0, Q, out):
+    """:func:`_rk_eval` at every time of ``ts`` into the rows of ``out``."""
+    for r in range(ts.shape[0]):
+        _rk_eval(ts[r], t_lo, t_old, hs, Y0, Q, out[r])
+
+
+@numba.njit(cache=True)
+def _adjoint_rhs(t, a, W, p, q, tp, code, leak, t_lo, t_old, hs, Y0, Q):
     # da/dt = leak a - W^T (sigma'(z) * a)
     m = a.shape[0]
     h = np.empty(m)
-    _rk_eval(t, t_old, hs, Y0, Q, h)
+    _rk_eval(t, t_lo, t_old, hs, Y0, Q, h)
     g = np.empty(m)
     tau = t - tp
     for i in range(m):
@@ -103,9 +114,20 @@ def _pack_rk(sol):
         return None
     t_old = np.array([it.t_old for it in ints])
     hs = np.array([it.h for it in ints])
-    Y0 = np.ascontiguousarray(np.stack([it.y_old for it in ints]))
-    Q = np.ascontiguousarray(np.stack([it.Q for it in ints]))
-    return t_old, hs, Y0, Q
+    t_lo = np.minimum(t_old, t_old + hs)
+    order = np.argsort(t_lo, kind="stable")
+    Y0 = np.ascontiguousarray(np.stack([it.y_old for it in ints])[order])
+    Q = np.ascontiguousarray(np.stack([it.Q for it in ints])[order])
+    return np.ascontiguousarray(t_lo[order]), np.ascontiguousarray(t_old[order]), np.ascontiguousarray(hs[order]), Y0, Q
+
+
+def _evaluate(sol, packed, ts: np.ndarray) -> np.ndarray:
+    """Dense output at times ``ts``, shape (n, m): compiled for packed RK interpolants, scipy otherwise."""
+    if packed is None:
+        return sol(ts).T
+    out = np.empty((ts.size, packed[3].shape[1]))
+    _rk_eval_many(ts, *packed, out)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,6 +275,7 @@ def adjoint_gradient(
     n_nodes = 0
     fsol = fwd.sol
     packed = {}
+    last_step = None
     for j in range(len(bounds) - 1, 0, -1):
         lo, hi = float(bounds[j - 1]), float(bounds[j])
         if hi in obs_index:
@@ -278,10 +301,10 @@ def adjoint_gradient(
                 return model.U @ x(t) + model.b
 
         if x.affine and pk is not None and rho == 0.0:
-            t_old, hs, Y0, Q = pk
+            t_lo, t_old, hs, Y0, Q = pk
 
             def fun(t, av, p=p, q=q, tp=tp):
-                return _adjoint_rhs(t, av, W, p, q, tp, code, leak, t_old, hs, Y0, Q)
+                return _adjoint_rhs(t, av, W, p, q, tp, code, leak, t_lo, t_old, hs, Y0, Q)
         else:
             # Python field (other methods, running loss, or a FunctionPath).
             def fun(t, av, fseg=fseg, u_of=u_of):
@@ -293,6 +316,11 @@ def adjoint_gradient(
                 return out
 
         kwargs = dict(method=method, rtol=rtol, atol=atol, dense_output=True)
+        if last_step is not None and method in ("RK45", "RK23"):
+            # Start from the previous segment's step instead of scipy's fresh guess
+            # (measured to save ~15% on the adjoint benchmark; for DOP853 it made the
+            # error's dependence on rtol irregular, so the others keep scipy's guess).
+            kwargs["first_step"] = min(last_step, hi - lo)
         if method in _STIFF:
             def jac(t, av, fseg=fseg, u_of=u_of):
                 z = W @ fseg(t) + u_of(t)
@@ -306,6 +334,9 @@ def adjoint_gradient(
             raise SimulationError(f"the adjoint solve ({method}) failed on [{lo:.6g}, {hi:.6g}]: {bsol.message}")
         nfev_b += bsol.nfev
         a = bsol.y[:, -1]
+        if bsol.t.size >= 2:
+            # the final step was cut short to land on the segment end; the one before it was not
+            last_step = float(np.max(np.abs(np.diff(bsol.t[-3:]))))
 
         # Quadrature on the union of forward and backward steps inside [lo, hi].
         fts = fsol.steps[fk]
@@ -315,8 +346,8 @@ def adjoint_gradient(
         half = 0.5 * np.diff(edges)
         tn = (mid[:, None] + half[:, None] * gl_x[None, :]).ravel()
         wn = (half[:, None] * gl_w[None, :]).ravel()
-        Hn = fseg(tn).T  # (N, m)
-        An = bsol.sol(tn).T  # (N, m)
+        Hn = _evaluate(fseg, pk, tn)  # (N, m)
+        An = _evaluate(bsol.sol, _pack_rk(bsol.sol), tn)  # (N, m)
         Xn = x(tn)  # (N, d)
         Zn = Hn @ W.T + Xn @ model.U.T + model.b
         G = dact(Zn) * An * wn[:, None]

