@@ -30,6 +30,19 @@ attained.
 Every target has the interface of :class:`Target`: ``dim``, ``output``,
 ``output_sequence``, ``step_derivative``, ``exact_memory`` and ``decay``.
 
+Targets:
+
+* linear, closed form: :class:`ExponentialKernel` (with
+  :meth:`ExponentialKernel.discrete` for [WLL]'s ``0.9^t``),
+  :class:`PowerLawKernel`, :class:`ExponentialSum`, :class:`ShiftedBump`,
+  :class:`AiryKernel`, :class:`TwoPartKernel`, :class:`BoxKernel`,
+  :class:`SineKernel`, sums (:class:`LinearSum`, or ``A + B``);
+* linear, user kernel: :class:`LinearFunctional`;
+* nonlinear: :class:`PointwiseNonlinear` (``f(L_t(x))``), :class:`Volterra2`
+  (second order, separable kernel), :class:`TeacherRNN` (a CTRNN);
+* registries: :func:`wll_targets` (the paper's experiments, THEORY.md
+  section 4) and :func:`wll_code_targets` (the public code's kernels).
+
 How outputs are computed
 ------------------------
 On an affine piece of the input, ``x(t - s) = x(u_hi) - (s - s_a) x'`` for
@@ -47,19 +60,26 @@ piece contributes ``m_0 x(u_hi) - m_1 x'`` with the kernel moments
   and short series for short pieces).  Observed agreement with
   :func:`scipy.integrate.quad` references is ~1e-14 relative to
   ``sum |m_0| |x|`` (the tests allow 1e-10).
-* Airy and user kernels (:class:`LinearFunctional` without closed forms):
-  cumulative integrals ``F(s) = int_0^s rho``, ``G(s) = int_0^s s' rho(s') ds'``
-  by composite 16-point Gauss-Legendre on panels between all needed end
-  points (panels at most ``panel`` long; for Airy at most one radian of the
-  local phase), then ``m_0 = F(s_b) - F(s_a)``,
-  ``m_1 = G(s_b) - G(s_a) - s_a m_0``.  For kernels smooth on the panel
-  scale the error is at rounding level (~1e-13 relative); kernels with kinks
-  or jumps must declare them (``breaks``) so that no panel straddles one.
-  ``scipy.special.itairy`` is *not* used: it is only ~1e-5 accurate near
-  ``|z| = 5`` (checked against ``quad``).
+* Airy and user kernels (:class:`LinearFunctional`): a piece no longer than
+  one quadrature panel gets one 16-point Gauss-Legendre rule (relative
+  accuracy, no cancellation).  Longer pieces use cached cumulative integrals
+  ``F(s) = int_0^s rho`` and ``G(s) = int_0^s s' rho(s') ds'`` (composite
+  16-point Gauss-Legendre on panels at most ``panel`` long, or for Airy at
+  most one radian of the local phase ``(2/3)|z|^{3/2}``), then
+  ``m_0 = F(s_b) - F(s_a)`` and ``m_1 = G(s_b) - G(s_a) - s_a m_0``: rounding
+  level in absolute terms (``~1e-16 |F|``; observed ~1e-14 against quad).
+  Kernels with kinks or jumps must declare them (``breaks``) so that no
+  panel straddles one.  ``scipy.special.itairy`` is *not* used: it is only
+  ~1e-5 accurate near ``|z| = 5`` (checked against ``quad``).
+* Closed-form kernels whose first moment cancels on short pieces (the
+  Gaussian bump) also switch to the direct rule there.
 * Paths that are not affine (:class:`~dynmem.inputs.FunctionPath`):
   :func:`scipy.integrate.quad_vec` on every knot interval,
   ``epsrel = 1e-10``.
+
+The cost is one moment evaluation per (output time, earlier piece) pair,
+``O(n P)`` for ``n`` times and ``P`` pieces (vectorised in blocks); for long
+sampled sequences prefer :meth:`Target.output_sequence` (FFT, ``O(T log T)``).
 
 Sampled inputs (``output_sequence``) use the discrete convolution
 
@@ -80,7 +100,7 @@ References
 [WLL] S. Wang, Z. Li, Q. Li, Inverse Approximation Theory for Nonlinear
 Recurrent Neural Networks, ICLR 2024 (arXiv 2305.19190).
 [LHEL] Z. Li, J. Han, W. E, Q. Li, On the Curse of Memory in Recurrent Neural
-Networks: Approximation and Optimization Analysis, JMLR 23(42), 2022.
+Networks: Approximation and Optimization Analysis, ICLR 2021; JMLR 23(42), 2022.
 """
 
 from __future__ import annotations
@@ -107,6 +127,8 @@ from ._validation import (
 )
 from .inputs import InputPath, from_sequence
 from .models import CTRNN, LinearRNN
+from .recurrences import forward
+from .simulate import METHODS, simulate
 
 __all__ = [
     "Decay",
@@ -134,6 +156,7 @@ DECAY_KINDS = ("exponential", "polynomial", "non-decaying", "unknown")
 _GL_NODES = 16
 _PAIR_CHUNK = 1 << 18  # (time, piece) pairs per vectorised block
 _PANEL_CHUNK = 1 << 13  # quadrature panels per vectorised block
+_MAX_PANELS = 20_000_000  # cumulative tables beyond this would take minutes and gigabytes
 
 
 class Decay(NamedTuple):
@@ -270,52 +293,99 @@ def _gauss_legendre(n: int):
     return 0.5 * (x + 1.0), 0.5 * w  # nodes and weights on [0, 1]
 
 
-def _cumulative_tables(fn, points: np.ndarray, width_fn, *, edges=(), nodes: int = _GL_NODES):
-    """``F(p) = int_0^p fn`` and ``G(p) = int_0^p s fn(s) ds`` at points ``p >= 0``.
+def _gl_direct(fn, sa: np.ndarray, L: np.ndarray, nodes: int = _GL_NODES):
+    """Moments over short intervals by one Gauss-Legendre rule each (no cancellation).
 
-    ``fn(s)`` maps (M,) to (M, k).  The integral runs over the sorted union of
-    0, the points and the ``edges`` (kinks of ``fn``), each gap split into
-    equal panels no longer than ``width_fn(e0, e1)``; each panel uses the
-    ``nodes``-point Gauss-Legendre rule.
-
-    Returns
-    -------
-    F, G : ndarray, shape (len(points), k)
+    ``m0 = int_{sa}^{sa+L} fn``, ``m1 = int_{sa}^{sa+L} (s - sa) fn(s) ds``; ``fn``
+    maps (M,) to (M, k).  Accurate when ``fn`` is smooth on the scale of ``L``.
     """
-    points = np.asarray(points, dtype=float)
-    top = float(points.max()) if points.size else 0.0
-    edges = np.asarray(edges, dtype=float)
-    edges = edges[(edges > 0) & (edges < top)]
-    grid = np.unique(np.concatenate([[0.0], points, edges]))
-    e0, e1 = grid[:-1], grid[1:]
-    if e0.size == 0:
-        k = np.atleast_2d(fn(np.zeros(1))).shape[1]
-        return np.zeros((points.size, k)), np.zeros((points.size, k))
-    lengths = e1 - e0
-    npan = np.maximum(1, np.ceil(lengths / width_fn(e0, e1))).astype(np.int64)
-    gap = np.repeat(np.arange(e0.size), npan)
-    first = np.concatenate([[0], np.cumsum(npan)[:-1]])
-    local = np.arange(gap.size) - np.repeat(first, npan)
-    h = (lengths / npan)[gap]
-    start = e0[gap] + local * h
     u, w = _gauss_legendre(nodes)
-    I0_parts, I1_parts = [], []
-    for lo in range(0, gap.size, _PANEL_CHUNK):
-        hi = min(gap.size, lo + _PANEL_CHUNK)
-        s = start[lo:hi, None] + h[lo:hi, None] * u[None, :]  # (P, q)
-        vals = np.asarray(fn(s.ravel()), dtype=float).reshape(s.shape[0], nodes, -1)
-        wv = vals * (w[None, :, None] * h[lo:hi, None, None])
-        I0_parts.append(wv.sum(axis=1))
-        I1_parts.append((wv * s[:, :, None]).sum(axis=1))
-    I0 = np.concatenate(I0_parts)
-    I1 = np.concatenate(I1_parts)
-    per_gap0 = np.add.reduceat(I0, first, axis=0)
-    per_gap1 = np.add.reduceat(I1, first, axis=0)
-    k = I0.shape[1]
-    F = np.concatenate([np.zeros((1, k)), np.cumsum(per_gap0, axis=0)])
-    G = np.concatenate([np.zeros((1, k)), np.cumsum(per_gap1, axis=0)])
-    idx = np.searchsorted(grid, points)
-    return F[idx], G[idx]
+    m0_parts, m1_parts = [], []
+    for lo in range(0, sa.size, _PANEL_CHUNK):
+        a, h = sa[lo:lo + _PANEL_CHUNK, None], L[lo:lo + _PANEL_CHUNK, None]
+        off = h * u[None, :]  # s - sa at the nodes, exactly
+        vals = np.asarray(fn((a + off).ravel()), dtype=float).reshape(a.shape[0], nodes, -1)
+        wv = vals * (w[None, :, None] * h[:, :, None])
+        m0_parts.append(wv.sum(axis=1))
+        m1_parts.append((wv * off[:, :, None]).sum(axis=1))
+    if not m0_parts:
+        k = np.asarray(fn(np.zeros(1)), dtype=float).reshape(1, -1).shape[1]
+        return np.zeros((0, k)), np.zeros((0, k))
+    return np.concatenate(m0_parts), np.concatenate(m1_parts)
+
+
+class _CumulativeTable:
+    """``F(p) = int_0^p fn`` and ``G(p) = int_0^p s fn(s) ds`` from a cached panel grid.
+
+    The grid of panels is built once (and extended on demand, doubling its
+    reach): gaps between ``edges_fn(lo, hi)`` (kinks of ``fn`` and points where
+    its local scale changes) are split into equal panels no longer than
+    ``width_fn(e0, e1)``, each integrated by 16-point Gauss-Legendre and
+    accumulated.  A point then costs one partial panel.  Not thread-safe
+    (the cache grows in place); results do not depend on the cache state
+    beyond rounding of the accumulated sums.
+    """
+
+    def __init__(self, fn, width_fn, edges_fn):
+        self.fn, self.width_fn, self.edges_fn = fn, width_fn, edges_fn
+        self.knots = np.zeros(1)
+        self.F = None
+        self.G = None
+
+    def _extend(self, top: float) -> None:
+        cur = float(self.knots[-1])
+        if self.F is not None and top <= cur:
+            return
+
+        def layout(upper):
+            grid = np.unique(np.concatenate([[cur, upper], np.asarray(self.edges_fn(cur, upper), dtype=float)]))
+            grid = grid[(grid >= cur) & (grid <= upper)]
+            e0, e1 = grid[:-1], grid[1:]
+            return e0, e1, np.maximum(1, np.ceil((e1 - e0) / self.width_fn(e0, e1))).astype(np.int64)
+
+        # Grow geometrically (so that rising horizons cost O(log) rebuilds), but never past the cap.
+        new_top = max(top, 2.0 * cur, 1.0)
+        e0, e1, npan = layout(new_top)
+        if npan.sum() > _MAX_PANELS and new_top > top:
+            new_top = top
+            e0, e1, npan = layout(new_top)
+        if npan.sum() > _MAX_PANELS:
+            raise ValueError(
+                f"`t` reaches s = {top:.6g}, where this kernel needs {int(npan.sum())} quadrature panels "
+                f"(more than {_MAX_PANELS}); shorten the horizon (or use a longer `panel`)."
+            )
+        gap = np.repeat(np.arange(e0.size), npan)
+        first = np.concatenate([[0], np.cumsum(npan)[:-1]])
+        local = np.arange(gap.size) - np.repeat(first, npan)
+        h = ((e1 - e0) / npan)[gap]
+        starts = e0[gap] + local * h
+        ends = np.append(starts[1:], new_top)
+        m0, m1 = _gl_direct(self.fn, starts, ends - starts)
+        I1 = m1 + starts[:, None] * m0  # int s fn over the panel
+        if self.F is None:
+            k = m0.shape[1]
+            self.F, self.G = np.zeros((1, k)), np.zeros((1, k))
+        self.F = np.concatenate([self.F, self.F[-1] + np.cumsum(m0, axis=0)])
+        self.G = np.concatenate([self.G, self.G[-1] + np.cumsum(I1, axis=0)])
+        self.knots = np.concatenate([self.knots, ends])
+
+    def __call__(self, points: np.ndarray):
+        """``(F, G)`` at ``points >= 0``, each of shape (len(points), k)."""
+        pts, inv = np.unique(np.asarray(points, dtype=float), return_inverse=True)
+        self._extend(float(pts[-1]) if pts.size else 0.0)
+        j = np.clip(np.searchsorted(self.knots, pts, side="right") - 1, 0, self.knots.size - 1)
+        base = self.knots[j]
+        p0, p1 = _gl_direct(self.fn, base, pts - base)
+        F = self.F[j] + p0
+        G = self.G[j] + p1 + base[:, None] * p0
+        return F[inv.reshape(-1)], G[inv.reshape(-1)]
+
+
+def _unique_pairs(sa: np.ndarray, L: np.ndarray):
+    """Unique ``(sa, L)`` pairs and the inverse map (sequences repeat them many times)."""
+    # A complex view sorts lexicographically and is much faster than np.unique(axis=0).
+    uniq, inv = np.unique(sa + 1j * L, return_inverse=True)
+    return uniq.real.copy(), uniq.imag.copy(), inv.reshape(-1)
 
 
 def _split_moments(sa, L, c, left, right):
@@ -393,12 +463,21 @@ class _Bump:
     def value(self, s):
         return np.exp(-(((s - self.center) / self.width) ** 2))
 
+    def _column(self, s):
+        return self.value(s)[:, None]
+
     def moments(self, sa, L):
         c, w = self.center, self.width
         za, zb = (sa - c) / w, (sa + L - c) / w
         m0 = 0.5 * math.sqrt(math.pi) * w * _erf_diff(za, zb)
         # int (s - c) e^{-z^2} ds = -(w^2 / 2) e^{-z^2}
         m1 = 0.5 * w**2 * (np.exp(-(za**2)) - np.exp(-(zb**2))) + (c - sa) * m0
+        # On pieces shorter than the width the closed form cancels (m1 ~ L^2 against
+        # terms ~ L |c - sa|); one Gauss-Legendre rule is exact to rounding there.
+        short = L <= w
+        if short.any():
+            a0, a1 = _gl_direct(self._column, sa[short], L[short])
+            m0[short], m1[short] = a0[:, 0], a1[:, 0]
         return m0, m1
 
     @property
@@ -496,26 +575,40 @@ class _Airy:
         zmax = np.maximum(np.abs(self.scale * (e0 - self.shift)), np.abs(self.scale * (e1 - self.shift)))
         return 1.0 / (abs(self.scale) * np.sqrt(np.maximum(1.0, zmax)))
 
-    def _edges(self, top):
-        # Edges where |z| crosses 4^j let the panel width follow the local frequency.
-        zs = 4.0 ** np.arange(0, 12)
+    def _edges(self, lo, hi):
+        # Edges where |z| crosses 2^j let the panel width follow the local frequency.
+        zs = 2.0 ** np.arange(0, 60)
         pts = np.concatenate([[self.shift], self.shift + zs / self.scale, self.shift - zs / self.scale])
-        return pts[(pts > 0) & (pts < top)]
+        return pts[(pts > lo) & (pts < hi)]
+
+    def _column(self, s):
+        return self.value(s)[:, None]
 
     def moments(self, sa, L):
-        sb = sa + L
-        pts = np.concatenate([sa, sb])
-        F, _ = _cumulative_tables(lambda s: self.value(s)[:, None], pts, self._width,
-                                  edges=self._edges(float(pts.max()) if pts.size else 0.0))
-        m0 = F[sa.size:, 0] - F[: sa.size, 0]
-        # int (s - s0) Ai(kappa (s - s0)) ds = Ai'(z) / kappa^2, since Ai'' = z Ai.
-        za, zb = self.scale * (sa - self.shift), self.scale * (sb - self.shift)
-        m1 = (sp.airy(zb)[1] - sp.airy(za)[1]) / self.scale**2 + (self.shift - sa) * m0
-        return m0, m1
+        sa, L, inv = _unique_pairs(sa, L)
+        m0, m1 = np.empty_like(sa), np.empty_like(sa)
+        short = L <= self._width(sa, sa + L)
+        if short.any():
+            a0, a1 = _gl_direct(self._column, sa[short], L[short])
+            m0[short], m1[short] = a0[:, 0], a1[:, 0]
+        lg = ~short
+        if lg.any():
+            s_a, s_b = sa[lg], sa[lg] + L[lg]
+            F, _ = _airy_table(self)(np.concatenate([s_a, s_b]))
+            m0[lg] = F[s_a.size:, 0] - F[: s_a.size, 0]
+            # int (s - s0) Ai(kappa (s - s0)) ds = Ai'(z) / kappa^2, since Ai'' = z Ai.
+            za, zb = self.scale * (s_a - self.shift), self.scale * (s_b - self.shift)
+            m1[lg] = (sp.airy(zb)[1] - sp.airy(za)[1]) / self.scale**2 + (self.shift - s_a) * m0[lg]
+        return m0[inv], m1[inv]
 
     @property
     def decay(self):
         return Decay("polynomial", 0.25) if self.scale < 0 else _SUPER_EXPONENTIAL
+
+
+@lru_cache(maxsize=32)
+def _airy_table(term: _Airy) -> _CumulativeTable:
+    return _CumulativeTable(term._column, term._width, term._edges)
 
 
 # --------------------------------------------------------------------------
@@ -629,6 +722,10 @@ class Target:
         .. math::
 
             y_k = \\sum_{j=0}^{k} \\Delta t\\, \\rho(j \\Delta t)^\\top x_{k-j}
+
+        for linear targets (FFT convolution along time), approximating
+        ``H_{(k+1) dt}`` on ``from_sequence(X, dt)``; nonlinear targets apply
+        their nonlinearity to the same sums; :class:`TeacherRNN` runs its model.
 
         Parameters
         ----------
@@ -947,7 +1044,7 @@ class ExponentialKernel(_TermKernel):
         base = check_positive("base", base)
         if base > 1.0:
             raise ValueError(f"`base` must lie in (0, 1] (a decaying kernel base^t); got {base}.")
-        return cls(-math.log(base), a)
+        return cls(-math.log(base) if base < 1.0 else 0.0, a)
 
 
 @dataclass(frozen=True, eq=False)
@@ -1178,6 +1275,12 @@ class TwoPartKernel(_TermKernel):
 class BoxKernel(_TermKernel):
     """``rho(t) = a 1[start < t < stop]``: a pure delay window (the public code's "shift").
 
+    .. math::
+
+        H_t(x) = a^\\top \\int_{\\min(\\mathrm{start}, \\tau)}^{\\min(\\mathrm{stop}, \\tau)} x(t - s)\\, ds
+        \\ (\\tau = t - t_\\mathrm{start}),
+        \\qquad M(t) = \\|a\\|_1 \\mathbb{1}[\\mathrm{start} < t < \\mathrm{stop}] .
+
     The interval is open, as in the public [WLL] code, so sampled at whole
     steps ``rho(start) = rho(stop) = 0``.  Decay ``("exponential", inf)``
     (compact support).
@@ -1217,9 +1320,15 @@ class SineKernel(_TermKernel):
 
     Notes
     -----
+    .. math::
+
+        \\int_{s_a}^{s_a + L} \\rho = a L \\Big[\\sin\\theta\\, \\frac{\\sin \\omega L}{\\omega L}
+        + \\cos\\theta\\, \\frac{1 - \\cos \\omega L}{\\omega L}\\Big],
+        \\qquad \\theta = \\omega s_a + \\varphi .
+
     Decay ``("non-decaying", None)``: ``M(t) = |a|_1 |sin(freq t + phase)|``
-    does not tend to zero, so no RNN with decaying memory approximates it
-    uniformly ([WLL] Thm. 3.9).
+    does not tend to zero: the target lies outside the decaying-memory class
+    that [WLL] Thm. 3.9 is about.
     """
 
     freq: float = 1.0
@@ -1330,6 +1439,13 @@ class LinearFunctional(LinearTarget):
         object.__setattr__(self, "_decay", Decay(decay[0], None if decay[1] is None else float(decay[1])))
         object.__setattr__(self, "rho", rho)
         object.__setattr__(self, "antiderivative", antiderivative)
+        panel_width = self._panel
+        breaks_arr = np.asarray(self._breaks)
+        object.__setattr__(self, "_table", _CumulativeTable(
+            self._rho,
+            lambda e0, e1: np.full(e0.shape, panel_width),
+            lambda lo, hi: breaks_arr[(breaks_arr > lo) & (breaks_arr < hi)],
+        ))
         self._call("rho", rho, np.array([0.0, 1.0]))
         if antiderivative is not None:
             self._call("antiderivative", antiderivative, np.array([0.0, 1.0]))
@@ -1364,17 +1480,28 @@ class LinearFunctional(LinearTarget):
         return self._call("rho", self.rho, np.asarray(s, dtype=float))
 
     def _moments(self, sa, L):
+        sa, L, inv = _unique_pairs(sa, L)
         sb = sa + L
-        pts = np.concatenate([sa, sb])
-        panel = self._panel
-        F, G = _cumulative_tables(self._rho, pts, lambda e0, e1: np.full(e0.shape, panel), edges=self._breaks)
-        if self.antiderivative is not None:
-            R = self._call("antiderivative", self.antiderivative, pts)
-            m0 = R[sa.size:] - R[: sa.size]
-        else:
-            m0 = F[sa.size:] - F[: sa.size]
-        m1 = G[sa.size:] - G[: sa.size] - sa[:, None] * m0
-        return m0, m1
+        m0 = np.empty((sa.size, self._dim))
+        m1 = np.empty((sa.size, self._dim))
+        brk = np.asarray(self._breaks)
+        inside = np.zeros(sa.size, dtype=bool)
+        if brk.size:
+            inside = ((brk[None, :] > sa[:, None]) & (brk[None, :] < sb[:, None])).any(axis=1)
+        short = (L <= self._panel) & ~inside
+        if np.any(short):
+            m0[short], m1[short] = _gl_direct(self._rho, sa[short], L[short])
+        lg = ~short
+        if np.any(lg):
+            s_a, s_b = sa[lg], sb[lg]
+            F, G = self._table(np.concatenate([s_a, s_b]))
+            m0[lg] = F[s_a.size:] - F[: s_a.size]
+            m1[lg] = G[s_a.size:] - G[: s_a.size] - s_a[:, None] * (F[s_a.size:] - F[: s_a.size])
+        if self.antiderivative is not None and np.any(lg):
+            # Exact on long pieces; short pieces keep the cancellation-free direct rule.
+            R = self._call("antiderivative", self.antiderivative, np.concatenate([sa[lg], sb[lg]]))
+            m0[lg] = R[np.count_nonzero(lg):] - R[: np.count_nonzero(lg)]
+        return m0[inv], m1[inv]
 
 
 # --------------------------------------------------------------------------
@@ -1670,6 +1797,7 @@ class TeacherRNN(Target):
                 f"`model` must be a CTRNN or a LinearRNN (a continuous-time teacher); got {describe(self.model)}."
             )
         check_choice("sequence_mode", self.sequence_mode, ("euler", "simulate"))
+        check_choice("method", self.method, METHODS)
         object.__setattr__(self, "rtol", check_positive("rtol", self.rtol))
         object.__setattr__(self, "atol", check_positive("atol", self.atol))
 
@@ -1678,8 +1806,6 @@ class TeacherRNN(Target):
         return self.model.inputs
 
     def _simulate(self, x, t):
-        from .simulate import simulate
-
         return simulate(self.model, x, t, method=self.method, rtol=self.rtol, atol=self.atol).y
 
     def _output(self, x, t):
@@ -1688,8 +1814,6 @@ class TeacherRNN(Target):
     def _output_sequence(self, X, dt):
         B, T, _ = X.shape
         if self.sequence_mode == "euler":
-            from .recurrences import forward
-
             return forward(self.model.discretize(dt), X).y
         times = dt * np.arange(1, T + 1)
         return np.stack([self._simulate(from_sequence(X[b], dt), times) for b in range(B)])
