@@ -6,7 +6,7 @@ modules that define them (one module per concept).
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import activations, adjoint, inputs, memory, models, plotting, recurrences
+from . import activations, adjoint, inputs, memory, models, plotting, recurrences, targets
 from .activations import Activation, available_activations, get_activation
 from .adjoint import AdjointResult, adjoint_gradient
 from .inputs import (

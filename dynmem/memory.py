@@ -43,6 +43,7 @@ Input variants (``input=``):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -666,7 +667,7 @@ def _bic(rss: float, n: int, k: int) -> float:
     return n * np.log(max(rss, 1e-300) / n) + k * np.log(n)
 
 
-def fit_decay(
+def _fit_decay_once(
     t,
     M,
     *,
@@ -679,43 +680,9 @@ def fit_decay(
     plateau_ratio: float = 1e-3,
     min_r2: float = 0.99,
     plateau_slope: float = 0.05,
+    envelope: bool = True,
 ) -> DecayFit:
-    """Classify a memory curve as exponential, polynomial, non-decaying or undetermined.
-
-    Steps:
-
-    1. Window: start at the peak of ``M`` (skipping the transient growth of
-       non-normal ``W``); drop points below the noise floor
-       ``max(floor, relative_floor * max M)`` and everything after the first
-       such point.  Without ``floor``, a flat tail far below the peak is taken
-       as the floor and only points 10x above it are kept.
-    2. Non-decaying: the tail (last ``tail_fraction`` of the window) stays
-       above ``plateau_ratio`` times the peak and is flat on log-log axes:
-       ``|d log M / d log t| < plateau_slope`` (so a power law with a smaller
-       exponent than ``plateau_slope`` is reported as non-decaying).
-    3. Too short: if ``M`` falls by fewer than ``min_decades`` decades across
-       the window, the verdict is "undetermined" whatever fits best, so a
-       short window is never called exponential.
-    4. Fit ``log M = log C - beta t`` and ``log M = log C + q log(1 + t) - beta t``
-       (linear least squares; the prefactor covers Jordan blocks) and
-       ``log M = log C - p log(t + s)`` (``scipy.optimize.least_squares`` over
-       ``0 < s <= t_end``), and compare their BIC; the winner must beat the other family
-       by ``bic_margin`` and reach ``R^2 >= min_r2`` in log space.  The
-       exponential family must owe at least a decade of the decay to
-       ``e^{-beta t}`` itself; a polynomial verdict needs ``min_time_decades``
-       decades of ``t + s`` in the window.
-
-    Parameters
-    ----------
-    t : array_like, shape (n,)
-        Increasing non-negative times.
-    M : array_like, shape (n,)
-        Non-negative memory values.
-
-    Returns
-    -------
-    DecayFit
-    """
+    """One fit of :func:`fit_decay` on the whole window (see its Notes)."""
     t = check_increasing("t", as_float_array("t", t, ndim=1))
     M = as_float_array("M", M, shape=(t.size,), finite=False)
     if np.any(np.isnan(M)) or np.any(M < 0):
@@ -733,6 +700,11 @@ def fit_decay(
 
     peak = int(np.argmax(M))
     M_peak = float(M[peak])
+    if envelope:
+        # Running maximum from the right: removes the dips of oscillating
+        # memories (zeros of rho) without changing monotone curves.  The peak
+        # is taken first, so the transient before it is still skipped.
+        M = np.maximum.accumulate(M[::-1])[::-1]
     if not np.isfinite(M_peak) or M_peak <= 0:
         tw = t[:0]
         decades = nan
@@ -810,7 +782,9 @@ def fit_decay(
     # The exponential family must owe at least one decade of decay to e^{-beta t} itself,
     # otherwise (1 + t)^q e^{-beta t} with beta ~ 0 is just a power law.
     e_ok2 = coef[1] * length >= np.log(10)
-    e_ok3 = coef3[2] * length >= np.log(10)
+    # Jordan blocks give q > 0; a negative q only imitates a sum of exponentials
+    # whose fast terms die early, and would understate the asymptotic rate.
+    e_ok3 = coef3[2] * length >= np.log(10) and coef3[1] > 0
     cands = [(bic_e2, "e2")] if e_ok2 else []
     if e_ok3:
         cands.append((bic_e3, "e3"))
@@ -856,3 +830,76 @@ def fit_decay(
     return result("undetermined",
                   f"neither model is decisively better (BIC exponential {bic_e:.1f}, polynomial {bic_p:.1f}, "
                   f"margin {bic_margin}).", **common)
+
+
+def fit_decay(t, M, **options) -> DecayFit:
+    """Classify a memory curve as exponential, polynomial, non-decaying or undetermined.
+
+    The decay class is an asymptotic property, so when the whole window gives
+    no decisive verdict (a fast early transient, a sum of exponentials whose
+    fast terms die first) the head of the curve is skipped: the fit is
+    repeated from the points where ``M`` has fallen by 1/4 and then 1/2 of
+    its decades, and the first decisive verdict is returned (its note says
+    which part was skipped).  A window that is too short is never rescued.
+
+    Parameters
+    ----------
+    t : array_like, shape (n,)
+        Increasing non-negative times.
+    M : array_like, shape (n,)
+        Non-negative memory values.
+    **options
+        ``floor``, ``relative_floor``, ``min_decades``, ``min_time_decades``,
+        ``bic_margin``, ``tail_fraction``, ``plateau_ratio``, ``min_r2``,
+        ``plateau_slope``, ``envelope``: see the steps below.
+
+    Returns
+    -------
+    DecayFit
+
+    Notes
+    -----
+    Steps of one fit:
+
+    0. With ``envelope=True`` (default) ``M`` is replaced by its running
+       maximum from the right, ``max_{s >= t} M(s)``, so that isolated dips
+       (an oscillating kernel passing through zero) do not spoil the fits.
+    1. Window: start at the peak of ``M`` (skipping the transient growth of
+       non-normal ``W``); drop points below the noise floor
+       ``max(floor, relative_floor * max M)`` (default ``relative_floor``
+       1e-11) and everything after the first such point.  Without ``floor``,
+       a flat tail far below the peak is taken as the floor and only points
+       10x above it are kept.
+    2. Non-decaying: the tail (last ``tail_fraction`` = 0.2 of the window)
+       stays above ``plateau_ratio`` (1e-3) times the peak and is flat on
+       log-log axes, ``|d log M / d log t| < plateau_slope`` (0.05).
+    3. Too short: if ``M`` falls by fewer than ``min_decades`` (1) decades
+       across the window, the verdict is "undetermined" whatever fits best,
+       so a short window is never called exponential.
+    4. Fit ``log M = log C - beta t`` and ``log M = log C + q log(1 + t) - beta t``
+       with ``q > 0`` (Jordan blocks), by linear least squares, and
+       ``log M = log C - p log(t + s)`` with ``0 < s <= t_end``
+       (``scipy.optimize.least_squares``); compare BICs.  The winner must
+       beat the other family by ``bic_margin`` (10) and reach
+       ``R^2 >= min_r2`` (0.99) in log space; the exponential family must owe
+       at least a decade of the decay to ``e^{-beta t}`` itself, and a
+       polynomial verdict needs ``min_time_decades`` (1) decades of ``t + s``.
+    """
+    first = _fit_decay_once(t, M, **options)
+    if first.kind != "undetermined" or "too short" in first.note or not np.isfinite(first.decades):
+        return first
+    t_arr = as_float_array("t", t, ndim=1)
+    M_arr = as_float_array("M", M, shape=(t_arr.size,), finite=False)
+    peak = int(np.argmax(M_arr))
+    logs = np.log10(M_arr[peak] / np.maximum(M_arr, 1e-300))
+    for frac in (0.25, 0.5):
+        later = np.flatnonzero((np.arange(t_arr.size) > peak) & (logs >= frac * first.decades))
+        if later.size == 0 or t_arr.size - later[0] < 4:
+            continue
+        start = int(later[0])
+        fit = _fit_decay_once(t_arr[start:], M_arr[start:], **options)
+        if fit.kind in ("exponential", "polynomial", "non-decaying"):
+            note = f"{fit.note} (the head t < {t_arr[start]:.3g}, {frac:.0%} of the decades, was skipped: " \
+                   f"on the whole window: {first.note})"
+            return dataclasses.replace(fit, note=note)
+    return first

@@ -292,3 +292,53 @@ def test_fit_decay_validation():
         fit_decay(np.arange(5.0), [1.0, -0.5, 0.2, 0.1, 0.0])
     with pytest.raises(ValueError, match=r"`t` must be strictly increasing"):
         fit_decay([0.0, 2.0, 1.0, 3.0], [1.0, 0.5, 0.2, 0.1])
+
+
+# ---------------------------------------------------------------------------
+# targets, head skipping, the example
+
+
+def test_memory_of_targets_uses_their_closed_forms_and_step_derivatives():
+    from dynmem.targets import ExponentialKernel, PointwiseNonlinear, PowerLawKernel, TeacherRNN
+
+    t = np.linspace(0, 20, 41)
+    exp_res = memory_function(ExponentialKernel.discrete(0.9), t)
+    np.testing.assert_allclose(exp_res.values, 0.9 ** t, rtol=1e-12)
+    pw = memory_function(PowerLawKernel(1.5), t)
+    np.testing.assert_allclose(pw.values, (1 + t) ** -1.5, rtol=1e-12)
+    # Through the probe path (exact step derivative) the linear target gives the same sup.
+    pw_probe = memory_function(PowerLawKernel(1.5), t, closed_form=False, amplitudes=[1.0])
+    assert pw_probe.method == "target-exact"
+    np.testing.assert_allclose(pw_probe.values, (1 + t) ** -1.5, rtol=1e-12)
+    # Nonlinear target: f = tanh of the linear functional; its step derivative
+    # at amplitude a is tanh'(a R(t)) rho(t) a, so the sup over a small
+    # amplitude approaches |rho| and a large one suppresses it.
+    nl = PointwiseNonlinear.tanh(ExponentialKernel(0.5))
+    res = memory_function(nl, t, amplitudes=[1e-4, 3.0])
+    np.testing.assert_allclose(res.values, np.exp(-0.5 * t), rtol=1e-6)
+    # A teacher is measured through its model.
+    model = dm.CTRNN.random(3, 1, rng=2)
+    np.testing.assert_allclose(memory_function(TeacherRNN(model), t, amplitudes=[1.0]).values,
+                               memory_function(model, t, amplitudes=[1.0]).values)
+
+
+def test_fit_decay_skips_fast_head_of_exponential_sum():
+    t = np.linspace(0, 80, 800)
+    M = np.exp(-3.0 * t) + 1e-3 * np.exp(-0.2 * t)  # fast mode dies first
+    fit = fit_decay(t, M)
+    assert fit.kind == "exponential", fit.note
+    assert abs(fit.rate - 0.2) < 0.004
+    assert "skipped" in fit.note
+
+
+def test_memory_comparison_example_runs(tmp_path):
+    import os
+    import runpy
+
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "memory_comparison.py")
+    mod = runpy.run_path(path, run_name="example")
+    out = tmp_path / "m.png"
+    fits = mod["main"](str(out))
+    assert out.exists() and out.stat().st_size > 1000
+    assert fits["target 0.9^t"].kind == "exponential" and abs(fits["target 0.9^t"].rate + np.log(0.9)) < 1e-6
+    assert fits["target (1+t)^-1.5"].kind == "polynomial" and abs(fits["target (1+t)^-1.5"].exponent - 1.5) < 0.03
