@@ -6,7 +6,7 @@ modules that define them (one module per concept).
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import activations, adjoint, inputs, memory, models, plotting, recurrences, targets
+from . import activations, adjoint, inputs, memory, models, plotting, recurrences, spectra, targets
 from .activations import Activation, available_activations, get_activation
 from .adjoint import AdjointResult, adjoint_gradient
 from .inputs import (
@@ -20,7 +20,21 @@ from .inputs import (
     white_noise,
 )
 from .memory import DecayFit, MemoryResult, fit_decay, linear_memory, memory_function
-from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN, spectral_abscissa
+from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
+from .spectra import (
+    SpectralSummary,
+    check_hurwitz,
+    eigenvector_condition,
+    is_hurwitz,
+    log_norm,
+    lyapunov,
+    max_transient_growth,
+    spectral_abscissa,
+    spectral_radius,
+    spectral_summary,
+    stability_radius,
+    transient_growth,
+)
 from .recurrences import GradientResult, Trajectory, backward, forward, value_and_grad
 from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simulate
 
@@ -36,7 +50,19 @@ __all__ = [
     "LinearRNN",
     "DiscreteRNN",
     "EulerRNN",
+    # spectra
     "spectral_abscissa",
+    "spectral_radius",
+    "log_norm",
+    "stability_radius",
+    "lyapunov",
+    "transient_growth",
+    "max_transient_growth",
+    "eigenvector_condition",
+    "is_hurwitz",
+    "check_hurwitz",
+    "spectral_summary",
+    "SpectralSummary",
     # activations
     "Activation",
     "available_activations",

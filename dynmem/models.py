@@ -33,16 +33,9 @@ import scipy.linalg
 
 from ._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe
 from .activations import available_activations, get_activation
+from .spectra import spectral_abscissa
 
-__all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN", "spectral_abscissa"]
-
-
-def spectral_abscissa(W) -> float:
-    """Largest real part of the eigenvalues of a square matrix, ``alpha(W)``."""
-    W = as_float_array("W", W, ndim=2)
-    if W.shape[0] != W.shape[1]:
-        raise ValueError(f"`W` must be square; got shape {W.shape}.")
-    return float(np.max(np.linalg.eigvals(W).real))
+__all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN"]
 
 
 class _ParamModel:
