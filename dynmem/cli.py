@@ -6,6 +6,11 @@
     Simulate a random tanh CTRNN, compute the gradient of a loss on its
     output twice (continuous adjoint, and BPTT through its Euler recurrence),
     and write a figure.  Finishes in seconds after numba's first compile.
+
+``dynmem verify [--claim NAME] [--json PATH] [--list]``
+    Run the theorem catalogue (``dynmem.theory``) and print a table of
+    claim, method, outcome, expectation, time and key numbers.  The exit
+    status is 1 when any outcome differs from its expectation.
 """
 
 from __future__ import annotations
@@ -132,6 +137,65 @@ def quickstart(*, hidden: int = 16, inputs: int = 2, t_end: float = 10.0, seed: 
     return summary
 
 
+def _short_numbers(numbers: dict, limit: int = 70) -> str:
+    parts = []
+    for k, v in numbers.items():
+        if isinstance(v, float):
+            parts.append(f"{k}={v:.3g}")
+        elif isinstance(v, str):
+            continue  # long texts go to --json
+        else:
+            parts.append(f"{k}={v}")
+    text = ", ".join(parts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def verify(names=None, *, json_path=None, list_only=False, out=None) -> int:
+    """Run the theorem catalogue; print a table; return the exit status (1 if any outcome is unexpected)."""
+    import json
+
+    from ._theory_loader import load_theory
+
+    out = out or sys.stdout
+    theory = load_theory()
+    if list_only:
+        for c in theory.all_claims():
+            print(f"{c.name:58s} {c.method:17s} expected {c.expected}", file=out)
+        return 0
+    try:
+        results = theory.run_catalogue(names)
+    except ValueError as exc:
+        print(f"dynmem verify: {exc}", file=sys.stderr)
+        return 2
+    header = f"{'claim':56s} {'method':16s} {'outcome':12s} {'expected':9s} {'time':>7s}  key numbers"
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for r in results:
+        mark = "" if r.as_expected else "  <-- UNEXPECTED"
+        print(f"{r.claim.name:56s} {r.claim.method:16s} {r.outcome.outcome:12s} {r.claim.expected:9s} "
+              f"{r.seconds:6.2f}s  {_short_numbers(r.outcome.numbers)}{mark}", file=out)
+    bad = [r for r in results if not r.as_expected]
+    print(f"\n{len(results)} claims: {sum(r.outcome.outcome == 'verified' for r in results)} verified, "
+          f"{sum(r.outcome.outcome == 'refuted' for r in results)} refuted, "
+          f"{sum(r.outcome.outcome == 'inconclusive' for r in results)} inconclusive; "
+          f"{len(bad)} differ from their expectation.", file=out)
+    for r in bad:
+        print(f"  {r.claim.name}: expected {r.claim.expected}, got {r.outcome.outcome}: {r.outcome.detail.splitlines()[0] if r.outcome.detail else ''}",
+              file=out)
+    if json_path:
+        payload = json.dumps([r.to_dict() for r in results], indent=2, default=str)
+        if json_path == "-":
+            print(payload, file=out)
+        else:
+            folder = os.path.dirname(os.path.abspath(json_path))
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".dynmem-", suffix=".json", dir=folder)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(payload)
+            os.replace(tmp, json_path)
+    return 1 if bad else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dynmem", description="Recurrent neural networks as dynamical systems.")
     parser.add_argument("--version", action="version", version=f"dynmem {_version()}")
@@ -141,10 +205,17 @@ def main(argv=None) -> int:
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--t-end", type=float, default=10.0, help="simulated time (default 10)")
     q.add_argument("--out", default="quickstart.png", help="figure path (default quickstart.png)")
+    v = sub.add_parser("verify", help="check the theorem catalogue (symbolic and numeric) and print a table")
+    v.add_argument("--claim", action="append", metavar="NAME",
+                   help="run only this claim (or every claim of a module, e.g. linear_memory); repeatable")
+    v.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
+    v.add_argument("--list", action="store_true", help="list the claims without running them")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "verify" and args.list and (args.claim or args.json):
+        parser.error("--list cannot be combined with --claim or --json")
     if args.command == "quickstart":
         if args.hidden < 1:
             parser.error(f"--hidden must be >= 1; got {args.hidden}")
@@ -152,6 +223,8 @@ def main(argv=None) -> int:
             parser.error(f"--t-end must be >= 1; got {args.t_end}")
         quickstart(hidden=args.hidden, seed=args.seed, t_end=args.t_end, out=args.out)
         return 0
+    if args.command == "verify":
+        return verify(args.claim, json_path=args.json, list_only=args.list)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2
 

@@ -1,0 +1,80 @@
+"""The theorem catalogue runs, computes, and meets its expectations; `dynmem verify` reports it."""
+
+import dataclasses
+import json
+
+import pytest
+
+from dynmem import cli
+from dynmem._theory_loader import load_theory
+
+theory = load_theory()
+CLAIMS = theory.all_claims()
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {r.claim.name: r for r in theory.run_catalogue()}
+
+
+def test_catalogue_covers_each_module_and_both_refutations():
+    modules = {c.module for c in CLAIMS}
+    assert {"linear_memory", "inverse_approximation", "stable_reparameterisation", "approximation_rates"} <= modules
+    refuted = {c.name for c in CLAIMS if c.expected == "refuted"}
+    assert {"inverse_approximation.lemma_A8_nonnormal", "inverse_approximation.hurwitz_implies_decaying_memory"} <= refuted
+    assert len({c.name for c in CLAIMS}) == len(CLAIMS)
+
+
+@pytest.mark.parametrize("name", [c.name for c in CLAIMS])
+def test_claim_outcome_matches_expectation(results, name):
+    r = results[name]
+    assert r.as_expected, f"{name}: expected {r.claim.expected}, got {r.outcome.outcome}: {r.outcome.detail}"
+    # Nothing passes without computing: every outcome carries measured numbers.
+    assert r.outcome.numbers, f"{name} reported no numbers"
+    assert r.claim.statement and r.claim.assumptions and r.claim.source
+
+
+def test_refutations_carry_their_counterexamples(results):
+    a8 = results["inverse_approximation.lemma_A8_nonnormal"].outcome
+    assert a8.numbers["normP"] > 100 and a8.numbers["bound"] == 0.5
+    ms = results["inverse_approximation.hurwitz_implies_decaying_memory"].outcome
+    assert ms.numbers["alpha"] < 0 and ms.numbers["starts_to_corners"] > 0 and ms.numbers["fit"] == "non-decaying"
+
+
+def test_verify_cli_table_json_and_exit_status(tmp_path, capsys):
+    path = tmp_path / "out" / "verify.json"
+    status = cli.main(["verify", "--claim", "approximation_rates", "--json", str(path)])
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "approximation_rates.muntz_distance" in printed and "0 differ from their expectation" in printed
+    data = json.loads(path.read_text())
+    assert {d["name"] for d in data} == {c.name for c in CLAIMS if c.module == "approximation_rates"}
+    assert all(d["as_expected"] and d["outcome"] == "verified" for d in data)
+
+
+def test_verify_exit_status_is_nonzero_when_an_expectation_fails(monkeypatch, capsys):
+    mod = theory.inverse_approximation
+    flipped = [dataclasses.replace(c, expected="verified") if c.name.endswith("lemma_A8_nonnormal") else c
+               for c in mod.CLAIMS]
+    monkeypatch.setattr(mod, "CLAIMS", flipped)
+    status = cli.main(["verify", "--claim", "inverse_approximation.lemma_A8_nonnormal"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "UNEXPECTED" in out and "expected verified, got refuted" in out
+
+
+def test_verify_unknown_claim_and_list(capsys):
+    assert cli.main(["verify", "--claim", "no_such_claim"]) == 2
+    assert "unknown: ['no_such_claim']" in capsys.readouterr().err
+    assert cli.main(["verify", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(c.name in listed for c in CLAIMS)
+
+
+def test_an_exception_in_a_check_is_inconclusive():
+    def boom():
+        raise RuntimeError("solver exploded")
+
+    claim = theory.Claim("x.y", "s", "a", "src", "numeric", "verified", boom)
+    r = theory.run_claim(claim)
+    assert r.outcome.outcome == "inconclusive" and "solver exploded" in r.outcome.detail and not r.as_expected
