@@ -678,7 +678,7 @@ def _fit_decay_once(
     bic_margin: float = 10.0,
     tail_fraction: float = 0.2,
     plateau_ratio: float = 1e-3,
-    min_r2: float = 0.99,
+    min_r2: float = 0.97,
     plateau_slope: float = 0.05,
     envelope: bool = True,
 ) -> DecayFit:
@@ -700,6 +700,7 @@ def _fit_decay_once(
 
     peak = int(np.argmax(M))
     M_peak = float(M[peak])
+    M_raw = M
     if envelope:
         # Running maximum from the right: removes the dips of oscillating
         # memories (zeros of rho) without changing monotone curves.  The peak
@@ -725,6 +726,19 @@ def _fit_decay_once(
     if below.size:
         tw, Mw = tw[: below[0]], Mw[: below[0]]
     decades = float(np.log10(Mw[0] / Mw[-1])) if Mw.size else nan
+    if envelope and tw.size >= 8:
+        # An oscillating memory (several deep dips) decays along its peaks: fit
+        # the local maxima of the raw curve, where the running maximum would
+        # only offer a staircase.
+        raw = M_raw[peak : peak + tw.size]
+        inner = np.arange(1, raw.size - 1)
+        maxima = inner[(raw[inner] >= raw[inner - 1]) & (raw[inner] > raw[inner + 1])]
+        minima = inner[(raw[inner] <= raw[inner - 1]) & (raw[inner] < raw[inner + 1])]
+        future_max = np.maximum.accumulate(raw[::-1])[::-1]
+        deep = [i for i in minima if raw[i] < 0.5 * future_max[i]]  # below half of a later value
+        if len(deep) >= 2 and maxima.size >= 4:
+            keep = np.concatenate([[0], maxima])
+            tw, Mw = tw[keep], raw[keep]
     if tw.size < 4:
         return result("undetermined", f"only {tw.size} points above the noise floor {fl:.3g} after the peak.")
 
@@ -881,7 +895,7 @@ def fit_decay(t, M, **options) -> DecayFit:
        ``log M = log C - p log(t + s)`` with ``0 < s <= t_end``
        (``scipy.optimize.least_squares``); compare BICs.  The winner must
        beat the other family by ``bic_margin`` (10) and reach
-       ``R^2 >= min_r2`` (0.99) in log space; the exponential family must owe
+       ``R^2 >= min_r2`` (0.97) in log space; the exponential family must owe
        at least a decade of the decay to ``e^{-beta t}`` itself, and a
        polynomial verdict needs ``min_time_decades`` (1) decades of ``t + s``.
     """
