@@ -1,12 +1,28 @@
 """dynmem: recurrent neural networks as dynamical systems.
 
 ``import dynmem as dm``; the public names below are re-exported from the
-modules that define them (one module per concept).
+modules that define them (one module per concept).  ``dynmem.symbolic``
+(sympy), ``dynmem.strategies`` and ``dynmem.testing`` (hypothesis) and the
+catalogue ``dynmem.theory`` are imported on demand, to keep ``import dynmem``
+light.
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import activations, adjoint, inputs, memory, models, plotting, recurrences, spectra, targets
+from . import (
+    activations,
+    adjoint,
+    inputs,
+    memory,
+    models,
+    plotting,
+    recurrences,
+    reparam,
+    spectra,
+    stability,
+    targets,
+    train,
+)
 from .activations import Activation, available_activations, get_activation
 from .adjoint import AdjointResult, adjoint_gradient
 from .inputs import (
@@ -36,6 +52,9 @@ from .spectra import (
     transient_growth,
 )
 from .recurrences import GradientResult, Trajectory, backward, forward, value_and_grad
+from .reparam import Reparam, get_reparam
+from .stability import PerturbationCurve, StabilityBoundary, perturbation_curve, stability_boundary
+from .train import ExpSumFit, TrainResult, fit_exponential_sum, train, train_ctrnn
 from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simulate
 
 try:
@@ -95,4 +114,16 @@ __all__ = [
     "MemoryResult",
     "fit_decay",
     "DecayFit",
+    # reparameterisations, training, stability
+    "Reparam",
+    "get_reparam",
+    "fit_exponential_sum",
+    "ExpSumFit",
+    "train",
+    "train_ctrnn",
+    "TrainResult",
+    "perturbation_curve",
+    "PerturbationCurve",
+    "stability_boundary",
+    "StabilityBoundary",
 ]

@@ -131,3 +131,33 @@ def property_check(strategy, predicate, *, max_examples: int = 25, seed: int = 0
     except AssertionError:
         return False, seen["n"], seen["bad"], seen["worst"]
     return True, seen["n"], None, seen["worst"]
+
+
+def symbolic(name: str, *args):
+    """Run a sympy twin from :mod:`dynmem.symbolic`: ``(ok, text)``.
+
+    ``ok`` is True when the twin's identity residual simplifies to zero
+    (``dynmem.symbolic.check_identity``), False when it does not.
+    """
+    from dynmem import symbolic as sym
+
+    res = getattr(sym, name)(*args)
+    if res.identity_residual is None:
+        return True, f"sympy {name}: closed form built (no identity to simplify)"
+    ok = bool(sym.check_identity(res.identity_residual))
+    return ok, f"sympy {name}: identity {'simplifies to 0' if ok else 'does NOT simplify to 0'}"
+
+
+def with_symbolic(outcome: Outcome, *names) -> Outcome:
+    """Combine a numeric outcome with sympy twins: a failed identity turns 'verified' into 'refuted'."""
+    texts, all_ok = [], True
+    for item in names:
+        name, args = (item, ()) if isinstance(item, str) else (item[0], tuple(item[1:]))
+        ok, text = symbolic(name, *args)
+        all_ok &= ok
+        texts.append(text)
+    numbers = dict(outcome.numbers, symbolic="; ".join(texts))
+    result = outcome.outcome
+    if not all_ok and result == "verified":
+        result = "refuted"
+    return Outcome(result, numbers, outcome.detail + " | " + "; ".join(texts))

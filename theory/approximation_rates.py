@@ -8,7 +8,7 @@ import numpy as np
 import scipy.integrate
 import scipy.special
 
-from ._claim import Claim, Outcome, decide
+from ._claim import Claim, Outcome, decide, with_symbolic
 
 MODULE = "approximation_rates"
 
@@ -29,11 +29,10 @@ def _muntz_distance() -> Outcome:
             closed = (1.0 / (2 * v)) * np.prod(((v - w) / (v + w)) ** 2)
             worst = max(worst, abs(dist - closed) / max(closed, 1e-300))
             cases += 1
-    sym = _symbolic_status("muntz_distance")
     # The Gram solve loses about cond(G) * eps; cond(G) < 1e6 for n <= 4 on these ranges.
-    return decide(worst < 1e-7, dict(cases=cases, max_rel_error=worst, symbolic=sym),
-                  "the normal-equation residual equals (1/(2v)) prod ((v - w_i)/(v + w_i))^2; " + sym,
-                  f"relative error {worst:.3g}; {sym}")
+    return with_symbolic(decide(worst < 1e-7, dict(cases=cases, max_rel_error=worst),
+                                "the normal-equation residual equals (1/(2v)) prod ((v - w_i)/(v + w_i))^2",
+                                f"relative error {worst:.3g}"), ("muntz_distance", 1), ("muntz_distance", 2))
 
 
 def _power_law_mixture() -> Outcome:
@@ -47,9 +46,9 @@ def _power_law_mixture() -> Outcome:
                                            epsabs=0, epsrel=1e-12, limit=200)
             val = (head + tail) / math.gamma(p)
             worst = max(worst, abs(val - (1 + t) ** (-p)) / (1 + t) ** (-p))
-    return decide(worst < 1e-9, dict(cases=16, max_rel_error=worst),
-                  "quadrature of (1/Gamma(p)) int s^{p-1} e^{-s(1+t)} ds equals (1 + t)^{-p}",
-                  f"relative error {worst:.3g}")
+    return with_symbolic(decide(worst < 1e-9, dict(cases=16, max_rel_error=worst),
+                                "quadrature of (1/Gamma(p)) int s^{p-1} e^{-s(1+t)} ds equals (1 + t)^{-p}",
+                                f"relative error {worst:.3g}"), "power_law_mixture")
 
 
 def _cauchy_determinant() -> Outcome:
@@ -64,10 +63,9 @@ def _cauchy_determinant() -> Outcome:
             # np.linalg.det is backward stable: relative error ~ n eps cond(G); allow 100x that.
             allowed = 100 * n * np.finfo(float).eps * np.linalg.cond(G)
             worst = max(worst, abs(np.linalg.det(G) - closed) / abs(closed) / allowed)
-    sym = _symbolic_status("cauchy_determinant")
-    return decide(worst <= 1.0, dict(cases=15, max_error_over_allowed=worst, symbolic=sym),
-                  "det[1/(w_i + v_j)] = prod_{i<j}(w_j - w_i)(v_j - v_i) / prod_{i,j}(w_i + v_j); " + sym,
-                  f"relative error {worst:.3g}; {sym}")
+    return with_symbolic(decide(worst <= 1.0, dict(cases=15, max_error_over_allowed=worst),
+                                "det[1/(w_i + v_j)] = prod_{i<j}(w_j - w_i)(v_j - v_i) / prod_{i,j}(w_i + v_j)",
+                                f"relative error {worst:.3g}"), ("cauchy_determinant", 2), ("cauchy_determinant", 3))
 
 
 def _plateau_kernel() -> Outcome:
@@ -77,9 +75,9 @@ def _plateau_kernel() -> Outcome:
             val, _ = scipy.integrate.quad(lambda t: np.exp(-w * t - (t - T) ** 2), 0, np.inf, epsabs=0, epsrel=1e-12)
             closed = 0.5 * np.sqrt(np.pi) * np.exp(w * w / 4 - w * T) * (1 + scipy.special.erf(T - w / 2))
             worst = max(worst, abs(val - closed) / closed)
-    return decide(worst < 1e-9, dict(cases=9, max_rel_error=worst),
-                  "int_0^inf e^{-wt} e^{-(t-T)^2} dt = (sqrt(pi)/2) e^{w^2/4 - wT}(1 + erf(T - w/2))",
-                  f"relative error {worst:.3g}")
+    return with_symbolic(decide(worst < 1e-9, dict(cases=9, max_rel_error=worst),
+                                "int_0^inf e^{-wt} e^{-(t-T)^2} dt = (sqrt(pi)/2) e^{w^2/4 - wT}(1 + erf(T - w/2))",
+                                f"relative error {worst:.3g}"), "plateau_kernel")
 
 
 def _constrained_lower_bound() -> Outcome:
@@ -101,34 +99,19 @@ def _constrained_lower_bound() -> Outcome:
                   f"a sum beat the bound by {-worst_gap:.3g}")
 
 
-def _symbolic_status(name: str) -> str:
-    try:
-        from dynmem import symbolic
-    except ImportError:
-        return "symbolic twin not available"
-    fn = getattr(symbolic, name, None)
-    if fn is None:
-        return f"symbolic twin {name} not available"
-    res = fn()
-    resid = getattr(res, "identity_residual", None)
-    if resid is None:
-        return "symbolic twin computed (no identity to simplify)"
-    return "sympy identity simplifies to 0" if symbolic.check_identity(resid) else "sympy identity NOT zero"
-
-
 CLAIMS = [
     Claim("approximation_rates.muntz_distance",
           r"\min_a \|e^{-vt} - \sum_i a_i e^{-w_i t}\|_2^2 = \frac{1}{2v}\prod_i \left(\frac{v - w_i}{v + w_i}\right)^2",
-          "v, w_i > 0 distinct", "THEORY.md sec. 6 (Muntz)", "numeric", "verified", _muntz_distance, MODULE),
+          "v, w_i > 0 distinct", "THEORY.md sec. 6 (Muntz)", "symbolic+numeric", "verified", _muntz_distance, MODULE),
     Claim("approximation_rates.power_law_mixture",
           r"(1+t)^{-p} = \frac{1}{\Gamma(p)}\int_0^\infty s^{p-1} e^{-s} e^{-st}\,ds",
-          "p > 0, t >= 0", "THEORY.md sec. 6", "numeric", "verified", _power_law_mixture, MODULE),
+          "p > 0, t >= 0", "THEORY.md sec. 6", "symbolic+numeric", "verified", _power_law_mixture, MODULE),
     Claim("approximation_rates.cauchy_determinant",
           r"\det\left[\frac{1}{w_i + v_j}\right] = \frac{\prod_{i<j}(w_j - w_i)(v_j - v_i)}{\prod_{i,j}(w_i + v_j)}",
-          "w_i + v_j != 0", "THEORY.md sec. 6 (Gram matrix)", "numeric", "verified", _cauchy_determinant, MODULE),
+          "w_i + v_j != 0", "THEORY.md sec. 6 (Gram matrix)", "symbolic+numeric", "verified", _cauchy_determinant, MODULE),
     Claim("approximation_rates.plateau_kernel",
           r"\int_0^\infty e^{-wt} e^{-(t-T)^2} dt = \tfrac{\sqrt\pi}{2} e^{w^2/4 - wT}(1 + \mathrm{erf}(T - w/2))",
-          "real w, T", "THEORY.md sec. 6", "numeric", "verified", _plateau_kernel, MODULE),
+          "real w, T", "THEORY.md sec. 6", "symbolic+numeric", "verified", _plateau_kernel, MODULE),
     Claim("approximation_rates.constrained_lower_bound",
           r"\mathrm{Re}\,\lambda_i \le -\mu,\ \sum|a_i| \le A \Rightarrow \sup_t |(1+t)^{-p} - \sum a_i e^{\lambda_i t}| "
           r"\ge \sup_t [(1+t)^{-p} - A e^{-\mu t}]",

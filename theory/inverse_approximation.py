@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._claim import Claim, Outcome, decide, property_check
+from ._claim import Claim, Outcome, decide, property_check, with_symbolic
 
 MODULE = "inverse_approximation"
 
@@ -26,9 +26,9 @@ def _lemma_a8_normal() -> Outcome:
         return ratio <= 1 + 1e-9, ratio
 
     ok, n, bad, worst = property_check(stable_matrices(max_size=6, normal=True), pred, max_examples=30)
-    return decide(ok, dict(matrices=n, max_ratio_normP_over_bound=worst),
-                  "for symmetric Hurwitz W, |P|_2 * 2 beta <= 1 (equality: P = -(2W)^{-1} for symmetric W)",
-                  f"counterexample W = {bad!r}")
+    return with_symbolic(decide(ok, dict(matrices=n, max_ratio_normP_over_bound=worst),
+                                "for symmetric Hurwitz W, |P|_2 * 2 beta <= 1 (equality: P = -(2W)^{-1} for symmetric W)",
+                                f"counterexample W = {bad!r}"), "lyapunov_normal", "lyapunov_2x2")
 
 
 def _lemma_a8_nonnormal() -> Outcome:
@@ -41,8 +41,14 @@ def _lemma_a8_nonnormal() -> Outcome:
     bound = 1.0 / (2.0 * beta)
     residual = float(np.max(np.abs(W.T @ P + P @ W + np.eye(2))))
     holds = normP <= bound * (1 + 1e-9)
+    from dynmem import symbolic as sym
+
+    exact = sym.lyapunov_counterexample()
+    ok_sym = bool(sym.check_identity(exact.identity_residual))
+    normP_exact = float(exact.parts["norm2"].evalf())
     return Outcome("verified" if holds else "refuted",
-                   dict(normP=normP, bound=bound, lyapunov_residual=residual),
+                   dict(normP=normP, normP_sympy=normP_exact, bound=bound, lyapunov_residual=residual,
+                        symbolic=f"sympy P solves the Lyapunov equation exactly: {ok_sym}"),
                    f"W = [[-1, 20], [0, -1]]: |P|_2 = {normP:.4g} > 1/(2 beta) = {bound:.3g} "
                    "(P solves W^T P + P W = -I); the bound needs W normal")
 
@@ -138,10 +144,10 @@ CLAIMS = [
           "real square W", "[WLL] Thm 3.9 proof; THEORY.md sec. 3", "numeric", "verified", _shift_margin, MODULE),
     Claim("inverse_approximation.lemma_A8_normal",
           r"W^\top P + P W = -I,\ \alpha(W) \le -\beta \Rightarrow \|P\|_2 \le \tfrac{1}{2\beta}",
-          "W normal (here symmetric) and Hurwitz", "[WLL] Lemma A.8", "numeric", "verified", _lemma_a8_normal, MODULE),
+          "W normal (here symmetric) and Hurwitz", "[WLL] Lemma A.8", "symbolic+numeric", "verified", _lemma_a8_normal, MODULE),
     Claim("inverse_approximation.lemma_A8_nonnormal",
           r"\|P\|_2 \le \tfrac{1}{2\beta} \text{ for every Hurwitz } W",
-          "W = [[-1, 20], [0, -1]] (non-normal)", "[WLL] Lemma A.8 as stated; THEORY.md sec. 3", "numeric",
+          "W = [[-1, 20], [0, -1]] (non-normal)", "[WLL] Lemma A.8 as stated; THEORY.md sec. 3", "symbolic+numeric",
           "refuted", _lemma_a8_nonnormal, MODULE),
     Claim("inverse_approximation.hurwitz_implies_decaying_memory",
           r"\alpha(W) < 0 \Rightarrow M(H)(t) \to 0",

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.integrate
 import scipy.linalg
 
-from ._claim import Claim, Outcome, decide, property_check
+from ._claim import Claim, Outcome, decide, property_check, with_symbolic
 
 MODULE = "linear_memory"
 
@@ -28,12 +28,13 @@ def _closed_form_vs_generic() -> Outcome:
         return err <= 1e-7, err
 
     ok, n, bad, worst = property_check(linear_rnns(max_hidden=5, max_inputs=3, min_margin=0.3), pred, max_examples=12)
+    sym = ("memory_diagonal", "memory_2x2")
     # Tolerance: the generic path solves the probe ODE at rtol 1e-12; dy/dt = c^T (W h + U x)
     # then carries ~1e-12 |W||h| / M(t) relative error, below 1e-7 where M > 1e-3 max M.
-    return decide(ok, dict(models=n, max_rel_error=worst),
+    return with_symbolic(decide(ok, dict(models=n, max_rel_error=worst),
                   f"the batched Heaviside probes (exact vector field, sup over the 2^d vertices) match "
                   f"|U^T e^(W^T t) c|_1 from scipy.linalg.expm on {n} random linear RNNs",
-                  f"counterexample: {bad!r}")
+                  f"counterexample: {bad!r}"), *sym)
 
 
 def _vertex_attains_sup() -> Outcome:
@@ -73,11 +74,9 @@ def _step_response_derivative() -> Outcome:
         return err < 1e-8, err
 
     ok, n, bad, worst = property_check(linear_rnns(max_hidden=4, max_inputs=2, min_margin=0.2), pred, max_examples=10)
-    sym_ok, sym_detail = _symbolic("step_response_identity")
-    outcome = ok and sym_ok is not False
-    return decide(outcome, dict(models=n, max_rel_error=worst, symbolic=sym_detail),
-                  "y(t) = c^T W^{-1}(e^{Wt} - I) U x matches dynmem.simulate at rtol 1e-12; " + sym_detail,
-                  f"mismatch: {bad!r}; {sym_detail}")
+    return with_symbolic(decide(ok, dict(models=n, max_rel_error=worst),
+                                "y(t) = c^T W^{-1}(e^{Wt} - I) U x matches dynmem.simulate at rtol 1e-12",
+                                f"mismatch: {bad!r}"), "step_response_2x2")
 
 
 def _transfer_function() -> Outcome:
@@ -93,9 +92,9 @@ def _transfer_function() -> Outcome:
                                               0, np.inf, epsabs=1e-13, epsrel=1e-11, limit=200)
             closed = float(c @ np.linalg.solve(s * np.eye(m) - W, U[:, 0]))
             worst = max(worst, abs(laplace - closed) / max(1e-12, abs(closed)))
-    return decide(worst < 1e-8, dict(cases=15, max_rel_error=worst),
-                  "quadrature of the Laplace transform of c^T e^{Wt} U equals c^T (sI - W)^{-1} U",
-                  f"relative error {worst:.3g}")
+    return with_symbolic(decide(worst < 1e-8, dict(cases=15, max_rel_error=worst),
+                                "quadrature of the Laplace transform of c^T e^{Wt} U equals c^T (sI - W)^{-1} U",
+                                f"relative error {worst:.3g}"), "transfer_function_2x2")
 
 
 def _jordan_block() -> Outcome:
@@ -105,10 +104,9 @@ def _jordan_block() -> Outcome:
         for t in (0.1, 1.0, 7.0):
             closed = np.exp(lam * t) * np.array([[1.0, t], [0.0, 1.0]])
             worst = max(worst, float(np.max(np.abs(scipy.linalg.expm(W * t) - closed))))
-    sym_ok, sym_detail = _symbolic("jordan_exponential")
-    return decide(worst < 1e-13 and sym_ok is not False, dict(max_abs_error=worst, symbolic=sym_detail),
-                  "scipy.linalg.expm of [[l, 1], [0, l]] equals e^{lt}[[1, t], [0, 1]]; " + sym_detail,
-                  f"error {worst:.3g}; {sym_detail}")
+    return with_symbolic(decide(worst < 1e-13, dict(max_abs_error=worst),
+                                "scipy.linalg.expm of [[l, 1], [0, l]] equals e^{lt}[[1, t], [0, 1]]",
+                                f"error {worst:.3g}"), "memory_jordan", "matrix_exp_2x2")
 
 
 def _linear_rate_is_spectral_abscissa() -> Outcome:
@@ -134,24 +132,10 @@ def _linear_rate_is_spectral_abscissa() -> Outcome:
                   f"rate errors {errs}")
 
 
-def _symbolic(name: str):
-    """Run a symbolic twin from dynmem.symbolic when it exists: (ok or None, text)."""
-    try:
-        from dynmem import symbolic
-    except ImportError:
-        return None, "symbolic twin not available"
-    fn = getattr(symbolic, name, None)
-    if fn is None:
-        return None, f"symbolic twin {name} not available"
-    res = fn()
-    ok = bool(symbolic.check_identity(res.identity_residual)) if getattr(res, "identity_residual", None) is not None else None
-    return ok, f"sympy identity {'simplifies to 0' if ok else 'NOT zero' if ok is False else 'not checked'}"
-
-
 CLAIMS = [
     Claim("linear_memory.closed_form",
           r"M(t) = \sup_{\|x\|_\infty \le 1} |\tfrac{d}{dt} H_t(u^x)| = \|U^\top e^{W^\top t} c\|_1",
-          "linear RNN, Hurwitz W", "[WLL] Sec. 3; [LHEL]", "numeric", "verified", _closed_form_vs_generic, MODULE),
+          "linear RNN, Hurwitz W", "[WLL] Sec. 3; [LHEL]", "symbolic+numeric", "verified", _closed_form_vs_generic, MODULE),
     Claim("linear_memory.vertex_attains_sup",
           r"\arg\max_{\|x\|_\infty \le 1} |\rho(t)^\top x| = \mathrm{sign}(\rho(t))",
           "linear RNN", "THEORY.md sec. 2", "numeric", "verified", _vertex_attains_sup, MODULE),
@@ -161,7 +145,7 @@ CLAIMS = [
           _step_response_derivative, MODULE),
     Claim("linear_memory.transfer_function",
           r"\mathcal{L}[c^\top e^{Wt} U](s) = c^\top (sI - W)^{-1} U",
-          "Hurwitz W, s > 0", "THEORY.md sec. 6", "numeric", "verified", _transfer_function, MODULE),
+          "Hurwitz W, s > 0", "THEORY.md sec. 6", "symbolic+numeric", "verified", _transfer_function, MODULE),
     Claim("linear_memory.jordan_block",
           r"\exp\left(t\begin{bmatrix}\lambda & 1\\ 0 & \lambda\end{bmatrix}\right) = e^{\lambda t}\begin{bmatrix}1 & t\\ 0 & 1\end{bmatrix}",
           "2x2 Jordan block", "THEORY.md sec. 6", "symbolic+numeric", "verified", _jordan_block, MODULE),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._claim import Claim, Outcome, decide
+from ._claim import Claim, Outcome, decide, with_symbolic
 
 MODULE = "stable_reparameterisation"
 
@@ -29,10 +29,10 @@ def _stability_bound(name: str, expected_formula, attained: bool) -> Outcome:
             if attained:  # the sup is the bound itself, not just below it
                 worst = max(worst, abs(sup - g) / g)
             cases += 1
-    return decide(worst <= 1e-6, dict(cases=cases, max_excess_over_bound=worst),
+    return with_symbolic(decide(worst <= 1e-6, dict(cases=cases, max_excess_over_bound=worst),
                   f"{name}: the numeric sup of |f(w)| int |e^(f(w~)t) - e^(f(w)t)| dt over |w~ - w| <= beta never "
                   f"exceeds g(beta), which equals the closed form",
-                  f"{name}: excess {worst:.3g}")
+                  f"{name}: excess {worst:.3g}"), "stability_functional_identity", ("stability_bound", name))
 
 
 def _best_gradient_scale() -> Outcome:
@@ -47,9 +47,10 @@ def _best_gradient_scale() -> Outcome:
     for name in ("exp", "softplus"):
         s = np.asarray(rp.get_reparam(name).gradient_scale(w), dtype=float)
         others[name] = float(s[-1] / s[len(w) // 2 + 10])  # growth across w in [1, 3]
-    return decide(err < 1e-9, dict(max_abs_error=err, L=L, growth_exp=others["exp"], growth_softplus=others["softplus"]),
-                  "|f'(w)| / f(w)^2 = L |w| with L = 2a for f = -1/(a w^2 + b) (linear growth, the 'best' property)",
-                  f"gradient scale off by {err:.3g}")
+    return with_symbolic(decide(err < 1e-9, dict(max_abs_error=err, L=L, growth_exp=others["exp"],
+                                                 growth_softplus=others["softplus"]),
+                                "|f'(w)| / f(w)^2 = L |w| with L = 2a for f = -1/(a w^2 + b) (linear growth)",
+                                f"gradient scale off by {err:.3g}"), "best_reparam_derivation")
 
 
 def _direct_unbounded() -> Outcome:
@@ -66,19 +67,19 @@ def _direct_unbounded() -> Outcome:
 CLAIMS = [
     Claim("stable_reparameterisation.exp_bound",
           r"f(w) = -e^w:\ \sup_{|\tilde w - w| \le \beta} |f(w)/f(\tilde w) - 1| = e^\beta - 1",
-          "scalar/diagonal reparameterisation", "[WLL] eq. 16; THEORY.md sec. 5", "numeric", "verified",
+          "scalar/diagonal reparameterisation", "[WLL] eq. 16; THEORY.md sec. 5", "symbolic+numeric", "verified",
           lambda: _stability_bound("exp", lambda b: np.expm1(b), attained=True), MODULE),
     Claim("stable_reparameterisation.softplus_bound",
           r"f(w) = -\log(1 + e^w):\ g(\beta) \le e^\beta - 1",
-          "scalar/diagonal reparameterisation", "[WLL] eq. 16; THEORY.md sec. 5", "numeric", "verified",
+          "scalar/diagonal reparameterisation", "[WLL] eq. 16; THEORY.md sec. 5", "symbolic+numeric", "verified",
           lambda: _stability_bound("softplus", lambda b: np.expm1(b), attained=False), MODULE),
     Claim("stable_reparameterisation.best_bound",
           r"f(w) = -\frac{1}{a w^2 + b}:\ g(\beta) = \beta\sqrt{a/b} + a\beta^2/b",
-          "a, b > 0 (a = 1, b = 0.5)", "[SSM]; THEORY.md sec. 5", "numeric", "verified",
+          "a, b > 0 (a = 1, b = 0.5)", "[SSM]; THEORY.md sec. 5", "symbolic+numeric", "verified",
           lambda: _stability_bound("best", lambda b: b * np.sqrt(1 / 0.5) + b * b / 0.5, attained=False), MODULE),
     Claim("stable_reparameterisation.best_gradient_scale",
           r"\frac{|f'(w)|}{f(w)^2} = L|w| \iff \frac{d}{dw}\left(-\frac{1}{f}\right) = L w",
-          "f = -1/(a w^2 + b)", "[SSM]; THEORY.md sec. 5", "numeric", "verified", _best_gradient_scale, MODULE),
+          "f = -1/(a w^2 + b)", "[SSM]; THEORY.md sec. 5", "symbolic+numeric", "verified", _best_gradient_scale, MODULE),
     Claim("stable_reparameterisation.direct_unbounded",
           r"f(w) = w:\ g(\beta) = \infty", "direct parameterisation", "THEORY.md sec. 5", "numeric", "verified",
           _direct_unbounded, MODULE),
