@@ -7,6 +7,10 @@
     output twice (continuous adjoint, and BPTT through its Euler recurrence),
     and write a figure.  Finishes in seconds after numba's first compile.
 
+``dynmem reproduce [fig1 fig2 fig4 fig11 | all] [--quick | --full] [--out DIR]``
+    Reproduce the [WLL] experiments; each writes a JSON with every number
+    and a PNG, atomically, and finished experiments are not recomputed.
+
 ``dynmem verify [--claim NAME] [--json PATH] [--list]``
     Run the theorem catalogue (``dynmem.theory``) and print a table of
     claim, method, outcome, expectation, time and key numbers.  The exit
@@ -28,22 +32,6 @@ def _version() -> str:
     from . import __version__
 
     return __version__
-
-
-def _save_figure_atomically(fig, path: str) -> None:
-    """Write a figure to a temporary file in the target folder, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(prefix=".dynmem-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def quickstart(*, hidden: int = 16, inputs: int = 2, t_end: float = 10.0, seed: int = 0, out: str = "quickstart.png",
@@ -122,7 +110,9 @@ def quickstart(*, hidden: int = 16, inputs: int = 2, t_end: float = 10.0, seed: 
     axes[2].set(title=f"gradients: rel. diff {rel:.2e} (Euler dt={dt})", xlabel="adjoint dL/dtheta",
                 ylabel="Euler BPTT dL/dtheta")
     fig.tight_layout()
-    _save_figure_atomically(fig, out)
+    from .io import atomic_savefig
+
+    atomic_savefig(fig, out, dpi=120)
     plt.close(fig)
 
     summary = dict(hidden=hidden, loss=adj.loss, grad_norm=float(np.linalg.norm(adj.flat)), rel_diff_euler_bptt=rel,
@@ -210,6 +200,17 @@ def main(argv=None) -> int:
                    help="run only this claim (or every claim of a module, e.g. linear_memory); repeatable")
     v.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
     v.add_argument("--list", action="store_true", help="list the claims without running them")
+    r = sub.add_parser("reproduce", help="reproduce the [WLL] experiments (fig1, fig2, fig4, fig11, all)")
+    r.add_argument("experiments", nargs="*", default=["all"], metavar="EXPERIMENT",
+                   help="fig1, fig2, fig4, fig11 or all (default: all)")
+    mode = r.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="quick", action="store_true", default=True,
+                      help="small sizes, about two minutes for all (default)")
+    mode.add_argument("--full", dest="quick", action="store_false", help="the paper's sizes (much longer)")
+    r.add_argument("--out", default="dynmem-results", help="output folder (default dynmem-results)")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="perturbation seeds (default 0 1 2)")
+    r.add_argument("--no-resume", action="store_true", help="recompute experiments already in --out")
+    r.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -225,6 +226,17 @@ def main(argv=None) -> int:
         return 0
     if args.command == "verify":
         return verify(args.claim, json_path=args.json, list_only=args.list)
+    if args.command == "reproduce":
+        from .reproduce import EXPERIMENTS, reproduce
+
+        bad = [e for e in args.experiments if e != "all" and e not in EXPERIMENTS]
+        if bad:
+            parser.error(f"unknown experiment(s) {bad}; choose from {sorted(EXPERIMENTS)} or all")
+        written = reproduce(args.experiments, out=args.out, quick=args.quick, seeds=tuple(args.seeds),
+                            resume=not args.no_resume, progress=not args.quiet)
+        for name, path in written.items():
+            print(f"{name}: {path} and {os.path.splitext(path)[0]}.png")
+        return 0
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2
 

@@ -1,0 +1,80 @@
+"""`dynmem reproduce`: experiments write complete JSON and PNG files, atomically, and resume."""
+
+import os
+
+import numpy as np
+import pytest
+
+from dynmem import cli, reproduce as rp
+from dynmem.io import read_json
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("repro")
+    rp.reproduce(["fig1", "fig11"], out=str(out), quick=True, seeds=(0,))
+    return out
+
+
+def test_fig1_json_has_every_number_and_the_mechanism(out_dir):
+    d = read_json(os.path.join(out_dir, "fig1.json"))
+    assert d["complete"] and d["quick"] and d["seeds"] == [0]
+    s = d["summary"]
+    # Exponential target: fitted exactly by free exponents, margin -log(0.9) at every width.
+    assert s["exp_max_fit_error"] < 1e-8
+    assert s["exp_margin_max_rel_dev"] < 0.01
+    # Power-law target: error falls with m while the margin shrinks.
+    assert s["pow_error0_strictly_decreasing"] and s["pow_error0_ratio_m1_over_m8"] > 1e3
+    assert s["pow_margin_slope"] < -1.0
+    rows = d["mechanism"]["pow_T1000"]["rows"]
+    assert [r["m"] for r in rows] == [1, 2, 4, 6, 8]
+    for r in rows:
+        assert len(r["seeds"]) == 1 and len(r["seeds"][0]["max_error"]) == len(d["betas"])
+        # the first unstable beta cannot come before the spectral margin (+beta I is in the ball)
+        assert r["first_unstable_median"] >= r["margin"] * 0.999 or r["first_unstable_median"] == d["betas"][0]
+    assert os.path.getsize(os.path.join(out_dir, "fig1.png")) > 10_000
+
+
+def test_fig11_shows_non_decaying_memory_at_large_amplitude(out_dir):
+    d = read_json(os.path.join(out_dir, "fig11.json"))
+    assert d["alpha"] < 0
+    assert d["curves"]["5.0"]["kind"] == "non-decaying"
+    assert d["curves"]["0.01"]["kind"] != "non-decaying"
+    assert d["starts_to_corners"] > 0 and d["starts_to_zero"] > 0
+
+
+def test_resume_skips_finished_experiments(out_dir, monkeypatch):
+    path = os.path.join(out_dir, "fig11.json")
+    before = os.path.getmtime(path)
+
+    def boom(**kw):
+        raise AssertionError("a finished experiment was recomputed")
+
+    monkeypatch.setitem(rp.EXPERIMENTS, "fig11", (boom, rp.plot_fig11))
+    rp.reproduce(["fig11"], out=str(out_dir), quick=True, seeds=(0,))
+    assert os.path.getmtime(path) == before
+
+
+def test_interrupted_experiment_leaves_no_partial_file(tmp_path, monkeypatch):
+    def interrupted(**kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(rp.EXPERIMENTS, "fig11", (interrupted, rp.plot_fig11))
+    with pytest.raises(KeyboardInterrupt):
+        rp.reproduce(["fig11"], out=str(tmp_path), quick=True, seeds=(0,))
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_rejects_unknown_experiment(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "fig99"])
+    assert exc.value.code == 2
+    assert "unknown experiment(s) ['fig99']" in capsys.readouterr().err
+
+
+def test_json_encodes_non_finite_numbers_as_strings(tmp_path):
+    from dynmem.io import atomic_write_json
+
+    p = tmp_path / "x.json"
+    atomic_write_json(str(p), {"a": np.inf, "b": [np.nan, 1.0], "c": np.float64(2.5)})
+    assert read_json(str(p)) == {"a": "inf", "b": ["nan", 1.0], "c": 2.5}
