@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -173,16 +172,13 @@ def verify(names=None, *, json_path=None, list_only=False, out=None) -> int:
         print(f"  {r.claim.name}: expected {r.claim.expected}, got {r.outcome.outcome}: {r.outcome.detail.splitlines()[0] if r.outcome.detail else ''}",
               file=out)
     if json_path:
-        payload = json.dumps([r.to_dict() for r in results], indent=2, default=str)
+        from .io import atomic_write_text, to_jsonable
+
+        payload = json.dumps(to_jsonable([r.to_dict() for r in results]), indent=2, default=str, allow_nan=False)
         if json_path == "-":
             print(payload, file=out)
         else:
-            folder = os.path.dirname(os.path.abspath(json_path))
-            os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".dynmem-", suffix=".json", dir=folder)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(payload)
-            os.replace(tmp, json_path)
+            atomic_write_text(json_path, payload)
     return 1 if bad else 0
 
 
