@@ -208,73 +208,153 @@ def _say(progress, msg):
 # the experiments
 
 
-def _run(kind: str, quick: bool, seeds, progress: bool, reparam: str = "softplus", cfg: dict | None = None) -> dict:
-    start = time.perf_counter()
-    cfg = dict(SETTINGS["quick" if quick else "full"], **(cfg or {}))
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise ValueError("`seeds` must hold at least one seed.")
+_PER_WIDTH_KEYS = ("error0", "max_error", "median_error", "margin", "radius", "first_unstable", "blowup",
+                   "blowup_common", "train_loss", "train_steps", "train_success", "n_diverged")
+
+
+def _config(quick: bool, cfg: dict | None) -> dict:
+    return dict(SETTINGS["quick" if quick else "full"], **(cfg or {}))
+
+
+def _seed_run(kind: str, seed: int, cfg: dict, reparam: str = "softplus", progress: bool = False) -> dict:
+    """Everything one seed contributes: train every width, perturb, find the boundary.
+
+    Returns flat plain data (numbers, strings and 1-d float/int arrays under
+    ``"<m>/<name>"``, ``"slopes/<name>"`` ... keys), so that the dict can be a
+    sweep task's result (:mod:`dynmem.sweep`) as well as be merged directly;
+    :func:`_merge` turns a list of them into the experiment's result.
+    """
+    seed = int(seed)
     widths = tuple(int(m) for m in cfg["widths"])
     target = PowerLawKernel(_P)
     betas = _betas(cfg)
     rp = get_reparam(reparam) if kind == "fig4" else None
-    per = {m: {k: [] for k in ("error0", "max_error", "median_error", "margin", "radius", "first_unstable",
-                                "blowup", "blowup_common", "train_loss", "train_steps", "train_success", "n_diverged")}
-           for m in widths}
+    out: dict = {"seed": seed}
+    n_unstable_total = n_checked_total = 0
+    X, Y, X_test = _data(seed, cfg, target)
+    curves = {}
+    fu = {}
+    for m in widths:
+        t0 = time.perf_counter()
+        init = _initial_model(m, seed)
+        res = train(init, X, Y, steps=cfg["steps"], lr=cfg["lr"], reparam=rp, rng=seed)
+        model = res.model
+        pseed = int(np.random.default_rng([seed, m, 3]).integers(2**31))
+        if kind == "fig2":
+            curve = perturbation_curve(model, target, betas, n_samples=cfg["n_samples"], error="test",
+                                       X_test=X_test, dt=_DT, adversarial=True, ascent_steps=0, rng=pseed,
+                                       divergence=_DIVERGENCE)
+            fu[m] = _first_unstable_free(model, betas, cfg["n_samples"], pseed)
+        else:
+            w = np.asarray(res.theta[:m], dtype=float)
+            curve, n_uns, n_chk = _reparam_curve(model, w, rp, target, betas, cfg["n_samples"], X_test, pseed)
+            n_unstable_total += n_uns
+            n_checked_total += n_chk
+            fu[m] = math.inf if n_uns == 0 else float("nan")
+        curves[m] = curve
+        out[f"{m}/train_loss"] = float(res.loss)
+        out[f"{m}/train_steps"] = int(res.n_steps)
+        out[f"{m}/train_success"] = bool(res.success)
+        out[f"{m}/max_error"] = np.asarray(curve.max_error, dtype=float)
+        out[f"{m}/median_error"] = np.asarray(curve.median_error, dtype=float)
+        out[f"{m}/n_diverged"] = np.asarray(curve.n_diverged, dtype=np.int64)
+        _say(progress, f"{kind} seed {seed} m={m}: train loss {res.loss:.3g} ({res.n_steps} steps), "
+                       f"E(0) {curve.error0:.3g}, {time.perf_counter() - t0:.1f}s")
+    sb = stability_boundary(curves, K=_K)
+    # Diagnostic: one common level for every width, K * max_m E_m(0), so the
+    # threshold does not fall just because E_m(0) falls with m.
+    sb_common = stability_boundary(curves, K=_K, level=_K * float(np.max(sb.error0)))
+    for i, m in enumerate(sb.widths):
+        m = int(m)
+        out[f"{m}/error0"] = float(sb.error0[i])
+        out[f"{m}/margin"] = float(sb.margin[i])
+        out[f"{m}/radius"] = float(sb.radius[i])
+        out[f"{m}/blowup"] = float(sb.blowup[i])
+        out[f"{m}/blowup_common"] = float(sb_common.blowup[i])
+        out[f"{m}/first_unstable"] = float(fu[m])
+    fu_arr = np.array([fu[m] for m in widths])
+    slopes = {**{k: float(t.slope) for k, t in sb.trends.items()}, "first_unstable": _slope(widths, fu_arr),
+              "blowup_common": float(sb_common.trends["blowup"].slope)}
+    out["verdict"] = str(sb.verdict)
+    out["note"] = str(sb.note)
+    out["crossing"] = np.asarray(sb.crossing, dtype=float)
+    out["n_crossings"] = len(sb.crossings)
+    for j, c in enumerate(sb.crossings):
+        out[f"crossings/{j}"] = np.asarray(c, dtype=float).ravel()
+    out["slope_keys"] = np.array(list(slopes))  # keeps the order of the keys
+    out["stderr_keys"] = np.array(list(sb.trends))
+    for k, v in slopes.items():
+        out[f"slopes/{k}"] = v
+    for k, t in sb.trends.items():
+        out[f"slope_stderr/{k}"] = float(t.stderr)
+    out["n_unstable"] = int(n_unstable_total)
+    out["n_checked"] = int(n_checked_total)
+    return out
+
+
+def _seed_task(seed: int, *, kind: str, cfg: dict, reparam: str, rng=None) -> dict:
+    """:func:`_seed_run` as a :func:`dynmem.sweep.run_sweep` study.
+
+    The sweep's ``rng`` is not used: the experiment draws its randomness from
+    ``seed`` (as the serial run does), so both give the same numbers.
+    """
+    return _seed_run(kind, seed, cfg, reparam)
+
+
+def _seeds_on(executor, kind: str, seeds, cfg: dict, reparam: str, progress: bool) -> list:
+    """Run :func:`_seed_task` for every seed through the sweep machinery on ``executor``."""
+    import functools
+    import os
+    import tempfile
+
+    from .sweep import Grid, load_sweep, run_sweep
+
+    unique = list(dict.fromkeys(seeds))
+    fn = functools.partial(_seed_task, kind=kind, cfg=cfg, reparam=reparam)
+    with tempfile.TemporaryDirectory(prefix=f"dynmem-{kind}-") as tmp:
+        store = os.path.join(tmp, "store")
+        run_sweep(fn, Grid.zip(seed=unique), store, seed=0, executor=executor, progress=progress,
+                  label=f"[dynmem.reproduce] {kind} seeds")
+        table = load_sweep(store)
+    bad = [r for r in table.records if r.status != "done"]
+    if bad:
+        r = bad[0]
+        raise RuntimeError(f"{kind}: the task of seed {r.params['seed']} {r.status}: {r.error}\n{r.traceback}")
+    by_seed = {int(r.params["seed"]): r.result for r in table.records}
+    return [by_seed[s] for s in seeds]
+
+
+def _merge(kind: str, quick: bool, seeds, cfg: dict, reparam: str, data: list, start: float) -> dict:
+    """The experiment's result dict from the per-seed data of :func:`_seed_run` (in seed order)."""
+    widths = tuple(int(m) for m in cfg["widths"])
+    betas = _betas(cfg)
+    per = {m: {k: [] for k in _PER_WIDTH_KEYS} for m in widths}
     per_seed = []
     n_unstable_total = n_checked_total = 0
-    for seed in seeds:
-        X, Y, X_test = _data(seed, cfg, target)
-        curves = {}
-        fu = {}
+    for d in data:
         for m in widths:
-            t0 = time.perf_counter()
-            init = _initial_model(m, seed)
-            res = train(init, X, Y, steps=cfg["steps"], lr=cfg["lr"], reparam=rp, rng=seed)
-            model = res.model
-            pseed = int(np.random.default_rng([seed, m, 3]).integers(2**31))
-            if kind == "fig2":
-                curve = perturbation_curve(model, target, betas, n_samples=cfg["n_samples"], error="test",
-                                           X_test=X_test, dt=_DT, adversarial=True, ascent_steps=0, rng=pseed,
-                                           divergence=_DIVERGENCE)
-                fu[m] = _first_unstable_free(model, betas, cfg["n_samples"], pseed)
-            else:
-                w = np.asarray(res.theta[:m], dtype=float)
-                curve, n_uns, n_chk = _reparam_curve(model, w, rp, target, betas, cfg["n_samples"], X_test, pseed)
-                n_unstable_total += n_uns
-                n_checked_total += n_chk
-                fu[m] = math.inf if n_uns == 0 else float("nan")
-            curves[m] = curve
-            d = per[m]
-            d["train_loss"].append(float(res.loss))
-            d["train_steps"].append(int(res.n_steps))
-            d["train_success"].append(bool(res.success))
-            d["max_error"].append(_floats(curve.max_error))
-            d["median_error"].append(_floats(curve.median_error))
-            d["n_diverged"].append([int(v) for v in curve.n_diverged])
-            _say(progress, f"{kind} seed {seed} m={m}: train loss {res.loss:.3g} ({res.n_steps} steps), "
-                           f"E(0) {curve.error0:.3g}, {time.perf_counter() - t0:.1f}s")
-        sb = stability_boundary(curves, K=_K)
-        # Diagnostic: one common level for every width, K * max_m E_m(0), so the
-        # threshold does not fall just because E_m(0) falls with m.
-        sb_common = stability_boundary(curves, K=_K, level=_K * float(np.max(sb.error0)))
-        for i, m in enumerate(sb.widths):
-            d = per[int(m)]
-            d["error0"].append(float(sb.error0[i]))
-            d["margin"].append(float(sb.margin[i]))
-            d["radius"].append(float(sb.radius[i]))
-            d["blowup"].append(float(sb.blowup[i]))
-            d["blowup_common"].append(float(sb_common.blowup[i]))
-            d["first_unstable"].append(float(fu[int(m)]))
-        fu_arr = np.array([fu[m] for m in widths])
-        fu_slope = _slope(widths, fu_arr)
+            p = per[m]
+            p["train_loss"].append(float(d[f"{m}/train_loss"]))
+            p["train_steps"].append(int(d[f"{m}/train_steps"]))
+            p["train_success"].append(bool(d[f"{m}/train_success"]))
+            p["max_error"].append(_floats(d[f"{m}/max_error"]))
+            p["median_error"].append(_floats(d[f"{m}/median_error"]))
+            p["n_diverged"].append([int(v) for v in np.asarray(d[f"{m}/n_diverged"]).ravel()])
+        for m in widths:
+            p = per[m]
+            for k in ("error0", "margin", "radius", "blowup", "blowup_common", "first_unstable"):
+                p[k].append(float(d[f"{m}/{k}"]))
+        s_keys = [str(k) for k in np.asarray(d["slope_keys"]).ravel()]
+        e_keys = [str(k) for k in np.asarray(d["stderr_keys"]).ravel()]
         per_seed.append({
-            "seed": seed, "verdict": sb.verdict, "note": sb.note,
-            "crossing": _floats(sb.crossing), "crossings": [_floats(c) for c in sb.crossings],
-            "slopes": {**{k: float(t.slope) for k, t in sb.trends.items()}, "first_unstable": fu_slope,
-                       "blowup_common": float(sb_common.trends["blowup"].slope)},
-            "slope_stderr": {k: float(t.stderr) for k, t in sb.trends.items()},
+            "seed": int(d["seed"]), "verdict": str(d["verdict"]), "note": str(d["note"]),
+            "crossing": _floats(d["crossing"]),
+            "crossings": [_floats(d[f"crossings/{j}"]) for j in range(int(d["n_crossings"]))],
+            "slopes": {k: float(d[f"slopes/{k}"]) for k in s_keys},
+            "slope_stderr": {k: float(d[f"slope_stderr/{k}"]) for k in e_keys},
         })
+        n_unstable_total += int(d["n_unstable"])
+        n_checked_total += int(d["n_checked"])
 
     slope_keys = ("margin", "blowup", "blowup_common", "error0", "radius", "crossing", "first_unstable")
     slopes = {k: {"per_seed": [s["slopes"][k] for s in per_seed],
@@ -317,6 +397,20 @@ def _run(kind: str, quick: bool, seeds, progress: bool, reparam: str = "softplus
         out["n_perturbed_W_unstable"] = int(n_unstable_total)
         out["n_perturbed_W_checked"] = int(n_checked_total)
     return out
+
+
+def _run(kind: str, quick: bool, seeds, progress: bool, reparam: str = "softplus", cfg: dict | None = None,
+         executor=None) -> dict:
+    start = time.perf_counter()
+    cfg = _config(quick, cfg)
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError("`seeds` must hold at least one seed.")
+    if executor is None:
+        data = [_seed_run(kind, seed, cfg, reparam, progress) for seed in seeds]
+    else:
+        data = _seeds_on(executor, kind, seeds, cfg, reparam, progress)
+    return _merge(kind, quick, seeds, cfg, reparam, data, start)
 
 
 def _slope(widths, values) -> float:
@@ -362,7 +456,8 @@ def _findings(kind, widths, med, slopes, n_unstable, n_checked) -> dict:
     return f
 
 
-def run_fig2(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False, cfg: dict | None = None) -> dict:
+def run_fig2(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False, cfg: dict | None = None,
+             executor=None) -> dict:
     """[WLL] Fig. 2: trained tanh RNNs (free ``W``) on ``(t + 1)^{-1.5}``; see the module notes.
 
     Parameters
@@ -377,6 +472,11 @@ def run_fig2(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False, cfg
     cfg : dict, optional
         Overrides of :data:`SETTINGS` (``widths``, ``steps``, ``n_samples``,
         ``betas`` = (lo, hi, n), ``T``, ``n_train``, ``n_test``, ``lr``).
+    executor : concurrent.futures.Executor, optional
+        Run the seeds as tasks of a :func:`dynmem.sweep.run_sweep` on this
+        executor (a process pool, ``distributed.Client.get_executor()``);
+        the numbers are the same as the serial run's.  Default: one seed
+        after another in this process.
 
     Returns
     -------
@@ -388,20 +488,21 @@ def run_fig2(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False, cfg
         ``per_seed`` (verdict, crossings, slopes), ``slopes`` (per-seed values,
         median, min, max, std), ``findings``, ``settings``, ``seconds``.
     """
-    return _run("fig2", quick, seeds, progress, cfg=cfg)
+    return _run("fig2", quick, seeds, progress, cfg=cfg, executor=executor)
 
 
 def run_fig4(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False, reparam: str = "softplus",
-             cfg: dict | None = None) -> dict:
+             cfg: dict | None = None, executor=None) -> dict:
     """[WLL] Figs. 4/7/8: as :func:`run_fig2` with ``W = diag(f(w))``, perturbing ``(w, U, b, c)``.
 
     ``reparam`` is ``"softplus"`` (default) or ``"exp"``.  Extra keys:
     ``reparam``, ``n_perturbed_W_unstable`` (perturbed ``W`` that were not
-    Hurwitz; 0 by construction) and ``n_perturbed_W_checked``.
+    Hurwitz; 0 by construction) and ``n_perturbed_W_checked``.  ``executor``
+    as in :func:`run_fig2`.
     """
     if reparam not in ("softplus", "exp"):
         raise ValueError(f"`reparam` must be 'softplus' or 'exp'; got {reparam!r}.")
-    return _run("fig4", quick, seeds, progress, reparam=reparam, cfg=cfg)
+    return _run("fig4", quick, seeds, progress, reparam=reparam, cfg=cfg, executor=executor)
 
 
 # ----------------------------------------------------------------------------
