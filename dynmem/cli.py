@@ -7,9 +7,17 @@
     output twice (continuous adjoint, and BPTT through its Euler recurrence),
     and write a figure.  Finishes in seconds after numba's first compile.
 
-``dynmem reproduce [fig1 fig2 fig4 fig11 | all] [--quick | --full] [--out DIR]``
-    Reproduce the [WLL] experiments; each writes a JSON with every number
-    and a PNG, atomically, and finished experiments are not recomputed.
+``dynmem reproduce [EXPERIMENT ... | all] [--quick | --full] [--out DIR] [--workers N | --scheduler ADDRESS]``
+    Reproduce the [WLL] experiments (fig1, fig2, fig4, fig11); each writes a
+    JSON with every number and a PNG, atomically, and finished experiments
+    are not recomputed.  ``--workers N`` runs the per-seed tasks of the
+    experiments that have them on N local processes, ``--scheduler`` on a
+    Dask cluster (``tcp://host:8786``; ``pip install 'dynmem[distributed]'``);
+    the numbers are the same as the serial run's.
+
+``dynmem sweep status DIR``
+    Summarise a sweep store (:mod:`dynmem.sweep`): task counts, failed tasks
+    with their error line, total task time.
 
 ``dynmem verify [--claim NAME] [--json PATH] [--list]``
     Run the theorem catalogue (``dynmem.theory``) and print a table of
@@ -20,6 +28,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -182,6 +191,53 @@ def verify(names=None, *, json_path=None, list_only=False, out=None) -> int:
     return 1 if bad else 0
 
 
+@contextlib.contextmanager
+def _executor(workers, scheduler):
+    """The executor of ``--workers`` / ``--scheduler`` (None for a serial run), shut down on exit."""
+    if scheduler is not None:
+        from .sweep import dask_executor
+
+        with dask_executor(scheduler) as ex:
+            yield ex
+    elif workers is not None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            yield ex
+    else:
+        yield None
+
+
+def sweep_status(path: str, *, out=None) -> int:
+    """Print a summary of the sweep store at ``path``; return the exit status (2 if it is not a store)."""
+    from .sweep import load_sweep
+
+    out = out or sys.stdout
+    try:
+        table = load_sweep(path)
+    except (ValueError, TypeError) as exc:
+        print(f"dynmem sweep status: {exc}", file=sys.stderr)
+        return 2
+    finished = [r for r in table.records if r.status != "pending"]
+    hosts = sorted({r.host for r in finished if r.host})
+    print(f"sweep store {table.path}", file=out)
+    print(f"  study:   {table.study}", file=out)
+    print(f"  axes:    {', '.join(table.axes)} ({table.n_tasks} tasks)", file=out)
+    print(f"  tasks:   {table.n_done} done, {table.n_failed} failed, {table.n_pending} pending", file=out)
+    mean = table.seconds / len(finished) if finished else float("nan")
+    print(f"  time:    {table.seconds:.2f} s of task time in total ({mean:.3g} s per finished task)"
+          + (f" on {', '.join(hosts)}" if hosts else ""), file=out)
+    print(f"  created: {table.manifest.get('created_utc', '?')} with dynmem {table.manifest.get('dynmem_version', '?')}",
+          file=out)
+    if table.n_failed:
+        print("failed tasks:", file=out)
+        for r in table.records:
+            if r.status == "failed":
+                params = " ".join(f"{k}={v}" for k, v in r.params.items())
+                print(f"  [{r.index}] {r.key} {params}: {r.error}", file=out)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dynmem", description="Recurrent neural networks as dynamical systems.")
     parser.add_argument("--version", action="version", version=f"dynmem {_version()}")
@@ -196,9 +252,12 @@ def main(argv=None) -> int:
                    help="run only this claim (or every claim of a module, e.g. linear_memory); repeatable")
     v.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
     v.add_argument("--list", action="store_true", help="list the claims without running them")
-    r = sub.add_parser("reproduce", help="reproduce the [WLL] experiments (fig1, fig2, fig4, fig11, all)")
+    from .reproduce import EXPERIMENTS
+
+    listed = ", ".join(EXPERIMENTS)
+    r = sub.add_parser("reproduce", help=f"reproduce the [WLL] experiments ({listed}, all)")
     r.add_argument("experiments", nargs="*", default=["all"], metavar="EXPERIMENT",
-                   help="fig1, fig2, fig4, fig11 or all (default: all)")
+                   help=f"{listed} or all (default: all)")
     mode = r.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="quick", action="store_true", default=True,
                       help="small sizes, about two minutes for all (default)")
@@ -207,6 +266,16 @@ def main(argv=None) -> int:
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="perturbation seeds (default 0 1 2)")
     r.add_argument("--no-resume", action="store_true", help="recompute experiments already in --out")
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    where = r.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="run the per-seed tasks (fig2, fig4, ...) on N local processes (same numbers as serial)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the per-seed tasks on the Dask cluster at ADDRESS, e.g. tcp://host:8786 "
+                            "(needs pip install 'dynmem[distributed]')")
+    sw = sub.add_parser("sweep", help="inspect parameter-sweep result stores (dynmem.sweep)")
+    swsub = sw.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
+    st = swsub.add_parser("status", help="summarise a sweep store: counts, failed tasks, total time")
+    st.add_argument("store", metavar="DIR", help="the sweep store directory")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -223,16 +292,26 @@ def main(argv=None) -> int:
     if args.command == "verify":
         return verify(args.claim, json_path=args.json, list_only=args.list)
     if args.command == "reproduce":
-        from .reproduce import EXPERIMENTS, reproduce
+        from .reproduce import reproduce
 
         bad = [e for e in args.experiments if e != "all" and e not in EXPERIMENTS]
         if bad:
             parser.error(f"unknown experiment(s) {bad}; choose from {sorted(EXPERIMENTS)} or all")
-        written = reproduce(args.experiments, out=args.out, quick=args.quick, seeds=tuple(args.seeds),
-                            resume=not args.no_resume, progress=not args.quiet)
+        if args.workers is not None and args.workers < 1:
+            parser.error(f"--workers must be >= 1; got {args.workers}")
+        if args.scheduler is not None and not args.scheduler.strip():
+            parser.error("--scheduler must be a scheduler address such as tcp://host:8786; got an empty string")
+        with _executor(args.workers, args.scheduler) as executor:
+            written = reproduce(args.experiments, out=args.out, quick=args.quick, seeds=tuple(args.seeds),
+                                resume=not args.no_resume, progress=not args.quiet, executor=executor)
         for name, path in written.items():
             print(f"{name}: {path} and {os.path.splitext(path)[0]}.png")
         return 0
+    if args.command == "sweep":
+        if args.sweep_command is None:
+            sw.print_help()
+            return 0
+        return sweep_status(args.store)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2
 

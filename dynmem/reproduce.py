@@ -27,6 +27,7 @@ The numbers are reported as measured; nothing is tuned to hit the paper.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -290,10 +291,10 @@ def plot_fig11(result: dict, path: str) -> None:
 
 
 def _training_experiment(name):
-    def run(*, quick=True, seeds=(0, 1, 2), progress=False):
+    def run(*, quick=True, seeds=(0, 1, 2), progress=False, executor=None):
         from . import _repro_training as rt
 
-        return getattr(rt, f"run_{name}")(quick=quick, seeds=seeds, progress=progress)
+        return getattr(rt, f"run_{name}")(quick=quick, seeds=seeds, progress=progress, executor=executor)
 
     def plot(result, path):
         from . import _repro_training as rt
@@ -311,12 +312,28 @@ EXPERIMENTS = {
 }
 
 
+def _accepts_executor(run) -> bool:
+    """Whether an experiment's ``run`` takes the documented ``executor`` keyword."""
+    try:
+        params = inspect.signature(run).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+    return "executor" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool = True, seeds=(0, 1, 2),
-              resume: bool = True, progress: bool = False) -> dict:
+              resume: bool = True, progress: bool = False, executor=None) -> dict:
     """Run experiments, writing ``<out>/<name>.json`` and ``<out>/<name>.png``; return {name: json path}.
 
     With ``resume=True`` an experiment whose JSON exists for the same mode
     (quick/full) and seeds is skipped.
+
+    ``executor`` (a :class:`concurrent.futures.Executor`: a process pool, or
+    ``distributed.Client.get_executor()``, see :func:`dynmem.sweep.dask_executor`)
+    is handed to every experiment whose ``run`` accepts an ``executor``
+    keyword (fig2 and fig4 run their seeds as :mod:`dynmem.sweep` tasks on
+    it, with the same numbers as the serial run); the other experiments run
+    in this process.
     """
     names = list(EXPERIMENTS) if "all" in experiments else list(experiments)
     unknown = [n for n in names if n not in EXPERIMENTS]
@@ -340,7 +357,8 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
         t0 = time.perf_counter()
         if progress:
             print(f"{name}: running ({'quick' if quick else 'full'})", file=sys.stderr, flush=True)
-        result = run(quick=quick, seeds=tuple(seeds), progress=progress)
+        kwargs = {"executor": executor} if executor is not None and _accepts_executor(run) else {}
+        result = run(quick=quick, seeds=tuple(seeds), progress=progress, **kwargs)
         result.update(quick=quick, seeds=list(seeds), seconds=time.perf_counter() - t0, complete=True)
         plot(result, ppath)
         atomic_write_json(jpath, result)  # last: its presence marks the experiment finished

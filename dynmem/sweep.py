@@ -120,8 +120,13 @@ def _canonical(value, where: str):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
         return tuple(_canonical(v, where) for v in value)
+    if isinstance(value, Mapping):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"{where} must have string keys (it is stored as JSON); got the key {bad[0]!r}.")
+        return {k: _canonical(v, f"{where}[{k!r}]") for k, v in value.items()}
     raise TypeError(
-        f"{where} must be None, a bool, an int, a finite float, a str or a list of these (it is stored as JSON "
+        f"{where} must be None, a bool, an int, a finite float, a str or a list or dict of these (it is stored as JSON "
         f"and hashed to seed the task); got {describe(value)} of type {type(value).__name__}."
     )
 
@@ -129,6 +134,8 @@ def _canonical(value, where: str):
 def _jsonable(value):
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
     return value
 
 
@@ -406,16 +413,17 @@ def _manifest(study: str, grid: Grid, root: np.random.SeedSequence) -> dict:
     )
 
 
-def _read_manifest(store: str) -> dict:
+def _read_manifest(store: str, name: str = "store") -> dict:
     path = os.path.join(store, "manifest.json")
     try:
         man = _io.read_json(path)
     except FileNotFoundError:
-        raise ValueError(f"`store` {store!r} is not a sweep store: it has no manifest.json.") from None
+        raise ValueError(f"`{name}` {store!r} is not a sweep store: it has no manifest.json.") from None
     except (OSError, ValueError) as exc:
-        raise ValueError(f"`store` {store!r} has an unreadable manifest.json ({exc}).") from exc
-    if not isinstance(man, dict) or man.get("format") != FORMAT:
-        raise ValueError(f"`store` {store!r} is not a {FORMAT} store (its manifest says {describe(man.get('format'))}).")
+        raise ValueError(f"`{name}` {store!r} has an unreadable manifest.json ({exc}).") from exc
+    fmt = man.get("format") if isinstance(man, dict) else None
+    if fmt != FORMAT:
+        raise ValueError(f"`{name}` {store!r} is not a {FORMAT} store (its manifest says format {fmt!r}).")
     return man
 
 
@@ -737,7 +745,7 @@ def load_sweep(path: str) -> SweepTable:
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise ValueError(f"`path` must be an existing sweep store directory; got {path!r}.")
-    man = _read_manifest(path)
+    man = _read_manifest(path, "path")
     root_entropy = man["seed"]["entropy"]
     records = []
     for index, (key, params) in enumerate(zip(man["keys"], man["points"])):
