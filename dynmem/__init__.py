@@ -56,6 +56,7 @@ from .reparam import Reparam, get_reparam
 from .stability import PerturbationCurve, StabilityBoundary, perturbation_curve, stability_boundary
 from .train import ExpSumFit, TrainResult, fit_exponential_sum, train, train_ctrnn
 from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simulate
+from .sweep import Grid, SweepInterrupted, SweepRun, SweepTable, TaskRecord, dask_executor, load_sweep, run_sweep
 
 try:
     __version__ = _version("dynmem")
@@ -126,4 +127,13 @@ __all__ = [
     "PerturbationCurve",
     "stability_boundary",
     "StabilityBoundary",
+    # sweeps
+    "Grid",
+    "run_sweep",
+    "load_sweep",
+    "dask_executor",
+    "SweepRun",
+    "SweepTable",
+    "TaskRecord",
+    "SweepInterrupted",
 ]
