@@ -389,6 +389,10 @@ def _rntk_chain(act, X1, s1, X2, s2, sw, su, sb, sv, method, nodes, same):
     for j in range(T):
         on = (j >= s1)[:, None] & (j >= s2)[None, :]
         Sig = sw * sw * K + (su * su / d) * (X1[:, j] @ X2[:, j].T) + sb * sb
+        if same:
+            # Mathematically diag(Sig) = q; make it so in floating point, because the ReLU
+            # kernel's arccos(rho) turns a rounding error eps in rho = 1 into sqrt(2 eps) ~ 1e-8.
+            np.fill_diagonal(Sig, np.where(j >= s1, q1[:, j], 0.0))
         Th = Sig + sw * sw * KdTh
         # Pairs not yet started get a harmless dummy covariance (masked below).
         Sig = np.where(on, Sig, 0.0)
