@@ -943,6 +943,7 @@ def run_sweep(
             own = executor is None
             ex = cf.ProcessPoolExecutor(max_workers=workers) if own else executor
             futures = {}
+            broken = None
             try:
                 for i in todo:
                     futures[ex.submit(_execute, fn, grid[i], root.entropy, spawn[i])] = i
@@ -951,17 +952,21 @@ def run_sweep(
                     try:
                         outcome = fut.result()
                     except (cf.BrokenExecutor, cf.CancelledError) as exc:
-                        raise SweepInterrupted(
-                            f"the executor stopped before the sweep finished ({_error_line(exc)}); "
-                            f"{sum(s == 'done' for s in status)} of {len(grid)} tasks are done in {store!r}: "
-                            f"run the same sweep again to resume."
-                        ) from exc
+                        # Keep draining: tasks that finished before the break are written, not lost.
+                        broken = broken or exc
+                        continue
                     except Exception as exc:  # the executor's own error for this task (pickling, lost worker)
                         outcome = dict(status="failed", seconds=math.nan, host="", pid=-1, started_utc="",
                                        error=_error_line(exc), arrays=None,
                                        traceback="".join(traceback.format_exception(exc)))
                     finish(i, outcome)
                     n_run += 1
+                if broken is not None:
+                    raise SweepInterrupted(
+                        f"the executor stopped before the sweep finished ({_error_line(broken)}); "
+                        f"{sum(s == 'done' for s in status)} of {len(grid)} tasks are done in {store!r}: "
+                        f"run the same sweep again to resume."
+                    ) from broken
             except BaseException:
                 for f in futures:
                     f.cancel()
