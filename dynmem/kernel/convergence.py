@@ -1,0 +1,367 @@
+r"""Convergence of the trained finite network to the [LSS] kernel limit.
+
+THEORY.md section 7; [LSS] arXiv 2308.14555.  For each width ``N`` and seed,
+:func:`kernel_convergence` trains an :class:`~dynmem.kernel.network.LSSNetwork`
+online along one stream (:func:`~dynmem.kernel.network.train_online`) and
+measures
+
+.. math::
+
+    E_N = \sup_{t \in \text{grid}} \|h^N_t - h_t\|_{L^2(\nu)}, \qquad
+    \epsilon_N = \frac{\|K_N(0) - A\|_{L^2(\nu\otimes\nu)}}{\|A\|_{L^2(\nu\otimes\nu)}},
+
+where :math:`h_t` solves the limit ODE (:mod:`dynmem.kernel.limit`) with the
+QMC limit kernel :math:`A` (:mod:`dynmem.kernel.ntk`) on the exactly
+enumerated histories of the chain, and the maximal parameter drift
+:math:`\max_{t,i}\|\theta^i(t) - \theta^i(0)\|_\infty`.  The rates are the
+slopes of :math:`\log E_N` and :math:`\log\epsilon_N` against
+:math:`\log N` (:func:`scipy.stats.linregress` on all (N, seed) pairs), with a
+95% confidence interval from the slope's standard error and the Student t
+quantile.  THEORY.md expects both slopes near :math:`-1/2` at
+:math:`\beta = 1/2`.
+
+Reproducibility: every (N, seed) task draws its randomness from
+``numpy.random.SeedSequence(root_entropy, spawn_key=(seed, N))`` (what
+``SeedSequence.spawn`` does, keyed by the task rather than by its position),
+so the results are identical with or without an ``executor`` and do not
+depend on which other widths are in the study.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.stats
+
+from .._validation import as_float_array, check_int, check_positive, describe
+from .chains import HistoryGrid, HistoryTarget, MarkovChain
+from .limit import LimitSolution, l2_nu, solve_limit_ode
+from .network import LSSNetwork, ParamLaw, _check_beta, train_online
+from .ntk import empirical_ntk, kernel_error, limit_kernel
+
+__all__ = ["ConvergenceResult", "SlopeFit", "kernel_convergence", "default_chain", "default_target", "plot_error_vs_width",
+           "plot_trajectories", "loglog_slope"]
+
+_LIMIT_KEY = 2**31 - 1  # spawn key of the QMC limit kernel
+
+
+def default_chain() -> MarkovChain:
+    """The two-state chain on ``{-1, +1}`` used by default (``P = [[0.7, 0.3], [0.4, 0.6]]``)."""
+    return MarkovChain([[0.7, 0.3], [0.4, 0.6]], [-1.0, 1.0])
+
+
+def default_target() -> HistoryTarget:
+    r"""The default target :math:`Y_k = X_k X_{k-1}` (needs memory; nonlinear)."""
+    return HistoryTarget.product([0, 1])
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """A log-log least-squares slope with a 95% confidence interval."""
+
+    slope: float
+    intercept: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    n_points: int
+
+    def to_dict(self) -> dict:
+        return dict(slope=self.slope, intercept=self.intercept, stderr=self.stderr, ci=[self.ci_low, self.ci_high],
+                    n_points=self.n_points)
+
+
+def loglog_slope(x, y, *, level: float = 0.95) -> SlopeFit:
+    r"""Slope of :math:`\log y` on :math:`\log x` with a Student-t confidence interval.
+
+    Non-finite or non-positive pairs are dropped; fewer than three points give
+    a NaN interval.
+    """
+    x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    n = int(ok.sum())
+    if n < 2 or np.unique(x[ok]).size < 2:
+        nan = float("nan")
+        return SlopeFit(nan, nan, nan, nan, nan, n)
+    r = scipy.stats.linregress(np.log(x[ok]), np.log(y[ok]))
+    if n >= 3:
+        q = float(scipy.stats.t.ppf(0.5 + level / 2, n - 2))
+        lo, hi = r.slope - q * r.stderr, r.slope + q * r.stderr
+    else:
+        lo = hi = float("nan")
+    return SlopeFit(float(r.slope), float(r.intercept), float(r.stderr), float(lo), float(hi), n)
+
+
+@dataclass(frozen=True)
+class ConvergenceResult:
+    r"""What :func:`kernel_convergence` measured.
+
+    Attributes
+    ----------
+    N_values : ndarray of int, shape (n_N,)
+    seeds : tuple of int, length n_s
+    times : ndarray, shape (n_t,)
+        Recording times :math:`t = k/N`.
+    histories : HistoryGrid
+        The probe grid (the chain's histories with stationary weights).
+    target_values : ndarray, shape (n_hist,)
+        :math:`E[Y \mid Z]` on the grid.
+    limit : LimitSolution
+    h_limit : ndarray, shape (n_t, n_hist)
+    h_network : ndarray, shape (n_N, n_s, n_t, n_hist)
+    error_curves : ndarray, shape (n_N, n_s, n_t)
+        :math:`\|h^N_t - h_t\|_{L^2(\nu)}`.
+    errors : ndarray, shape (n_N, n_s)
+        :math:`\sup_t` of the curves.
+    slope : SlopeFit
+        Of ``errors`` against ``N`` (all pairs).
+    seed_slopes : ndarray, shape (n_s,)
+        The slope per seed.
+    ntk_errors : ndarray, shape (n_N, n_s)
+        Relative :math:`L^2(\nu\otimes\nu)` error of the empirical NTK at initialisation.
+    ntk_slope : SlopeFit
+    drift : ndarray, shape (n_N, n_s)
+        Maximal parameter drift over the run.
+    kernel_stderr : float
+        Largest QMC standard error of :math:`A` (over scrambles).
+    settings : dict
+    success : bool
+    message : str
+    seconds : float
+    """
+
+    N_values: np.ndarray
+    seeds: tuple
+    times: np.ndarray
+    histories: HistoryGrid
+    target_values: np.ndarray
+    limit: LimitSolution
+    h_limit: np.ndarray
+    h_network: np.ndarray
+    error_curves: np.ndarray
+    errors: np.ndarray
+    slope: SlopeFit
+    seed_slopes: np.ndarray
+    ntk_errors: np.ndarray
+    ntk_slope: SlopeFit
+    drift: np.ndarray
+    kernel_stderr: float
+    settings: dict = field(default_factory=dict)
+    success: bool = True
+    message: str = ""
+    seconds: float = float("nan")
+
+
+def _convergence_task(task: dict) -> dict:
+    """One (N, seed) training run; module level so process pools can pickle it."""
+    t0 = time.perf_counter()
+    ss = np.random.SeedSequence(task["entropy"], spawn_key=(int(task["seed"]), int(task["N"])))
+    init_ss, stream_ss = ss.spawn(2)
+    net = LSSNetwork.initialise(task["N"], task["d"], law=task["law"], paired=True, beta=task["beta"],
+                                recurrence=task["recurrence"], activation=task["activation"],
+                                rng=np.random.default_rng(init_ss))
+    H = task["H"]
+    K0 = empirical_ntk(net, H)
+    ntk_err = kernel_error(K0, task["A"], task["weights"])
+    res = train_online(net, task["chain"], task["target"], alpha=task["alpha"], t_final=task["t_final"],
+                       record_times=task["times"], histories=H, burn_in=task["burn_in"],
+                       rng=np.random.default_rng(stream_ss))
+    return dict(N=int(task["N"]), seed=int(task["seed"]), h=res.h, drift=res.max_drift, ntk_error=ntk_err,
+                success=bool(res.success), message=res.message, learning_rate=res.learning_rate,
+                loss=res.loss, seconds=time.perf_counter() - t0)
+
+
+def _root_entropy(rng) -> int:
+    if isinstance(rng, np.random.SeedSequence):
+        return int(rng.entropy)
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(2**63))
+    if rng is None:
+        return int(np.random.SeedSequence().entropy)
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
+        return int(rng)
+    raise TypeError(f"`rng` must be None, a non-negative int, a SeedSequence or a Generator; got {describe(rng)}.")
+
+
+def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: float = 1.0, t_final: float = 4.0,
+                       n_times: int = 21, chain=None, target: HistoryTarget | None = None, L: int = 8,
+                       recurrence: str = "diagonal", activation: str = "tanh", law: ParamLaw | None = None,
+                       burn_in: int = 100, qmc_points: int = 4096, qmc_scrambles: int = 8, executor=None, rng=None,
+                       progress: bool = False) -> ConvergenceResult:
+    r"""Train networks of each width and measure their distance to the kernel limit.
+
+    Parameters
+    ----------
+    N_values : sequence of int
+        Widths (even: the initialisation is paired, so :math:`h^N_0 = 0 = h_0`).
+    seeds : sequence of int
+        Replicates per width.
+    beta : float
+        Output scale exponent in [1/2, 1).
+    alpha : float
+        Learning-rate constant (step :math:`\alpha / N^{2-2\beta}`).
+    t_final : float
+        Rescaled training time; ``n_times`` equispaced recordings in ``[0, t_final]``.
+    chain : MarkovChain, optional
+        A finite chain (its histories are enumerated exactly); default
+        :func:`default_chain`.
+    target : HistoryTarget, optional
+        Default :func:`default_target`; must read at most ``L`` values.
+    L : int
+        Length of the probe histories (the grid of the limit ODE).  The grid
+        truncates the infinite past at the memory fixed point of the oldest
+        value, an error of order :math:`(\sup|b|\sup|\sigma'|)^L` (reported in
+        ``settings["truncation_bound"]``).
+    recurrence, activation, law
+        As :class:`~dynmem.kernel.network.LSSNetwork`.
+    burn_in : int
+        Steps without learning at the start of each stream.
+    qmc_points, qmc_scrambles : int
+        Scrambled Sobol points per scramble and scrambles for :math:`A`.
+    executor : concurrent.futures.Executor, optional
+        If given, the (N, seed) tasks are mapped over it (largest ``N``
+        first); results are identical to the serial run.
+    rng : None, int, SeedSequence or Generator
+        Root of every task's seed (see the module docstring).
+    progress : bool
+        Print one line per task to stderr.
+
+    Returns
+    -------
+    ConvergenceResult
+    """
+    start = time.perf_counter()
+    N_list = [check_int("N_values", n, minimum=2) for n in N_values]
+    if not N_list:
+        raise ValueError("`N_values` must hold at least one width; got an empty sequence.")
+    for n in N_list:
+        if n % 2:
+            raise ValueError(f"`N_values` must be even (paired initialisation); got {n}.")
+    seeds = tuple(check_int("seeds", s, minimum=0) for s in seeds)
+    if not seeds:
+        raise ValueError("`seeds` must hold at least one seed; got an empty sequence.")
+    beta = _check_beta(beta)
+    alpha = check_positive("alpha", alpha)
+    t_final = check_positive("t_final", t_final)
+    n_times = check_int("n_times", n_times, minimum=2)
+    L = check_int("L", L, minimum=1)
+    chain = default_chain() if chain is None else chain
+    if not isinstance(chain, MarkovChain):
+        raise TypeError(f"`chain` must be a MarkovChain (its histories are enumerated); got {describe(chain)}.")
+    target = default_target() if target is None else target
+    if not isinstance(target, HistoryTarget):
+        raise TypeError(f"`target` must be a HistoryTarget; got {describe(target)}.")
+    if target.length > L:
+        raise ValueError(f"`L` must be >= the target's length {target.length}; got {L}.")
+    law = ParamLaw() if law is None else law
+    entropy = _root_entropy(rng)
+
+    grid = chain.histories(L)
+    y = target(grid.values)
+    lk = limit_kernel(grid, recurrence=recurrence, activation=activation, law=law, n_points=qmc_points,
+                      n_scrambles=qmc_scrambles, rng=np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(_LIMIT_KEY,))))
+    limit = solve_limit_ode(lk.K, grid.weights, y, alpha=alpha)
+    times = np.linspace(0.0, t_final, n_times)
+    h_lim = limit(times)
+    if progress:
+        print(f"[kernel_convergence] limit kernel on {grid.n} histories: QMC stderr {lk.max_stderr:.2g}; "
+              f"{len(N_list) * len(seeds)} training tasks", file=sys.stderr, flush=True)
+
+    common = dict(entropy=entropy, d=chain.dim, law=law, beta=beta, recurrence=recurrence, activation=activation,
+                  H=grid.values, weights=grid.weights, A=lk.K, chain=chain, target=target, alpha=alpha,
+                  t_final=t_final, times=times, burn_in=burn_in)
+    tasks = [dict(common, N=n, seed=s) for n in N_list for s in seeds]
+    order = sorted(range(len(tasks)), key=lambda j: -tasks[j]["N"])
+    if executor is None:
+        outs = {}
+        for j in order:
+            outs[j] = _convergence_task(tasks[j])
+            if progress:
+                o = outs[j]
+                print(f"[kernel_convergence] N={o['N']} seed={o['seed']}: {o['seconds']:.1f}s", file=sys.stderr, flush=True)
+    else:
+        results = list(executor.map(_convergence_task, [tasks[j] for j in order]))
+        outs = dict(zip(order, results))
+    nN, nS = len(N_list), len(seeds)
+    h_net = np.full((nN, nS, n_times, grid.n), np.nan)
+    drift = np.full((nN, nS), np.nan)
+    ntk_err = np.full((nN, nS), np.nan)
+    messages = []
+    for j, task in enumerate(tasks):
+        a, b = divmod(j, nS)
+        o = outs[j]
+        h_net[a, b] = o["h"]
+        drift[a, b] = o["drift"]
+        ntk_err[a, b] = o["ntk_error"]
+        if not o["success"]:
+            messages.append(f"N={o['N']} seed={o['seed']}: {o['message']}")
+    curves = l2_nu(h_net - h_lim[None, None], grid.weights)
+    with np.errstate(invalid="ignore"):
+        errors = np.max(curves, axis=2)
+    Ns = np.repeat(np.asarray(N_list, float), nS)
+    slope = loglog_slope(Ns, errors.ravel())
+    seed_slopes = np.array([loglog_slope(N_list, errors[:, b]).slope for b in range(nS)])
+    ntk_slope = loglog_slope(Ns, ntk_err.ravel())
+    settings = dict(beta=beta, alpha=alpha, t_final=t_final, n_times=n_times, L=L, recurrence=recurrence,
+                    activation=activation, law=dict(c_std=law.c_std, w_std=law.w_std, u_std=law.u_std, b_max=law.b_max),
+                    burn_in=burn_in, qmc_points=qmc_points, qmc_scrambles=qmc_scrambles, chain_P=np.asarray(chain.P).tolist(),
+                    chain_states=np.asarray(chain.states).tolist(), target=target.name, n_histories=grid.n,
+                    root_entropy=entropy, truncation_bound=float(law.b_max) ** L,
+                    evaluation="memory fixed point of the oldest value, then the recursion over the history",
+                    limit_min_eigval_raw=limit.min_eigval_raw)
+    ok = not messages
+    return ConvergenceResult(np.asarray(N_list), seeds, times, grid, y, limit, h_lim, h_net, curves, errors, slope,
+                             seed_slopes, ntk_err, ntk_slope, drift, lk.max_stderr, settings, ok,
+                             "; ".join(messages) if messages else "ok", time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def plot_error_vs_width(result: ConvergenceResult, ax=None):
+    """Log-log ``sup_t ||h^N_t - h_t||`` and the NTK error against ``N``, with fits and an ``N^-1/2`` guide.
+
+    Returns the Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    N = np.asarray(result.N_values, float)
+    for b, s in enumerate(result.seeds):
+        ax.loglog(N, result.errors[:, b], "o", color="C0", alpha=0.5, ms=4, label="sup_t ||h^N - h|| (seeds)" if b == 0 else None)
+        ax.loglog(N, result.ntk_errors[:, b], "s", color="C1", alpha=0.5, ms=4, label="||K_N(0) - A|| / ||A||" if b == 0 else None)
+    for fit, color in ((result.slope, "C0"), (result.ntk_slope, "C1")):
+        if np.isfinite(fit.slope):
+            ax.loglog(N, np.exp(fit.intercept) * N ** fit.slope, "-", color=color,
+                      label=f"slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]")
+    ref = np.nanmedian(result.errors[0]) * (N / N[0]) ** -0.5
+    ax.loglog(N, ref, "k:", label="N^-1/2")
+    ax.set(xlabel="width N", ylabel="error", title=f"[LSS] kernel limit, beta = {result.settings.get('beta')}")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_trajectories(result: ConvergenceResult, ax=None, *, n_show: int = 4, width_index: int = -1, seed_index: int = 0):
+    """:math:`h^N_t(z)` (markers) against the limit :math:`h_t(z)` (lines) on the heaviest histories.
+
+    Returns the Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    w = result.histories.weights
+    show = np.argsort(-w)[:n_show]
+    for k, j in enumerate(show):
+        color = f"C{k}"
+        ax.plot(result.times, result.h_limit[:, j], "-", color=color, label=f"h_t(z_{j})  (E[Y|z] = {result.target_values[j]:.2f})")
+        ax.plot(result.times, result.h_network[width_index, seed_index, :, j], "o", color=color, ms=3)
+    ax.set(xlabel="t = k / N", ylabel="output on history",
+           title=f"N = {int(result.N_values[width_index])}: network (dots) vs limit ODE (lines)")
+    ax.legend(fontsize=7)
+    return ax
