@@ -194,6 +194,18 @@ def test_gram_and_jacobian_routes_agree_with_ragged_and_cross_sets():
         np.testing.assert_allclose(rnn_jacobian(p, x)[0], rnn_jacobian(p, A)[i], rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("act", ["tanh", "erf", "relu", "hardtanh"])
+def test_blocked_forward_agrees_with_the_numba_kernel(act):
+    """A batch of 40 x width 64 takes the numpy forward pass; one sequence takes the numba kernel."""
+    rng = np.random.default_rng(13)
+    p = init_params(64, 2, activation=act, rng=rng, **SIG)
+    seqs = [rng.standard_normal((int(T), 2)) for T in rng.integers(1, 9, 40)]
+    assert len(seqs) * p.width >= R._BLOCKED_MIN_SIZE > p.width
+    J = rnn_jacobian(p, seqs)
+    for i in (0, 7, 39):
+        np.testing.assert_allclose(J[i], rnn_jacobian(p, seqs[i])[0], rtol=1e-12, atol=1e-14)
+
+
 def test_init_params_draws_standard_normals_reproducibly():
     p = init_params(300, 4, rng=0)
     q = init_params(300, 4, rng=np.random.default_rng(0))
