@@ -151,3 +151,20 @@ def test_reproduce_cli_scheduler_gives_the_serial_json(tmp_path, monkeypatch, ca
     assert "fig4 seeds: 2/2 done, 0 failed, 0 remaining" in err  # the sweep's progress, on by default in the CLI
     with open(tmp_path / "serial" / "fig4.json") as a, open(tmp_path / "dask" / "fig4.json") as b:
         assert _numbers(json.load(b)) == _numbers(json.load(a))
+
+
+def test_readme_scaling_out_example_runs(tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    with open(os.path.join(root, "README.md")) as fh:
+        section = fh.read().split("## Scaling out", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "scaling_out.py").write_text(code)
+    proc = subprocess.run([sys.executable, "-W", "error", "scaling_out.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "9/9 done, 0 failed, 0 remaining" in proc.stderr
+    a, b = dm.load_sweep(str(tmp_path / "radius-sweep")), dm.load_sweep(str(tmp_path / "radius-sweep-dask"))
+    assert [r.result["W"].tobytes() for r in a.records] == [r.result["W"].tobytes() for r in b.records]
