@@ -1,13 +1,16 @@
 """The Recurrent Neural Tangent Kernel ([RNTK]; THEORY.md section 7): closed forms, quadrature,
 hand-written Jacobians, and the infinite-width limit of the empirical NTK."""
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.stats
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dynmem.kernel import rntk as R
+# The module itself (the package re-exports the function `rntk` under the same name).
+R = importlib.import_module("dynmem.kernel.rntk")
 from dynmem.kernel.rntk import RNTKParams, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk
 
 

@@ -7,6 +7,8 @@ NTK of the dense NTK-parameterised RNN.
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import scipy.stats
 
@@ -16,6 +18,11 @@ MODULE = "recurrent_ntk"
 _SIG = dict(sigma_w=1.0, sigma_u=1.0, sigma_b=0.5, sigma_v=1.0)
 
 
+def _module():
+    # by import path: the package re-exports the function `rntk` under the module's name
+    return importlib.import_module("dynmem.kernel.rntk")
+
+
 def _covariances(seed, k):
     rng = np.random.default_rng(seed)
     a, b = rng.uniform(0.3, 3.0, k), rng.uniform(0.3, 3.0, k)
@@ -23,7 +30,7 @@ def _covariances(seed, k):
 
 
 def _relu_closed_form() -> Outcome:
-    from dynmem.kernel import rntk as R
+    R = _module()
 
     a, b, c = _covariances(1, 40)
     K0, D0 = R._closed_form("relu", a, b, c)
@@ -43,7 +50,7 @@ def _relu_closed_form() -> Outcome:
 
 
 def _erf_closed_form() -> Outcome:
-    from dynmem.kernel import rntk as R
+    R = _module()
 
     a, b, c = _covariances(0, 50)
     K0, D0 = R._closed_form("erf", a, b, c)
@@ -60,7 +67,7 @@ def _erf_closed_form() -> Outcome:
 
 
 def _monte_carlo() -> Outcome:
-    from dynmem.kernel import rntk as R
+    R = _module()
 
     rng = np.random.default_rng(3)
     n = 200_000

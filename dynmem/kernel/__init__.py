@@ -37,4 +37,6 @@ __all__ = [
     "LimitSolution", "l2_nu", "solve_limit_ode", "solve_limit_ode_ivp",
     "ConvergenceResult", "SlopeFit", "default_chain", "default_target", "kernel_convergence", "loglog_slope",
     "plot_error_vs_width", "plot_trajectories",
+    "RNTKParams", "RNTKResult", "empirical_rntk", "init_params", "rnn_jacobian", "rnn_output", "rntk",
 ]
+from .rntk import RNTKParams, RNTKResult, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk  # noqa: E402
