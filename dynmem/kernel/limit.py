@@ -81,7 +81,8 @@ class LimitSolution:
         Initial condition.
     alpha : float
     eigvals : ndarray, shape (n,)
-        :math:`\Lambda` of :math:`D^{1/2} A D^{1/2}` (negative rounding clipped to 0).
+        :math:`\Lambda` of :math:`D^{1/2} A D^{1/2}`; eigenvalues below
+        :math:`100\,n\,\epsilon\,\lambda_{\max}` (rounding) are set to 0.
     eigvecs : ndarray, shape (n, n)
         :math:`Q`.
     min_eigval_raw : float
@@ -182,7 +183,8 @@ def solve_limit_ode(A, weights, y, *, alpha: float = 1.0, h0=None) -> LimitSolut
     if lmin < -1e-8 * max(float(lam[-1]), 1e-300):
         raise ValueError(f"`A` must be positive semi-definite; got eigenvalue {lmin:.3g} of D^1/2 A D^1/2 "
                          f"(largest {float(lam[-1]):.3g}).")
-    lam = np.clip(lam, 0.0, None)
+    # Eigenvalues at rounding level (100 n eps lambda_max) are the kernel's null space: set to 0 exactly.
+    lam = np.where(lam > 100 * lam.size * np.finfo(float).eps * max(float(lam[-1]), 0.0), lam, 0.0)
     return LimitSolution(A, w, y, h0, alpha, lam, Q, lmin)
 
 
@@ -210,8 +212,9 @@ def solve_limit_ode_ivp(A, weights, y, t, *, alpha: float = 1.0, h0=None, rtol: 
     def rhs(_t, h):
         return M @ (y - h)
 
+    extra = {"jac": -M} if method in ("Radau", "BDF", "LSODA") else {}
     sol = scipy.integrate.solve_ivp(rhs, (0.0, float(t[-1])), h0, t_eval=t, rtol=rtol, atol=atol, method=method,
-                                    jac=lambda _t, h: -M)
+                                    **extra)
     if not sol.success:
         raise RuntimeError(f"solve_ivp failed on the limit ODE: {sol.message}")
     return sol.y.T

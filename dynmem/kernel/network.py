@@ -192,7 +192,7 @@ def _init_state(W, b, u, x0, mode, code, s, D, mbuf):
 
 @numba.njit(cache=True)
 def _train_kernel(X, Y, lr, c, W, b, u, s, D, mbuf, mode, code, scale, errs, grad):
-    """Run len(X) online steps (lr[k] = 0 for burn-in).  Returns -1, or the first step with a non-finite output.
+    """Run len(X) online steps (lr[k] = 0 for burn-in).  Returns -1, or the first step whose output is NaN or >= 1e100 in size.
 
     State: s (N,) unit states; D (N, d+2) = ds_i/d(w_i, b_i, u_i) for M1, or
     M = d sbar/d(w_j, b_j, u_j) for M2; mbuf[0] = sbar (M2).  errs[k] = yhat_k - Y_k.
@@ -250,7 +250,7 @@ def _train_kernel(X, Y, lr, c, W, b, u, s, D, mbuf, mode, code, scale, errs, gra
                 msum += s[j]
             mbuf[0] = msum / N
         f = scale * _pair_sum(c, s)
-        if not (abs(f) < 1e300):
+        if not (abs(f) < 1e100):  # diverged (or NaN): stop and report
             return k
         err = f - Y[k]
         errs[k] = err
@@ -710,7 +710,7 @@ class LSSNetwork:
         fail = _train_kernel(X[1:], np.zeros(X.shape[0] - 1), np.zeros(X.shape[0] - 1), net.c, net.W, net.b, net.u,
                              st.s, st.D, st.m, self._mode(), self._code(), self.scale, errs, grad)
         if fail >= 0:
-            raise FloatingPointError(f"the network output became non-finite at step {fail}.")
+            raise FloatingPointError(f"the network output diverged (|yhat| >= 1e100 or NaN) at step {fail}.")
         return float(errs[-1]), grad * self.scale
 
 
@@ -819,7 +819,9 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
     Returns
     -------
     TrainingResult
-        A non-finite output stops training with ``success=False`` and a message.
+        An output that is NaN or exceeds ``1e100`` in size, a non-finite output
+        on the probe histories, or a final ``sup|b| sup|sigma'| >= 1`` gives
+        ``success=False`` and a message (never silent numbers).
     """
     if not isinstance(network, LSSNetwork):
         raise TypeError(f"`network` must be an LSSNetwork; got {describe(network)}.")
@@ -873,7 +875,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
         fail = _train_kernel(X[1:B + 1], Y[1:B + 1], lrs[:B], net.c, net.W, net.b, net.u, st.s, st.D, st.m, mode, code,
                              scale, errs[:B], grad)
         if fail >= 0:
-            return _failed(record_times, steps, hs, drift, loss, lr, network, f"non-finite output at burn-in step {fail}")
+            return _failed(record_times, steps, hs, drift, loss, lr, network, f"output diverged (|yhat| >= 1e100 or NaN) at burn-in step {fail}")
     ok, message = True, "ok"
     for r, k_r in enumerate(steps):
         if k_r > done:
@@ -882,7 +884,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
             fail = _train_kernel(X[lo:hi], Y[lo:hi], lrs[B + done: B + k_r], net.c, net.W, net.b, net.u, st.s, st.D,
                                  st.m, mode, code, scale, e, grad)
             if fail >= 0:
-                ok, message = False, f"the network output became non-finite at training step {done + fail} (t = {(done + fail) / N:.4g})"
+                ok, message = False, f"the network output diverged (|yhat| >= 1e100 or NaN) at training step {done + fail} (t = {(done + fail) / N:.4g})"
                 break
             loss[r] = 0.5 * float(np.mean(e * e))
             done = int(k_r)
