@@ -223,7 +223,7 @@ def _mean_empirical(X, act, n, k):
     return Ks.mean(axis=0), Ks.std(axis=0, ddof=1) / np.sqrt(k)
 
 
-@pytest.mark.parametrize("act", ["relu", "erf"])
+@pytest.mark.parametrize("act", ["relu", "erf", "tanh"])
 def test_empirical_ntk_converges_to_rntk_width_1024(act):
     """Averaged over 16 initialisations at width 1024 (0.1 s).
 
@@ -233,7 +233,7 @@ def test_empirical_ntk_converges_to_rntk_width_1024(act):
     three standard errors estimated from the 16 kernels themselves.
     """
     X = _seqs(10, n=6, T=5)
-    A = rntk(X, activation=act, **SIG).ntk
+    A = rntk(X, activation=act, nodes=128, **SIG).ntk  # tanh: quadrature error ~1e-4 at 128 nodes
     mean, se = _mean_empirical(X, act, 1024, 16)
     err = np.linalg.norm(mean - A) / np.linalg.norm(A)
     assert err < 0.04

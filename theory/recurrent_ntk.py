@@ -82,8 +82,8 @@ def _monte_carlo() -> Outcome:
             for val, s in ((K, fn(z[:, 0]) * fn(z[:, 1])), (D, deriv(z[:, 0]) * deriv(z[:, 1]))):
                 worst = max(worst, abs(float(val[0]) - s.mean()) / (s.std() / np.sqrt(n)))
     return decide(worst < 5.0, dict(samples=n, cases=18, max_z_score=worst),
-                  f"K = E[phi phi'] and Kdot = E[phi' phi'] (closed forms for relu/erf, quadrature for tanh) lie within "
-                  f"{worst:.1f} standard errors of Monte Carlo means over {n} bivariate normal draws",
+                  "K = E[phi phi'] and Kdot = E[phi' phi'] (closed forms for relu/erf, quadrature for tanh) lie "
+                  f"within {worst:.1f} standard errors of Monte Carlo means over {n} bivariate normal draws",
                   f"a z-score of {worst:.1f}")
 
 
@@ -128,9 +128,8 @@ def _infinite_width() -> Outcome:
         A = rntk(X, activation=act, **_SIG).ntk
         med = []
         for n in widths:
-            errs = [np.linalg.norm(empirical_rntk(init_params(int(n), 2, activation=act, rng=1000 * int(n) + s,
-                                                              **_SIG), X) - A) / np.linalg.norm(A)
-                    for s in range(k)]
+            nets = (init_params(int(n), 2, activation=act, rng=1000 * int(n) + s, **_SIG) for s in range(k))
+            errs = [np.linalg.norm(empirical_rntk(p, X) - A) / np.linalg.norm(A) for p in nets]
             med.append(float(np.median(errs)))
         slope = float(scipy.stats.linregress(np.log(widths), np.log(med)).slope)
         out[act] = dict(median_error=med, slope=slope)
