@@ -309,6 +309,12 @@ EXPERIMENTS = {
     "fig2": _training_experiment("fig2"),
     "fig4": _training_experiment("fig4"),
     "fig11": (run_fig11, plot_fig11),
+    "kernel-limit": (  # [LSS] kernel limit, dynmem._repro_kernel (imported lazily)
+        lambda *, quick=True, seeds=(0, 1, 2), progress=False, executor=None: __import__(
+            f"{__package__}._repro_kernel", fromlist=["run_kernel_limit"]).run_kernel_limit(
+            quick=quick, seeds=seeds, progress=progress, executor=executor),
+        lambda result, path: __import__(f"{__package__}._repro_kernel", fromlist=["plot_kernel_limit"]).plot_kernel_limit(
+            result, path)),
 }
 
 
