@@ -38,6 +38,7 @@ if __name__ == "__main__":  # before numpy is imported: one thread per process, 
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -65,6 +66,23 @@ def _settings(quick: bool):
     return (48, 40, 32, 24), dict(n_betas=21, n_samples=30, T=100, batch=32)
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's reaped children (the pool's workers)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _extras(pool_calls) -> dict:
+    """How busy the two workers were: CPU seconds per wall second (2.0 = both cores all the time)."""
+    import statistics
+
+    busy = [cpu / wall for wall, cpu in pool_calls if wall > 0]
+    return {"workers_cpu_per_wall": busy, "workers_cpu_per_wall_median": statistics.median(busy) if busy else None,
+            "loadavg_end": os.getloadavg() if hasattr(os, "getloadavg") else None}
+
+
 def _case(quick: bool):
     import functools
 
@@ -72,10 +90,15 @@ def _case(quick: bool):
     grid = Grid.product(width=list(widths), seed=[0, 1, 2, 3])
     fn = functools.partial(curve_task, **kw)
 
+    pool_calls = []  # (wall s, CPU s of the worker processes) per 2-worker call
+
     def sweep(**executor):
         folder = tempfile.mkdtemp(prefix="dynmem-bench-sweep-")
+        c0, t0 = _children_cpu(), time.perf_counter()
         try:
             run = run_sweep(fn, grid, os.path.join(folder, "store"), seed=7, **executor)
+            if executor:  # the pool is shut down (its workers reaped) when run_sweep returns
+                pool_calls.append((time.perf_counter() - t0, _children_cpu() - c0))
             if not run.complete:
                 raise RuntimeError(f"the benchmark sweep did not complete: {run}")
             table = load_sweep(run.store)
@@ -95,6 +118,7 @@ def _case(quick: bool):
         peer_name="the same sweep, serial (run_sweep with the default executor)",
         reference_name="serial sweep, computed once (max absolute difference; 0 = bit-identical)",
         speed_target=1.7,
+        extras=lambda rec: _extras(pool_calls),
         notes=["the pool is started inside the timed call (a fresh ProcessPoolExecutor per run)",
                "ratio = serial time / 2-worker time; 2.0 is the ceiling on 2 cores"],
     )
@@ -130,6 +154,10 @@ def main(argv=None) -> int:
     print(f"2 workers times:       {', '.join(f'{t:.2f}' for t in rec['dynmem_times_s'])} s")
     print(f"speed-up (median):     {rec['speedup']:.2f}x (target {rec['speed_target']}x); "
           f"max |difference| to serial: {rec['dynmem_error']:.1e}")
+    ex = rec.get("extras") or {}
+    if ex.get("workers_cpu_per_wall_median") is not None:
+        print(f"workers' CPU / wall:   {ex['workers_cpu_per_wall_median']:.2f} (median; 2.00 = two free cores), "
+              f"load average at the end {ex['loadavg_end']}")
     if args.json:
         from dynmem.io import atomic_write_json
 

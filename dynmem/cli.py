@@ -8,9 +8,10 @@
     and write a figure.  Finishes in seconds after numba's first compile.
 
 ``dynmem reproduce [EXPERIMENT ... | all] [--quick | --full] [--out DIR] [--workers N | --scheduler ADDRESS]``
-    Reproduce the [WLL] experiments (fig1, fig2, fig4, fig11); each writes a
-    JSON with every number and a PNG, atomically, and finished experiments
-    are not recomputed.  ``--workers N`` runs the per-seed tasks of the
+    Reproduce the papers' experiments (``dynmem reproduce --help`` lists
+    them, from :data:`dynmem.reproduce.EXPERIMENTS`); each writes a JSON with
+    every number and a PNG, atomically, and finished experiments are not
+    recomputed.  ``--workers N`` runs the per-seed tasks of the
     experiments that have them on N local processes, ``--scheduler`` on a
     Dask cluster (``tcp://host:8786``; ``pip install 'dynmem[distributed]'``);
     the numbers are the same as the serial run's.

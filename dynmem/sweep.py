@@ -911,6 +911,8 @@ def run_sweep(
         raise TypeError(f"`executor` must be a concurrent.futures.Executor; got {describe(executor)}.")
     if not isinstance(progress, bool):
         raise TypeError(f"`progress` must be True or False; got {describe(progress)}.")
+    if not isinstance(label, str):
+        raise TypeError(f"`label` must be a string; got {describe(label)}.")
     if seed is not None:
         _root_seed(seed)
     man, root = _open_store(store, study, grid, seed)
