@@ -229,8 +229,9 @@ def test_empirical_ntk_converges_to_rntk_width_1024(act):
 
     The empirical NTK fluctuates around the limit by O(n^-1/2) (measured: relative
     Frobenius error ~6% for one network at n = 1024, ~3% at n = 4096) with an O(1/n)
-    bias, so the mean of 16 is within ~1.5%.  Checked two ways: below 4%, and below
-    three standard errors estimated from the 16 kernels themselves.
+    bias, so the mean of 16 is within ~1.5-2% (measured 1.7% relu, 2.2% erf, 2.0% tanh).
+    Checked two ways: below 4%, and below three standard errors estimated from the 16
+    kernels themselves.
     """
     X = _seqs(10, n=6, T=5)
     A = rntk(X, activation=act, nodes=128, **SIG).ntk  # tanh: quadrature error ~1e-4 at 128 nodes
@@ -243,15 +244,17 @@ def test_empirical_ntk_converges_to_rntk_width_1024(act):
 @pytest.mark.slow
 @pytest.mark.parametrize("act", ["relu", "erf"])
 def test_empirical_ntk_converges_to_rntk_width_4096(act):
-    """Within 2% at width 4096, averaged over 16 initialisations (~8 s: drawing W dominates).
+    """Within 2% at width 4096, averaged over 32 initialisations (~15 s: drawing W dominates).
 
-    One network is off by ~3% (the readout alone contributes sqrt(2/n) = 2.2% through
-    the sum of v_i^2), so the mean of 16 is expected within ~0.8%.
+    One relu network is off by ~5% at this width (erf ~3%; the readout alone
+    contributes sqrt(2/n) = 2.2% through the sum of v_i^2), so the standard error
+    of the mean of 32 is ~1% (relu) / 0.6% (erf); measured errors 1.35% / 0.37%.
     """
     X = _seqs(10, n=6, T=5)
     A = rntk(X, activation=act, **SIG).ntk
-    mean, _ = _mean_empirical(X, act, 4096, 16)
+    mean, se = _mean_empirical(X, act, 4096, 32)
     assert np.linalg.norm(mean - A) / np.linalg.norm(A) < 0.02
+    assert np.linalg.norm(mean - A) < 3 * np.linalg.norm(se)
 
 
 def test_nngp_is_the_output_covariance_at_initialisation():
