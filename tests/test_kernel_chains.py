@@ -49,6 +49,21 @@ def test_two_state_closed_forms():
     assert tv[0] == pytest.approx(max(p0, p1))
     np.testing.assert_allclose(tv[1:] / tv[:-1], abs(lam), rtol=1e-9)  # two states: d(k) = d(0) |lambda|^k
     assert chain.mixing_time(0.01) == int(np.argmax(tv <= 0.01))
+    assert chain.is_reversible()  # every two-state chain is
+    assert chain.mixing_time(0.01) <= chain.spectral_mixing_bound(0.01)
+
+
+@settings(max_examples=10)
+@given(positive_chains(max_states=5))
+def test_spectral_bound_dominates_the_exact_mixing_time_for_reversible_chains(P):
+    # symmetrise into a reversible chain: P_rev = (F + F^T) / 2 row-normalised, F = diag(pi) P
+    pi = MarkovChain(P).stationary()
+    F = pi[:, None] * P
+    S = 0.5 * (F + F.T)
+    chain = MarkovChain(S / S.sum(axis=1, keepdims=True))
+    assert chain.is_reversible(tol=1e-12)
+    for eps in (0.25, 0.01):
+        assert chain.mixing_time(eps) <= chain.spectral_mixing_bound(eps)
 
 
 def test_histories_are_exact_and_match_sampled_frequencies():

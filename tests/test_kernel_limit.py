@@ -178,3 +178,26 @@ def test_convergence_slope_is_near_minus_one_half():
     res = kernel_convergence([100, 400, 1600, 6400], seeds=(0, 1), rng=0)
     assert -0.75 < res.slope.slope < -0.3
     assert -0.75 < res.ntk_slope.slope < -0.3
+
+
+def test_kernel_limit_reproduction_writes_complete_json_and_png(tmp_path, monkeypatch):
+    import json
+    import os
+
+    from dynmem import _repro_kernel as rk
+    from dynmem import reproduce as rp
+    from dynmem.io import read_json
+
+    tiny = dict(rk.SETTINGS["quick"], N_values=(20, 40, 80), t_final=1.0, n_times=5, L=3, qmc_points=256,
+                qmc_scrambles=2, burn_in=10)
+    monkeypatch.setitem(rk.SETTINGS, "quick", tiny)
+    written = rp.reproduce(["kernel-limit"], out=str(tmp_path), quick=True, seeds=(0, 1))
+    d = read_json(written["kernel-limit"])
+    assert d["complete"] and d["experiment"] == "kernel-limit" and d["N_values"] == [20, 40, 80]
+    json.dumps(d, allow_nan=False)
+    assert len(d["per_width"]["40"]["errors"]) == 2 and len(d["per_width"]["40"]["error_curves"][0]) == 5
+    f = d["findings"]
+    for key in ("convergence_slope", "convergence_slope_ci95", "ntk_slope", "drift_slope", "all_runs_succeeded"):
+        assert key in f
+    assert d["slope"]["ci"][0] <= d["slope"]["slope"] <= d["slope"]["ci"][1]
+    assert os.path.getsize(os.path.join(tmp_path, "kernel-limit.png")) > 10_000

@@ -279,6 +279,31 @@ class MarkovChain:
             Pk = Pk @ self.P
         raise RuntimeError(f"the chain did not mix to TV <= {eps} within k_max = {k_max} steps.")
 
+    def is_reversible(self, *, tol: float = 1e-12) -> bool:
+        r"""Detailed balance :math:`\pi_i P_{ij} = \pi_j P_{ji}` (to ``tol``)."""
+        F = self.stationary()[:, None] * self.P
+        return bool(np.max(np.abs(F - F.T)) <= tol)
+
+    def spectral_mixing_bound(self, eps: float = 0.25) -> float:
+        r"""Upper bound on the TV mixing time from the spectral gap (reversible chains).
+
+        .. math::
+
+            t_{\rm mix}(\varepsilon) \le \Big\lceil \frac{\log(1 / (\varepsilon\,\pi_{\min}))}
+            {1 - \lambda_\star} \Big\rceil
+
+        (Levin-Peres-Wilmer, Thm 12.4).  For a non-reversible chain this is
+        only an estimate; it is returned all the same, and
+        :meth:`mixing_time` gives the exact value.
+        """
+        eps = check_positive("eps", eps)
+        if eps >= 1:
+            raise ValueError(f"`eps` must be in (0, 1); got {eps}.")
+        gap = 1.0 - self.slem()
+        if gap <= 0:
+            return float("inf")
+        return float(math.ceil(math.log(1.0 / (eps * float(self.stationary().min()))) / gap))
+
     def asymptotic_variance(self, f) -> float:
         r"""CLT variance of ergodic averages of ``f(X_k)``.
 
