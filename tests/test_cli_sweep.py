@@ -134,8 +134,11 @@ def test_failed_seed_task_raises_with_its_traceback(pool, monkeypatch):
 @pytest.fixture(scope="module")
 def scheduler():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
-                                       host="127.0.0.1", dashboard_address=None)
+    from test_sweep import port_8787_may_be_taken
+
+    with port_8787_may_be_taken():
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                                           host="127.0.0.1", dashboard_address=None)
     try:
         yield cluster.scheduler_address
     finally:
@@ -162,8 +165,9 @@ def test_readme_scaling_out_example_runs(tmp_path):
         section = fh.read().split("## Scaling out", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     (tmp_path / "scaling_out.py").write_text(code)
-    proc = subprocess.run([sys.executable, "-W", "error", "scaling_out.py"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=180)
+    # -W error as in the test suite, except distributed's note that port 8787 is taken (see test_sweep).
+    proc = subprocess.run([sys.executable, "-W", "error", "-W", "ignore:Port 8787 is already in use:UserWarning",
+                           "scaling_out.py"], cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "9/9 done, 0 failed, 0 remaining" in proc.stderr
     a, b = dm.load_sweep(str(tmp_path / "radius-sweep")), dm.load_sweep(str(tmp_path / "radius-sweep-dask"))

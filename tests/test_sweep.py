@@ -404,10 +404,26 @@ def deadline(seconds):
         signal.signal(signal.SIGALRM, old)
 
 
+@contextlib.contextmanager
+def port_8787_may_be_taken():
+    """Ignore (only) distributed's warning that its HTTP port 8787 is taken.
+
+    The scheduler serves HTTP routes even with ``dashboard_address=None``, on
+    port 8787 by default; when another cluster on the machine holds it (a
+    colleague's session, another test module's fixture) it moves to a free
+    port and warns, which ``filterwarnings = error`` would turn into a failure.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
+        yield
+
+
 @pytest.fixture(scope="module")
 def dask_cluster():
     distributed = pytest.importorskip("distributed")
-    with deadline(60):
+    with deadline(60), port_8787_may_be_taken():
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
                                            host="127.0.0.1", dashboard_address=None)
     try:
