@@ -180,7 +180,7 @@ def test_jacobian_matches_central_differences(n, d, T, n_seq, act, seed):
     assert np.abs(J - Jfd).max() <= 50 * (h * h + 2.2e-16 / h) * scale
 
 
-def test_gram_and_jacobian_routes_agree_with_ragged_and_cross_sets():
+def test_gram_and_jacobian_routes_agree_with_ragged_and_cross_sets(monkeypatch):
     rng = np.random.default_rng(9)
     p = init_params(7, 2, activation="tanh", rng=rng, **SIG)
     A = [rng.standard_normal((T, 2)) for T in (3, 6, 1)]
@@ -188,6 +188,11 @@ def test_gram_and_jacobian_routes_agree_with_ragged_and_cross_sets():
     Kj = empirical_rntk(p, A, B, method="jacobian")
     Kg = empirical_rntk(p, A, B, method="gram")
     np.testing.assert_allclose(Kg, Kj, rtol=1e-12, atol=1e-14)
+    monkeypatch.setattr(R, "_GRAM_BLOCK", 64)  # blocks of one sequence: the block loop's edges
+    np.testing.assert_allclose(empirical_rntk(p, A, B, method="gram"), Kg, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(empirical_rntk(p, A + B, method="gram"), empirical_rntk(p, A + B, method="jacobian"),
+                               rtol=1e-12, atol=1e-14)
+    monkeypatch.undo()
     np.testing.assert_allclose(Kj, rnn_jacobian(p, A) @ rnn_jacobian(p, B).T, rtol=1e-14, atol=1e-15)
     Ks = empirical_rntk(p, A + B)
     np.testing.assert_allclose(Ks[:3, 3:], Kj, rtol=1e-12, atol=1e-14)

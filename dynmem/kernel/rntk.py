@@ -542,8 +542,33 @@ def _phi_dphi(code, z):
 
 
 @numba.njit(cache=True)
+def _backward_kernel(Ws, S, cv):
+    """BPTT: ``D (T, B, n)`` with ``D[t-1] = df/dg_t``, from ``S (T, B, n) = phi'(g)``.
+
+    ``delta_T = cv * phi'(g_T)`` and ``delta_{t-1} = phi'(g_{t-1}) * Ws^T delta_t``
+    (``Ws = sigma_w W / sqrt(n)``, ``cv = sigma_v v / sqrt(n)``); rows that
+    have not started have ``S = 0`` there, so their sensitivities vanish.
+    """
+    T, B, n = S.shape
+    D = np.empty((T, B, n))
+    A = np.empty((B, n))
+    for i in range(B):
+        for k in range(n):
+            A[i, k] = cv[k]
+    for t in range(T - 1, -1, -1):
+        Dt = D[t]
+        St = S[t]
+        for i in range(B):
+            for k in range(n):
+                Dt[i, k] = St[i, k] * A[i, k]
+        if t > 0:
+            np.dot(Dt, Ws, A)  # row form of a_{t-1} = Ws^T delta_t
+    return D
+
+
+@numba.njit(cache=True)
 def _bptt_kernel(Ws, P, start, code, cv):
-    """Forward states and BPTT of ``f = cv v.h_T`` for every sequence (rows), time-major.
+    """Forward states and BPTT of ``f = cv . h_T`` for every sequence (rows), time-major.
 
     ``Ws (n, n)`` is the scaled ``sigma_w W / sqrt(n)``; ``P (T, B, n)`` holds
     the input drive ``sigma_u U x_t / sqrt(d) + sigma_b b``; ``cv (n,)`` is the
@@ -570,40 +595,7 @@ def _bptt_kernel(Ws, P, start, code, cv):
                     a, s = _phi_dphi(code, Z[i, k] + Pt[i, k])
                     Hn[i, k] = a
                     St[i, k] = s
-    D = np.empty((T, B, n))
-    A = np.empty((B, n))
-    for i in range(B):
-        for k in range(n):
-            A[i, k] = cv[k]
-    for t in range(T - 1, -1, -1):
-        Dt = D[t]
-        St = S[t]
-        for i in range(B):
-            for k in range(n):
-                Dt[i, k] = St[i, k] * A[i, k]
-        if t > 0:
-            np.dot(Dt, Ws, A)  # row form of a_{t-1} = Ws^T delta_t
-    return H, D
-
-
-@numba.njit(cache=True)
-def _backward_kernel(Ws, S, cv):
-    """BPTT alone: ``D[t-1] = df/dg_t`` from ``S (T, B, n) = phi'(g)`` (see :func:`_bptt_kernel`)."""
-    T, B, n = S.shape
-    D = np.empty((T, B, n))
-    A = np.empty((B, n))
-    for i in range(B):
-        for k in range(n):
-            A[i, k] = cv[k]
-    for t in range(T - 1, -1, -1):
-        Dt = D[t]
-        St = S[t]
-        for i in range(B):
-            for k in range(n):
-                Dt[i, k] = St[i, k] * A[i, k]
-        if t > 0:
-            np.dot(Dt, Ws, A)
-    return D
+    return H, _backward_kernel(Ws, S, cv)
 
 
 def _forward_blocked(Ws, P, start, act):
@@ -809,20 +801,34 @@ def empirical_rntk(params: RNTKParams, X, X2=None, *, method: str = "auto") -> n
     return _gram_kernel(params, Xt, H, D, n1, same)
 
 
+# Entries of one block of the (seq, t) x (seq', t') Gram matrices in the "gram" route.
+_GRAM_BLOCK = 1 << 22
+
+
 def _gram_kernel(params, Xt, H, D, n1, same):
     n, d = params.U.shape
     T, B, _ = D.shape
-    rows = lambda A: np.ascontiguousarray(A.transpose(1, 0, 2)).reshape(B * T, -1)  # noqa: E731 (seq, t) rows
+    rows = lambda A: np.ascontiguousarray(A.transpose(1, 0, 2)).reshape(B, T, -1)  # noqa: E731 (seq, t, .)
     Dr, Hr, Xr = rows(D), rows(H[:-1]), rows(Xt)
-    i1 = slice(0, n1 * T)
-    i2 = slice(0, B * T) if same else slice(n1 * T, B * T)
-    n2 = B if same else B - n1
-    M = Dr[i1] @ Dr[i2].T
-    M *= (params.sigma_w ** 2 / n) * (Hr[i1] @ Hr[i2].T) + (params.sigma_u ** 2 / d) * (Xr[i1] @ Xr[i2].T) \
-        + params.sigma_b ** 2
-    K = M.reshape(n1, T, n2, T).sum(axis=(1, 3))
+    o2 = 0 if same else n1
+    n2 = B - o2
+    cw, cu, cb = params.sigma_w ** 2 / n, params.sigma_u ** 2 / d, params.sigma_b ** 2
+    K = np.empty((n1, n2))
+    # Blocks of sequences bound the temporaries at _GRAM_BLOCK entries (a loop over blocks, not pairs).
+    step = max(1, int(math.sqrt(_GRAM_BLOCK)) // T)
+    for i in range(0, n1, step):
+        si = slice(i, min(i + step, n1))
+        bi = si.stop - si.start
+        Di, Hi, Xi = (A[si].reshape(bi * T, -1) for A in (Dr, Hr, Xr))
+        for j in range(0, n2, step):
+            sj = slice(o2 + j, o2 + min(j + step, n2))
+            bj = sj.stop - sj.start
+            Dj, Hj, Xj = (A[sj].reshape(bj * T, -1) for A in (Dr, Hr, Xr))
+            M = Di @ Dj.T
+            M *= cw * (Hi @ Hj.T) + cu * (Xi @ Xj.T) + cb
+            K[i:i + bi, j:j + bj] = M.reshape(bi, T, bj, T).sum(axis=(1, 3))
     HT = H[-1]
-    K += (params.sigma_v ** 2 / n) * (HT[:n1] @ HT[n1:n1 + n2].T if not same else HT @ HT.T)
+    K += (params.sigma_v ** 2 / n) * (HT[:n1] @ HT[o2:].T)
     if same:
         K = 0.5 * (K + K.T)
     return K
