@@ -364,6 +364,8 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
         if progress:
             print(f"{name}: running ({'quick' if quick else 'full'})", file=sys.stderr, flush=True)
         kwargs = {"executor": executor} if executor is not None and _accepts_executor(run) else {}
+        if executor is not None and not kwargs and progress:
+            print(f"{name}: has no per-seed tasks for the executor; runs in this process", file=sys.stderr, flush=True)
         result = run(quick=quick, seeds=tuple(seeds), progress=progress, **kwargs)
         result.update(quick=quick, seeds=list(seeds), seconds=time.perf_counter() - t0, complete=True)
         plot(result, ppath)
