@@ -58,6 +58,17 @@ derivative kernel), and 2-D Gauss-Hermite quadrature for every activation
 accurate for smooth activations (tanh, erf) and only algebraically accurate
 at a kink (ReLU, hardtanh), which is why ReLU uses its closed form.
 
+The empirical NTK
+-----------------
+:func:`rnn_jacobian` runs the forward pass and BPTT for all sequences at once
+(one row each, time-major, state reset per sequence; the recurrent products
+are BLAS calls inside a numba kernel, and large batches use numpy's
+vectorised activations for the forward half), then forms
+``df/dW = (sigma_w/sqrt n) sum_t delta_t h_{t-1}^T`` and ``df/dU`` as batched
+matrix products over all steps.  :func:`empirical_rntk` returns ``J1 @ J2.T``
+or, for wide networks, the same number from Gram matrices of states and
+sensitivities without forming ``J`` (see its ``method``).
+
 Choices made here (not fixed by the paper): a scalar output; all four scales
 ``sigma_*`` must be positive (``sigma_b > 0`` keeps every variance
 ``Sigma^(t,t) >= sigma_b^2`` away from 0); ``relu'(0) = 0``.
