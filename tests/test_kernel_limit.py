@@ -201,3 +201,13 @@ def test_kernel_limit_reproduction_writes_complete_json_and_png(tmp_path, monkey
         assert key in f
     assert d["slope"]["ci"][0] <= d["slope"]["slope"] <= d["slope"]["ci"][1]
     assert os.path.getsize(os.path.join(tmp_path, "kernel-limit.png")) > 10_000
+
+
+def test_ar1_chain_uses_a_sampled_grid():
+    from dynmem.kernel import AR1Chain
+
+    res = kernel_convergence([20, 80], seeds=(0,), rng=3, chain=AR1Chain(0.5, 0.8), target=HistoryTarget.lag(1),
+                             n_histories=40, **SMALL)
+    assert res.success and not res.histories.exact and res.histories.n == 40
+    np.testing.assert_allclose(res.histories.weights, 1 / 40)
+    assert np.all(np.isfinite(res.errors)) and res.settings["grid"] == "stationary sample"

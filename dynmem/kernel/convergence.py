@@ -29,7 +29,6 @@ depend on which other widths are in the study.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,8 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.stats
 
-from .._validation import as_float_array, check_int, check_positive, describe
-from .chains import HistoryGrid, HistoryTarget, MarkovChain
+from .._validation import check_int, check_positive, describe
+from .chains import AR1Chain, HistoryGrid, HistoryTarget, MarkovChain
 from .limit import LimitSolution, l2_nu, solve_limit_ode
 from .network import LSSNetwork, ParamLaw, _check_beta, train_online
 from .ntk import empirical_ntk, kernel_error, limit_kernel
@@ -47,6 +46,7 @@ __all__ = ["ConvergenceResult", "SlopeFit", "kernel_convergence", "default_chain
            "plot_trajectories", "loglog_slope"]
 
 _LIMIT_KEY = 2**31 - 1  # spawn key of the QMC limit kernel
+_GRID_KEY = 2**31 - 2   # spawn key of the sampled history grid (AR(1) chains)
 
 
 def default_chain() -> MarkovChain:
@@ -190,8 +190,8 @@ def _root_entropy(rng) -> int:
 def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: float = 1.0, t_final: float = 4.0,
                        n_times: int = 21, chain=None, target: HistoryTarget | None = None, L: int = 8,
                        recurrence: str = "diagonal", activation: str = "tanh", law: ParamLaw | None = None,
-                       burn_in: int = 100, qmc_points: int = 4096, qmc_scrambles: int = 8, executor=None, rng=None,
-                       progress: bool = False) -> ConvergenceResult:
+                       n_histories: int = 256, burn_in: int = 100, qmc_points: int = 4096,
+                       qmc_scrambles: int = 8, executor=None, rng=None, progress: bool = False) -> ConvergenceResult:
     r"""Train networks of each width and measure their distance to the kernel limit.
 
     Parameters
@@ -206,9 +206,13 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
         Learning-rate constant (step :math:`\alpha / N^{2-2\beta}`).
     t_final : float
         Rescaled training time; ``n_times`` equispaced recordings in ``[0, t_final]``.
-    chain : MarkovChain, optional
-        A finite chain (its histories are enumerated exactly); default
-        :func:`default_chain`.
+    chain : MarkovChain or AR1Chain, optional
+        A finite chain (its histories are enumerated exactly, with their
+        stationary weights); default :func:`default_chain`.  For an
+        :class:`~dynmem.kernel.chains.AR1Chain` the grid is ``n_histories``
+        independent stationary histories with equal weights (a Monte Carlo
+        :math:`\nu`), and the errors are measured in that empirical
+        :math:`L^2`.
     target : HistoryTarget, optional
         Default :func:`default_target`; must read at most ``L`` values.
     L : int
@@ -218,6 +222,8 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
         ``settings["truncation_bound"]``).
     recurrence, activation, law
         As :class:`~dynmem.kernel.network.LSSNetwork`.
+    n_histories : int
+        Size of the sampled grid for an AR(1) chain (ignored for finite chains).
     burn_in : int
         Steps without learning at the start of each stream.
     qmc_points, qmc_scrambles : int
@@ -250,8 +256,9 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
     n_times = check_int("n_times", n_times, minimum=2)
     L = check_int("L", L, minimum=1)
     chain = default_chain() if chain is None else chain
-    if not isinstance(chain, MarkovChain):
-        raise TypeError(f"`chain` must be a MarkovChain (its histories are enumerated); got {describe(chain)}.")
+    if not isinstance(chain, (MarkovChain, AR1Chain)):
+        raise TypeError(f"`chain` must be a MarkovChain or an AR1Chain; got {describe(chain)}.")
+    n_histories = check_int("n_histories", n_histories, minimum=1)
     target = default_target() if target is None else target
     if not isinstance(target, HistoryTarget):
         raise TypeError(f"`target` must be a HistoryTarget; got {describe(target)}.")
@@ -260,7 +267,11 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
     law = ParamLaw() if law is None else law
     entropy = _root_entropy(rng)
 
-    grid = chain.histories(L)
+    if isinstance(chain, MarkovChain):
+        grid = chain.histories(L)
+    else:
+        grid = chain.history_sample(L, n_histories, rng=np.random.default_rng(
+            np.random.SeedSequence(entropy, spawn_key=(_GRID_KEY,))))
     y = target(grid.values)
     lk = limit_kernel(grid, recurrence=recurrence, activation=activation, law=law, n_points=qmc_points,
                       n_scrambles=qmc_scrambles, rng=np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(_LIMIT_KEY,))))
@@ -308,8 +319,11 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
     ntk_slope = loglog_slope(Ns, ntk_err.ravel())
     settings = dict(beta=beta, alpha=alpha, t_final=t_final, n_times=n_times, L=L, recurrence=recurrence,
                     activation=activation, law=dict(c_std=law.c_std, w_std=law.w_std, u_std=law.u_std, b_max=law.b_max),
-                    burn_in=burn_in, qmc_points=qmc_points, qmc_scrambles=qmc_scrambles, chain_P=np.asarray(chain.P).tolist(),
-                    chain_states=np.asarray(chain.states).tolist(), target=target.name, n_histories=grid.n,
+                    burn_in=burn_in, qmc_points=qmc_points, qmc_scrambles=qmc_scrambles, chain=repr(chain),
+                    chain_P=np.asarray(chain.P).tolist() if isinstance(chain, MarkovChain) else None,
+                    chain_states=np.asarray(chain.states).tolist() if isinstance(chain, MarkovChain) else None,
+                    grid="exact enumeration" if grid.exact else "stationary sample", target=target.name,
+                    n_histories=grid.n,
                     root_entropy=entropy, truncation_bound=float(law.b_max) ** L,
                     evaluation="memory fixed point of the oldest value, then the recursion over the history",
                     limit_min_eigval_raw=limit.min_eigval_raw)

@@ -69,7 +69,7 @@ cost is proportional to the number of distinct prefixes times ``N``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -823,8 +823,14 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
         on the probe histories, or a final ``sup|b| sup|sigma'| >= 1`` gives
         ``success=False`` and a message (never silent numbers).
     """
+    from .chains import AR1Chain, HistoryTarget, MarkovChain
+
     if not isinstance(network, LSSNetwork):
         raise TypeError(f"`network` must be an LSSNetwork; got {describe(network)}.")
+    if not isinstance(chain, (MarkovChain, AR1Chain)):
+        raise TypeError(f"`chain` must be a MarkovChain or an AR1Chain; got {describe(chain)}.")
+    if not isinstance(target, HistoryTarget):
+        raise TypeError(f"`target` must be a HistoryTarget; got {describe(target)}.")
     alpha = check_positive("alpha", alpha)
     t_final = check_positive("t_final", t_final)
     burn_in = check_int("burn_in", burn_in, minimum=0)

@@ -153,6 +153,8 @@ def limit_kernel(histories, histories2=None, *, d: int | None = None, law: Param
         Scrambled Sobol points per scramble (a power of 2).
     n_scrambles : int
         Independent scrambles (>= 2 for an error estimate).
+    block : int, optional
+        Quadrature units per Jacobian block (default: blocks of about 8 MB).
     rng : seed or Generator
         Seeds the scrambles.
 
