@@ -667,6 +667,56 @@ def _bic(rss: float, n: int, k: int) -> float:
     return n * np.log(max(rss, 1e-300) / n) + k * np.log(n)
 
 
+def _fit_two_exponentials(tw, y, rate0):
+    """Least-squares fit of ``log(C1 e^{-b1 t} + C2 e^{-b2 t})`` to ``y``, with ``b2 > b1 > 0``.
+
+    Parametrised as ``(log C1, log b1, log C2, log(b2 - b1))``; started from
+    the slopes of the last and first thirds of the window and from the
+    single-exponential rate.  ``None`` when the window is too small or the fit
+    fails.
+    """
+    n = y.size
+    if n < 8 or tw[-1] <= tw[0]:
+        return None
+    k = max(3, n // 3)
+
+    def slope(ts, ys):
+        return -float(np.polyfit(ts, ys, 1)[0])
+
+    b_tail, b_head = slope(tw[-k:], y[-k:]), slope(tw[:k], y[:k])
+    if not (np.isfinite(b_tail) and np.isfinite(b_head)) or b_tail <= 0:
+        return None
+    b1 = min(b_tail, max(rate0, 1e-12))
+    logc1 = float(np.median(y[-k:] + b1 * tw[-k:]))
+    head_excess = np.exp(y[:k]) - np.exp(logc1 - b1 * tw[:k])
+
+    def res(p):
+        lc1, lb1, lc2, ld = p
+        r1, r2 = np.exp(lb1), np.exp(lb1) + np.exp(ld)
+        return np.logaddexp(lc1 - r1 * tw, lc2 - r2 * tw) - y
+
+    sol = None
+    # Several starts for the fast rate: a fast mode may only show in the
+    # first few points, where the slope of the head third does not see it.
+    for b2 in {max(b_head, 1.5 * b1), 3.0 * b1, 10.0 * b1}:
+        logc2 = float(np.log(max(np.median(head_excess * np.exp(b2 * tw[:k])), 1e-300)))
+        # Rates are bounded (log-rates in [-30, 12]) so e^{log b} never overflows.
+        x0 = np.clip([logc1, np.log(b1), logc2, np.log(b2 - b1)], [-690, -29.9, -690, -29.9], [690, 11.9, 690, 11.9])
+        try:
+            cand = scipy.optimize.least_squares(res, x0, x_scale="jac", max_nfev=400,
+                                                bounds=([-700, -30, -700, -30], [700, 12, 700, 12]))
+        except (ValueError, FloatingPointError):
+            continue
+        if np.all(np.isfinite(cand.x)) and (sol is None or cand.cost < sol.cost):
+            sol = cand
+    if sol is None:
+        return None
+    lc1, lb1, lc2, ld = (float(v) for v in sol.x)
+    r1, r2 = float(np.exp(lb1)), float(np.exp(lb1) + np.exp(ld))
+    return dict(rate=r1, fast_rate=r2, log_c1=lc1, log_c2=lc2, rss=float(2 * sol.cost),
+                slow_dominates_end=bool(lc1 - r1 * tw[-1] > lc2 - r2 * tw[-1]))
+
+
 def _fit_decay_once(
     t,
     M,
@@ -793,25 +843,43 @@ def _fit_decay_once(
     rss_p = float(2 * best.cost)
     s_fit = float(np.exp(logs_fit))
     bic_e2, bic_e3, bic_p = _bic(rss_e, n, 2), _bic(rss_e3, n, 3), _bic(rss_p, n, 3)
+    mix = _fit_two_exponentials(tw, y, float(coef[1]))
+    bic_e4 = _bic(mix["rss"], n, 4) if mix is not None else np.inf
     # The exponential family must owe at least one decade of decay to e^{-beta t} itself,
     # otherwise (1 + t)^q e^{-beta t} with beta ~ 0 is just a power law.
     e_ok2 = coef[1] * length >= np.log(10)
     # Jordan blocks give q > 0; a negative q only imitates a sum of exponentials
     # whose fast terms die early, and would understate the asymptotic rate.
     e_ok3 = coef3[2] * length >= np.log(10) and coef3[1] > 0
+    # A mixture C1 e^{-b1 t} + C2 e^{-b2 t} (b2 > b1 > 0, both C > 0): a sum
+    # of modes whose fast one dies inside the window.  Its rate is b1, which
+    # must carry a decade of the decay and dominate the window's end (else b1
+    # is not identified by the data).
+    e_ok4 = mix is not None and mix["rate"] * length >= np.log(10) and mix["slow_dominates_end"]
     cands = [(bic_e2, "e2")] if e_ok2 else []
     if e_ok3:
         cands.append((bic_e3, "e3"))
+    if e_ok4:
+        cands.append((bic_e4, "e4"))
     bic_e, which = min(cands) if cands else (np.inf, "")
+    # Prefer the simpler exponential families unless the mixture is decisively better.
+    if which == "e4" and min([b for b, w in cands if w != "e4"], default=np.inf) <= bic_e4 + bic_margin:
+        bic_e, which = min((b, w) for b, w in cands if w != "e4")
     if which == "e3":
         rate, q, logC_e, rss_sel = float(coef3[2]), float(coef3[1]), float(coef3[0]), rss_e3
+    elif which == "e4":
+        rate, q, logC_e, rss_sel = mix["rate"], 0.0, mix["log_c1"], mix["rss"]
     else:
         rate, q, logC_e, rss_sel = float(coef[1]), 0.0, float(coef[0]), rss_e
     fits = dict(exponential=dict(rate=float(coef[1]), constant=float(np.exp(min(coef[0], 700))), rss=rss_e),
                 exponential_prefactor=dict(rate=float(coef3[2]), power=float(coef3[1]),
                                            constant=float(np.exp(min(coef3[0], 700))), rss=rss_e3),
                 polynomial=dict(exponent=float(p_fit), shift=s_fit, constant=float(np.exp(min(logC_p, 700))), rss=rss_p))
-    common = dict(bic_exponential=float(min(bic_e2, bic_e3)), bic_polynomial=float(bic_p), fits=fits)
+    if mix is not None:
+        fits["exponential_mixture"] = dict(rate=mix["rate"], fast_rate=mix["fast_rate"],
+                                           constant=float(np.exp(min(mix["log_c1"], 700))),
+                                           fast_constant=float(np.exp(min(mix["log_c2"], 700))), rss=mix["rss"])
+    common = dict(bic_exponential=float(min(bic_e2, bic_e3, bic_e4)), bic_polynomial=float(bic_p), fits=fits)
 
     # 3. window too short
     if not decades >= min_decades:
@@ -826,6 +894,8 @@ def _fit_decay_once(
             return result("undetermined", f"the exponential model fits best but poorly (R^2 = {r2:.3f} < {min_r2}).",
                           **common)
         pref = f" with prefactor (1 + t)^{q:.3g}" if which == "e3" else ""
+        if which == "e4":
+            pref = f" (slowest of two modes; the other decays at {mix['fast_rate']:.3g})"
         return result("exponential",
                       f"exponential decay{pref} preferred (BIC {bic_e:.1f} vs power law {bic_p:.1f}); "
                       f"M falls {decades:.1f} decades.",
@@ -852,9 +922,11 @@ def fit_decay(t, M, **options) -> DecayFit:
     The decay class is an asymptotic property, so when the whole window gives
     no decisive verdict (a fast early transient, a sum of exponentials whose
     fast terms die first) the head of the curve is skipped: the fit is
-    repeated from the points where ``M`` has fallen by 1/4 and then 1/2 of
-    its decades, and the first decisive verdict is returned (its note says
-    which part was skipped).  A window that is too short is never rescued.
+    repeated from the points where ``M`` has fallen by 1/4, 1/2 and then 3/4
+    of its decades, and the first decisive verdict is returned (its note says
+    which part was skipped).  The last start matters for sums of modes
+    whose slow mode takes over late, after a near-cancellation of the
+    kernel.  A window that is too short is never rescued.
 
     Parameters
     ----------
@@ -906,7 +978,7 @@ def fit_decay(t, M, **options) -> DecayFit:
     M_arr = as_float_array("M", M, shape=(t_arr.size,), finite=False)
     peak = int(np.argmax(M_arr))
     logs = np.log10(M_arr[peak] / np.maximum(M_arr, 1e-300))
-    for frac in (0.25, 0.5):
+    for frac in (0.25, 0.5, 0.75):
         later = np.flatnonzero((np.arange(t_arr.size) > peak) & (logs >= frac * first.decades))
         if later.size == 0 or t_arr.size - later[0] < 4:
             continue
