@@ -5,7 +5,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+import scipy.linalg
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dynmem.kernel import (HistoryTarget, LSSNetwork, MarkovChain, ParamLaw, empirical_ntk, kernel_convergence,
@@ -26,16 +27,19 @@ def psd_problems(draw):
     return F @ F.T, w / w.sum(), rng.standard_normal(n), rng.standard_normal(n), draw(st.sampled_from([0.5, 1.0, 3.0]))
 
 
-@settings(max_examples=25)
 @given(psd_problems())
 def test_eigen_solution_matches_solve_ivp(problem):
     A, w, y, h0, alpha = problem
     t = np.linspace(0.0, 5.0, 11)
     sol = solve_limit_ode(A, w, y, alpha=alpha, h0=h0)
     ref = solve_limit_ode_ivp(A, w, y, t, alpha=alpha, h0=h0, rtol=1e-11, atol=1e-13)
-    # DOP853 at rtol 1e-11 on a linear ODE whose solution stays O(|y| + |h0|)
     scale = 1.0 + np.max(np.abs(y)) + np.max(np.abs(h0))
-    np.testing.assert_allclose(sol(t), ref, atol=1e-8 * scale, rtol=0)
+    # exact reference: h_t = y - expm(-alpha t A D)(y - h0)
+    exact = np.array([y - scipy.linalg.expm(-alpha * ti * A * w[None, :]) @ (y - h0) for ti in t])
+    np.testing.assert_allclose(sol(t), exact, atol=1e-10 * scale, rtol=0)
+    # DOP853 controls the local error at rtol 1e-11; its global error over alpha t lambda_max ~ 100 time
+    # constants has been measured up to ~5e-8 (slow modes accumulate it), hence 1e-6.
+    np.testing.assert_allclose(sol(t), ref, atol=1e-6 * scale, rtol=0)
     np.testing.assert_allclose(sol(0.0), h0, atol=1e-12 * scale)
     # off-grid formula at grid points = the grid solution (with h0 on the grid)
     np.testing.assert_allclose(sol.evaluate(t, A, h0_cross=h0), sol(t), atol=1e-10 * scale * (1 + np.abs(A).max()))

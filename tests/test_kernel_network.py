@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dynmem.kernel import HistoryTarget, LSSNetwork, MarkovChain, ParamLaw, train_online
@@ -26,7 +26,6 @@ def _fd_gradient(net, X, h):
     return g
 
 
-@settings(max_examples=20)
 @given(N=st.integers(2, 5), d=st.integers(1, 3), L=st.integers(1, 6), rec=st.sampled_from(RECS),
        beta=st.sampled_from([0.5, 0.75]), seed=st.integers(0, 2**31 - 1))
 def test_rtrl_gradient_matches_central_differences(N, d, L, rec, beta, seed):
