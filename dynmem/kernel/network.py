@@ -558,7 +558,22 @@ class LSSNetwork:
         With ``paired=True`` (``N`` even) units ``i`` and ``i + N/2`` share
         :math:`(w, b, u)` and have opposite ``c``, so their states coincide
         and the initial output is exactly 0 on every input (in both
-        recurrences: M2 sees the same mean either way).
+        recurrences: M2 sees the same mean either way; the output sums each
+        pair before adding it, so the cancellation is exact in floating
+        point).  Kernel averages then run over ``N/2`` independent units.
+
+        Parameters
+        ----------
+        N : int
+            Width.
+        d : int
+            Input dimension.
+        law : ParamLaw, optional
+            Law of one unit (default :class:`ParamLaw()`).
+        paired : bool
+        beta, recurrence, activation
+            As the class.
+        rng : seed or Generator
         """
         N = check_int("N", N, minimum=1)
         d = check_int("d", d, minimum=1)
