@@ -13,7 +13,9 @@ initialisation, online RTRL SGD with step :math:`\alpha / N`, time
 * the log-log slope with its 95% confidence interval (THEORY.md: ``-1/2``);
 * the relative error of the empirical NTK at initialisation against the limit
   kernel, and its slope (THEORY.md: ``-1/2``);
-* the maximal parameter drift (expected :math:`O(N^{\beta - 1})`).
+* the maximal parameter drift (expected :math:`O(N^{\beta - 1})`);
+* in full mode, the same sweep (to ``N = 6400``) for the other structural
+  choices: the M2 "mean-field" recurrence, and ``beta = 3/4``.
 
 ``findings`` states the acceptance checks of issue 6 as measured; nothing is
 tuned to meet them.
@@ -32,9 +34,12 @@ __all__ = ["run_kernel_limit", "plot_kernel_limit", "SETTINGS"]
 
 SETTINGS = {
     "quick": dict(N_values=(100, 200, 400, 800, 1600, 3200, 6400), t_final=4.0, n_times=21, L=8, alpha=1.0,
-                  beta=0.5, qmc_points=4096, qmc_scrambles=8, burn_in=100),
+                  beta=0.5, qmc_points=4096, qmc_scrambles=8, burn_in=100, variants=()),
     "full": dict(N_values=(100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600), t_final=4.0, n_times=41, L=8,
-                 alpha=1.0, beta=0.5, qmc_points=16384, qmc_scrambles=8, burn_in=200),
+                 alpha=1.0, beta=0.5, qmc_points=16384, qmc_scrambles=8, burn_in=200,
+                 # the other structural choices of THEORY.md section 7, at smaller widths
+                 variants=({"recurrence": "mean-field", "beta": 0.5}, {"recurrence": "diagonal", "beta": 0.75}),
+                 variant_N_values=(100, 200, 400, 800, 1600, 3200, 6400)),
 }
 _ROOT_SEED = 20230828  # root of every task's SeedSequence (the arXiv id date of [LSS])
 
@@ -71,11 +76,33 @@ def run_kernel_limit(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = Fa
             error_curves=[_floats(c) for c in res.error_curves[a]],
         )
     lo, hi = res.slope.ci_low, res.slope.ci_high
+    ss = np.asarray(res.seed_slopes, float)
+    ss = ss[np.isfinite(ss)]
+    if ss.size >= 2:
+        from scipy.stats import t as student_t
+
+        half = float(student_t.ppf(0.975, ss.size - 1) * ss.std(ddof=1) / np.sqrt(ss.size))
+        seed_ci = [float(ss.mean() - half), float(ss.mean() + half)]
+    else:
+        seed_ci = [float("nan"), float("nan")]
+    variants = []
+    for v in cfg.get("variants", ()):
+        vr = kernel_convergence(cfg["variant_N_values"], seeds, beta=v["beta"], alpha=cfg["alpha"],
+                                t_final=cfg["t_final"], n_times=cfg["n_times"], L=cfg["L"],
+                                recurrence=v["recurrence"], qmc_points=cfg["qmc_points"],
+                                qmc_scrambles=cfg["qmc_scrambles"], burn_in=cfg["burn_in"], rng=_ROOT_SEED,
+                                executor=executor, progress=progress)
+        variants.append(dict(**v, N_values=[int(n) for n in vr.N_values], errors=[_floats(e) for e in vr.errors],
+                             ntk_errors=[_floats(e) for e in vr.ntk_errors], drift=[_floats(e) for e in vr.drift],
+                             slope=vr.slope.to_dict(), ntk_slope=vr.ntk_slope.to_dict(), success=bool(vr.success),
+                             message=vr.message))
     findings = {
         "convergence_slope": res.slope.slope,
         "convergence_slope_ci95": [lo, hi],
         "convergence_slope_in_[-0.65,-0.35]": bool(-0.65 <= res.slope.slope <= -0.35),
         "ci_contains_-0.5": bool(lo <= -0.5 <= hi),
+        "seed_slope_mean": float(ss.mean()) if ss.size else float("nan"),
+        "seed_slope_ci95": seed_ci,
         "max_width": max(N),
         "max_width_at_least_6400": bool(max(N) >= 6400),
         "ntk_slope": res.ntk_slope.slope,
@@ -105,13 +132,15 @@ def run_kernel_limit(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = Fa
         "model": ("s^i_{k+1} = tanh(w^i x_{k+1} + b^i s^i_k + u^i), yhat_k = N^-beta sum_i c^i s^i_k; paired init; "
                   "online SGD with RTRL, step alpha / N^(2 - 2 beta), t = k / N"),
         "data": "two-state chain on {-1, +1}, P = [[0.7, 0.3], [0.4, 0.6]]; target Y_k = X_k X_{k-1}",
-        "settings": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}, "seeds": list(seeds),
+        "settings": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if k != "variants"},
+                     "variants": [dict(v) for v in cfg.get("variants", ())], "seeds": list(seeds),
                      "root_seed": _ROOT_SEED, **{k: v for k, v in res.settings.items() if k not in cfg}},
         "N_values": N,
         "times": _floats(res.times),
         "per_width": per_width,
         "slope": res.slope.to_dict(),
         "seed_slopes": _floats(res.seed_slopes),
+        "variants": variants,
         "ntk_slope": res.ntk_slope.to_dict(),
         "drift_slope": drift_fit.to_dict(),
         "kernel_qmc_stderr": res.kernel_stderr,

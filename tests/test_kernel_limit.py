@@ -193,7 +193,8 @@ def test_kernel_limit_reproduction_writes_complete_json_and_png(tmp_path, monkey
     from dynmem.io import read_json
 
     tiny = dict(rk.SETTINGS["quick"], N_values=(20, 40, 80), t_final=1.0, n_times=5, L=3, qmc_points=256,
-                qmc_scrambles=2, burn_in=10)
+                qmc_scrambles=2, burn_in=10, variants=({"recurrence": "mean-field", "beta": 0.75},),
+                variant_N_values=(20, 40))
     monkeypatch.setitem(rk.SETTINGS, "quick", tiny)
     written = rp.reproduce(["kernel-limit"], out=str(tmp_path), quick=True, seeds=(0, 1))
     d = read_json(written["kernel-limit"])
@@ -204,6 +205,8 @@ def test_kernel_limit_reproduction_writes_complete_json_and_png(tmp_path, monkey
     for key in ("convergence_slope", "convergence_slope_ci95", "ntk_slope", "drift_slope", "all_runs_succeeded"):
         assert key in f
     assert d["slope"]["ci"][0] <= d["slope"]["slope"] <= d["slope"]["ci"][1]
+    (v,) = d["variants"]
+    assert v["recurrence"] == "mean-field" and v["beta"] == 0.75 and v["N_values"] == [20, 40] and v["success"]
     assert os.path.getsize(os.path.join(tmp_path, "kernel-limit.png")) > 10_000
 
 
