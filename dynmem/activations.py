@@ -75,6 +75,71 @@ def act_and_deriv_scalar(code, z):
     return z, 1.0
 
 
+# ----------------------------------------------------------------------------
+# A vectorisable tanh for numba kernels.
+#
+# ``math.tanh`` inside a numba loop is a scalar libm call (~10-20 ns per
+# element) that LLVM cannot vectorise; numpy's SIMD ``np.tanh`` is ~2 ns per
+# element but costs a Python call per block.  ``tanh_block`` is written in
+# plain arithmetic that LLVM vectorises (~2 ns per element inside a kernel):
+#
+#     tanh|x| = -expm1(y) / (2 + expm1(y)),   y = -2|x|   (clamped at -40:
+#                                               e^{-40} < eps / 2, tanh = 1)
+#     expm1(y) = 2^k expm1(r) + (2^k - 1),    y = k ln 2 + r, |r| <= ln(2) / 2
+#
+# with Cody-Waite reduction (ln 2 split in two), expm1(r) by its Taylor series
+# to r^13 (truncation < 1e-17 relative), and 2^k assembled from its exponent
+# bits.  expm1 keeps small arguments accurate (no 1 - e^y cancellation).
+# Measured accuracy: <= 4 ulp against a long-double reference over
+# |x| in [1e-300, 1e3] (tested in tests/test_activations.py).
+
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.4426950408889634
+_EXPM1_C = tuple(1.0 / math.factorial(n) for n in range(2, 14))  # 1/2!, ..., 1/13!
+
+
+@numba.njit(cache=True, error_model="numpy")
+def tanh_block(z, a, s, k, bits):
+    """``a = tanh(z)`` and ``s = 1 - a^2`` for 1-D float arrays, vectorised.
+
+    ``k`` (float64) and ``bits`` (int64) are scratch arrays of the same size.
+    NaN propagates; ``+-inf`` gives ``+-1``.  (``error_model="numpy"`` drops
+    the division-by-zero checks that would stop LLVM from vectorising; the
+    divisor is always >= 1.)
+    """
+    n = z.size
+    for i in range(n):
+        y = max(-2.0 * abs(z[i]), -40.0)
+        ki = math.floor(y * _INV_LN2 + 0.5)
+        k[i] = ki
+        bits[i] = (np.int64(ki) + 1023) << 52
+    p2 = bits.view(np.float64)
+    c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13 = _EXPM1_C
+    for i in range(n):
+        x = z[i]
+        y = max(-2.0 * abs(x), -40.0)
+        ki = k[i]
+        r = (y - ki * _LN2_HI) - ki * _LN2_LO
+        q = c13 * r + c12
+        q = q * r + c11
+        q = q * r + c10
+        q = q * r + c9
+        q = q * r + c8
+        q = q * r + c7
+        q = q * r + c6
+        q = q * r + c5
+        q = q * r + c4
+        q = q * r + c3
+        q = q * r + c2
+        em1 = p2[i] * (r + r * r * q) + (p2[i] - 1.0)
+        t = -em1 / (2.0 + em1)
+        t = math.copysign(t, x)
+        t = x if x != x else t
+        a[i] = t
+        s[i] = 1.0 - t * t
+
+
 def _np_tanh(z):
     return np.tanh(z)
 

@@ -21,7 +21,10 @@ BPTT (THEORY.md section 8), with ``a_k = dL/dh_k`` and ``s_k = sigma'(z_k)``::
 
 Only the products with ``W`` and ``W^T`` are sequential and live in the numba
 kernels; the input projection ``U x_k + b`` and the weight-gradient sums are
-single matrix products over all steps and the whole batch.
+single matrix products over all steps and the whole batch.  The forward
+kernel evaluates tanh with the vectorised
+:func:`~dynmem.activations.tanh_block` (libm's scalar ``tanh`` would cost
+most of the step) and forms the read-out ``y_k`` while ``h_{k+1}`` is in cache.
 Arrays are stored time-major internally, ``(T, batch, m)``, so each step
 touches one contiguous block.
 """
@@ -34,7 +37,7 @@ import numba
 import numpy as np
 
 from ._validation import as_float_array, check_choice, describe
-from .activations import HARDTANH, RELU, TANH, act_and_deriv_scalar, get_activation
+from .activations import TANH, act_and_deriv_scalar, get_activation, tanh_block
 from .models import DiscreteRNN, EulerRNN, _recurrence_coefficients
 
 __all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_grad"]
@@ -59,28 +62,56 @@ def _rowmat(A, M, out):
                 out[bi, i] += M[j, i] * aj
 
 
-@numba.njit(cache=True)
-def _forward_kernel(W, h0, gamma, eta, code, H, S):
-    """Sequential part of the forward pass.
+@numba.njit(cache=True, error_model="numpy")
+def _forward_kernel(W, c, h0, gamma, eta, code, H, S, Y):
+    """Sequential part of the forward pass, with the read-out.
 
-    W (m, m); h0 (B, m); H (T+1, B, m) holds ``U x_k + b`` in ``H[k+1]`` on
-    entry (each is read once, just before it is overwritten by ``h_{k+1}``);
-    writes the states into H and S (T, B, m) = sigma'(z).
+    W (m, m); c (m,); h0 (B, m); H (T+1, B, m) holds ``U x_k + b`` in
+    ``H[k+1]`` on entry (one GEMM for all steps, made by the caller; each is
+    read once, just before ``h_{k+1}`` overwrites it).  Writes the states into
+    H, S (T, B, m) = sigma'(z) and Y (T, B) = c^T h_{k+1}.  Per step: one
+    ``h_k W^T`` product (BLAS from ``_SMALL_WIDTH``), the activation by the
+    vectorised :func:`~dynmem.activations.tanh_block` (or the scalar forms of
+    the cheap activations) and the read-out while the state is in cache.
     """
     T, B, m = S.shape
+    n = B * m
     WT = np.ascontiguousarray(W.T)
     H[0] = h0
     Z = np.empty((B, m))
+    zf = Z.reshape(n)
+    A = np.empty(n)
+    kbuf = np.empty(n)
+    bits = np.empty(n, dtype=np.int64)
     for k in range(T):
         hk = H[k]
         _rowmat(hk, WT, Z)
-        Hn = H[k + 1]
-        Sk = S[k]
+        Pk = H[k + 1]  # U x_k + b, read once before h_{k+1} overwrites it
         for bi in range(B):
             for i in range(m):
-                a, s = act_and_deriv_scalar(code, Z[bi, i] + Hn[bi, i])
-                Hn[bi, i] = gamma * hk[bi, i] + eta * a
-                Sk[bi, i] = s
+                Z[bi, i] += Pk[bi, i]
+        Sk = S[k].reshape(n)
+        if code == TANH:
+            tanh_block(zf, A, Sk, kbuf, bits)
+        else:
+            for idx in range(n):
+                a, sd = act_and_deriv_scalar(code, zf[idx])
+                A[idx] = a
+                Sk[idx] = sd
+        hkf = hk.reshape(n)
+        Hn = H[k + 1]
+        Hnf = Hn.reshape(n)
+        if gamma == 0.0:
+            for idx in range(n):
+                Hnf[idx] = eta * A[idx]
+        else:
+            for idx in range(n):
+                Hnf[idx] = gamma * hkf[idx] + eta * A[idx]
+        for bi in range(B):
+            acc = 0.0
+            for i in range(m):
+                acc += c[i] * Hn[bi, i]
+            Y[k, bi] = acc
     return H
 
 
@@ -116,53 +147,6 @@ def _backward_kernel(W, S, G, c, a_T, gamma, eta, Delta):
                 for i in range(m):
                     a[bi, i] = gamma * a[bi, i] + tmp[bi, i]
     return a
-
-
-def _forward_blocked(W, h0, gamma, eta, code, H, S):
-    """The forward recurrence with one numpy call per operation and step.
-
-    Same contract as :func:`_forward_kernel`.  For large ``batch * m`` the
-    per-step Python overhead (a few microseconds) is smaller than what
-    numpy's SIMD ``tanh`` saves over the scalar libm ``tanh`` available
-    inside numba kernels.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        # Divergence shows up as non-finite states, which forward() reports.
-        return _forward_blocked_steps(W, h0, gamma, eta, code, H, S)
-
-
-def _forward_blocked_steps(W, h0, gamma, eta, code, H, S):
-    T = S.shape[0]
-    WT = np.ascontiguousarray(W.T)
-    H[0] = h0
-    tmp = np.empty_like(h0)
-    for k in range(T):
-        Z = H[k + 1]  # holds U x_k + b; becomes z_k, then sigma(z_k), then h_{k+1}
-        Sk = S[k]
-        np.dot(H[k], WT, out=tmp)
-        Z += tmp
-        if code == TANH:
-            np.tanh(Z, out=Z)
-            np.multiply(Z, Z, out=Sk)
-            np.subtract(1.0, Sk, out=Sk)
-        elif code == RELU:
-            np.greater(Z, 0.0, out=Sk, casting="unsafe")
-            np.maximum(Z, 0.0, out=Z)
-        elif code == HARDTANH:
-            np.less(np.abs(Z), 1.0, out=Sk, casting="unsafe")
-            np.clip(Z, -1.0, 1.0, out=Z)
-        else:
-            Sk.fill(1.0)
-        if eta != 1.0:
-            Z *= eta
-        if gamma != 0.0:
-            Z += gamma * H[k]
-    return H
-
-
-# Batches with at least this many hidden units in total take the numpy path
-# (measured crossover on a 2-core Xeon with one BLAS thread: batch * m ~ 128).
-_BLOCKED_MIN_SIZE = 128
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,12 +281,12 @@ def forward(model, X, *, h0=None) -> Trajectory:
     P = H[1:].reshape(T * B, m)
     np.dot(Xt.reshape(T * B, d), np.ascontiguousarray(model.U.T), out=P)
     P += model.b
-    run = _forward_blocked if B * m >= _BLOCKED_MIN_SIZE else _forward_kernel
-    run(_rw(model.W), h0_arr, float(gamma), float(eta), code, H, S)
+    Yt = np.empty((T, B))
+    _forward_kernel(_rw(model.W), _rw(model.c), h0_arr, float(gamma), float(eta), code, H, S, Yt)
     if not np.all(np.isfinite(H[-1])):
         k = int(np.argmax(~np.all(np.isfinite(H.reshape(T + 1, -1)), axis=1)))
         raise FloatingPointError(f"the recurrence diverged: a hidden state became non-finite at step {k} of {T}.")
-    y = (H[1:].reshape(T * B, m) @ model.c).reshape(T, B).T
+    y = Yt.T
     return Trajectory(y=y, h=H.transpose(1, 0, 2), model=model, _X=Xt, _H=H, _S=S, _h0_shape=h0_shape)
 
 

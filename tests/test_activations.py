@@ -198,3 +198,33 @@ def test_kink_convention_numba():
     assert dact_scalar(HARDTANH, 1.0 - 1e-12) == 1.0
     assert dact_scalar(RELU, 1e-300) == 1.0
 
+
+
+def test_vectorised_tanh_block_is_within_4_ulp_of_long_double():
+    from dynmem.activations import tanh_block
+
+    rng = np.random.default_rng(0)
+    z = np.concatenate([
+        3.0 * rng.standard_normal(20000),
+        1e-6 * rng.standard_normal(2000),  # small arguments: expm1 keeps them accurate
+        np.linspace(-25.0, 25.0, 5001),  # across the reduction boundaries and the clamp at |x| = 20
+        10.0 ** rng.uniform(-300, 3, 2000) * rng.choice([-1.0, 1.0], 2000),
+        [0.0, -0.0, 5e-324, 19.06, 20.0, 40.0, 1e300, -1e300],
+    ])
+    a, s, k = np.empty_like(z), np.empty_like(z), np.empty_like(z)
+    tanh_block(z, a, s, k, np.empty(z.size, dtype=np.int64))
+    ref = np.tanh(z.astype(np.longdouble))
+    rel = np.abs(a - ref) / np.maximum(np.abs(ref), np.finfo(float).tiny)
+    assert float(rel.max()) <= 4 * np.finfo(float).eps
+    assert np.all(np.signbit(a) == np.signbit(z))
+    np.testing.assert_allclose(s, (1 - ref * ref).astype(float), rtol=0, atol=4 * np.finfo(float).eps)
+
+
+def test_vectorised_tanh_block_non_finite():
+    from dynmem.activations import tanh_block
+
+    z = np.array([np.inf, -np.inf, np.nan])
+    a, s, k = np.empty(3), np.empty(3), np.empty(3)
+    tanh_block(z, a, s, k, np.empty(3, dtype=np.int64))
+    assert a[0] == 1.0 and a[1] == -1.0 and np.isnan(a[2])
+    assert s[0] == 0.0 and s[1] == 0.0 and np.isnan(s[2])

@@ -250,14 +250,10 @@ def test_forward_wide_model_uses_blas_path(activation):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_forward_large_batch_blocked_path(activation, kind):
-    # batch * m >= recurrences._BLOCKED_MIN_SIZE switches the forward
-    # pass to blocked numpy calls; check that path against the literal loop too.
-    from dynmem import recurrences as rc
-
+def test_forward_large_batch(activation, kind):
+    # A large batch through the kernel, against the literal loop.
     rng = np.random.default_rng(2)
     m, B = 8, 128
-    assert B * m >= rc._BLOCKED_MIN_SIZE
     model = _as_kind(dm.DiscreteRNN.random(m, 2, spectral_radius=0.9, activation=activation, bias_scale=0.5, rng=rng),
                      kind, rng)
     X = rng.standard_normal((B, 10, 2))
@@ -363,8 +359,8 @@ def test_gradient_wide_model(activation):
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_gradient_large_batch_blocked_path(activation):
-    # BPTT after the blocked numpy forward pass (batch * m >= _BLOCKED_MIN_SIZE), shared h0.
+def test_gradient_large_batch(activation):
+    # BPTT after a large-batch forward pass, shared h0.
     rng = np.random.default_rng(6)
     m, B, T = 8, 128, 6
     model = dm.CTRNN.random(m, 2, spectral_abscissa=-0.3, activation=activation, bias_scale=0.3, rng=rng)
