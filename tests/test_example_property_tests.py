@@ -21,3 +21,17 @@ def test_example_has_tests():
 @pytest.mark.parametrize("name", _TESTS)
 def test_example_property_test_passes(name):
     _MODULE[name]()
+
+
+def test_readme_testing_section_runs():
+    # The README's "Testing with dynmem" snippet is real code: extract and run its tests.
+    readme = os.path.join(os.path.dirname(__file__), "..", "README.md")
+    text = open(readme).read()
+    section = text.split("## Testing with dynmem", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(compile(code, "README.md (Testing with dynmem)", "exec"), namespace)
+    tests = [v for k, v in namespace.items() if k.startswith("test_") and callable(v)]
+    assert len(tests) == 2
+    for t in tests:
+        t()
