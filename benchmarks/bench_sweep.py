@@ -131,7 +131,6 @@ def cases(quick: bool = False):
 def main(argv=None) -> int:
     """Run this benchmark alone (the suite runner's timing loop), print the table and the repeats."""
     import argparse
-    import json
 
     here = os.path.dirname(os.path.abspath(__file__))
     if here not in sys.path:
