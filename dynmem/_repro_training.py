@@ -47,6 +47,12 @@ crossing points; per seed the log-log slopes of
 
 The acceptance statements of issue 4 are *reported* in ``result["findings"]``
 and never used to tune anything.
+
+Execution: each seed is one task (:func:`_seed_run`: train every width,
+perturb, find the boundary; flat plain data) and :func:`_merge` builds the
+result from the tasks in seed order.  With ``executor=`` the tasks run as a
+:func:`dynmem.sweep.run_sweep` on that executor; the task draws its randomness
+from its seed only, so the result is the serial one, number for number.
 """
 
 from __future__ import annotations
