@@ -26,7 +26,8 @@ def test_example_property_test_passes(name):
 def test_readme_testing_section_runs():
     # The README's "Testing with dynmem" snippet is real code: extract and run its tests.
     readme = os.path.join(os.path.dirname(__file__), "..", "README.md")
-    text = open(readme).read()
+    with open(readme) as fh:
+        text = fh.read()
     section = text.split("## Testing with dynmem", 1)[1]
     code = section.split("```python", 1)[1].split("```", 1)[0]
     namespace = {}
