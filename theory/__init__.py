@@ -8,9 +8,17 @@ run them all.  Installed, this package is ``dynmem.theory``.
 from __future__ import annotations
 
 from ._claim import Claim, ClaimResult, Outcome, run_claim
-from . import approximation_rates, inverse_approximation, linear_memory, recurrent_ntk, stable_reparameterisation
+from . import (
+    approximation_rates,
+    inverse_approximation,
+    kernel_limit,
+    linear_memory,
+    recurrent_ntk,
+    stable_reparameterisation,
+)
 
-MODULES = (linear_memory, inverse_approximation, stable_reparameterisation, approximation_rates, recurrent_ntk)
+MODULES = (linear_memory, inverse_approximation, stable_reparameterisation, approximation_rates, kernel_limit,
+           recurrent_ntk)
 
 __all__ = ["Claim", "ClaimResult", "Outcome", "all_claims", "run_catalogue", "MODULES"]
 
