@@ -99,14 +99,15 @@ _INV_LN2 = 1.4426950408889634
 _EXPM1_C = tuple(1.0 / math.factorial(n) for n in range(2, 14))  # 1/2!, ..., 1/13!
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
 def tanh_block(z, a, s, k, bits):
     """``a = tanh(z)`` and ``s = 1 - a^2`` for 1-D float arrays, vectorised.
 
     ``k`` (float64) and ``bits`` (int64) are scratch arrays of the same size.
-    NaN propagates; ``+-inf`` gives ``+-1``.  (``error_model="numpy"`` drops
-    the division-by-zero checks that would stop LLVM from vectorising; the
-    divisor is always >= 1.)
+    NaN propagates; ``+-inf`` gives ``+-1``.  ``a`` may be ``z`` (in place).
+    (``error_model="numpy"`` drops the division-by-zero checks that would
+    stop LLVM from vectorising; the divisor is always >= 1.  The only fast-math
+    flag is ``contract``: multiply-adds fused into FMAs, which rounds less.)
     """
     n = z.size
     for i in range(n):

@@ -91,20 +91,19 @@ def _forward_kernel(W, c, h0, gamma, eta, code, H, S, Y):
             for i in range(m):
                 Z[bi, i] += Pk[bi, i]
         Sk = S[k].reshape(n)
+        Hn = H[k + 1]
+        Hnf = Hn.reshape(n)
+        # DiscreteRNN (gamma, eta) = (0, 1): sigma(z) is the new state, written in place.
+        out = Hnf if (gamma == 0.0 and eta == 1.0) else A
         if code == TANH:
-            tanh_block(zf, A, Sk, kbuf, bits)
+            tanh_block(zf, out, Sk, kbuf, bits)
         else:
             for idx in range(n):
                 a, sd = act_and_deriv_scalar(code, zf[idx])
-                A[idx] = a
+                out[idx] = a
                 Sk[idx] = sd
-        hkf = hk.reshape(n)
-        Hn = H[k + 1]
-        Hnf = Hn.reshape(n)
-        if gamma == 0.0:
-            for idx in range(n):
-                Hnf[idx] = eta * A[idx]
-        else:
+        if not (gamma == 0.0 and eta == 1.0):
+            hkf = hk.reshape(n)
             for idx in range(n):
                 Hnf[idx] = gamma * hkf[idx] + eta * A[idx]
         for bi in range(B):
