@@ -63,12 +63,13 @@ def _rowmat(A, M, out):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _forward_kernel(W, c, h0, gamma, eta, code, H, S, Y):
+def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
     """Sequential part of the forward pass, with the read-out.
 
-    W (m, m); c (m,); h0 (B, m); H (T+1, B, m) holds ``U x_k + b`` in
+    W (m, m); b, c (m,); h0 (B, m); H (T+1, B, m) holds ``U x_k`` in
     ``H[k+1]`` on entry (one GEMM for all steps, made by the caller; each is
-    read once, just before ``h_{k+1}`` overwrites it).  Writes the states into
+    read once, just before ``h_{k+1}`` overwrites it; ``b`` is added here,
+    in the same pass).  Writes the states into
     H, S (T, B, m) = sigma'(z) and Y (T, B) = c^T h_{k+1}.  Per step: one
     ``h_k W^T`` product (BLAS from ``_SMALL_WIDTH``), the activation by the
     vectorised :func:`~dynmem.activations.tanh_block` (or the scalar forms of
@@ -86,10 +87,10 @@ def _forward_kernel(W, c, h0, gamma, eta, code, H, S, Y):
     for k in range(T):
         hk = H[k]
         _rowmat(hk, WT, Z)
-        Pk = H[k + 1]  # U x_k + b, read once before h_{k+1} overwrites it
+        Pk = H[k + 1]  # U x_k, read once before h_{k+1} overwrites it
         for bi in range(B):
             for i in range(m):
-                Z[bi, i] += Pk[bi, i]
+                Z[bi, i] += Pk[bi, i] + b[i]
         Sk = S[k].reshape(n)
         Hn = H[k + 1]
         Hnf = Hn.reshape(n)
@@ -114,12 +115,14 @@ def _forward_kernel(W, c, h0, gamma, eta, code, H, S, Y):
     return H
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _backward_kernel(W, S, G, c, a_T, gamma, eta, Delta):
     """Sequential part of BPTT.
 
     S (T, B, m) = sigma'(z); G (T, B) = dL/dy; a_T (B, m) extra dL/dh_T.
     Writes Delta (T, B, m) = dL/dz and returns dL/dh_0, shape (B, m).
+    ``Delta`` may be ``S`` itself (each ``S[k]`` is read once, just before
+    ``Delta[k]`` overwrites it).
     """
     T, B, m = S.shape
     a = a_T.copy()
@@ -135,6 +138,14 @@ def _backward_kernel(W, S, G, c, a_T, gamma, eta, Delta):
             for i in range(m):
                 Dk[bi, i] = eta * Sk[bi, i] * a[bi, i]
         # a <- gamma a + delta @ W  (row form of W^T delta)
+        if gamma == 0.0:  # DiscreteRNN: the product is the new a
+            _rowmat(Dk, W, a)
+            if k > 0:
+                for bi in range(B):
+                    g = G[k - 1, bi]
+                    for i in range(m):
+                        a[bi, i] += g * c[i]
+            continue
         _rowmat(Dk, W, tmp)
         if k > 0:
             for bi in range(B):
@@ -276,12 +287,12 @@ def forward(model, X, *, h0=None) -> Trajectory:
     H = np.empty((T + 1, B, m))
     S = np.empty((T, B, m))
     # Off the sequential path: one GEMM for every input projection, written
-    # straight into the state array (H[k+1] holds U x_k + b until step k).
+    # straight into the state array (H[k+1] holds U x_k until step k; the
+    # kernel adds b in the pass that adds h_k W^T, saving a pass over H).
     P = H[1:].reshape(T * B, m)
     np.dot(Xt.reshape(T * B, d), np.ascontiguousarray(model.U.T), out=P)
-    P += model.b
     Yt = np.empty((T, B))
-    _forward_kernel(_rw(model.W), _rw(model.c), h0_arr, float(gamma), float(eta), code, H, S, Yt)
+    _forward_kernel(_rw(model.W), _rw(model.b), _rw(model.c), h0_arr, float(gamma), float(eta), code, H, S, Yt)
     if not np.all(np.isfinite(H[-1])):
         k = int(np.argmax(~np.all(np.isfinite(H.reshape(T + 1, -1)), axis=1)))
         raise FloatingPointError(f"the recurrence diverged: a hidden state became non-finite at step {k} of {T}.")
@@ -308,6 +319,12 @@ def backward(model, trajectory: Trajectory, dy, *, dh_final=None) -> GradientRes
     GradientResult
         With ``loss=None``.
     """
+    return _backward(model, trajectory, dy, dh_final, reuse_s=False)
+
+
+def _backward(model, trajectory, dy, dh_final, reuse_s):
+    # reuse_s: write dL/dz over the trajectory's sigma'(z) (value_and_grad owns its
+    # trajectory; a user's Trajectory must stay valid for further backward calls).
     _check_model(model)
     if not isinstance(trajectory, Trajectory):
         raise TypeError(f"`trajectory` must be the Trajectory returned by forward(model, ...); got {describe(trajectory)}.")
@@ -322,7 +339,7 @@ def backward(model, trajectory: Trajectory, dy, *, dh_final=None) -> GradientRes
     aT = np.zeros((B, m)) if dh_final is None else as_float_array("dh_final", dh_final, shape=(B, m)).copy()
     G = np.ascontiguousarray(dy.T)
     gamma, eta = _recurrence_coefficients(model)
-    Delta = np.empty((T, B, m))
+    Delta = S if reuse_s else np.empty((T, B, m))
     a0 = _backward_kernel(_rw(model.W), S, G, _rw(model.c), aT, float(gamma), float(eta), Delta)
     # Off the sequential path: each weight gradient is one matrix product.
     D2 = Delta.reshape(T * B, m)
@@ -369,5 +386,5 @@ def value_and_grad(model, X, Y, *, h0=None, loss: str = "mse") -> GradientResult
     else:
         value = 0.5 * float(np.sum(r * r))
         dy = r
-    res = backward(model, traj, dy)
+    res = _backward(model, traj, dy, None, reuse_s=True)
     return GradientResult(loss=value, grad=res.grad, dh0=res.dh0)
