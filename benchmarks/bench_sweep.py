@@ -21,7 +21,15 @@
     hands out long tasks before short ones and the two workers finish
     together (longest-processing-time order).
 
-Issue 7 target: speed-up >= 1.7x on 2 cores.  Run with one BLAS thread
+Issue 7 target: speed-up >= 1.7x on 2 cores.  On a shared machine the ratio
+measures how many cores were free: the record's extras give the workers' CPU
+seconds per wall second (2.0 = both cores all the time).  The task is
+page-fault heavy (``perturbation_curve`` allocates a fresh trajectory per
+perturbed model; a third to a half of its time is system time on a VM), so the
+serial side's time depends on the allocator's state: a serial call that
+follows another with the collector disabled (the suite runner's timing loop)
+can skip most faults and run about 1.4x faster than one after a pool run or
+with the collector on.  Run with one BLAS thread
 (``OMP_NUM_THREADS=1``; ``benchmarks/run.py`` sets it, and so does running
 this file directly: ``python benchmarks/bench_sweep.py [--quick] [--repeats N]``).
 """
