@@ -1,4 +1,4 @@
-"""Atomic writes of results: JSON documents and figures.
+"""Atomic writes of results: JSON documents, ``.npz`` arrays and figures.
 
 Everything is written to a temporary file in the destination folder and then
 renamed into place with :func:`os.replace`, so an interrupted run never leaves
@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_savefig", "read_json", "to_jsonable"]
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_savez", "atomic_savefig", "read_json", "to_jsonable"]
 
 
 def _tmp_in(path: str, suffix: str) -> str:
@@ -25,12 +25,12 @@ def _tmp_in(path: str, suffix: str) -> str:
     return tmp
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    tmp = _tmp_in(path, ".tmp")
+def _atomic_write(path: str, suffix: str, mode: str, write) -> None:
+    """``write(fh)`` into a temporary file beside ``path``, fsync, then rename it onto ``path``."""
+    tmp = _tmp_in(path, suffix)
     try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
+        with open(tmp, mode) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -38,6 +38,16 @@ def atomic_write_text(path: str, text: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    _atomic_write(path, ".tmp", "w", lambda fh: fh.write(text))
+
+
+def atomic_savez(path: str, arrays: dict) -> None:
+    """``numpy.savez(path, **arrays)`` atomically (``path`` is used as given: name it ``*.npz``)."""
+    _atomic_write(path, ".npz", "wb", lambda fh: np.savez(fh, **arrays))
 
 
 def to_jsonable(obj):

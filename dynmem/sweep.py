@@ -389,21 +389,6 @@ def _paths(store: str, key: str):
     return base + ".npz", base + ".json"
 
 
-def _atomic_savez(path: str, arrays: dict) -> None:
-    """``numpy.savez`` into a temporary file of :mod:`dynmem.io`, then :func:`os.replace` onto ``path``."""
-    tmp = _io._tmp_in(path, ".npz")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _manifest(study: str, grid: Grid, root: np.random.SeedSequence) -> dict:
     return dict(
         format=FORMAT, study=study, axes=list(grid.names), n_tasks=len(grid), grid_sha256=grid._sha256(),
@@ -484,7 +469,7 @@ def _write_task(store, key, index, params, study, root, spawn_key, outcome) -> N
     npz, side = _paths(store, key)
     arrays = outcome["arrays"]
     if arrays is not None:
-        _atomic_savez(npz, arrays)
+        _io.atomic_savez(npz, arrays)
     elif os.path.exists(npz):
         os.remove(npz)  # a stale result of an earlier attempt must not pass for this one
     meta = dict(
