@@ -51,7 +51,7 @@ from .spectra import (
     stability_radius,
     transient_growth,
 )
-from .recurrences import GradientResult, Trajectory, backward, forward, value_and_grad
+from .recurrences import GradientResult, Trajectory, backward, forward, outputs_many, value_and_grad
 from .reparam import Reparam, get_reparam
 from .stability import PerturbationCurve, StabilityBoundary, perturbation_curve, stability_boundary
 from .train import ExpSumFit, TrainResult, fit_exponential_sum, train, train_ctrnn
@@ -107,6 +107,7 @@ __all__ = [
     "forward",
     "backward",
     "value_and_grad",
+    "outputs_many",
     "Trajectory",
     "GradientResult",
     # memory

@@ -40,7 +40,7 @@ from ._validation import as_float_array, check_choice, describe
 from .activations import TANH, act_and_deriv_scalar, get_activation, tanh_block
 from .models import DiscreteRNN, EulerRNN, _recurrence_coefficients
 
-__all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_grad"]
+__all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_grad", "outputs_many"]
 
 # Below this width a hand-written matrix-vector loop beats a BLAS call per step.
 _SMALL_WIDTH = 24
@@ -113,6 +113,100 @@ def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
                 acc += c[i] * Hn[bi, i]
             Y[k, bi] = acc
     return H
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _outputs_many_kernel(Ws, Us, bs, cs, Xt, gamma, eta, code, Y):
+    """Outputs of K models of one recurrence on the same inputs, no states kept.
+
+    Ws (K, m, m), Us (K, m, d), bs, cs (K, m); Xt (T, B, d) time-major
+    inputs, h_0 = 0.  Writes Y (K, T, B) = c_k^T h_{t+1} and returns a (K,)
+    flag: the states stayed finite.  Each model is run in turn through the
+    same step as :func:`_forward_kernel` (its input projection one GEMM over
+    all steps, into a reused buffer), keeping only the current state, so K
+    models cost K forward passes without K trajectories in memory.
+    """
+    K, m, _ = Ws.shape
+    T, B, d = Xt.shape
+    n = B * m
+    finite = np.ones(K, dtype=np.bool_)
+    P = np.empty((T * B, m))
+    X2 = Xt.reshape(T * B, d)
+    h = np.empty((B, m))
+    hf = h.reshape(n)
+    Z = np.empty((B, m))
+    zf = Z.reshape(n)
+    A = np.empty(n)
+    S = np.empty(n)
+    kbuf = np.empty(n)
+    bits = np.empty(n, dtype=np.int64)
+    for q in range(K):
+        WT = np.ascontiguousarray(Ws[q].T)
+        UT = np.ascontiguousarray(Us[q].T)
+        np.dot(X2, UT, P)
+        b = bs[q]
+        c = cs[q]
+        hf[:] = 0.0
+        for k in range(T):
+            _rowmat(h, WT, Z)
+            base = k * B
+            for bi in range(B):
+                for i in range(m):
+                    Z[bi, i] += P[base + bi, i] + b[i]
+            if code == TANH:
+                tanh_block(zf, A, S, kbuf, bits)
+            else:
+                for idx in range(n):
+                    a, sd = act_and_deriv_scalar(code, zf[idx])
+                    A[idx] = a
+            for idx in range(n):
+                hf[idx] = gamma * hf[idx] + eta * A[idx]
+            for bi in range(B):
+                acc = 0.0
+                for i in range(m):
+                    acc += c[i] * h[bi, i]
+                Y[q, k, bi] = acc
+        for idx in range(n):
+            if not np.isfinite(hf[idx]):
+                finite[q] = False
+                break
+    return finite
+
+
+def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs of K variants of ``model`` (stacked parameters) on the same inputs.
+
+    Parameters
+    ----------
+    model : DiscreteRNN or EulerRNN
+        Supplies the recurrence (activation, ``dt``, leak).
+    params : dict
+        ``"W"`` (K, m, m), ``"U"`` (K, m, d), ``"b"`` (K, m), ``"c"`` (K, m):
+        one parameter set per variant (for perturbation studies).
+    X : array_like, shape (batch, T, d)
+
+    Returns
+    -------
+    y : ndarray, shape (K, batch, T)
+        ``y_k = c^T h_{k+1}`` of each variant, from ``h_0 = 0``.
+    finite : ndarray of bool, shape (K,)
+        False where the variant's states became non-finite (diverged); its
+        outputs are then meaningless.
+    """
+    _check_model(model)
+    X = _check_inputs(model, X)
+    B, T, d = X.shape
+    m = model.hidden
+    K = np.asarray(params["W"]).shape[0]
+    shapes = {"W": (K, m, m), "U": (K, m, d), "b": (K, m), "c": (K, m)}
+    arrs = {k: np.ascontiguousarray(as_float_array(f"params[{k!r}]", params[k], shape=v, finite=False))
+            for k, v in shapes.items()}
+    gamma, eta = _recurrence_coefficients(model)
+    Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
+    Y = np.empty((K, T, B))
+    finite = _outputs_many_kernel(arrs["W"], arrs["U"], arrs["b"], arrs["c"], Xt, float(gamma), float(eta),
+                                  get_activation(model.activation).code, Y)
+    return Y.transpose(0, 2, 1), finite
 
 
 @numba.njit(cache=True, error_model="numpy")

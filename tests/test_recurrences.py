@@ -448,3 +448,34 @@ def test_exploding_gradient_raises():
     assert np.all(np.isfinite(traj.h))
     with pytest.raises(FloatingPointError):
         dm.backward(model, traj, np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_outputs_many_equals_one_forward_per_variant(activation, kind):
+    from dynmem.recurrences import outputs_many
+
+    rng = np.random.default_rng(11)
+    base = _as_kind(dm.DiscreteRNN.random(30, 2, spectral_radius=0.9, activation=activation, bias_scale=0.3, rng=rng),
+                    kind, rng)
+    K = 5
+    params = {k: v[None] + 0.05 * rng.standard_normal((K, *v.shape)) for k, v in base.params().items()}
+    X = rng.standard_normal((4, 12, 2))
+    y, finite = outputs_many(base, params, X)
+    assert y.shape == (K, 4, 12) and finite.all()
+    for q in range(K):
+        ref = dm.forward(base.replace(**{k: params[k][q] for k in params}), X).y
+        np.testing.assert_allclose(y[q], ref, rtol=0, atol=1e-14 * max(1.0, np.abs(ref).max()))
+
+
+def test_outputs_many_flags_diverged_variants():
+    from dynmem.recurrences import outputs_many
+
+    base = dm.CTRNN(np.zeros((2, 2)), np.ones((2, 1)), np.zeros(2), np.ones(2), activation="identity").discretize(1.0)
+    W = np.stack([-0.5 * np.eye(2), 800.0 * np.eye(2)])  # the second grows by 801x per step: overflows in 200 steps
+    params = {"W": W, "U": np.ones((2, 2, 1)), "b": np.zeros((2, 2)), "c": np.ones((2, 2))}
+    y, finite = outputs_many(base, params, np.ones((1, 200, 1)))
+    assert finite.tolist() == [True, False]
+    assert np.all(np.isfinite(y[0]))
+    with pytest.raises(ValueError, match=r"params\['U'\]"):
+        outputs_many(base, dict(params, U=np.ones((2, 3, 1))), np.ones((1, 5, 1)))
