@@ -62,6 +62,16 @@ def _rowmat(A, M, out):
                 out[bi, i] += M[j, i] * aj
 
 
+@numba.njit(cache=True, inline="always")
+def _activate(code, z, a, s, kbuf, bits):
+    """``a = sigma(z)``, ``s = sigma'(z)`` on flat blocks: the vectorised tanh, or the scalar forms."""
+    if code == TANH:
+        tanh_block(z, a, s, kbuf, bits)
+    else:
+        for idx in range(z.size):
+            a[idx], s[idx] = act_and_deriv_scalar(code, z[idx])
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
     """Sequential part of the forward pass, with the read-out.
@@ -96,13 +106,7 @@ def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
         Hnf = Hn.reshape(n)
         # DiscreteRNN (gamma, eta) = (0, 1): sigma(z) is the new state, written in place.
         out = Hnf if (gamma == 0.0 and eta == 1.0) else A
-        if code == TANH:
-            tanh_block(zf, out, Sk, kbuf, bits)
-        else:
-            for idx in range(n):
-                a, sd = act_and_deriv_scalar(code, zf[idx])
-                out[idx] = a
-                Sk[idx] = sd
+        _activate(code, zf, out, Sk, kbuf, bits)
         if not (gamma == 0.0 and eta == 1.0):
             hkf = hk.reshape(n)
             for idx in range(n):
@@ -153,12 +157,7 @@ def _outputs_many_kernel(Ws, Us, bs, cs, Xt, gamma, eta, code, Y):
             for bi in range(B):
                 for i in range(m):
                     Z[bi, i] += P[base + bi, i] + b[i]
-            if code == TANH:
-                tanh_block(zf, A, S, kbuf, bits)
-            else:
-                for idx in range(n):
-                    a, sd = act_and_deriv_scalar(code, zf[idx])
-                    A[idx] = a
+            _activate(code, zf, A, S, kbuf, bits)
             for idx in range(n):
                 hf[idx] = gamma * hf[idx] + eta * A[idx]
             for bi in range(B):

@@ -484,6 +484,13 @@ class _TanhLinear:
         return np.tanh(self.lin(H))
 
 
+def _coefficients(coeffs) -> np.ndarray:
+    a = as_float_array("coeffs", coeffs, ndim=1, copy=True)
+    if a.size < 1:
+        raise ValueError("`coeffs` must hold at least one coefficient; got an empty array.")
+    return a
+
+
 @dataclass(frozen=True)
 class HistoryTarget:
     r"""A target :math:`Y_k = g(X_{k-L+1}, \dots, X_k) + \eta\,\xi_k` of the recent past.
@@ -529,18 +536,14 @@ class HistoryTarget:
     @classmethod
     def linear(cls, coeffs, *, component: int = 0, noise_std: float = 0.0) -> "HistoryTarget":
         r""":math:`Y_k = \sum_\ell a_\ell X_{k-\ell}` with ``coeffs[l] = a_l``."""
-        a = as_float_array("coeffs", coeffs, ndim=1, copy=True)
-        if a.size < 1:
-            raise ValueError("`coeffs` must hold at least one coefficient; got an empty array.")
+        a = _coefficients(coeffs)
         return cls(_Linear(a, check_int("component", component, minimum=0)), a.size, noise_std,
                    f"linear({np.array2string(a, precision=3, separator=', ')})")
 
     @classmethod
     def tanh_linear(cls, coeffs, *, component: int = 0, noise_std: float = 0.0) -> "HistoryTarget":
         r""":math:`Y_k = \tanh(\sum_\ell a_\ell X_{k-\ell})`."""
-        a = as_float_array("coeffs", coeffs, ndim=1, copy=True)
-        if a.size < 1:
-            raise ValueError("`coeffs` must hold at least one coefficient; got an empty array.")
+        a = _coefficients(coeffs)
         return cls(_TanhLinear(a, check_int("component", component, minimum=0)), a.size, noise_std,
                    f"tanh_linear({np.array2string(a, precision=3, separator=', ')})")
 
