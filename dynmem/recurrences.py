@@ -196,7 +196,11 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
     X = _check_inputs(model, X)
     B, T, d = X.shape
     m = model.hidden
-    K = np.asarray(params["W"]).shape[0]
+    if not isinstance(params, dict) or set(params) != {"W", "U", "b", "c"}:
+        got = sorted(params) if isinstance(params, dict) else describe(params)
+        raise ValueError(f"`params` must be a dict with exactly the keys 'W', 'U', 'b', 'c' (stacked); got {got}.")
+    W = as_float_array("params['W']", params["W"], ndim=3, finite=False)
+    K = W.shape[0]
     shapes = {"W": (K, m, m), "U": (K, m, d), "b": (K, m), "c": (K, m)}
     arrs = {k: np.ascontiguousarray(as_float_array(f"params[{k!r}]", params[k], shape=v, finite=False))
             for k, v in shapes.items()}

@@ -479,3 +479,7 @@ def test_outputs_many_flags_diverged_variants():
     assert np.all(np.isfinite(y[0]))
     with pytest.raises(ValueError, match=r"params\['U'\]"):
         outputs_many(base, dict(params, U=np.ones((2, 3, 1))), np.ones((1, 5, 1)))
+    with pytest.raises(ValueError, match=r"params\['W'\]"):
+        outputs_many(base, dict(params, W=np.ones((2, 2))), np.ones((1, 5, 1)))
+    with pytest.raises(ValueError, match="exactly the keys 'W', 'U', 'b', 'c'.*got \\['W', 'b', 'c'\\]"):
+        outputs_many(base, {k: v for k, v in params.items() if k != "U"}, np.ones((1, 5, 1)))
