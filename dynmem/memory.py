@@ -664,7 +664,9 @@ class DecayFit:
 
 
 def _bic(rss: float, n: int, k: int) -> float:
-    return n * np.log(max(rss, 1e-300) / n) + k * np.log(n)
+    # Residuals below ~1e-12 per point in log M are rounding, not misfit:
+    # floor them, so that exact data never "prefers" a richer model.
+    return n * np.log(max(rss, n * 1e-24) / n) + k * np.log(n)
 
 
 def _fit_two_exponentials(tw, y, rate0):
@@ -926,7 +928,11 @@ def fit_decay(t, M, **options) -> DecayFit:
     of its decades, and the first decisive verdict is returned (its note says
     which part was skipped).  The last start matters for sums of modes
     whose slow mode takes over late, after a near-cancellation of the
-    kernel.  A window that is too short is never rescued.
+    kernel.  A window that is too short is never rescued.  An exponential
+    verdict's rate is then re-estimated on the last half of the window's
+    decades, where the asymptotic rate shows (a plateau before the decay or a
+    polynomial prefactor no longer trades against it); the note and
+    ``fits["whole_window"]`` keep the whole-window numbers.
 
     Parameters
     ----------
@@ -971,6 +977,44 @@ def fit_decay(t, M, **options) -> DecayFit:
        at least a decade of the decay to ``e^{-beta t}`` itself, and a
        polynomial verdict needs ``min_time_decades`` (1) decades of ``t + s``.
     """
+    fit = _classify(t, M, options)
+    if fit.kind != "exponential":
+        return fit
+    return _tail_rate(as_float_array("t", t, ndim=1), as_float_array("M", M, finite=False), fit, options)
+
+
+def _tail_rate(t, M, fit, options):
+    """Re-estimate an exponential verdict's rate on the last half of its decades.
+
+    The rate is asymptotic; over a whole window a plateau before the decay
+    (tanh saturation) or a polynomial prefactor trades against the rate.  If
+    the tail alone is decisively exponential its fit is returned, with the
+    whole-window numbers kept in ``fits["whole_window"]``.
+    """
+    lo, hi = fit.window
+    sel = np.flatnonzero((t >= lo) & (t <= hi))
+    if sel.size < 16:
+        return fit
+    env = np.maximum.accumulate(M[sel][::-1])[::-1]
+    drop = np.log10(env[0] / np.maximum(env, 1e-300))
+    later = np.flatnonzero(drop >= 0.5 * fit.decades)
+    if later.size == 0 or sel.size - later[0] < 8:
+        return fit
+    start, stop = int(sel[later[0]]), int(sel[-1]) + 1
+    # Only the window the whole fit kept (its noise floor was found there), and
+    # the floor stays relative to the curve's peak, not to the tail's start.
+    opts = dict(options)
+    opts["floor"] = max(opts.get("floor") or 0.0, opts.get("relative_floor", 1e-11) * float(M[sel].max()))
+    tail = _fit_decay_once(t[start:stop], M[start:stop], **opts)
+    if tail.kind != "exponential":
+        return fit
+    whole = dict(rate=fit.rate, power=fit.power, window=fit.window, r2=fit.r2, note=fit.note)
+    note = (f"{tail.note} Rate from the tail t >= {t[start]:.3g} (the last half of the decades); "
+            f"on the window [{lo:.3g}, {hi:.3g}]: rate {fit.rate:.4g} ({fit.note})")
+    return dataclasses.replace(tail, note=note, fits={**tail.fits, "whole_window": whole})
+
+
+def _classify(t, M, options) -> DecayFit:
     first = _fit_decay_once(t, M, **options)
     if first.kind != "undetermined" or "too short" in first.note or not np.isfinite(first.decades):
         return first

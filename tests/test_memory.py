@@ -364,6 +364,29 @@ def test_fit_decay_two_modes_note_and_fits():
     assert mix["fast_constant"] / mix["constant"] == pytest.approx(1e4, rel=1e-4)
 
 
+def test_fit_decay_rate_after_a_saturation_plateau_comes_from_the_tail():
+    # tanh saturates first at amplitude 5 (z falls linearly, M stays near its
+    # peak), then decays at the linear rate -alpha(W) = 1.  Over the whole
+    # window the (1 + t)^q e^{-beta t} family absorbs the plateau (beta ~ 1.24);
+    # the rate is re-estimated on the last half of the decades.
+    model = dm.CTRNN(np.array([[-1.0]]), np.array([[2.04]]), np.zeros(1), np.array([-2.56]))
+    t = np.linspace(0.0, 30.0, 300)
+    M = memory_function(model, t, amplitudes=[5.0], rtol=1e-11, atol=1e-14).values
+    fit = fit_decay(t, M)
+    assert fit.kind == "exponential"
+    assert fit.rate == pytest.approx(1.0, rel=0.01), fit.note
+    assert "whole_window" in fit.fits and fit.window[0] > 5.0
+
+
+def test_fit_decay_jordan_block_rate():
+    model = dm.LinearRNN(np.array([[-1.0, 1.0, 0.0], [0.0, -1.0, 1.0], [0.0, 0.0, -1.0]]),
+                         np.array([[0.0], [0.0], [1.0]]), np.array([1.0, 0.0, 0.0]))
+    t = np.linspace(0.0, 40.0, 400)
+    fit = fit_decay(t, memory_function(model, t).values)  # rho(t) = t^2 / 2 e^{-t}
+    assert fit.kind == "exponential" and fit.rate == pytest.approx(1.0, rel=0.005), fit.note
+    assert fit.power == pytest.approx(2.0, rel=0.1)
+
+
 def test_memory_comparison_example_runs(tmp_path):
     import os
     import runpy
