@@ -27,6 +27,7 @@ The numbers are reported as measured; nothing is tuned to hit the paper.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import sys
@@ -290,31 +291,26 @@ def plot_fig11(result: dict, path: str) -> None:
     plt.close(fig)
 
 
-def _training_experiment(name):
-    def run(*, quick=True, seeds=(0, 1, 2), progress=False, executor=None):
-        from . import _repro_training as rt
+def _lazy_experiment(module: str, name: str):
+    """``(run, plot)`` calling ``run_<name>`` / ``plot_<name>`` of ``dynmem.<module>``, imported on first use."""
+    def _mod():
+        return importlib.import_module(f"{__package__}.{module}")
 
-        return getattr(rt, f"run_{name}")(quick=quick, seeds=seeds, progress=progress, executor=executor)
+    def run(*, quick=True, seeds=(0, 1, 2), progress=False, executor=None):
+        return getattr(_mod(), f"run_{name}")(quick=quick, seeds=seeds, progress=progress, executor=executor)
 
     def plot(result, path):
-        from . import _repro_training as rt
-
-        return getattr(rt, f"plot_{name}")(result, path)
+        return getattr(_mod(), f"plot_{name}")(result, path)
 
     return run, plot
 
 
 EXPERIMENTS = {
     "fig1": (run_fig1, plot_fig1),
-    "fig2": _training_experiment("fig2"),
-    "fig4": _training_experiment("fig4"),
+    "fig2": _lazy_experiment("_repro_training", "fig2"),
+    "fig4": _lazy_experiment("_repro_training", "fig4"),
     "fig11": (run_fig11, plot_fig11),
-    "kernel-limit": (  # [LSS] kernel limit, dynmem._repro_kernel (imported lazily)
-        lambda *, quick=True, seeds=(0, 1, 2), progress=False, executor=None: __import__(
-            f"{__package__}._repro_kernel", fromlist=["run_kernel_limit"]).run_kernel_limit(
-            quick=quick, seeds=seeds, progress=progress, executor=executor),
-        lambda result, path: __import__(f"{__package__}._repro_kernel", fromlist=["plot_kernel_limit"]).plot_kernel_limit(
-            result, path)),
+    "kernel-limit": _lazy_experiment("_repro_kernel", "kernel_limit"),  # [LSS]
 }
 
 
