@@ -256,12 +256,12 @@ def main(argv=None) -> int:
     from .reproduce import EXPERIMENTS
 
     listed = ", ".join(EXPERIMENTS)
-    r = sub.add_parser("reproduce", help=f"reproduce the [WLL] experiments ({listed}, all)")
+    r = sub.add_parser("reproduce", help=f"reproduce the experiments of [WLL] and [LSS] ({listed}, all)")
     r.add_argument("experiments", nargs="*", default=["all"], metavar="EXPERIMENT",
                    help=f"{listed} or all (default: all)")
     mode = r.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="quick", action="store_true", default=True,
-                      help="small sizes, about two minutes for all (default)")
+                      help="small sizes, about a minute for all on 2 cores (default)")
     mode.add_argument("--full", dest="quick", action="store_false", help="the paper's sizes (much longer)")
     r.add_argument("--out", default="dynmem-results", help="output folder (default dynmem-results)")
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="perturbation seeds (default 0 1 2)")
