@@ -51,6 +51,7 @@ import numba
 import numpy as np
 import scipy.linalg
 import scipy.optimize
+import scipy.special
 from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_increasing, check_int, check_positive, describe
@@ -697,6 +698,12 @@ def _fit_two_exponentials(tw, y, rate0):
         r1, r2 = np.exp(lb1), np.exp(lb1) + np.exp(ld)
         return np.logaddexp(lc1 - r1 * tw, lc2 - r2 * tw) - y
 
+    def jac(p):
+        lc1, lb1, lc2, ld = p
+        r1, d = np.exp(lb1), np.exp(ld)
+        w = scipy.special.expit((lc1 - r1 * tw) - (lc2 - (r1 + d) * tw))  # share of the slow term
+        return np.column_stack([w, -r1 * tw, 1.0 - w, -(1.0 - w) * d * tw])
+
     sol = None
     # Several starts for the fast rate: a fast mode may only show in the
     # first few points, where the slope of the head third does not see it.
@@ -705,7 +712,7 @@ def _fit_two_exponentials(tw, y, rate0):
         # Rates are bounded (log-rates in [-30, 12]) so e^{log b} never overflows.
         x0 = np.clip([logc1, np.log(b1), logc2, np.log(b2 - b1)], [-690, -29.9, -690, -29.9], [690, 11.9, 690, 11.9])
         try:
-            cand = scipy.optimize.least_squares(res, x0, x_scale="jac", max_nfev=400,
+            cand = scipy.optimize.least_squares(res, x0, jac=jac, x_scale="jac", max_nfev=400,
                                                 bounds=([-700, -30, -700, -30], [700, 12, 700, 12]))
         except (ValueError, FloatingPointError):
             continue
@@ -826,6 +833,11 @@ def _fit_decay_once(
         logC, p, logs = params
         return logC - p * np.log(tw + np.exp(logs)) - y
 
+    def poly_jac(params):
+        _, p, logs = params
+        sh = np.exp(logs)
+        return np.column_stack([np.ones(n), -np.log(tw + sh), -p * sh / (tw + sh)])
+
     # The shift is capped at the window's end: (t + s)^{-p} with s -> inf and
     # p / s fixed is e^{-beta t}, so an uncapped power law would swallow exponentials.
     best = None
@@ -836,7 +848,7 @@ def _fit_decay_once(
         lt = np.log(tw + s0)
         A2 = np.column_stack([np.ones(n), -lt])
         c2, *_ = np.linalg.lstsq(A2, y, rcond=None)
-        sol = scipy.optimize.least_squares(poly_res, [c2[0], c2[1], np.log(s0)],
+        sol = scipy.optimize.least_squares(poly_res, [c2[0], c2[1], np.log(s0)], jac=poly_jac,
                                            bounds=([-np.inf, -np.inf, np.log(1e-9)], [np.inf, np.inf, np.log(s_max) + 1e-12]),
                                            x_scale="jac", max_nfev=2000)
         if best is None or sol.cost < best.cost:
