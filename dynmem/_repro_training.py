@@ -65,7 +65,7 @@ import numpy as np
 
 from .models import EulerRNN
 from .reparam import get_reparam
-from .stability import PerturbationCurve, _Evaluator, _unit_directions, perturbation_curve, stability_boundary
+from .stability import PerturbationCurve, _ball_sup, _Evaluator, _unit_directions, perturbation_curve, stability_boundary
 from .targets import PowerLawKernel
 from .train import train
 
@@ -173,10 +173,7 @@ def _reparam_curve(model: EulerRNN, w: np.ndarray, rp, target, betas, n_samples,
             best, kind = shift_err[i], "shift"
         shell_max[i] = best
         kinds.append(kind)
-    max_error = np.maximum.accumulate(shell_max)
-    arg = np.zeros(n, dtype=int)
-    for i in range(1, n):
-        arg[i] = i if shell_max[i] >= max_error[i - 1] else arg[i - 1]
+    max_error, arg = _ball_sup(shell_max)
     with np.errstate(invalid="ignore"):
         mean_error = sample_errors.mean(axis=1)
     curve = PerturbationCurve(

@@ -223,6 +223,19 @@ def _kernels_on_grid(W, U, c, t):
     return out
 
 
+def _ball_sup(shell_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ball-sup errors from per-shell maxima, and the index of the shell that attains each.
+
+    Every perturbation evaluated at ``beta_j <= beta_i`` lies in the ball of
+    radius ``beta_i``, so ``E(beta_i) >= max_{j <= i} shell_max[j]``.
+    """
+    max_error = np.maximum.accumulate(shell_max)
+    arg = np.zeros(shell_max.size, dtype=int)
+    for i in range(1, shell_max.size):
+        arg[i] = i if shell_max[i] >= max_error[i - 1] else arg[i - 1]
+    return max_error, arg
+
+
 class _Evaluator:
     """Errors of perturbed models ``theta_m + delta`` against one target.
 
@@ -598,11 +611,7 @@ def perturbation_curve(
                 file=sys.stderr,
             )
 
-    # Ball sup: every perturbation evaluated at beta_j <= beta_i lies in the ball of radius beta_i.
-    max_error = np.maximum.accumulate(shell_max)
-    arg = np.zeros(n, dtype=int)
-    for i in range(1, n):
-        arg[i] = i if shell_max[i] >= max_error[i - 1] else arg[i - 1]
+    max_error, arg = _ball_sup(shell_max)
     with np.errstate(invalid="ignore"):
         mean_error = sample_errors.mean(axis=1)
     median_error = np.median(sample_errors, axis=1)
