@@ -13,7 +13,7 @@
     forward the test batch, read out with ``c + dc``, MSE against the target.
   - Both use the *same* perturbations: the unit directions are drawn once in
     numpy (the call that ``perturbation_curve`` makes first with the same
-    seed, :func:`dynmem.stability._unit_directions`) and scaled by each beta;
+    seed, :func:`dynmem.stability.unit_directions`) and scaled by each beta;
     the target outputs are computed once by ``target.output_sequence``.
   - reference: a plain numpy loop (``h = tanh(W h + U x + b)``) over the same
     630 models, computed once, untimed; error = max relative difference of
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 import dynmem
-from dynmem.stability import _unit_directions, perturbation_curve
+from dynmem.stability import unit_directions, perturbation_curve
 from dynmem.targets import PowerLawKernel
 
 from _common import Case, import_torch
@@ -43,7 +43,7 @@ def _setup(quick: bool):
     X = rng.standard_normal((B, T, 1))
     Y = target.output_sequence(X, 1.0)
     betas = np.geomspace(1e-3, 1.0, n_betas)
-    dirs = _unit_directions(model, n_samples, "block-spectral", np.random.default_rng(_SEED))
+    dirs = unit_directions(model, n_samples, "block-spectral", np.random.default_rng(_SEED))
     return m, n_betas, n_samples, T, B, model, target, X, Y, betas, dirs
 
 

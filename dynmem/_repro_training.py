@@ -65,7 +65,7 @@ import numpy as np
 
 from .models import EulerRNN
 from .reparam import get_reparam
-from .stability import PerturbationCurve, _ball_sup, _Evaluator, _unit_directions, perturbation_curve, stability_boundary
+from .stability import PerturbationCurve, ball_sup, PerturbationEvaluator, unit_directions, perturbation_curve, stability_boundary
 from .targets import PowerLawKernel
 from .train import train
 
@@ -119,11 +119,11 @@ def _first_unstable_free(model, betas, n_samples, seed) -> float:
     """Smallest grid beta at which ``W + beta dW`` (the curve's own directions, or ``+I``) is not Hurwitz.
 
     ``perturbation_curve`` draws its unit directions first from
-    ``default_rng(seed)`` with :func:`dynmem.stability._unit_directions`; the
+    ``default_rng(seed)`` with :func:`dynmem.stability.unit_directions`; the
     same call here reproduces them, so this checks exactly the perturbations
     whose errors the curve holds.
     """
-    dW = _unit_directions(model, n_samples, "block-spectral", np.random.default_rng(seed))["W"]
+    dW = unit_directions(model, n_samples, "block-spectral", np.random.default_rng(seed))["W"]
     W = np.asarray(model.W)
     margin = -float(np.linalg.eigvals(W).real.max())
     for beta in betas:
@@ -139,11 +139,11 @@ def _reparam_curve(model: EulerRNN, w: np.ndarray, rp, target, betas, n_samples,
     (zero by construction; counted, not assumed).
     """
     rng = np.random.default_rng(seed)
-    ev = _Evaluator(model, target, "test", None, X_test, _DT, 1, _DIVERGENCE)
+    ev = PerturbationEvaluator(model, target, "test", None, X_test, _DT, 1, _DIVERGENCE)
     zero = {k: np.zeros((1, *v.shape)) for k, v in model.params().items()}
     error0 = float(ev.errors(zero)[0])
     m = w.size
-    dirs = _unit_directions(model, n_samples, "block-spectral", rng)  # U, b, c used; W replaced by dw
+    dirs = unit_directions(model, n_samples, "block-spectral", rng)  # U, b, c used; W replaced by dw
     g = rng.standard_normal((n_samples, m))
     dw = g / np.abs(g).max(axis=1, keepdims=True)  # |diag(dw)|_2 = max_i |dw_i| = 1
     W0 = np.asarray(model.W)
@@ -173,7 +173,7 @@ def _reparam_curve(model: EulerRNN, w: np.ndarray, rp, target, betas, n_samples,
             best, kind = shift_err[i], "shift"
         shell_max[i] = best
         kinds.append(kind)
-    max_error, arg = _ball_sup(shell_max)
+    max_error, arg = ball_sup(shell_max)
     with np.errstate(invalid="ignore"):
         mean_error = sample_errors.mean(axis=1)
     curve = PerturbationCurve(

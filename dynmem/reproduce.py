@@ -49,8 +49,8 @@ def _slope(x, y):
     return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
 
 
-def _first_exceed(betas, e, level):
-    from .stability import _first_exceed as fe
+def first_exceed(betas, e, level):
+    from .stability import first_exceed as fe
 
     return float(fe(np.asarray(betas, float), np.asarray(e, float), level))
 
@@ -76,8 +76,8 @@ def _fig1_study(name, target, t, widths, variant, betas, seeds, n_samples, progr
                 seed=int(seed), max_error=c.max_error, mean_error=c.mean_error, median_error=c.median_error,
                 n_diverged=c.n_diverged,
                 first_unstable=float(betas[unstable[0]]) if unstable.size else float("inf"),
-                blowup=_first_exceed(betas, c.max_error, blowup_level),
-                blowup_relative=_first_exceed(betas, c.max_error, 10.0 * max(c.error0, 1e-300)),
+                blowup=first_exceed(betas, c.max_error, blowup_level),
+                blowup_relative=first_exceed(betas, c.max_error, 10.0 * max(c.error0, 1e-300)),
             ))
         rows.append(dict(
             m=int(m), n_terms=int(fit.n_terms), error0=float(fit.sup_error), margin=float(margin),
@@ -217,10 +217,10 @@ def plot_fig1(result: dict, path: str) -> None:
 
 def _mark_crossings(ax, betas, curves):
     """Mark where consecutive widths' curves cross (black x), as in [WLL] Fig. 1."""
-    from .stability import _crossings
+    from .stability import crossings_of
 
     for e1, e2 in zip(curves[:-1], curves[1:]):
-        _, every = _crossings(betas, e1, e2)
+        _, every = crossings_of(betas, e1, e2)
         for b in np.atleast_1d(np.asarray(every, float)):
             if np.isfinite(b):
                 y = np.exp(np.interp(np.log(b), np.log(betas), np.log(np.where(np.isfinite(e1) & (e1 > 0), e1, np.nan))))

@@ -76,6 +76,12 @@ __all__ = [
     "sample_perturbations",
     "perturbation_curve",
     "stability_boundary",
+    # building blocks for experiments (dynmem.experiments)
+    "PerturbationEvaluator",
+    "unit_directions",
+    "ball_sup",
+    "crossings_of",
+    "first_exceed",
 ]
 
 _NORMS = ("block-spectral", "entrywise-max")
@@ -96,7 +102,7 @@ def _block_norms(arr: np.ndarray) -> np.ndarray:
     return np.linalg.norm(arr, axis=1)
 
 
-def _unit_directions(model, n: int, norm: str, rng: np.random.Generator) -> dict:
+def unit_directions(model, n: int, norm: str, rng: np.random.Generator) -> dict:
     """``n`` directions of block norm 1 (``"block-spectral"``) or entries in [-1, 1]."""
     out = {}
     for name, shape in model.param_shapes.items():
@@ -146,7 +152,7 @@ def sample_perturbations(model, beta: float, n: int, *, norm: str = "block-spect
     norm = check_choice("norm", norm, _NORMS)
     radius = check_choice("radius", radius, _RADII)
     rng = np.random.default_rng(rng)
-    dirs = _unit_directions(model, n, norm, rng)
+    dirs = unit_directions(model, n, norm, rng)
     scale = np.full(n, beta)
     if norm == "block-spectral" and radius == "ball":
         scale = beta * rng.uniform(size=n) ** (1.0 / model.n_params)
@@ -223,7 +229,7 @@ def _kernels_on_grid(W, U, c, t):
     return out
 
 
-def _ball_sup(shell_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ball_sup(shell_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ball-sup errors from per-shell maxima, and the index of the shell that attains each.
 
     Every perturbation evaluated at ``beta_j <= beta_i`` lies in the ball of
@@ -236,7 +242,7 @@ def _ball_sup(shell_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return max_error, arg
 
 
-class _Evaluator:
+class PerturbationEvaluator:
     """Errors of perturbed models ``theta_m + delta`` against one target.
 
     ``errors(delta)`` takes ``name -> (K, *shape)`` stacks and returns (K,)
@@ -560,11 +566,11 @@ def perturbation_curve(
                 raise ValueError(
                     f"`X_test` must have shape (batch, T, {model.inputs}) with batch, T >= 1; got shape {X_test.shape}."
                 )
-    ev = _Evaluator(model, target, error, t_grid, X_test, dt, substeps, divergence)
+    ev = PerturbationEvaluator(model, target, error, t_grid, X_test, dt, substeps, divergence)
     zero = {k: np.zeros((1, *v.shape)) for k, v in model.params().items()}
     error0 = float(ev.errors(zero)[0])
 
-    dirs = _unit_directions(model, n_samples, norm, rng)
+    dirs = unit_directions(model, n_samples, norm, rng)
     if norm == "block-spectral" and radius == "ball":
         radial = rng.uniform(size=n_samples) ** (1.0 / model.n_params)
         dirs = {k: v * radial.reshape((n_samples,) + (1,) * (v.ndim - 1)) for k, v in dirs.items()}
@@ -611,7 +617,7 @@ def perturbation_curve(
                 file=sys.stderr,
             )
 
-    max_error, arg = _ball_sup(shell_max)
+    max_error, arg = ball_sup(shell_max)
     with np.errstate(invalid="ignore"):
         mean_error = sample_errors.mean(axis=1)
     median_error = np.median(sample_errors, axis=1)
@@ -646,7 +652,7 @@ def _hill_climb(ev, pool, pool_err, beta, norm, starts, steps, candidates, rng):
     S = cur_err.size
     for _ in range(steps):
         # Proposals: S * candidates random steps of size 0.3 beta in the chosen norm.
-        step = _unit_directions(ev.model, S * candidates, norm, rng)
+        step = unit_directions(ev.model, S * candidates, norm, rng)
         prop = {k: np.repeat(cur[k], candidates, axis=0) + _ASCENT_STEP * beta * step[k] for k in cur}
         prop = _project(prop, beta, norm)
         e = ev.errors(prop).reshape(S, candidates)
@@ -746,7 +752,7 @@ def _log(x):
         return np.log(np.asarray(x, dtype=float))
 
 
-def _crossings(betas, e1, e2):
+def crossings_of(betas, e1, e2):
     """Sign changes of ``log e2 - log e1``, log-log interpolated; (first upward crossing, all)."""
     lb = np.log(betas)
     l1, l2 = _log(e1), _log(e2)
@@ -775,7 +781,7 @@ def _crossings(betas, e1, e2):
     return first, np.array(every)
 
 
-def _first_exceed(betas, e, level):
+def first_exceed(betas, e, level):
     """Smallest beta with ``e(beta) > level`` on the piecewise log-log interpolant."""
     above = e > level
     if not np.any(above):
@@ -886,10 +892,10 @@ def stability_boundary(
     margin = np.array([s[0] for s in spec])
     radius = np.array([s[1] for s in spec])
     levels = np.array([max(K * e0, level or 0.0) for e0 in error0])
-    blowup = np.array([_first_exceed(betas, c.curve(which), L) for c, L in zip(cs, levels)])
+    blowup = np.array([first_exceed(betas, c.curve(which), L) for c, L in zip(cs, levels)])
     crossing, crossings = [], []
     for a, b in zip(cs[:-1], cs[1:]):
-        first, every = _crossings(betas, a.curve(which), b.curve(which))
+        first, every = crossings_of(betas, a.curve(which), b.curve(which))
         crossing.append(first)
         crossings.append(every)
     crossing = np.array(crossing)

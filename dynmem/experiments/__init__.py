@@ -1,0 +1,56 @@
+"""The reproduced experiments: one module per experiment, one contract, one registry.
+
+Every experiment module provides
+
+``TITLE``, ``CLAIM``
+    What it reproduces and the paper's claim, in words.
+``PROTOCOLS``
+    The protocols it runs (:mod:`dynmem.experiments.protocols`); the first
+    is its default.
+``config(size="quick", protocol=None, **changes) -> dict``
+    Its configuration (plain JSON data) for a size (``"quick"``: about a
+    second to a minute; ``"full"``: the protocol's own budget) and protocol.
+``run(config, *, executor=None, progress=False) -> dict``
+    The result: every number, JSON-serialisable, with the config, the
+    protocol and the budget actually spent.  ``executor`` (a process pool or a
+    Dask executor) runs its tasks through :mod:`dynmem.sweep` where it has
+    tasks; the numbers are the serial run's.
+``plot(result, path)``
+    Its figure, written atomically.
+``verdict(result) -> dict``
+    ``verdict`` (``"reproduced"``, ``"partly"``, ``"not reproduced"``),
+    ``why`` and the ``numbers`` behind it, computed from the result (for the
+    replication report, :mod:`dynmem.experiments.report`).
+
+:data:`REGISTRY` maps experiment names to modules; the ``dynmem reproduce``
+command reads it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["REGISTRY", "experiment_names", "get_experiment"]
+
+REGISTRY = {
+    "fig1": "fig1",
+    "fig2": "fig2",
+    "fig3": "fig3",
+    "fig4": "fig4",
+    "fig78": "fig78",
+    "fig11": "fig11",
+    "kernel-limit": "kernel_limit",
+    "ablation": "ablation",
+}
+
+
+def experiment_names() -> tuple[str, ...]:
+    """The registered experiment names, in the order ``dynmem reproduce`` runs them."""
+    return tuple(REGISTRY)
+
+
+def get_experiment(name: str):
+    """The module of experiment ``name`` (imported on first use)."""
+    if name not in REGISTRY:
+        raise ValueError(f"`name` must be one of {list(REGISTRY)}; got {name!r}.")
+    return importlib.import_module(f"{__name__}.{REGISTRY[name]}")

@@ -1,0 +1,104 @@
+"""[WLL] Fig. 11: the memory of the multistable tanh system ``W = [[1, 1], [-4, -3]]`` (THEORY.md section 2)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ..io import atomic_savefig
+
+TITLE = "[WLL] Fig. 11: non-decaying memory of a Hurwitz tanh RNN"
+CLAIM = ("A tanh RNN with Hurwitz W (double eigenvalue -1) is multistable: small inputs give decaying memory, "
+         "large ones do not.")
+PROTOCOLS = ("dynmem",)
+
+
+def config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
+    if (protocol or "dynmem") != "dynmem":
+        raise ValueError(f"fig11 runs the 'dynmem' protocol only; got {protocol!r}.")
+    if size not in ("quick", "full"):
+        raise ValueError(f"`size` must be 'quick' or 'full'; got {size!r}.")
+    return {"experiment": "fig11", "protocol": "dynmem", "size": size}
+
+
+def run(config: dict, *, executor=None, progress: bool = False) -> dict:
+    r = run_fig11(quick=config["size"] == "quick", progress=progress)
+    r.update(protocol_name="dynmem", config=dict(config), size=config["size"])
+    return r
+
+
+def plot(result: dict, path: str) -> None:
+    plot_fig11(result, path)
+
+
+def verdict(result: dict) -> dict:
+    kinds = {a: c["kind"] for a, c in result["curves"].items()}
+    small = all(kinds[a] == "exponential" for a in kinds if float(a) <= 1.0)
+    large = any(kinds[a] == "non-decaying" for a in kinds if float(a) > 1.0)
+    v = "reproduced" if (small and large) else ("partly" if (small or large) else "not reproduced")
+    why = (f"alpha(W) = {result['alpha']:.3g}; decay by amplitude: {kinds}; basin grid: {result['starts_to_zero']} "
+           f"starts to 0, {result['starts_to_corners']} to the corners")
+    return {"verdict": v, "why": why, "numbers": {"kinds": kinds, "starts_to_zero": result["starts_to_zero"],
+                                                   "starts_to_corners": result["starts_to_corners"]}}
+
+
+def run_fig11(*, quick: bool = True, seeds=(0,), progress: bool = False) -> dict:
+    """The multistable tanh system of THEORY.md section 2 ([WLL] Fig. 11)."""
+    from scipy.integrate import solve_ivp
+
+    from ..memory import fit_decay, memory_function
+    from ..models import CTRNN
+    from ..spectra import spectral_abscissa
+
+    W = np.array([[1.0, 1.0], [-4.0, -3.0]])
+    model = CTRNN(W, np.eye(2), np.zeros(2), np.array([1.0, 0.0]), activation="tanh")
+    t = np.linspace(0, 60, 600 if quick else 2400)
+    amps = [0.01, 0.1, 1.0, 3.0, 5.0]
+    curves = {}
+    for a in amps:
+        res = memory_function(model, t, amplitudes=[a])
+        fit = fit_decay(t, res.values)
+        curves[str(a)] = dict(values=res.values, kind=fit.kind, rate=fit.rate, note=fit.note)
+        if progress:
+            print(f"  fig11 amplitude {a}: {fit.kind}", file=sys.stderr, flush=True)
+    n = 9 if quick else 21
+    grid = np.linspace(-0.95, 0.95, n)
+    ends = []
+    for x0 in grid:
+        for y0 in grid:
+            sol = solve_ivp(lambda _t, v: (1 - v * v) * (W @ v), (0, 200), [x0, y0], rtol=1e-9, atol=1e-12)
+            ends.append(sol.y[:, -1])
+    ends = np.array(ends)
+    return dict(experiment="fig11", quick=quick, alpha=spectral_abscissa(W), t=t, amplitudes=amps, curves=curves,
+                grid=grid, ends=ends, starts_to_zero=int(np.sum(np.max(np.abs(ends), axis=1) < 1e-3)),
+                starts_to_corners=int(np.sum(np.min(np.abs(ends), axis=1) > 0.999)))
+
+
+def plot_fig11(result: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    t = np.asarray(result["t"], float)
+    for a, c in result["curves"].items():
+        v = np.asarray([float(x) for x in c["values"]])
+        ok = v > 0
+        axes[0].semilogy(t[ok], v[ok], label=f"amplitude {a}: {c['kind']}")
+    axes[0].set(title=f"memory of tanh W=[[1,1],[-4,-3]] (alpha = {result['alpha']:.2g})", xlabel="t", ylabel="M(t)")
+    axes[0].legend(fontsize=7)
+    grid = np.asarray(result["grid"], float)
+    ends = np.asarray(result["ends"], float)
+    X, Y = np.meshgrid(grid, grid, indexing="ij")
+    to_zero = np.max(np.abs(ends), axis=1) < 1e-3
+    axes[1].scatter(X.ravel()[to_zero], Y.ravel()[to_zero], s=12, label="-> 0")
+    axes[1].scatter(X.ravel()[~to_zero], Y.ravel()[~to_zero], s=12, label="-> corner")
+    axes[1].set(title="basins of dv/dt = (1 - v^2)(W v)", xlabel="v1", ylabel="v2")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)
+
+

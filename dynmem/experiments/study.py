@@ -1,0 +1,484 @@
+r"""The trained-RNN studies behind Figs. 2, 4, 7 and 8 of [WLL], under a named protocol.
+
+One *study* trains residual RNNs (:mod:`dynmem.experiments.trained`) of
+several widths on a target, for several seeds, under one protocol
+(:mod:`dynmem.experiments.protocols`), then measures for every trained
+model (and for the snapshots taken along training):
+
+* the achieved error ``E_m(0)`` (test error on the evaluation horizon);
+* the spectral margin ``-alpha(W_m)`` of the evaluated recurrent matrix;
+* the perturbation curve ``E_m(beta)`` under the protocol's rule, its
+  first-unstable beta and blow-up beta (``E_m(beta) > K E_m(0)``);
+* the crossings of consecutive widths' curves.
+
+Execution: the units of work are tasks of :func:`dynmem.sweep.run_sweep`
+(one per target, width and seed under ``"paper"``, whose widths are
+independent; one per target and seed under ``"code"``, whose early-stopping
+threshold links each width to the previous one).  Each (target, width, seed)
+training run checkpoints into ``<workdir>/ckpt/`` so an interrupted run
+resumes mid-training; the sweep store in ``<workdir>/store`` keeps finished
+tasks.  The merge is deterministic: the same numbers serially or on a pool.
+
+Findings are computed from the data with stated criteria
+(:func:`margin_error_fit`, :func:`findings`); nothing is tuned.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import scipy.stats
+
+from ..spectra import stability_radius
+from ..stability import crossings_of
+from . import trained as tr
+from .protocols import protocol as get_protocol
+
+__all__ = ["run_study", "study_config", "margin_error_fit", "findings", "plot_study", "SLOPE_TOL"]
+
+_PROGRESS_ENV = "DYNMEM_EXPERIMENT_PROGRESS"  # progress reaches pool workers without entering the sweep's identity
+SLOPE_TOL = 0.3  # a log-log slope below -SLOPE_TOL "shrinks" (as dynmem.stability.stability_boundary)
+
+
+def study_config(figure: str, protocol: str, size: str, **changes) -> dict:
+    """The config of one study: protocol name and overrides, targets, widths, seeds, sizes.
+
+    ``size="full"`` is the protocol's own budget; ``"quick"`` a small run of
+    the same recipe (fewer, shorter, smaller) that finishes in seconds; the
+    config records every reduction.
+    """
+    proto = get_protocol(protocol)
+    cfg = {
+        "figure": figure, "protocol": protocol, "size": size, "overrides": {},
+        "targets": ["pol", "exp"] if figure in ("fig2", "fig4") else ["pol"],
+        "widths": list(proto["widths"]), "seeds": list(proto["seeds"]), "data_scale": 1.0,
+        "activation": None, "parameterisation": figure if figure in proto["parameterisation"] else "fig2",
+        "time_cap": None, "workdir": None,
+    }
+    if size == "quick":
+        cfg.update(widths=[4, 8], seeds=[0, 1], data_scale=0.01 if protocol == "paper" else 0.002,
+                   overrides={"training__max_epochs": 12, "training__snapshots": [1, 3, 6, 12],
+                              "perturbation__repeats": 3})
+        if protocol == "paper":
+            cfg["overrides"]["training__batch_size"] = 32
+        else:
+            cfg["overrides"]["training__batch_size"] = 64
+            cfg["overrides"]["data__n_val"] = 12800
+    elif size != "full":
+        raise ValueError(f"`size` must be 'quick' or 'full'; got {size!r}.")
+    if protocol == "code" and size == "full":
+        # scripts/lf_parallelized.sh (the code's own "full" script) draws 3 repeats per beta;
+        # scripts/lf_all.sh draws 30.  3 is used here (cost); recorded in the result.
+        cfg["overrides"]["perturbation__repeats"] = 3
+    for k, v in changes.items():
+        if k == "overrides":
+            cfg["overrides"] = {**cfg["overrides"], **v}
+        elif k in cfg:
+            cfg[k] = v
+        else:
+            raise ValueError(f"unknown study setting {k!r}; known: {sorted(cfg)}.")
+    return cfg
+
+
+def _protocol_of(cfg: dict) -> dict:
+    return get_protocol(cfg["protocol"], **cfg["overrides"])
+
+
+def _training_overrides(cfg) -> list:
+    """The overrides that change training (not the perturbation study): they identify a checkpoint."""
+    return sorted((k, repr(v)) for k, v in cfg["overrides"].items() if not k.startswith("perturbation__"))
+
+
+def _ckpt_path(cfg, target, m, seed):
+    if not cfg.get("workdir"):
+        return None
+    import hashlib
+
+    act = cfg.get("activation") or "default"
+    digest = hashlib.sha256(repr((_training_overrides(cfg), cfg["data_scale"], cfg["parameterisation"])).encode())
+    name = (f"{cfg['figure']}-{cfg['protocol']}-{cfg['parameterisation']}-{act}-{target}-m{m}-s{seed}-"
+            f"{digest.hexdigest()[:10]}.npz")
+    return os.path.join(cfg["workdir"], "ckpt", name)
+
+
+def _train_one(cfg, proto, net, data, target_name, m, seed, threshold, progress):
+    """Train one (target, width, seed); returns the FitState (resumed from its checkpoint if any)."""
+    init = proto["init"]
+    p0 = tr.init_params(net, init, np.random.default_rng([int(seed), int(m), 5]))
+    key = f"{cfg['figure']}|{cfg['protocol']}|{_training_overrides(cfg)}|{cfg['data_scale']}|" \
+          f"{net.to_dict()}|{target_name}|{m}|{seed}|{threshold}"
+    return tr.fit(net, p0, data, proto["training"], seed=int(seed) * 1000 + int(m), threshold=threshold,
+                  checkpoint=_ckpt_path(cfg, target_name, m, seed), key=key, progress=progress,
+                  label=f"{cfg['figure']}/{cfg['protocol']} {target_name} m={m} seed={seed}",
+                  time_budget=cfg.get("time_cap"))
+
+
+def _measure(cfg, proto, net, fs, data, seed, m) -> dict:
+    """Everything measured on one trained model: perturbation curve, spectra, snapshot errors."""
+    wt2 = tr.time_weights(data["Xt"].shape[1], proto["training"]["time_weight_power"])
+    swap = bool(proto.get("identity_swap"))
+    pst = tr.perturbation_study(net, fs.best_params, proto["perturbation"], data["Xt"], data["Yt"], wt2,
+                                identity_swap=swap, seed=int(seed) * 1000 + int(m))
+    g_eval = "identity" if (swap and net.g == "relu" and net.form != "free") else None
+    W = tr.recurrent_matrix(net, {**fs.best_params, **({"w": np.maximum(fs.best_params["w"], 0)} if g_eval else {})},
+                            g=g_eval)
+    radius = float(stability_radius(W).value) if pst["margin"] > 0 else 0.0
+    snap_e, snap_m, snap_ep = [], [], []
+    for ep in sorted(fs.snapshots):
+        sp = fs.snapshots[ep]
+        if g_eval:
+            sp = {**sp, "w": np.maximum(sp["w"], 0.0)}
+        e0 = float(tr.evaluate(net, {k: v[None] for k, v in sp.items()}, data["Xt"], data["Yt"], wt2, g=g_eval)[0])
+        Ws = tr.recurrent_matrix(net, sp, g=g_eval)
+        snap_ep.append(ep)
+        snap_e.append(e0)
+        snap_m.append(-float(np.linalg.eigvals(Ws).real.max()))
+    h = fs.history
+    return {
+        f"m{m}/betas": pst["betas"], f"m{m}/errors": pst["errors"], f"m{m}/shell_max": pst["shell_max"],
+        f"m{m}/ball_sup": pst["ball_sup"], f"m{m}/unstable": pst["unstable"], f"m{m}/error0": pst["error0"],
+        f"m{m}/margin": pst["margin"], f"m{m}/radius": radius, f"m{m}/first_unstable": pst["first_unstable"],
+        f"m{m}/blowup": pst["blowup"], f"m{m}/n_diverged": pst["n_diverged"],
+        f"m{m}/epochs": int(fs.epochs), f"m{m}/steps": int(fs.steps), f"m{m}/stopped": fs.stopped,
+        f"m{m}/best_val": float(fs.best_val), f"m{m}/last_val": float(fs.last_val),
+        f"m{m}/train_seconds": float(fs.seconds), f"m{m}/resumed": int(fs.resumed),
+        f"m{m}/history": h if h.size else np.zeros((0, 6)),
+        f"m{m}/snap_epochs": np.asarray(snap_ep, dtype=float), f"m{m}/snap_error0": np.asarray(snap_e, dtype=float),
+        f"m{m}/snap_margin": np.asarray(snap_m, dtype=float),
+    }
+
+
+def study_task(target: str, seed: int, width: int = 0, *, config: dict, rng=None) -> dict:
+    """One sweep task: train and measure one (target, seed) for one width (``width > 0``) or for all widths in order.
+
+    The sweep's ``rng`` is not used: every random draw comes from ``seed``,
+    so the numbers do not depend on the executor.
+    """
+    cfg = config
+    proto = _protocol_of(cfg)
+    target_obj = tr.make_target(proto["targets"][target])
+    data = tr.make_data(proto, target_obj, int(seed), scale=float(cfg["data_scale"]))
+    widths = [int(width)] if width else [int(m) for m in cfg["widths"]]
+    stop = proto["training"]["stop"]
+    out: dict = {"target": target, "seed": int(seed)}
+    thr = float(stop["first"]) if stop["kind"] == "width-to-width" else float(stop["value"])
+    progress = bool(cfg.get("progress")) or os.environ.get(_PROGRESS_ENV) == "1"
+    for m in widths:
+        net = tr.net_from_protocol(proto, cfg["parameterisation"], m, activation=cfg.get("activation"))
+        t0 = time.perf_counter()
+        fs = _train_one(cfg, proto, net, data, target, m, seed, thr, progress)
+        out.update(_measure(cfg, proto, net, fs, data, seed, m))
+        out[f"m{m}/threshold"] = thr
+        out[f"m{m}/task_seconds"] = time.perf_counter() - t0
+        if stop["kind"] == "width-to-width":
+            thr = float(stop["factor"]) * float(fs.last_val)
+        if progress:
+            print(f"[dynmem.experiments] {cfg['figure']}/{cfg['protocol']} {target} m={m} seed={seed}: "
+                  f"{fs.epochs} epochs ({fs.stopped}), val {fs.best_val:.3g}, E(0) {out[f'm{m}/error0']:.3g}, "
+                  f"margin {out[f'm{m}/margin']:.3g}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return out
+
+
+def _tasks(cfg, proto):
+    if proto["training"]["stop"]["kind"] == "width-to-width":
+        return [dict(target=t, seed=int(s), width=0) for t in cfg["targets"] for s in cfg["seeds"]]
+    return [dict(target=t, seed=int(s), width=int(m)) for t in cfg["targets"] for m in cfg["widths"]
+            for s in cfg["seeds"]]
+
+
+def _config_digest(cfg) -> str:
+    import hashlib
+    import json
+
+    from ..io import to_jsonable
+
+    keep = {k: v for k, v in cfg.items() if k not in ("workdir", "progress")}
+    return hashlib.sha256(json.dumps(to_jsonable(keep), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _run_tasks(cfg, tasks, executor, progress):
+    cfg = {k: v for k, v in cfg.items() if k != "progress"}
+    if progress:
+        os.environ[_PROGRESS_ENV] = "1"
+    fn = functools.partial(study_task, config=cfg)
+    if executor is None and not cfg.get("workdir"):
+        return [fn(**t) for t in tasks]
+    import tempfile
+
+    from ..sweep import Grid, load_sweep, run_sweep
+
+    grid = Grid.zip(target=[t["target"] for t in tasks], seed=[t["seed"] for t in tasks],
+                    width=[t["width"] for t in tasks])
+    ctx = tempfile.TemporaryDirectory(prefix="dynmem-study-") if not cfg.get("workdir") else None
+    root = ctx.name if ctx else cfg["workdir"]
+    store = os.path.join(root, f"store-{_config_digest(cfg)}")
+    try:
+        run_sweep(fn, grid, store, seed=0, executor=executor, progress=progress,
+                  label=f"[dynmem.experiments] {cfg['figure']}/{cfg['protocol']}")
+        table = load_sweep(store)
+    finally:
+        if ctx:
+            ctx.cleanup()
+    bad = [r for r in table.records if r.status != "done"]
+    if bad:
+        r = bad[0]
+        raise RuntimeError(f"{cfg['figure']}/{cfg['protocol']}: task {r.params} {r.status}: {r.error}\n{r.traceback}")
+    by = {(str(r.params["target"]), int(r.params["seed"]), int(r.params["width"])): r.result for r in table.records}
+    return [by[(t["target"], t["seed"], t["width"])] for t in tasks]
+
+
+def _f(x) -> list:
+    return [float(v) for v in np.asarray(x, dtype=float).ravel()]
+
+
+def _slope(x, y) -> float:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if ok.sum() < 2 or np.unique(x[ok]).size < 2:
+        return math.nan
+    return float(scipy.stats.linregress(np.log(x[ok]), np.log(y[ok])).slope)
+
+
+def _ci(values, level=0.95) -> dict:
+    """Mean and t-interval over seeds of finite values."""
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    n = int(v.size)
+    if n == 0:
+        return {"mean": math.nan, "lo": math.nan, "hi": math.nan, "n": 0, "values": []}
+    mean = float(v.mean())
+    if n == 1:
+        return {"mean": mean, "lo": math.nan, "hi": math.nan, "n": 1, "values": _f(v)}
+    half = float(scipy.stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": n, "values": _f(v)}
+
+
+def margin_error_fit(points: list) -> dict:
+    r"""Fit ``log margin = a + s log E_m(0)`` per seed; the slope's 95% t-interval over seeds.
+
+    ``points``: dicts with ``seed``, ``error0``, ``margin`` (every width and
+    every training snapshot of one target).  Only finite, positive pairs
+    enter.  The theorem predicts ``s > 0`` (margin -> 0 as the error -> 0)
+    for a polynomial-memory target and a bounded margin for an exponential
+    one.
+
+    Returns
+    -------
+    dict
+        ``per_seed`` slopes, ``slope`` (mean, lo, hi, n), ``pooled_slope``
+        (one regression over all points, with its standard error),
+        ``n_points``; and ``margin_floor``: the median margin over the
+        quarter of points with the smallest errors, and over the quarter
+        with the largest.
+    """
+    seeds = sorted({int(p["seed"]) for p in points})
+    per = []
+    for s in seeds:
+        e = [p["error0"] for p in points if int(p["seed"]) == s]
+        mg = [p["margin"] for p in points if int(p["seed"]) == s]
+        per.append(_slope(e, mg))
+    e = np.asarray([p["error0"] for p in points], float)
+    mg = np.asarray([p["margin"] for p in points], float)
+    ok = np.isfinite(e) & np.isfinite(mg) & (e > 0) & (mg > 0)
+    pooled = {"slope": math.nan, "stderr": math.nan}
+    low = high = math.nan
+    if ok.sum() >= 3:
+        r = scipy.stats.linregress(np.log(e[ok]), np.log(mg[ok]))
+        pooled = {"slope": float(r.slope), "stderr": float(r.stderr)}
+        order = np.argsort(e[ok])
+        q = max(1, ok.sum() // 4)
+        low = float(np.median(mg[ok][order[:q]]))
+        high = float(np.median(mg[ok][order[-q:]]))
+    return {"per_seed": per, "slope": _ci(per), "pooled_slope": pooled, "n_points": int(ok.sum()),
+            "margin_at_smallest_errors": low, "margin_at_largest_errors": high}
+
+
+def findings(target_results: dict) -> dict:
+    """The study's findings per target, from the data, with the criteria written into the result.
+
+    Criteria
+    --------
+    * *margin -> 0 with the error* (the theorem's mechanism): the lower end
+      of the 95% interval of the per-seed slope of ``log margin`` against
+      ``log E_m(0)`` is above 0.
+    * *margin bounded*: that interval's lower end is <= 0 (no evidence of a
+      margin that vanishes with the error).
+    * *boundary shrinks with m* (the figure's visible consequence): the
+      median over seeds of the log-log slope of the blow-up beta (and of the
+      first-unstable beta) against ``m`` is below ``-SLOPE_TOL``.
+    * *error falls with m*: the median slope of ``E_m(0)`` against ``m`` is negative.
+    """
+    out = {}
+    for tname, r in target_results.items():
+        fit = r["margin_vs_error"]
+        lo = fit["slope"]["lo"]
+        f = {
+            "margin_to_zero_with_error": bool(np.isfinite(lo) and lo > 0),
+            "margin_bounded": bool(not (np.isfinite(lo) and lo > 0)),
+            "margin_vs_error_slope": fit["slope"]["mean"], "margin_vs_error_ci": [fit["slope"]["lo"], fit["slope"]["hi"]],
+        }
+        for key in ("blowup", "first_unstable", "margin", "error0", "crossing"):
+            s = r["slopes"][key]["median"]
+            f[f"{key}_slope_median"] = s
+        f["blowup_shrinks_with_m"] = bool(np.isfinite(f["blowup_slope_median"]) and f["blowup_slope_median"] < -SLOPE_TOL)
+        f["margin_shrinks_with_m"] = bool(np.isfinite(f["margin_slope_median"]) and f["margin_slope_median"] < -SLOPE_TOL)
+        f["error_falls_with_m"] = bool(np.isfinite(f["error0_slope_median"]) and f["error0_slope_median"] < 0)
+        out[tname] = f
+    return out
+
+
+def _merge(cfg, proto, tasks, results, seconds) -> dict:
+    widths = [int(m) for m in cfg["widths"]]
+    per_target = {}
+    for tname in cfg["targets"]:
+        rows = {str(m): {k: [] for k in ("error0", "margin", "radius", "first_unstable", "blowup", "ball_sup",
+                                         "shell_max", "epochs", "steps", "stopped", "best_val", "last_val",
+                                         "train_seconds", "threshold", "unstable", "resumed")} for m in widths}
+        points, per_seed = [], []
+        betas = None
+        for s in cfg["seeds"]:
+            res = {}
+            for t, r in zip(tasks, results):
+                if t["target"] == tname and int(t["seed"]) == int(s):
+                    res.update(r)
+            for m in widths:
+                row = rows[str(m)]
+                betas = _f(res[f"m{m}/betas"])
+                for k in ("error0", "margin", "radius", "first_unstable", "blowup", "best_val", "last_val",
+                          "train_seconds", "threshold"):
+                    row[k].append(float(res[f"m{m}/{k}"]))
+                for k in ("epochs", "steps", "resumed"):
+                    row[k].append(int(res[f"m{m}/{k}"]))
+                row["stopped"].append(str(res[f"m{m}/stopped"]))
+                row["ball_sup"].append(_f(res[f"m{m}/ball_sup"]))
+                row["shell_max"].append(_f(res[f"m{m}/shell_max"]))
+                row["unstable"].append([int(u) for u in np.asarray(res[f"m{m}/unstable"]).ravel()])
+                for ep, e0, mg in zip(_f(res[f"m{m}/snap_epochs"]), _f(res[f"m{m}/snap_error0"]),
+                                      _f(res[f"m{m}/snap_margin"])):
+                    points.append({"seed": int(s), "m": m, "epoch": ep, "error0": e0, "margin": mg, "kind": "snapshot"})
+                points.append({"seed": int(s), "m": m, "epoch": float(res[f"m{m}/epochs"]),
+                               "error0": float(res[f"m{m}/error0"]), "margin": float(res[f"m{m}/margin"]),
+                               "kind": "final"})
+            b = np.asarray(betas)
+            pos = b > 0
+            crossing = []
+            for m1, m2 in zip(widths[:-1], widths[1:]):
+                first, _ = crossings_of(b[pos], np.asarray(res[f"m{m1}/ball_sup"])[pos], np.asarray(res[f"m{m2}/ball_sup"])[pos])
+                crossing.append(float(first))
+            seed_slopes = {k: _slope(widths, [res[f"m{m}/{k}"] for m in widths])
+                           for k in ("error0", "margin", "blowup", "first_unstable", "radius")}
+            seed_slopes["crossing"] = _slope(widths[1:], crossing)
+            per_seed.append({"seed": int(s), "crossing": crossing, "slopes": seed_slopes})
+        slopes = {}
+        for k in ("error0", "margin", "blowup", "first_unstable", "radius", "crossing"):
+            vals = [ps["slopes"][k] for ps in per_seed]
+            fin = [v for v in vals if np.isfinite(v)]
+            slopes[k] = {"per_seed": vals, "median": float(np.median(fin)) if fin else math.nan}
+        for m in widths:
+            row = rows[str(m)]
+            for k in ("error0", "margin", "blowup", "first_unstable"):
+                row[f"{k}_median"] = float(np.median(row[k]))
+        final_pts = [p for p in points if p["kind"] == "final"]
+        per_target[tname] = {
+            "target": proto["targets"][tname], "betas": betas, "per_width": rows, "per_seed": per_seed,
+            "slopes": slopes, "points": points,
+            "margin_vs_error": margin_error_fit(points),
+            "margin_vs_error_final_only": margin_error_fit(final_pts),
+        }
+    budget = {
+        "epochs": {t: {m: per_target[t]["per_width"][str(m)]["epochs"] for m in widths} for t in cfg["targets"]},
+        "steps_total": int(sum(sum(per_target[t]["per_width"][str(m)]["steps"]) for t in cfg["targets"] for m in widths)),
+        "train_seconds_total": float(sum(sum(per_target[t]["per_width"][str(m)]["train_seconds"])
+                                         for t in cfg["targets"] for m in widths)),
+        "stopped": {t: {m: per_target[t]["per_width"][str(m)]["stopped"] for m in widths} for t in cfg["targets"]},
+        "full_budget_epochs": int(proto["training"]["max_epochs"]),
+    }
+    return {
+        "experiment": cfg["figure"], "protocol_name": cfg["protocol"], "size": cfg["size"],
+        "protocol": proto, "config": {k: v for k, v in cfg.items() if k != "progress"},
+        "widths": widths, "seeds": [int(s) for s in cfg["seeds"]], "targets": per_target,
+        "findings": findings(per_target), "budget": budget, "seconds": seconds,
+    }
+
+
+def run_study(cfg: dict, *, executor=None, progress: bool = False) -> dict:
+    """Run one study (see the module notes) and return its JSON-serialisable result.
+
+    Parameters
+    ----------
+    cfg : dict
+        From :func:`study_config`.  ``workdir`` (optional) holds the training
+        checkpoints and the sweep store, so an interrupted call resumes.
+    executor : concurrent.futures.Executor, optional
+        Run the tasks on it (a process pool, a Dask executor); same numbers as serial.
+    progress : bool
+        Progress lines on stderr (per epoch milestones, per trained model, sweep ETA).
+    """
+    start = time.perf_counter()
+    proto = _protocol_of(cfg)
+    tasks = _tasks(cfg, proto)
+    results = _run_tasks(cfg, tasks, executor, progress)
+    return _merge(cfg, proto, tasks, results, time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------
+# figure
+
+
+def _pos(a):
+    a = np.asarray(a, dtype=float)
+    return np.where(np.isfinite(a) & (a > 0), a, np.nan)
+
+
+def plot_study(result: dict, path: str, title: str = "") -> None:
+    """Per target: median ``E_m(beta)`` per width (log-log) and margin against ``E_m(0)`` (all snapshots)."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_savefig
+
+    targets = list(result["targets"])
+    fig, axes = plt.subplots(len(targets), 2, figsize=(11, 4 * len(targets)), squeeze=False)
+    widths = result["widths"]
+    colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(widths)))
+    for row, tname in enumerate(targets):
+        r = result["targets"][tname]
+        b = np.asarray(r["betas"], float)
+        pos = b > 0
+        ax = axes[row, 0]
+        for col, m in zip(colors, widths):
+            curves = np.asarray(r["per_width"][str(m)]["ball_sup"], float)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.median(curves, axis=0)
+            ax.plot(b[pos], _pos(med[pos]), color=col, marker="o", ms=2.5, label=f"m = {m}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set(xlabel=r"$\beta$", ylabel=r"$E_m(\beta)$ (median over seeds)",
+               title=f"{title} target {tname}, protocol {result['protocol_name']}")
+        ax.legend(fontsize=7)
+        ax = axes[row, 1]
+        for col, m in zip(colors, widths):
+            pts = [p for p in r["points"] if p["m"] == m]
+            e = _pos([p["error0"] for p in pts])
+            mg = _pos([p["margin"] for p in pts])
+            fin = [p["kind"] == "final" for p in pts]
+            ax.scatter(e, mg, s=10, color=col, alpha=0.5)
+            ax.scatter(e[fin], mg[fin], s=40, color=col, edgecolor="k", label=f"m = {m} (final)")
+        fit = r["margin_vs_error"]["slope"]
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set(xlabel=r"achieved error $E_m(0)$", ylabel=r"spectral margin $-\alpha(W_m)$",
+               title=f"margin vs error: slope {fit['mean']:.2f} [{fit['lo']:.2f}, {fit['hi']:.2f}] (95% over seeds)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)
