@@ -115,7 +115,32 @@ def _symmetric_psd(name: str, value, m: int, *, definite: bool) -> np.ndarray:
 
 
 def _eigvals(W: np.ndarray) -> np.ndarray:
-    return scipy.linalg.eigvals(W, check_finite=False)
+    """Eigenvalues of a finite real square matrix, robust to the scale of its entries.
+
+    A triangular (in particular diagonal) ``W`` gets its diagonal, exactly.
+    Otherwise ``W`` is scaled by a power of two near ``1 / max |W_ij|`` (exact
+    in binary floating point, so no rounding is added and ``W W`` cannot
+    overflow inside LAPACK) and handed to LAPACK ``geev`` through
+    :func:`numpy.linalg.eigvals`, which balances (permutes and scales) first;
+    the eigenvalues are scaled back.  ``scipy.linalg.eigvals`` returned
+    1.5e138 for ``diag(1e200, -1)`` (issue 16); this path returns 1e200.
+    Eigenvalues are backward stable with respect to ``max |W_ij|``: an
+    eigenvalue much smaller than the largest entry of a dense ``W`` is only
+    known to ``~ eps * max |W_ij|``.
+    """
+    if W.shape[0] == 1 or not np.any(np.tril(W, -1)) or not np.any(np.triu(W, 1)):
+        return np.diag(W).astype(np.complex128)
+    big = float(np.max(np.abs(W)))
+    if big == 0.0:
+        return np.zeros(W.shape[0], dtype=np.complex128)
+    e = int(np.frexp(big)[1])
+    scaled = np.ldexp(W, -e)
+    lam = np.linalg.eigvals(scaled)
+    with np.errstate(over="ignore"):
+        lam = np.ldexp(lam.real, e) + 1j * np.ldexp(lam.imag, e)
+    if not np.all(np.isfinite(lam)):
+        raise FloatingPointError(f"an eigenvalue of `W` is not finite (max |W_ij| = {big:.3g}).")
+    return lam.astype(np.complex128)
 
 
 def _mu2(W: np.ndarray) -> float:

@@ -71,7 +71,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from . import io as _io
-from ._validation import check_int, describe
+from ._validation import check_int, check_positive, describe
 
 __all__ = [
     "Grid",
@@ -986,7 +986,6 @@ def _import_distributed():
     return distributed
 
 
-@contextlib.contextmanager
 def dask_executor(address, *, timeout: float = 30.0):
     """A :class:`concurrent.futures.Executor` on a Dask cluster: ``Client(address).get_executor()``.
 
@@ -998,21 +997,29 @@ def dask_executor(address, *, timeout: float = 30.0):
     timeout : float
         Seconds to wait for the scheduler.
 
-    Yields
-    ------
-    concurrent.futures.Executor
+    Returns
+    -------
+    context manager yielding a concurrent.futures.Executor
         Pass it to :func:`run_sweep` (or ``dynmem reproduce --scheduler``).
         The client is closed on exit; a cluster passed in is left running.
 
     Raises
     ------
+    TypeError, ValueError
+        Checked when called (before the ``with``): ``address`` of the wrong
+        type, ``timeout`` not a positive finite number.
     ImportError
         If dask.distributed is not installed (``pip install 'dynmem[distributed]'``).
     """
     if not (isinstance(address, str) or hasattr(address, "scheduler_address")):
         raise TypeError(f"`address` must be a scheduler address such as 'tcp://host:8786' or a Dask cluster; "
                         f"got {describe(address)}.")
-    timeout = float(timeout)
+    timeout = check_positive("timeout", timeout)
+    return _dask_executor(address, timeout)
+
+
+@contextlib.contextmanager
+def _dask_executor(address, timeout: float):
     distributed = _import_distributed()
     client = distributed.Client(address, timeout=timeout, set_as_default=False)
     try:
