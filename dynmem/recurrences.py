@@ -409,7 +409,8 @@ def forward(model, X, *, h0=None) -> Trajectory:
     # straight into the state array (H[k+1] holds U x_k until step k; the
     # kernel adds b in the pass that adds h_k W^T, saving a pass over H).
     P = H[1:].reshape(T * B, m)
-    np.dot(Xt.reshape(T * B, d), np.ascontiguousarray(model.U.T), out=P)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow here surfaces as a non-finite state below
+        np.dot(Xt.reshape(T * B, d), np.ascontiguousarray(model.U.T), out=P)
     Yt = np.empty((T, B))
     bad = _forward_kernel(_rw(model.W), _rw(model.b), _rw(model.c), h0_arr, float(gamma), float(eta), code, H, S, Yt)
     if bad >= 0:
