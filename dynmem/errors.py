@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["DynmemOverflowWarning", "warn_overflow"]
+__all__ = ["DynmemOverflowWarning", "FloatOverflowError", "warn_overflow"]
 
 
 class DynmemOverflowWarning(RuntimeWarning):
@@ -46,6 +46,15 @@ class DynmemOverflowWarning(RuntimeWarning):
     than ``numpy.finfo(float).max`` (about 1.8e308).  Filter it with
     ``warnings.simplefilter("error", dm.DynmemOverflowWarning)`` to turn it
     into an exception.
+    """
+
+
+class FloatOverflowError(FloatingPointError, OverflowError):
+    """A quantity that must be returned finite overflowed float64.
+
+    A :class:`FloatingPointError` (the policy's error for non-finite
+    intermediates) that is also an :class:`OverflowError`, for code that
+    caught the latter.
     """
 
 

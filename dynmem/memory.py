@@ -571,6 +571,7 @@ def memory_function(
     fd_step = check_positive("fd_step", fd_step)
     n_directions = check_int("n_directions", n_directions, minimum=1)
     max_vertex_dim = check_int("max_vertex_dim", max_vertex_dim, minimum=0)
+    rng = check_rng("rng", rng)  # checked even where no random directions are drawn
     nonlinear_default = (0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 
     # Teacher-style targets delegate to their model.

@@ -418,6 +418,10 @@ def forward(model, X, *, h0=None) -> Trajectory:
             f"the recurrence diverged: the hidden state h_{bad} became non-finite (step {bad} of {T}); "
             f"every state is checked, so a state that overflows and comes back is caught too."
         )
+    if not np.all(np.isfinite(Yt)):  # finite states whose read-out c^T h overflows
+        k = int(np.flatnonzero(~np.all(np.isfinite(Yt), axis=1))[0])
+        raise FloatingPointError(f"the output y_{k} = c^T h_{k + 1} overflowed float64 (the states are finite but "
+                                 f"too large for the read-out).")
     y = Yt.T
     return Trajectory(y=y, h=H.transpose(1, 0, 2), model=model, _X=Xt, _H=H, _S=S, _h0_shape=h0_shape)
 

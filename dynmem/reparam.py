@@ -214,7 +214,8 @@ class Reparam:
                                          f"at w = {describe(w)}.")
             return np.where(r == 0, np.inf, val)
 
-        return _policy(f"{self.name} gradient_scale(w)", compute, exempt=(r == 0))
+        # Only "direct" (f(w) = w) has a true pole; elsewhere r = 0 is an underflow and inf an overflow.
+        return _policy(f"{self.name} gradient_scale(w)", compute, exempt=(r == 0) & (self.name == "direct"))
 
     def stability_bound(self, beta):
         r"""``g(beta)``, the bound on ``sup_{|w~ - w| <= beta} S(w, w~)`` (uniform in ``w``).
