@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from . import (
     activations,
     adjoint,
+    errors,
     inputs,
     memory,
     models,
@@ -24,6 +25,7 @@ from . import (
     train,
 )
 from .activations import Activation, available_activations, get_activation
+from .errors import DynmemOverflowWarning
 from .adjoint import AdjointResult, adjoint_gradient
 from .inputs import (
     FunctionPath,
@@ -65,6 +67,8 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "__version__",
+    # numerical-failure policy (dynmem.errors)
+    "DynmemOverflowWarning",
     # models
     "CTRNN",
     "LinearRNN",

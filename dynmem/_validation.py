@@ -20,6 +20,7 @@ __all__ = [
     "check_positive",
     "check_nonnegative",
     "check_int",
+    "check_rng",
     "describe",
 ]
 
@@ -155,3 +156,29 @@ def check_increasing(name: str, t: np.ndarray, *, strict: bool = True) -> np.nda
                 f"`{name}` must be {rule}; got {name}[{i}] = {float(t[i])!r} followed by {name}[{i + 1}] = {float(t[i + 1])!r}."
             )
     return t
+
+
+def check_rng(name: str, value) -> np.random.Generator:
+    """``numpy.random.default_rng(value)``, with an error that names the argument.
+
+    Accepts what :func:`numpy.random.default_rng` accepts: ``None``, a
+    non-negative int (or a sequence of them), a :class:`numpy.random.SeedSequence`,
+    a :class:`numpy.random.BitGenerator` or a :class:`numpy.random.Generator`.
+    """
+    if isinstance(value, np.random.Generator):
+        return value
+    if isinstance(value, (bool, np.bool_, str, bytes, float, complex)) or (
+        isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+    ):
+        raise TypeError(
+            f"`{name}` must be None, a non-negative int, a SeedSequence, a BitGenerator or a numpy Generator "
+            f"(anything numpy.random.default_rng accepts); got {describe(value)}."
+        )
+    try:
+        return np.random.default_rng(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(
+            f"`{name}` must be None, a non-negative int, a SeedSequence, a BitGenerator or a numpy Generator "
+            f"(anything numpy.random.default_rng accepts); got {describe(value)} ({exc})."
+        ) from None

@@ -120,7 +120,11 @@ def _executor(workers, scheduler):
 
 
 def sweep_status(path: str, *, out=None) -> int:
-    """Print a summary of the sweep store at ``path``; return the exit status (2 if it is not a store)."""
+    """Print a summary of the sweep store at ``path``; return the exit status.
+
+    0: a readable store; 1: some task files are damaged (listed by name);
+    2: not a sweep store, or its manifest is malformed (one line on stderr).
+    """
     from .sweep import load_sweep
 
     out = out or sys.stdout
@@ -134,7 +138,8 @@ def sweep_status(path: str, *, out=None) -> int:
     print(f"sweep store {table.path}", file=out)
     print(f"  study:   {table.study}", file=out)
     print(f"  axes:    {', '.join(table.axes)} ({table.n_tasks} tasks)", file=out)
-    print(f"  tasks:   {table.n_done} done, {table.n_failed} failed, {table.n_pending} pending", file=out)
+    print(f"  tasks:   {table.n_done} done, {table.n_failed} failed, {table.n_pending} pending"
+          + (f", {table.n_damaged} damaged" if table.n_damaged else ""), file=out)
     mean = table.seconds / len(finished) if finished else float("nan")
     print(f"  time:    {table.seconds:.2f} s of task time in total ({mean:.3g} s per finished task)"
           + (f" on {', '.join(hosts)}" if hosts else ""), file=out)
@@ -146,6 +151,12 @@ def sweep_status(path: str, *, out=None) -> int:
             if r.status == "failed":
                 params = " ".join(f"{k}={v}" for k, v in r.params.items())
                 print(f"  [{r.index}] {r.key} {params}: {r.error}", file=out)
+    if table.n_damaged:
+        print("damaged tasks (recomputed when the sweep is run again):", file=out)
+        for r in table.records:
+            if r.status == "damaged":
+                print(f"  [{r.index}] {r.key}: {r.error}", file=out)
+        return 1
     return 0
 
 

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
+from ._validation import as_float_array, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe, check_rng
 
 __all__ = [
     "InputPath",
@@ -228,6 +228,17 @@ class FunctionPath(InputPath):
         return np.stack([np.asarray(self.fn(ti), dtype=float).reshape(self.dim_) for ti in t])
 
 
+def _amplitude(x) -> np.ndarray:
+    x = as_float_array("x", np.atleast_1d(x) if not isinstance(x, (str, bytes)) else x, ndim=1)
+    if x.size < 1:
+        raise ValueError(f"`x` must hold at least one amplitude (input dimension d >= 1); got shape {x.shape}.")
+    return x
+
+
+# More pieces than this would not fit in memory (and a path of them could not be simulated).
+_MAX_PIECES = 10**8
+
+
 def step(x, *, t_jump: float = 0.0, t_start: float | None = None, t_end: float = np.inf) -> PiecewiseConstant:
     """Heaviside input ``u^x(t) = x * 1[t >= t_jump]`` ([WLL] Def. 3.1).
 
@@ -243,7 +254,7 @@ def step(x, *, t_jump: float = 0.0, t_start: float | None = None, t_end: float =
     t_end : float
         End of the domain (``inf`` by default).
     """
-    x = as_float_array("x", np.atleast_1d(x), ndim=1)
+    x = _amplitude(x)
     t_jump = check_finite("t_jump", t_jump)
     if not (isinstance(t_end, (int, float, np.floating, np.integer)) and t_end > t_jump):
         raise ValueError(f"`t_end` must be greater than t_jump = {t_jump}; got {describe(t_end)}.")
@@ -262,7 +273,7 @@ def impulse(x, *, width: float, t0: float = 0.0, t_end: float = np.inf) -> Piece
     As ``width -> 0`` a linear system's response tends to its impulse
     response ``c^T e^{W t} U x``; the error is ``O(width)``.
     """
-    x = as_float_array("x", np.atleast_1d(x), ndim=1)
+    x = _amplitude(x)
     width = check_positive("width", width)
     t0 = check_finite("t0", t0)
     if not t_end > t0 + width:
@@ -284,11 +295,18 @@ def white_noise(dim: int, t_end: float, dt: float, *, scale: float = 1.0, t_star
     t_start = check_finite("t_start", t_start)
     if not (np.isfinite(t_end) and t_end > t_start):
         raise ValueError(f"`t_end` must be finite and greater than t_start = {t_start}; got {t_end}.")
-    grid = t_start + dt * np.arange(int(np.ceil((t_end - t_start) / dt)) + 1)
+    with np.errstate(over="ignore"):
+        n_pieces = (t_end - t_start) / dt
+    if not n_pieces <= _MAX_PIECES:
+        raise ValueError(
+            f"`dt` must be at least (t_end - t_start) / {_MAX_PIECES:.0e} so that the noise has at most "
+            f"{_MAX_PIECES:.0e} pieces; got dt = {dt!r} on [{t_start!r}, {t_end!r}] ({n_pieces:.3g} pieces)."
+        )
+    grid = t_start + dt * np.arange(int(np.ceil(n_pieces)) + 1)
     # Drop grid points that rounding put at (or a hair before) t_end, then end exactly there.
     knots = np.append(grid[grid < t_end - 1e-9 * dt], t_end)
     n = knots.size - 1
-    rng = np.random.default_rng(rng)
+    rng = check_rng("rng", rng)
     values = rng.standard_normal((n, d)) * (scale / np.sqrt(dt))
     return PiecewiseConstant(knots, values)
 

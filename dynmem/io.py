@@ -2,7 +2,9 @@
 
 Everything is written to a temporary file in the destination folder and then
 renamed into place with :func:`os.replace`, so an interrupted run never leaves
-a half-written file under the final name.
+a half-written file under the final name.  Files get the permissions the
+umask gives a newly created file (``0666 & ~umask``), like any other file the
+user writes, not :func:`tempfile.mkstemp`'s ``0600``.
 """
 
 from __future__ import annotations
@@ -14,13 +16,32 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_savez", "atomic_savefig", "read_json", "to_jsonable"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_write_json", "atomic_savez", "atomic_savefig", "read_json", "to_jsonable"]
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the platform allows."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)  # not thread-safe, hence the /proc path first
+    os.umask(old)
+    return old
 
 
 def _tmp_in(path: str, suffix: str) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".dynmem-", suffix=suffix, dir=folder)
+    try:
+        # mkstemp creates 0600; a result file gets what open() would give it (0666 minus the umask).
+        os.fchmod(fd, 0o666 & ~_umask())
+    except (OSError, AttributeError):  # pragma: no cover - platforms without fchmod
+        pass
     os.close(fd)
     return tmp
 
@@ -43,6 +64,11 @@ def _atomic_write(path: str, suffix: str, mode: str, write) -> None:
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     _atomic_write(path, ".tmp", "w", lambda fh: fh.write(text))
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    _atomic_write(path, ".tmp", "wb", lambda fh: fh.write(data))
 
 
 def atomic_savez(path: str, arrays: dict) -> None:

@@ -54,8 +54,9 @@ import scipy.optimize
 import scipy.special
 from scipy.integrate import solve_ivp
 
-from ._validation import as_float_array, check_choice, check_increasing, check_int, check_positive, describe
+from ._validation import as_float_array, check_choice, check_increasing, check_int, check_positive, describe, check_rng
 from .activations import get_activation
+from .errors import warn_overflow
 from .inputs import step
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN, _recurrence_coefficients
 from .simulate import METHODS, SimulationError
@@ -164,6 +165,52 @@ def _expm_times_vector(A: np.ndarray, v: np.ndarray, t: np.ndarray, anchor_every
     return out
 
 
+def expm_action_scaled(A: np.ndarray, v: np.ndarray, t: np.ndarray, anchor_every: int = 1024):
+    """``e^{A t_i} v = e^{s_i} w_i`` without overflow: returns ``(w, s)``, shapes (n, m) and (n,).
+
+    ``s_i = 0`` wherever the direct product (:func:`_expm_times_vector`) is
+    finite.  Where it overflows (a non-Hurwitz ``A`` at large ``t``) the
+    growth is factored out exactly, ``e^{A t} = e^{alpha t} e^{(A - alpha I) t}``
+    with ``alpha = alpha(A) > 0``, and ``e^{(A - alpha I) t} v`` (abscissa 0:
+    at most polynomial growth) is computed instead, ``s_i = alpha t_i``.  Shared
+    by :func:`linear_memory`, :func:`memory_function` and
+    :meth:`dynmem.models.LinearRNN.kernel`.
+
+    Raises
+    ------
+    FloatingPointError
+        If even the shifted product is not finite (transient growth beyond
+        float64 in a strongly non-normal ``A``).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = _expm_times_vector(A, v, t, anchor_every)
+    s = np.zeros(t.size)
+    bad = ~np.all(np.isfinite(w), axis=1)
+    if not np.any(bad):
+        return w, s
+    from .spectra import spectral_abscissa
+
+    alpha = spectral_abscissa(A)
+    if alpha > 0:
+        tb = t[bad]
+        with np.errstate(over="ignore", invalid="ignore"):
+            w[bad] = _expm_times_vector(A - alpha * np.eye(A.shape[0]), v, tb, anchor_every)
+        s[bad] = alpha * tb
+    if not np.all(np.isfinite(w)):
+        i = int(np.flatnonzero(~np.all(np.isfinite(w), axis=1))[0])
+        raise FloatingPointError(
+            f"e^(W t) overflows float64 at t = {float(t[i])!r} even after factoring out e^(alpha t) "
+            f"(alpha(W) = {alpha:.6g}): the transient growth of this non-normal W exceeds float64."
+        )
+    return w, s
+
+
+def scaled_to_float(mag: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``mag * e^s`` for ``mag >= 0`` (broadcast), evaluated as ``exp(log mag + s)``: ``inf`` on overflow, never NaN."""
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.where(mag > 0, np.exp(np.log(np.where(mag > 0, mag, 1.0)) + s), 0.0)
+
+
 def _uniform_steps(t: np.ndarray) -> np.ndarray:
     # Snap steps that agree to rounding so a linspace grid reuses one expm.
     if t.size < 2:
@@ -203,15 +250,20 @@ def linear_memory(model: LinearRNN, t, *, anchor_every: int = 1024) -> MemoryRes
     lin = _as_linear(model)
     t = _check_times(t)
     anchor_every = check_int("anchor_every", anchor_every, minimum=1)
-    v = _expm_times_vector(np.array(lin.W.T), np.array(lin.c), _uniform_steps(t), anchor_every)  # (n, m)
-    rho = v @ lin.U  # (n, d)
-    values = np.abs(rho).sum(axis=1)
+    w, s = expm_action_scaled(np.array(lin.W.T), np.array(lin.c), _uniform_steps(t), anchor_every)  # (n, m)
+    rho = w @ lin.U  # (n, d), times e^{s}
+    values = scaled_to_float(np.abs(rho).sum(axis=1), s)
     argmax = np.where(rho >= 0, 1.0, -1.0)
     d = lin.inputs
+    message = "closed form |U^T e^{W^T t} c|_1 (the same for every input variant and normalisation)"
+    n_inf = int(np.sum(np.isinf(values)))
+    if n_inf:
+        message += f"; {n_inf} values exceed float64 and are inf (non-Hurwitz W)"
+        warn_overflow("linear_memory", n_inf, values.size,
+                      f"non-Hurwitz W, first at t = {float(t[np.argmax(np.isinf(values))])!r}")
     return MemoryResult(t=t, values=values, argmax=argmax, directions=argmax.copy() if d > 0 else argmax,
                         amplitudes=np.array([1.0]), probe_values=None, input="heaviside", normalize="x",
-                        method="closed-form", success=True,
-                        message="closed form |U^T e^{W^T t} c|_1 (the same for every input variant and normalisation)")
+                        method="closed-form", success=True, message=message)
 
 
 def _as_linear(model) -> LinearRNN:
@@ -254,7 +306,7 @@ def _directions(d: int, directions, n_directions: int, max_vertex_dim: int, rng)
         return D / norms[:, None]
     if d <= max_vertex_dim:
         return np.array(list(product((1.0, -1.0), repeat=d)))
-    rng = np.random.default_rng(rng)
+    rng = check_rng("rng", rng)
     return rng.choice((-1.0, 1.0), size=(n_directions, d))
 
 
@@ -274,7 +326,8 @@ def _norm_factor(amps: np.ndarray, normalize: str) -> np.ndarray:
 def _reduce(t, probe_vals, probes, directions, amps, input, normalize, method, message="") -> MemoryResult:
     best = np.argmax(probe_vals, axis=0)
     values = probe_vals[best, np.arange(t.size)]
-    ok = bool(np.all(np.isfinite(values)))
+    # The closed form's inf is an exact value beyond float64 (warned about), not a failure.
+    ok = bool(np.all(np.isfinite(values)) or (method == "closed-form" and not np.any(np.isnan(values))))
     return MemoryResult(t=t, values=values, argmax=probes[best], directions=directions, amplitudes=amps,
                         probe_values=probe_vals, input=input, normalize=normalize, method=method,
                         success=ok, message=message or ("" if ok else "non-finite memory values"))
@@ -518,6 +571,7 @@ def memory_function(
     fd_step = check_positive("fd_step", fd_step)
     n_directions = check_int("n_directions", n_directions, minimum=1)
     max_vertex_dim = check_int("max_vertex_dim", max_vertex_dim, minimum=0)
+    rng = check_rng("rng", rng)  # checked even where no random directions are drawn
     nonlinear_default = (0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 
     # Teacher-style targets delegate to their model.
@@ -540,10 +594,16 @@ def memory_function(
         lin = _as_linear(H)
         D = _directions(lin.inputs, directions, n_directions, max_vertex_dim, rng)
         amps = _amplitudes(amplitudes, (1.0,))
-        v = _expm_times_vector(np.array(lin.W.T), np.array(lin.c), _uniform_steps(t), 1024) @ lin.U  # (n, d)
+        w, s = expm_action_scaled(np.array(lin.W.T), np.array(lin.c), _uniform_steps(t), 1024)
+        v = w @ lin.U  # (n, d), times e^{s}
         probes = (D[:, None, :] * amps[None, :, None]).reshape(-1, lin.inputs)
-        vals = np.abs(probes @ v.T) / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
-        return _reduce(t, vals, probes, D, amps, input, normalize, "closed-form")
+        vals = scaled_to_float(np.abs(probes @ v.T) / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None],
+                               s[None, :])
+        n_inf = int(np.sum(np.isinf(vals.max(axis=0))))
+        if n_inf:
+            warn_overflow("memory_function", n_inf, t.size, "non-Hurwitz W")
+        return _reduce(t, vals, probes, D, amps, input, normalize, "closed-form",
+                       message=f"{n_inf} values exceed float64 and are inf (non-Hurwitz W)" if n_inf else "")
 
     if isinstance(H, LinearRNN):
         H = H.as_ctrnn()

@@ -31,7 +31,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.linalg
 
-from ._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe
+from ._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
 from .activations import available_activations, get_activation
 from .spectra import spectral_abscissa
 
@@ -153,9 +153,29 @@ def _random_io(m: int, d: int, rng: np.random.Generator, input_scale: float, bia
     return U, b, c
 
 
+# Above this |alpha|, the shift A - s I rounds away the random part of W (entries of order 1)
+# beyond 8 significant digits: refuse rather than build a model that is s I to rounding.
+_MAX_ABSCISSA = 1e8
+
+
+def _check_abscissa(value) -> float:
+    target = check_finite("spectral_abscissa", value)
+    if abs(target) > _MAX_ABSCISSA:
+        raise ValueError(
+            f"`spectral_abscissa` must satisfy |spectral_abscissa| <= {_MAX_ABSCISSA:g} (a larger shift of the "
+            f"order-1 random matrix would round its entries away); got {target!r}. Scale time instead: "
+            f"W / s has abscissa alpha / s."
+        )
+    return target
+
+
 def _shift_to_abscissa(A: np.ndarray, target: float) -> np.ndarray:
     # alpha(A - s I) = alpha(A) - s, so the shift puts the abscissa exactly at `target`.
-    return A - (spectral_abscissa(A) - target) * np.eye(A.shape[0])
+    W = A - (spectral_abscissa(A) - target) * np.eye(A.shape[0])
+    got = spectral_abscissa(W)
+    if not abs(got - target) <= 1e-9 * max(1.0, abs(target)):  # pragma: no cover - a safety net
+        raise FloatingPointError(f"could not place the spectral abscissa at {target!r}: got {got!r}.")
+    return W
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -219,8 +239,8 @@ class CTRNN(_ParamModel):
         """
         m = check_int("hidden", hidden, minimum=1)
         d = check_int("inputs", inputs, minimum=1)
-        target = check_finite("spectral_abscissa", spectral_abscissa)
-        rng = np.random.default_rng(rng)
+        target = _check_abscissa(spectral_abscissa)
+        rng = check_rng("rng", rng)
         W = _shift_to_abscissa(_random_matrix(m, rng, normal), target)
         U, b, c = _random_io(m, d, rng, input_scale, bias_scale)
         return cls(W, U, b, c, activation=activation)
@@ -265,8 +285,8 @@ class LinearRNN(_ParamModel):
         """A random linear RNN with ``alpha(W) = spectral_abscissa`` (see :meth:`CTRNN.random`)."""
         m = check_int("hidden", hidden, minimum=1)
         d = check_int("inputs", inputs, minimum=1)
-        target = check_finite("spectral_abscissa", spectral_abscissa)
-        rng = np.random.default_rng(rng)
+        target = _check_abscissa(spectral_abscissa)
+        rng = check_rng("rng", rng)
         W = _shift_to_abscissa(_random_matrix(m, rng, normal), target)
         U, _, c = _random_io(m, d, rng, input_scale, 0.0)
         return cls(W, U, c)
@@ -289,12 +309,46 @@ class LinearRNN(_ParamModel):
         Returns
         -------
         ndarray, shape (n, d)
-            Computed with :func:`scipy.linalg.expm` at each time.
+            Computed with :func:`scipy.linalg.expm` at each time.  Where
+            ``e^{W t}`` overflows (non-Hurwitz ``W``, large ``t``) the growth
+            ``e^{alpha t}`` is factored out and the entry is evaluated in log
+            space: a value beyond float64 is ``+-inf`` with a
+            :class:`~dynmem.errors.DynmemOverflowWarning`, never NaN.
         """
         t = as_float_array("t", t, ndim=1)
         if np.any(t < 0):
             raise ValueError(f"`t` must be non-negative; got min(t) = {t.min()}.")
-        return np.stack([self.c @ scipy.linalg.expm(self.W * ti) @ self.U for ti in t]) if t.size else np.zeros((0, self.inputs))
+        if not t.size:
+            return np.zeros((0, self.inputs))
+        W, c, U = np.array(self.W), np.array(self.c), np.array(self.U)
+        out = np.empty((t.size, self.inputs))
+        alpha = None
+        n_inf = 0
+        for i, ti in enumerate(t):
+            with np.errstate(over="ignore", invalid="ignore"):
+                k = c @ scipy.linalg.expm(W * ti) @ U
+            if np.all(np.isfinite(k)):
+                out[i] = k
+                continue
+            if alpha is None:
+                alpha = spectral_abscissa(W)
+            if alpha <= 0:
+                raise FloatingPointError(f"e^(W t) overflows float64 at t = {float(ti)!r} although alpha(W) = "
+                                         f"{alpha:.6g} <= 0 (transient growth of a non-normal W).")
+            with np.errstate(over="ignore", invalid="ignore"):
+                k = c @ scipy.linalg.expm((W - alpha * np.eye(self.hidden)) * ti) @ U
+            if not np.all(np.isfinite(k)):
+                raise FloatingPointError(f"e^(W t) overflows float64 at t = {float(ti)!r} even after factoring "
+                                         f"out e^(alpha t), alpha(W) = {alpha:.6g}.")
+            with np.errstate(divide="ignore", over="ignore"):
+                mag = np.where(k != 0, np.exp(np.log(np.where(k != 0, np.abs(k), 1.0)) + alpha * ti), 0.0)
+            out[i] = np.sign(k) * mag
+            n_inf += int(np.sum(np.isinf(mag)))
+        if n_inf:
+            from .errors import warn_overflow
+
+            warn_overflow("LinearRNN.kernel", n_inf, out.size, "non-Hurwitz W at large t")
+        return out
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -323,7 +377,7 @@ class DiscreteRNN(_ParamModel):
         m = check_int("hidden", hidden, minimum=1)
         d = check_int("inputs", inputs, minimum=1)
         radius = check_nonnegative("spectral_radius", spectral_radius)
-        rng = np.random.default_rng(rng)
+        rng = check_rng("rng", rng)
         A = rng.standard_normal((m, m)) / np.sqrt(m)
         r = float(np.max(np.abs(np.linalg.eigvals(A))))
         W = A * (radius / r) if r > 0 else A

@@ -80,7 +80,8 @@ def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
     ``H[k+1]`` on entry (one GEMM for all steps, made by the caller; each is
     read once, just before ``h_{k+1}`` overwrites it; ``b`` is added here,
     in the same pass).  Writes the states into
-    H, S (T, B, m) = sigma'(z) and Y (T, B) = c^T h_{k+1}.  Per step: one
+    H, S (T, B, m) = sigma'(z) and Y (T, B) = c^T h_{k+1}; returns the first
+    step k >= 1 whose state ``h_k`` is not finite (-1 if every state is).  Per step: one
     ``h_k W^T`` product (BLAS from ``_SMALL_WIDTH``), the activation by the
     vectorised :func:`~dynmem.activations.tanh_block` (or the scalar forms of
     the cheap activations) and the read-out while the state is in cache.
@@ -94,6 +95,7 @@ def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
     A = np.empty(n)
     kbuf = np.empty(n)
     bits = np.empty(n, dtype=np.int64)
+    first_bad = -1
     for k in range(T):
         hk = H[k]
         _rowmat(hk, WT, Z)
@@ -114,9 +116,13 @@ def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
         for bi in range(B):
             acc = 0.0
             for i in range(m):
-                acc += c[i] * Hn[bi, i]
+                hv = Hn[bi, i]
+                acc += c[i] * hv
+                if not (hv - hv == 0.0):  # inf or nan: every state is checked, not only the last
+                    if first_bad < 0:
+                        first_bad = k + 1
             Y[k, bi] = acc
-    return H
+    return first_bad
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -125,7 +131,8 @@ def _outputs_many_kernel(Ws, Us, bs, cs, Xt, gamma, eta, code, Y):
 
     Ws (K, m, m), Us (K, m, d), bs, cs (K, m); Xt (T, B, d) time-major
     inputs, h_0 = 0.  Writes Y (K, T, B) = c_k^T h_{t+1} and returns a (K,)
-    flag: the states stayed finite.  Each model is run in turn through the
+    flag: every state stayed finite (a variant whose state became non-finite
+    at step k gets ``Y[q, k:] = inf``).  Each model is run in turn through the
     same step as :func:`_forward_kernel` (its input projection one GEMM over
     all steps, into a reused buffer), keeping only the current state, so K
     models cost K forward passes without K trajectories in memory.
@@ -163,11 +170,17 @@ def _outputs_many_kernel(Ws, Us, bs, cs, Xt, gamma, eta, code, Y):
             for bi in range(B):
                 acc = 0.0
                 for i in range(m):
-                    acc += c[i] * h[bi, i]
+                    hv = h[bi, i]
+                    acc += c[i] * hv
+                    if not (hv - hv == 0.0):
+                        finite[q] = False
                 Y[q, k, bi] = acc
-        for idx in range(n):
-            if not np.isfinite(hf[idx]):
-                finite[q] = False
+            if not finite[q]:
+                # Diverged (a state overflowed, even if a later one came back): the outputs
+                # from this step on mean nothing; report them as inf, never nan.
+                for kk in range(k, T):
+                    for bi in range(B):
+                        Y[q, kk, bi] = np.inf
                 break
     return finite
 
@@ -189,8 +202,16 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
     y : ndarray, shape (K, batch, T)
         ``y_k = c^T h_{k+1}`` of each variant, from ``h_0 = 0``.
     finite : ndarray of bool, shape (K,)
-        False where the variant's states became non-finite (diverged); its
-        outputs are then meaningless.
+        False where one of the variant's states became non-finite (diverged;
+        every state is checked, so a state that overflows and comes back
+        counts); its outputs from the step of divergence on are ``inf``
+        (never NaN).
+
+    Raises
+    ------
+    ValueError
+        If a parameter array holds NaN or inf (``params['W']`` and so on are
+        named in the message).
     """
     _check_model(model)
     X = _check_inputs(model, X)
@@ -199,10 +220,10 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(params, dict) or set(params) != {"W", "U", "b", "c"}:
         got = sorted(params) if isinstance(params, dict) else describe(params)
         raise ValueError(f"`params` must be a dict with exactly the keys 'W', 'U', 'b', 'c' (stacked); got {got}.")
-    W = as_float_array("params['W']", params["W"], ndim=3, finite=False)
+    W = as_float_array("params['W']", params["W"], ndim=3)
     K = W.shape[0]
     shapes = {"W": (K, m, m), "U": (K, m, d), "b": (K, m), "c": (K, m)}
-    arrs = {k: np.ascontiguousarray(as_float_array(f"params[{k!r}]", params[k], shape=v, finite=False))
+    arrs = {k: np.ascontiguousarray(as_float_array(f"params[{k!r}]", params[k], shape=v))
             for k, v in shapes.items()}
     gamma, eta = _recurrence_coefficients(model)
     Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
@@ -371,7 +392,8 @@ def forward(model, X, *, h0=None) -> Trajectory:
     Raises
     ------
     FloatingPointError
-        If a state becomes non-finite (the recurrence diverged).
+        If any state ``h_1 .. h_T`` becomes non-finite (the recurrence
+        diverged), even if later states are finite again.
     """
     _check_model(model)
     X = _check_inputs(model, X)
@@ -387,12 +409,19 @@ def forward(model, X, *, h0=None) -> Trajectory:
     # straight into the state array (H[k+1] holds U x_k until step k; the
     # kernel adds b in the pass that adds h_k W^T, saving a pass over H).
     P = H[1:].reshape(T * B, m)
-    np.dot(Xt.reshape(T * B, d), np.ascontiguousarray(model.U.T), out=P)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow here surfaces as a non-finite state below
+        np.dot(Xt.reshape(T * B, d), np.ascontiguousarray(model.U.T), out=P)
     Yt = np.empty((T, B))
-    _forward_kernel(_rw(model.W), _rw(model.b), _rw(model.c), h0_arr, float(gamma), float(eta), code, H, S, Yt)
-    if not np.all(np.isfinite(H[-1])):
-        k = int(np.argmax(~np.all(np.isfinite(H.reshape(T + 1, -1)), axis=1)))
-        raise FloatingPointError(f"the recurrence diverged: a hidden state became non-finite at step {k} of {T}.")
+    bad = _forward_kernel(_rw(model.W), _rw(model.b), _rw(model.c), h0_arr, float(gamma), float(eta), code, H, S, Yt)
+    if bad >= 0:
+        raise FloatingPointError(
+            f"the recurrence diverged: the hidden state h_{bad} became non-finite (step {bad} of {T}); "
+            f"every state is checked, so a state that overflows and comes back is caught too."
+        )
+    if not np.all(np.isfinite(Yt)):  # finite states whose read-out c^T h overflows
+        k = int(np.flatnonzero(~np.all(np.isfinite(Yt), axis=1))[0])
+        raise FloatingPointError(f"the output y_{k} = c^T h_{k + 1} overflowed float64 (the states are finite but "
+                                 f"too large for the read-out).")
     y = Yt.T
     return Trajectory(y=y, h=H.transpose(1, 0, 2), model=model, _X=Xt, _H=H, _S=S, _h0_shape=h0_shape)
 
@@ -445,8 +474,12 @@ def _backward(model, trajectory, dy, dh_final, reuse_s):
     db = D2.sum(axis=0)
     dc = G.reshape(T * B) @ H[1:].reshape(T * B, m)
     dh0 = a0.sum(axis=0) if trajectory._h0_shape == (m,) else a0
-    if not (np.all(np.isfinite(dW)) and np.all(np.isfinite(a0))):
-        raise FloatingPointError("BPTT produced a non-finite gradient (exploding gradients through the recurrence).")
+    for name, g in (("dL/dW", dW), ("dL/dU", dU), ("dL/db", db), ("dL/dc", dc), ("dL/dh0", a0)):
+        if not np.all(np.isfinite(g)):
+            raise FloatingPointError(
+                f"BPTT produced a non-finite gradient {name} (exploding gradients through the recurrence, "
+                f"or cotangents too large: max |dy| = {float(np.max(np.abs(G))):.3g})."
+            )
     grad = model.replace(W=dW, U=dU, b=db, c=dc)
     return GradientResult(loss=None, grad=grad, dh0=dh0)
 
@@ -471,17 +504,29 @@ def value_and_grad(model, X, Y, *, h0=None, loss: str = "mse") -> GradientResult
     Returns
     -------
     GradientResult
+
+    Raises
+    ------
+    FloatingPointError
+        If a state diverges (see :func:`forward`), the loss overflows float64
+        (e.g. targets of order 1e300) or a gradient entry is not finite.
     """
     check_choice("loss", loss, _LOSSES)
     traj = forward(model, X, h0=h0)
     B, T = traj.y.shape
     Y = as_float_array("Y", Y, shape=(B, T))
-    r = traj.y - Y
-    if loss == "mse":
-        value = float(np.mean(r * r))
-        dy = (2.0 / r.size) * r
-    else:
-        value = 0.5 * float(np.sum(r * r))
-        dy = r
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = traj.y - Y
+        if loss == "mse":
+            value = float(np.mean(r * r))
+            dy = (2.0 / r.size) * r
+        else:
+            value = 0.5 * float(np.sum(r * r))
+            dy = r
+    if not np.isfinite(value):
+        raise FloatingPointError(
+            f"the {loss} loss overflowed float64 (max |y - Y| = {float(np.max(np.abs(r))):.3g}, max |Y| = "
+            f"{float(np.max(np.abs(Y))):.3g}); rescale the targets `Y` (and the model's output weights)."
+        )
     res = _backward(model, traj, dy, None, reuse_s=True)
     return GradientResult(loss=value, grad=res.grad, dh0=res.dh0)

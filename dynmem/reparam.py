@@ -82,6 +82,7 @@ import scipy.optimize
 import scipy.special
 
 from ._validation import as_float_array, check_choice, check_finite, check_nonnegative, check_positive, describe
+from .errors import warn_overflow
 
 __all__ = [
     "REPARAMS",
@@ -116,6 +117,24 @@ def _out(x: np.ndarray):
     return float(x) if np.ndim(x) == 0 else x
 
 
+def _policy(what: str, compute, exempt=None):
+    """Evaluate ``compute()`` under dynmem's failure policy (:mod:`dynmem.errors`).
+
+    An entry beyond float64 comes back as ``+-inf`` with a
+    :class:`~dynmem.errors.DynmemOverflowWarning` (``exempt`` marks the
+    documented infinities, which are not warned about); a NaN from finite
+    input raises :class:`FloatingPointError`.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out = np.asarray(compute(), dtype=float)
+    if np.any(np.isnan(out)):
+        raise FloatingPointError(f"{what} is not defined in float64 here (NaN from finite input).")
+    inf = np.isinf(out) if exempt is None else np.isinf(out) & ~np.asarray(exempt, dtype=bool)
+    if np.any(inf):
+        warn_overflow(what, int(np.sum(inf)), out.size, stacklevel=4)
+    return _out(out)
+
+
 @dataclass(frozen=True, eq=False)
 class Reparam:
     r"""A scalar stable reparameterisation ``lambda = f(w)``.
@@ -147,17 +166,23 @@ class Reparam:
         return f"Reparam({self.name!r}{', ' + args if args else ''})"
 
     def f(self, w):
-        """The eigenvalue ``f(w)``; ``w`` is a float or an array (elementwise)."""
-        return _out(self._f(as_float_array("w", w)))
+        """The eigenvalue ``f(w)``; ``w`` is a float or an array (elementwise).
+
+        A value beyond float64 (``"exp"`` at ``w > 709``) is ``-inf`` with a
+        :class:`~dynmem.errors.DynmemOverflowWarning`; NaN is never returned.
+        """
+        w = as_float_array("w", w)
+        return _policy(f"{self.name} f(w)", lambda: self._f(w))
 
     def fprime(self, w):
-        """The derivative ``f'(w)`` (analytic)."""
-        return _out(self._fprime(as_float_array("w", w)))
+        """The derivative ``f'(w)`` (analytic); overflow as in :meth:`f`."""
+        w = as_float_array("w", w)
+        return _policy(f"{self.name} f'(w)", lambda: self._fprime(w))
 
     def rate(self, w):
         """The continuous-time rate: ``f(w)`` (continuous) or ``f(w) - 1`` (discrete)."""
         w = as_float_array("w", w)
-        return _out(self._f(w) - 1.0 if self.discrete else self._f(w))
+        return _policy(f"{self.name} rate(w)", lambda: self._f(w) - 1.0 if self.discrete else self._f(w))
 
     def gradient_scale(self, w):
         r"""``|f'(w)| / f(w)^2`` (continuous) or ``|f'(w)| / (1 - f(w))^2`` (discrete).
@@ -168,11 +193,29 @@ class Reparam:
         ``inf`` where ``r(w) = 0`` (``"direct"`` at ``w = 0``).
         """
         w = as_float_array("w", w)
-        r = self._f(w) - 1.0 if self.discrete else self._f(w)
-        num = np.abs(self._fprime(w))
-        with np.errstate(divide="ignore"):
-            out = np.where(r == 0, np.inf, num / np.where(r == 0, 1.0, r) ** 2)
-        return _out(out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = self._f(w) - 1.0 if self.discrete else self._f(w)
+            num = np.abs(self._fprime(w))
+
+        def compute():
+            # |f'| / r^2 as exp(log|f'| - 2 log|r|): no inf/inf when both overflow.
+            rr = np.where((r == 0) | ~np.isfinite(r), 1.0, np.abs(r))
+            nn = np.where((num == 0) | ~np.isfinite(num), 1.0, num)
+            val = np.exp(np.log(nn) - 2.0 * np.log(rr))
+            r2 = rr * rr
+            plain = np.isfinite(num) & np.isfinite(r2) & (r2 > np.finfo(float).tiny)
+            val = np.where(plain, nn / np.where(plain, r2, 1.0), val)  # the direct quotient where it is safe
+            val = np.where(num == 0, 0.0, val)
+            val = np.where(np.isinf(num) & np.isfinite(r), np.inf, val)
+            val = np.where(np.isinf(r) & np.isfinite(num), 0.0, val)
+            both = np.isinf(r) & np.isinf(num)
+            if np.any(both):
+                raise FloatingPointError(f"{self.name} gradient_scale(w): f(w) and f'(w) both overflow float64 "
+                                         f"at w = {describe(w)}.")
+            return np.where(r == 0, np.inf, val)
+
+        # Only "direct" (f(w) = w) has a true pole; elsewhere r = 0 is an underflow and inf an overflow.
+        return _policy(f"{self.name} gradient_scale(w)", compute, exempt=(r == 0) & (self.name == "direct"))
 
     def stability_bound(self, beta):
         r"""``g(beta)``, the bound on ``sup_{|w~ - w| <= beta} S(w, w~)`` (uniform in ``w``).
@@ -189,7 +232,8 @@ class Reparam:
         b = as_float_array("beta", beta)
         if np.any(b < 0):
             raise ValueError(f"`beta` must be non-negative; got {describe(beta)}.")
-        return _out(self._bound(b))
+        documented = np.full(b.shape, self.name == "direct")
+        return _policy(f"{self.name} stability_bound(beta)", lambda: self._bound(b), exempt=documented)
 
     def inverse(self, lam):
         """The parameter ``w`` with ``f(w) = lam`` (the branch ``w >= 0`` for ``"best"``).

@@ -48,6 +48,7 @@ import scipy.linalg
 import scipy.optimize
 
 from ._validation import as_float_array, check_nonnegative, check_positive, describe
+from .errors import FloatOverflowError
 
 __all__ = [
     "spectral_abscissa",
@@ -115,7 +116,32 @@ def _symmetric_psd(name: str, value, m: int, *, definite: bool) -> np.ndarray:
 
 
 def _eigvals(W: np.ndarray) -> np.ndarray:
-    return scipy.linalg.eigvals(W, check_finite=False)
+    """Eigenvalues of a finite real square matrix, robust to the scale of its entries.
+
+    A triangular (in particular diagonal) ``W`` gets its diagonal, exactly.
+    Otherwise ``W`` is scaled by a power of two near ``1 / max |W_ij|`` (exact
+    in binary floating point, so no rounding is added and ``W W`` cannot
+    overflow inside LAPACK) and handed to LAPACK ``geev`` through
+    :func:`numpy.linalg.eigvals`, which balances (permutes and scales) first;
+    the eigenvalues are scaled back.  ``scipy.linalg.eigvals`` returned
+    1.5e138 for ``diag(1e200, -1)`` (issue 16); this path returns 1e200.
+    Eigenvalues are backward stable with respect to ``max |W_ij|``: an
+    eigenvalue much smaller than the largest entry of a dense ``W`` is only
+    known to ``~ eps * max |W_ij|``.
+    """
+    if W.shape[0] == 1 or not np.any(np.tril(W, -1)) or not np.any(np.triu(W, 1)):
+        return np.diag(W).astype(np.complex128)
+    big = float(np.max(np.abs(W)))
+    if big == 0.0:
+        return np.zeros(W.shape[0], dtype=np.complex128)
+    e = int(np.frexp(big)[1])
+    scaled = np.ldexp(W, -e)
+    lam = np.linalg.eigvals(scaled)
+    with np.errstate(over="ignore"):
+        lam = np.ldexp(lam.real, e) + 1j * np.ldexp(lam.imag, e)
+    if not np.all(np.isfinite(lam)):
+        raise FloatingPointError(f"an eigenvalue of `W` is not finite (max |W_ij| = {big:.3g}).")
+    return lam.astype(np.complex128)
 
 
 def _mu2(W: np.ndarray) -> float:
@@ -324,8 +350,8 @@ class StabilityRadius:
         for real ``W``, so ``-omega`` minimises too).
     lower_bound : float
         ``gamma`` with ``r(W) >= gamma`` certified by the Hamiltonian matrix
-        ``H(gamma)`` having no imaginary eigenvalue ([Byers]_); NaN when the
-        iteration stopped on stagnation instead.
+        ``H(gamma)`` having no imaginary eigenvalue ([Byers]_); 0 (the
+        trivial bound) when the iteration stopped on stagnation instead.
     iterations : int
         Hamiltonian eigenvalue solves.
     method : str
@@ -428,7 +454,7 @@ def stability_radius(W, *, rtol: float = 1e-10, maxiter: int = 100) -> Stability
     k = int(np.argmin(vals))
     gamma, omega = float(vals[k]), float(cand[k])
     bracket = None  # the crossing interval whose midpoint gave the current best
-    lower, success, message, it = math.nan, False, "", 0
+    lower, success, message, it = 0.0, False, "", 0  # r(W) >= 0: the trivial certificate
     for it in range(1, maxiter + 1):
         level = gamma * (1.0 - 2.0 * rtol)
         pts = _imaginary_crossings(W, level)
@@ -659,11 +685,11 @@ def _expm_norms(W: np.ndarray, t: np.ndarray) -> np.ndarray:
             ok = np.all(np.isfinite(E), axis=(1, 2))
             if not ok.all():
                 bad = float(chunk[int(np.flatnonzero(~ok)[0])])
-                raise OverflowError(f"|e^(W t)| overflows float64 at t = {bad!r} (alpha(W) t is too large).")
+                raise FloatOverflowError(f"|e^(W t)| overflows float64 at t = {bad!r} (alpha(W) t is too large).")
             out[start : start + chunk.size] = np.linalg.norm(E, ord=2, axis=(1, 2))
     if not np.all(np.isfinite(out)):  # the norm of a finite huge matrix can still overflow
         bad = float(t[int(np.flatnonzero(~np.isfinite(out))[0])])
-        raise OverflowError(f"|e^(W t)| overflows float64 at t = {bad!r} (alpha(W) t is too large).")
+        raise FloatOverflowError(f"|e^(W t)| overflows float64 at t = {bad!r} (alpha(W) t is too large).")
     return out
 
 
@@ -697,7 +723,8 @@ def transient_growth(W, t) -> np.ndarray:
 
     Raises
     ------
-    OverflowError
+    FloatOverflowError
+        (a :class:`FloatingPointError` and an :class:`OverflowError`)
         If ``e^{W t}`` overflows float64 (non-Hurwitz ``W`` and large ``t``).
     """
     W = _square("W", W)
@@ -896,11 +923,13 @@ class SpectralSummary:
     mu_2 : float
         Logarithmic 2-norm ``lambda_max((W + W^T) / 2)``.
     stability_radius : float
-        ``min_omega sigma_min(W - i omega I)``; NaN if ``W`` is not Hurwitz.
+        ``min_omega sigma_min(W - i omega I)``; 0 if ``W`` is not Hurwitz
+        (it is unstable already: no perturbation is needed).
     kappa_V : float
         Eigenvector condition number (``inf`` if numerically defective).
     norm_P : float
-        ``|P|_2`` for ``W^T P + P W = -I``; NaN if ``W`` is not Hurwitz.
+        ``|P|_2`` for ``W^T P + P W = -I``; ``inf`` if ``W`` is not Hurwitz
+        (``P = int_0^inf e^{W^T t} e^{W t} dt`` diverges).
     nonnormality : float
         ``|W W^T - W^T W|_F`` (zero iff ``W`` is normal; not Henrici's departure).
     hurwitz : bool
@@ -918,8 +947,27 @@ class SpectralSummary:
 
     @property
     def lemma_a8_ratio(self) -> float:
-        """``2 beta |P|_2`` with ``beta = -alpha`` (see :func:`lemma_a8_ratio`); NaN if not Hurwitz."""
+        """``2 beta |P|_2`` with ``beta = -alpha`` (see :func:`lemma_a8_ratio`); ``inf`` if not Hurwitz."""
+        if not self.hurwitz:
+            return math.inf
         return self.norm_P * 2.0 * (-self.alpha)
+
+
+def _nonnormality(W: np.ndarray) -> float:
+    """``|W W^T - W^T W|_F``, scaled by a power of two so that it neither overflows early nor underflows."""
+    big = float(np.max(np.abs(W)))
+    if big == 0.0:
+        return 0.0
+    e = int(np.frexp(big)[1])
+    V = np.ldexp(W, -e)
+    val = float(np.linalg.norm(V @ V.T - V.T @ V))
+    with np.errstate(over="ignore"):
+        out = float(np.ldexp(val, 2 * e))
+    if math.isinf(out):
+        from .errors import warn_overflow
+
+        warn_overflow("spectral_summary nonnormality", 1, 1, f"max |W_ij| = {big:.3g}")
+    return out
 
 
 def spectral_summary(W) -> SpectralSummary:
@@ -932,7 +980,8 @@ def spectral_summary(W) -> SpectralSummary:
     Returns
     -------
     SpectralSummary
-        The Hurwitz-only fields are NaN when ``alpha(W) >= 0``.
+        When ``alpha(W) >= 0`` the Hurwitz-only fields take their limiting
+        values: ``stability_radius = 0`` and ``norm_P = inf`` (never NaN).
     """
     W = _square("W", W)
     lam = _eigvals(W)
@@ -942,7 +991,7 @@ def spectral_summary(W) -> SpectralSummary:
         r = stability_radius(W).value
         norm_P = float(np.linalg.norm(_lyapunov(W, np.eye(W.shape[0])), 2))
     else:
-        r = norm_P = math.nan
+        r, norm_P = 0.0, math.inf
     return SpectralSummary(
         alpha=alpha,
         spectral_radius=float(np.max(np.abs(lam))),
@@ -950,6 +999,6 @@ def spectral_summary(W) -> SpectralSummary:
         stability_radius=float(r),
         kappa_V=eigenvector_condition(W),
         norm_P=norm_P,
-        nonnormality=float(np.linalg.norm(W @ W.T - W.T @ W)),
+        nonnormality=_nonnormality(W),
         hurwitz=bool(hurwitz),
     )

@@ -45,9 +45,25 @@ Store layout
     the sidecar is written last, so its presence marks the task finished and
     no file under a final name is ever partial.
 
+``.lock``
+    The writer lock: :func:`run_sweep` holds ``fcntl.flock`` on it from
+    opening the store to its last write, so a second writer gets
+    :class:`SweepLocked` at once instead of racing (advisory lock, not
+    cooperation: one writer at a time).  The kernel drops the lock when the
+    holder dies, so a killed sweep never leaves a stale lock.  On a file
+    system without ``flock`` (some network mounts) the lock is not enforced.
+
+Nothing read from a store is trusted.  The manifest's every field is checked
+(task keys are 20 hex digits recomputed from their points, so no entry can
+name a path outside the store); each finished task's ``.npz`` must load and
+match its sidecar (the SHA-256 of the file, the names, dtypes and shapes of
+its arrays), otherwise the task is *damaged*: :func:`load_sweep` and
+``dynmem sweep status`` report it by file name and :func:`run_sweep`
+recomputes it.  A store whose creation was killed before its manifest was in
+place is completed by the next run.
+
 Only the calling process writes to the store: workers return their results,
-so a remote cluster needs no shared file system.  One sweep at a time per
-store.
+so a remote cluster needs no shared file system.
 """
 
 from __future__ import annotations
@@ -55,12 +71,14 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import datetime
+import errno
 import functools
 import hashlib
 import json
 import math
 import numbers
 import os
+import re
 import socket
 import sys
 import time
@@ -71,7 +89,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from . import io as _io
-from ._validation import check_int, describe
+from ._validation import check_int, check_positive, describe
 
 __all__ = [
     "Grid",
@@ -81,14 +99,16 @@ __all__ = [
     "SweepTable",
     "TaskRecord",
     "SweepInterrupted",
+    "SweepLocked",
     "dask_executor",
+    "process_pool",
     "DISTRIBUTED_EXTRA_HINT",
 ]
 
 FORMAT = "dynmem-sweep/1"
 DISTRIBUTED_EXTRA_HINT = "pip install 'dynmem[distributed]'"
 _RESERVED = ("rng",)
-_STATUSES = ("done", "failed", "pending")
+_STATUSES = ("done", "failed", "pending", "damaged")
 
 
 class SweepInterrupted(RuntimeError):
@@ -384,7 +404,15 @@ def _tasks_dir(store: str) -> str:
     return os.path.join(store, "tasks")
 
 
+_KEY_RE = re.compile(r"[0-9a-f]{20}")
+_LOCK_NAME = ".lock"
+
+
 def _paths(store: str, key: str):
+    # Keys come from manifests, which are read, not trusted: only 20 hex digits name a file,
+    # so no manifest entry (say "../../x") can point outside the store.
+    if not (isinstance(key, str) and _KEY_RE.fullmatch(key)):
+        raise ValueError(f"task key {key!r} is not 20 hex digits; refusing to build a path from it.")
     base = os.path.join(_tasks_dir(store), key)
     return base + ".npz", base + ".json"
 
@@ -398,6 +426,42 @@ def _manifest(study: str, grid: Grid, root: np.random.SeedSequence) -> dict:
     )
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _manifest_problem(man) -> str:
+    """What is wrong with a parsed manifest ("" if nothing): every field a reader uses is checked."""
+    if not isinstance(man, dict):
+        return f"it holds a JSON {type(man).__name__}, not an object"
+    if man.get("format") != FORMAT:
+        return f"its format is {man.get('format')!r}, not {FORMAT!r}"
+    for name, kind in (("study", str), ("axes", list), ("keys", list), ("points", list), ("seed", dict),
+                       ("grid_sha256", str)):
+        if not isinstance(man.get(name), kind):
+            return f"its `{name}` is missing or not a {kind.__name__}"
+    seed = man["seed"]
+    if not (_is_int(seed.get("entropy")) and seed["entropy"] >= 0 and isinstance(seed.get("spawn_key"), list)
+            and all(_is_int(k) and k >= 0 for k in seed["spawn_key"])):
+        return "its `seed` must hold a non-negative int `entropy` and a list of non-negative ints `spawn_key`"
+    if len(man["keys"]) != len(man["points"]) or man.get("n_tasks") != len(man["keys"]):
+        return (f"it lists {len(man['keys'])} keys, {len(man['points'])} points and n_tasks = "
+                f"{man.get('n_tasks')!r}, which must agree")
+    bad = [k for k in man["keys"] if not (isinstance(k, str) and _KEY_RE.fullmatch(k))]
+    if bad:
+        return f"its task key {bad[0]!r} is not 20 hex digits (keys name files inside the store)"
+    try:
+        grid = Grid(man["axes"], man["points"])
+    except (TypeError, ValueError) as exc:
+        return f"its grid does not rebuild ({exc})"
+    if list(grid.keys) != man["keys"]:
+        i = next(i for i, (a, b) in enumerate(zip(grid.keys, man["keys"])) if a != b)
+        return f"its key {man['keys'][i]!r} does not match point {i} (whose key is {grid.keys[i]!r})"
+    if grid._sha256() != man["grid_sha256"]:
+        return "its grid_sha256 does not match its keys"
+    return ""
+
+
 def _read_manifest(store: str, name: str = "store") -> dict:
     path = os.path.join(store, "manifest.json")
     try:
@@ -409,11 +473,81 @@ def _read_manifest(store: str, name: str = "store") -> dict:
     fmt = man.get("format") if isinstance(man, dict) else None
     if fmt != FORMAT:
         raise ValueError(f"`{name}` {store!r} is not a {FORMAT} store (its manifest says format {fmt!r}).")
+    problem = _manifest_problem(man)
+    if problem:
+        raise ValueError(f"`{name}` {store!r} has a malformed manifest.json: {problem}.")
     return man
 
 
+class SweepLocked(RuntimeError):
+    """Another process is writing to this sweep store (one writer at a time).
+
+    :func:`run_sweep` holds an advisory lock (``fcntl.flock`` on
+    ``<store>/.lock``) from opening the store to its last write; the kernel
+    releases it when the holder exits, however it exits, so a killed sweep
+    never leaves a stale lock.  Readers (:func:`load_sweep`,
+    ``dynmem sweep status``) do not take it.
+    """
+
+
+@contextlib.contextmanager
+def _store_lock(store: str):
+    """Hold the store's writer lock (see :class:`SweepLocked`)."""
+    os.makedirs(store, exist_ok=True)
+    path = os.path.join(store, _LOCK_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_io._umask())
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock, as documented
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                    raise
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "a process"
+                raise SweepLocked(
+                    f"`store` {store!r} is being written by another sweep ({holder}); a store takes one writer "
+                    f"at a time: wait for that sweep to finish (or stop it), or use another store directory."
+                ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {_utc()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)  # releases the lock; the file stays (removing it would race with a waiting writer)
+
+
+def _creation_leftovers_only(store: str) -> bool:
+    """True if ``store`` holds nothing but what an interrupted creation leaves (lock, temporaries, empty tasks/)."""
+    for name in os.listdir(store):
+        full = os.path.join(store, name)
+        if name == _LOCK_NAME or name.startswith(".dynmem-"):
+            continue
+        if name == "tasks" and os.path.isdir(full) and all(n.startswith(".dynmem-") for n in os.listdir(full)):
+            continue
+        return False
+    return True
+
+
+def _check_creatable(store: str) -> None:
+    if (os.path.isdir(store) and not os.path.exists(os.path.join(store, "manifest.json"))
+            and not _creation_leftovers_only(store)):
+        raise ValueError(
+            f"`store` {store!r} is a non-empty directory without a sweep manifest; use a new or empty directory."
+        )
+
+
 def _open_store(store: str, study: str, grid: Grid, seed) -> tuple[dict, np.random.SeedSequence]:
-    """Create the store, or check that the existing one holds this very sweep; return (manifest, root seed)."""
+    """Create the store, or check that the existing one holds this very sweep; return (manifest, root seed).
+
+    Called with the writer lock held.  A directory holding only what an
+    interrupted creation leaves behind (the lock file, temporaries, an empty
+    ``tasks/``) is completed into a store.
+    """
     man_path = os.path.join(store, "manifest.json")
     if os.path.exists(man_path):
         man = _read_manifest(store)
@@ -432,11 +566,9 @@ def _open_store(store: str, study: str, grid: Grid, seed) -> tuple[dict, np.rand
                 f"`store` {store!r} already holds a different sweep: " + "; ".join(diffs)
                 + ". Point this sweep at a new directory (or delete the old store)."
             )
+        os.makedirs(_tasks_dir(store), exist_ok=True)  # a creation killed after the manifest was written
         return man, root
-    if os.path.isdir(store) and os.listdir(store):
-        raise ValueError(
-            f"`store` {store!r} is a non-empty directory without a sweep manifest; use a new or empty directory."
-        )
+    _check_creatable(store)
     root = np.random.SeedSequence() if seed is None else _root_seed(seed)
     man = _manifest(study, grid, root)
     os.makedirs(_tasks_dir(store), exist_ok=True)
@@ -444,32 +576,96 @@ def _open_store(store: str, study: str, grid: Grid, seed) -> tuple[dict, np.rand
     return man, root
 
 
-def _task_status(store: str, key: str) -> str:
+def _meta_problem(meta, key: str) -> str:
+    if not isinstance(meta, dict):
+        return f"it holds a JSON {type(meta).__name__}, not an object"
+    missing = [k for k in ("key", "status", "seed", "params", "fields") if k not in meta]
+    if missing:
+        return f"it lacks the field(s) {', '.join(missing)}"
+    if meta["key"] != key:
+        return f"it belongs to task {meta['key']!r}, not {key!r}"
+    if meta["status"] not in ("done", "failed"):
+        return f"its status is {meta['status']!r}, not 'done' or 'failed'"
+    seed = meta["seed"]
+    if not (isinstance(seed, dict) and _is_int(seed.get("entropy")) and isinstance(seed.get("spawn_key"), list)):
+        return "its `seed` is not {entropy: int, spawn_key: [int, ...]}"
+    if not isinstance(meta["fields"], dict) or not all(
+            isinstance(f, dict) and isinstance(f.get("dtype"), str) and isinstance(f.get("shape"), list)
+            for f in meta["fields"].values()):
+        return "its `fields` is not {name: {dtype, shape}}"
+    if meta["status"] == "done" and "npz_sha256" in meta and not isinstance(meta["npz_sha256"], str):
+        return "its npz_sha256 is not a string"
+    return ""
+
+
+def _inspect_task(store: str, key: str) -> tuple[str, dict, dict, str]:
+    """``(status, sidecar, arrays, problem)`` of one task, checked against its sidecar.
+
+    ``status`` is ``"pending"`` (no sidecar: not finished), ``"done"``,
+    ``"failed"`` or ``"damaged"``: a sidecar that does not parse or lacks
+    fields, or a result file that is missing, does not load, differs from the
+    SHA-256 its sidecar recorded, or holds other arrays (names, dtypes,
+    shapes) than the sidecar lists.  ``problem`` says which, naming the file.
+    """
     npz, side = _paths(store, key)
+    if not os.path.exists(side):
+        return "pending", {}, {}, ""
     try:
         meta = _io.read_json(side)
-    except (OSError, ValueError):
-        return "pending"
-    status = meta.get("status") if isinstance(meta, dict) else None
-    if status == "done" and not os.path.exists(npz):
-        return "pending"
-    return status if status in ("done", "failed") else "pending"
+    except (OSError, ValueError) as exc:
+        return "damaged", {}, {}, f"sidecar {side!r} does not parse ({_error_line(exc)})"
+    problem = _meta_problem(meta, key)
+    if problem:
+        return "damaged", {}, {}, f"sidecar {side!r} is not a task record: {problem}"
+    if meta["status"] == "failed":
+        return "failed", meta, {}, ""
+    try:
+        with open(npz, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return "damaged", meta, {}, f"result file {npz!r} of a finished task cannot be read ({_error_line(exc)})"
+    want = meta.get("npz_sha256")
+    if want is not None and hashlib.sha256(data).hexdigest() != want:
+        return "damaged", meta, {}, (f"result file {npz!r} does not match its sidecar (SHA-256 differs: truncated, "
+                                     f"altered or another task's file)")
+    try:
+        with np.load(_bytes_io(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error, ValueError, OSError ...: whatever a bad file raises
+        return "damaged", meta, {}, f"result file {npz!r} does not load ({_error_line(exc)})"
+    fields = meta["fields"]
+    got = {k: dict(dtype=str(a.dtype), shape=list(a.shape)) for k, a in arrays.items()}
+    if got != fields:
+        return "damaged", meta, {}, (f"result file {npz!r} holds arrays {got} but its sidecar records {fields}")
+    return "done", meta, arrays, ""
+
+
+def _bytes_io(data: bytes):
+    import io as _stdio
+
+    return _stdio.BytesIO(data)
 
 
 def _remove_stale_temporaries(store: str) -> None:
-    # Left by a process killed between mkstemp and os.replace; never under a final name.
-    folder = _tasks_dir(store)
-    for name in os.listdir(folder):
-        if name.startswith(".dynmem-"):
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, name))
+    # Left by a process killed between mkstemp and os.replace; never under a final name.  Called
+    # with the writer lock held, so no other writer has a temporary in flight.
+    for folder in (store, _tasks_dir(store)):
+        for name in os.listdir(folder):
+            if name.startswith(".dynmem-"):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, name))
 
 
 def _write_task(store, key, index, params, study, root, spawn_key, outcome) -> None:
     npz, side = _paths(store, key)
     arrays = outcome["arrays"]
+    sha = ""
     if arrays is not None:
-        _io.atomic_savez(npz, arrays)
+        buf = _bytes_io(b"")
+        np.savez(buf, **arrays)
+        data = buf.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        _io.atomic_write_bytes(npz, data)
     elif os.path.exists(npz):
         os.remove(npz)  # a stale result of an earlier attempt must not pass for this one
     meta = dict(
@@ -480,7 +676,63 @@ def _write_task(store, key, index, params, study, root, spawn_key, outcome) -> N
         traceback=outcome["traceback"],
         fields={} if arrays is None else {k: dict(dtype=str(a.dtype), shape=list(a.shape)) for k, a in arrays.items()},
     )
+    if arrays is not None:
+        meta["npz_sha256"] = sha
     _io.atomic_write_json(side, meta)  # last: its presence marks the task finished
+
+
+# ----------------------------------------------------------------------------
+# process pools whose workers die with their parent
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """In a pool worker: exit as soon as the process that made the pool is gone.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` plus a thread blocked on a
+    pidfd of the parent; elsewhere a thread polling the parent's pid once a
+    second.  A SIGKILLed sweep therefore leaves no worker computing.
+    """
+    import threading
+
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+
+    def watch():
+        try:
+            fd = os.pidfd_open(parent_pid)
+        except ProcessLookupError:
+            os._exit(1)
+        except (AttributeError, OSError):
+            fd = None
+        if fd is not None:
+            import select
+
+            select.select([fd], [], [])  # readable once the parent has exited
+            os._exit(1)
+        while True:  # pragma: no cover - platforms without pidfd
+            time.sleep(1.0)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except OSError:
+                pass
+
+    threading.Thread(target=watch, name="dynmem-parent-watch", daemon=True).start()
+
+
+def process_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A :class:`~concurrent.futures.ProcessPoolExecutor` of ``workers`` processes that die with this process.
+
+    What :func:`run_sweep` uses for ``workers=N``; use it for your own pools
+    (``with process_pool(2) as ex: run_sweep(..., executor=ex)``).
+    """
+    workers = check_int("workers", workers, minimum=1)
+    return cf.ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent, initargs=(os.getpid(),))
 
 
 # ----------------------------------------------------------------------------
@@ -574,6 +826,9 @@ class SweepRun:
         Wall time of the call.
     failed : tuple of str
         Keys of the failed tasks (see :func:`load_sweep` for their errors).
+    repaired : tuple of str
+        Keys of tasks found damaged in the store (files that did not load or
+        did not match their sidecar) and recomputed by this call.
     complete : bool
         Every task is done (none failed or pending).
     """
@@ -587,6 +842,7 @@ class SweepRun:
     n_run: int
     seconds: float
     failed: tuple = ()
+    repaired: tuple = ()
 
     @property
     def complete(self) -> bool:
@@ -605,11 +861,14 @@ class TaskRecord:
         Position of the point in the grid.
     params : dict
         The grid point.
-    status : {"done", "failed", "pending"}
+    status : {"done", "failed", "pending", "damaged"}
+        ``"damaged"``: the task's files do not load or do not match its
+        sidecar (see :func:`load_sweep`); it is recomputed on resume.
     result : dict of str to ndarray
         The arrays the study returned (empty unless done).
     error : str
-        ``"ExceptionType: first line"`` of a failed task, else ``""``.
+        ``"ExceptionType: first line"`` of a failed task, what is wrong with
+        a damaged one (naming the file), else ``""``.
     traceback : str
         Full traceback of a failed task, else ``""``.
     seconds : float
@@ -686,9 +945,14 @@ class SweepTable:
         return sum(r.status == "pending" for r in self.records)
 
     @property
+    def n_damaged(self) -> int:
+        """Tasks whose files do not load or do not match their sidecar (recomputed on resume)."""
+        return sum(r.status == "damaged" for r in self.records)
+
+    @property
     def seconds(self) -> float:
         """Total wall time of the finished tasks (summed over tasks, not the sweep's elapsed time)."""
-        return float(sum(r.seconds for r in self.records if r.status != "pending"))
+        return float(sum(r.seconds for r in self.records if r.status in ("done", "failed")))
 
     def __len__(self) -> int:
         return len(self.records)
@@ -716,14 +980,21 @@ def load_sweep(path: str) -> SweepTable:
     Returns
     -------
     SweepTable
-        Every task in grid order (done, failed or pending) with its arrays,
-        errors and metadata, and a numpy structured array of the scalar
-        fields (no pandas needed; ``pandas.DataFrame(table.table)`` works).
+        Every task in grid order (done, failed, pending or damaged) with its
+        arrays, errors and metadata, and a numpy structured array of the
+        scalar fields (no pandas needed; ``pandas.DataFrame(table.table)``
+        works).  Nothing read is trusted: a task whose files do not load or
+        do not match its sidecar (truncated, empty, bit-flipped, missing
+        fields, another task's arrays) has status ``"damaged"`` and its
+        ``error`` names the file and what is wrong; :func:`run_sweep`
+        recomputes it.
 
     Raises
     ------
     ValueError
-        If ``path`` is not a sweep store.
+        If ``path`` is not a sweep store, or its manifest is malformed (every
+        field is checked; a task key that is not 20 hex digits, which could
+        name a path outside the store, is refused).
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"`path` must be a directory path; got {describe(path)}.")
@@ -734,24 +1005,20 @@ def load_sweep(path: str) -> SweepTable:
     root_entropy = man["seed"]["entropy"]
     records = []
     for index, (key, params) in enumerate(zip(man["keys"], man["points"])):
-        npz, side = _paths(path, key)
-        status = _task_status(path, key)
-        if status == "pending":
+        status, meta, result, problem = _inspect_task(path, key)
+        if status in ("pending", "damaged"):
             digest = _point_digest({k: _jsonable(_canonical(v, k)) for k, v in params.items()})
-            records.append(TaskRecord(key=key, index=index, params=params, status="pending", seed_entropy=root_entropy,
+            records.append(TaskRecord(key=key, index=index, params=params, status=status, error=problem,
+                                      seed_entropy=root_entropy,
                                       spawn_key=_spawn_key(man["seed"]["spawn_key"], digest)))
             continue
-        meta = _io.read_json(side)
-        result = {}
-        if status == "done":
-            try:
-                with np.load(npz, allow_pickle=False) as z:
-                    result = {k: z[k] for k in z.files}
-            except (OSError, ValueError) as exc:  # not written by run_sweep: report, do not guess
-                raise ValueError(f"task {key} of store {path!r} has an unreadable result file {npz!r} ({exc}).") from exc
+        try:
+            seconds = float(meta.get("seconds", math.nan))
+        except (TypeError, ValueError):
+            seconds = math.nan
         records.append(TaskRecord(
-            key=key, index=index, params=params, status=status, result=result, error=meta.get("error", ""),
-            traceback=meta.get("traceback", ""), seconds=float(meta.get("seconds", math.nan)),
+            key=key, index=index, params=params, status=status, result=result, error=str(meta.get("error", "")),
+            traceback=str(meta.get("traceback", "")), seconds=seconds,
             host=str(meta.get("host", "")), seed_entropy=meta["seed"]["entropy"],
             spawn_key=tuple(meta["seed"]["spawn_key"]), meta=meta,
         ))
@@ -869,6 +1136,9 @@ def run_sweep(
     ------
     ValueError, TypeError
         Bad arguments, or a store holding a different sweep.
+    SweepLocked
+        Another process is running a sweep on this store (one writer at a
+        time; the lock is released when that process ends, however it ends).
     SweepInterrupted
         The executor broke (e.g. a worker process was killed); the finished
         tasks are kept, run the sweep again to resume.
@@ -879,7 +1149,12 @@ def run_sweep(
     Notes
     -----
     A task whose study function raises an :class:`Exception` is recorded as
-    failed, with its error and traceback, and the sweep goes on.  An error
+    failed, with its error and traceback, and the sweep goes on.  A task found
+    damaged in the store (see :func:`load_sweep`) is recomputed, whatever
+    ``retry_failed`` says, and listed in ``SweepRun.repaired``.  A store
+    whose creation was interrupted (only the lock file, temporaries and an
+    empty ``tasks/`` in it) is completed.  With ``workers=N`` the pool's
+    processes exit when this process dies (:func:`process_pool`).  An error
     raised by the executor for one task (e.g. Dask's ``KilledWorker``) is
     recorded the same way.
     """
@@ -900,12 +1175,19 @@ def run_sweep(
         raise TypeError(f"`label` must be a string; got {describe(label)}.")
     if seed is not None:
         _root_seed(seed)
+    _check_creatable(store)  # before the lock file is made in someone's unrelated directory
+    with _store_lock(store):
+        return _run_locked(fn, grid, store, study, seed, executor, workers, progress, retry_failed, label, t_start)
+
+
+def _run_locked(fn, grid, store, study, seed, executor, workers, progress, retry_failed, label, t_start) -> SweepRun:
     man, root = _open_store(store, study, grid, seed)
     _remove_stale_temporaries(store)
 
-    status = [_task_status(store, k) for k in grid.keys]
+    status = [_inspect_task(store, k)[0] for k in grid.keys]
+    repaired_keys = tuple(grid.keys[i] for i, st in enumerate(status) if st == "damaged")
     keep = ("done", "failed") if not retry_failed else ("done",)
-    todo = [i for i, s in enumerate(status) if s not in keep]
+    todo = [i for i, st in enumerate(status) if st not in keep]
     n_skipped = len(grid) - len(todo)
     counts = {"done": sum(s == "done" for s in status), "failed": sum(s == "failed" for s in status)}
     if retry_failed:
@@ -928,7 +1210,7 @@ def run_sweep(
                 n_run += 1
         else:
             own = executor is None
-            ex = cf.ProcessPoolExecutor(max_workers=workers) if own else executor
+            ex = process_pool(workers) if own else executor
             futures = {}
             broken = None
             try:
@@ -965,9 +1247,10 @@ def run_sweep(
         prog.close()
     return SweepRun(
         store=store, n_tasks=len(grid), n_done=sum(s == "done" for s in status),
-        n_failed=sum(s == "failed" for s in status), n_pending=sum(s == "pending" for s in status),
+        n_failed=sum(s == "failed" for s in status), n_pending=sum(s in ("pending", "damaged") for s in status),
         n_skipped=n_skipped, n_run=n_run, seconds=time.perf_counter() - t_start,
         failed=tuple(grid.keys[i] for i, s in enumerate(status) if s == "failed"),
+        repaired=repaired_keys,
     )
 
 
@@ -986,7 +1269,6 @@ def _import_distributed():
     return distributed
 
 
-@contextlib.contextmanager
 def dask_executor(address, *, timeout: float = 30.0):
     """A :class:`concurrent.futures.Executor` on a Dask cluster: ``Client(address).get_executor()``.
 
@@ -998,21 +1280,29 @@ def dask_executor(address, *, timeout: float = 30.0):
     timeout : float
         Seconds to wait for the scheduler.
 
-    Yields
-    ------
-    concurrent.futures.Executor
+    Returns
+    -------
+    context manager yielding a concurrent.futures.Executor
         Pass it to :func:`run_sweep` (or ``dynmem reproduce --scheduler``).
         The client is closed on exit; a cluster passed in is left running.
 
     Raises
     ------
+    TypeError, ValueError
+        Checked when called (before the ``with``): ``address`` of the wrong
+        type, ``timeout`` not a positive finite number.
     ImportError
         If dask.distributed is not installed (``pip install 'dynmem[distributed]'``).
     """
     if not (isinstance(address, str) or hasattr(address, "scheduler_address")):
         raise TypeError(f"`address` must be a scheduler address such as 'tcp://host:8786' or a Dask cluster; "
                         f"got {describe(address)}.")
-    timeout = float(timeout)
+    timeout = check_positive("timeout", timeout)
+    return _dask_executor(address, timeout)
+
+
+@contextlib.contextmanager
+def _dask_executor(address, timeout: float):
     distributed = _import_distributed()
     client = distributed.Client(address, timeout=timeout, set_as_default=False)
     try:

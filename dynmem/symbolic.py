@@ -65,6 +65,7 @@ from ._validation import check_choice, check_int
 __all__ = [
     "SymbolicResult",
     "check_identity",
+    "parse_expression",
     "memory_diagonal",
     "memory_jordan",
     "matrix_exp_2x2",
@@ -181,6 +182,93 @@ def _numeric_zero(expr, rng: random.Random) -> bool:
     return True
 
 
+# -- a restricted expression parser (no eval) -----------------------------------
+
+_PARSE_MAX_CHARS = 10_000
+_PARSE_MAX_INT_EXPONENT = 1000
+_PARSE_FUNCTIONS = {
+    "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
+    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "asin": sp.asin, "acos": sp.acos, "atan": sp.atan,
+    "abs": sp.Abs, "Abs": sp.Abs, "erf": sp.erf, "gamma": sp.gamma, "sign": sp.sign,
+}
+_PARSE_CONSTANTS = {"pi": sp.pi, "E": sp.E, "I": sp.I, "oo": sp.oo}
+
+
+def parse_expression(text: str) -> sp.Expr:
+    """Parse arithmetic text into a sympy expression without evaluating any Python.
+
+    The string is read with :func:`ast.parse` (which only builds a syntax
+    tree) and the tree is translated node by node: numbers, names (which
+    become :class:`sympy.Symbol`, except the constants ``pi, E, I, oo``),
+    ``+ - * / **``, unary ``+ -`` and calls of a fixed list of functions
+    (``exp, log, sqrt, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, abs,
+    erf, gamma, sign``) with positional arguments.  Anything else - attribute
+    access, subscripts, keywords, lambdas, comprehensions, strings, other
+    calls, integer powers with exponents beyond 1000 - is refused with a
+    :class:`ValueError`.  :func:`sympy.sympify` on a string, by contrast,
+    runs :func:`eval` and can execute arbitrary code.
+
+    Raises
+    ------
+    ValueError
+        The text is not such an expression (the message names the offending part).
+    """
+    import ast
+
+    if not isinstance(text, str):
+        raise TypeError(f"`text` must be a string; got {type(text).__name__}.")
+    if len(text) > _PARSE_MAX_CHARS:
+        raise ValueError(f"`expr` text must be at most {_PARSE_MAX_CHARS} characters; got {len(text)}.")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise ValueError(f"`expr` must be an arithmetic expression; could not parse {text[:80]!r} ({exc}).") from None
+    binops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+              ast.Div: lambda a, b: a / b}
+
+    def refuse(node, what):
+        seg = ast.get_source_segment(text.strip(), node) or type(node).__name__
+        raise ValueError(f"`expr` may hold only numbers, symbols, + - * / ** and the functions "
+                         f"{', '.join(sorted(_PARSE_FUNCTIONS))}; got {what + ' ' if what else ''}{seg[:80]!r}.")
+
+    def conv(node):
+        if isinstance(node, ast.Expression):
+            return conv(node.body)
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                refuse(node, "the constant")
+            return sp.Integer(node.value) if isinstance(node.value, int) else sp.Float(repr(node.value))
+        if isinstance(node, ast.Name):
+            if node.id in _PARSE_CONSTANTS:
+                return _PARSE_CONSTANTS[node.id]
+            if node.id in _PARSE_FUNCTIONS or node.id.startswith("_"):
+                refuse(node, "the name")
+            return sp.Symbol(node.id)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = conv(node.operand)
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.BinOp) and type(node.op) in binops:
+            return binops[type(node.op)](conv(node.left), conv(node.right))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            base, ex = conv(node.left), conv(node.right)
+            if ex.is_Number and (abs(ex) > _PARSE_MAX_INT_EXPONENT or (
+                    base.is_Number and abs(ex) * len(str(abs(base))) > 10 * _PARSE_MAX_INT_EXPONENT)):
+                refuse(node, f"a numeric power too large to expand (exponent limit {_PARSE_MAX_INT_EXPONENT}) in")
+            return base**ex
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _PARSE_FUNCTIONS:
+            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+                refuse(node, "keyword or starred arguments in")
+            return _PARSE_FUNCTIONS[node.func.id](*[conv(a) for a in node.args])
+        refuse(node, "")
+
+    try:
+        return sp.sympify(conv(tree))  # sympify of a sympy object only returns it
+    except RecursionError:
+        raise ValueError(f"`expr` is nested too deeply to parse ({len(text)} characters).") from None
+    except TypeError as exc:  # a function called with the wrong number of arguments
+        raise ValueError(f"`expr` could not be built from {text[:80]!r} ({exc}).") from None
+
+
 def check_identity(expr, *, seed: int = 0) -> bool:
     r"""Whether ``expr`` is identically zero.
 
@@ -196,17 +284,31 @@ def check_identity(expr, *, seed: int = 0) -> bool:
 
     Parameters
     ----------
-    expr : sympy.Expr or sympy.Matrix
-        A matrix is zero when every entry is.
+    expr : sympy.Expr, sympy.Matrix, number or str
+        A matrix is zero when every entry is.  A string is read by
+        :func:`parse_expression`, a restricted parser that never evaluates
+        Python (``sympy.sympify`` of a string would).
     seed : int
         Seed of the random points (the check is deterministic).
 
     Returns
     -------
     bool
+
+    Raises
+    ------
+    ValueError
+        A string that is not a plain arithmetic expression.
+    TypeError
+        Anything that is not a sympy object, a number or a string.
     """
     if isinstance(expr, sp.MatrixBase):
         return all(check_identity(e, seed=seed) for e in expr)
+    if isinstance(expr, str):
+        expr = parse_expression(expr)
+    elif isinstance(expr, bool) or not isinstance(expr, (sp.Basic, int, float, np.integer, np.floating)):
+        raise TypeError(f"`expr` must be a sympy expression or matrix, a number or a string; got "
+                        f"{type(expr).__name__}.")
     expr = sp.sympify(expr)
     if expr == 0:
         return True

@@ -45,7 +45,7 @@ from typing import Callable
 import numpy as np
 import scipy.optimize
 
-from ._validation import as_float_array, check_choice, check_increasing, check_int, check_nonnegative, check_positive, describe
+from ._validation import as_float_array, check_choice, check_increasing, check_int, check_nonnegative, check_positive, describe, check_rng
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
 from .recurrences import forward, value_and_grad
 
@@ -282,7 +282,7 @@ def fit_exponential_sum(t, rho, m: int, *, variant: str = "free", n_starts: int 
     m = check_int("m", m, minimum=1)
     check_choice("variant", variant, ("free", "grid"))
     n_starts = check_int("n_starts", n_starts, minimum=1)
-    gen = None if rng is None else np.random.default_rng(rng)
+    gen = None if rng is None else check_rng("rng", rng)
 
     if variant == "grid":
         mu = 0.5 * np.arange(1, m + 1) / m
@@ -406,8 +406,10 @@ class _Problem:
 
 
 def _loss_only(model, X, Y, loss: str) -> float:
-    r = forward(model, X).y - Y
-    return float(np.mean(r * r)) if loss == "mse" else 0.5 * float(np.sum(r * r))
+    """The loss (``inf`` when it overflows float64; a diverging recurrence raises FloatingPointError)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = forward(model, X).y - Y
+        return float(np.mean(r * r)) if loss == "mse" else 0.5 * float(np.sum(r * r))
 
 
 def _resolve_reparam(reparam):
@@ -540,9 +542,15 @@ def train(
 
     Notes
     -----
-    A diverging recurrence (non-finite state) ends an Adam run with
-    ``success=False`` and returns the last finite iterate; for L-BFGS the
-    loss is reported as ``inf`` so the line search backtracks.
+    Numerical failures (see :mod:`dynmem.errors`): a diverging recurrence
+    (any non-finite state), a loss that overflows float64 (e.g. targets of
+    order 1e300) or a non-finite gradient ends an Adam run with
+    ``success=False``, a message naming the cause, and the last finite
+    iterate as ``model`` (no step is ever taken from a non-finite loss); for
+    L-BFGS the value is reported as ``inf`` to the line search, which
+    backtracks, and a failure at the initial parameters ends the run the same
+    way.  ``loss`` is then the loss of the returned model, ``inf`` if even
+    that overflows.
     """
     X, Y = _check_training_data(model, X, Y)
     check_choice("optimizer", optimizer, ("adam", "lbfgs"))
@@ -565,7 +573,7 @@ def train(
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable(step, loss, model) or None; got {describe(callback)}.")
     rp = _resolve_reparam(reparam)
-    gen = np.random.default_rng(rng)
+    gen = check_rng("rng", rng)
 
     B = X.shape[0]
     if validation_split > 0:
@@ -628,7 +636,12 @@ def _adam(prob, theta, X, Y, Xv, Yv, loss, steps, lr, batch_size, betas, eps, pa
         try:
             value, g = prob.value_and_grad(theta, Xb, Yb, loss)
         except FloatingPointError as exc:
-            success, message, k = False, f"diverged at step {k}: {exc}", k - 1
+            # Never step from a non-finite loss or gradient: keep the last finite iterate.
+            success, message, k = False, (f"diverged at step {k} (non-finite loss or gradient; the model is the "
+                                          f"last finite iterate): {exc}"), k - 1
+            break
+        if not (np.isfinite(value) and np.all(np.isfinite(g))):  # pragma: no cover - value_and_grad raises first
+            success, message, k = False, f"diverged at step {k}: the loss or gradient is not finite", k - 1
             break
         history.append(value)
         # [KB] Algorithm 1, with bias-corrected moments.
@@ -674,13 +687,14 @@ class _Stop(Exception):
 def _lbfgs(prob, theta0, X, Y, Xv, Yv, loss, steps, patience, tol, progress, report_every, callback):
     history, val_history = [], []
     monitor = _Monitor(patience, tol)
-    state = {"k": 0, "best": theta0.copy(), "msg": None}
+    state = {"k": 0, "best": theta0.copy(), "msg": None, "why": ""}
 
     def fun(theta):
         try:
             return prob.value_and_grad(theta, X, Y, loss)
-        except FloatingPointError:
+        except FloatingPointError as exc:
             # The line search backtracks from an infinite value.
+            state["why"] = str(exc)
             return np.inf, np.zeros_like(theta)
 
     def cb(intermediate_result):
@@ -720,11 +734,14 @@ def _lbfgs(prob, theta0, X, Y, Xv, Yv, loss, steps, patience, tol, progress, rep
     else:
         monitor.update(f0)
     if not np.isfinite(f0):
-        return theta0, history, val_history, 0, False, "the recurrence diverged at the initial parameters", False
+        return (theta0, history, val_history, 0, False,
+                f"the recurrence diverged or the loss overflowed at the initial parameters: {state['why']}", False)
     res = scipy.optimize.minimize(fun, theta0, jac=True, method="L-BFGS-B", tol=tol if tol > 0 else None,
                                   callback=cb, options={"maxiter": steps})
     stopped = state["msg"] is not None
     theta = state["best"] if Xv is not None else res.x
+    if not (np.all(np.isfinite(theta)) and np.isfinite(res.fun)):  # pragma: no cover - scipy keeps the best iterate
+        theta = state["best"]
     message = state["msg"] if stopped else str(res.message)
     # Hitting maxiter is not a numerical failure.
     success = (bool(res.success) or stopped or res.status == 1) and bool(np.isfinite(res.fun))

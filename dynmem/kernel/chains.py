@@ -39,7 +39,7 @@ import numpy as np
 import scipy.linalg
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from .._validation import as_float_array, check_finite, check_int, check_nonnegative, check_positive, describe
+from .._validation import as_float_array, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
 
 __all__ = ["MarkovChain", "AR1Chain", "HistoryGrid", "HistoryTarget"]
 
@@ -330,7 +330,7 @@ class MarkovChain:
     def sample_indices(self, n: int, *, start=None, rng=None) -> np.ndarray:
         """State indices of a stream of length ``n`` (``start`` index, default drawn from ``pi``)."""
         n = check_int("n", n, minimum=1)
-        rng = np.random.default_rng(rng)
+        rng = check_rng("rng", rng)
         if start is None:
             start = int(rng.choice(self.n_states, p=self.stationary()))
         else:
@@ -374,7 +374,7 @@ class MarkovChain:
         """``n`` independent stationary histories of length ``L`` (equal weights)."""
         L = check_int("L", L, minimum=1)
         n = check_int("n", n, minimum=1)
-        rng = np.random.default_rng(rng)
+        rng = check_rng("rng", rng)
         idx = np.empty((n, L), dtype=np.int64)
         idx[:, 0] = rng.choice(self.n_states, size=n, p=self.stationary())
         cum = np.cumsum(self.P, axis=1)
@@ -429,7 +429,7 @@ class AR1Chain:
     def sample(self, n: int, *, start=None, rng=None) -> np.ndarray:
         """A stream of values, shape (n, 1); stationary start unless ``start`` (a value) is given."""
         n = check_int("n", n, minimum=1)
-        rng = np.random.default_rng(rng)
+        rng = check_rng("rng", rng)
         x0 = rng.standard_normal() * self.stationary_std() if start is None else check_finite("start", start)
         eps = rng.standard_normal(max(n - 1, 1))
         return _sample_ar1(self.phi, self.sigma, float(x0), eps, np.empty(n))[:, None]
@@ -438,7 +438,7 @@ class AR1Chain:
         """``n`` independent stationary histories of length ``L`` (equal weights)."""
         L = check_int("L", L, minimum=1)
         n = check_int("n", n, minimum=1)
-        rng = np.random.default_rng(rng)
+        rng = check_rng("rng", rng)
         X = np.empty((n, L))
         X[:, 0] = rng.standard_normal(n) * self.stationary_std()
         for j in range(1, L):

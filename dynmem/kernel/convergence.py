@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.stats
 
-from .._validation import check_int, check_positive, describe
+from .._validation import as_float_array, check_int, check_positive, describe
 from .chains import AR1Chain, HistoryGrid, HistoryTarget, MarkovChain
 from .limit import LimitSolution, l2_nu, solve_limit_ode
 from .network import LSSNetwork, ParamLaw, _check_beta, train_online
@@ -81,7 +81,13 @@ def loglog_slope(x, y, *, level: float = 0.95) -> SlopeFit:
     Non-finite or non-positive pairs are dropped; fewer than three points give
     a NaN interval.
     """
-    x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
+    x = as_float_array("x", x, finite=False).ravel()
+    y = as_float_array("y", y, finite=False).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"`x` and `y` must have the same length (one y per x); got {x.size} and {y.size}.")
+    level = check_positive("level", level)
+    if not level < 1:
+        raise ValueError(f"`level` must lie in (0, 1); got {level!r}.")
     ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
     n = int(ok.sum())
     if n < 2 or np.unique(x[ok]).size < 2:

@@ -75,7 +75,7 @@ import numba
 import numpy as np
 import scipy.stats
 
-from .._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe
+from .._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
 from ..activations import act_and_deriv_scalar, get_activation
 
 __all__ = ["ParamLaw", "LSSNetwork", "TrainingResult", "train_online", "RECURRENCES"]
@@ -580,7 +580,7 @@ class LSSNetwork:
         law = ParamLaw() if law is None else law
         if not isinstance(law, ParamLaw):
             raise TypeError(f"`law` must be a ParamLaw; got {describe(law)}.")
-        rng = np.random.default_rng(rng)
+        rng = check_rng("rng", rng)
         if paired:
             if N % 2:
                 raise ValueError(f"`N` must be even when paired=True (units i and i + N/2 are paired); got {N}.")
@@ -862,7 +862,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
     H = network._histories(histories) if histories is not None else np.zeros((0, 1, network.dim))
     tree = _prefix_tree(H) if H.shape[0] else None
 
-    rng = np.random.default_rng(rng)
+    rng = check_rng("rng", rng)
     K = int(math.ceil(t_final * N))
     B = max(burn_in, target.length - 1)
     X = np.ascontiguousarray(chain.sample(B + 1 + K, rng=rng), dtype=np.float64)

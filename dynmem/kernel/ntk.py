@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import qmc
 
-from .._validation import check_choice, check_int, describe
+from .._validation import check_choice, check_int, describe, check_rng
 from .network import RECURRENCES, LSSNetwork, ParamLaw, _prefix_tree
 
 __all__ = ["empirical_ntk", "limit_kernel", "LimitKernel", "kernel_error"]
@@ -177,7 +177,7 @@ def limit_kernel(histories, histories2=None, *, d: int | None = None, law: Param
     if n_points & (n_points - 1):
         raise ValueError(f"`n_points` must be a power of 2 (Sobol balance); got {n_points}.")
     n_scrambles = check_int("n_scrambles", n_scrambles, minimum=1)
-    rng = np.random.default_rng(rng)
+    rng = check_rng("rng", rng)
     cols = np.concatenate([[1.0], np.full(d + 2, law.c_std ** 2)])
     Ks = []
     for _ in range(n_scrambles):

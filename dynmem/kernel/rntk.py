@@ -85,7 +85,7 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import erf as _sp_erf
 
-from .._validation import as_float_array, check_choice, check_int, check_positive, describe
+from .._validation import as_float_array, check_choice, check_int, check_positive, describe, check_rng
 from ..activations import _REGISTRY, act_and_deriv_scalar
 
 __all__ = [
@@ -547,7 +547,7 @@ def init_params(n: int, d: int, *, activation: str = "relu", sigma_w: float = 1.
     """
     n = check_int("n", n, minimum=1)
     d = check_int("d", d, minimum=1)
-    rng = np.random.default_rng(rng)
+    rng = check_rng("rng", rng)
     act = _check_activation(activation)
     sigmas = _check_sigmas(sigma_w, sigma_u, sigma_b, sigma_v)
     arrays = (rng.standard_normal((n, n)), rng.standard_normal((n, d)), rng.standard_normal(n),
