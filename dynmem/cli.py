@@ -7,11 +7,14 @@
     output twice (continuous adjoint, and BPTT through its Euler recurrence),
     and write a figure.  Finishes in seconds after numba's first compile.
 
-``dynmem reproduce [EXPERIMENT ... | all] [--quick | --full] [--out DIR] [--workers N | --scheduler ADDRESS]``
+``dynmem reproduce [EXPERIMENT ... | all] [--quick | --full] [--protocol P] [--out DIR] [--report] [--workers N | --scheduler ADDRESS]``
     Reproduce the papers' experiments (``dynmem reproduce --help`` lists
-    them, from :data:`dynmem.reproduce.EXPERIMENTS`); each writes a JSON with
-    every number and a PNG, atomically, and finished experiments are not
-    recomputed.  ``--workers N`` runs the per-seed tasks of the
+    them, from :data:`dynmem.experiments.REGISTRY`) under a protocol
+    (``paper``, ``code`` or ``dynmem``, :mod:`dynmem.experiments.protocols`);
+    each writes ``<experiment>-<protocol>[-full].json`` with every number and
+    a PNG, atomically, finished experiments are not recomputed, and
+    ``REPORT.md`` is rewritten from every result in the folder (``--report``
+    only rewrites it).  Ctrl-C ends with one line; rerun to resume.  ``--workers N`` runs the per-seed tasks of the
     experiments that have them on N local processes, ``--scheduler`` on a
     Dask cluster (``tcp://host:8786``; ``pip install 'dynmem[distributed]'``);
     the numbers are the same as the serial run's.
@@ -183,10 +186,16 @@ def main(argv=None) -> int:
     mode = r.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="quick", action="store_true", default=True,
                       help="small sizes, about a minute for all on 2 cores (default)")
-    mode.add_argument("--full", dest="quick", action="store_false", help="the paper's sizes (much longer)")
+    mode.add_argument("--full", dest="quick", action="store_false", help="the protocol's full budget (hours for the trained figures; resumable)")
     r.add_argument("--out", default="dynmem-results", help="output folder (default dynmem-results)")
-    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="perturbation seeds (default 0 1 2)")
+    r.add_argument("--protocol", choices=("paper", "code", "dynmem"),
+                   help="protocol of the trained experiments (fig2, fig4, fig78, ablation); the others run their own "
+                        "(default: each experiment's first: paper)")
+    r.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds of the experiments that have a seeds setting (default: each experiment's)")
     r.add_argument("--no-resume", action="store_true", help="recompute experiments already in --out")
+    r.add_argument("--report", action="store_true",
+                   help="only write REPORT.md from the result files already in --out (no experiment runs)")
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
     where = r.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, metavar="N",
@@ -223,11 +232,25 @@ def main(argv=None) -> int:
             parser.error(f"--workers must be >= 1; got {args.workers}")
         if args.scheduler is not None and not args.scheduler.strip():
             parser.error("--scheduler must be a scheduler address such as tcp://host:8786; got an empty string")
-        with _executor(args.workers, args.scheduler) as executor:
-            written = reproduce(args.experiments, out=args.out, quick=args.quick, seeds=tuple(args.seeds),
-                                resume=not args.no_resume, progress=not args.quiet, executor=executor)
+        if args.report and args.experiments != ["all"]:
+            parser.error("--report writes the report from the files in --out; it takes no experiment names")
+        if args.report:
+            from .experiments.report import write_report
+
+            print(f"report: {write_report(args.out)}")
+            return 0
+        try:
+            with _executor(args.workers, args.scheduler) as executor:
+                written = reproduce(args.experiments, out=args.out, quick=args.quick, protocol=args.protocol,
+                                    seeds=args.seeds, resume=not args.no_resume, progress=not args.quiet,
+                                    executor=executor)
+        except KeyboardInterrupt:
+            print(f"dynmem reproduce: interrupted; finished experiments are kept in {args.out} "
+                  f"(run the same command again to resume)", file=sys.stderr)
+            return 130
         for name, path in written.items():
             print(f"{name}: {path} and {os.path.splitext(path)[0]}.png")
+        print(f"report: {os.path.join(args.out, 'REPORT.md')}")
         return 0
     if args.command == "sweep":
         if args.sweep_command is None:

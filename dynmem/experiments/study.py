@@ -91,7 +91,7 @@ def _protocol_of(cfg: dict) -> dict:
 
 def _training_overrides(cfg) -> list:
     """The overrides that change training (not the perturbation study): they identify a checkpoint."""
-    return sorted((k, repr(v)) for k, v in cfg["overrides"].items() if not k.startswith("perturbation__"))
+    return sorted((k, repr(v)) for k, v in cfg["overrides"].items() if not (k == "perturbation" or k.startswith("perturbation__")))
 
 
 def _ckpt_path(cfg, target, m, seed):
