@@ -17,8 +17,8 @@ def out_dir(tmp_path_factory):
 
 
 def test_fig1_json_has_every_number_and_the_mechanism(out_dir):
-    d = read_json(os.path.join(out_dir, "fig1.json"))
-    assert d["complete"] and d["quick"] and d["seeds"] == [0]
+    d = read_json(os.path.join(out_dir, "fig1-dynmem.json"))
+    assert d["reproduce"]["complete"] and d["quick"] and d["seeds"] == [0]
     s = d["summary"]
     # Exponential target: fitted exactly by free exponents, margin -log(0.9) at every width.
     assert s["exp_max_fit_error"] < 1e-8
@@ -32,11 +32,11 @@ def test_fig1_json_has_every_number_and_the_mechanism(out_dir):
         assert len(r["seeds"]) == 1 and len(r["seeds"][0]["max_error"]) == len(d["betas"])
         # the first unstable beta cannot come before the spectral margin (+beta I is in the ball)
         assert r["first_unstable_median"] >= r["margin"] * 0.999 or r["first_unstable_median"] == d["betas"][0]
-    assert os.path.getsize(os.path.join(out_dir, "fig1.png")) > 10_000
+    assert os.path.getsize(os.path.join(out_dir, "fig1-dynmem.png")) > 10_000
 
 
 def test_fig11_shows_non_decaying_memory_at_large_amplitude(out_dir):
-    d = read_json(os.path.join(out_dir, "fig11.json"))
+    d = read_json(os.path.join(out_dir, "fig11-dynmem.json"))
     assert d["alpha"] < 0
     assert d["curves"]["5.0"]["kind"] == "non-decaying"
     assert d["curves"]["0.01"]["kind"] != "non-decaying"
@@ -44,22 +44,26 @@ def test_fig11_shows_non_decaying_memory_at_large_amplitude(out_dir):
 
 
 def test_resume_skips_finished_experiments(out_dir, monkeypatch):
-    path = os.path.join(out_dir, "fig11.json")
+    from dynmem.experiments import get_experiment
+
+    path = os.path.join(out_dir, "fig11-dynmem.json")
     before = os.path.getmtime(path)
 
-    def boom(**kw):
+    def boom(*a, **kw):
         raise AssertionError("a finished experiment was recomputed")
 
-    monkeypatch.setitem(rp.EXPERIMENTS, "fig11", (boom, rp.plot_fig11))
+    monkeypatch.setattr(get_experiment("fig11"), "run", boom)
     rp.reproduce(["fig11"], out=str(out_dir), quick=True, seeds=(0,))
     assert os.path.getmtime(path) == before
 
 
 def test_interrupted_experiment_leaves_no_partial_file(tmp_path, monkeypatch):
-    def interrupted(**kw):
+    from dynmem.experiments import get_experiment
+
+    def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(rp.EXPERIMENTS, "fig11", (interrupted, rp.plot_fig11))
+    monkeypatch.setattr(get_experiment("fig11"), "run", interrupted)
     with pytest.raises(KeyboardInterrupt):
         rp.reproduce(["fig11"], out=str(tmp_path), quick=True, seeds=(0,))
     assert os.listdir(tmp_path) == []
