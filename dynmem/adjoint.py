@@ -45,7 +45,8 @@ from scipy.integrate._ivp.rk import RkDenseOutput
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .activations import dact_scalar, get_activation
 from .models import LinearRNN
-from .simulate import METHODS, _STIFF, SimulationError, _as_ctrnn, _check_path, _segments, simulate
+from .simulate import (METHODS, _EVALS_PER_STEP, _STIFF, SimulationError, _as_ctrnn, _BudgetExceeded, _check_path,
+                       _EvalBudget, _segments, simulate)
 
 __all__ = ["adjoint_gradient", "AdjointResult"]
 
@@ -180,6 +181,7 @@ def adjoint_gradient(
     rtol: float = 1e-8,
     atol: float = 1e-10,
     quadrature_nodes: int = 4,
+    max_steps: int = 50_000,
 ) -> AdjointResult:
     """Loss on CTRNN outputs and its gradient by the continuous adjoint method.
 
@@ -209,6 +211,17 @@ def adjoint_gradient(
         Tolerances for both solves.
     quadrature_nodes : int
         Gauss-Legendre nodes per interval for the parameter integrals.
+    max_steps : int
+        Step budget of the forward solve and of the backward solve, each
+        (see :func:`dynmem.simulate`): exceeding it raises
+        :class:`SimulationError` instead of running for minutes.
+
+    Raises
+    ------
+    SimulationError
+        A solve failed, diverged or exceeded its budget.
+    FloatOverflowError
+        The loss overflowed float64 (for example ``y_obs`` near 1e300).
 
     Returns
     -------
@@ -246,11 +259,19 @@ def adjoint_gradient(
         )
 
     m, d = model.hidden, model.inputs
-    fwd = simulate(model, x, t_obs, h0=h0, t0=t0, method=method, rtol=rtol, atol=atol, dense_output=True)
+    fwd = simulate(model, x, t_obs, h0=h0, t0=t0, method=method, rtol=rtol, atol=atol, dense_output=True,
+                   max_steps=max_steps)
+    budget = _EvalBudget(int(max_steps) * _EVALS_PER_STEP.get(method, 1))
     t0 = float(fwd.sol.breaks[0]) if fwd.sol is not None else float(t0)
     y = fwd.y
     r_obs = w * (y - y_obs)
-    loss = 0.5 * float(np.sum(w * (y - y_obs) ** 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = 0.5 * float(np.sum(w * (y - y_obs) ** 2))
+    if not (np.isfinite(loss) and np.all(np.isfinite(r_obs))):
+        from .errors import FloatOverflowError
+
+        raise FloatOverflowError(f"the loss overflowed float64 (0.5 sum w (y - y_obs)^2 = {loss}): max|y_obs| = "
+                                 f"{np.max(np.abs(y_obs)):.3g}, max|y| = {np.max(np.abs(y)):.3g}; rescale `y_obs`.")
     dc = r_obs @ fwd.h
 
     W = np.array(model.W)
@@ -329,7 +350,12 @@ def adjoint_gradient(
                 return J
 
             kwargs["jac"] = jac
-        bsol = solve_ivp(fun, (hi, lo), a, **kwargs)
+        try:
+            bsol = solve_ivp(budget.wrap(fun), (hi, lo), a, **kwargs)
+        except _BudgetExceeded:
+            raise SimulationError(f"the adjoint solve ({method}) used its budget of max_steps = {max_steps} steps on "
+                                  f"[{lo:.6g}, {hi:.6g}] (raise `max_steps`; a stiff model needs method='Radau' or "
+                                  f"'BDF').") from None
         if bsol.status != 0 or not np.all(np.isfinite(bsol.y[:, -1])):
             raise SimulationError(f"the adjoint solve ({method}) failed on [{lo:.6g}, {hi:.6g}]: {bsol.message}")
         nfev_b += bsol.nfev

@@ -17,7 +17,8 @@ import numba
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_positive, describe
+from ._validation import (as_float_array, check_choice, check_finite, check_increasing, check_int,
+                          check_positive, describe)
 from .activations import act_scalar, dact_scalar, get_activation
 from .inputs import InputPath
 from .models import CTRNN, LinearRNN
@@ -200,6 +201,37 @@ def _segments(x: InputPath, t0: float, t1: float) -> list[tuple[float, float, in
     return [(float(a), float(b), int(k)) for a, b, k in zip(bounds[:-1], bounds[1:], pieces)]
 
 
+_EVALS_PER_STEP = {"RK45": 6, "RK23": 3, "DOP853": 12}
+
+
+class _BudgetExceeded(Exception):
+    """Raised inside the right-hand side when a call used up its evaluation budget."""
+
+
+class _EvalBudget:
+    """Counts right-hand-side evaluations across every solver call of one simulation."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = int(limit), 0
+
+    def wrap(self, fun):
+        def counted(t, h):
+            self.used += 1
+            if self.used > self.limit:
+                raise _BudgetExceeded
+            return fun(t, h)
+
+        return counted
+
+
+def _stiffness(model) -> float:
+    """Largest eigenvalue modulus of W (the stiffness scale of sigma(W h + ...))."""
+    try:
+        return float(np.max(np.abs(np.linalg.eigvals(np.asarray(model.W, dtype=float)))))
+    except np.linalg.LinAlgError:  # pragma: no cover
+        return float("nan")
+
+
 def _divergence_event(threshold: float):
     def event(t, h):
         return threshold - np.max(np.abs(h))
@@ -223,6 +255,7 @@ def simulate(
     dense_output: bool = False,
     divergence_threshold: float = 1e12,
     on_failure: str = "raise",
+    max_steps: int = 50_000,
 ) -> SimulationResult:
     """Integrate a CTRNN driven by an input path.
 
@@ -250,6 +283,14 @@ def simulate(
     on_failure : {"raise", "report"}
         Raise :class:`SimulationError`, or return ``success=False`` with the
         states after the failure set to NaN.
+    max_steps : int
+        Step budget of the whole call, counted as right-hand-side
+        evaluations divided by the method's evaluations per step (6 for
+        RK45, 3 for RK23, 12 for DOP853, 1 for the implicit methods, whose
+        evaluations are mostly Newton iterations).  Exceeding it is a
+        failure (with a hint when an explicit method meets a stiff model),
+        never a hang; a ``max_step`` that cannot reach ``t_eval[-1]`` within
+        the budget is refused before integrating.
 
     Returns
     -------
@@ -263,6 +304,9 @@ def simulate(
     atol = check_positive("atol", atol)
     max_step = check_positive("max_step", max_step, allow_inf=True)
     threshold = check_positive("divergence_threshold", divergence_threshold)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    if not isinstance(dense_output, (bool, np.bool_)):
+        raise TypeError(f"`dense_output` must be True or False; got {dense_output!r}.")
     t_eval = check_increasing("t_eval", as_float_array("t_eval", t_eval, ndim=1))
     if t_eval.size == 0:
         raise ValueError("`t_eval` must hold at least one time; got an empty array.")
@@ -273,10 +317,14 @@ def simulate(
         raise ValueError(
             f"`t_eval` must lie in [t0, x.t_end] = [{t0}, {x.t_end}]; got values in [{t_eval[0]}, {t_eval[-1]}]."
         )
+    if np.isfinite(max_step) and (t_eval[-1] - t0) / max_step > max_steps:
+        raise ValueError(f"`max_step` = {max_step:g} needs at least {(t_eval[-1] - t0) / max_step:.3g} steps to reach "
+                         f"t = {t_eval[-1]:g} from t0 = {t0:g}, more than `max_steps` = {max_steps}.")
     m = model.hidden
     h = np.zeros(m) if h0 is None else as_float_array("h0", h0, shape=(m,)).copy()
 
     field = _Field(model, x)
+    budget = _EvalBudget(max_steps * _EVALS_PER_STEP.get(method, 1))
     H = np.full((t_eval.size, m), np.nan)
     done = np.zeros(t_eval.size, dtype=bool)
     nfev = njev = nlu = 0
@@ -302,17 +350,28 @@ def simulate(
             # (measured to save ~15% on the adjoint benchmark; for DOP853 it made the
             # error's dependence on rtol irregular, so the others keep scipy's guess).
             kwargs["first_step"] = min(last_step, b - a)
-        sol = solve_ivp(fun, (a, b), h, **kwargs)
+        try:
+            sol = solve_ivp(budget.wrap(fun), (a, b), h, **kwargs)
+        except _BudgetExceeded:
+            success = False
+            hint = (f"; the model may be stiff (W has an eigenvalue of modulus {_stiffness(model):.3g}): "
+                    f"use method='Radau' or 'BDF'" if method in ("RK45", "RK23", "DOP853") else "")
+            message = (f"{method} used its budget of max_steps = {max_steps} steps on the segment "
+                       f"[{a:.6g}, {b:.6g}] (raise `max_steps` to allow more){hint}.")
+            break
         nfev, njev, nlu = nfev + sol.nfev, njev + sol.njev, nlu + sol.nlu
         if sol.status != 0:
             success = False
-            t_fail = float(sol.t_events[0][0]) if sol.status == 1 else a
+            t_fail = float(sol.t_events[0][0]) if sol.status == 1 and len(sol.t_events[0]) else a
             if sol.status == 1:
                 message = f"the state diverged: max|h| reached {threshold:g} at t = {t_fail:.6g} (method {method})."
             else:
                 message = f"{method} failed on the segment [{a:.6g}, {b:.6g}]: {sol.message}"
-            n_got = min(sol.t.size, n_req)
-            H[np.flatnonzero(sel)[:n_got]] = sol.y[:, :n_got].T
+            ts = np.asarray(sol.t, dtype=float).ravel() if not isinstance(sol.t, list) or sol.t else np.zeros(0)
+            ys = sol.y if isinstance(sol.y, np.ndarray) else (np.column_stack(sol.y) if len(sol.y) else np.zeros((m, 0)))
+            n_got = min(ts.size, ys.shape[-1] if ys.ndim == 2 else 0, n_req)
+            if n_got:
+                H[np.flatnonzero(sel)[:n_got]] = ys[:, :n_got].T
             break
         H[sel] = sol.y[:, :n_req].T
         done |= sel
