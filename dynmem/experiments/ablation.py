@@ -47,8 +47,8 @@ BUDGET_FACTOR = 4
 SIZES = {
     "quick": {"widths": [4, 8], "seeds": [0, 1], "data_scale": {"paper": 0.01, "code": 0.001}, "max_epochs": 6,
               "perturbation_repeats": 2},
-    "full": {"widths": [8, 16, 32, 64], "seeds": [0, 1, 2], "data_scale": {"paper": 0.25, "code": 0.025},
-             "max_epochs": 200, "perturbation_repeats": 3},
+    "full": {"widths": [8, 16, 32], "seeds": [0, 1, 2], "data_scale": {"paper": 0.25, "code": 0.025},
+             "max_epochs": 100, "perturbation_repeats": 3},
 }
 
 
