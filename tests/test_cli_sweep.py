@@ -94,35 +94,34 @@ def test_fig2_fig4_on_a_process_pool_equal_the_serial_run(pool):
 
 def test_reproduce_cli_workers_gives_the_serial_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(rt.SETTINGS, "quick", dict(rt.SETTINGS["quick"], **TINY))
-    base = ["reproduce", "fig2", "--seeds", "0", "1", "--quiet"]
+    base = ["reproduce", "fig2", "--protocol", "dynmem", "--seeds", "0", "1", "--quiet"]
     assert cli.main(base + ["--out", str(tmp_path / "serial")]) == 0
     assert cli.main(base + ["--out", str(tmp_path / "pool"), "--workers", "2"]) == 0
     capsys.readouterr()
-    with open(tmp_path / "serial" / "fig2.json") as a, open(tmp_path / "pool" / "fig2.json") as b:
+    with open(tmp_path / "serial" / "fig2-dynmem.json") as a, open(tmp_path / "pool" / "fig2-dynmem.json") as b:
         serial, pooled = json.load(a), json.load(b)
-    assert serial["widths"] == [2, 4] and serial["complete"]
+    assert serial["widths"] == [2, 4] and serial["reproduce"]["complete"]
     assert _numbers(pooled) == _numbers(serial)
-    assert (tmp_path / "pool" / "fig2.png").stat().st_size > 1000
+    assert (tmp_path / "pool" / "fig2-dynmem.png").stat().st_size > 1000
 
 
-def test_reproduce_passes_the_executor_only_where_accepted(tmp_path, monkeypatch, pool):
+def test_reproduce_hands_the_executor_to_every_experiment(tmp_path, monkeypatch, pool):
+    from dynmem.experiments import get_experiment
+
     seen = {}
 
-    def with_executor(*, quick, seeds, progress, executor=None):
-        seen["with"] = executor
+    def run(cfg, *, executor=None, progress=False):
+        seen[cfg["experiment"]] = executor
         return {"x": 1}
-
-    def without(*, quick, seeds, progress):
-        seen["without"] = True
-        return {"x": 2}
 
     def plot(result, path):
         open(path, "wb").close()
 
-    monkeypatch.setitem(rp.EXPERIMENTS, "fig2", (with_executor, plot))
-    monkeypatch.setitem(rp.EXPERIMENTS, "fig11", (without, plot))
-    rp.reproduce(["fig2", "fig11"], out=str(tmp_path), seeds=(0,), executor=pool)
-    assert seen == {"with": pool, "without": True}
+    for name in ("fig1", "fig11"):
+        monkeypatch.setattr(get_experiment(name), "run", run)
+        monkeypatch.setattr(get_experiment(name), "plot", plot)
+    rp.reproduce(["fig1", "fig11"], out=str(tmp_path), seeds=(0,), executor=pool, report=False)
+    assert seen == {"fig1": pool, "fig11": pool}
 
 
 def test_failed_seed_task_raises_with_its_traceback(pool, monkeypatch):
@@ -147,12 +146,12 @@ def scheduler():
 
 def test_reproduce_cli_scheduler_gives_the_serial_json(tmp_path, monkeypatch, capsys, scheduler):
     monkeypatch.setitem(rt.SETTINGS, "quick", dict(rt.SETTINGS["quick"], **TINY))
-    base = ["reproduce", "fig4", "--seeds", "0", "1"]
+    base = ["reproduce", "fig4", "--protocol", "dynmem", "--seeds", "0", "1"]
     assert cli.main(base + ["--out", str(tmp_path / "serial"), "--quiet"]) == 0
     assert cli.main(base + ["--out", str(tmp_path / "dask"), "--scheduler", scheduler]) == 0
     err = capsys.readouterr().err
     assert "fig4 seeds: 2/2 done, 0 failed, 0 remaining" in err  # the sweep's progress, on by default in the CLI
-    with open(tmp_path / "serial" / "fig4.json") as a, open(tmp_path / "dask" / "fig4.json") as b:
+    with open(tmp_path / "serial" / "fig4-dynmem.json") as a, open(tmp_path / "dask" / "fig4-dynmem.json") as b:
         assert _numbers(json.load(b)) == _numbers(json.load(a))
 
 
