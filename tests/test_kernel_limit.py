@@ -197,8 +197,8 @@ def test_kernel_limit_reproduction_writes_complete_json_and_png(tmp_path, monkey
                 variant_N_values=(20, 40))
     monkeypatch.setitem(rk.SETTINGS, "quick", tiny)
     written = rp.reproduce(["kernel-limit"], out=str(tmp_path), quick=True, seeds=(0, 1))
-    d = read_json(written["kernel-limit"])
-    assert d["complete"] and d["experiment"] == "kernel-limit" and d["N_values"] == [20, 40, 80]
+    d = read_json(written["kernel-limit-dynmem"])
+    assert d["reproduce"]["complete"] and d["experiment"] == "kernel-limit" and d["N_values"] == [20, 40, 80]
     json.dumps(d, allow_nan=False)
     assert len(d["per_width"]["40"]["errors"]) == 2 and len(d["per_width"]["40"]["error_curves"][0]) == 5
     f = d["findings"]
@@ -207,7 +207,7 @@ def test_kernel_limit_reproduction_writes_complete_json_and_png(tmp_path, monkey
     assert d["slope"]["ci"][0] <= d["slope"]["slope"] <= d["slope"]["ci"][1]
     (v,) = d["variants"]
     assert v["recurrence"] == "mean-field" and v["beta"] == 0.75 and v["N_values"] == [20, 40] and v["success"]
-    assert os.path.getsize(os.path.join(tmp_path, "kernel-limit.png")) > 10_000
+    assert os.path.getsize(os.path.join(tmp_path, "kernel-limit-dynmem.png")) > 10_000
 
 
 def test_ar1_chain_uses_a_sampled_grid():
