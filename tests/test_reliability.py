@@ -270,3 +270,53 @@ def test_io_files_follow_the_umask(tmp_path):
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.npz").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "c.txt").stat().st_mode & 0o777 == 0o600
+
+
+# ---------------------------------------------------------------- integrator budgets (simulate / adjoint)
+
+
+def test_stiff_model_under_an_explicit_method_fails_fast_with_a_hint():
+    import time
+
+    stiff = dm.CTRNN(-1e7 * np.eye(2), np.ones((2, 1)), np.zeros(2), np.ones(2))
+    x = dm.step([1.0], t_end=6.0)
+    t0 = time.perf_counter()
+    with pytest.raises(dm.SimulationError, match=r"max_steps = 2000 .*stiff.*Radau"):
+        dm.simulate(stiff, x, np.linspace(0, 6, 5), max_steps=2000)
+    assert time.perf_counter() - t0 < 5.0
+    res = dm.simulate(stiff, x, np.linspace(0, 6, 5), max_steps=2000, on_failure="report")
+    assert not res.success and "max_steps" in res.message
+    ok = dm.simulate(stiff, x, np.linspace(0, 6, 5), method="Radau")
+    # by t = 6 the stiff state sits at its equilibrium tanh(-1e7 h + 1) = 0, h = 1e-7 (solved independently)
+    from scipy.optimize import brentq
+
+    h_star = brentq(lambda h: np.tanh(-1e7 * h + 1.0), -1.0, 1.0)
+    np.testing.assert_allclose(ok.h[-1], [h_star, h_star], rtol=1e-6)
+
+
+def test_max_step_that_cannot_finish_is_refused_before_integrating():
+    m = dm.CTRNN.random(3, 1, rng=0)
+    x = dm.step([1.0], t_end=6.0)
+    with pytest.raises(ValueError, match=r"`max_step` = 1e-300 needs at least 6e\+300 steps .* `max_steps` = 50000"):
+        dm.simulate(m, x, [1.0, 6.0], max_step=1e-300)
+    with pytest.raises(TypeError, match="`dense_output` must be True or False; got 'yes'"):
+        dm.simulate(m, x, [1.0, 6.0], dense_output="yes")
+    with pytest.raises(ValueError, match="max_steps"):
+        dm.simulate(m, x, [1.0, 6.0], max_steps=0)
+
+
+def test_failing_lsoda_and_diverging_adjoint_raise_simulation_error():
+    big = dm.CTRNN(50.0 * np.eye(2), np.ones((2, 1)), np.zeros(2), np.ones(2), activation="relu")
+    x = dm.step([1.0], t_end=50.0)
+    with pytest.raises(dm.SimulationError):
+        dm.simulate(big, x, np.linspace(0, 50, 5), method="LSODA")
+    with pytest.raises(dm.SimulationError, match="diverged"):
+        dm.adjoint_gradient(big, x, [10.0, 50.0], [0.0, 0.0])
+
+
+def test_adjoint_loss_overflow_raises_naming_y_obs():
+    from dynmem.errors import FloatOverflowError
+
+    m = dm.CTRNN.random(3, 1, rng=0)
+    with pytest.raises(FloatOverflowError, match="y_obs"):
+        dm.adjoint_gradient(m, dm.step([1.0], t_end=6.0), [1.0, 2.0], [1e300, 1e300])
