@@ -353,3 +353,14 @@ def test_cli_ctrl_c_ends_with_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "interrupted" in err[0]
     assert [f for f in os.listdir(tmp_path) if f.endswith((".json", ".png"))] == []
+
+
+def test_study_figure_survives_margins_that_are_all_zero(quick_results, tmp_path):
+    # the code protocol's relu(w) with some w <= 0 gives a singular W: margin 0 at every point
+    d = report._decode(read_json(os.path.join(quick_results, "fig2-paper.json")))
+    for r in d["targets"].values():
+        for p in r["points"]:
+            p["margin"] = -1e-16
+    path = str(tmp_path / "zero.png")
+    study.plot_study(d, path, "zero margins")
+    assert os.path.getsize(path) > 10_000

@@ -474,8 +474,13 @@ def plot_study(result: dict, path: str, title: str = "") -> None:
             ax.scatter(e, mg, s=10, color=col, alpha=0.5)
             ax.scatter(e[fin], mg[fin], s=40, color=col, edgecolor="k", label=f"m = {m} (final)")
         fit = r["margin_vs_error"]["slope"]
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        pos_pts = [p for p in r["points"] if np.isfinite(p["margin"]) and p["margin"] > 0
+                   and np.isfinite(p["error0"]) and p["error0"] > 0]
+        if pos_pts:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        else:  # e.g. the code protocol's relu(w) with a w <= 0: W is singular, margin 0 at every point
+            ax.text(0.5, 0.5, "margin <= 0 at every point", transform=ax.transAxes, ha="center")
         ax.set(xlabel=r"achieved error $E_m(0)$", ylabel=r"spectral margin $-\alpha(W_m)$",
                title=f"margin vs error: slope {fit['mean']:.2f} [{fit['lo']:.2f}, {fit['hi']:.2f}] (95% over seeds)")
         ax.legend(fontsize=7)
