@@ -181,7 +181,7 @@ def adjoint_gradient(
     rtol: float = 1e-8,
     atol: float = 1e-10,
     quadrature_nodes: int = 4,
-    max_steps: int = 50_000,
+    max_steps: int = 20_000,
 ) -> AdjointResult:
     """Loss on CTRNN outputs and its gradient by the continuous adjoint method.
 

@@ -255,7 +255,7 @@ def simulate(
     dense_output: bool = False,
     divergence_threshold: float = 1e12,
     on_failure: str = "raise",
-    max_steps: int = 50_000,
+    max_steps: int = 20_000,
 ) -> SimulationResult:
     """Integrate a CTRNN driven by an input path.
 
