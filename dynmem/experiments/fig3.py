@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from . import trained as tr
+from .study import config_digest, sweep_tasks
 from .protocols import protocol as get_protocol
 
 TITLE = "[WLL] Fig. 3: teacher-student filtering"
@@ -68,8 +69,12 @@ def _teacher(cfg, i):
                         rng=np.random.default_rng([int(cfg["seed"]), int(i), 31])), float(a)
 
 
-def teacher_task(index: int, *, config: dict, rng=None) -> dict:
-    """Train the students of teacher ``index`` and measure its memory (a :func:`dynmem.sweep.run_sweep` study)."""
+def teacher_task(teacher: int, *, config: dict, rng=None) -> dict:
+    """Train the students of teacher number ``teacher`` and measure its memory (a :func:`dynmem.sweep.run_sweep` study).
+
+    (The parameter is not called ``index``: the sweep table has a column of that name.)
+    """
+    index = int(teacher)
     from ..memory import fit_decay, memory_function
     from ..spectra import stability_radius
     from ..targets import TeacherRNN
@@ -126,28 +131,9 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
     start = time.perf_counter()
     fn = functools.partial(teacher_task, config=config)
     idx = list(range(int(config["n_teachers"])))
-    if executor is None and not config.get("workdir"):
-        rows = [fn(i) for i in idx]
-    else:
-        import tempfile
-
-        from ..sweep import Grid, load_sweep, run_sweep
-
-        ctx = tempfile.TemporaryDirectory(prefix="dynmem-fig3-") if not config.get("workdir") else None
-        root = ctx.name if ctx else config["workdir"]
-        store = os.path.join(root, "store-fig3")
-        try:
-            run_sweep(fn, Grid.zip(index=idx), store, seed=0, executor=executor, progress=progress,
-                      label="[dynmem.experiments] fig3 teachers")
-            table = load_sweep(store)
-        finally:
-            if ctx:
-                ctx.cleanup()
-        bad = [r for r in table.records if r.status != "done"]
-        if bad:
-            raise RuntimeError(f"fig3: teacher {bad[0].params} {bad[0].status}: {bad[0].error}")
-        by = {int(r.params["index"]): r.result for r in table.records}
-        rows = [by[i] for i in idx]
+    rows = sweep_tasks(fn, [{"teacher": i} for i in idx], workdir=config.get("workdir"),
+                       store=f"store-fig3-{config_digest(config)}", executor=executor, progress=progress,
+                       label="[dynmem.experiments] fig3 teachers")
     teachers = []
     for r in rows:
         teachers.append({

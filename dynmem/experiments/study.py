@@ -39,7 +39,7 @@ from ..stability import crossings_of
 from . import trained as tr
 from .protocols import protocol as get_protocol
 
-__all__ = ["run_study", "study_config", "margin_error_fit", "findings", "plot_study", "SLOPE_TOL"]
+__all__ = ["run_study", "study_config", "sweep_tasks", "config_digest", "margin_error_fit", "findings", "plot_study", "SLOPE_TOL"]
 
 _PROGRESS_ENV = "DYNMEM_EXPERIMENT_PROGRESS"  # progress reaches pool workers without entering the sweep's identity
 SLOPE_TOL = 0.3  # a log-log slope below -SLOPE_TOL "shrinks" (as dynmem.stability.stability_boundary)
@@ -191,7 +191,8 @@ def _tasks(cfg, proto):
             for s in cfg["seeds"]]
 
 
-def _config_digest(cfg) -> str:
+def config_digest(cfg) -> str:
+    """A short digest of a config (without its workdir): names the sweep store of that config."""
     import hashlib
     import json
 
@@ -201,35 +202,52 @@ def _config_digest(cfg) -> str:
     return hashlib.sha256(json.dumps(to_jsonable(keep), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _run_tasks(cfg, tasks, executor, progress):
-    cfg = {k: v for k, v in cfg.items() if k != "progress"}
-    if progress:
-        os.environ[_PROGRESS_ENV] = "1"
-    fn = functools.partial(study_task, config=cfg)
-    if executor is None and not cfg.get("workdir"):
+def sweep_tasks(fn, tasks: list, *, workdir, store: str, executor=None, progress: bool = False,
+                label: str = "") -> list:
+    """``[fn(**t) for t in tasks]``, through :func:`dynmem.sweep.run_sweep` when there is a pool or a workdir.
+
+    The store is ``<workdir>/<store>`` (in a temporary folder without a
+    workdir); callers put a digest of their config in ``store`` so a changed
+    config never reads another config's results.  Finished tasks are kept
+    there and an interrupted call resumes.
+    A failed task raises ``RuntimeError`` with its traceback.
+    """
+    if executor is None and not workdir:
         return [fn(**t) for t in tasks]
     import tempfile
 
     from ..sweep import Grid, load_sweep, run_sweep
 
-    grid = Grid.zip(target=[t["target"] for t in tasks], seed=[t["seed"] for t in tasks],
-                    width=[t["width"] for t in tasks])
-    ctx = tempfile.TemporaryDirectory(prefix="dynmem-study-") if not cfg.get("workdir") else None
-    root = ctx.name if ctx else cfg["workdir"]
-    store = os.path.join(root, f"store-{_config_digest(cfg)}")
+    keys = list(tasks[0])
+    grid = Grid.zip(**{k: [t[k] for t in tasks] for k in keys})
+    ctx = tempfile.TemporaryDirectory(prefix="dynmem-tasks-") if not workdir else None
+    path = os.path.join(ctx.name if ctx else workdir, store)
     try:
-        run_sweep(fn, grid, store, seed=0, executor=executor, progress=progress,
-                  label=f"[dynmem.experiments] {cfg['figure']}/{cfg['protocol']}")
-        table = load_sweep(store)
+        run_sweep(fn, grid, path, seed=0, executor=executor, progress=progress, label=label)
+        table = load_sweep(path)
     finally:
         if ctx:
             ctx.cleanup()
     bad = [r for r in table.records if r.status != "done"]
     if bad:
         r = bad[0]
-        raise RuntimeError(f"{cfg['figure']}/{cfg['protocol']}: task {r.params} {r.status}: {r.error}\n{r.traceback}")
-    by = {(str(r.params["target"]), int(r.params["seed"]), int(r.params["width"])): r.result for r in table.records}
-    return [by[(t["target"], t["seed"], t["width"])] for t in tasks]
+        raise RuntimeError(f"{label or store}: task {r.params} {r.status}: {r.error}\n{r.traceback}")
+    by = {tuple(_plain(r.params[k]) for k in keys): r.result for r in table.records}
+    return [by[tuple(_plain(t[k]) for k in keys)] for t in tasks]
+
+
+def _plain(v):
+    """A sweep parameter as the plain Python value it was given as (numpy scalars from the store)."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def _run_tasks(cfg, tasks, executor, progress):
+    cfg = {k: v for k, v in cfg.items() if k != "progress"}
+    if progress:
+        os.environ[_PROGRESS_ENV] = "1"
+    return sweep_tasks(functools.partial(study_task, config=cfg), tasks, workdir=cfg.get("workdir"),
+                       store=f"store-{config_digest(cfg)}", executor=executor, progress=progress,
+                       label=f"[dynmem.experiments] {cfg['figure']}/{cfg['protocol']}")
 
 
 def _f(x) -> list:
