@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from . import (
     activations,
     adjoint,
+    gated,
     inputs,
     memory,
     models,
@@ -19,6 +20,7 @@ from . import (
     recurrences,
     reparam,
     spectra,
+    ssm,
     stability,
     targets,
     train,
@@ -37,6 +39,8 @@ from .inputs import (
 )
 from .memory import DecayFit, MemoryResult, fit_decay, linear_memory, memory_function
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
+from .gated import GatedGradient, GatedTrajectory, GRUCell, LSTMCell, gated_forward, gated_value_and_grad
+from .ssm import DiagonalSSM, DiscreteDiagonalSSM
 from .spectra import (
     SpectralSummary,
     check_hurwitz,
@@ -70,6 +74,15 @@ __all__ = [
     "LinearRNN",
     "DiscreteRNN",
     "EulerRNN",
+    # gated cells and state-space models
+    "GRUCell",
+    "LSTMCell",
+    "gated_forward",
+    "gated_value_and_grad",
+    "GatedTrajectory",
+    "GatedGradient",
+    "DiagonalSSM",
+    "DiscreteDiagonalSSM",
     # spectra
     "spectral_abscissa",
     "spectral_radius",

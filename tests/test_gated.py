@@ -198,3 +198,11 @@ def test_forward_and_gradient_match_torch(cls):
     np.testing.assert_allclose(res.dh0, h0t.grad.numpy()[0], rtol=1e-10, atol=1e-14)
     if cls is LSTMCell:
         np.testing.assert_allclose(res.ds0, s0t.grad.numpy()[0], rtol=1e-10, atol=1e-14)
+
+
+def test_exported_from_package():
+    import dynmem as dm
+
+    for name in ("GRUCell", "LSTMCell", "gated_forward", "gated_value_and_grad", "DiagonalSSM", "DiscreteDiagonalSSM"):
+        assert name in dm.__all__ and getattr(dm, name) is not None
+    assert dm.GRUCell is GRUCell
