@@ -1,0 +1,147 @@
+"""GRU cell: forward pass + gradient, dynmem vs torch.nn.GRU (float64, CPU, one thread).
+
+dynmem side::
+
+    dynmem.gated_value_and_grad(GRUCell(weight_ih, weight_hh, bias_ih, bias_hh, c), X, Y, loss="mse")
+
+torch side (the same network, built once outside the timed region)::
+
+    gru = torch.nn.GRU(d, m, batch_first=True, dtype=torch.float64)   # same four arrays copied in
+    out, _ = gru(X)                # out[:, k] = h_{k+1}, as dynmem's y_k = c^T h_{k+1}
+    y = out @ c                    # c: a float64 tensor with requires_grad
+    mse_loss(y, Y).backward()      # gradients of the four arrays and c
+
+Each timed call returns the gradient flattened in ``GRUCell.flatten()``
+order (weight_ih, weight_hh, bias_ih, bias_hh, c).
+
+Reference: an independent BPTT written below in numpy ``np.longdouble``
+(80-bit extended precision on x86-64), sharing no code with either side.
+The error column is ``||g - g_ref|| / ||g_ref||`` over all parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import dynmem
+from _common import Case, import_torch, rel_err
+
+D_INPUTS = 4
+# (m, batch, T) and the wanted peer/dynmem time ratio (issue 14: >= 1.5x).
+SIZES = [((64, 32, 1000), 1.5), ((64, 1, 10000), 1.5)]
+QUICK_SIZES = [((64, 32, 200), 1.5), ((64, 1, 2000), 1.5)]
+
+
+def make_problem(m: int, batch: int, T: int, d: int = D_INPUTS, seed: int = 0):
+    """A GRUCell with torch's default initialisation, inputs and targets."""
+    rng = np.random.default_rng([seed, m, batch, T])
+    model = dynmem.GRUCell.random(m, d, rng=rng)
+    X = rng.standard_normal((batch, T, d))
+    Y = 0.5 * rng.standard_normal((batch, T))
+    return model, X, Y
+
+
+def reference_gradient(model, X, Y) -> np.ndarray:
+    """MSE loss gradient of the GRU by plain BPTT in np.longdouble; flat in GRUCell.flatten() order."""
+    L = np.longdouble
+    Wih, Whh, bih, bhh, c = (np.asarray(getattr(model, n), dtype=L)
+                             for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "c"))
+    X, Y = np.asarray(X, dtype=L), np.asarray(Y, dtype=L)
+    B, T, d = X.shape
+    m = c.size
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    Xt = X.transpose(1, 0, 2)
+    H = np.zeros((T + 1, B, m), dtype=L)
+    R, Z, N, Q = (np.zeros((T, B, m), dtype=L) for _ in range(4))
+    for k in range(T):
+        gi = Xt[k] @ Wih.T + bih
+        gh = H[k] @ Whh.T + bhh
+        R[k] = sig(gi[:, :m] + gh[:, :m])
+        Z[k] = sig(gi[:, m:2 * m] + gh[:, m:2 * m])
+        Q[k] = gh[:, 2 * m:]
+        N[k] = np.tanh(gi[:, 2 * m:] + R[k] * Q[k])
+        H[k + 1] = (1 - Z[k]) * N[k] + Z[k] * H[k]
+    y = H[1:] @ c  # (T, B)
+    g = (L(2) / L(B * T)) * (y - Y.T)
+    dWih = np.zeros_like(Wih)
+    dWhh = np.zeros_like(Whh)
+    dbih = np.zeros_like(bih)
+    dbhh = np.zeros_like(bhh)
+    a = np.zeros((B, m), dtype=L)
+    for k in range(T - 1, -1, -1):
+        a = a + g[k][:, None] * c
+        dn = a * (1 - Z[k]) * (1 - N[k] ** 2)
+        dr = dn * Q[k] * R[k] * (1 - R[k])
+        dz = a * (H[k] - N[k]) * Z[k] * (1 - Z[k])
+        di = np.concatenate([dr, dz, dn], axis=1)
+        dh = np.concatenate([dr, dz, dn * R[k]], axis=1)
+        dWih += di.T @ Xt[k]
+        dWhh += dh.T @ H[k]
+        dbih += di.sum(axis=0)
+        dbhh += dh.sum(axis=0)
+        a = a * Z[k] + dh @ Whh
+    dc = np.einsum("tb,tbi->i", g, H[1:])
+    return np.concatenate([dWih.ravel(), dWhh.ravel(), dbih, dbhh, dc]).astype(np.float64)
+
+
+_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _torch_side(model, X, Y):
+    torch = import_torch()
+    m, d = model.hidden, model.inputs
+    gru = torch.nn.GRU(d, m, batch_first=True, bias=True, dtype=torch.float64)
+    with torch.no_grad():
+        for n in _NAMES:
+            getattr(gru, n + "_l0").copy_(torch.from_numpy(np.array(getattr(model, n))))
+    c = torch.tensor(np.array(model.c), dtype=torch.float64, requires_grad=True)
+    Xt = torch.from_numpy(np.ascontiguousarray(X))
+    Yt = torch.from_numpy(np.ascontiguousarray(Y))
+    params = tuple(getattr(gru, n + "_l0") for n in _NAMES) + (c,)
+    mse_loss = torch.nn.functional.mse_loss
+
+    def run():
+        for p in params:
+            p.grad = None
+        out, _ = gru(Xt)
+        loss = mse_loss(out @ c, Yt)
+        loss.backward()
+        return np.concatenate([p.grad.numpy().ravel() for p in params])
+
+    return run
+
+
+def cases(quick: bool = False) -> list[tuple[str, str, object]]:
+    """``(name, group, build)`` for each size; ``build()`` makes the :class:`Case` (and its data)."""
+    out = []
+    for (m, batch, T), target in QUICK_SIZES if quick else SIZES:
+        def build(m=m, batch=batch, T=T, target=target):
+            model, X, Y = make_problem(m, batch, T)
+
+            def run_dynmem():
+                return dynmem.gated_value_and_grad(model, X, Y, loss="mse").flat
+
+            def run_forward():
+                return dynmem.gated_forward(model, X).y
+
+            return Case(
+                name=_name(m, batch, T),
+                group="gated",
+                description=f"GRU forward+BPTT, m={m} batch={batch} T={T} d={D_INPUTS}, MSE loss",
+                params=dict(m=m, batch=batch, T=T, d=D_INPUTS, dtype="float64"),
+                dynmem=run_dynmem,
+                peer=_torch_side(model, X, Y),
+                reference=lambda: reference_gradient(model, X, Y),
+                error=rel_err,
+                peer_name="torch.nn.GRU",
+                reference_name="numpy longdouble BPTT",
+                speed_target=target,
+                also_time={"dynmem forward only": run_forward},
+            )
+
+        out.append((_name(m, batch, T), "gated", build))
+    return out
+
+
+def _name(m, batch, T) -> str:
+    return f"gru_m{m}_b{batch}_T{T}"
