@@ -42,6 +42,7 @@ import numba
 import numpy as np
 
 from ._validation import as_float_array, check_choice, check_int, check_nonnegative, describe
+from .activations import tanh_block
 
 __all__ = ["GRUCell", "LSTMCell", "GatedTrajectory", "GatedGradient", "gated_forward", "gated_value_and_grad"]
 
@@ -50,26 +51,29 @@ __all__ = ["GRUCell", "LSTMCell", "GatedTrajectory", "GatedGradient", "gated_for
 # numba kernels (float64, C-contiguous; one signature each)
 
 
-@numba.njit(cache=True, inline="always")
-def _sigmoid(x):
-    # Two branches so that exp never overflows.
-    if x >= 0.0:
-        return 1.0 / (1.0 + np.exp(-x))
-    e = np.exp(x)
-    return e / (1.0 + e)
-
-
 @numba.njit(cache=True, error_model="numpy")
 def _gru_forward_kernel(WhhT, bhh, c, P, H, G, Y):
     """GRU forward.
 
     WhhT (m, 3m) = weight_hh^T; bhh (3m,); c (m,); P (T, B, 3m) = W_ih x_k + b_ih;
     H (T+1, B, m) with H[0] = h_0 set.  Writes H[1:], G (T, B, 4m) = (r, z, n,
-    W_hn h_k + b_hn) and Y (T, B) = c^T h_{k+1}.
+    W_hn h_k + b_hn) and Y (T, B) = c^T h_{k+1}.  The sigmoids are
+    ``(1 + tanh(v/2)) / 2``, so every transcendental goes through the
+    vectorised :func:`~dynmem.activations.tanh_block` (libm's scalar tanh
+    and exp would dominate the step).
     """
     T, B, m3 = P.shape
     m = m3 // 3
     A = np.empty((B, m3))
+    n2 = B * 2 * m
+    n1 = B * m
+    u2 = np.empty(n2)
+    t2 = np.empty(n2)
+    s2 = np.empty(n2)
+    k2 = np.empty(n2)
+    b2 = np.empty(n2, dtype=np.int64)
+    u1 = np.empty(n1)
+    t1 = np.empty(n1)
     for k in range(T):
         hk = H[k]
         np.dot(hk, WhhT, A)
@@ -77,17 +81,27 @@ def _gru_forward_kernel(WhhT, bhh, c, P, H, G, Y):
         Gk = G[k]
         hn = H[k + 1]
         for bi in range(B):
+            o = bi * 2 * m
+            for i in range(2 * m):
+                u2[o + i] = 0.5 * (Pk[bi, i] + A[bi, i] + bhh[i])
+        tanh_block(u2, t2, s2, k2, b2)
+        for bi in range(B):
+            o = bi * 2 * m
+            for i in range(m):
+                r = 0.5 + 0.5 * t2[o + i]
+                q = A[bi, 2 * m + i] + bhh[2 * m + i]
+                Gk[bi, i] = r
+                Gk[bi, m + i] = 0.5 + 0.5 * t2[o + m + i]
+                Gk[bi, 3 * m + i] = q
+                u1[bi * m + i] = Pk[bi, 2 * m + i] + r * q
+        tanh_block(u1, t1, s2[:n1], k2[:n1], b2[:n1])
+        for bi in range(B):
             acc = 0.0
             for i in range(m):
-                r = _sigmoid(Pk[bi, i] + A[bi, i] + bhh[i])
-                z = _sigmoid(Pk[bi, m + i] + A[bi, m + i] + bhh[m + i])
-                q = A[bi, 2 * m + i] + bhh[2 * m + i]
-                n = np.tanh(Pk[bi, 2 * m + i] + r * q)
+                n = t1[bi * m + i]
+                z = Gk[bi, m + i]
                 h = (1.0 - z) * n + z * hk[bi, i]
-                Gk[bi, i] = r
-                Gk[bi, m + i] = z
                 Gk[bi, 2 * m + i] = n
-                Gk[bi, 3 * m + i] = q
                 hn[bi, i] = h
                 acc += c[i] * h
             Y[k, bi] = acc
@@ -146,10 +160,20 @@ def _lstm_forward_kernel(WhhT, bhh, c, P, H, S, G, Y):
     WhhT (m, 4m); bhh (4m,); P (T, B, 4m) = W_ih x_k + b_ih; H, S (T+1, B, m)
     with H[0] = h_0, S[0] = s_0 set.  Writes H[1:], S[1:], G (T, B, 4m) =
     (i, f, g, o) after their activations, and Y (T, B) = c^T h_{k+1}.
+    Sigmoids as ``(1 + tanh(v/2)) / 2`` through :func:`~dynmem.activations.tanh_block`.
     """
     T, B, m4 = P.shape
     m = m4 // 4
     A = np.empty((B, m4))
+    n4 = B * m4
+    n1 = B * m
+    u4 = np.empty(n4)
+    t4 = np.empty(n4)
+    s4 = np.empty(n4)
+    k4 = np.empty(n4)
+    b4 = np.empty(n4, dtype=np.int64)
+    u1 = np.empty(n1)
+    t1 = np.empty(n1)
     for k in range(T):
         np.dot(H[k], WhhT, A)
         Pk = P[k]
@@ -158,19 +182,31 @@ def _lstm_forward_kernel(WhhT, bhh, c, P, H, S, G, Y):
         sn = S[k + 1]
         hn = H[k + 1]
         for bi in range(B):
-            acc = 0.0
+            o = bi * m4
+            for i in range(m4):
+                v = Pk[bi, i] + A[bi, i] + bhh[i]
+                # g (third block) takes tanh(v); the sigmoid gates tanh(v/2).
+                u4[o + i] = v if (i >= 2 * m and i < 3 * m) else 0.5 * v
+        tanh_block(u4, t4, s4, k4, b4)
+        for bi in range(B):
+            o = bi * m4
             for i in range(m):
-                ig = _sigmoid(Pk[bi, i] + A[bi, i] + bhh[i])
-                fg = _sigmoid(Pk[bi, m + i] + A[bi, m + i] + bhh[m + i])
-                gg = np.tanh(Pk[bi, 2 * m + i] + A[bi, 2 * m + i] + bhh[2 * m + i])
-                og = _sigmoid(Pk[bi, 3 * m + i] + A[bi, 3 * m + i] + bhh[3 * m + i])
+                ig = 0.5 + 0.5 * t4[o + i]
+                fg = 0.5 + 0.5 * t4[o + m + i]
+                gg = t4[o + 2 * m + i]
+                og = 0.5 + 0.5 * t4[o + 3 * m + i]
                 s = fg * sk[bi, i] + ig * gg
-                h = og * np.tanh(s)
                 Gk[bi, i] = ig
                 Gk[bi, m + i] = fg
                 Gk[bi, 2 * m + i] = gg
                 Gk[bi, 3 * m + i] = og
                 sn[bi, i] = s
+                u1[bi * m + i] = s
+        tanh_block(u1, t1, s4[:n1], k4[:n1], b4[:n1])
+        for bi in range(B):
+            acc = 0.0
+            for i in range(m):
+                h = Gk[bi, 3 * m + i] * t1[bi * m + i]
                 hn[bi, i] = h
                 acc += c[i] * h
             Y[k, bi] = acc
