@@ -74,6 +74,9 @@ def _gru_forward_kernel(WhhT, bhh, c, P, H, G, Y):
     b2 = np.empty(n2, dtype=np.int64)
     u1 = np.empty(n1)
     t1 = np.empty(n1)
+    s1 = np.empty(n1)
+    k1 = np.empty(n1)
+    b1 = np.empty(n1, dtype=np.int64)
     for k in range(T):
         hk = H[k]
         np.dot(hk, WhhT, A)
@@ -94,7 +97,7 @@ def _gru_forward_kernel(WhhT, bhh, c, P, H, G, Y):
                 Gk[bi, m + i] = 0.5 + 0.5 * t2[o + m + i]
                 Gk[bi, 3 * m + i] = q
                 u1[bi * m + i] = Pk[bi, 2 * m + i] + r * q
-        tanh_block(u1, t1, s2[:n1], k2[:n1], b2[:n1])
+        tanh_block(u1, t1, s1, k1, b1)
         for bi in range(B):
             acc = 0.0
             for i in range(m):
@@ -174,6 +177,9 @@ def _lstm_forward_kernel(WhhT, bhh, c, P, H, S, G, Y):
     b4 = np.empty(n4, dtype=np.int64)
     u1 = np.empty(n1)
     t1 = np.empty(n1)
+    s1 = np.empty(n1)
+    k1 = np.empty(n1)
+    b1 = np.empty(n1, dtype=np.int64)
     for k in range(T):
         np.dot(H[k], WhhT, A)
         Pk = P[k]
@@ -202,7 +208,7 @@ def _lstm_forward_kernel(WhhT, bhh, c, P, H, S, G, Y):
                 Gk[bi, 3 * m + i] = og
                 sn[bi, i] = s
                 u1[bi * m + i] = s
-        tanh_block(u1, t1, s4[:n1], k4[:n1], b4[:n1])
+        tanh_block(u1, t1, s1, k1, b1)
         for bi in range(B):
             acc = 0.0
             for i in range(m):
