@@ -1,4 +1,4 @@
-"""GRU cell: forward pass + gradient, dynmem vs torch.nn.GRU (float64, CPU, one thread).
+"""GRU and LSTM cells: forward pass + gradient, dynmem vs torch.nn.GRU / torch.nn.LSTM (float64, CPU, one thread).
 
 dynmem side::
 
@@ -10,6 +10,8 @@ torch side (the same network, built once outside the timed region)::
     out, _ = gru(X)                # out[:, k] = h_{k+1}, as dynmem's y_k = c^T h_{k+1}
     y = out @ c                    # c: a float64 tensor with requires_grad
     mse_loss(y, Y).backward()      # gradients of the four arrays and c
+
+The LSTM cases do the same with ``LSTMCell`` and ``torch.nn.LSTM``.
 
 Each timed call returns the gradient flattened in ``GRUCell.flatten()``
 order (weight_ih, weight_hh, bias_ih, bias_hh, c).
@@ -32,10 +34,10 @@ SIZES = [((64, 32, 1000), 1.5), ((64, 1, 10000), 1.5)]
 QUICK_SIZES = [((64, 32, 200), 1.5), ((64, 1, 2000), 1.5)]
 
 
-def make_problem(m: int, batch: int, T: int, d: int = D_INPUTS, seed: int = 0):
-    """A GRUCell with torch's default initialisation, inputs and targets."""
+def make_problem(m: int, batch: int, T: int, d: int = D_INPUTS, seed: int = 0, cls=dynmem.GRUCell):
+    """A GRUCell (or LSTMCell) with torch's default initialisation, inputs and targets."""
     rng = np.random.default_rng([seed, m, batch, T])
-    model = dynmem.GRUCell.random(m, d, rng=rng)
+    model = cls.random(m, d, rng=rng)
     X = rng.standard_normal((batch, T, d))
     Y = 0.5 * rng.standard_normal((batch, T))
     return model, X, Y
@@ -84,13 +86,54 @@ def reference_gradient(model, X, Y) -> np.ndarray:
     return np.concatenate([dWih.ravel(), dWhh.ravel(), dbih, dbhh, dc]).astype(np.float64)
 
 
+def reference_gradient_lstm(model, X, Y) -> np.ndarray:
+    """MSE loss gradient of the LSTM by plain BPTT in np.longdouble; flat in LSTMCell.flatten() order."""
+    L = np.longdouble
+    Wih, Whh, bih, bhh, c = (np.asarray(getattr(model, n), dtype=L)
+                             for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "c"))
+    X, Y = np.asarray(X, dtype=L), np.asarray(Y, dtype=L)
+    B, T, d = X.shape
+    m = c.size
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    Xt = X.transpose(1, 0, 2)
+    H = np.zeros((T + 1, B, m), dtype=L)
+    S = np.zeros((T + 1, B, m), dtype=L)
+    I, F, Gg, O = (np.zeros((T, B, m), dtype=L) for _ in range(4))
+    for k in range(T):
+        a = Xt[k] @ Wih.T + bih + H[k] @ Whh.T + bhh
+        I[k], F[k], Gg[k], O[k] = sig(a[:, :m]), sig(a[:, m:2 * m]), np.tanh(a[:, 2 * m:3 * m]), sig(a[:, 3 * m:])
+        S[k + 1] = F[k] * S[k] + I[k] * Gg[k]
+        H[k + 1] = O[k] * np.tanh(S[k + 1])
+    y = H[1:] @ c
+    g = (L(2) / L(B * T)) * (y - Y.T)
+    dWih = np.zeros_like(Wih)
+    dWhh = np.zeros_like(Whh)
+    db = np.zeros_like(bih)
+    a = np.zeros((B, m), dtype=L)
+    e = np.zeros((B, m), dtype=L)
+    for k in range(T - 1, -1, -1):
+        a = a + g[k][:, None] * c
+        t = np.tanh(S[k + 1])
+        ds = e + a * O[k] * (1 - t * t)
+        D = np.concatenate([ds * Gg[k] * I[k] * (1 - I[k]), ds * S[k] * F[k] * (1 - F[k]),
+                            ds * I[k] * (1 - Gg[k] ** 2), a * t * O[k] * (1 - O[k])], axis=1)
+        dWih += D.T @ Xt[k]
+        dWhh += D.T @ H[k]
+        db += D.sum(axis=0)
+        e = ds * F[k]
+        a = D @ Whh
+    dc = np.einsum("tb,tbi->i", g, H[1:])
+    return np.concatenate([dWih.ravel(), dWhh.ravel(), db, db, dc]).astype(np.float64)
+
+
 _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _torch_side(model, X, Y):
     torch = import_torch()
     m, d = model.hidden, model.inputs
-    gru = torch.nn.GRU(d, m, batch_first=True, bias=True, dtype=torch.float64)
+    net = torch.nn.GRU if isinstance(model, dynmem.GRUCell) else torch.nn.LSTM
+    gru = net(d, m, batch_first=True, bias=True, dtype=torch.float64)
     with torch.no_grad():
         for n in _NAMES:
             getattr(gru, n + "_l0").copy_(torch.from_numpy(np.array(getattr(model, n))))
@@ -114,9 +157,11 @@ def _torch_side(model, X, Y):
 def cases(quick: bool = False) -> list[tuple[str, str, object]]:
     """``(name, group, build)`` for each size; ``build()`` makes the :class:`Case` (and its data)."""
     out = []
-    for (m, batch, T), target in QUICK_SIZES if quick else SIZES:
-        def build(m=m, batch=batch, T=T, target=target):
-            model, X, Y = make_problem(m, batch, T)
+    for ((m, batch, T), target), kind in [(sz, kind) for kind in ("gru", "lstm") for sz in (QUICK_SIZES if quick else SIZES)]:
+        def build(m=m, batch=batch, T=T, target=target, kind=kind):
+            cls = dynmem.GRUCell if kind == "gru" else dynmem.LSTMCell
+            ref = reference_gradient if kind == "gru" else reference_gradient_lstm
+            model, X, Y = make_problem(m, batch, T, cls=cls)
 
             def run_dynmem():
                 return dynmem.gated_value_and_grad(model, X, Y, loss="mse").flat
@@ -125,23 +170,23 @@ def cases(quick: bool = False) -> list[tuple[str, str, object]]:
                 return dynmem.gated_forward(model, X).y
 
             return Case(
-                name=_name(m, batch, T),
+                name=_name(kind, m, batch, T),
                 group="gated",
-                description=f"GRU forward+BPTT, m={m} batch={batch} T={T} d={D_INPUTS}, MSE loss",
+                description=f"{kind.upper()} forward+BPTT, m={m} batch={batch} T={T} d={D_INPUTS}, MSE loss",
                 params=dict(m=m, batch=batch, T=T, d=D_INPUTS, dtype="float64"),
                 dynmem=run_dynmem,
                 peer=_torch_side(model, X, Y),
-                reference=lambda: reference_gradient(model, X, Y),
+                reference=lambda: ref(model, X, Y),
                 error=rel_err,
-                peer_name="torch.nn.GRU",
+                peer_name="torch.nn.GRU" if kind == "gru" else "torch.nn.LSTM",
                 reference_name="numpy longdouble BPTT",
                 speed_target=target,
                 also_time={"dynmem forward only": run_forward},
             )
 
-        out.append((_name(m, batch, T), "gated", build))
+        out.append((_name(kind, m, batch, T), "gated", build))
     return out
 
 
-def _name(m, batch, T) -> str:
-    return f"gru_m{m}_b{batch}_T{T}"
+def _name(kind, m, batch, T) -> str:
+    return f"{kind}_m{m}_b{batch}_T{T}"
