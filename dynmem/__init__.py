@@ -39,7 +39,7 @@ from .inputs import (
 )
 from .memory import DecayFit, MemoryResult, fit_decay, linear_memory, memory_function
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
-from .gated import GatedGradient, GatedTrajectory, GRUCell, LSTMCell, gated_forward, gated_value_and_grad
+from .gated import CTGRU, GatedGradient, GatedTrajectory, GRUCell, LSTMCell, gated_forward, gated_value_and_grad
 from .ssm import DiagonalSSM, DiscreteDiagonalSSM
 from .spectra import (
     SpectralSummary,
@@ -76,6 +76,7 @@ __all__ = [
     "EulerRNN",
     # gated cells and state-space models
     "GRUCell",
+    "CTGRU",
     "LSTMCell",
     "gated_forward",
     "gated_value_and_grad",

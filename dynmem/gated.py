@@ -24,8 +24,14 @@ the new state, as :mod:`dynmem.recurrences` does).  The read-out vector is
 the field ``c``; the LSTM's cell state is called ``s`` here to avoid the
 clash with PyTorch's ``c_n``.
 
-These are discrete-time cells only: the continuous-time GRU of [WLL] App. J
-and the model contract of issue 14 are not built yet.
+Both cells satisfy the :class:`~dynmem.models.DiscreteModel` contract, so
+:func:`dynmem.memory.memory_function` takes their memory.  The GRU has a
+continuous-time form, :class:`CTGRU` (``dh/dt = (1 - z) (n - h)``, whose
+forward-Euler step with dt = 1 is exactly the GRU cell), on the
+:class:`~dynmem.models.ContinuousModel` contract.  The LSTM is discrete only
+here: its cell state has no decay term of its own (``s_{k+1} - s_k = (f - 1)
+s_k + i g``), and a continuous-time LSTM is a modelling choice, not a
+unique form, so none is offered.
 
 BPTT is written by hand (the derivation is in the kernel docstrings); the
 weight gradients are formed after the sequential sweep as one matrix product
@@ -44,7 +50,7 @@ import numpy as np
 from ._validation import as_float_array, check_choice, check_int, check_nonnegative, describe
 from .activations import tanh_block
 
-__all__ = ["GRUCell", "LSTMCell", "GatedTrajectory", "GatedGradient", "gated_forward", "gated_value_and_grad"]
+__all__ = ["GRUCell", "LSTMCell", "CTGRU", "GatedTrajectory", "GatedGradient", "gated_forward", "gated_value_and_grad"]
 
 
 # ---------------------------------------------------------------------------
@@ -372,8 +378,76 @@ class _GatedCell:
         return gated_value_and_grad(self, X, Y, h0=h0, s0=s0, loss=loss)
 
 
+class _DiscreteCell(_GatedCell):
+    """The discrete cells' side of the contract (:class:`~dynmem.models.DiscreteModel`)."""
+
+    # -- the discrete-model contract (dynmem.models.DiscreteModel) ---------
+    #: The time one step stands for.
+    dt: ClassVar[float] = 1.0
+
+    @property
+    def state_size(self) -> int:
+        """Length of the flat state: m for a GRU, 2m for an LSTM (``s = (h, cell)``)."""
+        return self.hidden * (2 if self._n_gates == 4 else 1)
+
+    def _split(self, S0):
+        S0 = as_float_array("S0", S0, ndim=2)
+        n = self.state_size
+        if S0.shape[1] != n:
+            raise ValueError(f"`S0` must have shape (k, {n}) (the flat state of this {type(self).__name__}); "
+                             f"got shape {S0.shape}.")
+        m = self.hidden
+        return (S0[:, :m], S0[:, m:]) if self._n_gates == 4 else (S0, None)
+
+    def outputs(self, X, S0) -> np.ndarray:
+        """``y_0 .. y_{T-1}`` for inputs X (k, T, d) from flat states S0 (k, state_size); shape (k, T)."""
+        h0, s0 = self._split(S0)
+        return gated_forward(self, X, h0=h0, s0=s0).y
+
+    def readout(self, S) -> np.ndarray:
+        """``c^T h`` for flat states S (k, state_size); shape (k,)."""
+        return np.asarray(S, dtype=float)[:, : self.hidden] @ self.c
+
+    def final_state(self, X, S0) -> np.ndarray:
+        """The flat state after running inputs X (k, T, d) from S0 (k, state_size); shape (k, state_size)."""
+        h0, s0 = self._split(S0)
+        tr = gated_forward(self, X, h0=h0, s0=s0)
+        return tr._H[-1] if tr._S is None else np.concatenate([tr._H[-1], tr._S[-1]], axis=1)
+
+    def equilibrium(self, X, *, max_steps: int = 200000, tol: float = 1e-14) -> np.ndarray:
+        """Fixed points of the cell under constant inputs X (k, d), by iterating the cell from zero.
+
+        The iteration runs in chunks of 256 steps and stops when one step moves
+        the state by at most ``tol * max(1, |s|_inf)``.
+
+        Raises
+        ------
+        dynmem.simulate.SimulationError
+            If it has not settled within ``max_steps`` steps (no attracting rest state).
+        """
+        from .simulate import SimulationError
+
+        X = as_float_array("X", X, ndim=2)
+        if X.shape[1] != self.inputs:
+            raise ValueError(f"`X` must have shape (k, {self.inputs}); got shape {X.shape}.")
+        S = np.zeros((X.shape[0], self.state_size))
+        chunk = np.repeat(X[:, None, :], 256, axis=1)
+        one = X[:, None, :]
+        for _ in range(max(1, max_steps // 257)):
+            S = self.final_state(chunk, S)
+            S1 = self.final_state(one, S)
+            err = np.max(np.abs(S1 - S))
+            S = S1
+            if err <= tol * max(1.0, np.max(np.abs(S))):
+                return S
+        raise SimulationError(
+            f"the {type(self).__name__} did not settle to a rest state under the constant input within {max_steps} "
+            "steps; its memory needs a stable rest state."
+        )
+
+
 @dataclass(frozen=True, eq=False, repr=False)
-class GRUCell(_GatedCell):
+class GRUCell(_DiscreteCell):
     """Discrete GRU cell with PyTorch's gate order (r, z, n) and layout, scalar read-out.
 
     ``h_{k+1} = (1 - z_k) * n_k + z_k * h_k``, ``y_k = c^T h_{k+1}`` (equations in
@@ -403,7 +477,7 @@ class GRUCell(_GatedCell):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class LSTMCell(_GatedCell):
+class LSTMCell(_DiscreteCell):
     """Discrete LSTM cell with PyTorch's gate order (i, f, g, o) and layout, scalar read-out.
 
     ``s_{k+1} = f_k s_k + i_k g_k``, ``h_{k+1} = o_k tanh(s_{k+1})``,
@@ -430,6 +504,149 @@ class LSTMCell(_GatedCell):
 
     def __post_init__(self):
         self._check_params()
+
+
+def _sigmoid(v):
+    return 0.5 + 0.5 * np.tanh(0.5 * v)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class CTGRU(_GatedCell):
+    """Continuous-time GRU ``dh/dt = (1 - z) * (n - h)``, ``y = c^T h`` (parameters as :class:`GRUCell`).
+
+    With the gates of the GRU cell evaluated at ``(h, x)``::
+
+        r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+        z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+        dh/dt = f(h, x) = (1 - z) * (n - h)
+
+    The GRU update ``h_{k+1} = (1 - z) n + z h = h + f(h_k, x_k)`` is the
+    forward-Euler step of this field with dt = 1, so :meth:`euler_cell`
+    returns the :class:`GRUCell` with the same arrays.  This is the
+    continuous-time GRU of [WLL] App. J as THEORY.md records it ("writes a
+    continuous-time GRU and linearises it at h* = 0"); the field is the
+    standard GRU-ODE form.
+
+    Rest states ``f(h, 0) = 0`` satisfy ``n(h, 0) = h`` (``1 - z > 0``); there
+    the Jacobian is ``diag(1 - z) (dn/dh - I)`` with
+    ``dn/dh = diag(1 - n^2) (diag(r) W_hn + diag(r (1 - r) (W_hn h + b_hn)) W_hr)``.
+    ``h* = 0`` is a rest state exactly when ``tanh(b_in + r(0) b_hn) = 0``,
+    e.g. when the n-gate biases vanish.
+
+    Implements :class:`~dynmem.models.ContinuousModel`.
+    """
+
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray
+    bias_hh: np.ndarray
+    c: np.ndarray
+
+    _n_gates: ClassVar[int] = 3
+
+    def __post_init__(self):
+        self._check_params()
+
+    def euler_cell(self) -> GRUCell:
+        """The discrete GRU cell ``h_{k+1} = h_k + f(h_k, x_k)`` (forward Euler, dt = 1)."""
+        return GRUCell(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.c)
+
+    def _gates(self, H, X):
+        H = np.asarray(H, dtype=float)
+        X = np.asarray(X, dtype=float)
+        m = self.hidden
+        gi = X @ self.weight_ih.T + self.bias_ih
+        gh = H @ self.weight_hh.T + self.bias_hh
+        r = _sigmoid(gi[:, :m] + gh[:, :m])
+        z = _sigmoid(gi[:, m:2 * m] + gh[:, m:2 * m])
+        q = gh[:, 2 * m:]
+        n = np.tanh(gi[:, 2 * m:] + r * q)
+        return H, r, z, n, q
+
+    def vector_field(self, H, X) -> np.ndarray:
+        """``(1 - z) (n - h)`` for states H (k, m) and inputs X (k, d); shape (k, m)."""
+        H, _, z, n, _ = self._gates(H, X)
+        return (1.0 - z) * (n - H)
+
+    def jacobian(self, H, X) -> np.ndarray:
+        """``df/dh`` at each pair (k, m, m)::
+
+            df/dh = diag(h - n) dz/dh + diag(1 - z) (dn/dh - I),
+            dz/dh = diag(z (1 - z)) W_hz,
+            dn/dh = diag(1 - n^2) (diag(r) W_hn + diag(q r (1 - r)) W_hr),   q = W_hn h + b_hn
+        """
+        H, r, z, n, q = self._gates(H, X)
+        m = self.hidden
+        Whr, Whz, Whn = self.weight_hh[:m], self.weight_hh[m:2 * m], self.weight_hh[2 * m:]
+        dz = (z * (1 - z))[:, :, None] * Whz
+        dn = (1 - n * n)[:, :, None] * (r[:, :, None] * Whn + (q * r * (1 - r))[:, :, None] * Whr)
+        return (H - n)[:, :, None] * dz + (1 - z)[:, :, None] * (dn - np.eye(m))
+
+    def input_jacobian(self, H, X) -> np.ndarray:
+        """``df/dx`` at each pair (k, m, d) (same formulas with the ``W_i*`` blocks; r enters n through q only)."""
+        H, r, z, n, q = self._gates(H, X)
+        m = self.hidden
+        Wir, Wiz, Win = self.weight_ih[:m], self.weight_ih[m:2 * m], self.weight_ih[2 * m:]
+        dz = (z * (1 - z))[:, :, None] * Wiz
+        dn = (1 - n * n)[:, :, None] * (Win[None] + (q * r * (1 - r))[:, :, None] * Wir)
+        return (H - n)[:, :, None] * dz + (1 - z)[:, :, None] * dn
+
+    def equilibrium(self, X) -> np.ndarray:
+        """Rest states ``n(h, x) = h`` for constant inputs X (k, d) by ``scipy.optimize.root`` (shape (k, m)).
+
+        Started from the zero state with the analytic Jacobian; raises
+        :class:`dynmem.simulate.SimulationError` if the root finder fails.
+        """
+        import scipy.optimize
+
+        from .simulate import SimulationError
+
+        X = as_float_array("X", X, ndim=2)
+        m = self.hidden
+        out = np.empty((X.shape[0], m))
+        for i, x in enumerate(X):
+            xi = x[None]
+            sol = scipy.optimize.root(lambda h: self.vector_field(h[None], xi)[0], np.zeros(m),
+                                      jac=lambda h: self.jacobian(h[None], xi)[0], method="hybr",
+                                      options={"xtol": 1e-13})
+            if not sol.success:
+                raise SimulationError(f"could not find a rest state of the CTGRU: {sol.message}")
+            out[i] = sol.x
+        return out
+
+    def impulse_kick(self, X) -> np.ndarray:
+        """``(df/dx) x`` at the zero-input rest state: the kick of a short pulse of area x in the linear limit.
+
+        The input enters the GRU through its gates, so a pulse of finite area
+        in zero time has no unique nonlinear limit; dynmem uses the linearised
+        input map ``B = df/dx (h*, 0)`` (exact for the linearisation).
+        """
+        X = as_float_array("X", X, ndim=2)
+        h = self.equilibrium(np.zeros((1, self.inputs)))
+        B = self.input_jacobian(h, np.zeros((1, self.inputs)))[0]
+        return X @ B.T
+
+    def linearize(self, h_star=None):
+        """``d(h - h*)/dt = J (h - h*) + B x`` at a zero-input rest state, as a :class:`~dynmem.models.LinearRNN`.
+
+        ``J = diag(1 - z)(dn/dh - I)`` and ``B = diag(1 - z) dn/dx`` at ``(h*, 0)``
+        (the ``diag(h - n)`` terms vanish at a rest state).
+        """
+        from .models import LinearRNN
+
+        zero = np.zeros((1, self.inputs))
+        h = self.equilibrium(zero) if h_star is None else as_float_array("h_star", h_star, shape=(self.hidden,))[None]
+        return LinearRNN(self.jacobian(h, zero)[0], self.input_jacobian(h, zero)[0], self.c)
+
+    # The discrete forward/gradient of a CTGRU are those of its Euler cell.
+    def forward(self, X, *, h0=None, s0=None):  # noqa: D401
+        """:meth:`GRUCell.forward` of :meth:`euler_cell`."""
+        return self.euler_cell().forward(X, h0=h0, s0=s0)
+
+    def value_and_grad(self, X, Y, *, h0=None, s0=None, loss: str = "mse"):
+        """:meth:`GRUCell.value_and_grad` of :meth:`euler_cell` (its ``grad`` is a GRUCell)."""
+        return self.euler_cell().value_and_grad(X, Y, h0=h0, s0=s0, loss=loss)
 
 
 # ---------------------------------------------------------------------------

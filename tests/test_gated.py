@@ -206,3 +206,97 @@ def test_exported_from_package():
     for name in ("GRUCell", "LSTMCell", "gated_forward", "gated_value_and_grad", "DiagonalSSM", "DiscreteDiagonalSSM"):
         assert name in dm.__all__ and getattr(dm, name) is not None
     assert dm.GRUCell is GRUCell
+
+
+# -- the contract: memory of the discrete cells, the continuous-time GRU ---------------------------
+
+from dynmem.gated import CTGRU  # noqa: E402
+from dynmem.memory import memory_function  # noqa: E402
+from dynmem.models import ContinuousModel, DiscreteModel  # noqa: E402
+
+
+def _ref_field(p, h, x):
+    """Independent transcription of the CT-GRU field (1 - z)(n - h), generic in dtype (complex step)."""
+    Wih, Whh, bih, bhh = (p[n] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    m = Whh.shape[1]
+    gi, gh = Wih @ x + bih, Whh @ h + bhh
+    r = _sig(gi[:m] + gh[:m])
+    z = _sig(gi[m:2 * m] + gh[m:2 * m])
+    n = np.tanh(gi[2 * m:] + r * gh[2 * m:])
+    return (1 - z) * (n - h)
+
+
+@pytest.mark.parametrize("cls", [GRUCell, LSTMCell])
+def test_cells_are_discrete_models_and_heaviside_equals_impulse_memory_at_small_amplitude(cls):
+    cell = cls.random(5, 2, rng=3)
+    assert isinstance(cell, DiscreteModel) and not isinstance(cell, ContinuousModel)
+    x = np.array([[0.4, -0.2]])
+    s = cell.equilibrium(x)
+    np.testing.assert_allclose(cell.final_state(x[:, None, :], s), s, atol=1e-13)  # a fixed point
+    k = np.arange(0, 40)
+    # Linear limit: the step response differences of the linearised cell are its impulse response.
+    # Amplitude 1e-5: nonlinearity O(1e-5) relative; differences of O(1) outputs lose eps / 1e-5 ~ 1e-10 absolute.
+    heav = memory_function(cell, k, amplitudes=[1e-5])
+    imp = memory_function(cell, k, input="impulse", amplitudes=[1e-5])
+    assert heav.method == imp.method == "step-differences"
+    np.testing.assert_allclose(heav.values, imp.values, rtol=1e-4, atol=1e-9)
+    # ... and the impulse memory is the transcription's response to a kick at step 0 (max over the vertices).
+    S0 = np.tile(cell.equilibrium(np.zeros((1, 2))), (4, 1))
+    verts = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], float) * 0.5
+    X = np.zeros((4, 41, 2))
+    X[:, 0] = verts
+    m = cell.hidden
+    y = _ref_outputs(cls, cell.params(), X, S0[:, :m], S0[:, m:] if cls is LSTMCell else 0 * S0)
+    y_star = cell.readout(S0[:1])[0]
+    ref = np.max(np.abs(y[:, k] - y_star), axis=0) / 0.5
+    got = memory_function(cell, k, input="impulse", amplitudes=[0.5])
+    np.testing.assert_allclose(got.values, ref, rtol=1e-12, atol=1e-15)
+
+
+def test_ctgru_field_is_the_gru_update_and_its_jacobians_match_complex_step():
+    g = CTGRU.random(4, 3, rng=8)
+    assert isinstance(g, ContinuousModel)
+    rng = np.random.default_rng(0)
+    H, X = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    # Forward Euler with dt = 1 is the (torch-verified) GRU cell: f(h, x) = h_1 - h_0.
+    step = g.euler_cell().final_state(X[:, None, :], H)
+    np.testing.assert_allclose(g.vector_field(H, X), step - H, rtol=1e-13, atol=1e-15)
+    p = {k: v.astype(complex) for k, v in g.params().items()}
+    J, Jx = g.jacobian(H, X), g.input_jacobian(H, X)
+    for i in range(5):
+        cs = np.array([_ref_field(p, H[i] + 1e-30j * e, X[i]).imag / 1e-30 for e in np.eye(4)]).T
+        np.testing.assert_allclose(J[i], cs, rtol=1e-12, atol=1e-15)
+        cs = np.array([_ref_field(p, H[i].astype(complex), X[i] + 1e-30j * e).imag / 1e-30 for e in np.eye(3)]).T
+        np.testing.assert_allclose(Jx[i], cs, rtol=1e-12, atol=1e-15)
+    h = g.equilibrium(X[:2])
+    np.testing.assert_allclose(g.vector_field(h, X[:2]), 0.0, atol=1e-13)
+
+
+def test_ctgru_simulate_matches_solve_ivp_on_the_transcription():
+    import scipy.integrate
+
+    import dynmem as dm
+
+    g = CTGRU.random(4, 2, rng=2)
+    x = dm.inputs.step(np.array([0.7, -0.3]), t_end=6.0)
+    t = np.linspace(0.0, 6.0, 25)
+    h0 = np.array([0.2, -0.1, 0.0, 0.3])
+    res = dm.simulate(g, x, t, h0=h0, method="DOP853", rtol=1e-12, atol=1e-14)
+    p = g.params()
+    sol = scipy.integrate.solve_ivp(lambda _, h: _ref_field(p, h, np.array([0.7, -0.3])), (0, 6.0), h0, t_eval=t,
+                                    method="Radau", rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(res.h, sol.y.T, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(res.y, sol.y.T @ g.c, rtol=0, atol=1e-9)
+    stiff = dm.simulate(g, x, t, h0=h0, method="Radau", rtol=1e-10, atol=1e-12)  # analytic Jacobian
+    np.testing.assert_allclose(stiff.h, sol.y.T, rtol=0, atol=1e-8)
+
+
+def test_ctgru_small_amplitude_memory_is_the_memory_of_its_linearisation():
+    g = CTGRU.random(5, 2, rng=4)
+    t = np.linspace(0.0, 8.0, 17)
+    lin = g.linearize()
+    closed = memory_function(lin, t).values
+    for input in ("heaviside", "impulse"):
+        small = memory_function(g, t, input=input, amplitudes=[1e-5], method="DOP853", rtol=1e-12, atol=1e-16)
+        assert small.method == "exact-flow"
+        np.testing.assert_allclose(small.values, closed, rtol=1e-4, atol=1e-12)  # O(amplitude) nonlinearity
