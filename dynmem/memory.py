@@ -476,6 +476,17 @@ def memory_function(
         H = inner
 
     # Dispatch on capabilities (the contract in dynmem.models), in this order.
+    if closed_form and isinstance(H, ClosedFormMemory):
+        t = _check_times(t)
+        if directions is None and amplitudes is None and normalize == "x":
+            vals, argmax = H.closed_form_memory(t, input=input)
+            vals = np.asarray(vals, dtype=float)
+            return MemoryResult(t=t, values=vals, argmax=np.asarray(argmax, dtype=float),
+                                directions=np.asarray(argmax, dtype=float), amplitudes=np.array([1.0]),
+                                probe_values=None, input=input, normalize=normalize, method="closed-form",
+                                success=bool(np.all(np.isfinite(vals))),
+                                message=f"the closed-form memory of the {type(H).__name__}")
+
     lin = _linear_form(H) if closed_form else None
     if lin is not None:
         t = _check_times(t)
@@ -493,16 +504,8 @@ def memory_function(
         vals = np.abs(probes @ v.T) / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
         return _reduce(t, vals, probes, D, amps, input, normalize, "closed-form")
 
-    if closed_form and isinstance(H, ClosedFormMemory):
-        t = _check_times(t)
-        if directions is None and amplitudes is None and normalize == "x":
-            vals, argmax = H.closed_form_memory(t, input=input)
-            vals = np.asarray(vals, dtype=float)
-            return MemoryResult(t=t, values=vals, argmax=np.asarray(argmax, dtype=float),
-                                directions=np.asarray(argmax, dtype=float), amplitudes=np.array([1.0]),
-                                probe_values=None, input=input, normalize=normalize, method="closed-form",
-                                success=bool(np.all(np.isfinite(vals))),
-                                message=f"the closed-form memory of the {type(H).__name__}")
+    if not isinstance(H, (ContinuousModel, DiscreteModel)) and _linear_form(H) is not None:
+        H = _linear_form(H)  # e.g. a DiagonalSSM with closed_form=False: the flow of its real form
 
     if isinstance(H, ContinuousModel):
         t = _check_times(t)

@@ -32,8 +32,17 @@ the new state, as :mod:`dynmem.recurrences` does):
   ``B_bar = dt / (1 - Lambda dt/2) * B``.  Second order in ``dt``; maps the
   open left half-plane onto the open unit disc.
 
-The stable parameterisation of ``Lambda`` through :mod:`dynmem.reparam` is
-not wired in yet.
+Stable parameterisation: :meth:`DiagonalSSM.from_reparam` builds ``Lambda =
+f(w) + i omega`` with a continuous-time :class:`dynmem.reparam.Reparam`
+(``"exp"``, ``"softplus"``, ``"best"``), so every real ``w`` gives a stable
+model ([SSM]; THEORY.md section 5).
+
+Contract (:mod:`dynmem.models`): a ``DiagonalSSM`` has a closed-form memory
+(:class:`~dynmem.models.ClosedFormMemory`) and its real form
+(:meth:`DiagonalSSM.as_linear`), so :func:`dynmem.memory.memory_function`
+takes it in closed form or, with ``closed_form=False``, through the flow of
+the real form; a ``DiscreteDiagonalSSM`` is a
+:class:`~dynmem.models.DiscreteModel` on the flat state ``(Re h, Im h)``.
 """
 
 from __future__ import annotations
@@ -184,6 +193,62 @@ class DiagonalSSM:
             raise ValueError("`t` must be positive when the feed-through `D` is non-zero (its memory is a Dirac term at t = 0).")
         return np.abs(self.kernel(t)).sum(axis=1)
 
+    @classmethod
+    def from_reparam(cls, w, frequency, B, C, D=None, *, reparam: str = "softplus", **params) -> "DiagonalSSM":
+        """A model with ``Lambda = f(w) + i * frequency`` for a stable reparameterisation f.
+
+        Parameters
+        ----------
+        w : array_like, shape (m,)
+            Unconstrained parameters of the real parts.
+        frequency : array_like, shape (m,)
+            Imaginary parts of ``Lambda``.
+        B, C, D
+            As in the constructor (``D`` defaults to zeros).
+        reparam : {"exp", "softplus", "best", "direct"}
+            A continuous-time :func:`dynmem.reparam.get_reparam` name; ``params``
+            are passed on (``a``, ``b`` for ``"best"``).  ``"direct"`` (f(w) = w)
+            is accepted but is only stable for ``w < 0`` (validated).
+        """
+        from .reparam import get_reparam
+
+        rp = get_reparam(reparam, **params)
+        if rp.discrete:
+            raise ValueError(f"`reparam` must be a continuous-time reparameterisation; got {reparam!r}.")
+        w = as_float_array("w", w, ndim=1)
+        om = as_float_array("frequency", frequency, shape=w.shape)
+        lam = np.asarray(rp.f(w), dtype=float).reshape(w.shape) + 1j * om
+        Bv = np.asarray(B)
+        return cls(lam, B, C, np.zeros(Bv.shape[1] if Bv.ndim == 2 else 1) if D is None else D)
+
+    # -- the contract ------------------------------------------------------
+    #: Linear: one probe amplitude suffices in dynmem.memory.memory_function.
+    is_linear = True
+
+    def closed_form_memory(self, t, *, input: str = "heaviside"):
+        """``(|K(t)|_1, sign(K(t)))``: memory and maximising input for every input variant (t > 0).
+
+        The ``"reversed"`` input (at rest under x, switched off) gives ``-dy/dt``
+        of the Heaviside response, so the same value.
+        """
+        check_choice("input", input, ("heaviside", "impulse", "reversed"))
+        t = self._times(t)
+        if np.any(t == 0) and np.any(self.D != 0):
+            raise ValueError("`t` must be positive when the feed-through `D` is non-zero (its memory is a Dirac term at t = 0).")
+        K = self.kernel(t)
+        return np.abs(K).sum(axis=1), np.where(K >= 0, 1.0, -1.0)
+
+    def as_linear(self):
+        """The real form as a :class:`~dynmem.models.LinearRNN` (state ``(Re h, Im h)``, width 2m).
+
+        The feed-through ``D`` is dropped: it does not change ``dy/dt`` of a
+        Heaviside response, nor any response at t > 0.
+        """
+        from .models import LinearRNN
+
+        A, Br, Cr, _ = self.as_real()
+        return LinearRNN(A, Br, Cr)
+
     def as_real(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The same system in real coordinates ``(A, Br, Cr, D)`` with state ``(Re h, Im h)``.
 
@@ -274,6 +339,37 @@ class DiscreteDiagonalSSM:
     def inputs(self) -> int:
         """Input dimension d."""
         return self.B_bar.shape[1]
+
+    # -- the discrete-model contract (flat real state (Re h, Im h)) ---------
+    is_linear = True
+
+    @property
+    def state_size(self) -> int:
+        """2m: the flat state is ``(Re h, Im h)``."""
+        return 2 * self.hidden
+
+    def _complex_state(self, S):
+        S = as_float_array("S0", S, ndim=2)
+        m = self.hidden
+        if S.shape[1] != 2 * m:
+            raise ValueError(f"`S0` must have shape (k, {2 * m}) (the flat state (Re h, Im h)); got shape {S.shape}.")
+        return S[:, :m] + 1j * S[:, m:]
+
+    def outputs(self, X, S0) -> np.ndarray:
+        """``y_0 .. y_{T-1}`` for inputs X (k, T, d) from flat states S0 (k, 2m); shape (k, T)."""
+        return self.run(X, h0=self._complex_state(S0))[0]
+
+    def readout(self, S) -> np.ndarray:
+        """``Re(C^T h)`` of flat states S (k, 2m) (the feed-through needs an input; it is not included)."""
+        return (self._complex_state(S) @ self.C).real
+
+    def equilibrium(self, X) -> np.ndarray:
+        """Fixed points ``h = (1 - Lambda_bar)^{-1} B_bar x`` for constant inputs X (k, d), flat (k, 2m)."""
+        X = as_float_array("X", X, ndim=2)
+        if np.any(self.Lambda_bar == 1):
+            raise ValueError("`Lambda_bar` must not contain 1 (no isolated fixed point).")
+        h = (X @ self.B_bar.T) / (1.0 - self.Lambda_bar)
+        return np.concatenate([h.real, h.imag], axis=1)
 
     def run(self, X, *, h0=None) -> tuple[np.ndarray, np.ndarray]:
         """Run the recurrence over a batch of sequences.

@@ -109,3 +109,62 @@ def test_validation():
     unstable = DiscreteDiagonalSSM([1e200 + 0j], np.ones((1, 1)), np.ones(1), np.zeros(1))
     with pytest.raises(FloatingPointError, match="diverged"):
         unstable.run(np.ones((1, 5, 1)))
+
+
+# -- the contract: memory_function on the SSM, its reparameterisation --------------------------
+
+from dynmem.memory import memory_function  # noqa: E402
+from dynmem.models import ClosedFormMemory, DiscreteModel  # noqa: E402
+from dynmem.reparam import get_reparam  # noqa: E402
+
+
+@pytest.mark.parametrize("input", ["heaviside", "impulse", "reversed"])
+def test_memory_function_closed_form_equals_simulated_flow_of_the_real_form(input):
+    ssm = DiagonalSSM.random(4, 2, rng=9)
+    assert isinstance(ssm, ClosedFormMemory)
+    t = np.linspace(0.0, 10.0, 21)
+    closed = memory_function(ssm, t, input=input)
+    assert closed.method == "closed-form"
+    np.testing.assert_allclose(closed.values, ssm.memory(t), rtol=0, atol=0)
+    # Independent: batched solve_ivp of the real 2m-dimensional system from the sign-vertex probes.
+    sim = memory_function(ssm, t, input=input, closed_form=False, method="DOP853", rtol=1e-13, atol=1e-15)
+    assert sim.method == "exact-flow"
+    np.testing.assert_allclose(sim.values, closed.values, rtol=0, atol=1e-8 * closed.values.max())
+    # and the linear-form closed form (expm of the real form) agrees to rounding
+    lin = memory_function(ssm.as_linear(), t)
+    np.testing.assert_allclose(lin.values, closed.values, rtol=1e-10, atol=1e-13)
+
+
+def test_discrete_ssm_is_a_discrete_model_and_its_impulse_memory_samples_the_kernel():
+    ssm = DiagonalSSM.random(3, 2, rng=1)
+    dt = 0.1
+    disc = ssm.discretize(dt)
+    assert isinstance(disc, DiscreteModel) and disc.state_size == 6
+    # An input x at step 0 only: Y_{k+1} = Re(C^T Lambda_bar^k B_bar x), maximised over the vertices.
+    k = np.arange(0, 50)
+    res = memory_function(disc, k, input="impulse")
+    verts = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], float)
+    ref = np.max(np.abs(np.stack([((verts @ disc.B_bar.T) * disc.Lambda_bar ** j) @ disc.C for j in k], axis=1).real),
+                 axis=0)
+    np.testing.assert_allclose(res.values, ref, rtol=1e-12, atol=1e-15)
+    s = disc.equilibrium(np.array([[0.5, -1.0]]))
+    h = s[:, :3] + 1j * s[:, 3:]
+    np.testing.assert_allclose(disc.Lambda_bar * h + np.array([0.5, -1.0]) @ disc.B_bar.T, h, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["exp", "softplus", "best"])
+def test_from_reparam_is_stable_for_every_w(name):
+    rng = np.random.default_rng(0)
+    w = rng.normal(scale=5.0, size=6)
+    om = rng.normal(size=6)
+    ssm = DiagonalSSM.from_reparam(w, om, rng.standard_normal((6, 1)), rng.standard_normal(6), reparam=name)
+    np.testing.assert_allclose(ssm.Lambda.real, get_reparam(name).f(w), rtol=0, atol=0)
+    np.testing.assert_array_equal(ssm.Lambda.imag, om)
+    assert np.all(ssm.Lambda.real < 0)
+
+
+def test_from_reparam_validation():
+    with pytest.raises(ValueError, match=r"`Lambda` must have Re\(Lambda\) < 0"):
+        DiagonalSSM.from_reparam([0.5], [0.0], np.ones((1, 1)), np.ones(1), reparam="direct")
+    with pytest.raises(ValueError, match="continuous-time"):
+        DiagonalSSM.from_reparam([0.5], [0.0], np.ones((1, 1)), np.ones(1), reparam="best_discrete")
