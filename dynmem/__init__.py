@@ -14,6 +14,7 @@ from . import (
     adjoint,
     gated,
     inputs,
+    interop,
     memory,
     models,
     plotting,
