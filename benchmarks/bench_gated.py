@@ -13,6 +13,12 @@ torch side (the same network, built once outside the timed region)::
 
 The LSTM cases do the same with ``LSTMCell`` and ``torch.nn.LSTM``.
 
+Second peer, when jax is installed: ``jax.jit(jax.value_and_grad(loss))``
+with the cell written as a ``jax.lax.scan`` in float64 (jax_enable_x64, XLA
+on one thread).  It is timed in the same interleaved loop (``also_timed``
+"jax.jit(grad(scan))"); its compile time (first call) is reported apart
+in ``extras``, with the jax/dynmem ratio and its error against the reference.
+
 Each timed call returns the gradient flattened in ``GRUCell.flatten()``
 order (weight_ih, weight_hh, bias_ih, bias_hh, c).
 
@@ -154,6 +160,71 @@ def _torch_side(model, X, Y):
     return run
 
 
+def _import_jax():
+    import os
+
+    flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    if flags not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+    try:
+        import jax
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def _jax_side(model, X, Y):
+    """``run()`` -> flat gradient, and the measured compile+first-call time; None without jax."""
+    jax = _import_jax()
+    if jax is None:
+        return None, None
+    import time
+
+    jnp = jax.numpy
+    m = model.hidden
+    lstm = isinstance(model, dynmem.LSTMCell)
+    Xs = jnp.asarray(np.ascontiguousarray(np.asarray(X).transpose(1, 0, 2)))  # (T, B, d)
+    Ys = jnp.asarray(np.asarray(Y))
+    B = X.shape[0]
+
+    def loss(params):
+        Wih, Whh, bih, bhh, c = params
+        P = Xs @ Wih.T + bih  # (T, B, g m)
+
+        def gru_step(h, p):
+            gh = h @ Whh.T + bhh
+            r = jax.nn.sigmoid(p[:, :m] + gh[:, :m])
+            z = jax.nn.sigmoid(p[:, m:2 * m] + gh[:, m:2 * m])
+            n = jnp.tanh(p[:, 2 * m:] + r * gh[:, 2 * m:])
+            h = (1 - z) * n + z * h
+            return h, h @ c
+
+        def lstm_step(carry, p):
+            h, s = carry
+            a = p + h @ Whh.T + bhh
+            i, f = jax.nn.sigmoid(a[:, :m]), jax.nn.sigmoid(a[:, m:2 * m])
+            g, o = jnp.tanh(a[:, 2 * m:3 * m]), jax.nn.sigmoid(a[:, 3 * m:])
+            s = f * s + i * g
+            h = o * jnp.tanh(s)
+            return (h, s), h @ c
+
+        h0 = jnp.zeros((B, m))
+        _, y = jax.lax.scan(lstm_step, (h0, h0), P) if lstm else jax.lax.scan(gru_step, h0, P)
+        return jnp.mean((y.T - Ys) ** 2)
+
+    fn = jax.jit(jax.value_and_grad(loss))
+    params = tuple(jnp.asarray(np.array(getattr(model, n))) for n in _NAMES + ("c",))
+
+    def run():
+        _, g = fn(params)
+        return np.concatenate([np.asarray(x).ravel() for x in g])
+
+    t = time.perf_counter()
+    run()
+    return run, time.perf_counter() - t
+
+
 def cases(quick: bool = False) -> list[tuple[str, str, object]]:
     """``(name, group, build)`` for each size; ``build()`` makes the :class:`Case` (and its data)."""
     out = []
@@ -162,12 +233,31 @@ def cases(quick: bool = False) -> list[tuple[str, str, object]]:
             cls = dynmem.GRUCell if kind == "gru" else dynmem.LSTMCell
             ref = reference_gradient if kind == "gru" else reference_gradient_lstm
             model, X, Y = make_problem(m, batch, T, cls=cls)
+            memo = {}
 
-            def run_dynmem():
-                return dynmem.gated_value_and_grad(model, X, Y, loss="mse").flat
+            def reference():
+                if "ref" not in memo:
+                    memo["ref"] = ref(model, X, Y)
+                return memo["ref"]
 
             def run_forward():
                 return dynmem.gated_forward(model, X).y
+
+            jax_run, jax_compile = _jax_side(model, X, Y)
+            also = {"dynmem forward only": run_forward}
+            if jax_run is not None:
+                also[JAX_NAME] = jax_run
+
+            def extras(rec, jax_run=jax_run, jax_compile=jax_compile):
+                if jax_run is None:
+                    return {"jax": "not installed"}
+                med = rec["also_timed"][JAX_NAME]["median_s"]
+                return {"jax_compile_and_first_call_s": jax_compile, "jax_median_s": med,
+                        "jax_over_dynmem": med / rec["dynmem_median_s"],
+                        "jax_error": rel_err(jax_run(), reference())}
+
+            def run_dynmem():
+                return dynmem.gated_value_and_grad(model, X, Y, loss="mse").flat
 
             return Case(
                 name=_name(kind, m, batch, T),
@@ -176,16 +266,20 @@ def cases(quick: bool = False) -> list[tuple[str, str, object]]:
                 params=dict(m=m, batch=batch, T=T, d=D_INPUTS, dtype="float64"),
                 dynmem=run_dynmem,
                 peer=_torch_side(model, X, Y),
-                reference=lambda: ref(model, X, Y),
+                reference=reference,
                 error=rel_err,
                 peer_name="torch.nn.GRU" if kind == "gru" else "torch.nn.LSTM",
                 reference_name="numpy longdouble BPTT",
                 speed_target=target,
-                also_time={"dynmem forward only": run_forward},
+                also_time=also,
+                extras=extras,
             )
 
         out.append((_name(kind, m, batch, T), "gated", build))
     return out
+
+
+JAX_NAME = "jax.jit(grad(scan))"
 
 
 def _name(kind, m, batch, T) -> str:
