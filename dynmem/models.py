@@ -45,8 +45,14 @@ capabilities are written down as :class:`typing.Protocol` classes
 * :class:`ClosedFormMemory` - ``closed_form_memory(t, input=...)`` for models whose
   memory is known in closed form (linear ones); used before the probes.
 
-A continuous model that also has ``discretize(dt)`` is simulated and
-discretised by the generic code; see ARCHITECTURE.md ("adding a model").
+Adding a model (the recipe): write a frozen dataclass with the methods of
+one protocol above (plus ``flatten``/``unflatten`` if it is trained) in its
+own module, export it from ``dynmem/__init__.py``, and test it in
+``tests/`` - that is all :func:`~dynmem.memory.memory_function` and
+:func:`~dynmem.simulate.simulate` need (``tests/test_contract.py`` defines
+two models that way).  Files touched outside tests: the new module and
+``__init__.py``.  (``train``, ``stability.perturbation_curve`` and the
+hypothesis strategies still check concrete classes; see the issue-14 report.)
 """
 
 from __future__ import annotations
