@@ -71,8 +71,8 @@ def _as_ctrnn(model) -> CTRNN:
     if isinstance(model, ContinuousModel):
         return model  # any model of the contract: integrated through its vector_field / jacobian
     raise TypeError(
-        f"`model` must be a CTRNN, a LinearRNN or another dynmem.models.ContinuousModel (discrete models run with "
-        f"dynmem.recurrences.forward); got {describe(model)}."
+        f"`model` must be a CTRNN or a LinearRNN (discrete models run with dynmem.recurrences.forward); got "
+        f"{describe(model)}. Any other dynmem.models.ContinuousModel (e.g. dynmem.CTGRU) is accepted too."
     )
 
 
