@@ -300,3 +300,10 @@ def test_ctgru_small_amplitude_memory_is_the_memory_of_its_linearisation():
         small = memory_function(g, t, input=input, amplitudes=[1e-5], method="DOP853", rtol=1e-12, atol=1e-16)
         assert small.method == "exact-flow"
         np.testing.assert_allclose(small.values, closed, rtol=1e-4, atol=1e-12)  # O(amplitude) nonlinearity
+
+
+def test_adjoint_refuses_contract_models_it_has_no_equations_for():
+    import dynmem as dm
+
+    with pytest.raises(TypeError, match=r"`model` must be a CTRNN or a LinearRNN \(the adjoint is written for .*got CTGRU\("):
+        dm.adjoint_gradient(dm.CTGRU.random(3, 1, rng=0), dm.step(1), [1.0], [0.0])
