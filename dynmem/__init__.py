@@ -13,13 +13,16 @@ from . import (
     activations,
     adjoint,
     errors,
+    gated,
     inputs,
+    interop,
     memory,
     models,
     plotting,
     recurrences,
     reparam,
     spectra,
+    ssm,
     stability,
     targets,
     train,
@@ -39,6 +42,8 @@ from .inputs import (
 )
 from .memory import DecayFit, MemoryResult, fit_decay, linear_memory, memory_function
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
+from .gated import CTGRU, GatedGradient, GatedTrajectory, GRUCell, LSTMCell, gated_forward, gated_value_and_grad
+from .ssm import DiagonalSSM, DiscreteDiagonalSSM
 from .spectra import (
     SpectralSummary,
     check_hurwitz,
@@ -74,6 +79,16 @@ __all__ = [
     "LinearRNN",
     "DiscreteRNN",
     "EulerRNN",
+    # gated cells and state-space models
+    "GRUCell",
+    "CTGRU",
+    "LSTMCell",
+    "gated_forward",
+    "gated_value_and_grad",
+    "GatedTrajectory",
+    "GatedGradient",
+    "DiagonalSSM",
+    "DiscreteDiagonalSSM",
     # spectra
     "spectral_abscissa",
     "spectral_radius",

@@ -44,7 +44,7 @@ from scipy.integrate._ivp.rk import RkDenseOutput
 
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .activations import dact_scalar, get_activation
-from .models import LinearRNN
+from .models import CTRNN, LinearRNN
 from .simulate import (METHODS, _EVALS_PER_STEP, _STIFF, SimulationError, _as_ctrnn, _BudgetExceeded, _check_path,
                        _EvalBudget, _segments, simulate)
 
@@ -233,6 +233,12 @@ def adjoint_gradient(
         If either solve fails.
     """
     original = model
+    if not isinstance(model, (CTRNN, LinearRNN)):
+        # simulate() takes any ContinuousModel; the adjoint equations here are the CTRNN's only.
+        raise TypeError(
+            f"`model` must be a CTRNN or a LinearRNN (the adjoint is written for dh/dt = sigma(W h + U x + b) - leak h; "
+            f"discrete models run with dynmem.recurrences.value_and_grad); got {describe(model)}."
+        )
     model = _as_ctrnn(model)
     x = _check_path(model, x)
     check_choice("method", method, METHODS)

@@ -58,7 +58,7 @@ from ._validation import as_float_array, check_choice, check_increasing, check_i
 from .activations import get_activation
 from .errors import warn_overflow
 from .inputs import step
-from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN, _recurrence_coefficients
+from .models import CTRNN, ClosedFormMemory, ContinuousModel, DiscreteModel, LinearRNN
 from .simulate import METHODS, SimulationError
 
 __all__ = ["MemoryResult", "memory_function", "linear_memory", "DecayFit", "fit_decay"]
@@ -266,7 +266,25 @@ def linear_memory(model: LinearRNN, t, *, anchor_every: int = 1024) -> MemoryRes
                         method="closed-form", success=True, message=message)
 
 
+def _is_model(obj) -> bool:
+    return isinstance(obj, (ContinuousModel, DiscreteModel, ClosedFormMemory))
+
+
+def _linear_form(H):
+    """The LinearRNN of an exactly linear continuous model (its ``as_linear()``), else None."""
+    fn = getattr(H, "as_linear", None)
+    return fn() if callable(fn) else None
+
+
+def _linear_in_input(H) -> bool:
+    """Whether the amplitude of the probe cannot matter (a linear model): one amplitude suffices."""
+    return getattr(H, "activation", None) == "identity" or bool(getattr(H, "is_linear", False))
+
+
 def _as_linear(model) -> LinearRNN:
+    lin = _linear_form(model)
+    if lin is not None:
+        return lin
     if isinstance(model, LinearRNN):
         return model
     if isinstance(model, CTRNN) and model.activation == "identity" and not np.any(model.b) and model.leak == 0:
@@ -334,82 +352,42 @@ def _reduce(t, probe_vals, probes, directions, amps, input, normalize, method, m
 
 
 # --------------------------------------------------------------------------
-# CTRNN: exact vector field along batched probes
+# continuous models (the ContinuousModel contract): exact vector field along batched probes
 
 
-def _ctrnn_equilibrium(model: CTRNN, drive: np.ndarray) -> np.ndarray:
-    """Equilibria ``h`` with ``sigma(W h + drive) - leak h = 0`` for each row of ``drive`` (k, m)."""
-    m = model.hidden
-    if model.leak == 0.0:
-        # sigma vanishes exactly at 0 for every registered activation: W h + drive = 0.
-        try:
-            lu = scipy.linalg.lu_factor(np.array(model.W), check_finite=False)
-        except (ValueError, np.linalg.LinAlgError) as exc:  # pragma: no cover
-            raise ValueError("`model.W` must be invertible to place the probes at an equilibrium.") from exc
-        if np.linalg.cond(model.W) > 1e12:
-            raise ValueError(
-                f"`model.W` must be invertible to find the equilibrium W h + U x + b = 0; its condition number is "
-                f"{np.linalg.cond(model.W):.3g}."
-            )
-        return -scipy.linalg.lu_solve(lu, drive.T).T
-    act = get_activation(model.activation)
-    W, leak = np.array(model.W), model.leak
-    out = np.empty_like(drive)
-    for i, p in enumerate(drive):
-        if not np.any(p):
-            out[i] = 0.0
-            continue
-        sol = scipy.optimize.root(lambda h: act.fn(W @ h + p) - leak * h, np.zeros(m),
-                                  jac=lambda h: act.deriv(W @ h + p)[:, None] * W - leak * np.eye(m), method="hybr")
-        if not sol.success:
-            raise SimulationError(f"could not find the equilibrium of the leaky CTRNN: {sol.message}")
-        out[i] = sol.x
-    return out
+def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, method: str, rtol: float,
+                       atol: float) -> np.ndarray:
+    """``|dy/dt|`` (heaviside, reversed) or ``|y - y*|`` (impulse) for each probe row x, shape (k, n).
 
-
-def _ctrnn_probe_memory(model: CTRNN, probes: np.ndarray, t: np.ndarray, input: str, method: str, rtol: float,
-                        atol: float) -> np.ndarray:
-    """``|dy/dt|`` (heaviside, reversed) or ``|y - y*|`` (impulse) for each probe row x, shape (k, n)."""
-    W = np.array(model.W)
-    WT = np.ascontiguousarray(W.T)
-    U, b, c, leak = np.array(model.U), np.array(model.b), np.array(model.c), float(model.leak)
-    act = get_activation(model.activation)
-    k, m = probes.shape[0], model.hidden
-    h_star = _ctrnn_equilibrium(model, b[None, :])[0] if np.any(b) else np.zeros(m)
-    X = probes  # (k, d)
+    Uses only the :class:`~dynmem.models.ContinuousModel` contract: all probes
+    are one batched ODE ``dH/dt = f(H, X)`` solved once.
+    """
+    k, m, d = probes.shape[0], model.hidden, model.inputs
+    c = np.array(model.c)
+    h_star = np.asarray(model.equilibrium(np.zeros((1, d))), dtype=float)[0]
+    zero = np.zeros((k, d))
     if input == "heaviside":
         H0 = np.tile(h_star, (k, 1))
-        drive = X @ U.T + b  # input held at x for t >= 0
+        Xd = probes  # input held at x for t >= 0
     elif input == "impulse":
-        H0 = h_star + X @ U.T
-        drive = np.tile(b, (k, 1))
-    else:  # reversed
-        if leak != 0.0:
-            raise ValueError(f"`input='reversed'` needs a CTRNN without leak; got leak = {leak}.")
-        H0 = _ctrnn_equilibrium(model, X @ U.T + b)
-        drive = np.tile(b, (k, 1))
+        H0 = h_star + model.impulse_kick(probes)
+        Xd = zero
+    else:  # reversed: at rest under x, switched off at t = 0
+        if getattr(model, "leak", 0.0):
+            raise ValueError(f"`input='reversed'` needs a CTRNN without leak; got leak = {model.leak}.")
+        H0 = np.asarray(model.equilibrium(probes), dtype=float)
+        Xd = zero
 
     def rhs(_t, y):
-        H = y.reshape(k, m)
-        Z = H @ WT
-        Z += drive
-        F = act.fn(Z)
-        if leak:
-            F -= leak * H
-        return F.ravel()
+        return model.vector_field(y.reshape(k, m), Xd).ravel()
 
-    jac = None
+    kwargs = dict(method=method, rtol=rtol, atol=atol, t_eval=t)
     if method in ("Radau", "BDF", "LSODA"):
         import scipy.sparse
 
         def jac(_t, y):
-            H = y.reshape(k, m)
-            S = act.deriv(H @ WT + drive)
-            blocks = [S[i][:, None] * W - leak * np.eye(m) for i in range(k)]
-            return scipy.sparse.block_diag(blocks, format="csc")
+            return scipy.sparse.block_diag(list(model.jacobian(y.reshape(k, m), Xd)), format="csc")
 
-    kwargs = dict(method=method, rtol=rtol, atol=atol, t_eval=t)
-    if jac is not None:
         kwargs["jac"] = jac
     if t[-1] > 0:
         sol = solve_ivp(rhs, (0.0, float(t[-1])), H0.ravel(), **kwargs)
@@ -422,62 +400,35 @@ def _ctrnn_probe_memory(model: CTRNN, probes: np.ndarray, t: np.ndarray, input: 
         raise SimulationError("the memory probes diverged (non-finite states).")
     if input == "impulse":
         return np.abs((Hs - h_star) @ c).T
-    Z = Hs @ WT + drive[None]
-    F = act.fn(Z)
-    if leak:
-        F = F - leak * Hs
+    n = Hs.shape[0]
+    F = model.vector_field(Hs.reshape(n * k, m), np.tile(Xd, (n, 1))).reshape(n, k, m)
     return np.abs(F @ c).T  # (k, n)
 
 
 # --------------------------------------------------------------------------
-# discrete models: differences of the step response
-
-
-def _discrete_equilibrium(model, drive: np.ndarray, max_iter: int = 100000, tol: float = 1e-14) -> np.ndarray:
-    """Fixed points of ``h = gamma h + eta sigma(W h + drive)`` by iteration (k, m)."""
-    gamma, eta = _recurrence_coefficients(model)
-    act = get_activation(model.activation)
-    W = np.array(model.W)
-    H = np.zeros_like(drive)
-    for it in range(max_iter):
-        Hn = gamma * H + eta * act.fn(H @ W.T + drive)
-        err = np.max(np.abs(Hn - H)) if H.size else 0.0
-        H = Hn
-        if not np.all(np.isfinite(H)):
-            break
-        if err <= tol * max(1.0, np.max(np.abs(H))):
-            return H
-    raise SimulationError(
-        "the discrete model did not settle to an equilibrium under the probe input "
-        f"(no convergence after {max_iter} iterations); reversed/heaviside memory needs a stable rest state."
-    )
+# discrete models (the DiscreteModel contract): differences of the step response
 
 
 def _discrete_probe_memory(model, probes: np.ndarray, steps: np.ndarray, input: str) -> np.ndarray:
-    from .recurrences import forward
-
-    gamma, eta = _recurrence_coefficients(model)
-    dt = model.dt if isinstance(model, EulerRNN) else 1.0
-    k = probes.shape[0]
-    b = np.array(model.b)
-    h_star = _discrete_equilibrium(model, b[None, :])[0] if np.any(b) else np.zeros(model.hidden)
+    k, d = probes.shape[0], model.inputs
+    s_star = np.asarray(model.equilibrium(np.zeros((1, d))), dtype=float)[0]
     T = int(steps[-1]) + 1
-    X = np.zeros((k, T, model.inputs))
+    X = np.zeros((k, T, d))
     if input == "heaviside":
         X[:] = probes[:, None, :]
-        h0 = np.tile(h_star, (k, 1))
+        S0 = np.tile(s_star, (k, 1))
     elif input == "impulse":
         X[:, 0, :] = probes
-        h0 = np.tile(h_star, (k, 1))
+        S0 = np.tile(s_star, (k, 1))
     else:
-        h0 = _discrete_equilibrium(model, probes @ np.array(model.U).T + b)
-    traj = forward(model, X, h0=h0)
-    Y = np.concatenate([(h0 @ np.array(model.c))[:, None], traj.y], axis=1)  # Y_j = c^T h_j, j = 0..T
+        S0 = np.asarray(model.equilibrium(probes), dtype=float)
+    y = model.outputs(X, S0)
+    Y = np.concatenate([np.asarray(model.readout(S0))[:, None], y], axis=1)  # Y_j = g(s_j), j = 0..T
     idx = steps.astype(int)
     if input == "impulse":
-        y_star = float(h_star @ np.array(model.c))
+        y_star = float(np.asarray(model.readout(s_star[None]))[0])
         return np.abs(Y[:, idx + 1] - y_star)  # response after the kick at step 0
-    return np.abs(Y[:, idx + 1] - Y[:, idx]) / dt
+    return np.abs(Y[:, idx + 1] - Y[:, idx]) / float(model.dt)
 
 
 # --------------------------------------------------------------------------
@@ -576,22 +527,31 @@ def memory_function(
 
     # Teacher-style targets delegate to their model.
     inner = getattr(H, "model", None)
-    if inner is not None and isinstance(inner, (CTRNN, LinearRNN, DiscreteRNN, EulerRNN)) and not isinstance(
-        H, (CTRNN, LinearRNN, DiscreteRNN, EulerRNN)
-    ):
+    if inner is not None and _is_model(inner) and not _is_model(H):
         H = inner
 
-    if closed_form and (isinstance(H, LinearRNN) or (isinstance(H, CTRNN) and H.activation == "identity"
-                                                     and not np.any(H.b))):
+    # Dispatch on capabilities (the contract in dynmem.models), in this order.
+    if closed_form and isinstance(H, ClosedFormMemory):
+        t = _check_times(t)
+        if directions is None and amplitudes is None and normalize == "x":
+            vals, argmax = H.closed_form_memory(t, input=input)
+            vals = np.asarray(vals, dtype=float)
+            return MemoryResult(t=t, values=vals, argmax=np.asarray(argmax, dtype=float),
+                                directions=np.asarray(argmax, dtype=float), amplitudes=np.array([1.0]),
+                                probe_values=None, input=input, normalize=normalize, method="closed-form",
+                                success=bool(np.all(np.isfinite(vals))),
+                                message=f"the closed-form memory of the {type(H).__name__}")
+
+    lin = _linear_form(H) if closed_form else None
+    if lin is not None:
         t = _check_times(t)
         if directions is None and amplitudes is None:
-            res = linear_memory(H, t)
+            res = linear_memory(lin, t)
             return MemoryResult(t=res.t, values=res.values, argmax=res.argmax, directions=res.directions,
                                 amplitudes=res.amplitudes, probe_values=None, input=input, normalize=normalize,
                                 method="closed-form",
                                 message=res.message + ("; with |x|_inf + 1 the sup is the limit of large amplitudes"
                                                        if normalize == "x+1" else ""))
-        lin = _as_linear(H)
         D = _directions(lin.inputs, directions, n_directions, max_vertex_dim, rng)
         amps = _amplitudes(amplitudes, (1.0,))
         w, s = expm_action_scaled(np.array(lin.W.T), np.array(lin.c), _uniform_steps(t), 1024)
@@ -605,21 +565,22 @@ def memory_function(
         return _reduce(t, vals, probes, D, amps, input, normalize, "closed-form",
                        message=f"{n_inf} values exceed float64 and are inf (non-Hurwitz W)" if n_inf else "")
 
-    if isinstance(H, LinearRNN):
-        H = H.as_ctrnn()
-    if isinstance(H, CTRNN):
+    if not isinstance(H, (ContinuousModel, DiscreteModel)) and _linear_form(H) is not None:
+        H = _linear_form(H)  # e.g. a DiagonalSSM with closed_form=False: the flow of its real form
+
+    if isinstance(H, ContinuousModel):
         t = _check_times(t)
         D = _directions(H.inputs, directions, n_directions, max_vertex_dim, rng)
-        amps = _amplitudes(amplitudes, (1.0,) if H.activation == "identity" else nonlinear_default)
+        amps = _amplitudes(amplitudes, (1.0,) if _linear_in_input(H) else nonlinear_default)
         probes = (D[:, None, :] * amps[None, :, None]).reshape(-1, H.inputs)
-        raw = _ctrnn_probe_memory(H, probes, t, input, method, rtol, atol)
+        raw = _flow_probe_memory(H, probes, t, input, method, rtol, atol)
         vals = raw / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
         return _reduce(t, vals, probes, D, amps, input, normalize, "exact-flow")
 
-    if isinstance(H, (DiscreteRNN, EulerRNN)):
+    if isinstance(H, DiscreteModel):
         t = _check_times(t, integer=True)
         D = _directions(H.inputs, directions, n_directions, max_vertex_dim, rng)
-        amps = _amplitudes(amplitudes, (1.0,) if H.activation == "identity" else nonlinear_default)
+        amps = _amplitudes(amplitudes, (1.0,) if _linear_in_input(H) else nonlinear_default)
         probes = (D[:, None, :] * amps[None, :, None]).reshape(-1, H.inputs)
         raw = _discrete_probe_memory(H, probes, t, input)
         vals = raw / _norm_factor(np.tile(amps, D.shape[0]), normalize)[:, None]
@@ -665,7 +626,9 @@ def memory_function(
                        message=f"central differences of the step response with step {fd_step:g} (error O(step^2))")
 
     raise TypeError(
-        "`H` must be a LinearRNN, CTRNN, DiscreteRNN, EulerRNN, a dynmem.targets target or a callable H(x, t); "
+        "`H` must be a LinearRNN, CTRNN, DiscreteRNN, EulerRNN or another model of the contract "
+        "(dynmem.models.ContinuousModel / DiscreteModel / ClosedFormMemory), a dynmem.targets target or a "
+        "callable H(x, t); "
         f"got {describe(H)}."
     )
 

@@ -20,22 +20,175 @@ derive new models with :meth:`replace` or :meth:`unflatten`.
 Gradients computed by :mod:`dynmem.recurrences` and :mod:`dynmem.adjoint`
 are returned as models of the same class whose arrays hold the derivatives,
 so ``grad.flatten()`` lines up with ``model.flatten()``.
+
+The model contract
+------------------
+Analyses dispatch on what a model *can do*, not on its class.  The
+capabilities are written down as :class:`typing.Protocol` classes
+(checked structurally with ``isinstance``, so a model needs no base class):
+
+* :class:`Parametrized` - ``param_names``, ``n_params``, ``flatten()`` and
+  ``unflatten(theta)`` (C-order concatenation of the trainable arrays).
+* :class:`ContinuousModel` - a state ``h`` in R^m driven by ``x`` in R^d,
+  ``dh/dt = f(h, x)``, read out linearly as ``y = c^T h``:
+  ``vector_field(H, X)`` (batched), ``jacobian(H, X)`` (``df/dh``, batched),
+  ``equilibrium(X)`` (rest states under constant inputs), ``impulse_kick(X)``
+  (the state displacement an impulse of area x causes) and
+  ``linearize(h_star)`` (the :class:`LinearRNN` of the linearisation at an
+  equilibrium of the zero input).  :func:`dynmem.memory.memory_function`
+  takes the memory of any such model by integrating its exact vector field.
+* :class:`DiscreteModel` - a recurrence ``s_{k+1} = F(s_k, x_k)``,
+  ``y_k = g(s_{k+1})`` on a flat state ``s`` in R^n: ``state_size``,
+  ``dt`` (the time one step stands for), ``outputs(X, s0)`` (batched run),
+  ``readout(S)`` and ``equilibrium(X)``.  Memory by differences of the step
+  response.
+* :class:`ClosedFormMemory` - ``closed_form_memory(t, input=...)`` for models whose
+  memory is known in closed form (linear ones); used before the probes.
+
+Adding a model (the recipe): write a frozen dataclass with the methods of
+one protocol above (plus ``flatten``/``unflatten`` if it is trained) in its
+own module, export it from ``dynmem/__init__.py``, and test it in
+``tests/`` - that is all :func:`~dynmem.memory.memory_function` and
+:func:`~dynmem.simulate.simulate` need (``tests/test_contract.py`` defines
+two models that way).  Files touched outside tests: the new module and
+``__init__.py``.  (``train``, ``stability.perturbation_curve`` and the
+hypothesis strategies still check concrete classes; see the issue-14 report.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 
 from ._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
 from .activations import available_activations, get_activation
 from .spectra import spectral_abscissa
 
-__all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN"]
+__all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN", "Parametrized", "ContinuousModel", "DiscreteModel",
+           "ClosedFormMemory"]
+
+
+# ---------------------------------------------------------------------------
+# the model contract
+
+
+@runtime_checkable
+class Parametrized(Protocol):
+    """A model with a flat parameter vector.
+
+    ``flatten()`` returns the trainable arrays (in ``param_names`` order, each
+    raveled in C order) as one float64 vector of length ``n_params``;
+    ``unflatten(theta)`` builds the model of the same class and settings with
+    those parameters (validated like the constructor).
+    """
+
+    @property
+    def param_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def n_params(self) -> int: ...
+
+    def flatten(self) -> np.ndarray: ...
+
+    def unflatten(self, theta): ...
+
+
+@runtime_checkable
+class ContinuousModel(Protocol):
+    """A continuous-time model ``dh/dt = f(h, x)``, ``y = c^T h`` with h in R^m, x in R^d.
+
+    Attributes
+    ----------
+    hidden : int
+        State width m.
+    inputs : int
+        Input dimension d.
+    c : ndarray, shape (m,)
+        Linear read-out.
+
+    Methods
+    -------
+    vector_field(H, X) -> ndarray, shape (k, m)
+        ``f(H[i], X[i])`` for states H (k, m) and inputs X (k, d).
+    jacobian(H, X) -> ndarray, shape (k, m, m)
+        ``df/dh`` at each pair.
+    equilibrium(X) -> ndarray, shape (k, m)
+        A rest state ``f(h, x) = 0`` for each constant input row of X (k, d);
+        raises :class:`dynmem.simulate.SimulationError` when none is found.
+        ``equilibrium(zeros((1, d)))[0]`` is the rest state the memory
+        probes start from.
+    impulse_kick(X) -> ndarray, shape (k, m)
+        The displacement of the state by an impulse of area x (``U x`` for a
+        CTRNN: the limit of a short pulse of the input term).
+    linearize(h_star) -> LinearRNN
+        ``dh/dt = J (h - h*) + B x`` with ``J = df/dh``, ``B = df/dx`` at
+        ``(h*, 0)``, read out by c.
+    """
+
+    hidden: int
+    inputs: int
+    c: np.ndarray
+
+    def vector_field(self, H, X) -> np.ndarray: ...
+
+    def jacobian(self, H, X) -> np.ndarray: ...
+
+    def equilibrium(self, X) -> np.ndarray: ...
+
+    def impulse_kick(self, X) -> np.ndarray: ...
+
+    def linearize(self, h_star=None): ...
+
+
+@runtime_checkable
+class DiscreteModel(Protocol):
+    """A recurrence ``s_{k+1} = F(s_k, x_k)``, ``y_k = g(s_{k+1})`` on a flat state s in R^n.
+
+    Attributes
+    ----------
+    inputs : int
+        Input dimension d.
+    state_size : int
+        n (m for an RNN or GRU, 2m for an LSTM: ``s = (h, cell)``).
+    dt : float
+        The time one step stands for (1 for a plain discrete model).
+
+    Methods
+    -------
+    outputs(X, S0) -> ndarray, shape (k, T)
+        ``y_0 .. y_{T-1}`` for inputs X (k, T, d) from states S0 (k, n).
+    readout(S) -> ndarray, shape (k,)
+        ``g(s)`` for states S (k, n).
+    equilibrium(X) -> ndarray, shape (k, n)
+        Fixed points ``s = F(s, x)`` for constant inputs X (k, d); raises
+        :class:`dynmem.simulate.SimulationError` when the recurrence does not settle.
+    """
+
+    inputs: int
+    state_size: int
+    dt: float
+
+    def outputs(self, X, S0) -> np.ndarray: ...
+
+    def readout(self, S) -> np.ndarray: ...
+
+    def equilibrium(self, X) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ClosedFormMemory(Protocol):
+    """A model whose memory function is known in closed form.
+
+    ``closed_form_memory(t, input=...)`` returns ``(values (n,), argmax (n, d))``
+    for ``normalize="x"`` (``argmax`` the maximising input of unit inf-norm).
+    """
+
+    def closed_form_memory(self, t, *, input: str = "heaviside"): ...
 
 
 class _ParamModel:
@@ -254,6 +407,95 @@ class CTRNN(_ParamModel):
         dt = check_positive("dt", dt)
         return EulerRNN(self.W, self.U, self.b, self.c, dt=dt, activation=self.activation, leak=self.leak)
 
+    # -- the continuous-model contract ------------------------------------
+    def _drive(self, X) -> np.ndarray:
+        return np.asarray(X, dtype=float) @ np.asarray(self.U).T + self.b
+
+    def vector_field(self, H, X) -> np.ndarray:
+        """``sigma(W h + U x + b) - leak h`` for states H (k, m) and inputs X (k, d); shape (k, m)."""
+        H = np.asarray(H, dtype=float)
+        Z = H @ np.asarray(self.W).T
+        Z += self._drive(X)
+        F = get_activation(self.activation).fn(Z)
+        if self.leak:
+            F = F - self.leak * H
+        return F
+
+    def jacobian(self, H, X) -> np.ndarray:
+        """``diag(sigma'(W h + U x + b)) W - leak I`` at each pair; shape (k, m, m)."""
+        H = np.asarray(H, dtype=float)
+        S = get_activation(self.activation).deriv(H @ np.asarray(self.W).T + self._drive(X))
+        J = S[:, :, None] * np.asarray(self.W)[None]
+        if self.leak:
+            J = J - self.leak * np.eye(self.hidden)
+        return J
+
+    def impulse_kick(self, X) -> np.ndarray:
+        """``U x`` for each row of X (k, d): the state jump of an impulse of area x in the input term."""
+        return np.asarray(X, dtype=float) @ np.asarray(self.U).T
+
+    def equilibrium(self, X) -> np.ndarray:
+        """Rest states ``sigma(W h + U x + b) = leak h`` for constant inputs X (k, d); shape (k, m).
+
+        A zero drive ``U x + b = 0`` gives ``h = 0`` (every activation vanishes at
+        0).  Without leak the rest state solves the linear system
+        ``W h + U x + b = 0``; with leak it is found by ``scipy.optimize.root``.
+
+        Raises
+        ------
+        ValueError
+            If ``W`` is numerically singular (leak = 0).
+        dynmem.simulate.SimulationError
+            If the root finder fails (leak > 0).
+        """
+        drive = self._drive(np.atleast_2d(X))
+        out = np.zeros_like(drive)
+        rows = np.flatnonzero(np.any(drive != 0, axis=1))
+        if rows.size == 0:
+            return out
+        W, m = np.array(self.W), self.hidden
+        if self.leak == 0.0:
+            cond = np.linalg.cond(W)
+            if not np.isfinite(cond) or cond > 1e12:
+                raise ValueError(
+                    f"`model.W` must be invertible to find the equilibrium W h + U x + b = 0; its condition number is "
+                    f"{cond:.3g}."
+                )
+            lu = scipy.linalg.lu_factor(W, check_finite=False)
+            out[rows] = -scipy.linalg.lu_solve(lu, drive[rows].T).T
+            return out
+        from .simulate import SimulationError
+
+        act, leak = get_activation(self.activation), self.leak
+        for i in rows:
+            p = drive[i]
+            sol = scipy.optimize.root(lambda h: act.fn(W @ h + p) - leak * h, np.zeros(m),
+                                      jac=lambda h: act.deriv(W @ h + p)[:, None] * W - leak * np.eye(m), method="hybr")
+            if not sol.success:
+                raise SimulationError(f"could not find the equilibrium of the leaky CTRNN: {sol.message}")
+            out[i] = sol.x
+        return out
+
+    def linearize(self, h_star=None) -> "LinearRNN":
+        """The linearisation at a zero-input rest state ``h*`` (default: :meth:`equilibrium` of x = 0).
+
+        ``d(h - h*)/dt = (diag(s) W - leak I)(h - h*) + diag(s) U x`` with
+        ``s = sigma'(W h* + b)``, as a :class:`LinearRNN` in the deviation ``h - h*``.
+        """
+        h = self.equilibrium(np.zeros((1, self.inputs)))[0] if h_star is None else as_float_array(
+            "h_star", h_star, shape=(self.hidden,))
+        s = get_activation(self.activation).deriv(np.asarray(self.W) @ h + self.b)
+        J = s[:, None] * np.asarray(self.W) - self.leak * np.eye(self.hidden)
+        return LinearRNN(J, s[:, None] * np.asarray(self.U), self.c)
+
+    def as_linear(self) -> "LinearRNN | None":
+        """The identical :class:`LinearRNN` when the model is linear (identity activation, b = 0), else None."""
+        if self.activation != "identity" or np.any(self.b):
+            return None
+        if self.leak == 0:
+            return LinearRNN(self.W, self.U, self.c)
+        return LinearRNN(np.array(self.W) - self.leak * np.eye(self.hidden), self.U, self.c)
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class LinearRNN(_ParamModel):
@@ -298,6 +540,31 @@ class LinearRNN(_ParamModel):
     def discretize(self, dt: float) -> "EulerRNN":
         """Forward Euler ``h_{k+1} = h_k + dt (W h_k + U x_k)`` (see :meth:`CTRNN.discretize`)."""
         return self.as_ctrnn().discretize(dt)
+
+    # -- the continuous-model contract (as a CTRNN with identity activation) --
+    def vector_field(self, H, X) -> np.ndarray:
+        """``W h + U x`` for states H (k, m) and inputs X (k, d); shape (k, m)."""
+        return np.asarray(H, dtype=float) @ np.asarray(self.W).T + np.asarray(X, dtype=float) @ np.asarray(self.U).T
+
+    def jacobian(self, H, X) -> np.ndarray:
+        """``W`` for each pair; shape (k, m, m)."""
+        return np.broadcast_to(np.asarray(self.W), (np.shape(H)[0], self.hidden, self.hidden)).copy()
+
+    def impulse_kick(self, X) -> np.ndarray:
+        """``U x`` for each row of X (k, d)."""
+        return np.asarray(X, dtype=float) @ np.asarray(self.U).T
+
+    def equilibrium(self, X) -> np.ndarray:
+        """Rest states ``W h + U x = 0`` for constant inputs X (k, d); see :meth:`CTRNN.equilibrium`."""
+        return self.as_ctrnn().equilibrium(X)
+
+    def linearize(self, h_star=None) -> "LinearRNN":
+        """The model itself (it is linear; ``h_star`` is ignored)."""
+        return self
+
+    def as_linear(self) -> "LinearRNN":
+        """The model itself."""
+        return self
 
     def kernel(self, t) -> np.ndarray:
         """The memory kernel ``rho(t)^T = c^T e^{W t} U`` at times ``t >= 0``.
@@ -384,6 +651,57 @@ class DiscreteRNN(_ParamModel):
         U, b, c = _random_io(m, d, rng, input_scale, bias_scale)
         return cls(W, U, b, c, activation=activation)
 
+    #: The time one step stands for (memory differences divide by it).
+    dt: ClassVar[float] = 1.0
+
+    # -- the discrete-model contract --------------------------------------
+    @property
+    def state_size(self) -> int:
+        """Length of the flat state (the hidden width m)."""
+        return self.W.shape[0]
+
+    def outputs(self, X, S0) -> np.ndarray:
+        """``y_0 .. y_{T-1}`` for inputs X (k, T, d) from states S0 (k, m); shape (k, T)."""
+        from .recurrences import forward
+
+        return forward(self, X, h0=S0).y
+
+    def readout(self, S) -> np.ndarray:
+        """``c^T s`` for states S (k, m); shape (k,)."""
+        return np.asarray(S, dtype=float) @ np.asarray(self.c)
+
+    def equilibrium(self, X, *, max_iter: int = 100000, tol: float = 1e-14) -> np.ndarray:
+        """Fixed points ``h = gamma h + eta sigma(W h + U x + b)`` for constant inputs X (k, d), by iteration.
+
+        A zero drive gives ``h = 0``.  Raises :class:`dynmem.simulate.SimulationError`
+        when the iteration does not settle to ``tol`` (relative) in ``max_iter`` steps.
+        """
+        from .simulate import SimulationError
+
+        drive = np.atleast_2d(np.asarray(X, dtype=float)) @ np.asarray(self.U).T + self.b
+        out = np.zeros_like(drive)
+        rows = np.flatnonzero(np.any(drive != 0, axis=1))
+        if rows.size == 0:
+            return out
+        drive = drive[rows]
+        gamma, eta = _recurrence_coefficients(self)
+        act = get_activation(self.activation)
+        W = np.array(self.W)
+        H = np.zeros_like(drive)
+        for _ in range(max_iter):
+            Hn = gamma * H + eta * act.fn(H @ W.T + drive)
+            err = np.max(np.abs(Hn - H)) if H.size else 0.0
+            H = Hn
+            if not np.all(np.isfinite(H)):
+                break
+            if err <= tol * max(1.0, np.max(np.abs(H))):
+                out[rows] = H
+                return out
+        raise SimulationError(
+            "the discrete model did not settle to an equilibrium under the probe input "
+            f"(no convergence after {max_iter} iterations); reversed/heaviside memory needs a stable rest state."
+        )
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class EulerRNN(_ParamModel):
@@ -412,6 +730,11 @@ class EulerRNN(_ParamModel):
     def to_ctrnn(self) -> CTRNN:
         """The continuous-time model this recurrence discretises."""
         return CTRNN(self.W, self.U, self.b, self.c, activation=self.activation, leak=self.leak)
+
+    state_size = DiscreteRNN.state_size
+    outputs = DiscreteRNN.outputs
+    readout = DiscreteRNN.readout
+    equilibrium = DiscreteRNN.equilibrium
 
 
 def _recurrence_coefficients(model) -> tuple[float, float]:

@@ -21,7 +21,7 @@ from ._validation import (as_float_array, check_choice, check_finite, check_incr
                           check_positive, describe)
 from .activations import act_scalar, dact_scalar, get_activation
 from .inputs import InputPath
-from .models import CTRNN, LinearRNN
+from .models import CTRNN, ContinuousModel, LinearRNN
 
 __all__ = ["simulate", "SimulationResult", "PiecewiseSolution", "SimulationError", "METHODS"]
 
@@ -69,8 +69,11 @@ def _as_ctrnn(model) -> CTRNN:
         return model
     if isinstance(model, LinearRNN):
         return model.as_ctrnn()
+    if isinstance(model, ContinuousModel):
+        return model  # any model of the contract: integrated through its vector_field / jacobian
     raise TypeError(
-        f"`model` must be a CTRNN or a LinearRNN (discrete models run with dynmem.recurrences.forward); got {describe(model)}."
+        f"`model` must be a CTRNN or a LinearRNN (discrete models run with dynmem.recurrences.forward); got "
+        f"{describe(model)}. Any other dynmem.models.ContinuousModel (e.g. dynmem.CTGRU) is accepted too."
     )
 
 
@@ -121,6 +124,33 @@ class _Field:
             J = act.deriv(z)[:, None] * W
             J[np.diag_indices_from(J)] -= leak
             return J
+
+        return fun, jac
+
+
+class _ContractField:
+    """Vector field and Jacobian of any :class:`~dynmem.models.ContinuousModel` on one piece of the input."""
+
+    def __init__(self, model, x: InputPath):
+        self.model = model
+        self.x = x
+
+    def on_piece(self, a: float, k: int):
+        model, x = self.model, self.x
+        if x.affine:
+            x0, slope, t0 = x.offsets[k], x.slopes[k], x.knots[k]
+
+            def xt(t):
+                return (x0 + (t - t0) * slope)[None]
+        else:
+            def xt(t):
+                return np.asarray(x.fn(t), dtype=float).reshape(1, -1)
+
+        def fun(t, h):
+            return model.vector_field(h[None], xt(t))[0]
+
+        def jac(t, h):
+            return model.jacobian(h[None], xt(t))[0]
 
         return fun, jac
 
@@ -261,7 +291,9 @@ def simulate(
 
     Parameters
     ----------
-    model : CTRNN or LinearRNN
+    model : CTRNN, LinearRNN or any dynmem.models.ContinuousModel
+        (e.g. :class:`dynmem.gated.CTGRU`; those run through their
+        ``vector_field`` / ``jacobian``, not the compiled CTRNN field).
     x : InputPath
         The input; its knots split the integration.
     t_eval : array_like, shape (n,)
@@ -323,7 +355,7 @@ def simulate(
     m = model.hidden
     h = np.zeros(m) if h0 is None else as_float_array("h0", h0, shape=(m,)).copy()
 
-    field = _Field(model, x)
+    field = _Field(model, x) if isinstance(model, CTRNN) else _ContractField(model, x)
     budget = _EvalBudget(max_steps * _EVALS_PER_STEP.get(method, 1))
     H = np.full((t_eval.size, m), np.nan)
     done = np.zeros(t_eval.size, dtype=bool)

@@ -356,6 +356,52 @@ case("adjoint_gradient", "unstable relu model", lambda: dm.adjoint_gradient(
     dm.CTRNN(50.0 * np.eye(2), np.ones((2, 1)), np.zeros(2), np.ones(2), activation="relu"),
     dm.step([1.0], t_end=50.0), [10.0, 50.0], [0.0, 0.0]), "edge")
 
+# -- gated cells and state-space models (issue 14)
+_G2 = dm.GRUCell.random(2, 1, rng=0)
+_L2 = dm.LSTMCell.random(2, 1, rng=0)
+_SSM2 = dm.DiagonalSSM.random(2, 1, rng=0)
+for _cls, _g in ((dm.GRUCell, 3), (dm.LSTMCell, 4), (dm.CTGRU, 3)):
+    _base = dict(weight_ih=np.ones((2 * _g, 1)), weight_hh=np.zeros((2 * _g, 2)), bias_ih=np.zeros(2 * _g),
+                 bias_hh=np.zeros(2 * _g), c=np.ones(2))
+    for _arg in ("weight_ih", "weight_hh", "bias_hh", "c"):
+        mutate(_cls.__name__, _cls, _base, _arg, {"nan": np.full(np.shape(_base[_arg]), np.nan),
+                                                  "wrong shape": np.ones((5, 3)), "string": "abc", "None": None})
+    mutate(_cls.__name__, _cls.random, {"hidden": 2}, "hidden", {"0": 0, "1.5": 1.5, "string": "x"})
+    mutate(_cls.__name__, _cls.random, {"hidden": 2}, "rng", {"abc": "abc"})
+    mutate(_cls.__name__, _cls.random, {"hidden": 2}, "scale", {"-1": -1.0, "nan": np.nan})
+for _name, _m in (("GRUCell", _G2), ("LSTMCell", _L2)):
+    mutate("gated_forward", dm.gated_forward, {"model": _m}, "X",
+           {"nan": np.full((3, 1), np.nan), "wrong width": np.ones((3, 2)), "string": "abc", "empty": np.zeros((0, 1))})
+    mutate("gated_forward", dm.gated_forward, {"model": _m, "X": np.ones((3, 1))}, "h0",
+           {"nan": [np.nan, 0.0], "wrong shape": [1.0]})
+    case("gated_forward", f"{_name} X=1e300", lambda m=_m: dm.gated_forward(m, np.full((4, 1), 1e300)), "edge")
+    mutate("gated_value_and_grad", dm.gated_value_and_grad, {"model": _m, "X": np.ones((3, 1))}, "Y",
+           {"nan": np.full(3, np.nan), "wrong length": np.ones(5), "string": "abc"})
+    mutate("gated_value_and_grad", dm.gated_value_and_grad, {"model": _m, "X": np.ones((3, 1)), "Y": np.ones(3)},
+           "loss", {"unknown": "l7"})
+    case("gated_value_and_grad", f"{_name} Y=1e300",
+         lambda m=_m: dm.gated_value_and_grad(m, np.ones((3, 1)), np.full(3, 1e300)), "edge")
+mutate("gated_forward", dm.gated_forward, {"X": np.ones((3, 1))}, "model", {"string": "abc", "CTRNN": M_CT})
+_SSM_BASE = dict(Lambda=np.array([-1.0 + 1j, -0.5]), B=np.ones((2, 1), complex), C=np.ones(2, complex), D=np.zeros(1))
+mutate("DiagonalSSM", dm.DiagonalSSM, _SSM_BASE, "Lambda",
+       {"unstable": np.array([0.1, -1.0]), "zero": np.zeros(2), "nan": np.full(2, np.nan), "string": "abc",
+        "2-d": np.ones((2, 2))})
+mutate("DiagonalSSM", dm.DiagonalSSM, _SSM_BASE, "B", {"nan": np.full((2, 1), np.nan), "wrong shape": np.ones((3, 1))})
+mutate("DiagonalSSM", dm.DiagonalSSM, _SSM_BASE, "C", {"wrong shape": np.ones(3), "None": None})
+mutate("DiagonalSSM", dm.DiagonalSSM.random, {"hidden": 2}, "hidden", {"0": 0, "1.5": 1.5})
+mutate("DiagonalSSM", dm.DiagonalSSM.random, {"hidden": 2}, "decay", {"negative": (-1.0, 1.0), "reversed": (1.0, 0.1)})
+mutate("DiagonalSSM", dm.DiagonalSSM.random, {"hidden": 2}, "rng", {"abc": "abc", "-1": -1})
+mutate("DiagonalSSM", _SSM2.discretize, {}, "dt", {"0": 0.0, "-1": -1.0, "nan": np.nan})
+mutate("DiagonalSSM", _SSM2.discretize, {"dt": 0.1}, "method", {"unknown": "euler2"})
+mutate("DiscreteDiagonalSSM", dm.DiscreteDiagonalSSM,
+       dict(Lambda_bar=np.array([0.5, 0.2j]), B_bar=np.ones((2, 1), complex), C=np.ones(2, complex), D=np.zeros(1)),
+       "dt", {"0": 0.0, "nan": np.nan})
+mutate("DiscreteDiagonalSSM", dm.DiscreteDiagonalSSM,
+       dict(Lambda_bar=np.array([0.5, 0.2j]), B_bar=np.ones((2, 1), complex), C=np.ones(2, complex), D=np.zeros(1)),
+       "method", {"unknown": "euler2"})
+case("memory_function", "DiagonalSSM t=1e6", lambda: dm.memory_function(_SSM2, [0.0, 1e6]), "edge")
+case("memory_function", "GRUCell t=[0, 3]", lambda: dm.memory_function(_G2, [0, 3]), "edge")
+
 # -- discrete recurrences
 for _entry, _fn, _base in (("forward", dm.forward, dict(model=M_DR, X=X3)),
                            ("value_and_grad", dm.value_and_grad, dict(model=M_DR, X=X3, Y=Y2))):
@@ -531,7 +577,7 @@ def _is_result_type(obj) -> bool:
     return obj in {dm.SimulationResult, dm.PiecewiseSolution, dm.AdjointResult, dm.Trajectory, dm.GradientResult,
                    dm.MemoryResult, dm.DecayFit, dm.Reparam, dm.ExpSumFit, dm.TrainResult, dm.PerturbationCurve,
                    dm.StabilityBoundary, dm.SweepRun, dm.SweepTable, dm.TaskRecord, dm.SpectralSummary,
-                   dm.Activation}
+                   dm.Activation, dm.GatedTrajectory, dm.GatedGradient}
 
 
 # -- hypothesis: random bad and edge arrays -----------------------------------------------------------

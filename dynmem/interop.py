@@ -1,0 +1,193 @@
+"""Bring a trained model: PyTorch modules and plain state dicts as dynmem models.
+
+Supported (exactly, in float64; outputs equal the framework's to rounding):
+
+======================  ==============================================  =================
+source                  conditions                                      dynmem model
+======================  ==============================================  =================
+``torch.nn.GRU``        one layer, unidirectional                       :class:`~dynmem.gated.GRUCell`
+``torch.nn.LSTM``       one layer, unidirectional, ``proj_size = 0``    :class:`~dynmem.gated.LSTMCell`
+``torch.nn.RNN``        one layer, unidirectional, tanh or relu         :class:`~dynmem.models.DiscreteRNN`
+======================  ==============================================  =================
+
+``bias=False`` modules give zero biases.  Multi-layer and bidirectional
+modules are refused (a stack of cells is not a single dynmem model yet).
+The torch modules have no read-out; dynmem's models emit the scalar
+``y_k = c^T h_{k+1}``, so a read-out is required: an array ``c`` of shape
+(m,) or a ``torch.nn.Linear(m, 1)``.  A Linear's bias only shifts y by a
+constant (no memory changes) and is dropped: compare outputs up to it.
+
+:func:`from_state_dict` takes the same arrays from a plain dict or an
+``.npz`` file (keys ``weight_ih_l0`` ... as in ``module.state_dict()``, or
+without the ``_l0`` suffix), so no torch is needed to analyse a saved model.
+
+PyTorch is imported lazily, only by :func:`from_torch`; without it an
+ImportError names the extra to install (``pip install 'dynmem[bench]'``,
+which pins ``torch==2.13.0``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ._validation import as_float_array, check_choice, describe
+from .gated import GRUCell, LSTMCell
+from .models import DiscreteRNN
+
+__all__ = ["from_torch", "from_state_dict", "to_state_dict"]
+
+_KINDS = ("gru", "lstm", "rnn")
+_GATES = {"gru": 3, "lstm": 4, "rnn": 1}
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - exercised by monkeypatching in the tests
+        raise ImportError(
+            "dynmem.interop.from_torch needs PyTorch, which is not installed: install the `bench` extra "
+            "(pip install 'dynmem[bench]', which pins torch==2.13.0) or `pip install torch==2.13.0`."
+        ) from exc
+    return torch
+
+
+def _readout(readout, m: int) -> np.ndarray:
+    if readout is None:
+        raise ValueError(
+            f"`readout` must be given: an array of shape ({m},) or a torch.nn.Linear({m}, 1) (the module has no "
+            "read-out of its own and dynmem's models emit y = c^T h)."
+        )
+    w = getattr(readout, "weight", None)
+    if w is not None and hasattr(w, "detach"):
+        arr = np.asarray(w.detach().cpu().double().numpy())
+        if arr.shape != (1, m):
+            raise ValueError(f"`readout` must be a Linear({m}, 1); got a weight of shape {arr.shape}.")
+        return arr[0].copy()
+    return as_float_array("readout", readout, shape=(m,), copy=True)
+
+
+def _build(kind: str, arrays: dict, readout, nonlinearity: str = "tanh"):
+    g = _GATES[kind]
+    Whh = as_float_array("weight_hh", arrays["weight_hh"], ndim=2)
+    m = Whh.shape[1]
+    Wih = as_float_array("weight_ih", arrays["weight_ih"], ndim=2)
+    bih = arrays.get("bias_ih")
+    bhh = arrays.get("bias_hh")
+    bih = np.zeros(g * m) if bih is None else as_float_array("bias_ih", bih, ndim=1)
+    bhh = np.zeros(g * m) if bhh is None else as_float_array("bias_hh", bhh, ndim=1)
+    c = _readout(readout, m)
+    if kind == "rnn":
+        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        if bih.shape != (m,) or bhh.shape != (m,):
+            raise ValueError(f"RNN biases must have shape ({m},); got {bih.shape} and {bhh.shape}.")
+        return DiscreteRNN(Whh, Wih, bih + bhh, c, activation=nonlinearity)
+    cls = GRUCell if kind == "gru" else LSTMCell
+    return cls(weight_ih=Wih, weight_hh=Whh, bias_ih=bih, bias_hh=bhh, c=c)
+
+
+def from_torch(module, *, readout):
+    """A dynmem model with the parameters of a trained ``torch.nn.GRU`` / ``LSTM`` / ``RNN``.
+
+    Parameters
+    ----------
+    module : torch.nn.GRU, torch.nn.LSTM or torch.nn.RNN
+        One layer, unidirectional (LSTM without projection); any dtype (the
+        arrays are converted to float64).
+    readout : array_like, shape (m,), or torch.nn.Linear(m, 1)
+        The read-out ``c`` of ``y = c^T h`` (a Linear's bias is dropped).
+
+    Returns
+    -------
+    GRUCell, LSTMCell or DiscreteRNN
+        For GRU/LSTM the arrays keep PyTorch's layout; for RNN
+        ``W = weight_hh_l0``, ``U = weight_ih_l0``, ``b = bias_ih_l0 + bias_hh_l0``.
+
+    Raises
+    ------
+    ImportError
+        If PyTorch is not installed (names the extra).
+    TypeError, ValueError
+        For another module type or an unsupported configuration (named).
+    """
+    torch = _import_torch()
+    kinds = ((torch.nn.GRU, "gru"), (torch.nn.LSTM, "lstm"), (torch.nn.RNN, "rnn"))
+    kind = next((k for cls, k in kinds if isinstance(module, cls)), None)
+    if kind is None:
+        raise TypeError(f"`module` must be a torch.nn.GRU, torch.nn.LSTM or torch.nn.RNN; got {describe(module)}.")
+    if module.num_layers != 1:
+        raise ValueError(f"`module` must have num_layers = 1 (stacked layers are not supported); got {module.num_layers}.")
+    if module.bidirectional:
+        raise ValueError("`module` must be unidirectional (bidirectional=False); got bidirectional=True.")
+    if kind == "lstm" and getattr(module, "proj_size", 0):
+        raise ValueError(f"`module` must have proj_size = 0 (projected LSTMs are not supported); got {module.proj_size}.")
+    arrays = {}
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        p = getattr(module, name + "_l0", None)
+        if p is not None:
+            arrays[name] = np.asarray(p.detach().cpu().double().numpy())
+    return _build(kind, arrays, readout, getattr(module, "nonlinearity", "tanh"))
+
+
+def _strip(state: dict) -> dict:
+    out = {}
+    for key, value in state.items():
+        base = key[:-3] if key.endswith("_l0") else key
+        if base.endswith("_reverse") or any(key.endswith(f"_l{i}") for i in range(1, 100)):
+            raise ValueError(f"`state` must hold one unidirectional layer; got the key {key!r}.")
+        if base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "c"):
+            out[base] = np.asarray(value.detach().cpu().double().numpy() if hasattr(value, "detach") else value)
+    return out
+
+
+def from_state_dict(kind: str, state, *, readout=None, nonlinearity: str = "tanh"):
+    """A dynmem model from a plain parameter dict or an ``.npz`` file.
+
+    Parameters
+    ----------
+    kind : {"gru", "lstm", "rnn"}
+    state : dict or str or os.PathLike
+        Arrays ``weight_ih``, ``weight_hh`` and optionally ``bias_ih``,
+        ``bias_hh`` and ``c`` (with or without torch's ``_l0`` suffix); a path
+        is read with :func:`numpy.load`.  torch tensors are accepted too.
+    readout : array_like, shape (m,), optional
+        The read-out ``c``; required unless ``state`` holds ``c``.
+    nonlinearity : {"tanh", "relu"}
+        For ``kind="rnn"``.
+
+    Returns
+    -------
+    GRUCell, LSTMCell or DiscreteRNN
+    """
+    check_choice("kind", kind, _KINDS)
+    if isinstance(state, (str, os.PathLike)):
+        with np.load(state) as f:
+            state = {k: f[k] for k in f.files}
+    if not isinstance(state, dict):
+        raise TypeError(f"`state` must be a dict of arrays or a path to an .npz file; got {describe(state)}.")
+    arrays = _strip(state)
+    missing = [k for k in ("weight_ih", "weight_hh") if k not in arrays]
+    if missing:
+        raise ValueError(f"`state` must hold {' and '.join(missing)} (or with the _l0 suffix); got keys {sorted(state)}.")
+    if readout is None:
+        readout = arrays.get("c")
+    return _build(kind, arrays, readout, nonlinearity)
+
+
+def to_state_dict(model) -> dict:
+    """The arrays of a GRUCell / LSTMCell / DiscreteRNN under torch's ``*_l0`` names plus ``c``.
+
+    Saved with ``numpy.savez(path, **to_state_dict(model))`` it reads back with
+    :func:`from_state_dict`.  A DiscreteRNN's bias is stored as ``bias_ih_l0``
+    (with ``bias_hh_l0 = 0``).
+    """
+    if isinstance(model, (GRUCell, LSTMCell)):
+        out = {n + "_l0": np.array(getattr(model, n)) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    elif isinstance(model, DiscreteRNN):
+        out = {"weight_ih_l0": np.array(model.U), "weight_hh_l0": np.array(model.W), "bias_ih_l0": np.array(model.b),
+               "bias_hh_l0": np.zeros(model.hidden)}
+    else:
+        raise TypeError(f"`model` must be a GRUCell, LSTMCell or DiscreteRNN; got {describe(model)}.")
+    out["c"] = np.array(model.c)
+    return out

@@ -1,0 +1,409 @@
+"""Diagonal linear state-space models (S4D / LRU style) and their discretisations.
+
+Continuous time, complex diagonal state of width m, real input x in R^d and
+real scalar output::
+
+    dh/dt = Lambda * h + B x(t),      y(t) = Re(C^T h(t)) + D^T x(t)
+
+with ``Lambda`` (m,) complex, ``Re Lambda < 0`` (stable), ``B`` (m, d)
+complex, ``C`` (m,) complex, ``D`` (d,) real.  Its response to an input
+starting at t = 0 from h(0) = 0 is ``y(t) = int_0^t K(t - u) x(u) du + D^T x(t)``
+with the impulse response (memory kernel), for t >= 0,
+
+    K(t) = Re(C^T diag(exp(Lambda t)) B)            shape (d,)
+
+and the step (Heaviside) response ``y(t) = (int_0^t K) x + D^T x`` with
+``int_0^t K = Re(C^T diag((exp(Lambda t) - 1) / Lambda) B)``.
+
+Memory ([WLL] Def. 3.1, THEORY.md section 2).  The model is linear, so for
+t > 0 both the Heaviside memory ``sup_x |dy/dt| / |x|_inf`` and the impulse
+memory (state kicked to ``h(0+) = B x``, ``sup_x |y(t)| / |x|_inf``; the
+feed-through ``D`` only acts at t = 0) equal ``|K(t)|_1``, the sup being
+attained at the vertex ``x = sign(K(t))``.
+
+Discretisations with step ``dt`` (h_{k+1} = Lambda_bar h_k + B_bar x_k,
+y_k = Re(C^T h_{k+1}) + D^T x_k, step k reads x_k and emits the output of
+the new state, as :mod:`dynmem.recurrences` does):
+
+- ``"zoh"`` (zero-order hold): ``Lambda_bar = exp(Lambda dt)``,
+  ``B_bar = (exp(Lambda dt) - 1) / Lambda * B``.  Exact at the grid points
+  for inputs constant on each ``[k dt, (k+1) dt)``.
+- ``"bilinear"`` (Tustin): ``Lambda_bar = (1 + Lambda dt/2) / (1 - Lambda dt/2)``,
+  ``B_bar = dt / (1 - Lambda dt/2) * B``.  Second order in ``dt``; maps the
+  open left half-plane onto the open unit disc.
+
+Stable parameterisation: :meth:`DiagonalSSM.from_reparam` builds ``Lambda =
+f(w) + i omega`` with a continuous-time :class:`dynmem.reparam.Reparam`
+(``"exp"``, ``"softplus"``, ``"best"``), so every real ``w`` gives a stable
+model ([SSM]; THEORY.md section 5).
+
+Contract (:mod:`dynmem.models`): a ``DiagonalSSM`` has a closed-form memory
+(:class:`~dynmem.models.ClosedFormMemory`) and its real form
+(:meth:`DiagonalSSM.as_linear`), so :func:`dynmem.memory.memory_function`
+takes it in closed form or, with ``closed_form=False``, through the flow of
+the real form; a ``DiscreteDiagonalSSM`` is a
+:class:`~dynmem.models.DiscreteModel` on the flat state ``(Re h, Im h)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from ._validation import as_float_array, check_choice, check_int, check_positive, check_rng, describe
+
+__all__ = ["DiagonalSSM", "DiscreteDiagonalSSM"]
+
+_METHODS = ("zoh", "bilinear")
+
+
+def _as_complex(name, value, shape) -> np.ndarray:
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"`{name}` must be an array of numbers; got the string {value!r}.")
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind not in "biufc":
+        raise TypeError(f"`{name}` must be an array of (complex) numbers; got dtype {arr.dtype} from {describe(value)}.")
+    arr = np.array(arr, dtype=np.complex128, order="C", copy=True)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"`{name}` must have shape {tuple(shape)}; got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` must be finite; got {describe(arr)}.")
+    arr.flags.writeable = False
+    return arr
+
+
+def _check_io(obj, Lambda_name):
+    lam = np.asarray(getattr(obj, Lambda_name))
+    if lam.ndim != 1 or lam.size < 1:
+        raise ValueError(f"`{Lambda_name}` must be a non-empty 1-d array (the diagonal); got shape {lam.shape}.")
+    m = lam.size
+    object.__setattr__(obj, Lambda_name, _as_complex(Lambda_name, lam, (m,)))
+    Bn = "B" if hasattr(obj, "B") else "B_bar"
+    Bv = np.asarray(getattr(obj, Bn))
+    if Bv.ndim != 2 or Bv.shape[0] != m or Bv.shape[1] < 1:
+        raise ValueError(f"`{Bn}` must have shape ({m}, d) with d >= 1 to match `{Lambda_name}`; got shape {Bv.shape}.")
+    d = Bv.shape[1]
+    object.__setattr__(obj, Bn, _as_complex(Bn, Bv, (m, d)))
+    object.__setattr__(obj, "C", _as_complex("C", obj.C, (m,)))
+    D = as_float_array("D", obj.D, shape=(d,), copy=True)
+    D.flags.writeable = False
+    object.__setattr__(obj, "D", D)
+    return m, d
+
+
+@dataclass(frozen=True, eq=False)
+class DiagonalSSM:
+    """Continuous-time diagonal linear SSM ``dh/dt = Lambda h + B x``, ``y = Re(C^T h) + D^T x``.
+
+    Parameters
+    ----------
+    Lambda : array_like of complex, shape (m,)
+        Diagonal state matrix; every ``Re Lambda_j < 0``.
+    B : array_like of complex, shape (m, d)
+    C : array_like of complex, shape (m,)
+    D : array_like, shape (d,)
+        Real feed-through.
+
+    Notes
+    -----
+    Equations and memory identities in the module docstring.
+    """
+
+    Lambda: np.ndarray
+    B: np.ndarray
+    C: np.ndarray
+    D: np.ndarray
+
+    def __post_init__(self):
+        _check_io(self, "Lambda")
+        bad = self.Lambda.real >= 0
+        if np.any(bad):
+            j = int(np.argmax(bad))
+            raise ValueError(f"`Lambda` must have Re(Lambda) < 0 (a stable diagonal); got Lambda[{j}] = {self.Lambda[j]}.")
+
+    @property
+    def hidden(self) -> int:
+        """State width m."""
+        return self.Lambda.size
+
+    @property
+    def inputs(self) -> int:
+        """Input dimension d."""
+        return self.B.shape[1]
+
+    @classmethod
+    def random(cls, hidden: int, inputs: int = 1, *, decay=(0.1, 1.0), max_frequency: float = np.pi,
+               feedthrough: bool = False, rng=None) -> "DiagonalSSM":
+        """A random stable diagonal SSM.
+
+        ``Re Lambda`` is ``-exp(u)`` with u uniform on ``[log decay[0], log decay[1]]``,
+        ``Im Lambda`` uniform on ``[-max_frequency, max_frequency]``; ``B`` and ``C``
+        have i.i.d. complex normal entries of variance ``1/d`` and ``1/m``;
+        ``D`` is N(0, 1) if ``feedthrough`` else zero.
+        """
+        m = check_int("hidden", hidden, minimum=1)
+        d = check_int("inputs", inputs, minimum=1)
+        lo, hi = (check_positive("decay[0]", decay[0]), check_positive("decay[1]", decay[1]))
+        if lo > hi:
+            raise ValueError(f"`decay` must be an interval (lo, hi) with 0 < lo <= hi; got {decay!r}.")
+        rng = check_rng("rng", rng)
+        re = -np.exp(rng.uniform(np.log(lo), np.log(hi), m))
+        im = rng.uniform(-1.0, 1.0, m) * float(max_frequency)
+        B = (rng.standard_normal((m, d)) + 1j * rng.standard_normal((m, d))) / np.sqrt(2 * d)
+        C = (rng.standard_normal(m) + 1j * rng.standard_normal(m)) / np.sqrt(2 * m)
+        D = rng.standard_normal(d) if feedthrough else np.zeros(d)
+        return cls(re + 1j * im, B, C, D)
+
+    def _times(self, t) -> np.ndarray:
+        t = as_float_array("t", t, ndim=1)
+        if np.any(t < 0):
+            raise ValueError(f"`t` must be non-negative; got min(t) = {t.min()}.")
+        return t
+
+    def kernel(self, t) -> np.ndarray:
+        """Impulse response ``K(t) = Re(C^T diag(exp(Lambda t)) B)`` at times ``t >= 0``, shape (n, d)."""
+        t = self._times(t)
+        E = np.exp(np.outer(t, self.Lambda))  # (n, m)
+        return ((E * self.C) @ self.B).real
+
+    def step_response(self, t) -> np.ndarray:
+        """Response to the unit step in each input channel, ``int_0^t K + D``, shape (n, d).
+
+        ``Re(C^T diag(expm1(Lambda t) / Lambda) B) + D`` (``expm1`` keeps small ``t`` accurate).
+        """
+        t = self._times(t)
+        E = np.expm1(np.outer(t, self.Lambda)) / self.Lambda
+        return ((E * self.C) @ self.B).real + self.D
+
+    def memory(self, t, *, input: str = "heaviside") -> np.ndarray:
+        """Memory function ``M(t) = |K(t)|_1`` (Heaviside or impulse input, equal for t > 0), shape (n,).
+
+        Parameters
+        ----------
+        t : array_like, shape (n,)
+            Times ``t > 0`` (at t = 0 the feed-through ``D`` adds a Dirac term to the
+            Heaviside memory, which is not represented).
+        input : {"heaviside", "impulse"}
+        """
+        check_choice("input", input, ("heaviside", "impulse"))
+        t = self._times(t)
+        if np.any(t == 0) and np.any(self.D != 0):
+            raise ValueError("`t` must be positive when the feed-through `D` is non-zero (its memory is a Dirac term at t = 0).")
+        return np.abs(self.kernel(t)).sum(axis=1)
+
+    @classmethod
+    def from_reparam(cls, w, frequency, B, C, D=None, *, reparam: str = "softplus", **params) -> "DiagonalSSM":
+        """A model with ``Lambda = f(w) + i * frequency`` for a stable reparameterisation f.
+
+        Parameters
+        ----------
+        w : array_like, shape (m,)
+            Unconstrained parameters of the real parts.
+        frequency : array_like, shape (m,)
+            Imaginary parts of ``Lambda``.
+        B, C, D
+            As in the constructor (``D`` defaults to zeros).
+        reparam : {"exp", "softplus", "best", "direct"}
+            A continuous-time :func:`dynmem.reparam.get_reparam` name; ``params``
+            are passed on (``a``, ``b`` for ``"best"``).  ``"direct"`` (f(w) = w)
+            is accepted but is only stable for ``w < 0`` (validated).
+        """
+        from .reparam import get_reparam
+
+        rp = get_reparam(reparam, **params)
+        if rp.discrete:
+            raise ValueError(f"`reparam` must be a continuous-time reparameterisation; got {reparam!r}.")
+        w = as_float_array("w", w, ndim=1)
+        om = as_float_array("frequency", frequency, shape=w.shape)
+        lam = np.asarray(rp.f(w), dtype=float).reshape(w.shape) + 1j * om
+        Bv = np.asarray(B)
+        return cls(lam, B, C, np.zeros(Bv.shape[1] if Bv.ndim == 2 else 1) if D is None else D)
+
+    # -- the contract ------------------------------------------------------
+    #: Linear: one probe amplitude suffices in dynmem.memory.memory_function.
+    is_linear = True
+
+    def closed_form_memory(self, t, *, input: str = "heaviside"):
+        """``(|K(t)|_1, sign(K(t)))``: memory and maximising input for every input variant (t > 0).
+
+        The ``"reversed"`` input (at rest under x, switched off) gives ``-dy/dt``
+        of the Heaviside response, so the same value.
+        """
+        check_choice("input", input, ("heaviside", "impulse", "reversed"))
+        t = self._times(t)
+        if np.any(t == 0) and np.any(self.D != 0):
+            raise ValueError("`t` must be positive when the feed-through `D` is non-zero (its memory is a Dirac term at t = 0).")
+        K = self.kernel(t)
+        return np.abs(K).sum(axis=1), np.where(K >= 0, 1.0, -1.0)
+
+    def as_linear(self):
+        """The real form as a :class:`~dynmem.models.LinearRNN` (state ``(Re h, Im h)``, width 2m).
+
+        The feed-through ``D`` is dropped: it does not change ``dy/dt`` of a
+        Heaviside response, nor any response at t > 0.
+        """
+        from .models import LinearRNN
+
+        A, Br, Cr, _ = self.as_real()
+        return LinearRNN(A, Br, Cr)
+
+    def as_real(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The same system in real coordinates ``(A, Br, Cr, D)`` with state ``(Re h, Im h)``.
+
+        ``A = [[Re L, -Im L], [Im L, Re L]]`` (2m, 2m), ``Br = [Re B; Im B]`` (2m, d),
+        ``Cr = [Re C, -Im C]`` (2m,), so ``y = Cr^T (Re h, Im h) + D^T x``.
+        """
+        Lr, Li = np.diag(self.Lambda.real), np.diag(self.Lambda.imag)
+        A = np.block([[Lr, -Li], [Li, Lr]])
+        Br = np.vstack([self.B.real, self.B.imag])
+        Cr = np.concatenate([self.C.real, -self.C.imag])
+        return A, Br, Cr, self.D.copy()
+
+    def discretize(self, dt: float, *, method: str = "zoh") -> "DiscreteDiagonalSSM":
+        """The recurrence of the ZOH or bilinear discretisation with step ``dt`` (module docstring)."""
+        dt = check_positive("dt", dt)
+        check_choice("method", method, _METHODS)
+        z = self.Lambda * dt
+        if method == "zoh":
+            lam_bar = np.exp(z)
+            b_scale = np.where(z != 0, np.expm1(z) / self.Lambda, dt)
+        else:
+            lam_bar = (1 + z / 2) / (1 - z / 2)
+            b_scale = dt / (1 - z / 2)
+        return DiscreteDiagonalSSM(lam_bar, b_scale[:, None] * self.B, self.C, self.D, dt=dt, method=method)
+
+
+@numba.njit(cache=True)
+def _ssm_kernel(lam, Bbar, C, D, X, H):
+    """h_{k+1} = lam h_k + Bbar x_k, y_k = Re(C h_{k+1}) + D x_k.
+
+    lam (m,) c16, Bbar (m, d) c16, C (m,) c16, D (d,) f8, X (B, T, d) f8,
+    H (B, m) c16 holding h_0 (overwritten with h_T).  Returns Y (B, T).
+    """
+    nb, T, d = X.shape
+    m = lam.size
+    Y = np.empty((nb, T))
+    for bi in range(nb):
+        for k in range(T):
+            acc = 0.0
+            for j in range(d):
+                acc += D[j] * X[bi, k, j]
+            for i in range(m):
+                u = 0.0j
+                for j in range(d):
+                    u += Bbar[i, j] * X[bi, k, j]
+                h = lam[i] * H[bi, i] + u
+                H[bi, i] = h
+                acc += C[i].real * h.real - C[i].imag * h.imag
+            Y[bi, k] = acc
+    return Y
+
+
+@dataclass(frozen=True, eq=False)
+class DiscreteDiagonalSSM:
+    """Discrete diagonal SSM ``h_{k+1} = Lambda_bar h_k + B_bar x_k``, ``y_k = Re(C^T h_{k+1}) + D^T x_k``.
+
+    Built with :meth:`DiagonalSSM.discretize`; ``dt`` and ``method`` record where it came from.
+
+    Parameters
+    ----------
+    Lambda_bar : array_like of complex, shape (m,)
+        ``|Lambda_bar| < 1`` for a stable recurrence (not required).
+    B_bar : array_like of complex, shape (m, d)
+    C : array_like of complex, shape (m,)
+    D : array_like, shape (d,)
+    dt : float
+    method : {"zoh", "bilinear"}
+    """
+
+    Lambda_bar: np.ndarray
+    B_bar: np.ndarray
+    C: np.ndarray
+    D: np.ndarray
+    dt: float = 1.0
+    method: str = "zoh"
+
+    def __post_init__(self):
+        _check_io(self, "Lambda_bar")
+        object.__setattr__(self, "dt", check_positive("dt", self.dt))
+        check_choice("method", self.method, _METHODS)
+
+    @property
+    def hidden(self) -> int:
+        """State width m."""
+        return self.Lambda_bar.size
+
+    @property
+    def inputs(self) -> int:
+        """Input dimension d."""
+        return self.B_bar.shape[1]
+
+    # -- the discrete-model contract (flat real state (Re h, Im h)) ---------
+    is_linear = True
+
+    @property
+    def state_size(self) -> int:
+        """2m: the flat state is ``(Re h, Im h)``."""
+        return 2 * self.hidden
+
+    def _complex_state(self, S):
+        S = as_float_array("S0", S, ndim=2)
+        m = self.hidden
+        if S.shape[1] != 2 * m:
+            raise ValueError(f"`S0` must have shape (k, {2 * m}) (the flat state (Re h, Im h)); got shape {S.shape}.")
+        return S[:, :m] + 1j * S[:, m:]
+
+    def outputs(self, X, S0) -> np.ndarray:
+        """``y_0 .. y_{T-1}`` for inputs X (k, T, d) from flat states S0 (k, 2m); shape (k, T)."""
+        return self.run(X, h0=self._complex_state(S0))[0]
+
+    def readout(self, S) -> np.ndarray:
+        """``Re(C^T h)`` of flat states S (k, 2m) (the feed-through needs an input; it is not included)."""
+        return (self._complex_state(S) @ self.C).real
+
+    def equilibrium(self, X) -> np.ndarray:
+        """Fixed points ``h = (1 - Lambda_bar)^{-1} B_bar x`` for constant inputs X (k, d), flat (k, 2m)."""
+        X = as_float_array("X", X, ndim=2)
+        if np.any(self.Lambda_bar == 1):
+            raise ValueError("`Lambda_bar` must not contain 1 (no isolated fixed point).")
+        h = (X @ self.B_bar.T) / (1.0 - self.Lambda_bar)
+        return np.concatenate([h.real, h.imag], axis=1)
+
+    def run(self, X, *, h0=None) -> tuple[np.ndarray, np.ndarray]:
+        """Run the recurrence over a batch of sequences.
+
+        Parameters
+        ----------
+        X : array_like, shape (batch, T, d)
+        h0 : array_like of complex, shape (m,) or (batch, m), optional
+            Initial state (zeros by default).
+
+        Returns
+        -------
+        y : ndarray, shape (batch, T)
+            ``y_k = Re(C^T h_{k+1}) + D^T x_k``.
+        h_final : ndarray of complex, shape (batch, m)
+
+        Raises
+        ------
+        FloatingPointError
+            If the state becomes non-finite (``|Lambda_bar| > 1``).
+        """
+        X = as_float_array("X", X)
+        if X.ndim != 3 or X.shape[2] != self.inputs or X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(f"`X` must have shape (batch, T, {self.inputs}) with batch, T >= 1; got shape {X.shape}.")
+        nb, m = X.shape[0], self.hidden
+        if h0 is None:
+            H = np.zeros((nb, m), dtype=np.complex128)
+        else:
+            h0 = np.asarray(h0)
+            if h0.shape not in ((m,), (nb, m)):
+                raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {h0.shape}.")
+            H = np.array(np.broadcast_to(_as_complex("h0", h0, h0.shape), (nb, m)), dtype=np.complex128)
+        Y = _ssm_kernel(self.Lambda_bar.copy(), self.B_bar.copy(), self.C.copy(), self.D.copy(),
+                        np.ascontiguousarray(X), H)
+        if not (np.all(np.isfinite(H)) and np.all(np.isfinite(Y))):
+            raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
+        return Y, H
