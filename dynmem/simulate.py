@@ -25,6 +25,8 @@ from .models import CTRNN, LinearRNN
 __all__ = ["simulate", "SimulationResult", "PiecewiseSolution", "SimulationError", "METHODS"]
 
 METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
+# Compiled methods of dynmem.odeint that simulate accepts besides scipy's.
+COMPILED_METHODS = ("dopri5",)
 _STIFF = ("Radau", "BDF", "LSODA")
 
 
@@ -223,6 +225,7 @@ def simulate(
     dense_output: bool = False,
     divergence_threshold: float = 1e12,
     on_failure: str = "raise",
+    max_steps: int = 1_000_000,
 ) -> SimulationResult:
     """Integrate a CTRNN driven by an input path.
 
@@ -237,8 +240,12 @@ def simulate(
         State at ``t0`` (zeros by default).
     t0 : float, optional
         Initial time; defaults to ``x.t_start``.
-    method : {"RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA"}
-        scipy integrator; stiff ones get the analytic Jacobian.
+    method : {"RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA", "dopri5"}
+        scipy integrator (stiff ones get the analytic Jacobian), or
+        ``"dopri5"``: the numba-compiled Dormand-Prince 5(4) of
+        :mod:`dynmem.odeint` (same pair and step-size controls as scipy's
+        RK45, the whole solve in one compiled call; affine input paths only,
+        no ``dense_output``).
     rtol, atol : float
         Tolerances passed to every solver call.
     max_step : float
@@ -250,6 +257,9 @@ def simulate(
     on_failure : {"raise", "report"}
         Raise :class:`SimulationError`, or return ``success=False`` with the
         states after the failure set to NaN.
+    max_steps : int
+        Largest number of step attempts (``method="dopri5"`` only; scipy's
+        methods have no such limit).
 
     Returns
     -------
@@ -257,7 +267,7 @@ def simulate(
     """
     model = _as_ctrnn(model)
     x = _check_path(model, x)
-    check_choice("method", method, METHODS)
+    check_choice("method", method, METHODS + COMPILED_METHODS)
     check_choice("on_failure", on_failure, ("raise", "report"))
     rtol = check_positive("rtol", rtol)
     atol = check_positive("atol", atol)
@@ -276,6 +286,9 @@ def simulate(
     m = model.hidden
     h = np.zeros(m) if h0 is None else as_float_array("h0", h0, shape=(m,)).copy()
 
+    if method in COMPILED_METHODS:
+        return _simulate_compiled(model, x, t_eval, h, t0, rtol, atol, max_step, dense_output, threshold, on_failure,
+                                  max_steps)
     field = _Field(model, x)
     H = np.full((t_eval.size, m), np.nan)
     done = np.zeros(t_eval.size, dtype=bool)
@@ -339,3 +352,30 @@ def simulate(
     return SimulationResult(t=t_eval, h=H, y=y, success=success, message=message, nfev=int(nfev), njev=int(njev),
                             nlu=int(nlu), n_segments=len(segs), sol=dense)
 
+
+
+def _simulate_compiled(model, x, t_eval, h0, t0, rtol, atol, max_step, dense_output, threshold, on_failure, max_steps):
+    from .odeint import solve_ctrnn
+
+    if dense_output:
+        raise ValueError("`dense_output` must be False for method='dopri5' (the compiled solver keeps no dense output).")
+    if not x.affine:
+        raise ValueError(
+            f"`x` must be affine on each piece (x.affine) for method='dopri5'; got {type(x).__name__}; "
+            "use a scipy method such as 'RK45'."
+        )
+    res = solve_ctrnn(model, x, t_eval, h0=h0, t0=t0, rtol=rtol, atol=atol, max_step=max_step, max_steps=max_steps,
+                      divergence_threshold=threshold)
+    if res.success:
+        message = res.message
+    else:
+        from .odeint import STATUS_MESSAGES
+
+        message = f"dopri5 failed at t = {res.t_reached[0]:.6g}: {STATUS_MESSAGES[int(res.status[0])]}."
+        if on_failure == "raise":
+            raise SimulationError(message)
+    H = res.h[0]
+    t1 = float(t_eval[-1])
+    n_segments = int(np.count_nonzero((x.knots > t0) & (x.knots < t1))) + 1 if t1 > t0 else 0
+    return SimulationResult(t=t_eval, h=H, y=H @ model.c, success=bool(res.success), message=message,
+                            nfev=int(res.nfev[0]), njev=0, nlu=0, n_segments=n_segments, sol=None)
