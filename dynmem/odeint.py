@@ -1,8 +1,8 @@
 """A numba-compiled Dormand-Prince 5(4) integrator for CTRNNs.
 
 The vector field is the CTRNN's ``dh/dt = sigma(W h + U x(t) + b) - leak h``
-with an affine-on-each-piece input path (every path in :mod:`dynmem.inputs`
-except :class:`~dynmem.inputs.Callable`-style ones).  The whole solve of a
+with an input path that is affine on each piece (every path in
+:mod:`dynmem.inputs` except :class:`~dynmem.inputs.FunctionPath`).  The whole solve of a
 batch of sequences runs inside one compiled call: no Python between steps.
 
 Method
@@ -91,7 +91,7 @@ for _arr in DOPRI5_TABLEAU.values():
     _arr.flags.writeable = False
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _rhs(W, code, leak, p, q, tau, h, out):
     # out = sigma(W h + p + tau q) - leak h
     m = h.shape[0]
@@ -102,7 +102,7 @@ def _rhs(W, code, leak, p, q, tau, h, out):
         out[i] = act_scalar(code, z) - leak * h[i]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _rms_scaled(v, y, rtol, atol):
     # RMS of v / (atol + rtol |y|)
     s = 0.0
@@ -112,7 +112,7 @@ def _rms_scaled(v, y, rtol, atol):
     return math.sqrt(s / v.shape[0])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _all_finite(v):
     for i in range(v.shape[0]):
         if not math.isfinite(v[i]):
@@ -120,7 +120,7 @@ def _all_finite(v):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
                C, A, B, E, Pd, H):
     """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject)."""
@@ -223,8 +223,9 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                     sc = atol + rtol * max(abs(y[i]), abs(ynew[i]))
                     r = hs * e / sc
                     s += r * r
-                err = math.sqrt(s / m)
-                if err < 1.0:
+                err = math.sqrt(s / m)  # inf when the squares overflow, NaN for a non-finite trial
+                finite_trial = _all_finite(ynew) and _all_finite(K[6])
+                if finite_trial and err < 1.0:
                     if err == 0.0:
                         factor = 10.0
                     else:
@@ -234,9 +235,9 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                     break
                 nrej += 1
                 rejected = True
-                if math.isfinite(err):
+                if finite_trial:
                     bad_trial = False
-                    h_abs *= max(0.2, 0.9 * err ** -0.2)
+                    h_abs *= max(0.2, 0.9 * err ** -0.2)  # 0.2 for err = inf
                 else:
                     bad_trial = True
                     h_abs *= 0.2
@@ -273,7 +274,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     return SUCCESS, t, nfev, nacc, nrej
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _solve_batch(W, code, leak, P, Q, breaks, t_eval, H0, rtol, atol, max_step, max_steps, threshold,
                  C, A, B, E, Pd, H, status, t_reached, counts):
     for s in range(P.shape[0]):
