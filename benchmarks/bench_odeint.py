@@ -1,0 +1,108 @@
+"""Forward CTRNN solve: dynmem's scipy RK45 path vs the compiled dopri5 of dynmem.odeint.
+
+The problem of issue 13 and ``bench_adjoint.py`` (``make_problem``)::
+
+    dh/dt = tanh(W h + U x(t) + b), h(0) = 0, m = 32, d = 4, T = 10,
+    x piecewise constant on 20 pieces (20 input knots), 20 observation times.
+
+Both sides use the same Dormand-Prince 5(4) pair and scipy's step-size
+controls at ``rtol = atol`` in {1e-6, 1e-8, 1e-10}; ``simulate(method="RK45")``
+calls ``solve_ivp`` knot to knot from Python, ``simulate(method="dopri5")``
+runs the whole solve in one numba call.  Error: norm-wise relative error of
+``y(t_obs)`` against scipy DOP853 at ``rtol = 1e-13, atol = 1e-15``.
+A last row solves a batch of 16 input sequences in one compiled call.
+
+One thread (set below, before numpy/numba are imported); every callable is
+run once untimed first (numba cache load / compile), then the two sides are
+timed alternately, the order flipping on every repeat, and the median is
+reported.  Standalone (no torch needed)::
+
+    python benchmarks/bench_odeint.py [--repeats N]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dynmem  # noqa: E402
+from bench_adjoint import make_problem  # noqa: E402
+from dynmem.odeint import solve_ctrnn  # noqa: E402
+
+RTOLS = (1e-6, 1e-8, 1e-10)
+N_BATCH = 16
+
+
+def _timed(fn):
+    gc.collect()
+    gc.disable()
+    try:
+        t = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t, out
+    finally:
+        gc.enable()
+
+
+def _race(fns: dict, repeats: int) -> dict:
+    for fn in fns.values():
+        fn()  # warm-up: numba cache load, first-touch allocations
+    samples = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for k in names if r % 2 == 0 else names[::-1]:
+            samples[k].append(_timed(fns[k])[0])
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _rel(y, ref):
+    return float(np.linalg.norm(np.asarray(y) - ref) / np.linalg.norm(ref))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args(argv)
+    model, x, t_obs, _ = make_problem(0)
+    ref = dynmem.simulate(model, x, t_obs, method="DOP853", rtol=1e-13, atol=1e-15).y
+    print(f"m={model.hidden} d={model.inputs} T={x.t_end} knots={x.knots.size - 2} inner, obs={t_obs.size}; "
+          f"repeats={args.repeats}; load average {os.getloadavg()[0]:.2f} (2 shared cores: timings are noisy)")
+    print(f"{'rtol=atol':>9} | {'RK45 (scipy)':>12} {'err':>8} {'nfev':>5} | {'dopri5':>9} {'err':>8} {'nfev':>5} | ratio")
+    for rtol in RTOLS:
+        fns = {
+            "RK45": lambda: dynmem.simulate(model, x, t_obs, method="RK45", rtol=rtol, atol=rtol),
+            "dopri5": lambda: dynmem.simulate(model, x, t_obs, method="dopri5", rtol=rtol, atol=rtol),
+        }
+        med = _race(fns, args.repeats)
+        a, b = fns["RK45"](), fns["dopri5"]()
+        print(f"{rtol:9.0e} | {med['RK45'] * 1e3:9.2f} ms {_rel(a.y, ref):8.1e} {a.nfev:5d} | "
+              f"{med['dopri5'] * 1e3:6.3f} ms {_rel(b.y, ref):8.1e} {b.nfev:5d} | {med['RK45'] / med['dopri5']:5.1f}x")
+    # a batch of sequences in one compiled call vs one call per sequence
+    rng = np.random.default_rng(11)
+    paths = [dynmem.PiecewiseConstant(x.knots, rng.standard_normal((x.knots.size - 1, model.inputs)))
+             for _ in range(N_BATCH)]
+    rtol = 1e-8
+    fns = {
+        "loop": lambda: [solve_ctrnn(model, p, t_obs, rtol=rtol, atol=rtol).h[0] for p in paths],
+        "batch": lambda: solve_ctrnn(model, paths, t_obs, rtol=rtol, atol=rtol).h,
+    }
+    med = _race(fns, args.repeats)
+    print(f"batch of {N_BATCH} at rtol=1e-8: one call {med['batch'] * 1e3:.2f} ms "
+          f"({med['batch'] / N_BATCH * 1e3:.3f} ms/sequence) vs {N_BATCH} calls {med['loop'] * 1e3:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
