@@ -91,7 +91,7 @@ for _arr in DOPRI5_TABLEAU.values():
     _arr.flags.writeable = False
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _rhs(W, code, leak, p, q, tau, h, out):
     # out = sigma(W h + p + tau q) - leak h
     m = h.shape[0]
