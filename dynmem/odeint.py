@@ -422,7 +422,7 @@ def solve_ctrnn(
         if H0 is None:
             raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {np.shape(h0)}.")
     t1 = float(t_eval[-1])
-    knots = np.unique(np.concatenate([xs.knots for xs in paths]))
+    knots = paths[0].knots if nb == 1 else np.unique(np.concatenate([xs.knots for xs in paths]))
     breaks = np.concatenate([[t0], knots[(knots > t0) & (knots < t1)], [t1]]) if t1 > t0 else np.array([t0])
     if breaks.size > 1:
         P, Q = _affine_pieces(model, paths, breaks)
@@ -432,8 +432,9 @@ def solve_ctrnn(
     status = np.zeros(nb, dtype=np.int64)
     t_reached = np.zeros(nb)
     counts = np.zeros((nb, 3), dtype=np.int64)
+    # fresh writeable C-contiguous arrays everywhere: one compiled signature
     _solve_batch(np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
-                 float(model.leak), P, Q, breaks, t_eval, H0, rtol, atol, max_step, np.int64(max_steps), threshold,
+                 float(model.leak), P, Q, breaks, np.array(t_eval), H0, rtol, atol, max_step, np.int64(max_steps), threshold,
                  _C, _A, _B, _E, _P, H, status, t_reached, counts)
     bad = np.flatnonzero(status != SUCCESS)
     if bad.size:

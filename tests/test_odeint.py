@@ -224,3 +224,16 @@ def test_default_method_is_still_scipy_rk45():
     import inspect
 
     assert inspect.signature(dm.simulate).parameters["method"].default == "RK45"
+
+
+def test_one_compiled_signature():
+    # read-only, list and broadcast inputs all reach the kernel with the same array types (CI starts cold)
+    from dynmem.odeint import _solve_batch
+
+    model, x, _ = _problem(8)
+    te = np.linspace(0.0, 6.0, 4)
+    te.flags.writeable = False
+    solve_ctrnn(model, x, te)
+    solve_ctrnn(model, [x, x], list(te), h0=np.zeros(model.hidden))
+    solve_ctrnn(model.replace(activation="identity"), x, te, h0=np.ones((1, model.hidden)))
+    assert len(_solve_batch.signatures) == 1
