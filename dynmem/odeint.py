@@ -49,10 +49,10 @@ import numba
 import numpy as np
 
 from ._validation import as_float_array, check_finite, check_increasing, check_int, check_positive, describe
-from .activations import act_scalar, get_activation
+from .activations import act_scalar, dact_scalar, get_activation
 from .inputs import InputPath
 
-__all__ = ["solve_ctrnn", "ODEResult", "STATUS_MESSAGES", "DOPRI5_TABLEAU"]
+__all__ = ["solve_ctrnn", "ctrnn_loss_gradient", "AdjointODEResult", "ODEResult", "STATUS_MESSAGES", "DOPRI5_TABLEAU"]
 
 SUCCESS, STEP_UNDERFLOW, NONFINITE, MAX_STEPS, DIVERGED = 0, 1, 2, 3, 4
 STATUS_MESSAGES = {
@@ -122,8 +122,13 @@ def _all_finite(v):
 
 @numba.njit(cache=True, error_model="numpy")
 def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
-               C, A, B, E, Pd, H):
-    """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject)."""
+               C, A, B, E, Pd, H, store, S_t, S_h, S_y, S_K):
+    """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject).
+
+    With ``store`` the accepted steps are written to ``S_t`` (start), ``S_h``
+    (length), ``S_y`` (start state) and ``S_K`` (the 7 stage derivatives):
+    the dense output of the whole solve.  The arrays must hold every step.
+    """
     m = h0.shape[0]
     n = t_eval.shape[0]
     nseg = breaks.shape[0] - 1
@@ -242,6 +247,13 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                     bad_trial = True
                     h_abs *= 0.2
             # accepted step [t, t_new] of length hs
+            if store:
+                S_t[nacc] = t
+                S_h[nacc] = hs
+                for i in range(m):
+                    S_y[nacc, i] = y[i]
+                    for j in range(7):
+                        S_K[nacc, j, i] = K[j, i]
             nacc += 1
             big = 0.0
             for i in range(m):
@@ -277,9 +289,11 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
 @numba.njit(cache=True, error_model="numpy")
 def _solve_batch(W, code, leak, P, Q, breaks, t_eval, H0, rtol, atol, max_step, max_steps, threshold,
                  C, A, B, E, Pd, H, status, t_reached, counts):
+    no_t, no_y, no_k = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 7, 1))  # no dense-output storage
     for s in range(P.shape[0]):
         st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P[s], Q[s], breaks, t_eval, H0[s], rtol, atol,
-                                              max_step, max_steps, threshold, C, A, B, E, Pd, H[s])
+                                              max_step, max_steps, threshold, C, A, B, E, Pd, H[s],
+                                              False, no_t, no_t, no_y, no_k)
         status[s] = st
         t_reached[s] = tr
         counts[s, 0] = nfev
@@ -445,3 +459,349 @@ def solve_ctrnn(
         message = "The solver reached the last requested time."
     return ODEResult(t=t_eval, h=H, status=status, t_reached=t_reached, nfev=counts[:, 0].copy(),
                      naccept=counts[:, 1].copy(), nreject=counts[:, 2].copy(), success=bad.size == 0, message=message)
+
+
+# ---------------------------------------------------------------------------
+# Continuous adjoint of the observation loss
+# ---------------------------------------------------------------------------
+
+@numba.njit(cache=True, error_model="numpy")
+def _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, out):
+    # forward state h(t) from the stored DOPRI5 interpolant (binary search on the step starts)
+    lo = 0
+    hi = nsteps - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if S_t[mid] <= t:
+            lo = mid
+        else:
+            hi = mid - 1
+    hs = S_h[lo]
+    x = (t - S_t[lo]) / hs
+    x2 = x * x
+    x3 = x2 * x
+    x4 = x3 * x
+    m = out.shape[0]
+    for i in range(m):
+        acc = 0.0
+        for j in range(7):
+            acc += S_K[lo, j, i] * (Pd[j, 0] * x + Pd[j, 1] * x2 + Pd[j, 2] * x3 + Pd[j, 3] * x4)
+        out[i] = S_y[lo, i] + hs * acc
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _adj_rhs(W, code, leak, p, q, tau, h, a, out, v):
+    # v = sigma'(W h + p + tau q) * a ;  out = leak a - W^T v
+    m = h.shape[0]
+    for i in range(m):
+        z = p[i] + tau * q[i]
+        for j in range(m):
+            z += W[i, j] * h[j]
+        v[i] = dact_scalar(code, z) * a[i]
+        out[i] = leak * a[i]
+    for i in range(m):
+        vi = v[i]
+        for j in range(m):
+            out[j] -= W[i, j] * vi
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, atol, max_steps,
+                      C, A, B, E, Pd, S_t, S_h, S_y, S_K, nsteps, gW, gU, gb, a_out):
+    """Backward DOPRI5 solve of the adjoint from bbreaks[-1] to bbreaks[0], with parameter quadrature.
+
+    ``jumps[k]`` (m,) is added to ``a`` on arriving at ``bbreaks[k]`` (k < nseg).
+    Returns (status, t_reached, nfev).
+    """
+    m = a_T.shape[0]
+    d = Xo.shape[1]
+    nseg = bbreaks.shape[0] - 1
+    K = np.empty((7, m))
+    V = np.empty((7, m))   # sigma' * a at each stage
+    Hst = np.empty((7, m))  # forward state at each stage
+    Xst = np.empty((7, d))
+    a = a_T.copy()
+    anew = np.empty(m)
+    atmp = np.empty(m)
+    t = bbreaks[nseg]
+    nfev = 0
+    attempts = 0
+    h_abs = -1.0
+    for seg in range(nseg - 1, -1, -1):
+        lo = bbreaks[seg]
+        base = bbreaks[seg]  # tau is measured from the segment's left end
+        p = P[seg]
+        q = Q[seg]
+        _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[0])
+        _adj_rhs(W, code, leak, p, q, t - base, Hst[0], a, K[0], V[0])
+        nfev += 1
+        if not _all_finite(K[0]):
+            return NONFINITE, t, nfev
+        if h_abs < 0.0:  # scipy's initial step on the first backward piece
+            span = t - lo
+            d0 = _rms_scaled(a, a, rtol, atol)
+            d1 = _rms_scaled(K[0], a, rtol, atol)
+            hh = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+            hh = min(hh, span)
+            for i in range(m):
+                atmp[i] = a[i] - hh * K[0, i]
+            _dense_eval(t - hh, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[1])
+            _adj_rhs(W, code, leak, p, q, t - hh - base, Hst[1], atmp, K[1], V[1])
+            nfev += 1
+            for i in range(m):
+                anew[i] = K[1, i] - K[0, i]
+            d2 = _rms_scaled(anew, a, rtol, atol) / hh
+            if d1 <= 1e-15 and d2 <= 1e-15:
+                h1 = max(1e-6, hh * 1e-3)
+            else:
+                h1 = (0.01 / max(d1, d2)) ** 0.2
+            h_abs = min(100.0 * hh, h1, span)
+        while t > lo:
+            min_step = 10.0 * abs(np.nextafter(t, -np.inf) - t)
+            if h_abs < min_step:
+                h_abs = min_step
+            rejected = False
+            bad_trial = False
+            while True:
+                if h_abs < min_step:
+                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev
+                if attempts >= max_steps:
+                    return MAX_STEPS, t, nfev
+                attempts += 1
+                t_new = t - h_abs
+                if t_new <= lo:
+                    t_new = lo
+                hs = t_new - t  # negative
+                for st in range(1, 6):
+                    for i in range(m):
+                        acc = 0.0
+                        for j in range(st):
+                            acc += A[st, j] * K[j, i]
+                        atmp[i] = a[i] + hs * acc
+                    ts = t + C[st] * hs
+                    _dense_eval(ts, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[st])
+                    _adj_rhs(W, code, leak, p, q, ts - base, Hst[st], atmp, K[st], V[st])
+                for i in range(m):
+                    acc = 0.0
+                    for j in range(6):
+                        acc += B[j] * K[j, i]
+                    anew[i] = a[i] + hs * acc
+                _dense_eval(t_new, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[6])
+                _adj_rhs(W, code, leak, p, q, t_new - base, Hst[6], anew, K[6], V[6])
+                nfev += 6
+                ssum = 0.0
+                for i in range(m):
+                    e = 0.0
+                    for j in range(7):
+                        e += E[j] * K[j, i]
+                    r = hs * e / (atol + rtol * max(abs(a[i]), abs(anew[i])))
+                    ssum += r * r
+                err = math.sqrt(ssum / m)
+                finite_trial = _all_finite(anew) and _all_finite(K[6])
+                if finite_trial and err < 1.0:
+                    factor = 10.0 if err == 0.0 else min(10.0, 0.9 * err ** -0.2)
+                    if rejected:
+                        factor = min(1.0, factor)
+                    break
+                rejected = True
+                if finite_trial:
+                    bad_trial = False
+                    h_abs *= max(0.2, 0.9 * err ** -0.2)
+                else:
+                    bad_trial = True
+                    h_abs *= 0.2
+            # parameter integrals over [t_new, t] by the step's own fifth-order weights:
+            # int f dt = |hs| sum_j B_j f(t + C_j hs, a_j), with a_j the stage arguments
+            w = -hs
+            for st in range(6):
+                ts = t + C[st] * hs
+                for k in range(d):
+                    Xst[st, k] = Xo[seg, k] + (ts - base) * Xs[seg, k]
+            for st in range(6):
+                bw = w * B[st]
+                if bw == 0.0:
+                    continue
+                for i in range(m):
+                    vi = bw * V[st, i]
+                    gb[i] += vi
+                    for j in range(m):
+                        gW[i, j] += vi * Hst[st, j]
+                    for k in range(d):
+                        gU[i, k] += vi * Xst[st, k]
+            wanted = h_abs
+            t = t_new
+            for i in range(m):
+                a[i] = anew[i]
+                K[0, i] = K[6, i]
+                V[0, i] = V[6, i]
+                Hst[0, i] = Hst[6, i]
+            h_abs = -hs * factor
+            if t == lo and wanted > -hs:
+                h_abs = max(h_abs, wanted)
+        for i in range(m):
+            a[i] += jumps[seg, i]
+    for i in range(m):
+        a_out[i] = a[i]
+    return SUCCESS, t, nfev
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _forward_store(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
+                   C, A, B, E, Pd, H):
+    # pass 1 counts the steps, pass 2 repeats the identical solve storing them
+    m = h0.shape[0]
+    no_t, no_y, no_k = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 7, 1))
+    st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step,
+                                          max_steps, threshold, C, A, B, E, Pd, H, False, no_t, no_t, no_y, no_k)
+    n = max(nacc, 1)
+    S_t, S_h, S_y, S_K = np.zeros(n), np.ones(n), np.zeros((n, m)), np.zeros((n, 7, m))
+    if st == SUCCESS:
+        st, tr, nfev2, nacc, nrej = _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step,
+                                               max_steps, threshold, C, A, B, E, Pd, H, True, S_t, S_h, S_y, S_K)
+    return st, tr, nfev, nacc, S_t, S_h, S_y, S_K
+
+
+@dataclass(frozen=True, eq=False)
+class AdjointODEResult:
+    """Result of :func:`ctrnn_loss_gradient`.
+
+    Attributes
+    ----------
+    loss : float
+        ``L = 1/2 sum_i w_i (y(t_i) - y_i^obs)^2``.
+    dW, dU, db, dc : ndarray
+        Gradients of ``L``, shapes of ``W, U, b, c``.
+    dh0 : ndarray, shape (m,)
+        ``dL/dh(t0)``.
+    y : ndarray, shape (n,)
+        Outputs at the observation times.
+    nfev_forward, nfev_backward : int
+        Right-hand-side evaluations of the two solves (the forward count is of one pass).
+    naccept_forward : int
+        Accepted forward steps (the stored dense output).
+    """
+
+    loss: float
+    dW: np.ndarray
+    dU: np.ndarray
+    db: np.ndarray
+    dc: np.ndarray
+    dh0: np.ndarray
+    y: np.ndarray
+    nfev_forward: int
+    nfev_backward: int
+    naccept_forward: int
+
+
+def ctrnn_loss_gradient(
+    model,
+    x,
+    t_obs,
+    y_obs,
+    *,
+    h0=None,
+    t0: float | None = None,
+    weights=None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 1_000_000,
+    divergence_threshold: float = 1e12,
+) -> AdjointODEResult:
+    """Observation loss of a CTRNN and its gradient by the continuous adjoint, compiled.
+
+    ``L = 1/2 sum_i w_i (c^T h(t_i) - y_i)^2``.  The forward DOPRI5 solve (see
+    :func:`solve_ctrnn`) keeps its dense output in compiled storage; the
+    adjoint ``a = dL/dh`` solves ``da/dt = leak a - W^T (sigma'(z) * a)``
+    backwards from ``a(T^+) = 0`` with the same pair and controls (error norm
+    on ``a`` only), reading ``h(t)`` from the forward interpolant (never by
+    backsolving), jumping by ``w_i (y(t_i) - y_i) c`` at every observation and
+    stopping at every input knot.  The parameter integrals
+    ``dL/dW = int (sigma' * a) h^T dt``, ``dL/dU = int (sigma' * a) x^T dt``,
+    ``dL/db = int sigma' * a dt`` are accumulated on each backward step with
+    the step's fifth-order weights (they are the quadrature components of the
+    augmented adjoint system).  ``dL/dc = sum_i w_i (y(t_i) - y_i) h(t_i)``.
+
+    Parameters
+    ----------
+    model : CTRNN or LinearRNN
+    x : InputPath
+        Affine on each piece.
+    t_obs, y_obs : array_like, shape (n,)
+        Strictly increasing times in ``[t0, x.t_end]`` and observed outputs.
+    h0, t0, rtol, atol, max_steps, divergence_threshold
+        As in :func:`solve_ctrnn` (both solves use ``rtol``/``atol``).
+    weights : array_like, shape (n,), optional
+        ``w_i >= 0`` (ones by default).
+
+    Returns
+    -------
+    AdjointODEResult
+
+    Raises
+    ------
+    dynmem.simulate.SimulationError
+        When the forward or the backward solve fails.
+    """
+    from .simulate import SimulationError, _as_ctrnn
+
+    model = _as_ctrnn(model)
+    if not isinstance(x, InputPath):
+        raise TypeError(f"`x` must be an InputPath from dynmem.inputs; got {describe(x)}.")
+    fwd_check = solve_ctrnn  # validation of shared arguments happens in the forward call below
+    t_obs = check_increasing("t_obs", as_float_array("t_obs", t_obs, ndim=1))
+    y_obs = as_float_array("y_obs", y_obs, shape=t_obs.shape)
+    w = np.ones(t_obs.size) if weights is None else as_float_array("weights", weights, shape=t_obs.shape)
+    if np.any(w < 0):
+        raise ValueError(f"`weights` must be non-negative; got {describe(w)}.")
+    # validate through the forward entry point (raises on bad arguments), then rerun with storage
+    probe = fwd_check(model, x, t_obs[:1], h0=h0, t0=t0, rtol=rtol, atol=atol, max_steps=max_steps,
+                      divergence_threshold=divergence_threshold)
+    m, d = model.hidden, model.inputs
+    t0 = x.t_start if t0 is None else float(t0)
+    H0 = np.zeros(m) if h0 is None else np.array(np.broadcast_to(np.asarray(h0, dtype=float), (1, m))[0])
+    del probe
+    T = float(t_obs[-1])
+    knots = x.knots
+    breaks = np.concatenate([[t0], knots[(knots > t0) & (knots < T)], [T]]) if T > t0 else np.array([t0])
+    if breaks.size > 1:
+        P, Q = _affine_pieces(model, [x], breaks)
+    else:
+        P = Q = np.zeros((1, 1, m))
+    W = np.array(model.W, dtype=float)
+    code = np.int64(get_activation(model.activation).code)
+    leak = float(model.leak)
+    H = np.full((t_obs.size, m), np.nan)
+    st, tr, nfev_f, nacc, S_t, S_h, S_y, S_K = _forward_store(
+        W, code, leak, P[0], Q[0], breaks, np.array(t_obs), H0, float(rtol), float(atol), np.inf,
+        np.int64(max_steps), float(divergence_threshold), _C, _A, _B, _E, _P, H)
+    if st != SUCCESS:
+        raise SimulationError(f"dopri5 forward solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
+    c = np.array(model.c)
+    y = H @ c
+    r = w * (y - y_obs)
+    loss = 0.5 * float(np.sum(w * (y - y_obs) ** 2))
+    dc = r @ H
+    dW, dU, db = np.zeros((m, m)), np.zeros((m, d)), np.zeros(m)
+    a0 = np.zeros(m)
+    nfev_b = 0
+    if T > t0:
+        bb = np.unique(np.concatenate([breaks, t_obs[t_obs > t0]]))
+        starts = bb[:-1]
+        k = x.piece_index(0.5 * (bb[:-1] + bb[1:]))
+        Xo = x.offsets[k] + (starts - x.knots[k])[:, None] * x.slopes[k]
+        Xs = np.array(x.slopes[k])
+        U = np.array(model.U)
+        Pb = Xo @ U.T + np.array(model.b)
+        Qb = Xs @ U.T
+        jumps = np.zeros((bb.size, m))
+        idx = np.searchsorted(bb, t_obs)
+        np.add.at(jumps, idx, r[:, None] * c[None, :])
+        st, tr, nfev_b = _adjoint_backward(W, code, leak, Pb, Qb, np.ascontiguousarray(Xo), Xs, bb, jumps,
+                                           jumps[-1].copy(), float(rtol), float(atol), np.int64(max_steps),
+                                           _C, _A, _B, _E, _P, S_t, S_h, S_y, S_K, np.int64(nacc), dW, dU, db, a0)
+        if st != SUCCESS:
+            raise SimulationError(f"dopri5 adjoint (backward) solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
+    else:
+        a0 = r.sum() * c  # all observations at t0
+    return AdjointODEResult(loss=loss, dW=dW, dU=dU, db=db, dc=dc, dh0=a0, y=y, nfev_forward=int(nfev_f),
+                            nfev_backward=int(nfev_b), naccept_forward=int(nacc))
