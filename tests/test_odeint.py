@@ -237,3 +237,79 @@ def test_one_compiled_signature():
     solve_ctrnn(model, [x, x], list(te), h0=np.zeros(model.hidden))
     solve_ctrnn(model.replace(activation="identity"), x, te, h0=np.ones((1, model.hidden)))
     assert len(_solve_batch.signatures) == 1
+
+
+# ---------------------------------------------------------------------------
+# The compiled continuous adjoint
+# ---------------------------------------------------------------------------
+
+from dynmem.odeint import ctrnn_loss_gradient  # noqa: E402
+
+
+def _obs_problem(seed, m=4, d=2, kind="constant", leak=0.0, activation="tanh"):
+    model, x, rng = _problem(seed, m=m, d=d, kind=kind, leak=leak, activation=activation)
+    t_obs = np.sort(rng.uniform(0.1, 6.0, size=5))
+    y_obs = rng.standard_normal(t_obs.size)
+    return model, x, t_obs, y_obs, rng
+
+
+def _flat(r):
+    return np.concatenate([r.dW.ravel(), r.dU.ravel(), r.db, r.dc])
+
+
+def _fd_loss(model, x, t_obs, y_obs, h0, w):
+    res = solve_ctrnn(model, x, t_obs, h0=h0, rtol=1e-13, atol=1e-15)
+    assert res.success
+    return 0.5 * float(np.sum(w * (res.h[0] @ np.array(model.c) - y_obs) ** 2))
+
+
+@pytest.mark.parametrize("kind,leak,activation", [("constant", 0.0, "tanh"), ("linear", 0.4, "tanh"),
+                                                  ("constant", 0.2, "identity")])
+def test_adjoint_matches_central_differences(kind, leak, activation):
+    model, x, t_obs, y_obs, rng = _obs_problem(21, kind=kind, leak=leak, activation=activation)
+    h0 = 0.3 * rng.standard_normal(model.hidden)
+    w = rng.uniform(0.5, 2.0, size=t_obs.size)
+    res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, weights=w, rtol=1e-12, atol=1e-14)
+    assert res.loss == pytest.approx(_fd_loss(model, x, t_obs, y_obs, h0, w), rel=1e-10)
+    theta = model.flatten()
+    eps = 1e-5
+    fd = np.empty(theta.size)
+    for k in range(theta.size):
+        e = np.zeros(theta.size)
+        e[k] = eps
+        fd[k] = (_fd_loss(model.unflatten(theta + e), x, t_obs, y_obs, h0, w)
+                 - _fd_loss(model.unflatten(theta - e), x, t_obs, y_obs, h0, w)) / (2 * eps)
+    # central differences: truncation O(eps^2) ~ 1e-10, rounding ~ 1e-13 / eps ~ 1e-8 of the loss scale
+    assert np.linalg.norm(_flat(res) - fd) / np.linalg.norm(fd) < 1e-6
+    fd0 = np.array([(_fd_loss(model, x, t_obs, y_obs, h0 + eps * e, w) - _fd_loss(model, x, t_obs, y_obs, h0 - eps * e, w))
+                    / (2 * eps) for e in np.eye(model.hidden)])
+    assert np.linalg.norm(res.dh0 - fd0) / np.linalg.norm(fd0) < 1e-6
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), m=st.integers(1, 8), kind=st.sampled_from(["constant", "linear"]))
+def test_adjoint_matches_scipy_adjoint(seed, m, kind):
+    model, x, t_obs, y_obs, rng = _obs_problem(seed, m=m, kind=kind)
+    if rng.random() < 0.5:
+        t_obs = np.concatenate([[0.0], t_obs])  # an observation at t0 too
+        y_obs = np.concatenate([[0.3], y_obs])
+    ref = dm.adjoint_gradient(model, x, t_obs, y_obs, rtol=1e-12, atol=1e-14)
+    errs = []
+    for rtol in (1e-6, 1e-9):
+        res = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol * 1e-2)
+        assert res.loss == pytest.approx(ref.loss, rel=100 * rtol, abs=100 * rtol)
+        np.testing.assert_allclose(res.y, ref.y, rtol=0, atol=100 * rtol * max(1.0, np.max(np.abs(ref.y))))
+        errs.append(np.linalg.norm(_flat(res) - ref.flat) / max(np.linalg.norm(ref.flat), 1e-300))
+        assert errs[-1] < 100 * rtol
+        assert np.linalg.norm(res.dh0 - ref.dh0) <= 100 * rtol * max(np.linalg.norm(ref.dh0), 1e-3)
+    assert errs[1] < max(errs[0] / 30, 1e-11)
+
+
+def test_adjoint_failure_and_validation():
+    model, x, t_obs, y_obs, _ = _obs_problem(22)
+    with pytest.raises(SimulationError, match=r"dopri5 forward solve failed .*max_steps"):
+        ctrnn_loss_gradient(model, x, t_obs, y_obs, max_steps=3)
+    with pytest.raises(ValueError, match=r"`weights` must be non-negative"):
+        ctrnn_loss_gradient(model, x, t_obs, y_obs, weights=-np.ones(t_obs.size))
+    with pytest.raises(ValueError, match=r"`y_obs` must have shape"):
+        ctrnn_loss_gradient(model, x, t_obs, y_obs[:-1])
