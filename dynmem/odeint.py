@@ -349,6 +349,57 @@ def _affine_pieces(model, paths, breaks):
     return P, Q
 
 
+def _prepare(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergence_threshold, t_name):
+    """Validate the public arguments and build the segment data shared by the compiled solves."""
+    from .simulate import _as_ctrnn  # local: simulate imports this module
+
+    model = _as_ctrnn(model)
+    paths = [x] if isinstance(x, InputPath) else list(x) if isinstance(x, (list, tuple)) else None
+    if not paths:
+        raise TypeError(f"`x` must be an InputPath or a non-empty list/tuple of them; got {describe(x)}.")
+    for s, xs in enumerate(paths):
+        if not isinstance(xs, InputPath):
+            raise TypeError(f"`x[{s}]` must be an InputPath from dynmem.inputs; got {describe(xs)}.")
+        if not xs.affine:
+            raise ValueError(
+                f"`x[{s}]` must be affine on each piece (x.affine) for the compiled solver; "
+                f"got {type(xs).__name__}; use a scipy method instead."
+            )
+        if xs.dim != model.inputs:
+            raise ValueError(f"`x[{s}]` must have dimension {model.inputs} to match the model's inputs; got {xs.dim}.")
+    rtol = check_positive("rtol", rtol)
+    atol = check_positive("atol", atol)
+    max_step = check_positive("max_step", max_step, allow_inf=True)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    threshold = check_positive("divergence_threshold", divergence_threshold)
+    t_eval = check_increasing(t_name, as_float_array(t_name, t_eval, ndim=1))
+    if t_eval.size == 0:
+        raise ValueError(f"`{t_name}` must hold at least one time; got an empty array.")
+    lo = max(xs.t_start for xs in paths)
+    hi = min(xs.t_end for xs in paths)
+    t0 = lo if t0 is None else check_finite("t0", t0)
+    if not (lo <= t0 <= hi):
+        raise ValueError(f"`t0` must lie in the inputs' common domain [{lo}, {hi}]; got {t0}.")
+    if t_eval[0] < t0 or t_eval[-1] > hi:
+        raise ValueError(f"`{t_name}` must lie in [t0, t_end] = [{t0}, {hi}]; got values in [{t_eval[0]}, {t_eval[-1]}].")
+    m, nb = model.hidden, len(paths)
+    if h0 is None:
+        H0 = np.zeros((nb, m))
+    else:
+        H0 = as_float_array("h0", h0, ndim=(1, 2))
+        H0 = np.broadcast_to(H0, (nb, m)).copy() if H0.shape in ((m,), (1, m), (nb, m)) else None
+        if H0 is None:
+            raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {np.shape(h0)}.")
+    t1 = float(t_eval[-1])
+    knots = paths[0].knots if nb == 1 else np.unique(np.concatenate([xs.knots for xs in paths]))
+    breaks = np.concatenate([[t0], knots[(knots > t0) & (knots < t1)], [t1]]) if t1 > t0 else np.array([t0])
+    if breaks.size > 1:
+        P, Q = _affine_pieces(model, paths, breaks)
+    else:
+        P = Q = np.zeros((nb, 1, m))
+    return model, paths, t_eval, H0, t0, rtol, atol, max_step, max_steps, threshold, breaks, P, Q
+
+
 def solve_ctrnn(
     model,
     x,
@@ -396,52 +447,9 @@ def solve_ctrnn(
         Failures are reported in ``status``/``success``/``message``, never
         as silent numbers (unreached states are NaN).
     """
-    from .simulate import _as_ctrnn  # local: simulate imports this module
-
-    model = _as_ctrnn(model)
-    paths = [x] if isinstance(x, InputPath) else list(x) if isinstance(x, (list, tuple)) else None
-    if not paths:
-        raise TypeError(f"`x` must be an InputPath or a non-empty list/tuple of them; got {describe(x)}.")
-    for s, xs in enumerate(paths):
-        if not isinstance(xs, InputPath):
-            raise TypeError(f"`x[{s}]` must be an InputPath from dynmem.inputs; got {describe(xs)}.")
-        if not xs.affine:
-            raise ValueError(
-                f"`x[{s}]` must be affine on each piece (x.affine) for the compiled solver; "
-                f"got {type(xs).__name__}; use a scipy method instead."
-            )
-        if xs.dim != model.inputs:
-            raise ValueError(f"`x[{s}]` must have dimension {model.inputs} to match the model's inputs; got {xs.dim}.")
-    rtol = check_positive("rtol", rtol)
-    atol = check_positive("atol", atol)
-    max_step = check_positive("max_step", max_step, allow_inf=True)
-    max_steps = check_int("max_steps", max_steps, minimum=1)
-    threshold = check_positive("divergence_threshold", divergence_threshold)
-    t_eval = check_increasing("t_eval", as_float_array("t_eval", t_eval, ndim=1))
-    if t_eval.size == 0:
-        raise ValueError("`t_eval` must hold at least one time; got an empty array.")
-    lo = max(xs.t_start for xs in paths)
-    hi = min(xs.t_end for xs in paths)
-    t0 = lo if t0 is None else check_finite("t0", t0)
-    if not (lo <= t0 <= hi):
-        raise ValueError(f"`t0` must lie in the inputs' common domain [{lo}, {hi}]; got {t0}.")
-    if t_eval[0] < t0 or t_eval[-1] > hi:
-        raise ValueError(f"`t_eval` must lie in [t0, t_end] = [{t0}, {hi}]; got values in [{t_eval[0]}, {t_eval[-1]}].")
+    model, paths, t_eval, H0, t0, rtol, atol, max_step, max_steps, threshold, breaks, P, Q = _prepare(
+        model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergence_threshold, "t_eval")
     m, nb = model.hidden, len(paths)
-    if h0 is None:
-        H0 = np.zeros((nb, m))
-    else:
-        H0 = as_float_array("h0", h0, ndim=(1, 2))
-        H0 = np.broadcast_to(H0, (nb, m)).copy() if H0.shape in ((m,), (1, m), (nb, m)) else None
-        if H0 is None:
-            raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {np.shape(h0)}.")
-    t1 = float(t_eval[-1])
-    knots = paths[0].knots if nb == 1 else np.unique(np.concatenate([xs.knots for xs in paths]))
-    breaks = np.concatenate([[t0], knots[(knots > t0) & (knots < t1)], [t1]]) if t1 > t0 else np.array([t0])
-    if breaks.size > 1:
-        P, Q = _affine_pieces(model, paths, breaks)
-    else:
-        P = Q = np.zeros((nb, 1, m))
     H = np.full((nb, t_eval.size, m), np.nan)
     status = np.zeros(nb, dtype=np.int64)
     t_reached = np.zeros(nb)
@@ -747,33 +755,22 @@ def ctrnn_loss_gradient(
     model = _as_ctrnn(model)
     if not isinstance(x, InputPath):
         raise TypeError(f"`x` must be an InputPath from dynmem.inputs; got {describe(x)}.")
-    fwd_check = solve_ctrnn  # validation of shared arguments happens in the forward call below
-    t_obs = check_increasing("t_obs", as_float_array("t_obs", t_obs, ndim=1))
+    model, _, t_obs, H0, t0, rtol, atol, _, max_steps, threshold, breaks, P, Q = _prepare(
+        model, x, t_obs, h0, t0, rtol, atol, np.inf, max_steps, divergence_threshold, "t_obs")
+    H0 = H0[0]
+    m, d = model.hidden, model.inputs
+    T = float(t_obs[-1])
     y_obs = as_float_array("y_obs", y_obs, shape=t_obs.shape)
     w = np.ones(t_obs.size) if weights is None else as_float_array("weights", weights, shape=t_obs.shape)
     if np.any(w < 0):
         raise ValueError(f"`weights` must be non-negative; got {describe(w)}.")
-    # validate through the forward entry point (raises on bad arguments), then rerun with storage
-    probe = fwd_check(model, x, t_obs[:1], h0=h0, t0=t0, rtol=rtol, atol=atol, max_steps=max_steps,
-                      divergence_threshold=divergence_threshold)
-    m, d = model.hidden, model.inputs
-    t0 = x.t_start if t0 is None else float(t0)
-    H0 = np.zeros(m) if h0 is None else np.array(np.broadcast_to(np.asarray(h0, dtype=float), (1, m))[0])
-    del probe
-    T = float(t_obs[-1])
-    knots = x.knots
-    breaks = np.concatenate([[t0], knots[(knots > t0) & (knots < T)], [T]]) if T > t0 else np.array([t0])
-    if breaks.size > 1:
-        P, Q = _affine_pieces(model, [x], breaks)
-    else:
-        P = Q = np.zeros((1, 1, m))
     W = np.array(model.W, dtype=float)
     code = np.int64(get_activation(model.activation).code)
     leak = float(model.leak)
     H = np.full((t_obs.size, m), np.nan)
     st, tr, nfev_f, nacc, S_t, S_h, S_y, S_K = _forward_store(
-        W, code, leak, P[0], Q[0], breaks, np.array(t_obs), H0, float(rtol), float(atol), np.inf,
-        np.int64(max_steps), float(divergence_threshold), _C, _A, _B, _E, _P, H)
+        W, code, leak, P[0], Q[0], breaks, np.array(t_obs), H0, rtol, atol, np.inf,
+        np.int64(max_steps), threshold, _C, _A, _B, _E, _P, H)
     if st != SUCCESS:
         raise SimulationError(f"dopri5 forward solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
     c = np.array(model.c)
