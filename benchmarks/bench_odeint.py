@@ -10,6 +10,10 @@ controls at ``rtol = atol`` in {1e-6, 1e-8, 1e-10}; ``simulate(method="RK45")``
 calls ``solve_ivp`` knot to knot from Python, ``simulate(method="dopri5")``
 runs the whole solve in one numba call.  Error: norm-wise relative error of
 ``y(t_obs)`` against scipy DOP853 at ``rtol = 1e-13, atol = 1e-15``.
+The adjoint rows time the loss gradient, ``dynmem.adjoint_gradient`` (scipy
+RK45, the Python adjoint) vs ``dynmem.odeint.ctrnn_loss_gradient`` (compiled),
+error of the flat gradient against ``adjoint_gradient(method="DOP853",
+rtol=atol=1e-12)``, and the compiled adjoint's cost over its forward solve.
 A last row solves a batch of 16 input sequences in one compiled call.
 
 One thread (set below, before numpy/numba are imported); every callable is
@@ -39,7 +43,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dynmem  # noqa: E402
 from bench_adjoint import make_problem  # noqa: E402
-from dynmem.odeint import solve_ctrnn  # noqa: E402
+from dynmem.odeint import ctrnn_loss_gradient, solve_ctrnn  # noqa: E402
 
 RTOLS = (1e-6, 1e-8, 1e-10)
 N_BATCH = 16
@@ -67,6 +71,10 @@ def _race(fns: dict, repeats: int) -> dict:
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
+def _flat(r):
+    return np.concatenate([r.dW.ravel(), r.dU.ravel(), r.db, r.dc])
+
+
 def _rel(y, ref):
     return float(np.linalg.norm(np.asarray(y) - ref) / np.linalg.norm(ref))
 
@@ -89,6 +97,22 @@ def main(argv=None) -> int:
         a, b = fns["RK45"](), fns["dopri5"]()
         print(f"{rtol:9.0e} | {med['RK45'] * 1e3:9.2f} ms {_rel(a.y, ref):8.1e} {a.nfev:5d} | "
               f"{med['dopri5'] * 1e3:6.3f} ms {_rel(b.y, ref):8.1e} {b.nfev:5d} | {med['RK45'] / med['dopri5']:5.1f}x")
+    # loss gradient: scipy-based continuous adjoint vs the compiled one
+    _, _, _, y_obs = make_problem(0)
+    gref = dynmem.adjoint_gradient(model, x, t_obs, y_obs, method="DOP853", rtol=1e-12, atol=1e-12).flat
+    print(f"{'adjoint':>9} | {'RK45 (scipy)':>12} {'err':>8} | {'dopri5':>9} {'err':>8} | ratio | dopri5 adjoint/forward")
+    fwd = {}
+    for rtol in RTOLS:
+        fns = {
+            "RK45": lambda: dynmem.adjoint_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol).flat,
+            "dopri5": lambda: _flat(ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol)),
+            "forward": lambda: solve_ctrnn(model, x, t_obs, rtol=rtol, atol=rtol).h,
+        }
+        med = _race(fns, args.repeats)
+        fwd[rtol] = med["forward"]
+        print(f"{rtol:9.0e} | {med['RK45'] * 1e3:9.2f} ms {_rel(fns['RK45'](), gref):8.1e} | "
+              f"{med['dopri5'] * 1e3:6.3f} ms {_rel(fns['dopri5'](), gref):8.1e} | {med['RK45'] / med['dopri5']:5.1f}x | "
+              f"{med['dopri5'] / med['forward']:.2f}")
     # a batch of sequences in one compiled call vs one call per sequence
     rng = np.random.default_rng(11)
     paths = [dynmem.PiecewiseConstant(x.knots, rng.standard_normal((x.knots.size - 1, model.inputs)))

@@ -247,7 +247,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                     bad_trial = True
                     h_abs *= 0.2
             # accepted step [t, t_new] of length hs
-            if store:
+            if store and nacc < S_t.shape[0]:
                 S_t[nacc] = t
                 S_h[nacc] = hs
                 for i in range(m):
@@ -655,18 +655,20 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
 
 @numba.njit(cache=True, error_model="numpy")
 def _forward_store(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
-                   C, A, B, E, Pd, H):
-    # pass 1 counts the steps, pass 2 repeats the identical solve storing them
+                   C, A, B, E, Pd, H, capacity):
+    # store up to `capacity` steps; if the solve took more, repeat the identical solve with room for all
     m = h0.shape[0]
-    no_t, no_y, no_k = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 7, 1))
-    st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step,
-                                          max_steps, threshold, C, A, B, E, Pd, H, False, no_t, no_t, no_y, no_k)
-    n = max(nacc, 1)
-    S_t, S_h, S_y, S_K = np.zeros(n), np.ones(n), np.zeros((n, m)), np.zeros((n, 7, m))
-    if st == SUCCESS:
-        st, tr, nfev2, nacc, nrej = _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step,
-                                               max_steps, threshold, C, A, B, E, Pd, H, True, S_t, S_h, S_y, S_K)
-    return st, tr, nfev, nacc, S_t, S_h, S_y, S_K
+    n = capacity
+    while True:
+        S_t, S_h, S_y, S_K = np.empty(n), np.empty(n), np.empty((n, m)), np.empty((n, 7, m))
+        st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step,
+                                              max_steps, threshold, C, A, B, E, Pd, H, True, S_t, S_h, S_y, S_K)
+        if st != SUCCESS or nacc <= n:
+            return st, tr, nfev, nacc, S_t, S_h, S_y, S_K
+        n = nacc
+
+
+_STORE_CAPACITY = 512  # forward steps stored before a solve is repeated with room for all of them
 
 
 @dataclass(frozen=True, eq=False)
@@ -684,7 +686,9 @@ class AdjointODEResult:
     y : ndarray, shape (n,)
         Outputs at the observation times.
     nfev_forward, nfev_backward : int
-        Right-hand-side evaluations of the two solves (the forward count is of one pass).
+        Right-hand-side evaluations of the two solves (the forward count is of
+        one pass; a forward solve of more than 512 steps is run twice, the
+        second time storing every step).
     naccept_forward : int
         Accepted forward steps (the stored dense output).
     """
@@ -770,7 +774,7 @@ def ctrnn_loss_gradient(
     H = np.full((t_obs.size, m), np.nan)
     st, tr, nfev_f, nacc, S_t, S_h, S_y, S_K = _forward_store(
         W, code, leak, P[0], Q[0], breaks, np.array(t_obs), H0, rtol, atol, np.inf,
-        np.int64(max_steps), threshold, _C, _A, _B, _E, _P, H)
+        np.int64(max_steps), threshold, _C, _A, _B, _E, _P, H, np.int64(_STORE_CAPACITY))
     if st != SUCCESS:
         raise SimulationError(f"dopri5 forward solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
     c = np.array(model.c)

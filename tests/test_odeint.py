@@ -313,3 +313,16 @@ def test_adjoint_failure_and_validation():
         ctrnn_loss_gradient(model, x, t_obs, y_obs, weights=-np.ones(t_obs.size))
     with pytest.raises(ValueError, match=r"`y_obs` must have shape"):
         ctrnn_loss_gradient(model, x, t_obs, y_obs[:-1])
+
+
+def test_adjoint_storage_regrowth_is_exact(monkeypatch):
+    # a forward solve longer than the storage is repeated with room for every step: same numbers
+    import dynmem.odeint as odeint
+
+    model, x, t_obs, y_obs, _ = _obs_problem(23)
+    full = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11)
+    assert full.naccept_forward > 3
+    monkeypatch.setattr(odeint, "_STORE_CAPACITY", 3)
+    small = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11)
+    for name in ("dW", "dU", "db", "dc", "dh0", "y"):
+        np.testing.assert_array_equal(getattr(small, name), getattr(full, name))
