@@ -326,3 +326,23 @@ def test_adjoint_storage_regrowth_is_exact(monkeypatch):
     small = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11)
     for name in ("dW", "dU", "db", "dc", "dh0", "y"):
         np.testing.assert_array_equal(getattr(small, name), getattr(full, name))
+
+
+@pytest.mark.parametrize("linear", [False, True])
+def test_adjoint_gradient_method_dopri5(linear):
+    # adjoint_gradient(method="dopri5") routes to the compiled adjoint and returns the scipy path's result type
+    model, x, t_obs, y_obs, rng = _obs_problem(24, m=5, kind="linear", leak=0.3,
+                                               activation="identity" if linear else "tanh")
+    if linear:
+        model = dm.LinearRNN(np.array(model.W) - 0.3 * np.eye(model.hidden), np.array(model.U), np.array(model.c))
+    w = rng.uniform(0.5, 2.0, size=t_obs.size)
+    ref = dm.adjoint_gradient(model, x, t_obs, y_obs, weights=w, rtol=1e-12, atol=1e-14)
+    res = dm.adjoint_gradient(model, x, t_obs, y_obs, weights=w, method="dopri5", rtol=1e-10, atol=1e-12)
+    assert type(res.grad) is type(ref.grad)
+    assert res.flat.shape == ref.flat.shape
+    assert np.linalg.norm(res.flat - ref.flat) / np.linalg.norm(ref.flat) < 1e-7
+    assert res.loss == pytest.approx(ref.loss, rel=1e-8)
+    np.testing.assert_allclose(res.dh0, ref.dh0, rtol=1e-7, atol=1e-10)
+    assert res.nfev_backward > 0 and res.n_quadrature_nodes == res.nfev_backward
+    with pytest.raises(ValueError, match=r"`running_target` is not supported"):
+        dm.adjoint_gradient(model, x, t_obs, y_obs, method="dopri5", running_target=lambda t: 0 * t)
