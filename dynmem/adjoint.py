@@ -45,8 +45,8 @@ from scipy.integrate._ivp.rk import RkDenseOutput
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .activations import dact_scalar, get_activation
 from .models import CTRNN, LinearRNN
-from .simulate import (METHODS, _EVALS_PER_STEP, _STIFF, SimulationError, _as_ctrnn, _BudgetExceeded, _check_path,
-                       _EvalBudget, _segments, simulate)
+from .simulate import (COMPILED_METHODS, METHODS, _EVALS_PER_STEP, _STIFF, SimulationError, _as_ctrnn,
+                       _BudgetExceeded, _check_path, _EvalBudget, _segments, simulate)
 
 __all__ = ["adjoint_gradient", "AdjointResult"]
 
@@ -206,7 +206,11 @@ def adjoint_gradient(
     running_weight : float
         ``rho``.
     method : str
-        scipy integrator for both solves.
+        scipy integrator for both solves, or ``"dopri5"``: the compiled
+        forward and adjoint solves of :func:`dynmem.odeint.ctrnn_loss_gradient`
+        (affine input paths, no running loss; ``quadrature_nodes`` is unused and
+        ``n_quadrature_nodes`` reports the backward stage points, which carry
+        the parameter integrals).
     rtol, atol : float
         Tolerances for both solves.
     quadrature_nodes : int
@@ -241,7 +245,7 @@ def adjoint_gradient(
         )
     model = _as_ctrnn(model)
     x = _check_path(model, x)
-    check_choice("method", method, METHODS)
+    check_choice("method", method, METHODS + COMPILED_METHODS)
     rtol = check_positive("rtol", rtol)
     atol = check_positive("atol", atol)
     nq = check_int("quadrature_nodes", quadrature_nodes, minimum=1)
@@ -263,6 +267,27 @@ def adjoint_gradient(
         raise ValueError(
             f"`t_obs` must lie in [t0, x.t_end] = [{t0}, {x.t_end}]; got values in [{t_obs[0]}, {t_obs[-1]}]."
         )
+
+    if method in COMPILED_METHODS:
+        if rho != 0.0:
+            raise ValueError(f"`running_target` is not supported by method={method!r}; use a scipy method.")
+        if not x.affine:
+            raise TypeError(f"`x` must be affine on each piece (x.affine) for method={method!r}; got {describe(x)}.")
+        from .odeint import ctrnn_loss_gradient
+
+        res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, t0=t0, weights=w, rtol=rtol, atol=atol,
+                                  max_steps=max_steps)
+        if not np.isfinite(res.loss):
+            from .errors import FloatOverflowError
+
+            raise FloatOverflowError(f"the loss overflowed float64 (0.5 sum w (y - y_obs)^2 = {res.loss}): max|y_obs| = "
+                                     f"{np.max(np.abs(y_obs)):.3g}; rescale `y_obs`.")
+        if isinstance(original, LinearRNN):
+            grad = LinearRNN(res.dW, res.dU, res.dc)
+        else:
+            grad = model.replace(W=res.dW, U=res.dU, b=res.db, c=res.dc)
+        return AdjointResult(loss=res.loss, grad=grad, dh0=res.dh0, y=res.y, nfev_forward=res.nfev_forward,
+                             nfev_backward=res.nfev_backward, n_quadrature_nodes=res.nfev_backward)
 
     m, d = model.hidden, model.inputs
     fwd = simulate(model, x, t_obs, h0=h0, t0=t0, method=method, rtol=rtol, atol=atol, dense_output=True,

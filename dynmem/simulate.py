@@ -26,6 +26,8 @@ from .models import CTRNN, ContinuousModel, LinearRNN
 __all__ = ["simulate", "SimulationResult", "PiecewiseSolution", "SimulationError", "METHODS"]
 
 METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
+# Compiled methods of dynmem.odeint that simulate accepts besides scipy's.
+COMPILED_METHODS = ("dopri5",)
 _STIFF = ("Radau", "BDF", "LSODA")
 
 
@@ -302,8 +304,12 @@ def simulate(
         State at ``t0`` (zeros by default).
     t0 : float, optional
         Initial time; defaults to ``x.t_start``.
-    method : {"RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA"}
-        scipy integrator; stiff ones get the analytic Jacobian.
+    method : {"RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA", "dopri5"}
+        scipy integrator (stiff ones get the analytic Jacobian), or
+        ``"dopri5"``: the numba-compiled Dormand-Prince 5(4) of
+        :mod:`dynmem.odeint` (same pair and step-size controls as scipy's
+        RK45, the whole solve in one compiled call; affine input paths only,
+        no ``dense_output``).
     rtol, atol : float
         Tolerances passed to every solver call.
     max_step : float
@@ -322,7 +328,8 @@ def simulate(
         evaluations are mostly Newton iterations).  Exceeding it is a
         failure (with a hint when an explicit method meets a stiff model),
         never a hang; a ``max_step`` that cannot reach ``t_eval[-1]`` within
-        the budget is refused before integrating.
+        the budget is refused before integrating.  For ``method="dopri5"``
+        it counts step attempts.
 
     Returns
     -------
@@ -330,7 +337,7 @@ def simulate(
     """
     model = _as_ctrnn(model)
     x = _check_path(model, x)
-    check_choice("method", method, METHODS)
+    check_choice("method", method, METHODS + COMPILED_METHODS)
     check_choice("on_failure", on_failure, ("raise", "report"))
     rtol = check_positive("rtol", rtol)
     atol = check_positive("atol", atol)
@@ -355,6 +362,12 @@ def simulate(
     m = model.hidden
     h = np.zeros(m) if h0 is None else as_float_array("h0", h0, shape=(m,)).copy()
 
+    if method in COMPILED_METHODS:
+        if not isinstance(model, CTRNN):
+            raise ValueError(f"`method` = {method!r} is written for CTRNN and LinearRNN models; got a "
+                             f"{type(model).__name__}: use a scipy method such as 'RK45'.")
+        return _simulate_compiled(model, x, t_eval, h, t0, rtol, atol, max_step, dense_output, threshold, on_failure,
+                                  max_steps)
     field = _Field(model, x) if isinstance(model, CTRNN) else _ContractField(model, x)
     budget = _EvalBudget(max_steps * _EVALS_PER_STEP.get(method, 1))
     H = np.full((t_eval.size, m), np.nan)
@@ -430,3 +443,30 @@ def simulate(
     return SimulationResult(t=t_eval, h=H, y=y, success=success, message=message, nfev=int(nfev), njev=int(njev),
                             nlu=int(nlu), n_segments=len(segs), sol=dense)
 
+
+
+def _simulate_compiled(model, x, t_eval, h0, t0, rtol, atol, max_step, dense_output, threshold, on_failure, max_steps):
+    from .odeint import solve_ctrnn
+
+    if dense_output:
+        raise ValueError("`dense_output` must be False for method='dopri5' (the compiled solver keeps no dense output).")
+    if not x.affine:
+        raise ValueError(
+            f"`x` must be affine on each piece (x.affine) for method='dopri5'; got {type(x).__name__}; "
+            "use a scipy method such as 'RK45'."
+        )
+    res = solve_ctrnn(model, x, t_eval, h0=h0, t0=t0, rtol=rtol, atol=atol, max_step=max_step, max_steps=max_steps,
+                      divergence_threshold=threshold)
+    if res.success:
+        message = res.message
+    else:
+        from .odeint import STATUS_MESSAGES
+
+        message = f"dopri5 failed at t = {res.t_reached[0]:.6g}: {STATUS_MESSAGES[int(res.status[0])]}."
+        if on_failure == "raise":
+            raise SimulationError(message)
+    H = res.h[0]
+    t1 = float(t_eval[-1])
+    n_segments = int(np.count_nonzero((x.knots > t0) & (x.knots < t1))) + 1 if t1 > t0 else 0
+    return SimulationResult(t=t_eval, h=H, y=H @ model.c, success=bool(res.success), message=message,
+                            nfev=int(res.nfev[0]), njev=0, nlu=0, n_segments=n_segments, sol=None)

@@ -37,7 +37,7 @@ from scipy.integrate import solve_ivp
 
 import dynmem as dm
 from dynmem.activations import get_activation
-from dynmem.simulate import METHODS, SimulationError, _ctrnn_jac, _ctrnn_rhs
+from dynmem.simulate import COMPILED_METHODS, METHODS, SimulationError, _ctrnn_jac, _ctrnn_rhs
 from dynmem.strategies import ctrnns, linear_rnns, piecewise_inputs
 
 GLOBAL_FACTOR = 50.0
@@ -115,7 +115,7 @@ def _t_eval_with_knots(x, n=17):
     return np.unique(np.concatenate([np.linspace(x.t_start, x.t_end, n), x.knots]))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS + COMPILED_METHODS)
 @settings(max_examples=20)
 @given(case=linear_cases())
 def test_linear_matches_expm_closed_form(method, case):
@@ -129,7 +129,7 @@ def test_linear_matches_expm_closed_form(method, case):
     np.testing.assert_allclose(res.y, ref @ model.c, rtol=0, atol=_tol(ref) * np.sum(np.abs(model.c)))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS + COMPILED_METHODS)
 @pytest.mark.parametrize("kind", ["constant", "linear"])
 def test_linear_nonnormal_matches_expm(method, kind):
     # W = [[-1, 20], [0, -1]]: a double eigenvalue -1 with a Jordan-like
@@ -257,7 +257,7 @@ def test_narrow_pulse_is_not_stepped_over():
     assert knot_err < 1e-8
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS + COMPILED_METHODS)
 def test_state_right_after_a_jump_is_tight(method):
     # Step input switching sign at t = 1: the states just before and just after
     # the jump, and at the jump itself, match expm at tight tolerance.
@@ -317,7 +317,7 @@ def tanh_cases(draw):
     return model, x, rng.standard_normal(model.hidden)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS + COMPILED_METHODS)
 @settings(max_examples=10)
 @given(case=tanh_cases())
 def test_tanh_ctrnn_matches_numpy_reference(method, case):

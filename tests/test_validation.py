@@ -21,6 +21,7 @@ from dynmem._validation import as_float_array, check_choice, check_finite, check
 
 KNOWN = r"'tanh', 'hardtanh', 'relu', 'identity'"
 METHODS = r"'RK45', 'RK23', 'DOP853', 'Radau', 'BDF', 'LSODA'"
+SIM_METHODS = METHODS + r", 'dopri5'"  # simulate and adjoint_gradient also take dynmem.odeint's compiled method
 
 # Fixtures built once (construction is cheap and the objects are immutable).
 W2, U2, b2, c2 = np.eye(2), np.ones((2, 1)), np.zeros(2), np.ones(2)
@@ -372,8 +373,8 @@ SIM_CASES = [
     ("x-callable", lambda: dm.simulate(MODEL, lambda t: np.ones(2), [1.0]), TypeError, r"`x` must be an input path from dynmem\.inputs .*; got <function"),
     ("x-dim", lambda: dm.simulate(MODEL, dm.step(1.0), [1.0]), ValueError,
      r"`x` must have dimension 2 to match the model's inputs; got dimension 1\."),
-    ("method", lambda: dm.simulate(MODEL, PATH, [1.0], method="euler"), ValueError, rf"`method` must be one of {METHODS}; got 'euler'\."),
-    ("method-case", lambda: dm.simulate(MODEL, PATH, [1.0], method="rk45"), ValueError, rf"`method` must be one of {METHODS}; got 'rk45'\."),
+    ("method", lambda: dm.simulate(MODEL, PATH, [1.0], method="euler"), ValueError, rf"`method` must be one of {SIM_METHODS}; got 'euler'\."),
+    ("method-case", lambda: dm.simulate(MODEL, PATH, [1.0], method="rk45"), ValueError, rf"`method` must be one of {SIM_METHODS}; got 'rk45'\."),
     ("t_eval-decreasing", lambda: dm.simulate(MODEL, PATH, [1.0, 0.5]), ValueError,
      r"`t_eval` must be strictly increasing; got t_eval\[0\] = .*1\.0.* followed by t_eval\[1\] = .*0\.5"),
     ("t_eval-repeated", lambda: dm.simulate(MODEL, PATH, [0.5, 1.0, 1.0]), ValueError,
@@ -483,7 +484,7 @@ ADJ_CASES = [
     ("running_weight", lambda: dm.adjoint_gradient(MODEL, PATH, T_OBS, Y_OBS, running_target=lambda t: 0 * t, running_weight=-1.0),
      ValueError, r"`running_weight` must be a non-negative finite number; got -1\.0\."),
     ("method", lambda: dm.adjoint_gradient(MODEL, PATH, T_OBS, Y_OBS, method="euler"), ValueError,
-     rf"`method` must be one of {METHODS}; got 'euler'\."),
+     rf"`method` must be one of {SIM_METHODS}; got 'euler'\."),
     ("quadrature_nodes", lambda: dm.adjoint_gradient(MODEL, PATH, T_OBS, Y_OBS, quadrature_nodes=0), ValueError,
      r"`quadrature_nodes` must be >= 1; got 0\."),
     ("rtol", lambda: dm.adjoint_gradient(MODEL, PATH, T_OBS, Y_OBS, rtol=0.0), ValueError, r"`rtol` must be a positive finite number; got 0\.0\."),

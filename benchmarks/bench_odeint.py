@@ -1,0 +1,233 @@
+"""Forward CTRNN solve: dynmem's scipy RK45 path vs the compiled dopri5 of dynmem.odeint.
+
+The problem of issue 13 and ``bench_adjoint.py`` (``make_problem``)::
+
+    dh/dt = tanh(W h + U x(t) + b), h(0) = 0, m = 32, d = 4, T = 10,
+    x piecewise constant on 20 pieces (20 input knots), 20 observation times.
+
+Both sides use the same Dormand-Prince 5(4) pair and scipy's step-size
+controls at ``rtol = atol`` in {1e-6, 1e-8, 1e-10}; ``simulate(method="RK45")``
+calls ``solve_ivp`` knot to knot from Python, ``simulate(method="dopri5")``
+runs the whole solve in one numba call.  Error: norm-wise relative error of
+``y(t_obs)`` against scipy DOP853 at ``rtol = 1e-13, atol = 1e-15``.
+The adjoint rows time the loss gradient, ``dynmem.adjoint_gradient`` (scipy
+RK45, the Python adjoint) vs ``dynmem.odeint.ctrnn_loss_gradient`` (compiled),
+error of the flat gradient against ``adjoint_gradient(method="DOP853",
+rtol=atol=1e-12)``, and the compiled adjoint's cost over its forward solve.
+A last row solves a batch of 16 input sequences in one compiled call.
+
+One thread (set below, before numpy/numba are imported); every callable is
+run once untimed first (numba cache load / compile), then the two sides are
+timed alternately, the order flipping on every repeat, and the median is
+reported.  Standalone (no torch needed)::
+
+    python benchmarks/bench_odeint.py [--repeats N] [--unset-openblas-tuning]
+
+With diffrax installed (the ``bench`` extra) it adds diffrax Tsit5 rows: forward
+solve and loss gradient (its default RecursiveCheckpointAdjoint) at equal rtol
+and at equal achieved error, compile time reported apart.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"
+os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+if "--unset-openblas-tuning" in sys.argv:
+    # this process only: compare against the machine's OPENBLAS_CORETYPE/L2_SIZE settings
+    os.environ.pop("OPENBLAS_CORETYPE", None)
+    os.environ.pop("OPENBLAS_L2_SIZE", None)
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dynmem  # noqa: E402
+from bench_adjoint import make_problem  # noqa: E402
+from dynmem.odeint import ctrnn_loss_gradient, solve_ctrnn  # noqa: E402
+
+RTOLS = (1e-6, 1e-8, 1e-10)
+N_BATCH = 16
+
+
+def _timed(fn):
+    gc.collect()
+    gc.disable()
+    try:
+        t = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t, out
+    finally:
+        gc.enable()
+
+
+def _race(fns: dict, repeats: int) -> dict:
+    for fn in fns.values():
+        fn()  # warm-up: numba cache load, first-touch allocations
+    samples = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for k in names if r % 2 == 0 else names[::-1]:
+            samples[k].append(_timed(fns[k])[0])
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _flat(r):
+    return np.concatenate([r.dW.ravel(), r.dU.ravel(), r.db, r.dc])
+
+
+def _rel(y, ref):
+    return float(np.linalg.norm(np.asarray(y) - ref) / np.linalg.norm(ref))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--unset-openblas-tuning", action="store_true",
+                    help="unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in this process")
+    args = ap.parse_args(argv)
+    model, x, t_obs, _ = make_problem(0)
+    ref = dynmem.simulate(model, x, t_obs, method="DOP853", rtol=1e-13, atol=1e-15).y
+    print(f"m={model.hidden} d={model.inputs} T={x.t_end} knots={x.knots.size - 2} inner, obs={t_obs.size}; "
+          f"repeats={args.repeats}; load average {os.getloadavg()[0]:.2f} (2 shared cores: timings are noisy)")
+    print(f"{'rtol=atol':>9} | {'RK45 (scipy)':>12} {'err':>8} {'nfev':>5} | {'dopri5':>9} {'err':>8} {'nfev':>5} | ratio")
+    for rtol in RTOLS:
+        fns = {
+            "RK45": lambda: dynmem.simulate(model, x, t_obs, method="RK45", rtol=rtol, atol=rtol),
+            "dopri5": lambda: dynmem.simulate(model, x, t_obs, method="dopri5", rtol=rtol, atol=rtol),
+        }
+        med = _race(fns, args.repeats)
+        a, b = fns["RK45"](), fns["dopri5"]()
+        print(f"{rtol:9.0e} | {med['RK45'] * 1e3:9.2f} ms {_rel(a.y, ref):8.1e} {a.nfev:5d} | "
+              f"{med['dopri5'] * 1e3:6.3f} ms {_rel(b.y, ref):8.1e} {b.nfev:5d} | {med['RK45'] / med['dopri5']:5.1f}x")
+    # loss gradient: scipy-based continuous adjoint vs the compiled one
+    _, _, _, y_obs = make_problem(0)
+    gref = dynmem.adjoint_gradient(model, x, t_obs, y_obs, method="DOP853", rtol=1e-12, atol=1e-12).flat
+    print(f"{'adjoint':>9} | {'RK45 (scipy)':>12} {'err':>8} | {'dopri5':>9} {'err':>8} | ratio | dopri5 adjoint/forward")
+    fwd = {}
+    for rtol in RTOLS:
+        fns = {
+            "RK45": lambda: dynmem.adjoint_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol).flat,
+            "dopri5": lambda: _flat(ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol)),
+            "forward": lambda: solve_ctrnn(model, x, t_obs, rtol=rtol, atol=rtol).h,
+        }
+        med = _race(fns, args.repeats)
+        fwd[rtol] = med["forward"]
+        print(f"{rtol:9.0e} | {med['RK45'] * 1e3:9.2f} ms {_rel(fns['RK45'](), gref):8.1e} | "
+              f"{med['dopri5'] * 1e3:6.3f} ms {_rel(fns['dopri5'](), gref):8.1e} | {med['RK45'] / med['dopri5']:5.1f}x | "
+              f"{med['dopri5'] / med['forward']:.2f}")
+    _diffrax_rows(model, x, t_obs, y_obs, ref, gref, args.repeats)
+    # a batch of sequences in one compiled call vs one call per sequence
+    rng = np.random.default_rng(11)
+    paths = [dynmem.PiecewiseConstant(x.knots, rng.standard_normal((x.knots.size - 1, model.inputs)))
+             for _ in range(N_BATCH)]
+    rtol = 1e-8
+    fns = {
+        "loop": lambda: [solve_ctrnn(model, p, t_obs, rtol=rtol, atol=rtol).h[0] for p in paths],
+        "batch": lambda: solve_ctrnn(model, paths, t_obs, rtol=rtol, atol=rtol).h,
+    }
+    med = _race(fns, args.repeats)
+    print(f"batch of {N_BATCH} at rtol=1e-8: one call {med['batch'] * 1e3:.2f} ms "
+          f"({med['batch'] / N_BATCH * 1e3:.3f} ms/sequence) vs {N_BATCH} calls {med['loop'] * 1e3:.2f} ms")
+    return 0
+
+
+DIFFRAX_RTOLS = (1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11)
+
+
+def _diffrax_rows(model, x, t_obs, y_obs, ref, gref, repeats):
+    """diffrax Tsit5 (PID controller, jumps at the knots; gradient by its default
+    RecursiveCheckpointAdjoint) vs dynmem's compiled dopri5, at equal rtol and at
+    equal achieved error (cheapest diffrax run whose error is <= dynmem's)."""
+    try:
+        import jax
+        import jax.numpy as jnp
+        import diffrax
+    except ImportError:
+        print("diffrax: not installed (pip install '.[bench]'), rows skipped")
+        return
+    jax.config.update("jax_enable_x64", True)
+    knots = jnp.asarray(x.knots)
+    vals = jnp.asarray(x.values)
+    leak = float(model.leak)
+    ts = jnp.asarray(t_obs)
+    yo = jnp.asarray(y_obs)
+    m = model.hidden
+
+    def field(t, h, args):
+        W, U, b = args
+        k = jnp.clip(jnp.searchsorted(knots, t, side="right") - 1, 0, vals.shape[0] - 1)
+        return jnp.tanh(W @ h + U @ vals[k] + b) - leak * h
+
+    term = diffrax.ODETerm(field)
+
+    def controller(rtol):
+        try:
+            return diffrax.ClipStepSizeController(diffrax.PIDController(rtol=rtol, atol=rtol), jump_ts=knots)
+        except AttributeError:
+            return diffrax.PIDController(rtol=rtol, atol=rtol, jump_ts=knots)
+
+    def make(rtol):
+        ctrl = controller(rtol)
+
+        def outputs(W, U, b, c):
+            sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, float(t_obs[-1]), None, jnp.zeros(m),
+                                      args=(W, U, b), saveat=diffrax.SaveAt(ts=ts), stepsize_controller=ctrl,
+                                      max_steps=100_000)
+            return sol.ys @ c
+
+        def loss(p):
+            return 0.5 * jnp.sum((outputs(*p) - yo) ** 2)
+
+        return jax.jit(outputs), jax.jit(jax.grad(loss))
+
+    params = tuple(jnp.asarray(a) for a in (model.W, model.U, model.b, model.c))
+    rows = {}
+    for rtol in DIFFRAX_RTOLS:
+        fwd, grad = make(rtol)
+        t = time.perf_counter()
+        jax.block_until_ready(fwd(*params))
+        cf = time.perf_counter() - t
+        t = time.perf_counter()
+        jax.block_until_ready(grad(params))
+        cg = time.perf_counter() - t
+        fns = {"fwd": lambda: jax.block_until_ready(fwd(*params)),
+               "grad": lambda: jax.block_until_ready(grad(params)),
+               "dm_fwd": lambda: dynmem.simulate(model, x, t_obs, method="dopri5", rtol=rtol, atol=rtol).y,
+               "dm_grad": lambda: _flat(ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol))}
+        med = _race(fns, repeats)
+        e = {"fwd": _rel(np.asarray(fns["fwd"]()), ref),
+             "grad": _rel(np.concatenate([np.asarray(g).ravel() for g in fns["grad"]()]), gref),
+             "dm_fwd": _rel(fns["dm_fwd"](), ref), "dm_grad": _rel(fns["dm_grad"](), gref)}
+        rows[rtol] = (med, e, cf, cg)
+    print("diffrax Tsit5 vs dynmem dopri5 (compiled), equal rtol=atol; diffrax compile time apart")
+    print(f"{'rtol':>6} | {'dfx fwd':>9} {'err':>7} | {'dm fwd':>9} {'err':>7} | {'ratio':>5} || "
+          f"{'dfx grad':>9} {'err':>7} | {'dm grad':>9} {'err':>7} | {'ratio':>5} | compile fwd/grad")
+    for rtol, (med, e, cf, cg) in rows.items():
+        print(f"{rtol:6.0e} | {med['fwd'] * 1e3:6.3f} ms {e['fwd']:7.1e} | {med['dm_fwd'] * 1e3:6.3f} ms "
+              f"{e['dm_fwd']:7.1e} | {med['fwd'] / med['dm_fwd']:5.1f}x || {med['grad'] * 1e3:6.3f} ms "
+              f"{e['grad']:7.1e} | {med['dm_grad'] * 1e3:6.3f} ms {e['dm_grad']:7.1e} | "
+              f"{med['grad'] / med['dm_grad']:5.1f}x | {cf:.2f} s / {cg:.2f} s")
+    print("equal achieved error: cheapest diffrax run with error <= dynmem's at that rtol")
+    for kind in ("fwd", "grad"):
+        for rtol, (med, e, _, _) in rows.items():
+            ok = [(r[0][kind], rt) for rt, r in rows.items() if r[1][kind] <= e["dm_" + kind]]
+            if not ok:
+                print(f"  {kind:4} dynmem rtol {rtol:.0e} (err {e['dm_' + kind]:.1e}): no diffrax run that accurate")
+                continue
+            tbest, rbest = min(ok)
+            print(f"  {kind:4} dynmem rtol {rtol:.0e} (err {e['dm_' + kind]:.1e}) {med['dm_' + kind] * 1e3:.3f} ms"
+                  f" vs diffrax rtol {rbest:.0e} {tbest * 1e3:.3f} ms: {tbest / med['dm_' + kind]:.1f}x")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

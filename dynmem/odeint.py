@@ -1,0 +1,808 @@
+"""A numba-compiled Dormand-Prince 5(4) integrator for CTRNNs.
+
+The vector field is the CTRNN's ``dh/dt = sigma(W h + U x(t) + b) - leak h``
+with an input path that is affine on each piece (every path in
+:mod:`dynmem.inputs` except :class:`~dynmem.inputs.FunctionPath`).  The whole solve of a
+batch of sequences runs inside one compiled call: no Python between steps.
+
+Method
+------
+Explicit Runge-Kutta pair of Dormand and Prince (1980), fifth-order
+propagation with the fourth-order embedded error estimate, FSAL, and the
+fourth-order continuous extension used by scipy's ``RK45`` for dense output
+(Hairer, Norsett & Wanner, *Solving ODEs I*, sec. II.5-II.6).  The controls are
+those of :class:`scipy.integrate.RK45`, so ``rtol``/``atol`` mean what they
+mean in :func:`scipy.integrate.solve_ivp`:
+
+* error norm ``||e||`` = RMS over components of
+  ``e_i / (atol + rtol * max(|y_old,i|, |y_new,i|))``, with
+  ``e = h * sum_j E_j k_j``; a step is accepted when ``||e|| < 1``;
+* new step ``h * min(10, 0.9 ||e||^(-1/5))`` after acceptance (not above ``h``
+  right after a rejection), ``h * max(0.2, 0.9 ||e||^(-1/5))`` after a
+  rejection;
+* the first step is scipy's ``select_initial_step`` (Hairer et al. II.4) on
+  the first knot-to-knot piece;
+* a step is too small below ``10 * spacing(t)`` (step-size underflow).
+
+Every knot of the input path inside the span ends a step exactly (the input,
+or its slope, may jump there), and the stage derivative at the knot is
+re-evaluated with the new piece.  After a step cut short to land on a knot,
+the next step starts from the larger of the controller's proposal and the
+step size the controller had wanted before the cut.  Observation times are
+filled by the dense-output interpolant of the step that contains them (the
+step's end value itself when they coincide), so observations never shorten
+steps.
+
+Status codes (:data:`STATUS_MESSAGES`): 0 success, 1 step-size underflow,
+2 non-finite state (a trial step or derivative produced inf/NaN and no
+smaller step helped), 3 ``max_steps`` step attempts exceeded, 4 ``max|h|``
+reached ``divergence_threshold``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import math
+
+import numba
+import numpy as np
+
+from ._validation import as_float_array, check_finite, check_increasing, check_int, check_positive, describe
+from .activations import act_scalar, dact_scalar, get_activation
+from .inputs import InputPath
+
+__all__ = ["solve_ctrnn", "ctrnn_loss_gradient", "AdjointODEResult", "ODEResult", "STATUS_MESSAGES", "DOPRI5_TABLEAU"]
+
+SUCCESS, STEP_UNDERFLOW, NONFINITE, MAX_STEPS, DIVERGED = 0, 1, 2, 3, 4
+STATUS_MESSAGES = {
+    SUCCESS: "the solver reached the last requested time",
+    STEP_UNDERFLOW: "the step size fell below 10 * spacing(t) (step-size underflow)",
+    NONFINITE: "the state or its derivative became non-finite",
+    MAX_STEPS: "the number of step attempts exceeded max_steps",
+    DIVERGED: "max|h| reached divergence_threshold",
+}
+
+# Dormand & Prince (1980) tableau; dense-output polynomial coefficients of the
+# fourth-order continuous extension as used by scipy's RK45 (Shampine 1986).
+_C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0])
+_A = np.array([
+    [0.0, 0.0, 0.0, 0.0, 0.0],
+    [1 / 5, 0.0, 0.0, 0.0, 0.0],
+    [3 / 40, 9 / 40, 0.0, 0.0, 0.0],
+    [44 / 45, -56 / 15, 32 / 9, 0.0, 0.0],
+    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0.0],
+    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
+])
+_B = np.array([35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84])
+# error weights: fifth-order minus fourth-order solution, incl. the FSAL stage
+_E = np.array([-71 / 57600, 0.0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40])
+_P = np.array([
+    [1.0, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432],
+    [0.0, 0.0, 0.0, 0.0],
+    [0.0, 131558114200 / 32700410799, -68118460800 / 10900136933, 87487479700 / 32700410799],
+    [0.0, -1754552775 / 470086768, 14199869525 / 1410260304, -10690763975 / 1880347072],
+    [0.0, 127303824393 / 49829197408, -318862633887 / 49829197408, 701980252875 / 199316789632],
+    [0.0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844],
+    [0.0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423],
+])
+DOPRI5_TABLEAU = {"C": _C, "A": _A, "B": _B, "E": _E, "P": _P}
+for _arr in DOPRI5_TABLEAU.values():
+    _arr.flags.writeable = False
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _rhs(W, code, leak, p, q, tau, h, out):
+    # out = sigma(W h + p + tau q) - leak h
+    m = h.shape[0]
+    for i in range(m):
+        z = p[i] + tau * q[i]
+        for j in range(m):
+            z += W[i, j] * h[j]
+        out[i] = act_scalar(code, z) - leak * h[i]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _rms_scaled(v, y, rtol, atol):
+    # RMS of v / (atol + rtol |y|)
+    s = 0.0
+    for i in range(v.shape[0]):
+        r = v[i] / (atol + rtol * abs(y[i]))
+        s += r * r
+    return math.sqrt(s / v.shape[0])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _all_finite(v):
+    for i in range(v.shape[0]):
+        if not math.isfinite(v[i]):
+            return False
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
+               C, A, B, E, Pd, H, store, S_t, S_h, S_y, S_K):
+    """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject).
+
+    With ``store`` the accepted steps are written to ``S_t`` (start), ``S_h``
+    (length), ``S_y`` (start state) and ``S_K`` (the 7 stage derivatives):
+    the dense output of the whole solve.  The arrays must hold every step.
+    """
+    m = h0.shape[0]
+    n = t_eval.shape[0]
+    nseg = breaks.shape[0] - 1
+    K = np.empty((7, m))
+    y = h0.copy()
+    ynew = np.empty(m)
+    ytmp = np.empty(m)
+    t = breaks[0]
+    nfev = 0
+    nacc = 0
+    nrej = 0
+    i_obs = 0
+    if not _all_finite(y):
+        return NONFINITE, t, nfev, nacc, nrej
+    while i_obs < n and t_eval[i_obs] <= t:
+        H[i_obs, :] = y
+        i_obs += 1
+    if nseg == 0:
+        return SUCCESS, t, nfev, nacc, nrej
+
+    # scipy's select_initial_step on the first piece (order 4 error estimator)
+    _rhs(W, code, leak, P[0], Q[0], 0.0, y, K[0])
+    nfev += 1
+    if not _all_finite(K[0]):
+        return NONFINITE, t, nfev, nacc, nrej
+    span = breaks[1] - breaks[0]
+    d0 = _rms_scaled(y, y, rtol, atol)
+    d1 = _rms_scaled(K[0], y, rtol, atol)
+    if d0 < 1e-5 or d1 < 1e-5:
+        hh = 1e-6
+    else:
+        hh = 0.01 * d0 / d1
+    hh = min(hh, span)
+    for i in range(m):
+        ytmp[i] = y[i] + hh * K[0, i]
+    _rhs(W, code, leak, P[0], Q[0], hh, ytmp, K[1])
+    nfev += 1
+    for i in range(m):
+        ynew[i] = K[1, i] - K[0, i]
+    d2 = _rms_scaled(ynew, y, rtol, atol) / hh
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = max(1e-6, hh * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** 0.2
+    h_abs = min(100.0 * hh, h1, span, max_step)
+    if not math.isfinite(h_abs):  # a NaN from the derivative estimate
+        return NONFINITE, t, nfev, nacc, nrej
+
+    attempts = 0
+    for seg in range(nseg):
+        a = breaks[seg]
+        bnd = breaks[seg + 1]
+        p = P[seg]
+        q = Q[seg]
+        if seg > 0:
+            _rhs(W, code, leak, p, q, 0.0, y, K[0])  # the input may jump at the knot
+            nfev += 1
+            if not _all_finite(K[0]):
+                return NONFINITE, t, nfev, nacc, nrej
+        while t < bnd:
+            min_step = 10.0 * abs(np.nextafter(t, np.inf) - t)
+            if h_abs > max_step:
+                h_abs = max_step
+            elif h_abs < min_step:
+                h_abs = min_step
+            rejected = False
+            bad_trial = False
+            while True:
+                if h_abs < min_step:
+                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev, nacc, nrej
+                if attempts >= max_steps:
+                    return MAX_STEPS, t, nfev, nacc, nrej
+                attempts += 1
+                t_new = t + h_abs
+                if t_new >= bnd:
+                    t_new = bnd
+                hs = t_new - t
+                for st in range(1, 6):
+                    for i in range(m):
+                        acc = 0.0
+                        for j in range(st):
+                            acc += A[st, j] * K[j, i]
+                        ytmp[i] = y[i] + hs * acc
+                    _rhs(W, code, leak, p, q, t + C[st] * hs - a, ytmp, K[st])
+                for i in range(m):
+                    acc = 0.0
+                    for j in range(6):
+                        acc += B[j] * K[j, i]
+                    ynew[i] = y[i] + hs * acc
+                _rhs(W, code, leak, p, q, t_new - a, ynew, K[6])
+                nfev += 6
+                s = 0.0
+                for i in range(m):
+                    e = 0.0
+                    for j in range(7):
+                        e += E[j] * K[j, i]
+                    sc = atol + rtol * max(abs(y[i]), abs(ynew[i]))
+                    r = hs * e / sc
+                    s += r * r
+                err = math.sqrt(s / m)  # inf when the squares overflow, NaN for a non-finite trial
+                finite_trial = _all_finite(ynew) and _all_finite(K[6])
+                if finite_trial and err < 1.0:
+                    if err == 0.0:
+                        factor = 10.0
+                    else:
+                        factor = min(10.0, 0.9 * err ** -0.2)
+                    if rejected:
+                        factor = min(1.0, factor)
+                    break
+                nrej += 1
+                rejected = True
+                if finite_trial:
+                    bad_trial = False
+                    h_abs *= max(0.2, 0.9 * err ** -0.2)  # 0.2 for err = inf
+                else:
+                    bad_trial = True
+                    h_abs *= 0.2
+            # accepted step [t, t_new] of length hs
+            if store and nacc < S_t.shape[0]:
+                S_t[nacc] = t
+                S_h[nacc] = hs
+                for i in range(m):
+                    S_y[nacc, i] = y[i]
+                    for j in range(7):
+                        S_K[nacc, j, i] = K[j, i]
+            nacc += 1
+            big = 0.0
+            for i in range(m):
+                big = max(big, abs(ynew[i]))
+            if big >= threshold:
+                return DIVERGED, t_new, nfev, nacc, nrej
+            while i_obs < n and t_eval[i_obs] <= t_new:
+                te = t_eval[i_obs]
+                if te == t_new:
+                    H[i_obs, :] = ynew
+                else:
+                    x = (te - t) / hs
+                    x2 = x * x
+                    x3 = x2 * x
+                    x4 = x3 * x
+                    for i in range(m):
+                        acc = 0.0
+                        for j in range(7):
+                            acc += K[j, i] * (Pd[j, 0] * x + Pd[j, 1] * x2 + Pd[j, 2] * x3 + Pd[j, 3] * x4)
+                        H[i_obs, i] = y[i] + hs * acc
+                i_obs += 1
+            wanted = h_abs  # the step size before any cut onto the knot
+            t = t_new
+            for i in range(m):
+                y[i] = ynew[i]
+                K[0, i] = K[6, i]
+            h_abs = hs * factor
+            if t == bnd and wanted > hs:
+                h_abs = max(h_abs, wanted)
+    return SUCCESS, t, nfev, nacc, nrej
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _solve_batch(W, code, leak, P, Q, breaks, t_eval, H0, rtol, atol, max_step, max_steps, threshold,
+                 C, A, B, E, Pd, H, status, t_reached, counts):
+    no_t, no_y, no_k = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 7, 1))  # no dense-output storage
+    for s in range(P.shape[0]):
+        st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P[s], Q[s], breaks, t_eval, H0[s], rtol, atol,
+                                              max_step, max_steps, threshold, C, A, B, E, Pd, H[s],
+                                              False, no_t, no_t, no_y, no_k)
+        status[s] = st
+        t_reached[s] = tr
+        counts[s, 0] = nfev
+        counts[s, 1] = nacc
+        counts[s, 2] = nrej
+
+
+@dataclass(frozen=True, eq=False)
+class ODEResult:
+    """Result of :func:`solve_ctrnn` for a batch of ``B`` sequences.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n,)
+        Observation times.
+    h : ndarray, shape (B, n, m)
+        States at ``t``; NaN at the times a failed sequence did not reach.
+    status : ndarray of int, shape (B,)
+        Per-sequence status code (keys of :data:`STATUS_MESSAGES`; 0 = success).
+    t_reached : ndarray, shape (B,)
+        Time the integration reached (the failure time when it failed).
+    nfev, naccept, nreject : ndarray of int, shape (B,)
+        Right-hand-side evaluations, accepted and rejected steps.
+    success : bool
+        All sequences succeeded.
+    message : str
+        The first failure (sequence index, time, cause), or the success message.
+    """
+
+    t: np.ndarray
+    h: np.ndarray
+    status: np.ndarray
+    t_reached: np.ndarray
+    nfev: np.ndarray
+    naccept: np.ndarray
+    nreject: np.ndarray
+    success: bool
+    message: str
+
+
+def _affine_pieces(model, paths, breaks):
+    """``P[s, k] = U x_s(a_k) + b`` and ``Q[s, k] = U x_s'`` on each segment ``[a_k, a_{k+1}]``."""
+    starts = breaks[:-1]
+    U, b = np.asarray(model.U), np.asarray(model.b)
+    B, nseg, m = len(paths), starts.size, model.hidden
+    P = np.empty((B, nseg, m))
+    Q = np.empty((B, nseg, m))
+    for s, x in enumerate(paths):
+        k = x.piece_index(starts)
+        xa = x.offsets[k] + (starts - x.knots[k])[:, None] * x.slopes[k]
+        P[s] = xa @ U.T + b
+        Q[s] = x.slopes[k] @ U.T
+    return P, Q
+
+
+def _prepare(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergence_threshold, t_name):
+    """Validate the public arguments and build the segment data shared by the compiled solves."""
+    from .simulate import _as_ctrnn  # local: simulate imports this module
+
+    model = _as_ctrnn(model)
+    paths = [x] if isinstance(x, InputPath) else list(x) if isinstance(x, (list, tuple)) else None
+    if not paths:
+        raise TypeError(f"`x` must be an InputPath or a non-empty list/tuple of them; got {describe(x)}.")
+    for s, xs in enumerate(paths):
+        if not isinstance(xs, InputPath):
+            raise TypeError(f"`x[{s}]` must be an InputPath from dynmem.inputs; got {describe(xs)}.")
+        if not xs.affine:
+            raise ValueError(
+                f"`x[{s}]` must be affine on each piece (x.affine) for the compiled solver; "
+                f"got {type(xs).__name__}; use a scipy method instead."
+            )
+        if xs.dim != model.inputs:
+            raise ValueError(f"`x[{s}]` must have dimension {model.inputs} to match the model's inputs; got {xs.dim}.")
+    rtol = check_positive("rtol", rtol)
+    atol = check_positive("atol", atol)
+    max_step = check_positive("max_step", max_step, allow_inf=True)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    threshold = check_positive("divergence_threshold", divergence_threshold)
+    t_eval = check_increasing(t_name, as_float_array(t_name, t_eval, ndim=1))
+    if t_eval.size == 0:
+        raise ValueError(f"`{t_name}` must hold at least one time; got an empty array.")
+    lo = max(xs.t_start for xs in paths)
+    hi = min(xs.t_end for xs in paths)
+    t0 = lo if t0 is None else check_finite("t0", t0)
+    if not (lo <= t0 <= hi):
+        raise ValueError(f"`t0` must lie in the inputs' common domain [{lo}, {hi}]; got {t0}.")
+    if t_eval[0] < t0 or t_eval[-1] > hi:
+        raise ValueError(f"`{t_name}` must lie in [t0, t_end] = [{t0}, {hi}]; got values in [{t_eval[0]}, {t_eval[-1]}].")
+    m, nb = model.hidden, len(paths)
+    if h0 is None:
+        H0 = np.zeros((nb, m))
+    else:
+        H0 = as_float_array("h0", h0, ndim=(1, 2))
+        H0 = np.broadcast_to(H0, (nb, m)).copy() if H0.shape in ((m,), (1, m), (nb, m)) else None
+        if H0 is None:
+            raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {np.shape(h0)}.")
+    t1 = float(t_eval[-1])
+    knots = paths[0].knots if nb == 1 else np.unique(np.concatenate([xs.knots for xs in paths]))
+    breaks = np.concatenate([[t0], knots[(knots > t0) & (knots < t1)], [t1]]) if t1 > t0 else np.array([t0])
+    if breaks.size > 1:
+        P, Q = _affine_pieces(model, paths, breaks)
+    else:
+        P = Q = np.zeros((nb, 1, m))
+    return model, paths, t_eval, H0, t0, rtol, atol, max_step, max_steps, threshold, breaks, P, Q
+
+
+def solve_ctrnn(
+    model,
+    x,
+    t_eval,
+    *,
+    h0=None,
+    t0: float | None = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_step: float = np.inf,
+    max_steps: int = 1_000_000,
+    divergence_threshold: float = 1e12,
+) -> ODEResult:
+    """Integrate a CTRNN for a batch of input paths in one compiled call (Dormand-Prince 5(4)).
+
+    Solves ``dh/dt = sigma(W h + U x_s(t) + b) - leak h``, ``h(t0) = h0_s``
+    for every path ``x_s``; see the module docstring for the method and its
+    controls (those of scipy's ``RK45``).
+
+    Parameters
+    ----------
+    model : CTRNN or LinearRNN
+    x : InputPath or sequence of InputPath, length B
+        Paths affine on each piece (``x.affine``), dimension ``model.inputs``;
+        the knots of all of them split the integration.
+    t_eval : array_like, shape (n,)
+        Strictly increasing times in ``[t0, t_end]``, ``t_end`` the smallest
+        right end of the paths' domains.
+    h0 : array_like, shape (m,) or (B, m), optional
+        Initial states (zeros by default).
+    t0 : float, optional
+        Initial time; defaults to the largest left end of the paths' domains.
+    rtol, atol : float
+        Relative and absolute tolerance, as in :func:`scipy.integrate.solve_ivp`.
+    max_step : float
+        Largest step size.
+    max_steps : int
+        Largest number of step attempts (accepted or rejected) per sequence.
+    divergence_threshold : float
+        A sequence fails when ``max|h|`` reaches this value.
+
+    Returns
+    -------
+    ODEResult
+        Failures are reported in ``status``/``success``/``message``, never
+        as silent numbers (unreached states are NaN).
+    """
+    model, paths, t_eval, H0, t0, rtol, atol, max_step, max_steps, threshold, breaks, P, Q = _prepare(
+        model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergence_threshold, "t_eval")
+    m, nb = model.hidden, len(paths)
+    H = np.full((nb, t_eval.size, m), np.nan)
+    status = np.zeros(nb, dtype=np.int64)
+    t_reached = np.zeros(nb)
+    counts = np.zeros((nb, 3), dtype=np.int64)
+    # fresh writeable C-contiguous arrays everywhere: one compiled signature
+    _solve_batch(np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
+                 float(model.leak), P, Q, breaks, np.array(t_eval), H0, rtol, atol, max_step, np.int64(max_steps), threshold,
+                 _C, _A, _B, _E, _P, H, status, t_reached, counts)
+    bad = np.flatnonzero(status != SUCCESS)
+    if bad.size:
+        s = int(bad[0])
+        message = (f"dopri5 failed for sequence {s} at t = {t_reached[s]:.6g}: {STATUS_MESSAGES[int(status[s])]}"
+                   f" ({bad.size} of {nb} sequences failed).")
+    else:
+        message = "The solver reached the last requested time."
+    return ODEResult(t=t_eval, h=H, status=status, t_reached=t_reached, nfev=counts[:, 0].copy(),
+                     naccept=counts[:, 1].copy(), nreject=counts[:, 2].copy(), success=bad.size == 0, message=message)
+
+
+# ---------------------------------------------------------------------------
+# Continuous adjoint of the observation loss
+# ---------------------------------------------------------------------------
+
+@numba.njit(cache=True, error_model="numpy")
+def _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, out):
+    # forward state h(t) from the stored DOPRI5 interpolant (binary search on the step starts)
+    lo = 0
+    hi = nsteps - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if S_t[mid] <= t:
+            lo = mid
+        else:
+            hi = mid - 1
+    hs = S_h[lo]
+    x = (t - S_t[lo]) / hs
+    x2 = x * x
+    x3 = x2 * x
+    x4 = x3 * x
+    m = out.shape[0]
+    for i in range(m):
+        acc = 0.0
+        for j in range(7):
+            acc += S_K[lo, j, i] * (Pd[j, 0] * x + Pd[j, 1] * x2 + Pd[j, 2] * x3 + Pd[j, 3] * x4)
+        out[i] = S_y[lo, i] + hs * acc
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _adj_rhs(W, code, leak, p, q, tau, h, a, out, v):
+    # v = sigma'(W h + p + tau q) * a ;  out = leak a - W^T v
+    m = h.shape[0]
+    for i in range(m):
+        z = p[i] + tau * q[i]
+        for j in range(m):
+            z += W[i, j] * h[j]
+        v[i] = dact_scalar(code, z) * a[i]
+        out[i] = leak * a[i]
+    for i in range(m):
+        vi = v[i]
+        for j in range(m):
+            out[j] -= W[i, j] * vi
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, atol, max_steps,
+                      C, A, B, E, Pd, S_t, S_h, S_y, S_K, nsteps, gW, gU, gb, a_out):
+    """Backward DOPRI5 solve of the adjoint from bbreaks[-1] to bbreaks[0], with parameter quadrature.
+
+    ``jumps[k]`` (m,) is added to ``a`` on arriving at ``bbreaks[k]`` (k < nseg).
+    Returns (status, t_reached, nfev).
+    """
+    m = a_T.shape[0]
+    d = Xo.shape[1]
+    nseg = bbreaks.shape[0] - 1
+    K = np.empty((7, m))
+    V = np.empty((7, m))   # sigma' * a at each stage
+    Hst = np.empty((7, m))  # forward state at each stage
+    Xst = np.empty((7, d))
+    a = a_T.copy()
+    anew = np.empty(m)
+    atmp = np.empty(m)
+    t = bbreaks[nseg]
+    nfev = 0
+    attempts = 0
+    h_abs = -1.0
+    for seg in range(nseg - 1, -1, -1):
+        lo = bbreaks[seg]
+        base = bbreaks[seg]  # tau is measured from the segment's left end
+        p = P[seg]
+        q = Q[seg]
+        _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[0])
+        _adj_rhs(W, code, leak, p, q, t - base, Hst[0], a, K[0], V[0])
+        nfev += 1
+        if not _all_finite(K[0]):
+            return NONFINITE, t, nfev
+        if h_abs < 0.0:  # scipy's initial step on the first backward piece
+            span = t - lo
+            d0 = _rms_scaled(a, a, rtol, atol)
+            d1 = _rms_scaled(K[0], a, rtol, atol)
+            hh = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+            hh = min(hh, span)
+            for i in range(m):
+                atmp[i] = a[i] - hh * K[0, i]
+            _dense_eval(t - hh, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[1])
+            _adj_rhs(W, code, leak, p, q, t - hh - base, Hst[1], atmp, K[1], V[1])
+            nfev += 1
+            for i in range(m):
+                anew[i] = K[1, i] - K[0, i]
+            d2 = _rms_scaled(anew, a, rtol, atol) / hh
+            if d1 <= 1e-15 and d2 <= 1e-15:
+                h1 = max(1e-6, hh * 1e-3)
+            else:
+                h1 = (0.01 / max(d1, d2)) ** 0.2
+            h_abs = min(100.0 * hh, h1, span)
+        while t > lo:
+            min_step = 10.0 * abs(np.nextafter(t, -np.inf) - t)
+            if h_abs < min_step:
+                h_abs = min_step
+            rejected = False
+            bad_trial = False
+            while True:
+                if h_abs < min_step:
+                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev
+                if attempts >= max_steps:
+                    return MAX_STEPS, t, nfev
+                attempts += 1
+                t_new = t - h_abs
+                if t_new <= lo:
+                    t_new = lo
+                hs = t_new - t  # negative
+                for st in range(1, 6):
+                    for i in range(m):
+                        acc = 0.0
+                        for j in range(st):
+                            acc += A[st, j] * K[j, i]
+                        atmp[i] = a[i] + hs * acc
+                    ts = t + C[st] * hs
+                    _dense_eval(ts, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[st])
+                    _adj_rhs(W, code, leak, p, q, ts - base, Hst[st], atmp, K[st], V[st])
+                for i in range(m):
+                    acc = 0.0
+                    for j in range(6):
+                        acc += B[j] * K[j, i]
+                    anew[i] = a[i] + hs * acc
+                _dense_eval(t_new, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[6])
+                _adj_rhs(W, code, leak, p, q, t_new - base, Hst[6], anew, K[6], V[6])
+                nfev += 6
+                ssum = 0.0
+                for i in range(m):
+                    e = 0.0
+                    for j in range(7):
+                        e += E[j] * K[j, i]
+                    r = hs * e / (atol + rtol * max(abs(a[i]), abs(anew[i])))
+                    ssum += r * r
+                err = math.sqrt(ssum / m)
+                finite_trial = _all_finite(anew) and _all_finite(K[6])
+                if finite_trial and err < 1.0:
+                    factor = 10.0 if err == 0.0 else min(10.0, 0.9 * err ** -0.2)
+                    if rejected:
+                        factor = min(1.0, factor)
+                    break
+                rejected = True
+                if finite_trial:
+                    bad_trial = False
+                    h_abs *= max(0.2, 0.9 * err ** -0.2)
+                else:
+                    bad_trial = True
+                    h_abs *= 0.2
+            # parameter integrals over [t_new, t] by the step's own fifth-order weights:
+            # int f dt = |hs| sum_j B_j f(t + C_j hs, a_j), with a_j the stage arguments
+            w = -hs
+            for st in range(6):
+                ts = t + C[st] * hs
+                for k in range(d):
+                    Xst[st, k] = Xo[seg, k] + (ts - base) * Xs[seg, k]
+            for st in range(6):
+                bw = w * B[st]
+                if bw == 0.0:
+                    continue
+                for i in range(m):
+                    vi = bw * V[st, i]
+                    gb[i] += vi
+                    for j in range(m):
+                        gW[i, j] += vi * Hst[st, j]
+                    for k in range(d):
+                        gU[i, k] += vi * Xst[st, k]
+            wanted = h_abs
+            t = t_new
+            for i in range(m):
+                a[i] = anew[i]
+                K[0, i] = K[6, i]
+                V[0, i] = V[6, i]
+                Hst[0, i] = Hst[6, i]
+            h_abs = -hs * factor
+            if t == lo and wanted > -hs:
+                h_abs = max(h_abs, wanted)
+        for i in range(m):
+            a[i] += jumps[seg, i]
+    for i in range(m):
+        a_out[i] = a[i]
+    return SUCCESS, t, nfev
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _forward_store(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
+                   C, A, B, E, Pd, H, capacity):
+    # store up to `capacity` steps; if the solve took more, repeat the identical solve with room for all
+    m = h0.shape[0]
+    n = capacity
+    while True:
+        S_t, S_h, S_y, S_K = np.empty(n), np.empty(n), np.empty((n, m)), np.empty((n, 7, m))
+        st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step,
+                                              max_steps, threshold, C, A, B, E, Pd, H, True, S_t, S_h, S_y, S_K)
+        if st != SUCCESS or nacc <= n:
+            return st, tr, nfev, nacc, S_t, S_h, S_y, S_K
+        n = nacc
+
+
+_STORE_CAPACITY = 512  # forward steps stored before a solve is repeated with room for all of them
+
+
+@dataclass(frozen=True, eq=False)
+class AdjointODEResult:
+    """Result of :func:`ctrnn_loss_gradient`.
+
+    Attributes
+    ----------
+    loss : float
+        ``L = 1/2 sum_i w_i (y(t_i) - y_i^obs)^2``.
+    dW, dU, db, dc : ndarray
+        Gradients of ``L``, shapes of ``W, U, b, c``.
+    dh0 : ndarray, shape (m,)
+        ``dL/dh(t0)``.
+    y : ndarray, shape (n,)
+        Outputs at the observation times.
+    nfev_forward, nfev_backward : int
+        Right-hand-side evaluations of the two solves (the forward count is of
+        one pass; a forward solve of more than 512 steps is run twice, the
+        second time storing every step).
+    naccept_forward : int
+        Accepted forward steps (the stored dense output).
+    """
+
+    loss: float
+    dW: np.ndarray
+    dU: np.ndarray
+    db: np.ndarray
+    dc: np.ndarray
+    dh0: np.ndarray
+    y: np.ndarray
+    nfev_forward: int
+    nfev_backward: int
+    naccept_forward: int
+
+
+def ctrnn_loss_gradient(
+    model,
+    x,
+    t_obs,
+    y_obs,
+    *,
+    h0=None,
+    t0: float | None = None,
+    weights=None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 1_000_000,
+    divergence_threshold: float = 1e12,
+) -> AdjointODEResult:
+    """Observation loss of a CTRNN and its gradient by the continuous adjoint, compiled.
+
+    ``L = 1/2 sum_i w_i (c^T h(t_i) - y_i)^2``.  The forward DOPRI5 solve (see
+    :func:`solve_ctrnn`) keeps its dense output in compiled storage; the
+    adjoint ``a = dL/dh`` solves ``da/dt = leak a - W^T (sigma'(z) * a)``
+    backwards from ``a(T^+) = 0`` with the same pair and controls (error norm
+    on ``a`` only), reading ``h(t)`` from the forward interpolant (never by
+    backsolving), jumping by ``w_i (y(t_i) - y_i) c`` at every observation and
+    stopping at every input knot.  The parameter integrals
+    ``dL/dW = int (sigma' * a) h^T dt``, ``dL/dU = int (sigma' * a) x^T dt``,
+    ``dL/db = int sigma' * a dt`` are accumulated on each backward step with
+    the step's fifth-order weights (they are the quadrature components of the
+    augmented adjoint system).  ``dL/dc = sum_i w_i (y(t_i) - y_i) h(t_i)``.
+
+    Parameters
+    ----------
+    model : CTRNN or LinearRNN
+    x : InputPath
+        Affine on each piece.
+    t_obs, y_obs : array_like, shape (n,)
+        Strictly increasing times in ``[t0, x.t_end]`` and observed outputs.
+    h0, t0, rtol, atol, max_steps, divergence_threshold
+        As in :func:`solve_ctrnn` (both solves use ``rtol``/``atol``).
+    weights : array_like, shape (n,), optional
+        ``w_i >= 0`` (ones by default).
+
+    Returns
+    -------
+    AdjointODEResult
+
+    Raises
+    ------
+    dynmem.simulate.SimulationError
+        When the forward or the backward solve fails.
+    """
+    from .simulate import SimulationError, _as_ctrnn
+
+    model = _as_ctrnn(model)
+    if not isinstance(x, InputPath):
+        raise TypeError(f"`x` must be an InputPath from dynmem.inputs; got {describe(x)}.")
+    model, _, t_obs, H0, t0, rtol, atol, _, max_steps, threshold, breaks, P, Q = _prepare(
+        model, x, t_obs, h0, t0, rtol, atol, np.inf, max_steps, divergence_threshold, "t_obs")
+    H0 = H0[0]
+    m, d = model.hidden, model.inputs
+    T = float(t_obs[-1])
+    y_obs = as_float_array("y_obs", y_obs, shape=t_obs.shape)
+    w = np.ones(t_obs.size) if weights is None else as_float_array("weights", weights, shape=t_obs.shape)
+    if np.any(w < 0):
+        raise ValueError(f"`weights` must be non-negative; got {describe(w)}.")
+    W = np.array(model.W, dtype=float)
+    code = np.int64(get_activation(model.activation).code)
+    leak = float(model.leak)
+    H = np.full((t_obs.size, m), np.nan)
+    st, tr, nfev_f, nacc, S_t, S_h, S_y, S_K = _forward_store(
+        W, code, leak, P[0], Q[0], breaks, np.array(t_obs), H0, rtol, atol, np.inf,
+        np.int64(max_steps), threshold, _C, _A, _B, _E, _P, H, np.int64(_STORE_CAPACITY))
+    if st != SUCCESS:
+        raise SimulationError(f"dopri5 forward solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
+    c = np.array(model.c)
+    y = H @ c
+    r = w * (y - y_obs)
+    loss = 0.5 * float(np.sum(w * (y - y_obs) ** 2))
+    dc = r @ H
+    dW, dU, db = np.zeros((m, m)), np.zeros((m, d)), np.zeros(m)
+    a0 = np.zeros(m)
+    nfev_b = 0
+    if T > t0:
+        bb = np.unique(np.concatenate([breaks, t_obs[t_obs > t0]]))
+        starts = bb[:-1]
+        k = x.piece_index(0.5 * (bb[:-1] + bb[1:]))
+        Xo = x.offsets[k] + (starts - x.knots[k])[:, None] * x.slopes[k]
+        Xs = np.array(x.slopes[k])
+        U = np.array(model.U)
+        Pb = Xo @ U.T + np.array(model.b)
+        Qb = Xs @ U.T
+        jumps = np.zeros((bb.size, m))
+        idx = np.searchsorted(bb, t_obs)
+        np.add.at(jumps, idx, r[:, None] * c[None, :])
+        st, tr, nfev_b = _adjoint_backward(W, code, leak, Pb, Qb, np.ascontiguousarray(Xo), Xs, bb, jumps,
+                                           jumps[-1].copy(), float(rtol), float(atol), np.int64(max_steps),
+                                           _C, _A, _B, _E, _P, S_t, S_h, S_y, S_K, np.int64(nacc), dW, dU, db, a0)
+        if st != SUCCESS:
+            raise SimulationError(f"dopri5 adjoint (backward) solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
+    else:
+        a0 = r.sum() * c  # all observations at t0
+    return AdjointODEResult(loss=loss, dW=dW, dU=dU, db=db, dc=dc, dh0=a0, y=y, nfev_forward=int(nfev_f),
+                            nfev_backward=int(nfev_b), naccept_forward=int(nacc))
