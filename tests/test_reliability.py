@@ -320,3 +320,8 @@ def test_adjoint_loss_overflow_raises_naming_y_obs():
     m = dm.CTRNN.random(3, 1, rng=0)
     with pytest.raises(FloatOverflowError, match="y_obs"):
         dm.adjoint_gradient(m, dm.step([1.0], t_end=6.0), [1.0, 2.0], [1e300, 1e300])
+
+
+def test_train_ctrnn_on_huge_targets_raises_at_the_initial_parameters():
+    with pytest.raises(FloatingPointError, match="y_obs"):
+        dm.train_ctrnn(dm.CTRNN.random(2, 1, rng=0), dm.step([1.0], t_end=3.0), [1.0, 2.0], [1e300, 1e300], steps=2)
