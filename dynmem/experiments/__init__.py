@@ -38,6 +38,7 @@ REGISTRY = {
     "fig3": "fig3",
     "fig4": "fig4",
     "fig78": "fig78",
+    "fig10": "fig10",
     "fig11": "fig11",
     "kernel-limit": "kernel_limit",
     "ablation": "ablation",
