@@ -319,6 +319,11 @@ class _GatedCell:
         """Total number of trainable scalars."""
         return int(sum(getattr(self, n).size for n in self._param_names))
 
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``name -> shape`` of the trainable arrays, in flattening order."""
+        return {n: getattr(self, n).shape for n in self._param_names}
+
     def params(self) -> dict[str, np.ndarray]:
         """The trainable arrays by name (read-only)."""
         return {n: getattr(self, n) for n in self._param_names}

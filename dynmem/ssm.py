@@ -292,6 +292,11 @@ class DiagonalSSM:
         """``2 m + 2 m d + 2 m + d`` real scalars."""
         return _n_flat(self)
 
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the real blocks of :meth:`flatten` (``"Lambda.real"``, ``"Lambda.imag"``, ... ``"D"``)."""
+        return _flat_shapes(self)
+
     def flatten(self) -> np.ndarray:
         """``(Re Lambda, Im Lambda, Re B, Im B, Re C, Im C, D)`` as one real vector."""
         return _flatten(self)
@@ -429,6 +434,11 @@ class DiscreteDiagonalSSM:
         """``2 m + 2 m d + 2 m + d`` real scalars."""
         return _n_flat(self)
 
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the real blocks of :meth:`flatten` (``"Lambda.real"``, ``"Lambda.imag"``, ... ``"D"``)."""
+        return _flat_shapes(self)
+
     def flatten(self) -> np.ndarray:
         """``(Re Lambda_bar, Im Lambda_bar, Re B_bar, Im B_bar, Re C, Im C, D)`` as one real vector."""
         return _flatten(self)
@@ -490,6 +500,17 @@ def _complex_names(obj):
 def _n_flat(obj) -> int:
     m, d = obj.hidden, obj.inputs
     return 2 * m + 2 * m * d + 2 * m + d
+
+
+def _flat_shapes(obj) -> dict:
+    ln, bn = _complex_names(obj)
+    m, d = obj.hidden, obj.inputs
+    out = {}
+    for name, shape in ((ln, (m,)), (bn, (m, d)), ("C", (m,))):
+        out[f"{name}.real"] = shape
+        out[f"{name}.imag"] = shape
+    out["D"] = (d,)
+    return out
 
 
 def _flatten(obj) -> np.ndarray:
