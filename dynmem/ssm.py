@@ -74,7 +74,7 @@ import numpy as np
 
 from ._validation import as_float_array, check_choice, check_int, check_positive, check_rng, describe
 
-__all__ = ["DiagonalSSM", "DiscreteDiagonalSSM", "SSMGradient", "ssm_value_and_grad"]
+__all__ = ["DiagonalSSM", "DiscreteDiagonalSSM", "SSMGradient", "ssm_value_and_grad", "ssm_reparam_value_and_grad"]
 
 _METHODS = ("zoh", "bilinear")
 
@@ -705,3 +705,32 @@ def ssm_value_and_grad(model, X, Y, *, dt: float | None = None, method: str | No
     if not (np.all(np.isfinite(flat)) and np.all(np.isfinite(dh0))):
         raise FloatingPointError("BPTT produced a non-finite gradient (exploding gradients through the recurrence).")
     return SSMGradient(loss=value, grad=grad, flat=flat, dh0=dh0.sum(axis=0) if shared else dh0)
+
+
+def ssm_reparam_value_and_grad(w, frequency, B, C, X, Y, D=None, *, reparam: str = "softplus", dt: float = 1.0,
+                               method: str = "zoh", h0=None, loss: str = "mse", **params) -> SSMGradient:
+    """Loss and gradient of the SSM ``Lambda = f(w) + i frequency`` (:meth:`DiagonalSSM.from_reparam`).
+
+    The model is ``DiagonalSSM.from_reparam(w, frequency, B, C, D, reparam=reparam, **params)``,
+    discretised with ``dt`` and ``method``; the gradient is
+    :func:`ssm_value_and_grad`'s with respect to ``Lambda`` pulled back by
+    ``dL/dw = f'(w) Re(dL/dLambda)``, ``dL/dfrequency = Im(dL/dLambda)``, so
+    every real ``w`` is a stable model and gradient descent on ``w`` needs
+    no projection ([SSM]).
+
+    Returns
+    -------
+    SSMGradient
+        ``grad`` holds ``"w"``, ``"frequency"``, ``"B"``, ``"C"``, ``"D"``; ``flat`` is
+        ``(w, frequency, Re B, Im B, Re C, Im C, D)``.
+    """
+    from .reparam import get_reparam
+
+    model = DiagonalSSM.from_reparam(w, frequency, B, C, D, reparam=reparam, **params)
+    res = ssm_value_and_grad(model, X, Y, dt=dt, method=method, h0=h0, loss=loss)
+    w = as_float_array("w", w, ndim=1)
+    gL = res.grad["Lambda"]
+    gw = np.asarray(get_reparam(reparam, **params).fprime(w), dtype=float).reshape(w.shape) * gL.real
+    grad = {"w": gw, "frequency": gL.imag.copy(), "B": res.grad["B"], "C": res.grad["C"], "D": res.grad["D"]}
+    flat = np.concatenate([gw, gL.imag, res.flat[2 * model.hidden:]])
+    return SSMGradient(loss=res.loss, grad=grad, flat=flat, dh0=res.dh0)

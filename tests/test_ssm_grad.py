@@ -125,3 +125,45 @@ def test_validation():
     big = DiscreteDiagonalSSM(np.array([3.0 + 0j]), np.ones((1, 1)), np.ones(1), np.zeros(1))
     with pytest.raises(FloatingPointError, match="diverged"):
         big.value_and_grad(np.ones((1, 800, 1)), np.zeros((1, 800)))
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 4), reparam=st.sampled_from(["exp", "softplus", "best"]),
+       method=st.sampled_from(["zoh", "bilinear"]))
+def test_reparameterised_gradient_matches_central_differences(seed, m, reparam, method):
+    from dynmem.ssm import ssm_reparam_value_and_grad
+
+    rng = np.random.default_rng(seed)
+    d, nb, T = 2, 2, 8
+    w = rng.uniform(-2.0, 2.0, m)
+    freq = rng.uniform(-3.0, 3.0, m)
+    B = rng.standard_normal((m, d)) + 1j * rng.standard_normal((m, d))
+    C = rng.standard_normal(m) + 1j * rng.standard_normal(m)
+    D = rng.standard_normal(d)
+    X = rng.standard_normal((nb, T, d))
+    Y = rng.standard_normal((nb, T))
+
+    def unpack(th):
+        i = 0
+        out = []
+        for size in (m, m):
+            out.append(th[i:i + size])
+            i += size
+        Bm = th[i:i + m * d].reshape(m, d) + 1j * th[i + m * d:i + 2 * m * d].reshape(m, d)
+        i += 2 * m * d
+        Cm = th[i:i + m] + 1j * th[i + m:i + 2 * m]
+        i += 2 * m
+        return out[0], out[1], Bm, Cm, th[i:]
+
+    def f(th):
+        ww, fr, Bm, Cm, Dm = unpack(th)
+        return ssm_reparam_value_and_grad(ww, fr, Bm, Cm, X, Y, Dm, reparam=reparam, dt=0.5, method=method).loss
+
+    theta = np.concatenate([w, freq, B.real.ravel(), B.imag.ravel(), C.real, C.imag, D])
+    res = ssm_reparam_value_and_grad(w, freq, B, C, X, Y, D, reparam=reparam, dt=0.5, method=method)
+    assert set(res.grad) == {"w", "frequency", "B", "C", "D"} and res.flat.shape == theta.shape
+    for _ in range(3):
+        v = rng.standard_normal(theta.size)
+        v /= np.linalg.norm(v)
+        fd = _directional_fd(f, theta, v, 1e-3)
+        assert abs(res.flat @ v - fd) <= 1e-8 * (np.linalg.norm(res.flat) + abs(res.loss))
