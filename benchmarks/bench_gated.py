@@ -22,6 +22,14 @@ in ``extras``, with the jax/dynmem ratio and its error against the reference.
 Each timed call returns the gradient flattened in ``GRUCell.flatten()``
 order (weight_ih, weight_hh, bias_ih, bias_hh, c).
 
+Diagonal SSM cases (``ssm_*``, when jax is installed): ``dynmem.ssm_value_and_grad``
+on a ZOH-discretised ``DiagonalSSM`` (m = 64, d = 4, with feed-through)
+against ``jax.jit(jax.value_and_grad(loss))`` with the recurrence as a
+``jax.lax.scan`` over complex128 states (parameters as real and imaginary
+parts, so both gradients are in ``flatten()`` order).  torch has no
+diagonal-SSM layer; jax is where S5/LRU models are usually written.  The
+reference is a BPTT in ``np.clongdouble`` (below).
+
 Reference: an independent BPTT written below in numpy ``np.longdouble``
 (80-bit extended precision on x86-64), sharing no code with either side.
 The error column is ``||g - g_ref|| / ||g_ref||`` over all parameters.
@@ -225,6 +233,109 @@ def _jax_side(model, X, Y):
     return run, time.perf_counter() - t
 
 
+def reference_gradient_ssm(model, X, Y) -> np.ndarray:
+    """MSE loss gradient of a DiscreteDiagonalSSM by BPTT in np.clongdouble; flat in ``flatten()`` order."""
+    L, CL = np.longdouble, np.clongdouble
+    lam, Bb, C = (np.asarray(a, dtype=CL) for a in (model.Lambda_bar, model.B_bar, model.C))
+    D = np.asarray(model.D, dtype=L)
+    X, Y = np.asarray(X, dtype=L), np.asarray(Y, dtype=L)
+    B, T, d = X.shape
+    m = lam.size
+    H = np.zeros((T + 1, B, m), dtype=CL)
+    for k in range(T):
+        H[k + 1] = lam * H[k] + X[:, k] @ Bb.T
+    y = (H[1:] @ C).real + np.einsum("btd,d->tb", X, D)
+    g = (L(2) / L(B * T)) * (y - Y.T)  # (T, B)
+    e = np.zeros((B, m), dtype=CL)
+    glam = np.zeros(m, dtype=CL)
+    gB = np.zeros((m, d), dtype=CL)
+    for k in range(T - 1, -1, -1):
+        e = np.conj(lam) * e + g[k][:, None] * np.conj(C)  # dL/dh_{k+1} as dL/dRe + i dL/dIm
+        glam += np.sum(np.conj(H[k]) * e, axis=0)
+        gB += e.T @ X[:, k]
+    gC = np.einsum("tb,tbi->i", g, np.conj(H[1:]))
+    gD = np.einsum("tb,btd->d", g, X)
+    parts = [p for z in (glam, gB, gC) for p in (z.real.ravel(), z.imag.ravel())]
+    return np.concatenate(parts + [gD]).astype(np.float64)
+
+
+def _jax_ssm(model, X, Y):
+    jax = _import_jax()
+    if jax is None:
+        return None, None
+    import time
+
+    jnp = jax.numpy
+    B, T, d = X.shape
+    m = model.hidden
+    Xs = jnp.asarray(np.ascontiguousarray(np.asarray(X).transpose(1, 0, 2)))
+    Ys = jnp.asarray(np.asarray(Y))
+
+    def loss(p):
+        lr, li, br, bi, cr, ci, D = p
+        lam, Bb, C = lr + 1j * li, br + 1j * bi, cr + 1j * ci
+
+        def step(h, u):
+            h = lam * h + u
+            return h, (h @ C).real
+
+        _, y = jax.lax.scan(step, jnp.zeros((B, m), jnp.complex128), Xs @ Bb.T)
+        return jnp.mean((y.T + (Xs @ D).T - Ys) ** 2)
+
+    fn = jax.jit(jax.value_and_grad(loss))
+    p = tuple(jnp.asarray(a) for a in (model.Lambda_bar.real, model.Lambda_bar.imag, model.B_bar.real,
+                                       model.B_bar.imag, model.C.real, model.C.imag, model.D))
+
+    def run():
+        _, g = fn(p)
+        return np.concatenate([np.asarray(x).ravel() for x in g])
+
+    t = time.perf_counter()
+    run()
+    return run, time.perf_counter() - t
+
+
+def _ssm_cases(quick: bool):
+    out = []
+    for (m, batch, T), target in (QUICK_SIZES if quick else SIZES):
+        def build(m=m, batch=batch, T=T, target=target):
+            rng = np.random.default_rng([1, m, batch, T])
+            model = dynmem.DiagonalSSM.random(m, D_INPUTS, feedthrough=True, rng=rng).discretize(1.0)
+            X = rng.standard_normal((batch, T, D_INPUTS))
+            Y = 0.5 * rng.standard_normal((batch, T))
+            jax_run, jax_compile = _jax_ssm(model, X, Y)
+            if jax_run is None:
+                raise ImportError("the SSM cases compare against jax, which is not installed; install the extra with: "
+                                  "pip install 'dynmem[bench]'")
+            memo = {}
+
+            def reference():
+                if "ref" not in memo:
+                    memo["ref"] = reference_gradient_ssm(model, X, Y)
+                return memo["ref"]
+
+            def extras(rec, jax_compile=jax_compile):
+                return {"jax_compile_and_first_call_s": jax_compile}
+
+            return Case(
+                name=f"ssm_m{m}_b{batch}_T{T}",
+                group="gated",
+                description=f"diagonal SSM (ZOH) forward+BPTT, m={m} batch={batch} T={T} d={D_INPUTS}, MSE loss",
+                params=dict(m=m, batch=batch, T=T, d=D_INPUTS, dtype="complex128 state, float64 in/out"),
+                dynmem=lambda: dynmem.ssm.ssm_value_and_grad(model, X, Y, loss="mse").flat,
+                peer=jax_run,
+                reference=reference,
+                error=rel_err,
+                peer_name=JAX_NAME,
+                reference_name="numpy clongdouble BPTT",
+                speed_target=target,
+                extras=extras,
+            )
+
+        out.append((f"ssm_m{m}_b{batch}_T{T}", "gated", build))
+    return out
+
+
 def cases(quick: bool = False) -> list[tuple[str, str, object]]:
     """``(name, group, build)`` for each size; ``build()`` makes the :class:`Case` (and its data)."""
     out = []
@@ -276,7 +387,7 @@ def cases(quick: bool = False) -> list[tuple[str, str, object]]:
             )
 
         out.append((_name(kind, m, batch, T), "gated", build))
-    return out
+    return out + _ssm_cases(quick)
 
 
 JAX_NAME = "jax.jit(grad(scan))"

@@ -33,9 +33,11 @@ here: its cell state has no decay term of its own (``s_{k+1} - s_k = (f - 1)
 s_k + i g``), and a continuous-time LSTM is a modelling choice, not a
 unique form, so none is offered.
 
-BPTT is written by hand (the derivation is in the kernel docstrings); the
-weight gradients are formed after the sequential sweep as one matrix product
-each, from the stored pre-activation cotangents.
+BPTT is written by hand (the derivation is in the kernel docstrings).  For
+input dimensions up to :data:`FUSE_INPUTS_MAX` the input projection
+``W_ih x_k + b_ih`` and its gradient are fused into the sequential kernels
+(no (T, B, g m) arrays); the recurrent weight gradient is formed after the
+sweep as one matrix product from the stored pre-activation cotangents.
 """
 
 from __future__ import annotations
@@ -57,20 +59,56 @@ __all__ = ["GRUCell", "LSTMCell", "CTGRU", "GatedTrajectory", "GatedGradient", "
 # numba kernels (float64, C-contiguous; one signature each)
 
 
+#: Input dimension up to which the input projection ``W_ih x_k + b_ih`` is fused
+#: into the sequential kernels (a few multiply-adds per gate entry, no (T, B, g m)
+#: array); above it the projection is one BLAS product before the sweep.
+FUSE_INPUTS_MAX = 16
+
+_EMPTY3 = np.empty((0, 0, 0))
+
+
 @numba.njit(cache=True, error_model="numpy")
-def _gru_forward_kernel(WhhT, bhh, c, P, H, G, Y):
+def _input_part(Xk, WihT, bih, P, k, bi, A, lo, hi, mode):
+    """``A[bi, lo:hi] (+)= (W_ih x_k + b_ih)[lo:hi]``: fused from X (``P`` empty) or read from P."""
+    if P.shape[0] > 0:
+        Pk = P[k]
+        if mode == 0:
+            for i in range(lo, hi):
+                A[bi, i] = Pk[bi, i]
+        else:
+            for i in range(lo, hi):
+                A[bi, i] += Pk[bi, i]
+        return
+    if mode == 0:
+        for i in range(lo, hi):
+            A[bi, i] = bih[i]
+    else:
+        for i in range(lo, hi):
+            A[bi, i] += bih[i]
+    for j in range(Xk.shape[1]):
+        xj = Xk[bi, j]
+        for i in range(lo, hi):
+            A[bi, i] += xj * WihT[j, i]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _gru_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, G, Y):
     """GRU forward.
 
-    WhhT (m, 3m) = weight_hh^T; bhh (3m,); c (m,); P (T, B, 3m) = W_ih x_k + b_ih;
+    WhhT (m, 3m) = weight_hh^T; bhh (3m,); WihT (d, 3m) = weight_ih^T; bih (3m,);
+    c (m,); X (T, B, d) inputs; P either empty (the input projection
+    ``W_ih x_k + b_ih`` is formed here, for small d) or (T, B, 3m) holding it;
     H (T+1, B, m) with H[0] = h_0 set.  Writes H[1:], G (T, B, 4m) = (r, z, n,
     W_hn h_k + b_hn) and Y (T, B) = c^T h_{k+1}.  The sigmoids are
     ``(1 + tanh(v/2)) / 2``, so every transcendental goes through the
     vectorised :func:`~dynmem.activations.tanh_block` (libm's scalar tanh
     and exp would dominate the step).
     """
-    T, B, m3 = P.shape
+    T, B, _ = X.shape
+    m3 = WhhT.shape[1]
     m = m3 // 3
     A = np.empty((B, m3))
+    I = np.empty((B, m3))
     n2 = B * 2 * m
     n1 = B * m
     u2 = np.empty(n2)
@@ -86,13 +124,14 @@ def _gru_forward_kernel(WhhT, bhh, c, P, H, G, Y):
     for k in range(T):
         hk = H[k]
         np.dot(hk, WhhT, A)
-        Pk = P[k]
+        Xk = X[k]
         Gk = G[k]
         hn = H[k + 1]
         for bi in range(B):
+            _input_part(Xk, WihT, bih, P, k, bi, I, 0, m3, 0)
             o = bi * 2 * m
             for i in range(2 * m):
-                u2[o + i] = 0.5 * (Pk[bi, i] + A[bi, i] + bhh[i])
+                u2[o + i] = 0.5 * (I[bi, i] + A[bi, i] + bhh[i])
         tanh_block(u2, t2, s2, k2, b2)
         for bi in range(B):
             o = bi * 2 * m
@@ -102,7 +141,7 @@ def _gru_forward_kernel(WhhT, bhh, c, P, H, G, Y):
                 Gk[bi, i] = r
                 Gk[bi, m + i] = 0.5 + 0.5 * t2[o + m + i]
                 Gk[bi, 3 * m + i] = q
-                u1[bi * m + i] = Pk[bi, 2 * m + i] + r * q
+                u1[bi * m + i] = I[bi, 2 * m + i] + r * q
         tanh_block(u1, t1, s1, k1, b1)
         for bi in range(B):
             acc = 0.0
@@ -117,7 +156,7 @@ def _gru_forward_kernel(WhhT, bhh, c, P, H, G, Y):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _gru_backward_kernel(Whh, c, H, G, dY, a, Dih, Dhh):
+def _gru_backward_kernel(Whh, c, X, H, G, dY, a, Dih, Dhh, gWihT, gbih, gbhh):
     """GRU BPTT, sequential part.
 
     With ``a = dL/dh_{k+1}`` (including ``dY_k c``)::
@@ -126,18 +165,23 @@ def _gru_backward_kernel(Whh, c, H, G, dY, a, Dih, Dhh):
         dr = dan q,      dar = dr r (1 - r),  daz = dz z (1 - z),   dq = dan r
         dL/dh_k = a z + [dar, daz, dq] @ weight_hh
 
-    Writes Dih[k] = [dar, daz, dan] (cotangent of W_ih x_k + b_ih) and
-    Dhh[k] = [dar, daz, dq] (of W_hh h_k + b_hh); ``a`` enters as the extra
-    cotangent of h_T and leaves as dL/dh_0.
+    Writes Dhh[k] = [dar, daz, dq] (cotangent of W_hh h_k + b_hh) and
+    accumulates its sum into gbhh.  The cotangent of W_ih x_k + b_ih,
+    [dar, daz, dan], is either stored in Dih[k] (Dih non-empty, for a BLAS
+    product afterwards) or contracted here with x_k into gWihT (d, 3m) and
+    gbih.  ``a`` enters as the extra cotangent of h_T and leaves as dL/dh_0.
     """
     T, B, m4 = G.shape
     m = m4 // 4
+    d = X.shape[2]
+    store = Dih.shape[0] > 0
     tmp = np.empty((B, m))
+    di = np.empty(3 * m)
     for k in range(T - 1, -1, -1):
         Gk = G[k]
         hk = H[k]
-        Di = Dih[k]
         Dh = Dhh[k]
+        Xk = X[k]
         for bi in range(B):
             g = dY[k, bi]
             for i in range(m):
@@ -149,13 +193,25 @@ def _gru_backward_kernel(Whh, c, H, G, dY, a, Dih, Dhh):
                 dan = ai * (1.0 - z) * (1.0 - n * n)
                 dar = dan * q * r * (1.0 - r)
                 daz = ai * (hk[bi, i] - n) * z * (1.0 - z)
-                Di[bi, i] = dar
-                Di[bi, m + i] = daz
-                Di[bi, 2 * m + i] = dan
+                di[i] = dar
+                di[m + i] = daz
+                di[2 * m + i] = dan
                 Dh[bi, i] = dar
                 Dh[bi, m + i] = daz
                 Dh[bi, 2 * m + i] = dan * r
                 a[bi, i] = ai * z
+            for i in range(3 * m):
+                gbhh[i] += Dh[bi, i]
+            if store:
+                for i in range(3 * m):
+                    Dih[k, bi, i] = di[i]
+            else:
+                for i in range(3 * m):
+                    gbih[i] += di[i]
+                for j in range(d):
+                    xj = Xk[bi, j]
+                    for i in range(3 * m):
+                        gWihT[j, i] += xj * di[i]
         np.dot(Dh, Whh, tmp)
         for bi in range(B):
             for i in range(m):
@@ -163,15 +219,17 @@ def _gru_backward_kernel(Whh, c, H, G, dY, a, Dih, Dhh):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _lstm_forward_kernel(WhhT, bhh, c, P, H, S, G, Y):
+def _lstm_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, S, G, Y):
     """LSTM forward.
 
-    WhhT (m, 4m); bhh (4m,); P (T, B, 4m) = W_ih x_k + b_ih; H, S (T+1, B, m)
-    with H[0] = h_0, S[0] = s_0 set.  Writes H[1:], S[1:], G (T, B, 4m) =
-    (i, f, g, o) after their activations, and Y (T, B) = c^T h_{k+1}.
+    WhhT (m, 4m); bhh (4m,); WihT (d, 4m); bih (4m,); X (T, B, d); P empty
+    (input projection fused here) or (T, B, 4m) = W_ih x_k + b_ih; H, S
+    (T+1, B, m) with H[0] = h_0, S[0] = s_0 set.  Writes H[1:], S[1:], G (T,
+    B, 4m) = (i, f, g, o) after their activations, and Y (T, B) = c^T h_{k+1}.
     Sigmoids as ``(1 + tanh(v/2)) / 2`` through :func:`~dynmem.activations.tanh_block`.
     """
-    T, B, m4 = P.shape
+    T, B, _ = X.shape
+    m4 = WhhT.shape[1]
     m = m4 // 4
     A = np.empty((B, m4))
     n4 = B * m4
@@ -188,17 +246,21 @@ def _lstm_forward_kernel(WhhT, bhh, c, P, H, S, G, Y):
     b1 = np.empty(n1, dtype=np.int64)
     for k in range(T):
         np.dot(H[k], WhhT, A)
-        Pk = P[k]
+        Xk = X[k]
         Gk = G[k]
         sk = S[k]
         sn = S[k + 1]
         hn = H[k + 1]
         for bi in range(B):
+            _input_part(Xk, WihT, bih, P, k, bi, A, 0, m4, 1)
             o = bi * m4
-            for i in range(m4):
-                v = Pk[bi, i] + A[bi, i] + bhh[i]
-                # g (third block) takes tanh(v); the sigmoid gates tanh(v/2).
-                u4[o + i] = v if (i >= 2 * m and i < 3 * m) else 0.5 * v
+            # g (third block) takes tanh(v); the sigmoid gates tanh(v/2).
+            for i in range(2 * m):
+                u4[o + i] = 0.5 * (A[bi, i] + bhh[i])
+            for i in range(2 * m, 3 * m):
+                u4[o + i] = A[bi, i] + bhh[i]
+            for i in range(3 * m, m4):
+                u4[o + i] = 0.5 * (A[bi, i] + bhh[i])
         tanh_block(u4, t4, s4, k4, b4)
         for bi in range(B):
             o = bi * m4
@@ -225,26 +287,34 @@ def _lstm_forward_kernel(WhhT, bhh, c, P, H, S, G, Y):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _lstm_backward_kernel(Whh, c, S, G, dY, a, e, D):
+def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, a, e, D, gWihT, gb):
     """LSTM BPTT, sequential part.
 
-    With ``a = dL/dh_{k+1}`` (including ``dY_k c``) and ``e = dL/ds_{k+1}``,
-    ``t = tanh(s_{k+1})``::
+    With ``a = dL/dh_{k+1}`` (including ``dY_k c``), ``e = dL/ds_{k+1}`` and
+    ``t = tanh(s_{k+1})`` (recovered as ``h_{k+1} / o``: ``o > 0``, and
+    ``h = o t`` was rounded once, so this is t to two roundings; libm's
+    tanh is the fallback for ``o < 1e-100``)::
 
         do = a t,  ds = e + a o (1 - t^2),  di = ds g,  df = ds s_k,  dg = ds i
         D[k] = [di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)]      (dL/d pre-activation)
         dL/ds_k = ds f,   dL/dh_k = D[k] @ weight_hh
 
-    ``a``, ``e`` enter as the extra cotangents of h_T, s_T and leave as
-    dL/dh_0, dL/ds_0.
+    Accumulates the sum of D[k] into gb and, when ``gWihT`` (d, 4m) is
+    non-empty, ``x_k D[k]`` into it (the fused input projection).  ``a``,
+    ``e`` enter as the extra cotangents of h_T, s_T and leave as dL/dh_0,
+    dL/ds_0.
     """
     T, B, m4 = G.shape
     m = m4 // 4
+    d = X.shape[2]
+    fused = gWihT.shape[0] > 0
     for k in range(T - 1, -1, -1):
         Gk = G[k]
         sk = S[k]
         sn = S[k + 1]
+        hn = H[k + 1]
         Dk = D[k]
+        Xk = X[k]
         for bi in range(B):
             g = dY[k, bi]
             for i in range(m):
@@ -253,13 +323,20 @@ def _lstm_backward_kernel(Whh, c, S, G, dY, a, e, D):
                 fg = Gk[bi, m + i]
                 gg = Gk[bi, 2 * m + i]
                 og = Gk[bi, 3 * m + i]
-                t = np.tanh(sn[bi, i])
+                t = hn[bi, i] / og if og > 1e-100 else np.tanh(sn[bi, i])
                 ds = e[bi, i] + ai * og * (1.0 - t * t)
                 Dk[bi, i] = ds * gg * ig * (1.0 - ig)
                 Dk[bi, m + i] = ds * sk[bi, i] * fg * (1.0 - fg)
                 Dk[bi, 2 * m + i] = ds * ig * (1.0 - gg * gg)
                 Dk[bi, 3 * m + i] = ai * t * og * (1.0 - og)
                 e[bi, i] = ds * fg
+            for i in range(m4):
+                gb[i] += Dk[bi, i]
+            if fused:
+                for j in range(d):
+                    xj = Xk[bi, j]
+                    for i in range(m4):
+                        gWihT[j, i] += xj * Dk[bi, i]
         np.dot(Dk, Whh, a)
 
 
@@ -318,6 +395,11 @@ class _GatedCell:
     def n_params(self) -> int:
         """Total number of trainable scalars."""
         return int(sum(getattr(self, n).size for n in self._param_names))
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``name -> shape`` of the trainable arrays, in flattening order."""
+        return {n: getattr(self, n).shape for n in self._param_names}
 
     def params(self) -> dict[str, np.ndarray]:
         """The trainable arrays by name (read-only)."""
@@ -769,8 +851,13 @@ def gated_forward(model, X, *, h0=None, s0=None) -> GatedTrajectory:
     h0a, h_shared = _check_state("h0", h0, m, B)
     Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
     g = model._n_gates
-    # Input projections for every step at once (off the sequential path).
-    P = (Xt.reshape(T * B, d) @ model.weight_ih.T + model.bias_ih).reshape(T, B, g * m)
+    WihT = np.ascontiguousarray(model.weight_ih.T)
+    bih = model.bias_ih.copy()
+    if d <= FUSE_INPUTS_MAX:
+        P = _EMPTY3  # the kernels form W_ih x_k + b_ih on the fly
+    else:
+        # Input projections for every step at once (one BLAS product, off the sequential path).
+        P = (Xt.reshape(T * B, d) @ model.weight_ih.T + model.bias_ih).reshape(T, B, g * m)
     H = np.empty((T + 1, B, m))
     H[0] = h0a
     G = np.empty((T, B, 4 * m))
@@ -782,10 +869,10 @@ def gated_forward(model, X, *, h0=None, s0=None) -> GatedTrajectory:
         s0a, s_shared = _check_state("s0", s0, m, B)
         S = np.empty((T + 1, B, m))
         S[0] = s0a
-        _lstm_forward_kernel(WhhT, bhh, c, P, H, S, G, Yt)
+        _lstm_forward_kernel(WhhT, bhh, WihT, bih, c, Xt, P, H, S, G, Yt)
     else:
         s_shared, S = True, None
-        _gru_forward_kernel(WhhT, bhh, c, P, H, G, Yt)
+        _gru_forward_kernel(WhhT, bhh, WihT, bih, c, Xt, P, H, G, Yt)
     if not np.all(np.isfinite(H[-1])) or (S is not None and not np.all(np.isfinite(S[-1]))):
         raise FloatingPointError(f"the {type(model).__name__} diverged: a state became non-finite within {T} steps.")
     return GatedTrajectory(
@@ -839,23 +926,30 @@ def gated_value_and_grad(model, X, Y, *, h0=None, s0=None, loss: str = "mse") ->
     a = np.zeros((B, m))
     Whh = model.weight_hh.copy()
     c = model.c.copy()
+    fused = d <= FUSE_INPUTS_MAX
+    gWihT = np.zeros((d, g * m)) if fused else np.empty((0, 0))
     if isinstance(model, LSTMCell):
         e = np.zeros((B, m))
         D = np.empty((T, B, 4 * m))
-        _lstm_backward_kernel(Whh, c, traj._S, traj._G, dY, a, e, D)
+        gb = np.zeros(4 * m)
+        _lstm_backward_kernel(Whh, c, Xt, H, traj._S, traj._G, dY, a, e, D, gWihT, gb)
         Dih = Dhh = D.reshape(T * B, 4 * m)
+        gbih = gbhh = gb
     else:
         e = None
-        Dih3 = np.empty((T, B, 3 * m))
+        Dih3 = np.empty((0, 0, 0)) if fused else np.empty((T, B, 3 * m))
         Dhh3 = np.empty((T, B, 3 * m))
-        _gru_backward_kernel(Whh, c, H, traj._G, dY, a, Dih3, Dhh3)
-        Dih = Dih3.reshape(T * B, 3 * m)
+        gbih, gbhh = np.zeros(3 * m), np.zeros(3 * m)
+        _gru_backward_kernel(Whh, c, Xt, H, traj._G, dY, a, Dih3, Dhh3, gWihT, gbih, gbhh)
+        Dih = None if fused else Dih3.reshape(T * B, 3 * m)
         Dhh = Dhh3.reshape(T * B, 3 * m)
+        if not fused:
+            gbih = Dih.sum(axis=0)
     grads = {
-        "weight_ih": Dih.T @ Xt.reshape(T * B, d),
+        "weight_ih": gWihT.T.copy() if fused else Dih.T @ Xt.reshape(T * B, d),
         "weight_hh": Dhh.T @ H[:-1].reshape(T * B, m),
-        "bias_ih": Dih.sum(axis=0),
-        "bias_hh": Dhh.sum(axis=0),
+        "bias_ih": gbih,
+        "bias_hh": gbhh.copy(),
         "c": dY.reshape(T * B) @ H[1:].reshape(T * B, m),
     }
     if not (all(np.all(np.isfinite(v)) for v in grads.values()) and np.all(np.isfinite(a))):

@@ -44,6 +44,12 @@ capabilities are written down as :class:`typing.Protocol` classes
   response.
 * :class:`ClosedFormMemory` - ``closed_form_memory(t, input=...)`` for models whose
   memory is known in closed form (linear ones); used before the probes.
+* :class:`Trainable` - :class:`Parametrized` plus ``value_and_grad(X, Y,
+  loss=...)`` returning an object with ``loss`` and ``flat`` (the gradient in
+  ``flatten()`` order); :func:`dynmem.train.train` trains any such model
+  that is also a :class:`DiscreteModel` (the GRU/LSTM cells, the discrete
+  SSM), and :func:`dynmem.stability.perturbation_curve` perturbs any
+  :class:`Parametrized` :class:`DiscreteModel` through ``flatten``/``unflatten``.
 
 Adding a model (the recipe): write a frozen dataclass with the methods of
 one protocol above (plus ``flatten``/``unflatten`` if it is trained) in its
@@ -52,7 +58,7 @@ own module, export it from ``dynmem/__init__.py``, and test it in
 :func:`~dynmem.simulate.simulate` need (``tests/test_contract.py`` defines
 two models that way).  Files touched outside tests: the new module and
 ``__init__.py``.  (``train``, ``stability.perturbation_curve`` and the
-hypothesis strategies still check concrete classes; see the issue-14 report.)
+hypothesis strategies need nothing more than the protocols above.)
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ from .activations import available_activations, get_activation
 from .spectra import spectral_abscissa
 
 __all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN", "Parametrized", "ContinuousModel", "DiscreteModel",
-           "ClosedFormMemory"]
+           "ClosedFormMemory", "Trainable"]
 
 
 # ---------------------------------------------------------------------------
@@ -189,6 +195,30 @@ class ClosedFormMemory(Protocol):
     """
 
     def closed_form_memory(self, t, *, input: str = "heaviside"): ...
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """A :class:`Parametrized` model with its own loss gradient.
+
+    ``value_and_grad(X, Y, *, loss="mse")`` for inputs X (batch, T, d) and
+    targets Y (batch, T) returns an object with ``loss`` (float) and ``flat``
+    (ndarray, shape (n_params,): ``dL/dtheta`` in ``flatten()`` order; for a
+    complex parameter ``a + i b`` the entries ``dL/da``, ``dL/db``), raising
+    ``FloatingPointError`` when the forward pass or the gradient is non-finite.
+    """
+
+    @property
+    def param_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def n_params(self) -> int: ...
+
+    def flatten(self) -> np.ndarray: ...
+
+    def unflatten(self, theta): ...
+
+    def value_and_grad(self, X, Y, *, loss: str = "mse"): ...
 
 
 class _ParamModel:

@@ -43,10 +43,30 @@ Contract (:mod:`dynmem.models`): a ``DiagonalSSM`` has a closed-form memory
 takes it in closed form or, with ``closed_form=False``, through the flow of
 the real form; a ``DiscreteDiagonalSSM`` is a
 :class:`~dynmem.models.DiscreteModel` on the flat state ``(Re h, Im h)``.
+Both are :class:`~dynmem.models.Parametrized`: the flat parameter vector is
+``(Re Lambda, Im Lambda, Re B, Im B, Re C, Im C, D)`` (``Lambda_bar``,
+``B_bar`` for the discrete model), each raveled in C order.
+
+Gradients (hand-written BPTT, :func:`ssm_value_and_grad`).  For a real loss
+L of a complex parameter ``p = a + i b`` dynmem reports ``dL/dp := dL/da + i
+dL/db``, so the flat gradient lines up with the flat parameters.  With
+``g_k = dL/dy_k`` and ``e_k = dL/dh_{k+1}`` (same convention)::
+
+    e_{T-1} = g_{T-1} conj(C),     e_k = conj(Lambda_bar) e_{k+1} + g_k conj(C)
+    dL/dLambda_bar = sum_k conj(h_k) e_k,      dL/dB_bar = sum_k e_k x_k^T
+    dL/dC = sum_k g_k conj(h_{k+1}),           dL/dD = sum_k g_k x_k,     dL/dh_0 = conj(Lambda_bar) e_0
+
+and through a discretisation ``w = f(z)`` holomorphic in ``z`` the
+cotangents pull back as ``dL/dz = conj(f'(z)) dL/dw``: for ZOH
+``dLambda_bar/dLambda = dt e^{Lambda dt}``, ``s = (e^{Lambda dt} - 1)/Lambda``,
+``ds/dLambda = (dt e^{Lambda dt} - s) / Lambda``; for the bilinear map
+``dLambda_bar/dLambda = dt / (1 - Lambda dt/2)^2``, ``s = dt / (1 - Lambda dt/2)``,
+``ds/dLambda = dt^2 / (2 (1 - Lambda dt/2)^2)``; with ``B_bar = s B``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numba
@@ -54,7 +74,7 @@ import numpy as np
 
 from ._validation import as_float_array, check_choice, check_int, check_positive, check_rng, describe
 
-__all__ = ["DiagonalSSM", "DiscreteDiagonalSSM"]
+__all__ = ["DiagonalSSM", "DiscreteDiagonalSSM", "SSMGradient", "ssm_value_and_grad", "ssm_reparam_value_and_grad"]
 
 _METHODS = ("zoh", "bilinear")
 
@@ -261,6 +281,38 @@ class DiagonalSSM:
         Cr = np.concatenate([self.C.real, -self.C.imag])
         return A, Br, Cr, self.D.copy()
 
+    # -- parameters (dynmem.models.Parametrized) ---------------------------
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """``("Lambda", "B", "C", "D")``: the flat vector holds real and imaginary parts of the complex ones."""
+        return ("Lambda", "B", "C", "D")
+
+    @property
+    def n_params(self) -> int:
+        """``2 m + 2 m d + 2 m + d`` real scalars."""
+        return _n_flat(self)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the real blocks of :meth:`flatten` (``"Lambda.real"``, ``"Lambda.imag"``, ... ``"D"``)."""
+        return _flat_shapes(self)
+
+    def flatten(self) -> np.ndarray:
+        """``(Re Lambda, Im Lambda, Re B, Im B, Re C, Im C, D)`` as one real vector."""
+        return _flatten(self)
+
+    def unflatten(self, theta) -> "DiagonalSSM":
+        """The model with the parameters ``theta`` (layout of :meth:`flatten`; ``Re Lambda < 0`` is validated)."""
+        return dataclasses.replace(self, **_unflatten(self, theta))
+
+    def value_and_grad(self, X, Y, *, dt: float = 1.0, method: str = "zoh", h0=None, loss: str = "mse") -> "SSMGradient":
+        """Loss of the discretised model on ``(X, Y)`` and its gradient with respect to ``Lambda, B, C, D``.
+
+        The recurrence is :meth:`discretize` ``(dt, method=method)``; see
+        :func:`ssm_value_and_grad` for the loss and the gradient convention.
+        """
+        return ssm_value_and_grad(self, X, Y, dt=dt, method=method, h0=h0, loss=loss)
+
     def discretize(self, dt: float, *, method: str = "zoh") -> "DiscreteDiagonalSSM":
         """The recurrence of the ZOH or bilinear discretisation with step ``dt`` (module docstring)."""
         dt = check_positive("dt", dt)
@@ -371,6 +423,34 @@ class DiscreteDiagonalSSM:
         h = (X @ self.B_bar.T) / (1.0 - self.Lambda_bar)
         return np.concatenate([h.real, h.imag], axis=1)
 
+    # -- parameters (dynmem.models.Parametrized) ---------------------------
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """``("Lambda_bar", "B_bar", "C", "D")`` (real and imaginary parts in the flat vector)."""
+        return ("Lambda_bar", "B_bar", "C", "D")
+
+    @property
+    def n_params(self) -> int:
+        """``2 m + 2 m d + 2 m + d`` real scalars."""
+        return _n_flat(self)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the real blocks of :meth:`flatten` (``"Lambda.real"``, ``"Lambda.imag"``, ... ``"D"``)."""
+        return _flat_shapes(self)
+
+    def flatten(self) -> np.ndarray:
+        """``(Re Lambda_bar, Im Lambda_bar, Re B_bar, Im B_bar, Re C, Im C, D)`` as one real vector."""
+        return _flatten(self)
+
+    def unflatten(self, theta) -> "DiscreteDiagonalSSM":
+        """The model with the parameters ``theta`` (layout of :meth:`flatten`; ``dt``, ``method`` kept)."""
+        return dataclasses.replace(self, **_unflatten(self, theta))
+
+    def value_and_grad(self, X, Y, *, h0=None, loss: str = "mse") -> "SSMGradient":
+        """Loss on ``(X, Y)`` and its gradient with respect to ``Lambda_bar, B_bar, C, D`` (:func:`ssm_value_and_grad`)."""
+        return ssm_value_and_grad(self, X, Y, h0=h0, loss=loss)
+
     def run(self, X, *, h0=None) -> tuple[np.ndarray, np.ndarray]:
         """Run the recurrence over a batch of sequences.
 
@@ -407,3 +487,250 @@ class DiscreteDiagonalSSM:
         if not (np.all(np.isfinite(H)) and np.all(np.isfinite(Y))):
             raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
         return Y, H
+
+
+# ---------------------------------------------------------------------------
+# flat parameters and BPTT
+
+
+def _complex_names(obj):
+    return ("Lambda", "B") if isinstance(obj, DiagonalSSM) else ("Lambda_bar", "B_bar")
+
+
+def _n_flat(obj) -> int:
+    m, d = obj.hidden, obj.inputs
+    return 2 * m + 2 * m * d + 2 * m + d
+
+
+def _flat_shapes(obj) -> dict:
+    ln, bn = _complex_names(obj)
+    m, d = obj.hidden, obj.inputs
+    out = {}
+    for name, shape in ((ln, (m,)), (bn, (m, d)), ("C", (m,))):
+        out[f"{name}.real"] = shape
+        out[f"{name}.imag"] = shape
+    out["D"] = (d,)
+    return out
+
+
+def _flatten(obj) -> np.ndarray:
+    ln, bn = _complex_names(obj)
+    parts = []
+    for arr in (getattr(obj, ln), getattr(obj, bn), obj.C):
+        parts += [arr.real.ravel(), arr.imag.ravel()]
+    return np.concatenate(parts + [obj.D.ravel()])
+
+
+def _unflatten(obj, theta) -> dict:
+    theta = as_float_array("theta", theta, ndim=1)
+    n = _n_flat(obj)
+    if theta.size != n:
+        raise ValueError(f"`theta` must have length {n} (n_params of this model); got length {theta.size}.")
+    ln, bn = _complex_names(obj)
+    out, i = {}, 0
+    for name, shape in ((ln, (obj.hidden,)), (bn, (obj.hidden, obj.inputs)), ("C", (obj.hidden,))):
+        size = int(np.prod(shape))
+        out[name] = (theta[i:i + size] + 1j * theta[i + size:i + 2 * size]).reshape(shape)
+        i += 2 * size
+    out["D"] = theta[i:].copy()
+    return out
+
+
+@numba.njit(cache=True)
+def _ssm_forward_store(lam, Bbar, C, D, X, H):
+    """Like :func:`_ssm_kernel`, keeping every state: H (B, T+1, m) c16 with H[:, 0] = h_0 set; returns Y (B, T)."""
+    nb, T, d = X.shape
+    m = lam.size
+    Y = np.empty((nb, T))
+    for bi in range(nb):
+        for k in range(T):
+            acc = 0.0
+            for j in range(d):
+                acc += D[j] * X[bi, k, j]
+            for i in range(m):
+                u = 0.0j
+                for j in range(d):
+                    u += Bbar[i, j] * X[bi, k, j]
+                h = lam[i] * H[bi, k, i] + u
+                H[bi, k + 1, i] = h
+                acc += C[i].real * h.real - C[i].imag * h.imag
+            Y[bi, k] = acc
+    return Y
+
+
+@numba.njit(cache=True)
+def _ssm_backward(lam, C, X, H, G, glam, gB, gC, gD, dh0):
+    """BPTT of the diagonal recurrence (formulas in the module docstring); accumulates into glam, gB, gC, gD.
+
+    G (B, T) holds dL/dy_k; dh0 (B, m) c16 receives dL/dh_0.
+    """
+    nb, T, d = X.shape
+    m = lam.size
+    e = np.empty(m, dtype=np.complex128)
+    lc = np.conj(lam)
+    cc = np.conj(C)
+    for bi in range(nb):
+        for i in range(m):
+            e[i] = 0.0
+        for k in range(T - 1, -1, -1):
+            g = G[bi, k]
+            for j in range(d):
+                gD[j] += g * X[bi, k, j]
+            for i in range(m):
+                ei = lc[i] * e[i] + g * cc[i]
+                e[i] = ei
+                glam[i] += np.conj(H[bi, k, i]) * ei
+                gC[i] += g * np.conj(H[bi, k + 1, i])
+                for j in range(d):
+                    gB[i, j] += ei * X[bi, k, j]
+        for i in range(m):
+            dh0[bi, i] = lc[i] * e[i]
+
+
+@dataclass(frozen=True, eq=False)
+class SSMGradient:
+    """A loss and its gradient (:func:`ssm_value_and_grad`).
+
+    Attributes
+    ----------
+    loss : float
+    grad : dict
+        ``name -> dL/dname`` for the model's :attr:`param_names` (complex
+        arrays hold ``dL/dRe + i dL/dIm``).
+    flat : ndarray, shape (n_params,)
+        The gradient in the order of ``model.flatten()``.
+    dh0 : ndarray of complex
+        ``dL/dh_0``, shape (m,) when ``h0`` was None or shared, else (batch, m).
+    """
+
+    loss: float
+    grad: dict
+    flat: np.ndarray
+    dh0: np.ndarray
+
+
+_LOSSES = ("mse", "sse")
+
+
+def ssm_value_and_grad(model, X, Y, *, dt: float | None = None, method: str | None = None, h0=None,
+                       loss: str = "mse") -> SSMGradient:
+    """Loss on the outputs of a diagonal SSM and its gradient (hand-written BPTT in numba).
+
+    Parameters
+    ----------
+    model : DiscreteDiagonalSSM or DiagonalSSM
+        A continuous model is discretised with ``dt`` (default 1) and
+        ``method`` (default ``"zoh"``) and the gradient is taken with respect
+        to its continuous parameters ``Lambda, B, C, D`` through the
+        discretisation (chain rule in the module docstring).
+    X : array_like, shape (batch, T, d)
+    Y : array_like, shape (batch, T)
+        Targets for ``y_k = Re(C^T h_{k+1}) + D^T x_k``.
+    h0 : array_like of complex, shape (m,) or (batch, m), optional
+    loss : {"mse", "sse"}
+        ``mean (y - Y)^2`` or ``0.5 sum (y - Y)^2``.
+
+    Returns
+    -------
+    SSMGradient
+
+    Raises
+    ------
+    FloatingPointError
+        If the recurrence diverges or the gradient is non-finite.
+    """
+    check_choice("loss", loss, _LOSSES)
+    if isinstance(model, DiagonalSSM):
+        dt = 1.0 if dt is None else dt
+        method = "zoh" if method is None else method
+        disc = model.discretize(dt, method=method)
+    elif isinstance(model, DiscreteDiagonalSSM):
+        if dt is not None or method is not None:
+            raise ValueError("`dt` and `method` apply to a DiagonalSSM only; a DiscreteDiagonalSSM is already discrete.")
+        disc = model
+    else:
+        raise TypeError(f"`model` must be a DiagonalSSM or a DiscreteDiagonalSSM; got {describe(model)}.")
+    X = as_float_array("X", X)
+    if X.ndim != 3 or X.shape[2] != disc.inputs or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"`X` must have shape (batch, T, {disc.inputs}) with batch, T >= 1; got shape {X.shape}.")
+    nb, T, _ = X.shape
+    m = disc.hidden
+    Y = as_float_array("Y", Y, shape=(nb, T))
+    H = np.zeros((nb, T + 1, m), dtype=np.complex128)
+    shared = True
+    if h0 is not None:
+        h0 = np.asarray(h0)
+        if h0.shape not in ((m,), (nb, m)):
+            raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {h0.shape}.")
+        shared = h0.shape == (m,)
+        H[:, 0] = _as_complex("h0", h0, h0.shape)
+    X = np.ascontiguousarray(X)
+    lam, Bbar, C, D = disc.Lambda_bar.copy(), disc.B_bar.copy(), disc.C.copy(), disc.D.copy()
+    yk = _ssm_forward_store(lam, Bbar, C, D, X, H)
+    if not (np.all(np.isfinite(H[:, -1])) and np.all(np.isfinite(yk))):
+        raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
+    r = yk - Y
+    if loss == "mse":
+        value = float(np.mean(r * r))
+        G = (2.0 / r.size) * r
+    else:
+        value = 0.5 * float(np.sum(r * r))
+        G = r
+    glam = np.zeros(m, dtype=np.complex128)
+    gB = np.zeros((m, disc.inputs), dtype=np.complex128)
+    gC = np.zeros(m, dtype=np.complex128)
+    gD = np.zeros(disc.inputs)
+    dh0 = np.empty((nb, m), dtype=np.complex128)
+    _ssm_backward(lam, C, X, H, np.ascontiguousarray(G), glam, gB, gC, gD, dh0)
+    if isinstance(model, DiagonalSSM):
+        z = model.Lambda * dt
+        if method == "zoh":
+            ez = np.exp(z)
+            s = np.expm1(z) / model.Lambda
+            dlam = dt * ez
+            ds = (dt * ez - s) / model.Lambda
+        else:
+            q = 1.0 - z / 2
+            s = dt / q
+            dlam = dt / (q * q)
+            ds = dt * dt / (2.0 * q * q)
+        gL = np.conj(dlam) * glam + np.sum(np.conj(ds[:, None] * model.B) * gB, axis=1)
+        grad = {"Lambda": gL, "B": np.conj(s)[:, None] * gB, "C": gC, "D": gD}
+    else:
+        grad = {"Lambda_bar": glam, "B_bar": gB, "C": gC, "D": gD}
+    parts = []
+    for name in list(grad)[:3]:
+        parts += [grad[name].real.ravel(), grad[name].imag.ravel()]
+    flat = np.concatenate(parts + [gD])
+    if not (np.all(np.isfinite(flat)) and np.all(np.isfinite(dh0))):
+        raise FloatingPointError("BPTT produced a non-finite gradient (exploding gradients through the recurrence).")
+    return SSMGradient(loss=value, grad=grad, flat=flat, dh0=dh0.sum(axis=0) if shared else dh0)
+
+
+def ssm_reparam_value_and_grad(w, frequency, B, C, X, Y, D=None, *, reparam: str = "softplus", dt: float = 1.0,
+                               method: str = "zoh", h0=None, loss: str = "mse", **params) -> SSMGradient:
+    """Loss and gradient of the SSM ``Lambda = f(w) + i frequency`` (:meth:`DiagonalSSM.from_reparam`).
+
+    The model is ``DiagonalSSM.from_reparam(w, frequency, B, C, D, reparam=reparam, **params)``,
+    discretised with ``dt`` and ``method``; the gradient is
+    :func:`ssm_value_and_grad`'s with respect to ``Lambda`` pulled back by
+    ``dL/dw = f'(w) Re(dL/dLambda)``, ``dL/dfrequency = Im(dL/dLambda)``, so
+    every real ``w`` is a stable model and gradient descent on ``w`` needs
+    no projection ([SSM]).
+
+    Returns
+    -------
+    SSMGradient
+        ``grad`` holds ``"w"``, ``"frequency"``, ``"B"``, ``"C"``, ``"D"``; ``flat`` is
+        ``(w, frequency, Re B, Im B, Re C, Im C, D)``.
+    """
+    from .reparam import get_reparam
+
+    model = DiagonalSSM.from_reparam(w, frequency, B, C, D, reparam=reparam, **params)
+    res = ssm_value_and_grad(model, X, Y, dt=dt, method=method, h0=h0, loss=loss)
+    w = as_float_array("w", w, ndim=1)
+    gL = res.grad["Lambda"]
+    gw = np.asarray(get_reparam(reparam, **params).fprime(w), dtype=float).reshape(w.shape) * gL.real
+    grad = {"w": gw, "frequency": gL.imag.copy(), "B": res.grad["B"], "C": res.grad["C"], "D": res.grad["D"]}
+    flat = np.concatenate([gw, gL.imag, res.flat[2 * model.hidden:]])
+    return SSMGradient(loss=res.loss, grad=grad, flat=flat, dh0=res.dh0)

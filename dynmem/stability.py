@@ -64,7 +64,7 @@ from ._validation import (
     check_positive,
     describe,
 )
-from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
+from .models import CTRNN, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN, Parametrized
 from .recurrences import outputs_many
 from .spectra import spectral_abscissa, spectral_radius, stability_radius
 from .targets import LinearTarget, Target
@@ -102,10 +102,38 @@ def _block_norms(arr: np.ndarray) -> np.ndarray:
     return np.linalg.norm(arr, axis=1)
 
 
+_RNNS = (LinearRNN, CTRNN, DiscreteRNN, EulerRNN)
+
+
+def perturbation_blocks(model) -> dict:
+    """``name -> shape`` of the blocks a perturbation is drawn in, in ``model.flatten()`` order.
+
+    The model's ``param_shapes`` when it has them (and they cover
+    ``n_params``); otherwise the whole flat vector is one block ``"theta"``.
+    Every model of the contract (:class:`~dynmem.models.Parametrized`) is
+    perturbed as ``unflatten(flatten() + delta)``.
+    """
+    shapes = getattr(model, "param_shapes", None)
+    if isinstance(shapes, dict) and sum(int(np.prod(v)) for v in shapes.values()) == model.n_params:
+        return {k: tuple(v) for k, v in shapes.items()}
+    return {"theta": (int(model.n_params),)}
+
+
+def flat_blocks(model) -> dict:
+    """``model.flatten()`` split into the blocks of :func:`perturbation_blocks` (``name -> array``)."""
+    theta = np.asarray(model.flatten(), dtype=float)
+    out, i = {}, 0
+    for name, shape in perturbation_blocks(model).items():
+        size = int(np.prod(shape))
+        out[name] = theta[i:i + size].reshape(shape)
+        i += size
+    return out
+
+
 def unit_directions(model, n: int, norm: str, rng: np.random.Generator) -> dict:
     """``n`` directions of block norm 1 (``"block-spectral"``) or entries in [-1, 1]."""
     out = {}
-    for name, shape in model.param_shapes.items():
+    for name, shape in perturbation_blocks(model).items():
         if norm == "entrywise-max":
             out[name] = rng.uniform(-1.0, 1.0, size=(n, *shape))
         else:
@@ -120,8 +148,8 @@ def sample_perturbations(model, beta: float, n: int, *, norm: str = "block-spect
 
     Parameters
     ----------
-    model : LinearRNN, CTRNN, DiscreteRNN or EulerRNN
-        Supplies the blocks (``model.param_names``) and their shapes.
+    model : LinearRNN, CTRNN, DiscreteRNN, EulerRNN or a Parametrized DiscreteModel
+        Supplies the blocks (:func:`perturbation_blocks`) and their shapes.
     beta : float
         ``beta >= 0``.
     n : int
@@ -144,7 +172,8 @@ def sample_perturbations(model, beta: float, n: int, *, norm: str = "block-spect
     Returns
     -------
     dict
-        ``name -> ndarray (n, *shape)`` for each name in ``model.param_names``.
+        ``name -> ndarray (n, *shape)`` for each block of :func:`perturbation_blocks`
+        (``model.param_names`` for the RNNs).
     """
     _check_model(model)
     beta = _check_beta(beta)
@@ -251,6 +280,13 @@ class PerturbationEvaluator:
 
     def __init__(self, model, target, error, t_grid, X_test, dt, substeps, divergence):
         self.model, self.error, self.divergence = model, error, divergence
+        if not isinstance(model, _RNNS):
+            # any Parametrized DiscreteModel: unflatten(flatten() + delta), run from the zero state
+            self.kind = "contract"
+            self.base = flat_blocks(model)
+            self.X = X_test
+            self.ref = target.output_sequence(X_test, float(model.dt))
+            return
         self.base = model.params()
         if isinstance(model, LinearRNN):
             self.kind = "linear"
@@ -284,7 +320,27 @@ class PerturbationEvaluator:
         with np.errstate(all="ignore"):
             if self.kind == "linear":
                 return self._linear(p)
+            if self.kind == "contract":
+                return self._contract(p)
             return self._recurrent(p)
+
+    def _contract(self, p):
+        K = next(iter(p.values())).shape[0]
+        S0 = np.zeros((self.X.shape[0], self.model.state_size))
+        err = np.empty(K)
+        for k in range(K):
+            theta = np.concatenate([p[name][k].ravel() for name in self.base])
+            try:
+                y = self.model.unflatten(theta).outputs(self.X, S0)
+            except (FloatingPointError, ValueError):  # diverged, or outside the model's valid set
+                err[k] = np.inf
+                continue
+            if not np.all(np.abs(y) <= self.divergence):
+                err[k] = np.inf
+                continue
+            diff = y - self.ref
+            err[k] = np.mean(diff**2) if self.error == "test" else np.abs(diff).max()
+        return np.where(np.isfinite(err), err, np.inf)
 
     def _linear(self, p):
         W, U, c = p["W"], p["U"], p["c"]
@@ -410,8 +466,10 @@ class PerturbationCurve:
 
 
 def _check_model(model):
-    if not isinstance(model, (LinearRNN, CTRNN, DiscreteRNN, EulerRNN)):
-        raise TypeError(f"`model` must be a LinearRNN, CTRNN, DiscreteRNN or EulerRNN; got {describe(model)}.")
+    if not (isinstance(model, _RNNS) or (isinstance(model, Parametrized) and isinstance(model, DiscreteModel))):
+        raise TypeError(f"`model` must be a LinearRNN, CTRNN, DiscreteRNN or EulerRNN, or a Parametrized "
+                        f"DiscreteModel of the dynmem.models contract (GRUCell, LSTMCell, DiscreteDiagonalSSM); "
+                        f"got {describe(model)}.")
     return model
 
 
@@ -478,7 +536,14 @@ def perturbation_curve(
 
     Parameters
     ----------
-    model : LinearRNN, CTRNN, DiscreteRNN or EulerRNN
+    model : LinearRNN, CTRNN, DiscreteRNN, EulerRNN or a Parametrized DiscreteModel
+        Models of the contract (GRUCell, LSTMCell, DiscreteDiagonalSSM, ...)
+        are perturbed as ``unflatten(flatten() + delta)`` in the blocks of
+        :func:`perturbation_blocks`, run from the zero state on ``X_test``
+        and compared with ``target.output_sequence(X_test, model.dt)``; a
+        perturbed model that raises (diverged, invalid) counts as diverged.
+        They have no ``W``, so no ``W + beta I`` shift is tried (the hill
+        climb still runs).
     target : dynmem.targets.Target
         A :class:`~dynmem.targets.LinearTarget` for ``error="sup"`` with a
         :class:`LinearRNN`.
@@ -567,7 +632,7 @@ def perturbation_curve(
                     f"`X_test` must have shape (batch, T, {model.inputs}) with batch, T >= 1; got shape {X_test.shape}."
                 )
     ev = PerturbationEvaluator(model, target, error, t_grid, X_test, dt, substeps, divergence)
-    zero = {k: np.zeros((1, *v.shape)) for k, v in model.params().items()}
+    zero = {k: np.zeros((1, *v.shape)) for k, v in ev.base.items()}
     error0 = float(ev.errors(zero)[0])
 
     dirs = unit_directions(model, n_samples, norm, rng)
@@ -575,6 +640,7 @@ def perturbation_curve(
         radial = rng.uniform(size=n_samples) ** (1.0 / model.n_params)
         dirs = {k: v * radial.reshape((n_samples,) + (1,) * (v.ndim - 1)) for k, v in dirs.items()}
     eye = np.eye(model.hidden)[None]
+    has_shift = isinstance(model, _RNNS)
 
     n = betas.size
     sample_errors = np.empty((n, n_samples))
@@ -591,15 +657,19 @@ def perturbation_curve(
         sample_errors[i] = errs
         best, kind = float(errs.max()), "random"
         if adversarial:
-            shift = {k: np.zeros((1, *v.shape[1:])) for k, v in dirs.items()}
-            shift["W"] = beta * eye
-            shift_err[i] = float(ev.errors(shift)[0])
-            n_evaluated += 1
-            if shift_err[i] > best:
-                best, kind = shift_err[i], "shift"
+            if has_shift:
+                shift = {k: np.zeros((1, *v.shape[1:])) for k, v in dirs.items()}
+                shift["W"] = beta * eye
+                shift_err[i] = float(ev.errors(shift)[0])
+                n_evaluated += 1
+                if shift_err[i] > best:
+                    best, kind = shift_err[i], "shift"
             if np.isfinite(best) and ascent_steps > 0:
-                pool = {k: np.concatenate([delta[k], shift[k]]) for k in delta}
-                pool_err = np.concatenate([errs, [shift_err[i]]])
+                if has_shift:
+                    pool = {k: np.concatenate([delta[k], shift[k]]) for k in delta}
+                    pool_err = np.concatenate([errs, [shift_err[i]]])
+                else:
+                    pool, pool_err = delta, errs
                 a_err, evals = _hill_climb(ev, pool, pool_err, beta, norm, ascent_starts, ascent_steps,
                                            ascent_candidates, rng)
                 n_evaluated += evals
@@ -807,7 +877,7 @@ def _trend(x, v) -> Trend:
 
 
 def _spectra(model):
-    if model is None:
+    if model is None or not isinstance(model, _RNNS):
         return np.nan, np.nan
     W = np.asarray(model.W)
     if isinstance(model, DiscreteRNN):

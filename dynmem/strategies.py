@@ -21,7 +21,9 @@ Matrices
     :func:`nonnormal_stable_matrices`, :func:`matrices_with_eigenvalues`.
 Models
     :func:`ctrnns`, :func:`linear_rnns`, :func:`discrete_rnns` (also
-    ``EulerRNN`` with ``kinds=("discrete", "euler")``), :func:`euler_rnns`.
+    ``EulerRNN`` with ``kinds=("discrete", "euler")``), :func:`euler_rnns`,
+    :func:`gated_cells` (GRU / LSTM cells, continuous-time GRU),
+    :func:`diagonal_ssms` (continuous or discretised diagonal SSMs).
 Inputs
     :func:`piecewise_inputs`, :func:`sequences`, :func:`input_sequences`.
 Targets
@@ -46,7 +48,9 @@ from hypothesis import strategies as st
 from ._validation import check_choice, check_int, check_nonnegative, check_positive, describe
 from .activations import available_activations
 from .inputs import PiecewiseConstant, PiecewiseLinear
+from .gated import CTGRU, GRUCell, LSTMCell
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
+from .ssm import DiagonalSSM
 from .targets import ExponentialKernel, ExponentialSum, PowerLawKernel
 
 __all__ = [
@@ -59,6 +63,8 @@ __all__ = [
     "linear_rnns",
     "discrete_rnns",
     "euler_rnns",
+    "gated_cells",
+    "diagonal_ssms",
     "piecewise_inputs",
     "sequences",
     "input_sequences",
@@ -563,6 +569,104 @@ def _discrete_rnns(draw, min_hidden, max_hidden, min_inputs, max_inputs, activat
     act = draw(st.sampled_from(tuple(activations)))
     rng = np.random.default_rng(draw(_seeds()))
     return DiscreteRNN.random(m, d, spectral_radius=radius, activation=act, bias_scale=bias_scale, rng=rng)
+
+
+# --------------------------------------------------------------------------
+# gated cells and state-space models
+
+_GATED = {"gru": GRUCell, "lstm": LSTMCell, "ctgru": CTGRU}
+
+
+def gated_cells(*, kinds=("gru", "lstm"), min_hidden: int = 1, max_hidden: int = 8, min_inputs: int = 1,
+                max_inputs: int = 3, min_scale: float = 0.1, max_scale: float = 1.0):
+    """GRU / LSTM cells (:mod:`dynmem.gated`) with uniform weights of a drawn scale.
+
+    ``kinds`` from ``"gru"`` (:class:`~dynmem.gated.GRUCell`), ``"lstm"``
+    (:class:`~dynmem.gated.LSTMCell`) and ``"ctgru"`` (:class:`~dynmem.gated.CTGRU`).
+    Every weight and bias is uniform on ``[-k, k]`` with ``k = s / sqrt(m)``
+    and ``s`` drawn from ``[min_scale, max_scale]`` (``s = 1`` is PyTorch's
+    default initialisation); the read-out is N(0, 1/m).  With ``s <= 1`` the
+    cells' rest state at zero input is attracting for the widths drawn here
+    in practice, but that is not guaranteed: a test that needs it should
+    check ``equilibrium``.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> from dynmem.gated import GRUCell, LSTMCell
+    >>> @given(gated_cells(max_hidden=3))
+    ... def test(cell):
+    ...     assert isinstance(cell, (GRUCell, LSTMCell)) and cell.hidden <= 3
+    >>> test()
+    """
+    kinds = tuple(kinds)
+    if not kinds:
+        raise ValueError("`kinds` must hold at least one of 'gru', 'lstm', 'ctgru'; got an empty sequence.")
+    for k in kinds:
+        check_choice("kinds", k, tuple(_GATED))
+    min_hidden, max_hidden = _check_range("min_hidden", min_hidden, "max_hidden", max_hidden, integer=True)
+    min_inputs, max_inputs = _check_range("min_inputs", min_inputs, "max_inputs", max_inputs, integer=True)
+    min_scale, max_scale = _check_range("min_scale", min_scale, "max_scale", max_scale, positive=True)
+    return _gated_cells(kinds, min_hidden, max_hidden, min_inputs, max_inputs, min_scale, max_scale)
+
+
+@st.composite
+def _gated_cells(draw, kinds, min_hidden, max_hidden, min_inputs, max_inputs, min_scale, max_scale):
+    cls = _GATED[draw(st.sampled_from(kinds))]
+    m = draw(st.integers(min_value=min_hidden, max_value=max_hidden))
+    d = draw(st.integers(min_value=min_inputs, max_value=max_inputs))
+    s = draw(st.floats(min_value=min_scale, max_value=max_scale))
+    return cls.random(m, d, scale=s / np.sqrt(m), rng=np.random.default_rng(draw(_seeds())))
+
+
+def diagonal_ssms(*, min_hidden: int = 1, max_hidden: int = 8, min_inputs: int = 1, max_inputs: int = 3,
+                  min_decay: float = 0.05, max_decay: float = 2.0, max_frequency: float = np.pi,
+                  feedthrough: bool = False, discretize=None, min_dt: float = 0.05, max_dt: float = 1.0):
+    """Stable diagonal SSMs (:mod:`dynmem.ssm`).
+
+    ``Re Lambda_j = -r_j`` with rates ``r_j`` drawn (and shrinking) in
+    ``[min_decay, max_decay]``, ``Im Lambda_j`` in ``[-max_frequency,
+    max_frequency]``; ``B``, ``C`` complex normal from a drawn seed, ``D``
+    N(0, 1) when ``feedthrough`` else zero.  ``discretize``: ``None`` gives a
+    :class:`~dynmem.ssm.DiagonalSSM`; ``"zoh"``, ``"bilinear"`` or a tuple of
+    them gives its :class:`~dynmem.ssm.DiscreteDiagonalSSM` with a step
+    ``dt`` drawn in ``[min_dt, max_dt]`` (always stable: both maps send the
+    open left half-plane into the unit disc).
+    """
+    min_hidden, max_hidden = _check_range("min_hidden", min_hidden, "max_hidden", max_hidden, integer=True)
+    min_inputs, max_inputs = _check_range("min_inputs", min_inputs, "max_inputs", max_inputs, integer=True)
+    min_decay, max_decay = _check_range("min_decay", min_decay, "max_decay", max_decay, positive=True)
+    max_frequency = check_nonnegative("max_frequency", max_frequency)
+    if discretize is None:
+        methods = None
+    else:
+        methods = (discretize,) if isinstance(discretize, str) else tuple(discretize)
+        if not methods:
+            raise ValueError("`discretize` must be None, 'zoh', 'bilinear' or a non-empty tuple of them; got ().")
+        for mth in methods:
+            check_choice("discretize", mth, ("zoh", "bilinear"))
+    min_dt, max_dt = _check_range("min_dt", min_dt, "max_dt", max_dt, positive=True)
+    return _diagonal_ssms(min_hidden, max_hidden, min_inputs, max_inputs, min_decay, max_decay, max_frequency,
+                          bool(feedthrough), methods, min_dt, max_dt)
+
+
+@st.composite
+def _diagonal_ssms(draw, min_hidden, max_hidden, min_inputs, max_inputs, min_decay, max_decay, max_frequency,
+                   feedthrough, methods, min_dt, max_dt):
+    m = draw(st.integers(min_value=min_hidden, max_value=max_hidden))
+    d = draw(st.integers(min_value=min_inputs, max_value=max_inputs))
+    rates = np.array(draw(st.lists(st.floats(min_value=min_decay, max_value=max_decay), min_size=m, max_size=m)))
+    freqs = np.array(draw(st.lists(st.floats(min_value=-max_frequency, max_value=max_frequency), min_size=m,
+                                   max_size=m)))
+    rng = np.random.default_rng(draw(_seeds()))
+    B = (rng.standard_normal((m, d)) + 1j * rng.standard_normal((m, d))) / np.sqrt(2 * d)
+    C = (rng.standard_normal(m) + 1j * rng.standard_normal(m)) / np.sqrt(2 * m)
+    D = rng.standard_normal(d) if feedthrough else np.zeros(d)
+    model = DiagonalSSM(-rates + 1j * freqs, B, C, D)
+    if methods is None:
+        return model
+    method = draw(st.sampled_from(methods))
+    return model.discretize(draw(st.floats(min_value=min_dt, max_value=max_dt)), method=method)
 
 
 # --------------------------------------------------------------------------

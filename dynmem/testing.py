@@ -52,7 +52,7 @@ from hypothesis import HealthCheck, settings
 
 from ._validation import as_float_array, check_choice, check_nonnegative, check_positive, describe
 from .memory import DecayFit, fit_decay, memory_function
-from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
+from .models import CTRNN, ContinuousModel, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN
 from .spectra import spectral_abscissa
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "assert_gradients_match",
     "departure_from_normality",
     "default_memory_times",
+    "step_map_radius",
     "load_profile",
     "DEV",
     "CI",
@@ -185,6 +186,15 @@ def default_memory_times(H, *, n: int = 300, e_folds: float = 30.0) -> np.ndarra
       ``K = ceil(e_folds / -log r)`` for the spectral radius ``r`` of the
       linearised step map at the origin (``W``, resp. ``(1 - dt leak) I + dt W``),
       capped at 20000; ``K = 200`` if ``r >= 1``.
+    * other models of the contract (:mod:`dynmem.models`): a
+      :class:`~dynmem.ssm.DiagonalSSM` as a LinearRNN with ``alpha = max Re
+      Lambda``; any other :class:`~dynmem.models.ContinuousModel` through
+      ``linearize()`` at its zero-input rest state; a
+      :class:`~dynmem.models.DiscreteModel` as a DiscreteRNN with ``r`` the
+      spectral radius of its step map's Jacobian at the zero-input rest state
+      (``max |Lambda_bar|`` for a discrete SSM; central differences of
+      ``final_state`` for the GRU / LSTM cells; ``K = 200`` for a model with
+      neither).
     * targets with ``.decay``: ``("exponential", rate)`` with a finite rate:
       ``n`` points on ``[0, e_folds / rate]``; ``("polynomial", p)``:
       ``0`` and ``n - 1`` log-spaced points on ``[1e-2, T]`` with
@@ -203,9 +213,19 @@ def default_memory_times(H, *, n: int = 300, e_folds: float = 30.0) -> np.ndarra
     if isinstance(H, (DiscreteRNN, EulerRNN)):
         W = np.asarray(H.W)
         A = W if isinstance(H, DiscreteRNN) else (1.0 - H.dt * H.leak) * np.eye(H.hidden) + H.dt * W
-        r = float(np.max(np.abs(np.linalg.eigvals(A))))
-        K = min(int(math.ceil(e_folds / -math.log(r))), 20000) if 0 < r < 1 else (200 if r >= 1 else 50)
-        return np.arange(K + 1, dtype=float)
+        return _steps_for_radius(float(np.max(np.abs(np.linalg.eigvals(A)))), e_folds)
+    if hasattr(H, "closed_form_memory") and hasattr(H, "Lambda"):  # DiagonalSSM
+        alpha = float(np.max(np.asarray(H.Lambda).real))
+        return np.linspace(0.0, e_folds / -alpha if alpha < 0 else 100.0, n)
+    if isinstance(H, ContinuousModel) and not isinstance(H, (LinearRNN, CTRNN)):
+        alpha = spectral_abscissa(np.asarray(H.linearize().W))
+        return np.linspace(0.0, e_folds / -alpha if alpha < 0 else 100.0, n)
+    if isinstance(H, DiscreteModel):
+        if hasattr(H, "Lambda_bar"):
+            return _steps_for_radius(float(np.max(np.abs(H.Lambda_bar))), e_folds)
+        if hasattr(H, "final_state"):
+            return _steps_for_radius(step_map_radius(H), e_folds)
+        return np.arange(201, dtype=float)
     decay = getattr(H, "decay", None)
     if decay is not None and hasattr(H, "step_derivative"):
         kind, value = decay
@@ -218,6 +238,30 @@ def default_memory_times(H, *, n: int = 300, e_folds: float = 30.0) -> np.ndarra
     raise TypeError(
         f"no default time grid for {describe(H)}: pass `t` (a model, or a dynmem.targets target, has one)."
     )
+
+
+def _steps_for_radius(r: float, e_folds: float) -> np.ndarray:
+    K = min(int(math.ceil(e_folds / -math.log(r))), 20000) if 0 < r < 1 else (200 if r >= 1 else 50)
+    return np.arange(K + 1, dtype=float)
+
+
+def step_map_radius(model, *, step: float = 1e-6) -> float:
+    """Spectral radius of ``dF/ds`` at the zero-input rest state of a discrete model with ``final_state``.
+
+    ``F(s) = model.final_state(zeros((1, 1, d)), s)`` (one step); the
+    Jacobian is formed by central differences with ``step`` (error
+    O(step^2), far below what the step count of
+    :func:`default_memory_times` depends on).
+    """
+    d = model.inputs
+    s_star = np.asarray(model.equilibrium(np.zeros((1, d))), dtype=float)[0]
+    n = s_star.size
+    X = np.zeros((2 * n, 1, d))
+    E = step * np.eye(n)
+    S = np.concatenate([s_star + E, s_star - E])
+    F = np.asarray(model.final_state(X, S), dtype=float)
+    J = (F[:n] - F[n:]).T / (2 * step)
+    return float(np.max(np.abs(np.linalg.eigvals(J))))
 
 
 def _fmt(x) -> str:
@@ -253,8 +297,10 @@ def assert_memory_decays(H, *, kind: str = "exponential", rate: float | None = N
 
     Parameters
     ----------
-    H : LinearRNN, CTRNN, DiscreteRNN, EulerRNN, target or callable
-        Anything :func:`~dynmem.memory.memory_function` accepts.
+    H : model, target or callable
+        Anything :func:`~dynmem.memory.memory_function` accepts (the RNNs,
+        the GRU / LSTM cells and CTGRU, the diagonal SSMs, any model of the
+        contract, targets, callables).
     kind : {"exponential", "polynomial", "decaying", "non-decaying"}
     rate, exponent : float, optional
         Expected decay rate beta of ``e^{-beta t}`` / exponent p of ``t^{-p}``.

@@ -46,7 +46,7 @@ import numpy as np
 import scipy.optimize
 
 from ._validation import as_float_array, check_choice, check_increasing, check_int, check_nonnegative, check_positive, describe, check_rng
-from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
+from .models import CTRNN, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN, Trainable
 from .recurrences import forward, value_and_grad
 
 try:  # reparam.py is developed alongside; train works without it.
@@ -368,6 +368,11 @@ class _Problem:
         self.template = model
         self.reparam = reparam
         self.m = model.hidden
+        # The RNNs' gradients come from dynmem.recurrences; every other model brings its own (Trainable).
+        self.own_grad = not isinstance(model, (DiscreteRNN, EulerRNN))
+        if self.own_grad and reparam is not None:
+            raise ValueError(f"`reparam` (W = diag(f(w))) applies to a DiscreteRNN or an EulerRNN only; got a "
+                             f"{type(model).__name__}.")
 
     def theta0(self) -> np.ndarray:
         theta = self.template.flatten()
@@ -401,14 +406,21 @@ class _Problem:
         return np.concatenate([gw, flat_grad[m * m:]])
 
     def value_and_grad(self, theta, X, Y, loss):
-        res = value_and_grad(self.model(theta), X, Y, loss=loss)
+        model = self.model(theta)
+        res = model.value_and_grad(X, Y, loss=loss) if self.own_grad else value_and_grad(model, X, Y, loss=loss)
         return res.loss, self.grad_theta(theta, res.flat)
+
+
+def _outputs(model, X) -> np.ndarray:
+    if isinstance(model, (DiscreteRNN, EulerRNN)):
+        return forward(model, X).y
+    return model.outputs(X, np.zeros((X.shape[0], model.state_size)))
 
 
 def _loss_only(model, X, Y, loss: str) -> float:
     """The loss (``inf`` when it overflows float64; a diverging recurrence raises FloatingPointError)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        r = forward(model, X).y - Y
+        r = _outputs(model, X) - Y
         return float(np.mean(r * r)) if loss == "mse" else 0.5 * float(np.sum(r * r))
 
 
@@ -424,8 +436,13 @@ def _resolve_reparam(reparam):
 
 
 def _check_training_data(model, X, Y):
-    if not isinstance(model, (DiscreteRNN, EulerRNN)):
-        raise TypeError(f"`model` must be a DiscreteRNN or an EulerRNN (for a CTRNN use train_ctrnn); got {describe(model)}.")
+    if not (isinstance(model, (DiscreteRNN, EulerRNN))
+            or (isinstance(model, Trainable) and isinstance(model, DiscreteModel))):
+        raise TypeError(
+            "`model` must be a DiscreteRNN or an EulerRNN, or a discrete model with its own gradient (the "
+            "dynmem.models.Trainable and DiscreteModel contracts: GRUCell, LSTMCell, DiscreteDiagonalSSM); for a "
+            f"CTRNN use train_ctrnn; got {describe(model)}."
+        )
     X = as_float_array("X", X, ndim=3)
     if X.shape[2] != model.inputs:
         raise ValueError(f"`X` must have shape (batch, T, {model.inputs}) to match the model's inputs; got shape {X.shape}.")
@@ -478,12 +495,18 @@ def train(
 
     Parameters
     ----------
-    model : DiscreteRNN or EulerRNN
-        Initial model.
+    model : DiscreteRNN, EulerRNN, GRUCell, LSTMCell, DiscreteDiagonalSSM or any Trainable DiscreteModel
+        Initial model.  The RNNs' gradients come from
+        :func:`dynmem.recurrences.value_and_grad`; every other model's from
+        its own ``value_and_grad`` (:class:`dynmem.models.Trainable`: the
+        cells' and the SSM's hand-written BPTT), on the flat parameters of
+        ``flatten()`` (real and imaginary parts of the SSM's complex arrays),
+        with zero initial state.
     X : array_like, shape (batch, T, d)
         Input sequences.
     Y : array_like, shape (batch, T)
-        Targets for ``y_k = c^T h_{k+1}``.
+        Targets for the model's outputs ``y_k`` (``c^T h_{k+1}``; plus
+        ``D^T x_k`` for the SSM).
     optimizer : {"adam", "lbfgs"}
         ``"adam"``: [KB] Algorithm 1 on minibatches,
 
@@ -506,7 +529,7 @@ def train(
         Adam minibatch size; each step draws that many training sequences
         without replacement with ``rng``.  ``None``: full batch.
     reparam : {"exp", "softplus", "best", "best_discrete", "direct"} or Reparam, optional
-        Train ``w`` with ``W = diag(f(w))`` (:func:`dynmem.reparam.diagonal_W`;
+        DiscreteRNN / EulerRNN only.  Train ``w`` with ``W = diag(f(w))`` (:func:`dynmem.reparam.diagonal_W`;
         [WLL] eq. (16), THEORY.md section 5).  ``model.W`` must be diagonal
         with entries in the range of ``f``; ``w`` starts at ``f^{-1}(diag W)``.
         Chain rule: ``dL/dw = diag(dL/dW) * f'(w)``.

@@ -1,9 +1,15 @@
-"""The Fig. 10 measurement: Heaviside vs impulse memories of random models."""
+"""The Fig. 10 experiment: Heaviside vs impulse memories of random models."""
+
+import os
 
 import numpy as np
 import pytest
 
-from dynmem.fig10 import heaviside_vs_impulse
+from dynmem.experiments import experiment_names, get_experiment
+from dynmem.experiments import fig10
+from dynmem.experiments.fig10 import heaviside_vs_impulse
+from dynmem.io import read_json
+from dynmem.memory import memory_function
 
 
 def test_heaviside_vs_impulse_small_run():
@@ -18,8 +24,69 @@ def test_heaviside_vs_impulse_small_run():
     assert "median rel. diff" in res.summary()
 
 
+def test_memories_are_those_of_memory_function_on_the_same_random_models():
+    # Recompute one repeat independently: same seed stream, same model, memory_function directly.
+    res = heaviside_vs_impulse(models=("gru",), widths=(5,), repeats=1, steps=12, rng=3)
+    from dynmem.gated import GRUCell
+
+    model = GRUCell.random(5, 1, rng=np.random.default_rng(3))
+    k = np.arange(12)
+    np.testing.assert_allclose(res.heaviside[("gru", 5)][0], memory_function(model, k, input="heaviside").values,
+                               rtol=1e-13)
+    np.testing.assert_allclose(res.impulse[("gru", 5)][0], memory_function(model, k, input="impulse").values,
+                               rtol=1e-13)
+
+
 def test_validation():
     with pytest.raises(ValueError, match="`models` must hold names"):
         heaviside_vs_impulse(models=("transformer",))
     with pytest.raises(ValueError, match="`steps`"):
         heaviside_vs_impulse(steps=1)
+    with pytest.raises(ValueError, match="'dynmem' protocol only"):
+        fig10.config("quick", "paper")
+    with pytest.raises(ValueError, match="unknown fig10 setting 'depth'"):
+        fig10.config("quick", depth=2)
+    with pytest.raises(ValueError, match="`size`"):
+        fig10.config("huge")
+
+
+def test_registered_with_twenty_repeats_and_several_widths():
+    assert "fig10" in experiment_names() and get_experiment("fig10") is fig10
+    for size in ("quick", "full"):
+        cfg = fig10.config(size)
+        assert cfg["repeats"] == 20 and len(cfg["widths"]) >= 2 and cfg["models"] == ["rnn", "gru", "lstm", "ssm"]
+
+
+def test_quick_reproduce_writes_result_figure_and_a_computed_verdict(tmp_path):
+    from dynmem.experiments.report import _decode
+    from dynmem.reproduce import reproduce
+
+    cfg = fig10.config("quick")
+    written = reproduce(["fig10"], out=str(tmp_path), quick=True, report=True)
+    path = written["fig10-dynmem"]
+    assert os.path.exists(os.path.join(tmp_path, "fig10-dynmem.png"))
+    d = _decode(read_json(path))
+    assert set(d["rows"]) == {f"{k}-{w}" for k in cfg["models"] for w in cfg["widths"]}
+    for row in d["rows"].values():
+        disc = np.asarray(row["discrepancy"])
+        assert disc.shape == (cfg["repeats"],)
+        assert row["median"] == pytest.approx(np.median(disc)) and row["max"] == pytest.approx(np.max(disc))
+    v = fig10.verdict(d)
+    assert v["verdict"] in ("reproduced", "partly", "not reproduced")
+    assert v["numbers"]["median"] == {k: r["median"] for k, r in d["rows"].items()}
+    # the SSM rows are a linear model's: equal to rounding
+    assert all(d["rows"][f"ssm-{w}"]["max"] < 1e-12 for w in cfg["widths"])
+    with open(os.path.join(tmp_path, "REPORT.md")) as fh:
+        assert "fig10-dynmem" in fh.read()
+
+
+def test_verdict_follows_the_thresholds():
+    def result(med_nonlinear, ssm_max):
+        rows = {"gru-8": {"model": "gru", "median": med_nonlinear, "max": 2 * med_nonlinear},
+                "ssm-8": {"model": "ssm", "median": ssm_max / 2, "max": ssm_max}}
+        return {"rows": rows}
+
+    assert fig10.verdict(result(0.01, 1e-15))["verdict"] == "reproduced"
+    assert fig10.verdict(result(0.1, 1e-15))["verdict"] == "partly"
+    assert fig10.verdict(result(0.1, 1e-3))["verdict"] == "not reproduced"
+    assert fig10.verdict(result(0.5, 1e-15))["verdict"] == "not reproduced"

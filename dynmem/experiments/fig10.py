@@ -1,0 +1,236 @@
+"""[WLL] Fig. 10: Heaviside against impulse memories of random sequence models.
+
+[WLL] report that the Heaviside and impulse memories of randomly initialised
+RNN, GRU, LSTM and S4 models "agree numerically".  :func:`heaviside_vs_impulse`
+measures how close, on dynmem's single-layer discrete models (single layer
+only: the paper also varies the layer count, and stacks are not models in
+dynmem yet):
+
+* ``"rnn"`` - :meth:`DiscreteRNN.random <dynmem.models.DiscreteRNN.random>` (spectral radius 0.9, tanh),
+* ``"gru"``, ``"lstm"`` - :class:`~dynmem.gated.GRUCell` / :class:`~dynmem.gated.LSTMCell`
+  with PyTorch's default initialisation,
+* ``"ssm"`` - :meth:`DiagonalSSM.random <dynmem.ssm.DiagonalSSM.random>` discretised by ZOH with dt = 1.
+
+For each model both memories come from :func:`dynmem.memory.memory_function`
+on steps ``0 .. steps - 1`` with the default probes; the agreement number is
+``max_k |M_H(k) - M_I(k)| / max_k M_H(k)``.  Both are exactly equal for a
+linear model and the SSM values are a check of that (rounding only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import sys
+
+from .._validation import check_int
+from ..gated import GRUCell, LSTMCell
+from ..io import atomic_savefig
+from ..memory import memory_function
+from ..models import DiscreteRNN
+from ..ssm import DiagonalSSM
+
+__all__ = ["Fig10Result", "heaviside_vs_impulse", "FIG10_MODELS", "TITLE", "CLAIM", "PROTOCOLS", "config", "run",
+           "plot", "verdict"]
+
+TITLE = "[WLL] Fig. 10: Heaviside vs impulse memories of random RNN, GRU, LSTM and SSM models"
+CLAIM = ("The Heaviside and impulse memories of randomly initialised RNN, GRU, LSTM and S4 models are numerically "
+         "equivalent.")
+PROTOCOLS = ("dynmem",)
+
+#: Agreement thresholds of :func:`verdict` on the median (over repeats) of
+#: ``max_k |M_H - M_I| / max_k M_H``: "reproduced" when every (model, width)
+#: is within ``AGREE``, "partly" when the linear SSM agrees to rounding
+#: (``ROUNDING``) and every nonlinear model is within ``LOOSE``.
+AGREE, LOOSE, ROUNDING = 0.05, 0.25, 1e-10
+
+_SIZES = {
+    # quick: a few seconds once numba's cache is warm (the README's `dynmem reproduce` runs it)
+    "quick": {"widths": [8, 16], "repeats": 20, "steps": 32},
+    "full": {"widths": [8, 32, 128], "repeats": 20, "steps": 128},
+}
+
+FIG10_MODELS = ("rnn", "gru", "lstm", "ssm")
+
+
+def _random_model(kind: str, width: int, rng):
+    if kind == "rnn":
+        return DiscreteRNN.random(width, 1, rng=rng)
+    if kind == "gru":
+        return GRUCell.random(width, 1, rng=rng)
+    if kind == "lstm":
+        return LSTMCell.random(width, 1, rng=rng)
+    return DiagonalSSM.random(width, 1, rng=rng).discretize(1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class Fig10Result:
+    """Result of :func:`heaviside_vs_impulse`.
+
+    Attributes
+    ----------
+    models : tuple of str
+    widths : tuple of int
+    steps : ndarray, shape (n,)
+    heaviside, impulse : dict
+        ``(model, width) -> ndarray (repeats, n)`` memories.
+    discrepancy : dict
+        ``(model, width) -> ndarray (repeats,)``: ``max_k |M_H - M_I| / max_k M_H`` per repeat.
+    """
+
+    models: tuple
+    widths: tuple
+    steps: np.ndarray
+    heaviside: dict
+    impulse: dict
+    discrepancy: dict
+
+    def summary(self) -> str:
+        """One line per (model, width): median and max of the discrepancy over the repeats."""
+        lines = ["model  width  median rel. diff  max rel. diff"]
+        for key, d in self.discrepancy.items():
+            lines.append(f"{key[0]:5s}  {key[1]:5d}  {np.median(d):16.3e}  {np.max(d):13.3e}")
+        return "\n".join(lines)
+
+
+def heaviside_vs_impulse(*, models=FIG10_MODELS, widths=(8, 32), repeats: int = 20, steps: int = 64,
+                         rng=None) -> Fig10Result:
+    """Heaviside and impulse memories of ``repeats`` random models of each kind and width.
+
+    Parameters
+    ----------
+    models : sequence of {"rnn", "gru", "lstm", "ssm"}
+    widths : sequence of int
+        Hidden widths (input dimension 1).
+    repeats : int
+        Random models per (kind, width) ([WLL] use 20).
+    steps : int
+        Memories on steps ``0 .. steps - 1``.
+    rng : seed or Generator
+
+    Returns
+    -------
+    Fig10Result
+    """
+    models = tuple(models)
+    for kind in models:
+        if kind not in FIG10_MODELS:
+            raise ValueError(f"`models` must hold names from {FIG10_MODELS}; got {kind!r}.")
+    widths = tuple(check_int("widths", w, minimum=1) for w in widths)
+    repeats = check_int("repeats", repeats, minimum=1)
+    steps = check_int("steps", steps, minimum=2)
+    rng = np.random.default_rng(rng)
+    k = np.arange(steps)
+    heav, imp, disc = {}, {}, {}
+    for kind in models:
+        for w in widths:
+            H = np.empty((repeats, steps))
+            I = np.empty((repeats, steps))
+            for r in range(repeats):
+                model = _random_model(kind, w, rng)
+                H[r] = memory_function(model, k, input="heaviside").values
+                I[r] = memory_function(model, k, input="impulse").values
+            heav[(kind, w)] = H
+            imp[(kind, w)] = I
+            disc[(kind, w)] = np.max(np.abs(H - I), axis=1) / np.max(H, axis=1)
+    return Fig10Result(models=models, widths=widths, steps=k, heaviside=heav, impulse=imp, discrepancy=disc)
+
+
+# ---------------------------------------------------------------------------
+# the experiment contract (dynmem.experiments)
+
+
+def config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
+    """Widths, repeats (20, as [WLL]), steps and seed for ``size`` ("quick" or "full")."""
+    if (protocol or "dynmem") != "dynmem":
+        raise ValueError(f"fig10 runs the 'dynmem' protocol only; got {protocol!r}.")
+    if size not in _SIZES:
+        raise ValueError(f"`size` must be 'quick' or 'full'; got {size!r}.")
+    cfg = {"experiment": "fig10", "protocol": "dynmem", "size": size, "models": list(FIG10_MODELS), "seed": 0,
+           **{k: (list(v) if isinstance(v, list) else v) for k, v in _SIZES[size].items()}}
+    for k, v in changes.items():
+        if k == "workdir":
+            continue
+        if k not in cfg or k in ("experiment", "protocol", "size"):
+            raise ValueError(f"unknown fig10 setting {k!r}; known: models, widths, repeats, steps, seed.")
+        cfg[k] = list(v) if k in ("models", "widths") else v
+    return cfg
+
+
+def _key(kind: str, width: int) -> str:
+    return f"{kind}-{width}"
+
+
+def run(config: dict, *, executor=None, progress: bool = False) -> dict:
+    """Both memories of every model and the agreement numbers, as JSON data."""
+    res = heaviside_vs_impulse(models=config["models"], widths=config["widths"], repeats=config["repeats"],
+                               steps=config["steps"], rng=config["seed"])
+    rows = {}
+    for (kind, w), d in res.discrepancy.items():
+        H, I = res.heaviside[(kind, w)], res.impulse[(kind, w)]
+        rows[_key(kind, w)] = {
+            "model": kind, "width": int(w), "discrepancy": d,
+            "median": float(np.median(d)), "max": float(np.max(d)),
+            "median_heaviside": np.median(H, axis=0), "median_impulse": np.median(I, axis=0),
+        }
+        if progress:
+            print(f"  fig10 {kind} width {w}: median rel. diff {np.median(d):.3g}, max {np.max(d):.3g}",
+                  file=sys.stderr, flush=True)
+    return {"experiment": "fig10", "protocol_name": "dynmem", "config": dict(config), "size": config["size"],
+            "steps": res.steps, "rows": rows, "summary": res.summary(),
+            "budget": {"models": len(rows) * int(config["repeats"])}}
+
+
+def verdict(result: dict) -> dict:
+    """Agreement of the two memories, by the thresholds :data:`AGREE`, :data:`LOOSE`, :data:`ROUNDING`."""
+    rows = result["rows"]
+    med = {k: float(r["median"]) for k, r in rows.items()}
+    worst = {k: float(r["max"]) for k, r in rows.items()}
+    linear = [k for k, r in rows.items() if r["model"] == "ssm"]
+    nonlinear = [k for k in rows if k not in linear]
+    if all(v <= AGREE for v in med.values()):
+        v = "reproduced"
+    elif all(worst[k] <= ROUNDING for k in linear) and all(med[k] <= LOOSE for k in nonlinear):
+        v = "partly"
+    else:
+        v = "not reproduced"
+    parts = [f"{k}: median {med[k]:.2g}, max {worst[k]:.2g}" for k in rows]
+    why = ("max_k |M_H - M_I| / max_k M_H over the repeats - " + "; ".join(parts) +
+           f" (reproduced: every median <= {AGREE}; partly: SSM to rounding <= {ROUNDING:g} and nonlinear medians "
+           f"<= {LOOSE})")
+    return {"verdict": v, "why": why, "numbers": {"median": med, "max": worst}}
+
+
+def plot(result: dict, path: str) -> None:
+    """Median Heaviside and impulse memories per model and width, and the spread of the discrepancy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    kinds = list(dict.fromkeys(r["model"] for r in rows.values()))
+    k = np.asarray(result["steps"], float)
+    fig, axes = plt.subplots(1, len(kinds) + 1, figsize=(4 * (len(kinds) + 1), 3.6))
+    for ax, kind in zip(axes, kinds):
+        for key, r in rows.items():
+            if r["model"] != kind:
+                continue
+            h = np.asarray(r["median_heaviside"], float)
+            i = np.asarray(r["median_impulse"], float)
+            line, = ax.semilogy(k[h > 0], h[h > 0], label=f"m={r['width']} Heaviside")
+            ax.semilogy(k[i > 0], i[i > 0], "--", color=line.get_color(), label=f"m={r['width']} impulse")
+        ax.set(title=f"{kind} (median of repeats)", xlabel="step k", ylabel="M(k)")
+        ax.legend(fontsize=6)
+    ax = axes[-1]
+    labels = list(rows)
+    data = [np.maximum(np.asarray(rows[key]["discrepancy"], float), 1e-17) for key in labels]
+    ax.boxplot(data)
+    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=60, fontsize=7)
+    ax.set_yscale("log")
+    ax.set(title="max |M_H - M_I| / max M_H", ylabel="relative difference")
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)
