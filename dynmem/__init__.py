@@ -43,7 +43,7 @@ from .inputs import (
 from .memory import DecayFit, MemoryResult, fit_decay, linear_memory, memory_function
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
 from .gated import CTGRU, GatedGradient, GatedTrajectory, GRUCell, LSTMCell, gated_forward, gated_value_and_grad
-from .ssm import DiagonalSSM, DiscreteDiagonalSSM
+from .ssm import DiagonalSSM, DiscreteDiagonalSSM, SSMGradient, ssm_reparam_value_and_grad, ssm_value_and_grad
 from .spectra import (
     SpectralSummary,
     check_hurwitz,
@@ -89,6 +89,9 @@ __all__ = [
     "GatedGradient",
     "DiagonalSSM",
     "DiscreteDiagonalSSM",
+    "ssm_value_and_grad",
+    "ssm_reparam_value_and_grad",
+    "SSMGradient",
     # spectra
     "spectral_abscissa",
     "spectral_radius",

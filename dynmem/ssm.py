@@ -676,6 +676,11 @@ def ssm_value_and_grad(model, X, Y, *, dt: float | None = None, method: str | No
     else:
         value = 0.5 * float(np.sum(r * r))
         G = r
+    if not np.isfinite(value):
+        from .errors import FloatOverflowError
+
+        raise FloatOverflowError(f"the loss overflowed float64 ({loss} = {value}): max|Y| = {np.max(np.abs(Y)):.3g}, "
+                                 f"max|y| = {np.max(np.abs(yk)):.3g}; rescale `Y`.")
     glam = np.zeros(m, dtype=np.complex128)
     gB = np.zeros((m, disc.inputs), dtype=np.complex128)
     gC = np.zeros(m, dtype=np.complex128)

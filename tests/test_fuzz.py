@@ -402,6 +402,26 @@ mutate("DiscreteDiagonalSSM", dm.DiscreteDiagonalSSM,
 case("memory_function", "DiagonalSSM t=1e6", lambda: dm.memory_function(_SSM2, [0.0, 1e6]), "edge")
 case("memory_function", "GRUCell t=[0, 3]", lambda: dm.memory_function(_G2, [0, 3]), "edge")
 
+_DSSM2 = _SSM2.discretize(1.0)
+_SVG = dict(model=_DSSM2, X=np.ones((2, 3, 1)), Y=np.zeros((2, 3)))
+mutate("ssm_value_and_grad", dm.ssm_value_and_grad, _SVG, "X",
+       {"nan": np.full((2, 3, 1), np.nan), "2-d": np.ones((3, 1)), "wrong width": np.ones((2, 3, 2)), "string": "abc"})
+mutate("ssm_value_and_grad", dm.ssm_value_and_grad, _SVG, "Y", {"wrong shape": np.zeros(3), "nan": np.full((2, 3), np.nan)})
+mutate("ssm_value_and_grad", dm.ssm_value_and_grad, _SVG, "loss", {"unknown": "l7"})
+mutate("ssm_value_and_grad", dm.ssm_value_and_grad, _SVG, "model", {"string": "abc", "GRU": _G2})
+mutate("ssm_value_and_grad", dm.ssm_value_and_grad, _SVG, "h0", {"wrong shape": np.ones(5)})
+mutate("ssm_value_and_grad", dm.ssm_value_and_grad, _SVG, "dt", {"discrete model": 0.5})
+case("ssm_value_and_grad", "continuous dt=0", lambda: dm.ssm_value_and_grad(_SSM2, np.ones((1, 3, 1)), np.zeros((1, 3)),
+                                                                             dt=0.0), arg="dt")
+case("ssm_value_and_grad", "Y=1e300", lambda: dm.ssm_value_and_grad(_DSSM2, np.ones((1, 3, 1)),
+                                                                     np.full((1, 3), 1e300)), "edge")
+_SRVG = dict(w=np.array([0.5, 1.0]), frequency=np.array([0.0, 1.0]), B=np.ones((2, 1)), C=np.ones(2),
+             X=np.ones((1, 3, 1)), Y=np.zeros((1, 3)))
+mutate("ssm_reparam_value_and_grad", dm.ssm_reparam_value_and_grad, _SRVG, "w",
+       {"nan": np.array([np.nan, 1.0]), "wrong shape": np.ones(3), "string": "abc"})
+mutate("ssm_reparam_value_and_grad", dm.ssm_reparam_value_and_grad, _SRVG, "reparam", {"unknown": "nope"})
+mutate("ssm_reparam_value_and_grad", dm.ssm_reparam_value_and_grad, _SRVG, "dt", {"0": 0.0, "nan": np.nan})
+
 # -- discrete recurrences
 for _entry, _fn, _base in (("forward", dm.forward, dict(model=M_DR, X=X3)),
                            ("value_and_grad", dm.value_and_grad, dict(model=M_DR, X=X3, Y=Y2))):
@@ -577,7 +597,7 @@ def _is_result_type(obj) -> bool:
     return obj in {dm.SimulationResult, dm.PiecewiseSolution, dm.AdjointResult, dm.Trajectory, dm.GradientResult,
                    dm.MemoryResult, dm.DecayFit, dm.Reparam, dm.ExpSumFit, dm.TrainResult, dm.PerturbationCurve,
                    dm.StabilityBoundary, dm.SweepRun, dm.SweepTable, dm.TaskRecord, dm.SpectralSummary,
-                   dm.Activation, dm.GatedTrajectory, dm.GatedGradient}
+                   dm.Activation, dm.GatedTrajectory, dm.GatedGradient, dm.SSMGradient}
 
 
 # -- hypothesis: random bad and edge arrays -----------------------------------------------------------
