@@ -7,8 +7,6 @@ catalogue ``dynmem.theory`` are imported on demand, to keep ``import dynmem``
 light.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
 from . import (
     activations,
     adjoint,
@@ -65,10 +63,7 @@ from .train import ExpSumFit, TrainResult, fit_exponential_sum, train, train_ctr
 from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simulate
 from .sweep import Grid, SweepInterrupted, SweepRun, SweepTable, TaskRecord, dask_executor, load_sweep, run_sweep
 
-try:
-    __version__ = _version("dynmem")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0+unknown"
+from .version import __version__
 
 __all__ = [
     "__version__",

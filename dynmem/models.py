@@ -684,7 +684,7 @@ class DiscreteRNN(_ParamModel):
         if rows.size == 0:
             return out
         drive = drive[rows]
-        gamma, eta = _recurrence_coefficients(self)
+        gamma, eta = recurrence_coefficients(self)
         act = get_activation(self.activation)
         W = np.array(self.W)
         H = np.zeros_like(drive)
@@ -737,7 +737,7 @@ class EulerRNN(_ParamModel):
     equilibrium = DiscreteRNN.equilibrium
 
 
-def _recurrence_coefficients(model) -> tuple[float, float]:
+def recurrence_coefficients(model) -> tuple[float, float]:
     """``(gamma, eta)`` with ``h_{k+1} = gamma h_k + eta sigma(z_k)`` for a discrete model."""
     if isinstance(model, DiscreteRNN):
         return 0.0, 1.0

@@ -1,17 +1,15 @@
 """The Recurrent Neural Tangent Kernel ([RNTK]; THEORY.md section 7): closed forms, quadrature,
 hand-written Jacobians, and the infinite-width limit of the empirical NTK."""
 
-import importlib
-
 import numpy as np
 import pytest
 import scipy.stats
 from hypothesis import given
 from hypothesis import strategies as st
 
-# The module itself (the package re-exports the function `rntk` under the same name).
-R = importlib.import_module("dynmem.kernel.rntk")
-from dynmem.kernel.rntk import RNTKParams, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk
+from dynmem.activations import get_kernel_activation
+from dynmem.kernel import recurrent_ntk as R
+from dynmem.kernel.recurrent_ntk import RNTKParams, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk
 
 
 def _covariances(rng, k):
@@ -30,10 +28,10 @@ SIG = dict(sigma_w=1.0, sigma_u=1.0, sigma_b=0.5, sigma_v=1.0)
 
 def test_erf_closed_forms_equal_gauss_hermite_spectrally():
     a, b, c = _covariances(np.random.default_rng(0), 50)
-    K0, D0 = R._closed_form("erf", a, b, c)
+    K0, D0 = R.closed_form_expectations("erf", a, b, c)
     errs = []
     for q in (32, 64, 96, 128):
-        K, D = R._quadrature("erf", a, b, c, q)
+        K, D = R.gauss_hermite_expectations("erf", a, b, c, q)
         errs.append(max(np.abs(K - K0).max(), np.abs(D - D0).max()))
     # erf is entire: Gauss-Hermite converges geometrically (measured: x 1/4000 per 32 more nodes
     # for variances <= 3, |rho| <= 0.95) down to rounding level at 128 nodes.
@@ -53,9 +51,9 @@ def test_relu_closed_forms_are_the_limit_of_gauss_hermite():
     oscillates with the node positions, so there it does not).
     """
     a, b, c = _covariances(np.random.default_rng(1), 40)
-    K0, D0 = R._closed_form("relu", a, b, c)
+    K0, D0 = R.closed_form_expectations("relu", a, b, c)
     qs = np.array([32, 64, 128, 256])
-    res = [R._quadrature("relu", a, b, c, int(q)) for q in qs]
+    res = [R.gauss_hermite_expectations("relu", a, b, c, int(q)) for q in qs]
     for which, ref, p, last_max in ((0, K0, 1.0, 1e-3), (1, D0, 0.5, 3e-2)):
         err = np.array([np.abs(r[which] - ref).max() for r in res])
         fit = scipy.stats.linregress(np.log(qs), np.log(err))
@@ -68,7 +66,7 @@ def test_relu_closed_forms_are_the_limit_of_gauss_hermite():
 
 def test_identity_quadrature_is_exact():
     a, b, c = _covariances(np.random.default_rng(2), 20)
-    K, D = R._quadrature("identity", a, b, c, 8)
+    K, D = R.gauss_hermite_expectations("identity", a, b, c, 8)
     np.testing.assert_allclose(K, c, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(D, 1.0, rtol=1e-14)
 
@@ -77,14 +75,15 @@ def test_identity_quadrature_is_exact():
 def test_expectations_match_monte_carlo(act):
     rng = np.random.default_rng(3)
     n = 200_000
-    _, fn, deriv, closed = R._ACTS[act]
+    spec = get_kernel_activation(act)
+    fn, deriv, closed = spec.fn, spec.deriv, spec.gaussian_closed_form
     for a, b, c in ((1.0, 1.0, 0.5), (2.5, 0.4, -0.7), (0.8, 1.7, 1.1)):
         L = np.linalg.cholesky(np.array([[a, c], [c, b]]))
         z = rng.standard_normal((n, 2)) @ L.T
         if closed:
-            K, D = R._closed_form(act, np.array(a), np.array(b), np.array(c))
+            K, D = R.closed_form_expectations(act, np.array(a), np.array(b), np.array(c))
         else:
-            K, D = R._quadrature(act, np.array([a]), np.array([b]), np.array([c]), 96)
+            K, D = R.gauss_hermite_expectations(act, np.array([a]), np.array([b]), np.array([c]), 96)
         for value, samples in ((K, fn(z[:, 0]) * fn(z[:, 1])), (D, deriv(z[:, 0]) * deriv(z[:, 1]))):
             se = samples.std() / np.sqrt(n)
             assert abs(float(np.squeeze(value)) - samples.mean()) < 5 * se
@@ -121,7 +120,7 @@ def test_rntk_single_step_is_the_one_hidden_layer_ntk():
     X = _seqs(6, T=1, d=3)
     s = 1.0 / 3 * np.einsum("ad,bd->ab", X[:, 0], X[:, 0]) + 0.25
     q = np.diag(s)
-    K, D = R._closed_form("relu", q[:, None], q[None, :], s)
+    K, D = R.closed_form_expectations("relu", q[:, None], q[None, :], s)
     res = rntk(X, activation="relu", **SIG)
     np.testing.assert_allclose(res.ntk, K + D * s, rtol=1e-13)
     np.testing.assert_allclose(res.nngp, K, rtol=1e-13)

@@ -1,13 +1,11 @@
 """The Recurrent Neural Tangent Kernel ([RNTK]; THEORY.md section 7, last bullet).
 
-Claims about :mod:`dynmem.kernel.rntk`: the closed-form Gaussian expectations,
+Claims about :mod:`dynmem.kernel.recurrent_ntk`: the closed-form Gaussian expectations,
 the hand-written BPTT Jacobian, and the infinite-width limit of the empirical
 NTK of the dense NTK-parameterised RNN.
 """
 
 from __future__ import annotations
-
-import importlib
 
 import numpy as np
 import scipy.stats
@@ -18,11 +16,6 @@ MODULE = "recurrent_ntk"
 _SIG = dict(sigma_w=1.0, sigma_u=1.0, sigma_b=0.5, sigma_v=1.0)
 
 
-def _module():
-    # by import path: the package re-exports the function `rntk` under the module's name
-    return importlib.import_module("dynmem.kernel.rntk")
-
-
 def _covariances(seed, k):
     rng = np.random.default_rng(seed)
     a, b = rng.uniform(0.3, 3.0, k), rng.uniform(0.3, 3.0, k)
@@ -30,12 +23,12 @@ def _covariances(seed, k):
 
 
 def _relu_closed_form() -> Outcome:
-    R = _module()
+    from dynmem.kernel import recurrent_ntk as R
 
     a, b, c = _covariances(1, 40)
-    K0, D0 = R._closed_form("relu", a, b, c)
+    K0, D0 = R.closed_form_expectations("relu", a, b, c)
     qs = np.array([32, 64, 128, 256])
-    res = [R._quadrature("relu", a, b, c, int(q)) for q in qs]
+    res = [R.gauss_hermite_expectations("relu", a, b, c, int(q)) for q in qs]
     errK = np.array([np.abs(r[0] - K0).max() for r in res])
     errD = np.array([np.abs(r[1] - D0).max() for r in res])
     pK = -scipy.stats.linregress(np.log(qs), np.log(errK)).slope
@@ -50,13 +43,13 @@ def _relu_closed_form() -> Outcome:
 
 
 def _erf_closed_form() -> Outcome:
-    R = _module()
+    from dynmem.kernel import recurrent_ntk as R
 
     a, b, c = _covariances(0, 50)
-    K0, D0 = R._closed_form("erf", a, b, c)
+    K0, D0 = R.closed_form_expectations("erf", a, b, c)
     errs = []
     for q in (32, 64, 96, 128):
-        K, D = R._quadrature("erf", a, b, c, q)
+        K, D = R.gauss_hermite_expectations("erf", a, b, c, q)
         errs.append(float(max(np.abs(K - K0).max(), np.abs(D - D0).max())))
     geometric = all(e1 < 1e-3 * e0 for e0, e1 in zip(errs[:2], errs[1:3]))
     ok = geometric and errs[-1] < 1e-13
@@ -67,18 +60,20 @@ def _erf_closed_form() -> Outcome:
 
 
 def _monte_carlo() -> Outcome:
-    R = _module()
+    from dynmem.activations import get_kernel_activation
+    from dynmem.kernel import recurrent_ntk as R
 
     rng = np.random.default_rng(3)
     n = 200_000
     worst = 0.0
     for act in ("relu", "erf", "tanh"):
-        _, fn, deriv, closed = R._ACTS[act]
+        spec = get_kernel_activation(act)
+        fn, deriv, closed = spec.fn, spec.deriv, spec.gaussian_closed_form
         for a, b, c in ((1.0, 1.0, 0.5), (2.5, 0.4, -0.7), (0.8, 1.7, 1.1)):
             L = np.linalg.cholesky(np.array([[a, c], [c, b]]))
             z = rng.standard_normal((n, 2)) @ L.T
             A, B, C = np.array([a]), np.array([b]), np.array([c])
-            K, D = R._closed_form(act, A, B, C) if closed else R._quadrature(act, A, B, C, 96)
+            K, D = R.closed_form_expectations(act, A, B, C) if closed else R.gauss_hermite_expectations(act, A, B, C, 96)
             for val, s in ((K, fn(z[:, 0]) * fn(z[:, 1])), (D, deriv(z[:, 0]) * deriv(z[:, 1]))):
                 worst = max(worst, abs(float(val[0]) - s.mean()) / (s.std() / np.sqrt(n)))
     return decide(worst < 5.0, dict(samples=n, cases=18, max_z_score=worst),
@@ -90,7 +85,7 @@ def _monte_carlo() -> Outcome:
 def _jacobian_fd() -> Outcome:
     from hypothesis import strategies as st
 
-    from dynmem.kernel.rntk import init_params, rnn_jacobian, rnn_output
+    from dynmem.kernel.recurrent_ntk import init_params, rnn_jacobian, rnn_output
 
     def pred(ex):
         n, d, T, act, seed = ex
@@ -117,7 +112,7 @@ def _jacobian_fd() -> Outcome:
 
 
 def _infinite_width() -> Outcome:
-    from dynmem.kernel.rntk import empirical_rntk, init_params, rntk
+    from dynmem.kernel.recurrent_ntk import empirical_rntk, init_params, rntk
 
     X = np.random.default_rng(10).standard_normal((6, 5, 2))
     widths = np.array([64, 128, 256, 512, 1024])
@@ -145,7 +140,7 @@ def _infinite_width() -> Outcome:
 
 
 def _nngp() -> Outcome:
-    from dynmem.kernel.rntk import init_params, rnn_output, rntk
+    from dynmem.kernel.recurrent_ntk import init_params, rnn_output, rntk
 
     X = np.random.default_rng(11).standard_normal((3, 3, 2))
     res = rntk(X, activation="erf", **_SIG)
@@ -159,7 +154,7 @@ def _nngp() -> Outcome:
 
 
 def _psd() -> Outcome:
-    from dynmem.kernel.rntk import rntk
+    from dynmem.kernel.recurrent_ntk import rntk
 
     X = np.random.default_rng(7).standard_normal((12, 5, 2))
     worst, asym = np.inf, 0.0

@@ -20,7 +20,14 @@ Modules
     The limit ODE, solved exactly (:func:`solve_limit_ode`) and by
     ``solve_ivp`` (:func:`solve_limit_ode_ivp`).
 :mod:`~dynmem.kernel.convergence`
-    Width sweeps against the limit (:func:`kernel_convergence`) and plots.
+    Width sweeps against the limit (:func:`kernel_convergence`).
+:mod:`~dynmem.kernel.recurrent_ntk`
+    The analytic recurrent NTK (:func:`rntk`) and the empirical one
+    (:func:`empirical_rntk`) of the dense Elman RNN of [RNTK].  (The module
+    was ``dynmem.kernel.rntk``, the name of its function; that import path
+    warns.)
+
+The plots of the width sweeps are in :mod:`dynmem.plotting`.
 """
 
 from .chains import AR1Chain, HistoryGrid, HistoryTarget, MarkovChain
@@ -39,4 +46,4 @@ __all__ = [
     "plot_error_vs_width", "plot_trajectories",
     "RNTKParams", "RNTKResult", "empirical_rntk", "init_params", "rnn_jacobian", "rnn_output", "rntk",
 ]
-from .rntk import RNTKParams, RNTKResult, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk  # noqa: E402
+from .recurrent_ntk import RNTKParams, RNTKResult, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk  # noqa: E402

@@ -84,7 +84,7 @@ class HistoryGrid:
         return int(self.values.shape[2])
 
 
-def _as_histories(name: str, values) -> np.ndarray:
+def as_histories(name: str, values) -> np.ndarray:
     """Histories as a (n, L, d) float64 array; (n, L) is read as d = 1."""
     if isinstance(values, HistoryGrid):
         return values.values
@@ -558,7 +558,7 @@ class HistoryTarget:
 
     def __call__(self, H) -> np.ndarray:
         r"""The noiseless :math:`g` on histories ``H`` (n, L', d), ``L' >= L``: reads the last ``L`` values."""
-        H = _as_histories("H", H)
+        H = as_histories("H", H)
         if H.shape[1] < self.length:
             raise ValueError(f"`H` must have histories of length >= {self.length} for target {self.name}; "
                              f"got length {H.shape[1]}.")

@@ -39,7 +39,7 @@ import scipy.stats
 from .._validation import as_float_array, check_int, check_positive, describe
 from .chains import AR1Chain, HistoryGrid, HistoryTarget, MarkovChain
 from .limit import LimitSolution, l2_nu, solve_limit_ode
-from .network import LSSNetwork, ParamLaw, _check_beta, train_online
+from .network import LSSNetwork, ParamLaw, check_beta, train_online
 from .ntk import empirical_ntk, kernel_error, limit_kernel
 
 __all__ = ["ConvergenceResult", "SlopeFit", "kernel_convergence", "default_chain", "default_target", "plot_error_vs_width",
@@ -256,7 +256,7 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
     seeds = tuple(check_int("seeds", s, minimum=0) for s in seeds)
     if not seeds:
         raise ValueError("`seeds` must hold at least one seed; got an empty sequence.")
-    beta = _check_beta(beta)
+    beta = check_beta(beta)
     alpha = check_positive("alpha", alpha)
     t_final = check_positive("t_final", t_final)
     n_times = check_int("n_times", n_times, minimum=2)

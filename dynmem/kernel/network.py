@@ -76,14 +76,12 @@ import numpy as np
 import scipy.stats
 
 from .._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
-from ..activations import act_and_deriv_scalar, get_activation
+from ..activations import act_and_deriv_scalar, get_activation, sup_derivative
 
 __all__ = ["ParamLaw", "LSSNetwork", "TrainingResult", "train_online", "RECURRENCES"]
 
 RECURRENCES = ("diagonal", "mean-field")
 _MODE = {"diagonal": 0, "mean-field": 1}
-# sup |sigma'| of every registered activation (tanh, hardtanh, relu, identity).
-_SUP_DERIV = {"tanh": 1.0, "hardtanh": 1.0, "relu": 1.0, "identity": 1.0}
 _NEWTON_ITERS = 100
 
 
@@ -416,7 +414,7 @@ class _Tree:
     leaf: np.ndarray     # (n_hist,) int64
 
 
-def _prefix_tree(H: np.ndarray) -> _Tree:
+def prefix_tree(H: np.ndarray) -> _Tree:
     """Distinct prefixes of the histories H (n, L, d), parents before children."""
     n, L, d = H.shape
     vals, parents = [], []
@@ -482,7 +480,8 @@ class ParamLaw:
 # ----------------------------------------------------------------------------- the network
 
 
-def _check_beta(beta) -> float:
+def check_beta(beta) -> float:
+    """`beta` as a float, checked to lie in [1/2, 1) (the output scale exponent)."""
     beta = check_finite("beta", beta)
     if not 0.5 <= beta < 1.0:
         raise ValueError(f"`beta` must be in [1/2, 1) (output scale N^-beta); got {beta}.")
@@ -536,14 +535,15 @@ class LSSNetwork:
             raise ValueError(f"`W` must have shape ({N}, d) to match `c`; got shape {W.shape}.")
         b = as_float_array("b", self.b, shape=(N,), copy=True)
         u = as_float_array("u", self.u, shape=(N,), copy=True)
-        beta = _check_beta(self.beta)
+        beta = check_beta(self.beta)
         check_choice("recurrence", self.recurrence, RECURRENCES)
         act = get_activation(self.activation)
-        rho = float(np.max(np.abs(b))) * _SUP_DERIV.get(act.name, 1.0)
+        sup_d = sup_derivative(act)
+        rho = float(np.max(np.abs(b))) * sup_d
         if not rho < 1.0:
             raise ValueError(
                 f"`b` must satisfy the contraction sup|b| * sup|sigma'| < 1; got sup|b| = {float(np.max(np.abs(b)))!r} "
-                f"and sup|sigma'| = {_SUP_DERIV.get(act.name, 1.0)} for {act.name} (product {rho!r}).")
+                f"and sup|sigma'| = {sup_d} for {act.name} (product {rho!r}).")
         for name, arr in (("c", c), ("W", W), ("b", b), ("u", u)):
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
@@ -607,7 +607,7 @@ class LSSNetwork:
     @property
     def contraction(self) -> float:
         r""":math:`\sup_i |b^i| \sup|\sigma'|`."""
-        return float(np.max(np.abs(self.b))) * _SUP_DERIV.get(self.activation, 1.0)
+        return float(np.max(np.abs(self.b))) * sup_derivative(self.activation)
 
     def _code(self) -> int:
         return get_activation(self.activation).code
@@ -638,9 +638,9 @@ class LSSNetwork:
         return LSSNetwork(**args)
 
     def _histories(self, H):
-        from .chains import _as_histories
+        from .chains import as_histories
 
-        H = _as_histories("histories", H)
+        H = as_histories("histories", H)
         if H.shape[2] != self.dim:
             raise ValueError(f"`histories` must have values of dimension d = {self.dim}; got shape {H.shape}.")
         return H
@@ -658,7 +658,7 @@ class LSSNetwork:
         -------
         ndarray, shape (n,)
         """
-        tree = _prefix_tree(self._histories(histories))
+        tree = prefix_tree(self._histories(histories))
         out = np.empty(tree.leaf.shape[0])
         _tree_output(self.c, self.W, self.b, self.u, tree.vals, tree.parent, tree.leaf, self._mode(), self._code(),
                      self.scale, out)
@@ -679,7 +679,7 @@ class LSSNetwork:
             Columns ``(c, w_1..w_d, b, u)``.
         """
         H = self._histories(histories)
-        tree = _prefix_tree(H)
+        tree = prefix_tree(H)
         glob = self._mean_field_globals(tree)
         i0, i1, _ = (units or slice(0, self.width)).indices(self.width)
         return self._jacobian_block(tree, glob, i0, i1)
@@ -860,7 +860,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
     if record_times.size == 0 or record_times[0] < 0 or record_times[-1] > t_final * (1 + 1e-12):
         raise ValueError(f"`record_times` must be non-empty and lie in [0, t_final = {t_final}]; got {describe(record_times)}.")
     H = network._histories(histories) if histories is not None else np.zeros((0, 1, network.dim))
-    tree = _prefix_tree(H) if H.shape[0] else None
+    tree = prefix_tree(H) if H.shape[0] else None
 
     rng = check_rng("rng", rng)
     K = int(math.ceil(t_final * N))
@@ -913,7 +913,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
         if not (np.all(np.isfinite(hs[r])) and np.isfinite(drift[r])):
             ok, message = False, f"non-finite network output on the probe histories at t = {record_times[r]:.4g}"
             break
-    contraction = float(np.max(np.abs(net.b))) * _SUP_DERIV.get(network.activation, 1.0)
+    contraction = float(np.max(np.abs(net.b))) * sup_derivative(network.activation)
     if ok and not contraction < 1:
         ok, message = False, f"training left the contraction region: sup|b| sup|sigma'| = {contraction:.4g} >= 1"
     trained = network.replace(c=net.c, W=net.W, b=net.b, u=net.u) if ok else None

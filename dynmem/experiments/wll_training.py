@@ -63,11 +63,11 @@ import time
 
 import numpy as np
 
-from .models import EulerRNN
-from .reparam import get_reparam
-from .stability import PerturbationCurve, ball_sup, PerturbationEvaluator, unit_directions, perturbation_curve, stability_boundary
-from .targets import PowerLawKernel
-from .train import train
+from ..models import EulerRNN
+from ..reparam import get_reparam
+from ..stability import PerturbationCurve, ball_sup, PerturbationEvaluator, unit_directions, perturbation_curve, stability_boundary
+from ..targets import PowerLawKernel
+from ..train import train
 
 __all__ = ["run_fig2", "run_fig4", "plot_fig2", "plot_fig4", "SETTINGS"]
 
@@ -310,7 +310,7 @@ def _seeds_on(executor, kind: str, seeds, cfg: dict, reparam: str, progress: boo
     import os
     import tempfile
 
-    from .sweep import Grid, load_sweep, run_sweep
+    from ..sweep import Grid, load_sweep, run_sweep
 
     unique = list(dict.fromkeys(seeds))
     fn = functools.partial(_seed_task, kind=kind, cfg=cfg, reparam=reparam)
