@@ -38,7 +38,8 @@ from .inputs import (
     step,
     white_noise,
 )
-from .memory import DecayFit, MemoryResult, fit_decay, linear_memory, memory_function
+from .decay import DecayFit, fit_decay
+from .memory import MemoryResult, linear_memory, memory_function
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
 from .gated import CTGRU, GatedGradient, GatedTrajectory, GRUCell, LSTMCell, gated_forward, gated_value_and_grad
 from .ssm import DiagonalSSM, DiscreteDiagonalSSM
@@ -59,7 +60,8 @@ from .spectra import (
 from .recurrences import GradientResult, Trajectory, backward, forward, outputs_many, value_and_grad
 from .reparam import Reparam, get_reparam
 from .stability import PerturbationCurve, StabilityBoundary, perturbation_curve, stability_boundary
-from .train import ExpSumFit, TrainResult, fit_exponential_sum, train, train_ctrnn
+from .expsum import ExpSumFit, fit_exponential_sum
+from .train import TrainResult, train, train_ctrnn
 from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simulate
 from .sweep import Grid, SweepInterrupted, SweepRun, SweepTable, TaskRecord, dask_executor, load_sweep, run_sweep
 

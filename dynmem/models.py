@@ -58,6 +58,7 @@ hypothesis strategies still check concrete classes; see the issue-14 report.)
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -727,9 +728,14 @@ class EulerRNN(_ParamModel):
         object.__setattr__(self, "dt", check_positive("dt", self.dt))
         object.__setattr__(self, "leak", check_nonnegative("leak", self.leak))
 
-    def to_ctrnn(self) -> CTRNN:
+    def as_ctrnn(self) -> CTRNN:
         """The continuous-time model this recurrence discretises."""
         return CTRNN(self.W, self.U, self.b, self.c, activation=self.activation, leak=self.leak)
+
+    def to_ctrnn(self) -> CTRNN:
+        """Deprecated spelling of :meth:`as_ctrnn` (warns; removed in the next release)."""
+        warnings.warn("EulerRNN.to_ctrnn() is deprecated; use as_ctrnn()", DeprecationWarning, stacklevel=2)
+        return self.as_ctrnn()
 
     state_size = DiscreteRNN.state_size
     outputs = DiscreteRNN.outputs

@@ -93,12 +93,12 @@ def _jacobian_fd() -> Outcome:
         p = init_params(n, d, activation=act, rng=rng, **_SIG)
         X = rng.standard_normal((2, T, d))
         J = rnn_jacobian(p, X)
-        theta, h = p.flat(), 1e-5
+        theta, h = p.flatten(), 1e-5
         Jfd = np.empty_like(J)
         for i in range(theta.size):
             e = np.zeros_like(theta)
             e[i] = h
-            Jfd[:, i] = (rnn_output(p.with_flat(theta + e), X) - rnn_output(p.with_flat(theta - e), X)) / (2 * h)
+            Jfd[:, i] = (rnn_output(p.unflatten(theta + e), X) - rnn_output(p.unflatten(theta - e), X)) / (2 * h)
         err = float(np.abs(J - Jfd).max() / max(1.0, np.abs(J).max()))
         return err <= 50 * (h * h + 2.2e-16 / h), err
 

@@ -69,6 +69,7 @@ cost is proportional to the number of distinct prefixes times ``N``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numba
@@ -619,17 +620,37 @@ class LSSNetwork:
         r""":math:`\alpha / N^{2 - 2\beta}`."""
         return alpha / float(self.width) ** (2.0 - 2.0 * self.beta)
 
-    def flat(self) -> np.ndarray:
+    def flatten(self) -> np.ndarray:
         """Parameters as one (N, d + 3) array, columns (c, w_1..w_d, b, u)."""
         return np.column_stack([self.c, self.W, self.b, self.u])
 
+    def unflatten(self, theta) -> "LSSNetwork":
+        """The network with parameters ``theta`` (shape (N', d' + 3), the layout of :meth:`flatten`).
+
+        ``beta``, ``recurrence`` and ``activation`` are this network's; the
+        width and input dimension are ``theta``'s.
+        """
+        return LSSNetwork._from_columns(theta, beta=self.beta, recurrence=self.recurrence, activation=self.activation)
+
     @classmethod
-    def from_flat(cls, theta, *, beta=0.5, recurrence="diagonal", activation="tanh") -> "LSSNetwork":
+    def _from_columns(cls, theta, *, beta, recurrence, activation) -> "LSSNetwork":
         theta = as_float_array("theta", theta, ndim=2)
         if theta.shape[1] < 4:
             raise ValueError(f"`theta` must have shape (N, d + 3) with d >= 1; got shape {theta.shape}.")
         return cls(theta[:, 0], theta[:, 1:-2], theta[:, -2], theta[:, -1], beta=beta, recurrence=recurrence,
                    activation=activation)
+
+    def flat(self) -> np.ndarray:
+        """Deprecated spelling of :meth:`flatten` (warns; removed in the next release)."""
+        warnings.warn("LSSNetwork.flat() is deprecated; use flatten()", DeprecationWarning, stacklevel=2)
+        return self.flatten()
+
+    @classmethod
+    def from_flat(cls, theta, *, beta=0.5, recurrence="diagonal", activation="tanh") -> "LSSNetwork":
+        """Deprecated: ``network.unflatten(theta)`` (warns; removed in the next release)."""
+        warnings.warn("LSSNetwork.from_flat(theta, ...) is deprecated; use network.unflatten(theta) on a network "
+                      "with those options", DeprecationWarning, stacklevel=2)
+        return cls._from_columns(theta, beta=beta, recurrence=recurrence, activation=activation)
 
     def replace(self, **kw) -> "LSSNetwork":
         args = dict(c=self.c, W=self.W, b=self.b, u=self.u, beta=self.beta, recurrence=self.recurrence,
@@ -741,7 +762,7 @@ class _Mutable:
     def __init__(self, net: LSSNetwork):
         self.c, self.W, self.b, self.u = (np.array(a, dtype=np.float64, order="C") for a in (net.c, net.W, net.b, net.u))
 
-    def flat(self):
+    def flatten(self):
         return np.column_stack([self.c, self.W, self.b, self.u])
 
 
@@ -873,7 +894,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
     lrs[B:] = lr
 
     net = _Mutable(network)
-    theta0 = network.flat()
+    theta0 = network.flatten()
     st = _State.at_fixed_point(network, X[0])
     mode, code, scale = network._mode(), network._code(), network.scale
     errs = np.empty(B + K)
@@ -888,7 +909,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
         if tree is not None:
             _tree_output(net.c, net.W, net.b, net.u, tree.vals, tree.parent, tree.leaf, mode, code, scale, out)
             hs[r] = out
-        drift[r] = float(np.max(np.abs(net.flat() - theta0)))
+        drift[r] = float(np.max(np.abs(net.flatten() - theta0)))
 
     # burn-in: X[1 .. B] read without learning
     done = 0  # training steps done
