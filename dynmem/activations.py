@@ -252,6 +252,15 @@ _KERNEL_ONLY: dict[str, Activation] = {
 _KERNEL_REGISTRY: dict[str, Activation] = {**_REGISTRY, **_KERNEL_ONLY}
 
 
+def _lookup(activation, registry: dict, example: str) -> Activation:
+    if isinstance(activation, Activation):
+        return activation
+    if not isinstance(activation, str):
+        raise TypeError(f"`activation` must be a name such as {example!r}; got {describe(activation)}.")
+    check_choice("activation", activation, registry)
+    return registry[activation]
+
+
 def available_activations() -> tuple[str, ...]:
     """Names accepted wherever an ``activation=`` argument is taken."""
     return tuple(_REGISTRY)
@@ -265,12 +274,7 @@ def get_activation(activation) -> Activation:
     ValueError
         For an unknown name; the message lists the known ones.
     """
-    if isinstance(activation, Activation):
-        return activation
-    if not isinstance(activation, str):
-        raise TypeError(f"`activation` must be a name such as 'tanh'; got {describe(activation)}.")
-    check_choice("activation", activation, _REGISTRY)
-    return _REGISTRY[activation]
+    return _lookup(activation, _REGISTRY, "tanh")
 
 
 def kernel_activations() -> tuple[str, ...]:
@@ -280,12 +284,7 @@ def kernel_activations() -> tuple[str, ...]:
 
 def get_kernel_activation(activation) -> Activation:
     """Like :func:`get_activation`, over :func:`kernel_activations` (which adds ``"erf"``)."""
-    if isinstance(activation, Activation):
-        return activation
-    if not isinstance(activation, str):
-        raise TypeError(f"`activation` must be a name such as 'relu'; got {describe(activation)}.")
-    check_choice("activation", activation, _KERNEL_REGISTRY)
-    return _KERNEL_REGISTRY[activation]
+    return _lookup(activation, _KERNEL_REGISTRY, "relu")
 
 
 def sup_derivative(activation) -> float:

@@ -1,5 +1,8 @@
 """Decay fits of memory curves: exponential, polynomial, non-decaying or undetermined (THEORY.md section 2).
 
+:func:`loglog_slope` is the package's one log-log slope fit (power-law
+exponents of memory tails, error-versus-width rates, ...).
+
 :func:`fit_decay` classifies a memory curve ``M(t)`` (from
 :func:`dynmem.memory.memory_function` or any sampled curve) by comparing
 least-squares fits of the candidate models by BIC; :class:`DecayFit` holds
@@ -15,10 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.optimize
 import scipy.special
+import scipy.stats
 
-from ._validation import as_float_array, check_increasing
+from ._validation import as_float_array, check_increasing, check_positive
 
-__all__ = ["DecayFit", "fit_decay"]
+__all__ = ["DecayFit", "fit_decay", "SlopeFit", "loglog_slope"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -452,3 +456,50 @@ def _classify(t, M, options) -> DecayFit:
                    f"on the whole window: {first.note})"
             return dataclasses.replace(fit, note=note)
     return first
+
+
+# --------------------------------------------------------------------------
+# log-log slopes
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """A log-log least-squares slope with a 95% confidence interval."""
+
+    slope: float
+    intercept: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    n_points: int
+
+    def to_dict(self) -> dict:
+        return dict(slope=self.slope, intercept=self.intercept, stderr=self.stderr, ci=[self.ci_low, self.ci_high],
+                    n_points=self.n_points)
+
+
+def loglog_slope(x, y, *, level: float = 0.95) -> SlopeFit:
+    r"""Slope of :math:`\log y` on :math:`\log x` with a Student-t confidence interval.
+
+    Non-finite or non-positive pairs are dropped; fewer than three points give
+    a NaN interval.
+    """
+    x = as_float_array("x", x, finite=False).ravel()
+    y = as_float_array("y", y, finite=False).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"`x` and `y` must have the same length (one y per x); got {x.size} and {y.size}.")
+    level = check_positive("level", level)
+    if not level < 1:
+        raise ValueError(f"`level` must lie in (0, 1); got {level!r}.")
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    n = int(ok.sum())
+    if n < 2 or np.unique(x[ok]).size < 2:
+        nan = float("nan")
+        return SlopeFit(nan, nan, nan, nan, nan, n)
+    r = scipy.stats.linregress(np.log(x[ok]), np.log(y[ok]))
+    if n >= 3:
+        q = float(scipy.stats.t.ppf(0.5 + level / 2, n - 2))
+        lo, hi = r.slope - q * r.stderr, r.slope + q * r.stderr
+    else:
+        lo = hi = float("nan")
+    return SlopeFit(float(r.slope), float(r.intercept), float(r.stderr), float(lo), float(hi), n)

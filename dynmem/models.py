@@ -66,7 +66,7 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from ._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
+from ._validation import as_float_array, as_square_matrix, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
 from .activations import available_activations, get_activation
 from .spectra import spectral_abscissa
 
@@ -198,11 +198,7 @@ class _ParamModel:
     _param_names: ClassVar[tuple[str, ...]] = ()
 
     def _check_params(self) -> None:
-        W = as_float_array("W", self.W, ndim=2, copy=True)
-        if W.shape[0] != W.shape[1]:
-            raise ValueError(f"`W` must be square; got shape {W.shape}.")
-        if W.shape[0] < 1:
-            raise ValueError(f"`W` must have at least one row (hidden width m >= 1); got shape {W.shape}.")
+        W = as_square_matrix("W", self.W, copy=True, rows_hint=" (hidden width m >= 1)")
         m = W.shape[0]
         U = as_float_array("U", self.U, ndim=2, copy=True)
         if U.shape[0] != m:

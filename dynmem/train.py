@@ -351,6 +351,35 @@ def _say(progress, step, value, val=None):
         print(f"[dynmem.train] step {step}: loss {value:.6g}{extra}", file=sys.stderr)
 
 
+def _after_step(prob, monitor, theta, k, value, Xv, Yv, loss, val_history, progress, report_every, callback, unit):
+    """The bookkeeping after step ``k`` that Adam and L-BFGS share: validation loss, progress, callback, early stop.
+
+    Returns ``(new_best, stop_message)``: ``new_best`` when the validation loss
+    improved (the caller keeps ``theta`` as the best iterate), and the reason
+    to stop (``None`` to go on).  ``unit`` names a step in the messages.
+    """
+    val = None
+    if Xv is not None:
+        try:
+            val = _loss_only(prob.model(theta), Xv, Yv, loss)
+        except FloatingPointError:
+            val = np.inf
+        val_history.append(val)
+        improved, stop = monitor.update(val)
+    else:
+        improved, stop = monitor.update(value)
+    if progress and (k % report_every == 0 or k == 1):
+        _say(progress, k, value, val)
+    new_best = improved and Xv is not None
+    if callback is not None and callback(k, value, prob.model(theta)):
+        return new_best, f"stopped by the callback at {unit} {k}"
+    if stop:
+        what = "validation loss" if Xv is not None else "training loss"
+        return new_best, (f"early stopping at {unit} {k}: the {what} did not improve for {monitor.patience} "
+                          f"{unit}s")
+    return new_best, None
+
+
 def _adam(prob, theta, X, Y, Xv, Yv, loss, steps, lr, batch_size, betas, eps, patience, tol, gen, progress,
           report_every, callback):
     b1, b2 = float(betas[0]), float(betas[1])
@@ -389,26 +418,12 @@ def _adam(prob, theta, X, Y, Xv, Yv, loss, steps, lr, batch_size, betas, eps, pa
             success, message, k = False, f"the parameters became non-finite at step {k}", k - 1
             break
         theta = new
-        val = None
-        if Xv is not None:
-            try:
-                val = _loss_only(prob.model(theta), Xv, Yv, loss)
-            except FloatingPointError:
-                val = np.inf
-            val_history.append(val)
-            improved, stop = monitor.update(val)
-            if improved:
-                best_theta = theta.copy()
-        else:
-            improved, stop = monitor.update(value)
-        if progress and (k % report_every == 0 or k == 1):
-            _say(progress, k, value, val)
-        if callback is not None and callback(k, value, prob.model(theta)):
-            message, stopped = f"stopped by the callback at step {k}", True
-            break
-        if stop:
-            what = "validation loss" if Xv is not None else "training loss"
-            message, stopped = f"early stopping at step {k}: the {what} did not improve for {patience} steps", True
+        new_best, stop_message = _after_step(prob, monitor, theta, k, value, Xv, Yv, loss, val_history, progress,
+                                             report_every, callback, "step")
+        if new_best:
+            best_theta = theta.copy()
+        if stop_message is not None:
+            message, stopped = stop_message, True
             break
     if Xv is not None and len(val_history):
         theta = best_theta
@@ -438,26 +453,12 @@ def _lbfgs(prob, theta0, X, Y, Xv, Yv, loss, steps, patience, tol, progress, rep
         value = float(intermediate_result.fun)
         theta = intermediate_result.x
         history.append(value)
-        val = None
-        if Xv is not None:
-            try:
-                val = _loss_only(prob.model(theta), Xv, Yv, loss)
-            except FloatingPointError:
-                val = np.inf
-            val_history.append(val)
-            improved, stop = monitor.update(val)
-            if improved:
-                state["best"] = theta.copy()
-        else:
-            improved, stop = monitor.update(value)
-        if progress and (k % report_every == 0 or k == 1):
-            _say(progress, k, value, val)
-        if callback is not None and callback(k, value, prob.model(theta)):
-            state["msg"] = f"stopped by the callback at iteration {k}"
-            raise StopIteration
-        if stop:
-            what = "validation loss" if Xv is not None else "training loss"
-            state["msg"] = f"early stopping at iteration {k}: the {what} did not improve for {patience} iterations"
+        new_best, stop_message = _after_step(prob, monitor, theta, k, value, Xv, Yv, loss, val_history, progress,
+                                             report_every, callback, "iteration")
+        if new_best:
+            state["best"] = theta.copy()
+        if stop_message is not None:
+            state["msg"] = stop_message
             raise StopIteration
 
     f0, _ = fun(theta0)

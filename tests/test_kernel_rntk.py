@@ -315,7 +315,7 @@ def test_validation_messages():
         empirical_rntk(p, X, method="svd")
     with pytest.raises(ValueError, match=r"`U` must have shape \(4, d\) with d >= 1 to match W; got shape \(3, 2\)"):
         RNTKParams(p.W, np.ones((3, 2)), p.b, p.v)
-    with pytest.raises(ValueError, match=r"`W` must be square with n >= 1; got shape \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"`W` must be square; got shape \(4, 3\)"):
         RNTKParams(np.ones((4, 3)), p.U, p.b, p.v)
     with pytest.raises(ValueError, match=r"`theta` must have shape \(" + str(p.size) + r",\); got shape \(3,\)"):
         p.unflatten(np.ones(3))

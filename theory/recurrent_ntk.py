@@ -8,7 +8,6 @@ NTK of the dense NTK-parameterised RNN.
 from __future__ import annotations
 
 import numpy as np
-import scipy.stats
 
 from ._claim import Claim, Outcome, decide, property_check
 
@@ -23,6 +22,7 @@ def _covariances(seed, k):
 
 
 def _relu_closed_form() -> Outcome:
+    from dynmem.decay import loglog_slope
     from dynmem.kernel import recurrent_ntk as R
 
     a, b, c = _covariances(1, 40)
@@ -31,8 +31,8 @@ def _relu_closed_form() -> Outcome:
     res = [R.gauss_hermite_expectations("relu", a, b, c, int(q)) for q in qs]
     errK = np.array([np.abs(r[0] - K0).max() for r in res])
     errD = np.array([np.abs(r[1] - D0).max() for r in res])
-    pK = -scipy.stats.linregress(np.log(qs), np.log(errK)).slope
-    pD = -scipy.stats.linregress(np.log(qs), np.log(errD)).slope
+    pK = -loglog_slope(qs, errK).slope
+    pD = -loglog_slope(qs, errD).slope
     rich = float(np.abs(2 * res[-1][0] - res[-2][0] - K0).max())
     ok = abs(pK - 1.0) < 0.3 and abs(pD - 0.5) < 0.3 and rich < 0.25 * errK[-1]
     return decide(ok, dict(covariances=40, nodes=qs.tolist(), err_K=errK.tolist(), err_Kdot=errD.tolist(),
@@ -112,6 +112,7 @@ def _jacobian_fd() -> Outcome:
 
 
 def _infinite_width() -> Outcome:
+    from dynmem.decay import loglog_slope
     from dynmem.kernel.recurrent_ntk import empirical_rntk, init_params, rntk
 
     X = np.random.default_rng(10).standard_normal((6, 5, 2))
@@ -126,7 +127,7 @@ def _infinite_width() -> Outcome:
             nets = (init_params(int(n), 2, activation=act, rng=1000 * int(n) + s, **_SIG) for s in range(k))
             errs = [np.linalg.norm(empirical_rntk(p, X) - A) / np.linalg.norm(A) for p in nets]
             med.append(float(np.median(errs)))
-        slope = float(scipy.stats.linregress(np.log(widths), np.log(med)).slope)
+        slope = loglog_slope(widths, med).slope
         out[act] = dict(median_error=med, slope=slope)
         ok &= abs(slope + 0.5) < 0.15
     # The median, not the mean square: for relu the error of one network is heavy-tailed

@@ -31,8 +31,7 @@ The plots of the width sweeps are in :mod:`dynmem.plotting`.
 """
 
 from .chains import AR1Chain, HistoryGrid, HistoryTarget, MarkovChain
-from .convergence import (ConvergenceResult, SlopeFit, default_chain, default_target, kernel_convergence, loglog_slope,
-                          plot_error_vs_width, plot_trajectories)
+from .convergence import ConvergenceResult, SlopeFit, default_chain, default_target, kernel_convergence, loglog_slope
 from .limit import LimitSolution, l2_nu, solve_limit_ode, solve_limit_ode_ivp
 from .network import RECURRENCES, LSSNetwork, ParamLaw, TrainingResult, train_online
 from .ntk import LimitKernel, empirical_ntk, kernel_error, limit_kernel
@@ -47,3 +46,12 @@ __all__ = [
     "RNTKParams", "RNTKResult", "empirical_rntk", "init_params", "rnn_jacobian", "rnn_output", "rntk",
 ]
 from .recurrent_ntk import RNTKParams, RNTKResult, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk  # noqa: E402
+
+
+def __getattr__(name):
+    # plot_error_vs_width / plot_trajectories live in dynmem.plotting; imported on first use
+    if name in ("plot_error_vs_width", "plot_trajectories"):
+        from .. import plotting
+
+        return getattr(plotting, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,7 +39,7 @@ import numpy as np
 import scipy.linalg
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from .._validation import as_float_array, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
+from .._validation import as_float_array, as_square_matrix, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
 
 __all__ = ["MarkovChain", "AR1Chain", "HistoryGrid", "HistoryTarget"]
 
@@ -163,10 +163,8 @@ class MarkovChain:
     """
 
     def __init__(self, P, states=None):
-        P = as_float_array("P", P, ndim=2)
+        P = as_square_matrix("P", P, rows_hint=" (an m x m transition matrix)")
         m = P.shape[0]
-        if P.shape[1] != m or m < 1:
-            raise ValueError(f"`P` must be square (m x m transition matrix); got shape {P.shape}.")
         if np.any(P < 0):
             i, j = (int(v) for v in np.argwhere(P < 0)[0])
             raise ValueError(f"`P` must be non-negative; got P[{i}, {j}] = {float(P[i, j])!r}.")

@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.stats
 
 from .._validation import as_float_array, check_int, check_positive, describe
 from .chains import AR1Chain, HistoryGrid, HistoryTarget, MarkovChain
@@ -42,8 +41,20 @@ from .limit import LimitSolution, l2_nu, solve_limit_ode
 from .network import LSSNetwork, ParamLaw, check_beta, train_online
 from .ntk import empirical_ntk, kernel_error, limit_kernel
 
-# The plots of a width sweep live in dynmem.plotting; re-exported here, where they were.
-from ..plotting import plot_error_vs_width, plot_trajectories  # noqa: E402,F401
+# The log-log slope fit lives in dynmem.decay (re-exported here, where it was); the plots of a
+# width sweep live in dynmem.plotting and are reached here through __getattr__ (lazily: an
+# analysis does not import the plotting layer).
+from ..decay import SlopeFit, loglog_slope  # noqa: E402,F401
+
+_PLOTS = ("plot_error_vs_width", "plot_trajectories")
+
+
+def __getattr__(name):
+    if name in _PLOTS:
+        from .. import plotting
+
+        return getattr(plotting, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["ConvergenceResult", "SlopeFit", "kernel_convergence", "default_chain", "default_target", "plot_error_vs_width",
            "plot_trajectories", "loglog_slope"]
@@ -60,49 +71,6 @@ def default_chain() -> MarkovChain:
 def default_target() -> HistoryTarget:
     r"""The default target :math:`Y_k = X_k X_{k-1}` (needs memory; nonlinear)."""
     return HistoryTarget.product([0, 1])
-
-
-@dataclass(frozen=True)
-class SlopeFit:
-    """A log-log least-squares slope with a 95% confidence interval."""
-
-    slope: float
-    intercept: float
-    stderr: float
-    ci_low: float
-    ci_high: float
-    n_points: int
-
-    def to_dict(self) -> dict:
-        return dict(slope=self.slope, intercept=self.intercept, stderr=self.stderr, ci=[self.ci_low, self.ci_high],
-                    n_points=self.n_points)
-
-
-def loglog_slope(x, y, *, level: float = 0.95) -> SlopeFit:
-    r"""Slope of :math:`\log y` on :math:`\log x` with a Student-t confidence interval.
-
-    Non-finite or non-positive pairs are dropped; fewer than three points give
-    a NaN interval.
-    """
-    x = as_float_array("x", x, finite=False).ravel()
-    y = as_float_array("y", y, finite=False).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"`x` and `y` must have the same length (one y per x); got {x.size} and {y.size}.")
-    level = check_positive("level", level)
-    if not level < 1:
-        raise ValueError(f"`level` must lie in (0, 1); got {level!r}.")
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    n = int(ok.sum())
-    if n < 2 or np.unique(x[ok]).size < 2:
-        nan = float("nan")
-        return SlopeFit(nan, nan, nan, nan, nan, n)
-    r = scipy.stats.linregress(np.log(x[ok]), np.log(y[ok]))
-    if n >= 3:
-        q = float(scipy.stats.t.ppf(0.5 + level / 2, n - 2))
-        lo, hi = r.slope - q * r.stderr, r.slope + q * r.stderr
-    else:
-        lo = hi = float("nan")
-    return SlopeFit(float(r.slope), float(r.intercept), float(r.stderr), float(lo), float(hi), n)
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import erf as _sp_erf
 
-from .._validation import as_float_array, check_choice, check_int, check_positive, describe, check_rng
+from .._validation import as_float_array, as_square_matrix, check_choice, check_int, check_positive, describe, check_rng
 from ..activations import ERF, act_and_deriv_scalar, get_kernel_activation, kernel_activations
 
 __all__ = [
@@ -582,10 +582,8 @@ class RNTKParams:
     sigma_v: float = 1.0
 
     def __post_init__(self):
-        W = as_float_array("W", self.W, ndim=2, copy=True)
+        W = as_square_matrix("W", self.W, copy=True)
         n = W.shape[0]
-        if W.shape != (n, n) or n == 0:
-            raise ValueError(f"`W` must be square with n >= 1; got shape {W.shape}.")
         U = as_float_array("U", self.U, ndim=2, copy=True)
         if U.shape[0] != n or U.shape[1] == 0:
             raise ValueError(f"`U` must have shape ({n}, d) with d >= 1 to match W; got shape {U.shape}.")
