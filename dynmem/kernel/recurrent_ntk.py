@@ -110,10 +110,9 @@ _DEFAULT_NODES = 64  # Gauss-Hermite default for activations with a kink (hardta
 _MAX_NODES = 256
 DEFAULT_TOL = 1e-8  # the adaptive rule's default tolerance (smooth activations: tanh, and erf on request)
 # The adaptive rule: the trapezoidal rule for the standard normal weight on [-L, L] (normalised weights),
-# L = 8.5 (the normal mass beyond is 1.9e-17), refined by halving the step: 65, 129, ... nodes, each
-# level checked against its own every-other node.
+# L = 8.5 (the normal mass beyond is 1.9e-17), on levels of about sqrt(2) times more nodes each.
 _TRAPEZOID_HALF_WIDTH = 8.5
-_ADAPTIVE_LEVELS = (65, 129, 257, 513, 1025)
+_ADAPTIVE_LEVELS = (33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025)
 # Quadrature evaluates phi on (pairs x nodes^2) points; blocks keep temporaries near 16 MB.
 _QUAD_BLOCK = 1 << 21
 
@@ -270,37 +269,51 @@ def trapezoid_expectations(act: str, a, b, c, nodes: int):
 
 
 def adaptive_expectations(act: str, a, b, c, *, tol: float = DEFAULT_TOL):
-    """``(K, Kdot, nodes)``: the trapezoidal rule refined until two levels agree to ``tol``.
+    """``(K, Kdot, nodes)``: the trapezoidal rule refined, pair by pair, until two levels agree to ``tol``.
 
-    Levels of 65, 129, ..., 1025 nodes; the coarse estimate of each level is
-    its own every-other node (step ``2h``), so one level costs one
-    evaluation.  A level is accepted when, for every pair,
-    ``|K_h - K_2h| <= tol * sqrt(E[phi(z)^2] E[phi(z')^2])`` and the same for
-    ``Kdot`` with ``phi'`` (the Cauchy-Schwarz bounds of ``|K|`` and
-    ``|Kdot|``); the returned values are the fine level's, whose error is far
-    below the difference (the convergence is geometric).  Warns
-    (:class:`RuntimeWarning`) when 1025 nodes do not reach ``tol``.
+    Levels of 33, 49, 65, 97, ..., 1025 nodes per dimension
+    (:func:`trapezoid_expectations`).  A pair is accepted at the first level
+    where, against the previous level, ``|K_n - K_prev| <= tol * sK`` and
+    ``|Kdot_n - Kdot_prev| <= tol * sD`` with the Cauchy-Schwarz bounds
+    ``sK = sqrt(E[phi(z)^2] E[phi(z')^2]) >= |K|`` and ``sD`` (the same with
+    ``phi'``); the value returned is the accepted (finer) level's, whose error
+    is far below the difference since the convergence is geometric.  Only
+    the pairs not yet accepted are evaluated on the next level.  ``nodes`` is
+    the largest level any pair needed.  Warns (:class:`RuntimeWarning`) for
+    the pairs that 1025 nodes do not settle, and returns their last level.
     """
     spec = get_kernel_activation(act)
     a, b, c = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float), np.asarray(c, float))
-    worst = np.inf
-    for nodes in _ADAPTIVE_LEVELS:
+    shape = a.shape
+    a, b, c = a.ravel(), b.ravel(), c.ravel()
+    K, Kd = np.empty(a.size), np.empty(a.size)
+    active = np.arange(a.size)
+    prevK, prevD = _rule_expectations(act, a, b, c, *_trapezoid_rule(_ADAPTIVE_LEVELS[0]))
+    used = _ADAPTIVE_LEVELS[0]
+    tiny = np.finfo(float).tiny
+    worst = 0.0
+    for nodes in _ADAPTIVE_LEVELS[1:]:
+        if active.size == 0:
+            break
+        used = nodes
         x, w = _trapezoid_rule(nodes)
-        xc, wc = x[::2], w[::2] / w[::2].sum()
-        K, Kd = _rule_expectations(act, a, b, c, x, w)
-        Kc, Kdc = _rule_expectations(act, a, b, c, xc, wc)
-        za, zb = np.sqrt(a)[..., None] * x, np.sqrt(b)[..., None] * x
+        aa, bb = a[active], b[active]
+        Kn, Dn = _rule_expectations(act, aa, bb, c[active], x, w)
+        za, zb = np.sqrt(aa)[:, None] * x, np.sqrt(bb)[:, None] * x
         sK = np.sqrt((spec.fn(za) ** 2 @ w) * (spec.fn(zb) ** 2 @ w))
         sD = np.sqrt((spec.deriv(za) ** 2 @ w) * (spec.deriv(zb) ** 2 @ w))
-        tiny = np.finfo(float).tiny
-        worst = float(max(np.max(np.abs(K - Kc) / np.maximum(sK, tiny), initial=0.0),
-                          np.max(np.abs(Kd - Kdc) / np.maximum(sD, tiny), initial=0.0)))
-        if worst <= tol:
-            return K, Kd, nodes
-    warnings.warn(f"the Gaussian expectations of {act!r} did not reach tol = {tol:g} with {nodes} trapezoid nodes "
-                  f"(last two levels differ by {worst:.2g} relative); the pre-activation variances are too large "
-                  f"(max {float(max(a.max(initial=0.0), b.max(initial=0.0))):.3g})", RuntimeWarning, stacklevel=3)
-    return K, Kd, nodes
+        rel = np.maximum(np.abs(Kn - prevK) / np.maximum(sK, tiny), np.abs(Dn - prevD) / np.maximum(sD, tiny))
+        done = rel <= tol
+        K[active[done]], Kd[active[done]] = Kn[done], Dn[done]
+        worst = float(rel[~done].max(initial=0.0))
+        active, prevK, prevD = active[~done], Kn[~done], Dn[~done]
+    if active.size:
+        K[active], Kd[active] = prevK, prevD
+        warnings.warn(f"the Gaussian expectations of {act!r} did not reach tol = {tol:g} with {used} trapezoid nodes "
+                      f"for {active.size} of {a.size} pairs (last two levels differ by {worst:.2g} relative); their "
+                      f"pre-activation variances are too large (max {float(max(a[active].max(), b[active].max())):.3g})",
+                      RuntimeWarning, stacklevel=3)
+    return K.reshape(shape), Kd.reshape(shape), used
 
 
 def _rule_expectations(act: str, a, b, c, x, wq):
