@@ -6,7 +6,7 @@
   ``f = sigma_v v^T h_T / sqrt(n)``, on 64 white-noise input sequences of
   T = 100 steps, d = 1 (float64, one thread): J is 64 x 4288.
 
-  - dynmem: :func:`dynmem.kernel.rntk.empirical_rntk` (``method="jacobian"``):
+  - dynmem: :func:`dynmem.kernel.recurrent_ntk.empirical_rntk` (``method="jacobian"``):
     one numba forward/BPTT pass over all sequences, the Jacobian blocks as
     batched matrix products, then ``J @ J.T``.
   - peer: ``torch.func.vmap(torch.func.jacrev(f))`` over the sequences with the
@@ -37,7 +37,7 @@ import math  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from dynmem.kernel.rntk import empirical_rntk, init_params  # noqa: E402
+from dynmem.kernel.recurrent_ntk import empirical_rntk, init_params  # noqa: E402
 
 from _common import Case, import_torch  # noqa: E402
 

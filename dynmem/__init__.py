@@ -7,8 +7,6 @@ catalogue ``dynmem.theory`` are imported on demand, to keep ``import dynmem``
 light.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
 from . import (
     activations,
     adjoint,
@@ -40,7 +38,8 @@ from .inputs import (
     step,
     white_noise,
 )
-from .memory import DecayFit, MemoryResult, fit_decay, linear_memory, memory_function
+from .decay import DecayFit, fit_decay
+from .memory import MemoryResult, linear_memory, memory_function
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
 from .gated import CTGRU, GatedGradient, GatedTrajectory, GRUCell, LSTMCell, gated_forward, gated_value_and_grad
 from .ssm import DiagonalSSM, DiscreteDiagonalSSM, SSMGradient, ssm_reparam_value_and_grad, ssm_value_and_grad
@@ -61,14 +60,12 @@ from .spectra import (
 from .recurrences import GradientResult, Trajectory, backward, forward, outputs_many, value_and_grad
 from .reparam import Reparam, get_reparam
 from .stability import PerturbationCurve, StabilityBoundary, perturbation_curve, stability_boundary
-from .train import ExpSumFit, TrainResult, fit_exponential_sum, train, train_ctrnn
+from .expsum import ExpSumFit, fit_exponential_sum
+from .train import TrainResult, train, train_ctrnn
 from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simulate
 from .sweep import Grid, SweepInterrupted, SweepRun, SweepTable, TaskRecord, dask_executor, load_sweep, run_sweep
 
-try:
-    __version__ = _version("dynmem")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0+unknown"
+from .version import __version__
 
 __all__ = [
     "__version__",

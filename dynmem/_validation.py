@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
+    "as_square_matrix",
     "check_choice",
     "check_finite",
     "check_increasing",
@@ -140,6 +141,20 @@ def check_choice(name: str, value, choices: Iterable[str]) -> str:
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"`{name}` must be one of {listed}; got {describe(value)}.")
     return value
+
+
+def as_square_matrix(name: str, value, *, copy: bool = False, rows_hint: str = "") -> np.ndarray:
+    """A real, finite, non-empty square float64 matrix: the package's one square-matrix check.
+
+    ``rows_hint`` is added to the message for an empty matrix (e.g.
+    ``" (hidden width m >= 1)"``).
+    """
+    arr = as_float_array(name, value, ndim=2, copy=copy)
+    if arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"`{name}` must be square; got shape {arr.shape}.")
+    if arr.shape[0] < 1:
+        raise ValueError(f"`{name}` must have at least one row{rows_hint}; got shape {arr.shape}.")
+    return arr
 
 
 def check_increasing(name: str, t: np.ndarray, *, strict: bool = True) -> np.ndarray:

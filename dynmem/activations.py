@@ -23,12 +23,19 @@ from typing import Callable
 import numba
 import numpy as np
 
+from scipy.special import erf as _sp_erf
+
 from ._validation import check_choice, describe
 
-__all__ = ["Activation", "get_activation", "available_activations", "TANH", "HARDTANH", "RELU", "IDENTITY"]
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
-# Integer codes used inside numba kernels.
+__all__ = ["Activation", "get_activation", "available_activations", "kernel_activations", "get_kernel_activation",
+           "sup_derivative", "TANH", "HARDTANH", "RELU", "IDENTITY", "ERF"]
+
+# Integer codes used inside numba kernels.  ERF is known to the kernel limits only
+# (dynmem.kernel.recurrent_ntk's numba kernel), not to the model kernels below.
 TANH, HARDTANH, RELU, IDENTITY = 0, 1, 2, 3
+ERF = 100
 
 
 @numba.njit(cache=True, inline="always")
@@ -175,6 +182,14 @@ def _np_didentity(z):
     return np.ones_like(np.asarray(z, dtype=float))
 
 
+def _np_erf(z):
+    return _sp_erf(z)
+
+
+def _np_derf(z):
+    return _TWO_OVER_SQRT_PI * np.exp(-np.square(z))
+
+
 @dataclass(frozen=True)
 class Activation:
     """An activation function and its derivative.
@@ -191,6 +206,14 @@ class Activation:
         Points where sigma' is discontinuous (empty for smooth activations).
     wll_class : str
         "A0", "A1" or "" ([WLL] Section 3 activation classes).
+    sup_deriv : float or None
+        :math:`\\sup_z |\\sigma'(z)|`, used by contraction checks
+        (:class:`dynmem.kernel.LSSNetwork`).  ``None`` means not known: the
+        analyses that need it refuse the activation (:func:`sup_derivative`).
+    gaussian_closed_form : bool
+        Whether :math:`E[\\sigma(u)\\sigma(v)]` and :math:`E[\\sigma'(u)\\sigma'(v)]`
+        for a centred bivariate Gaussian ``(u, v)`` have a closed form in
+        :mod:`dynmem.kernel.recurrent_ntk` (otherwise it uses quadrature).
     """
 
     name: str
@@ -199,6 +222,8 @@ class Activation:
     deriv: Callable[[np.ndarray], np.ndarray]
     kinks: tuple[float, ...]
     wll_class: str
+    sup_deriv: float | None = None
+    gaussian_closed_form: bool = False
 
     def __call__(self, z):
         return self.fn(z)
@@ -209,12 +234,31 @@ class Activation:
         return not self.kinks
 
 
+# Every fact about an activation is recorded here, once:
+# name, numba code, sigma, sigma', kinks, [WLL] class, sup|sigma'|, Gaussian-kernel closed form.
 _REGISTRY: dict[str, Activation] = {
-    "tanh": Activation("tanh", TANH, _np_tanh, _np_dtanh, (), "A1"),
-    "hardtanh": Activation("hardtanh", HARDTANH, _np_hardtanh, _np_dhardtanh, (-1.0, 1.0), "A0"),
-    "relu": Activation("relu", RELU, _np_relu, _np_drelu, (0.0,), ""),
-    "identity": Activation("identity", IDENTITY, _np_identity, _np_didentity, (), "A0"),
+    "tanh": Activation("tanh", TANH, _np_tanh, _np_dtanh, (), "A1", sup_deriv=1.0),
+    "hardtanh": Activation("hardtanh", HARDTANH, _np_hardtanh, _np_dhardtanh, (-1.0, 1.0), "A0", sup_deriv=1.0),
+    # relu: arc-cosine kernels of degree 1 and 0 (Cho & Saul 2009)
+    "relu": Activation("relu", RELU, _np_relu, _np_drelu, (0.0,), "", sup_deriv=1.0, gaussian_closed_form=True),
+    "identity": Activation("identity", IDENTITY, _np_identity, _np_didentity, (), "A0", sup_deriv=1.0,
+                           gaussian_closed_form=True),
 }
+# Activations of the kernel limits only (no model kernel evaluates them).
+# erf: sup|erf'| = erf'(0) = 2/sqrt(pi); arcsine kernel of Williams (1998).
+_KERNEL_ONLY: dict[str, Activation] = {
+    "erf": Activation("erf", ERF, _np_erf, _np_derf, (), "", sup_deriv=_TWO_OVER_SQRT_PI, gaussian_closed_form=True),
+}
+_KERNEL_REGISTRY: dict[str, Activation] = {**_REGISTRY, **_KERNEL_ONLY}
+
+
+def _lookup(activation, registry: dict, example: str) -> Activation:
+    if isinstance(activation, Activation):
+        return activation
+    if not isinstance(activation, str):
+        raise TypeError(f"`activation` must be a name such as {example!r}; got {describe(activation)}.")
+    check_choice("activation", activation, registry)
+    return registry[activation]
 
 
 def available_activations() -> tuple[str, ...]:
@@ -230,9 +274,30 @@ def get_activation(activation) -> Activation:
     ValueError
         For an unknown name; the message lists the known ones.
     """
-    if isinstance(activation, Activation):
-        return activation
-    if not isinstance(activation, str):
-        raise TypeError(f"`activation` must be a name such as 'tanh'; got {describe(activation)}.")
-    check_choice("activation", activation, _REGISTRY)
-    return _REGISTRY[activation]
+    return _lookup(activation, _REGISTRY, "tanh")
+
+
+def kernel_activations() -> tuple[str, ...]:
+    """Names accepted by the kernel limits (:mod:`dynmem.kernel.recurrent_ntk`): the registry plus ``"erf"``."""
+    return tuple(_KERNEL_REGISTRY)
+
+
+def get_kernel_activation(activation) -> Activation:
+    """Like :func:`get_activation`, over :func:`kernel_activations` (which adds ``"erf"``)."""
+    return _lookup(activation, _KERNEL_REGISTRY, "relu")
+
+
+def sup_derivative(activation) -> float:
+    """:math:`\\sup_z |\\sigma'(z)|` of an activation (a name or an :class:`Activation`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or an :class:`Activation` whose ``sup_deriv`` is
+        ``None``: a contraction check cannot assume a bound it was not given.
+    """
+    act = get_kernel_activation(activation)
+    if act.sup_deriv is None:
+        raise ValueError(f"`activation` {act.name!r} has no recorded derivative bound sup|sigma'| "
+                         f"(Activation.sup_deriv is None); give one to use it where a contraction is checked.")
+    return float(act.sup_deriv)

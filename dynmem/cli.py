@@ -66,7 +66,7 @@ def verify(names=None, *, json_path=None, list_only=False, out=None) -> int:
     """Run the theorem catalogue; print a table; return the exit status (1 if any outcome is unexpected)."""
     import json
 
-    from ._theory_loader import load_theory
+    from .theory_loader import load_theory
 
     out = out or sys.stdout
     theory = load_theory()

@@ -19,7 +19,7 @@ import numpy as np
 __all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_write_json", "atomic_savez", "atomic_savefig", "read_json", "to_jsonable"]
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process umask, read without changing it where the platform allows."""
     try:
         with open("/proc/self/status") as fh:
@@ -39,7 +39,7 @@ def _tmp_in(path: str, suffix: str) -> str:
     fd, tmp = tempfile.mkstemp(prefix=".dynmem-", suffix=suffix, dir=folder)
     try:
         # mkstemp creates 0600; a result file gets what open() would give it (0666 minus the umask).
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~current_umask())
     except (OSError, AttributeError):  # pragma: no cover - platforms without fchmod
         pass
     os.close(fd)

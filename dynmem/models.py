@@ -64,6 +64,7 @@ hypothesis strategies need nothing more than the protocols above.)
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -71,7 +72,7 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from ._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
+from ._validation import as_float_array, as_square_matrix, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
 from .activations import available_activations, get_activation
 from .spectra import spectral_abscissa
 
@@ -227,11 +228,7 @@ class _ParamModel:
     _param_names: ClassVar[tuple[str, ...]] = ()
 
     def _check_params(self) -> None:
-        W = as_float_array("W", self.W, ndim=2, copy=True)
-        if W.shape[0] != W.shape[1]:
-            raise ValueError(f"`W` must be square; got shape {W.shape}.")
-        if W.shape[0] < 1:
-            raise ValueError(f"`W` must have at least one row (hidden width m >= 1); got shape {W.shape}.")
+        W = as_square_matrix("W", self.W, copy=True, rows_hint=" (hidden width m >= 1)")
         m = W.shape[0]
         U = as_float_array("U", self.U, ndim=2, copy=True)
         if U.shape[0] != m:
@@ -714,7 +711,7 @@ class DiscreteRNN(_ParamModel):
         if rows.size == 0:
             return out
         drive = drive[rows]
-        gamma, eta = _recurrence_coefficients(self)
+        gamma, eta = recurrence_coefficients(self)
         act = get_activation(self.activation)
         W = np.array(self.W)
         H = np.zeros_like(drive)
@@ -757,9 +754,14 @@ class EulerRNN(_ParamModel):
         object.__setattr__(self, "dt", check_positive("dt", self.dt))
         object.__setattr__(self, "leak", check_nonnegative("leak", self.leak))
 
-    def to_ctrnn(self) -> CTRNN:
+    def as_ctrnn(self) -> CTRNN:
         """The continuous-time model this recurrence discretises."""
         return CTRNN(self.W, self.U, self.b, self.c, activation=self.activation, leak=self.leak)
+
+    def to_ctrnn(self) -> CTRNN:
+        """Deprecated spelling of :meth:`as_ctrnn` (warns; removed in the next release)."""
+        warnings.warn("EulerRNN.to_ctrnn() is deprecated; use as_ctrnn()", DeprecationWarning, stacklevel=2)
+        return self.as_ctrnn()
 
     state_size = DiscreteRNN.state_size
     outputs = DiscreteRNN.outputs
@@ -767,7 +769,7 @@ class EulerRNN(_ParamModel):
     equilibrium = DiscreteRNN.equilibrium
 
 
-def _recurrence_coefficients(model) -> tuple[float, float]:
+def recurrence_coefficients(model) -> tuple[float, float]:
     """``(gamma, eta)`` with ``h_{k+1} = gamma h_k + eta sigma(z_k)`` for a discrete model."""
     if isinstance(model, DiscreteRNN):
         return 0.0, 1.0

@@ -1,4 +1,4 @@
-"""Matplotlib helpers for memory curves.
+"""Matplotlib helpers: memory curves and the kernel-limit width sweeps.
 
 Every function takes ``ax=None`` (a new figure and axes are made when it is
 None), draws, and returns the Axes.  Nothing here calls ``plt.show()``.
@@ -11,9 +11,10 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ._validation import as_float_array, check_choice
-from .memory import DecayFit, MemoryResult, fit_decay
+from .decay import DecayFit, fit_decay
+from .memory import MemoryResult
 
-__all__ = ["plot_memory", "plot_memory_panels", "decay_curve"]
+__all__ = ["plot_memory", "plot_memory_panels", "decay_curve", "plot_error_vs_width", "plot_trajectories"]
 
 _SCALES = ("semilogy", "loglog", "linear")
 
@@ -128,3 +129,53 @@ def plot_memory_panels(curves, *, axes=None, labels=None, fit: bool = True):
     plot_memory(curves, ax=axes[0], scale="semilogy", labels=labels, fit=fit, title="semilog: exponential = line")
     plot_memory(curves, ax=axes[1], scale="loglog", labels=labels, fit=fit, title="log-log: power law = line")
     return axes
+
+
+# ----------------------------------------------------------------------------- kernel-limit width sweeps
+
+
+def plot_error_vs_width(result: "ConvergenceResult", ax=None):
+    """Log-log ``sup_t ||h^N_t - h_t||`` and the NTK error against ``N``, with fits and an ``N^-1/2`` guide.
+
+    ``result`` is a :class:`~dynmem.kernel.convergence.ConvergenceResult`.
+
+    Returns the Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    N = np.asarray(result.N_values, float)
+    for b, s in enumerate(result.seeds):
+        ax.loglog(N, result.errors[:, b], "o", color="C0", alpha=0.5, ms=4, label="sup_t ||h^N - h|| (seeds)" if b == 0 else None)
+        ax.loglog(N, result.ntk_errors[:, b], "s", color="C1", alpha=0.5, ms=4, label="||K_N(0) - A|| / ||A||" if b == 0 else None)
+    for fit, color in ((result.slope, "C0"), (result.ntk_slope, "C1")):
+        if np.isfinite(fit.slope):
+            ax.loglog(N, np.exp(fit.intercept) * N ** fit.slope, "-", color=color,
+                      label=f"slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]")
+    ref = np.nanmedian(result.errors[0]) * (N / N[0]) ** -0.5
+    ax.loglog(N, ref, "k:", label="N^-1/2")
+    ax.set(xlabel="width N", ylabel="error", title=f"[LSS] kernel limit, beta = {result.settings.get('beta')}")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_trajectories(result: "ConvergenceResult", ax=None, *, n_show: int = 4, width_index: int = -1, seed_index: int = 0):
+    """:math:`h^N_t(z)` (markers) against the limit :math:`h_t(z)` (lines) on the heaviest histories.
+
+    Returns the Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    w = result.histories.weights
+    show = np.argsort(-w)[:n_show]
+    for k, j in enumerate(show):
+        color = f"C{k}"
+        ax.plot(result.times, result.h_limit[:, j], "-", color=color, label=f"h_t(z_{j})  (E[Y|z] = {result.target_values[j]:.2f})")
+        ax.plot(result.times, result.h_network[width_index, seed_index, :, j], "o", color=color, ms=3)
+    ax.set(xlabel="t = k / N", ylabel="output on history",
+           title=f"N = {int(result.N_values[width_index])}: network (dots) vs limit ODE (lines)")
+    ax.legend(fontsize=7)
+    return ax

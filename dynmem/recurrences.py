@@ -38,7 +38,7 @@ import numpy as np
 
 from ._validation import as_float_array, check_choice, describe
 from .activations import TANH, act_and_deriv_scalar, get_activation, tanh_block
-from .models import DiscreteRNN, EulerRNN, _recurrence_coefficients
+from .models import DiscreteRNN, EulerRNN, recurrence_coefficients
 
 __all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_grad", "outputs_many"]
 
@@ -225,7 +225,7 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
     shapes = {"W": (K, m, m), "U": (K, m, d), "b": (K, m), "c": (K, m)}
     arrs = {k: np.ascontiguousarray(as_float_array(f"params[{k!r}]", params[k], shape=v))
             for k, v in shapes.items()}
-    gamma, eta = _recurrence_coefficients(model)
+    gamma, eta = recurrence_coefficients(model)
     Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
     Y = np.empty((K, T, B))
     finite = _outputs_many_kernel(arrs["W"], arrs["U"], arrs["b"], arrs["c"], Xt, float(gamma), float(eta),
@@ -340,7 +340,7 @@ class GradientResult:
 
 def _check_model(model):
     if not isinstance(model, (DiscreteRNN, EulerRNN)):
-        _recurrence_coefficients(model)  # raises the explanatory TypeError
+        recurrence_coefficients(model)  # raises the explanatory TypeError
     return model
 
 
@@ -399,7 +399,7 @@ def forward(model, X, *, h0=None) -> Trajectory:
     X = _check_inputs(model, X)
     B, T, d = X.shape
     h0_arr, h0_shape = _check_h0(model, h0, B)
-    gamma, eta = _recurrence_coefficients(model)
+    gamma, eta = recurrence_coefficients(model)
     code = get_activation(model.activation).code
     m = model.hidden
     Xt = np.ascontiguousarray(X.transpose(1, 0, 2))  # (T, B, d)
@@ -464,7 +464,7 @@ def _backward(model, trajectory, dy, dh_final, reuse_s):
     dy = as_float_array("dy", dy, shape=(B, T))
     aT = np.zeros((B, m)) if dh_final is None else as_float_array("dh_final", dh_final, shape=(B, m)).copy()
     G = np.ascontiguousarray(dy.T)
-    gamma, eta = _recurrence_coefficients(model)
+    gamma, eta = recurrence_coefficients(model)
     Delta = S if reuse_s else np.empty((T, B, m))
     a0 = _backward_kernel(_rw(model.W), S, G, _rw(model.c), aT, float(gamma), float(eta), Delta)
     # Off the sequential path: each weight gradient is one matrix product.

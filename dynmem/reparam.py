@@ -81,7 +81,7 @@ import scipy.linalg
 import scipy.optimize
 import scipy.special
 
-from ._validation import as_float_array, check_choice, check_finite, check_nonnegative, check_positive, describe
+from ._validation import as_float_array, as_square_matrix, check_choice, check_finite, check_nonnegative, check_positive, describe
 from .errors import warn_overflow
 
 __all__ = [
@@ -471,10 +471,7 @@ def _orthogonal(P, m: int) -> np.ndarray:
 
 
 def _square(name: str, value) -> np.ndarray:
-    arr = as_float_array(name, value, ndim=2)
-    if arr.shape[0] != arr.shape[1] or arr.shape[0] < 1:
-        raise ValueError(f"`{name}` must be a non-empty square matrix; got shape {arr.shape}.")
-    return arr
+    return as_square_matrix(name, value)
 
 
 def diagonal_W(reparam: Reparam, w) -> np.ndarray:

@@ -47,12 +47,13 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from ._validation import as_float_array, check_nonnegative, check_positive, describe
+from ._validation import as_float_array, as_square_matrix, check_nonnegative, check_positive, describe
 from .errors import FloatOverflowError
 
 __all__ = [
     "spectral_abscissa",
     "spectral_radius",
+    "departure_from_normality",
     "log_norm",
     "is_hurwitz",
     "check_hurwitz",
@@ -91,12 +92,7 @@ _LYAPUNOV_RESIDUAL_RTOL = 1e-8
 
 def _square(name: str, value) -> np.ndarray:
     """A real, finite, non-empty square float64 matrix (the shared entry check)."""
-    arr = as_float_array(name, value, ndim=2)
-    if arr.shape[0] != arr.shape[1]:
-        raise ValueError(f"`{name}` must be square; got shape {arr.shape}.")
-    if arr.shape[0] < 1:
-        raise ValueError(f"`{name}` must have at least one row; got shape {arr.shape}.")
-    return arr
+    return as_square_matrix(name, value)
 
 
 def _symmetric_psd(name: str, value, m: int, *, definite: bool) -> np.ndarray:
@@ -198,6 +194,32 @@ def spectral_radius(W) -> float:
     """
     W = _square("W", W)
     return float(np.max(np.abs(_eigvals(W))))
+
+
+def departure_from_normality(W) -> float:
+    r"""Henrici's departure from normality (Frobenius norm).
+
+    .. math::
+
+        \operatorname{dep}_F(W) = \Big(\|W\|_F^2 - \sum_i |\lambda_i(W)|^2\Big)^{1/2},
+
+    the Frobenius norm of the strictly upper part of any Schur form of ``W``;
+    0 iff ``W`` is normal.
+
+    Parameters
+    ----------
+    W : array_like, shape (m, m)
+        Real, finite, square.
+
+    Returns
+    -------
+    float
+        ``dep_F(W) >= 0`` (rounding can make ``|W|_F^2 - sum |lambda|^2``
+        slightly negative for a normal ``W``; it is clipped at 0).
+    """
+    W = _square("W", W)
+    lam = np.linalg.eigvals(W)
+    return float(math.sqrt(max(0.0, float(np.sum(W * W)) - float(np.sum(np.abs(lam) ** 2)))))
 
 
 def log_norm(W, ord=2) -> float:

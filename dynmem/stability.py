@@ -54,7 +54,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.signal
-import scipy.stats
 
 from ._validation import (
     as_float_array,
@@ -64,6 +63,7 @@ from ._validation import (
     check_positive,
     describe,
 )
+from .decay import loglog_slope
 from .models import CTRNN, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN, Parametrized
 from .recurrences import outputs_many
 from .spectra import spectral_abscissa, spectral_radius, stability_radius
@@ -867,13 +867,8 @@ def first_exceed(betas, e, level):
 
 
 def _trend(x, v) -> Trend:
-    x, v = np.asarray(x, float), np.asarray(v, float)
-    ok = np.isfinite(v) & (v > 0)
-    if ok.sum() < 2 or np.unique(x[ok]).size < 2:
-        return Trend(np.nan, np.nan, np.nan, int(ok.sum()))
-    res = scipy.stats.linregress(np.log(x[ok]), np.log(v[ok]))
-    stderr = float(res.stderr) if ok.sum() >= 3 else np.nan
-    return Trend(float(res.slope), stderr, float(res.intercept), int(ok.sum()))
+    fit = loglog_slope(np.asarray(x, float), np.asarray(v, float))
+    return Trend(fit.slope, fit.stderr if fit.n_points >= 3 else np.nan, fit.intercept, fit.n_points)
 
 
 def _spectra(model):

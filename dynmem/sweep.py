@@ -395,7 +395,7 @@ def _error_line(exc: BaseException) -> str:
 
 
 def _dynmem_version() -> str:
-    from . import __version__
+    from .version import __version__
 
     return __version__
 
@@ -495,7 +495,7 @@ def _store_lock(store: str):
     """Hold the store's writer lock (see :class:`SweepLocked`)."""
     os.makedirs(store, exist_ok=True)
     path = os.path.join(store, _LOCK_NAME)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_io._umask())
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_io.current_umask())
     try:
         try:
             import fcntl

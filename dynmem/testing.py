@@ -53,7 +53,7 @@ from hypothesis import HealthCheck, settings
 from ._validation import as_float_array, check_choice, check_nonnegative, check_positive, describe
 from .memory import DecayFit, fit_decay, memory_function
 from .models import CTRNN, ContinuousModel, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN
-from .spectra import spectral_abscissa
+from .spectra import departure_from_normality, spectral_abscissa  # departure_from_normality: re-exported
 
 __all__ = [
     "assert_memory_decays",
@@ -109,31 +109,6 @@ def load_profile(name: str) -> settings:
 
 # --------------------------------------------------------------------------
 # matrices
-
-
-def departure_from_normality(W) -> float:
-    r"""Henrici's departure from normality (Frobenius norm).
-
-    .. math::
-
-        \operatorname{dep}_F(W) = \Big(\|W\|_F^2 - \sum_i |\lambda_i(W)|^2\Big)^{1/2},
-
-    the Frobenius norm of the strictly upper part of any Schur form of ``W``;
-    0 iff ``W`` is normal.
-
-    Parameters
-    ----------
-    W : array_like, shape (m, m)
-
-    Returns
-    -------
-    float
-    """
-    W = as_float_array("W", W, ndim=2)
-    if W.shape[0] != W.shape[1]:
-        raise ValueError(f"`W` must be square; got shape {W.shape}.")
-    lam = np.linalg.eigvals(W)
-    return float(math.sqrt(max(0.0, float(np.sum(W * W)) - float(np.sum(np.abs(lam) ** 2)))))
 
 
 def assert_hurwitz(W, margin: float = 0.0) -> float:

@@ -228,3 +228,46 @@ def test_vectorised_tanh_block_non_finite():
     tanh_block(z, a, s, k, np.empty(3, dtype=np.int64))
     assert a[0] == 1.0 and a[1] == -1.0 and np.isnan(a[2])
     assert s[0] == 0.0 and s[1] == 0.0 and np.isnan(s[2])
+
+
+# ---------------------------------------------------------------------------- the registry's facts
+
+
+@pytest.mark.parametrize("name", ["tanh", "hardtanh", "relu", "identity", "erf"])
+def test_recorded_derivative_bound_is_the_sup_on_a_fine_grid(name):
+    from dynmem.activations import get_kernel_activation, sup_derivative
+
+    z = np.linspace(-20.0, 20.0, 400_001)
+    measured = float(np.max(np.abs(get_kernel_activation(name).deriv(z))))
+    assert sup_derivative(name) == pytest.approx(measured, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["tanh", "hardtanh", "relu", "identity", "erf"])
+def test_closed_form_flag_matches_the_kernel_module(name):
+    from dynmem.activations import get_kernel_activation
+    from dynmem.kernel.recurrent_ntk import closed_form_expectations
+
+    one = np.array([1.0])
+    if get_kernel_activation(name).gaussian_closed_form:
+        K, D = closed_form_expectations(name, one, one, 0.5 * one)
+        assert np.isfinite(K).all() and np.isfinite(D).all()
+    else:
+        with pytest.raises(ValueError, match="no closed form"):
+            closed_form_expectations(name, one, one, 0.5 * one)
+
+
+def test_unknown_activations_are_refused_where_a_bound_is_needed():
+    from dynmem.activations import Activation, IDENTITY, sup_derivative
+    from dynmem.kernel import LSSNetwork
+
+    with pytest.raises(ValueError, match=r"`activation` must be one of .*got 'softsign'"):
+        sup_derivative("softsign")
+    custom = Activation("double", IDENTITY, lambda z: 2.0 * z, lambda z: 2.0 + 0.0 * z, (), "")
+    with pytest.raises(ValueError, match=r"'double' has no recorded derivative bound sup\|sigma'\|"):
+        sup_derivative(custom)
+    with pytest.raises(ValueError, match=r"no recorded derivative bound"):
+        LSSNetwork(np.ones(3), np.ones((3, 1)), 0.1 * np.ones(3), np.ones(3), activation=custom)
+    # with its bound given, the contraction check reads it: sup|b| * 2 = 1.2 >= 1 is refused
+    bounded = Activation("double", IDENTITY, lambda z: 2.0 * z, lambda z: 2.0 + 0.0 * z, (), "", sup_deriv=2.0)
+    with pytest.raises(ValueError, match=r"sup\|sigma'\| = 2.0 for double"):
+        LSSNetwork(np.ones(3), np.ones((3, 1)), 0.6 * np.ones(3), np.ones(3), activation=bounded)

@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 import dynmem as dm
-from dynmem import _repro_training as rt
+from dynmem.experiments import wll_training as rt
 from dynmem import cli
 from dynmem import reproduce as rp
 

@@ -375,3 +375,24 @@ def test_fig3_through_a_sweep_store_equals_the_serial_run(tmp_path):
     assert any(f.startswith("store-fig3-") for f in os.listdir(tmp_path))
     assert stored["summary"] == serial["summary"]
     assert [t["memory"] for t in stored["teachers"]] == [t["memory"] for t in serial["teachers"]]
+
+
+def test_fig11_basin_ends_match_solve_ivp_in_v():
+    from scipy.integrate import solve_ivp
+
+    from dynmem.experiments.fig11 import basin_ends
+
+    W = np.array([[1.0, 1.0], [-4.0, -3.0]])
+    grid = np.linspace(-0.95, 0.95, 5)
+    ends = basin_ends(W, grid)
+    assert ends.shape == (25, 2)
+    # the same flow integrated in v = tanh(z), from starts away from |v| = 1 (where 1 - v^2 rounds to 0)
+    for k, (a, b) in enumerate((a, b) for a in grid for b in grid):
+        if max(abs(a), abs(b)) > 0.5:
+            continue
+        sol = solve_ivp(lambda _t, v: (1 - v * v) * (W @ v), (0, 200), [a, b], rtol=1e-10, atol=1e-13)
+        assert np.abs(ends[k] - sol.y[:, -1]).max() < 1e-4, (a, b, ends[k], sol.y[:, -1])
+    with pytest.raises(ValueError, match=r"`W` must be invertible"):
+        basin_ends(np.ones((2, 2)), grid)
+    with pytest.raises(ValueError, match=r"`grid` must lie in \(-1, 1\)"):
+        basin_ends(W, [0.0, 1.0])

@@ -188,7 +188,7 @@ def test_kernel_limit_reproduction_writes_complete_json_and_png(tmp_path, monkey
     import json
     import os
 
-    from dynmem import _repro_kernel as rk
+    from dynmem.experiments import kernel_limit as rk
     from dynmem import reproduce as rp
     from dynmem.io import read_json
 

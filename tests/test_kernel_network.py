@@ -13,15 +13,14 @@ RECS = ("diagonal", "mean-field")
 
 def _fd_gradient(net, X, h):
     """Central differences of the output on the history X w.r.t. every parameter (N, d + 3)."""
-    theta = net.flat()
+    theta = net.flatten()
     g = np.empty_like(theta)
-    kw = dict(beta=net.beta, recurrence=net.recurrence, activation=net.activation)
     for idx in np.ndindex(theta.shape):
         tp, tm = theta.copy(), theta.copy()
         tp[idx] += h
         tm[idx] -= h
-        fp = LSSNetwork.from_flat(tp, **kw).output(X[None])[0]
-        fm = LSSNetwork.from_flat(tm, **kw).output(X[None])[0]
+        fp = net.unflatten(tp).output(X[None])[0]
+        fm = net.unflatten(tm).output(X[None])[0]
         g[idx] = (fp - fm) / (2 * h)
     return g
 
@@ -104,7 +103,7 @@ def test_one_training_step_is_sgd_with_the_rtrl_gradient(rec):
     fail = _train_kernel(X[1:], np.full(K, y), lrs, m.c, m.W, m.b, m.u, st_.s, st_.D, st_.m, net._mode(), net._code(),
                          net.scale, errs, np.empty((6, 5)))
     assert fail == -1 and errs[-1] == pytest.approx(f - y, abs=1e-14)
-    np.testing.assert_allclose(m.flat(), net.flat() - lr * (f - y) * g, atol=1e-14)
+    np.testing.assert_allclose(m.flatten(), net.flatten() - lr * (f - y) * g, atol=1e-14)
     assert lr == pytest.approx(0.7 / 6 ** (2 - 2 * 0.6))
 
 
@@ -151,3 +150,15 @@ def test_network_validation_messages():
                      t_final=1.0, record_times=[0.0, 2.0])
     with pytest.raises(ValueError, match="`chain` must produce values of dimension 2"):
         train_online(net, MarkovChain([[0.5, 0.5], [0.5, 0.5]]), HistoryTarget.lag(0))
+
+
+def test_old_parameter_vector_spellings_warn_and_agree():
+    net = LSSNetwork.initialise(6, 2, rng=0)
+    with pytest.warns(DeprecationWarning, match=r"flat\(\) is deprecated; use flatten\(\)"):
+        theta = net.flat()
+    np.testing.assert_array_equal(theta, net.flatten())
+    with pytest.warns(DeprecationWarning, match=r"from_flat.* is deprecated; use network.unflatten"):
+        old = LSSNetwork.from_flat(2 * theta * 0.1, beta=net.beta, recurrence=net.recurrence)
+    new = net.unflatten(2 * theta * 0.1)
+    np.testing.assert_array_equal(old.flatten(), new.flatten())
+    assert (old.beta, old.recurrence, old.activation) == (new.beta, new.recurrence, new.activation)

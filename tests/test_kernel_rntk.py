@@ -1,17 +1,15 @@
 """The Recurrent Neural Tangent Kernel ([RNTK]; THEORY.md section 7): closed forms, quadrature,
 hand-written Jacobians, and the infinite-width limit of the empirical NTK."""
 
-import importlib
-
 import numpy as np
 import pytest
 import scipy.stats
 from hypothesis import given
 from hypothesis import strategies as st
 
-# The module itself (the package re-exports the function `rntk` under the same name).
-R = importlib.import_module("dynmem.kernel.rntk")
-from dynmem.kernel.rntk import RNTKParams, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk
+from dynmem.activations import get_kernel_activation
+from dynmem.kernel import recurrent_ntk as R
+from dynmem.kernel.recurrent_ntk import RNTKParams, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk
 
 
 def _covariances(rng, k):
@@ -30,10 +28,10 @@ SIG = dict(sigma_w=1.0, sigma_u=1.0, sigma_b=0.5, sigma_v=1.0)
 
 def test_erf_closed_forms_equal_gauss_hermite_spectrally():
     a, b, c = _covariances(np.random.default_rng(0), 50)
-    K0, D0 = R._closed_form("erf", a, b, c)
+    K0, D0 = R.closed_form_expectations("erf", a, b, c)
     errs = []
     for q in (32, 64, 96, 128):
-        K, D = R._quadrature("erf", a, b, c, q)
+        K, D = R.gauss_hermite_expectations("erf", a, b, c, q)
         errs.append(max(np.abs(K - K0).max(), np.abs(D - D0).max()))
     # erf is entire: Gauss-Hermite converges geometrically (measured: x 1/4000 per 32 more nodes
     # for variances <= 3, |rho| <= 0.95) down to rounding level at 128 nodes.
@@ -53,9 +51,9 @@ def test_relu_closed_forms_are_the_limit_of_gauss_hermite():
     oscillates with the node positions, so there it does not).
     """
     a, b, c = _covariances(np.random.default_rng(1), 40)
-    K0, D0 = R._closed_form("relu", a, b, c)
+    K0, D0 = R.closed_form_expectations("relu", a, b, c)
     qs = np.array([32, 64, 128, 256])
-    res = [R._quadrature("relu", a, b, c, int(q)) for q in qs]
+    res = [R.gauss_hermite_expectations("relu", a, b, c, int(q)) for q in qs]
     for which, ref, p, last_max in ((0, K0, 1.0, 1e-3), (1, D0, 0.5, 3e-2)):
         err = np.array([np.abs(r[which] - ref).max() for r in res])
         fit = scipy.stats.linregress(np.log(qs), np.log(err))
@@ -68,7 +66,7 @@ def test_relu_closed_forms_are_the_limit_of_gauss_hermite():
 
 def test_identity_quadrature_is_exact():
     a, b, c = _covariances(np.random.default_rng(2), 20)
-    K, D = R._quadrature("identity", a, b, c, 8)
+    K, D = R.gauss_hermite_expectations("identity", a, b, c, 8)
     np.testing.assert_allclose(K, c, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(D, 1.0, rtol=1e-14)
 
@@ -77,14 +75,15 @@ def test_identity_quadrature_is_exact():
 def test_expectations_match_monte_carlo(act):
     rng = np.random.default_rng(3)
     n = 200_000
-    _, fn, deriv, closed = R._ACTS[act]
+    spec = get_kernel_activation(act)
+    fn, deriv, closed = spec.fn, spec.deriv, spec.gaussian_closed_form
     for a, b, c in ((1.0, 1.0, 0.5), (2.5, 0.4, -0.7), (0.8, 1.7, 1.1)):
         L = np.linalg.cholesky(np.array([[a, c], [c, b]]))
         z = rng.standard_normal((n, 2)) @ L.T
         if closed:
-            K, D = R._closed_form(act, np.array(a), np.array(b), np.array(c))
+            K, D = R.closed_form_expectations(act, np.array(a), np.array(b), np.array(c))
         else:
-            K, D = R._quadrature(act, np.array([a]), np.array([b]), np.array([c]), 96)
+            K, D = R.gauss_hermite_expectations(act, np.array([a]), np.array([b]), np.array([c]), 96)
         for value, samples in ((K, fn(z[:, 0]) * fn(z[:, 1])), (D, deriv(z[:, 0]) * deriv(z[:, 1]))):
             se = samples.std() / np.sqrt(n)
             assert abs(float(np.squeeze(value)) - samples.mean()) < 5 * se
@@ -121,7 +120,7 @@ def test_rntk_single_step_is_the_one_hidden_layer_ntk():
     X = _seqs(6, T=1, d=3)
     s = 1.0 / 3 * np.einsum("ad,bd->ab", X[:, 0], X[:, 0]) + 0.25
     q = np.diag(s)
-    K, D = R._closed_form("relu", q[:, None], q[None, :], s)
+    K, D = R.closed_form_expectations("relu", q[:, None], q[None, :], s)
     res = rntk(X, activation="relu", **SIG)
     np.testing.assert_allclose(res.ntk, K + D * s, rtol=1e-13)
     np.testing.assert_allclose(res.nngp, K, rtol=1e-13)
@@ -168,13 +167,13 @@ def test_jacobian_matches_central_differences(n, d, T, n_seq, act, seed):
     p = init_params(n, d, activation=act, rng=rng, **sig)
     X = rng.standard_normal((n_seq, T, d))
     J = rnn_jacobian(p, X)
-    theta = p.flat()
+    theta = p.flatten()
     h = 1e-5
     Jfd = np.empty_like(J)
     for i in range(theta.size):
         e = np.zeros_like(theta)
         e[i] = h
-        Jfd[:, i] = (rnn_output(p.with_flat(theta + e), X) - rnn_output(p.with_flat(theta - e), X)) / (2 * h)
+        Jfd[:, i] = (rnn_output(p.unflatten(theta + e), X) - rnn_output(p.unflatten(theta - e), X)) / (2 * h)
     # central differences: truncation ~ h^2 |f'''| / 6, rounding ~ eps |f| / h (|f|, |f'''| = O(1) here)
     scale = max(1.0, np.abs(J).max())
     assert np.abs(J - Jfd).max() <= 50 * (h * h + 2.2e-16 / h) * scale
@@ -219,7 +218,7 @@ def test_init_params_draws_standard_normals_reproducibly():
     q = init_params(300, 4, rng=np.random.default_rng(0))
     assert np.array_equal(p.W, q.W) and np.array_equal(p.v, q.v)
     assert abs(p.W.mean()) < 5 / 300 and abs(p.W.std() - 1) < 5 / 300 / np.sqrt(2)
-    assert p.size == 300 * 300 + 300 * 4 + 600 == p.flat().size
+    assert p.size == 300 * 300 + 300 * 4 + 600 == p.flatten().size
     assert not p.W.flags.writeable
 
 
@@ -316,7 +315,138 @@ def test_validation_messages():
         empirical_rntk(p, X, method="svd")
     with pytest.raises(ValueError, match=r"`U` must have shape \(4, d\) with d >= 1 to match W; got shape \(3, 2\)"):
         RNTKParams(p.W, np.ones((3, 2)), p.b, p.v)
-    with pytest.raises(ValueError, match=r"`W` must be square with n >= 1; got shape \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"`W` must be square; got shape \(4, 3\)"):
         RNTKParams(np.ones((4, 3)), p.U, p.b, p.v)
     with pytest.raises(ValueError, match=r"`theta` must have shape \(" + str(p.size) + r",\); got shape \(3,\)"):
-        p.with_flat(np.ones(3))
+        p.unflatten(np.ones(3))
+
+
+# --------------------------------------------------------------------------------------------
+# The tanh default: the adaptive rule against an independent 2-D quadrature (scipy.integrate)
+
+
+def _scipy_expectation(F, G, a, b, c):
+    """E[F(z) G(z')] for (z, z') ~ N(0, [[a, c], [c, b]]) by scipy.integrate.dblquad on the density."""
+    from scipy import integrate
+
+    det = a * b - c * c
+    lim_a, lim_b = 12.0 * np.sqrt(a), 12.0 * np.sqrt(b)
+    if det <= 1e-12 * a * b:  # z' = z (a self variance): a 1-D integral
+        val, _ = integrate.quad(lambda u: F(u) * G(u) * np.exp(-0.5 * u * u / a) / np.sqrt(2.0 * np.pi * a),
+                                -lim_a, lim_a, epsabs=1e-14, epsrel=1e-12, limit=200)
+        return val
+
+    def f(v, u):
+        q = (b * u * u - 2.0 * c * u * v + a * v * v) / det
+        return F(u) * G(v) * np.exp(-0.5 * q) / (2.0 * np.pi * np.sqrt(det))
+
+    val, err = integrate.dblquad(f, -lim_a, lim_a, -lim_b, lim_b, epsabs=1e-14, epsrel=1e-12)
+    return val
+
+
+def _dtanh(z):
+    return 1.0 - np.tanh(z) ** 2
+
+
+@pytest.mark.parametrize("a, b, c", [(1.0, 1.5, 0.3), (6.0, 5.0, 4.0), (20.0, 18.0, -15.0)])
+def test_adaptive_tanh_expectations_match_scipy_dblquad(a, b, c):
+    K, D, nodes = R.adaptive_expectations("tanh", np.array([a]), np.array([b]), np.array([c]))
+    K0 = _scipy_expectation(np.tanh, np.tanh, a, b, c)
+    D0 = _scipy_expectation(_dtanh, _dtanh, a, b, c)
+    assert abs(K[0] - K0) <= 1e-9 * abs(K0)
+    assert abs(D[0] - D0) <= 1e-9 * abs(D0)
+    # the fixed Gauss-Hermite rule of the old default is far off at the larger variances
+    if a >= 6.0:
+        Kg, Dg = R.gauss_hermite_expectations("tanh", np.array([a]), np.array([b]), np.array([c]), 64)
+        assert abs(Dg[0] - D0) > 1e-5 * abs(D0)
+
+
+def _ntk_by_scipy(X, sw, su, sb, sv):
+    """The [RNTK] recursion for two length-T, d = 1 sequences with every expectation from dblquad."""
+    T = X.shape[1]
+    q = {}
+    for i in range(2):  # self variances Sigma^(t,t)(x_i, x_i)
+        Kp, qs = 0.0, []
+        for t in range(T):
+            s = sw * sw * Kp + su * su * X[i, t, 0] ** 2 + sb * sb
+            qs.append(s)
+            Kp = _scipy_expectation(np.tanh, np.tanh, s, s, s)
+        q[i] = qs
+    ntk = np.zeros((2, 2))
+    for i, j in ((0, 0), (0, 1), (1, 1)):
+        K = KdTh = 0.0
+        for t in range(T):
+            sig = sw * sw * K + su * su * X[i, t, 0] * X[j, t, 0] + sb * sb
+            if i == j:
+                sig = q[i][t]
+            th = sig + sw * sw * KdTh
+            K = _scipy_expectation(np.tanh, np.tanh, q[i][t], q[j][t], sig)
+            Kd = _scipy_expectation(_dtanh, _dtanh, q[i][t], q[j][t], sig)
+            KdTh = Kd * th
+        ntk[i, j] = ntk[j, i] = sv * sv * (K + KdTh)
+    return ntk
+
+
+def test_tanh_rntk_default_is_accurate_to_1e6_against_scipy():
+    X = np.array([[[1.2], [-0.7]], [[0.4], [1.5]]])
+    sig = dict(sigma_w=1.5, sigma_u=1.5, sigma_b=0.5, sigma_v=1.0)  # variances up to ~6
+    res = rntk(X, activation="tanh", **sig)
+    ref = _ntk_by_scipy(X, 1.5, 1.5, 0.5, 1.0)
+    rel = np.abs(res.ntk - ref).max() / np.abs(ref).max()
+    assert rel <= 1e-6, rel
+    assert res.method == "quadrature" and res.tol == R.DEFAULT_TOL and res.nodes >= 49
+
+
+def test_tol_and_nodes_options_are_checked_and_reported():
+    X = np.random.default_rng(0).standard_normal((3, 4, 1))
+    with pytest.raises(ValueError, match=r"give `nodes` .* or `tol` .*not both; got nodes=64, tol=1e-06"):
+        rntk(X, activation="tanh", nodes=64, tol=1e-6)
+    with pytest.raises(ValueError, match=r"`tol` must be"):
+        rntk(X, activation="tanh", tol=-1.0)
+    fixed = rntk(X, activation="tanh", nodes=64)
+    assert fixed.nodes == 64 and fixed.tol is None
+    kink = rntk(X, activation="hardtanh")  # a kink: the fixed Gauss-Hermite rule stays the default
+    assert kink.nodes == 64 and kink.tol is None
+    loose = rntk(X, activation="tanh", tol=1e-3)
+    tight = rntk(X, activation="tanh", tol=1e-12)
+    assert loose.nodes <= tight.nodes and loose.tol == 1e-3
+    assert np.abs(loose.ntk - tight.ntk).max() <= 1e-3 * np.abs(tight.ntk).max()
+
+
+def test_adaptive_rule_warns_when_the_tolerance_is_out_of_reach():
+    with pytest.warns(RuntimeWarning, match=r"did not reach tol = 1e-15 with 1025 trapezoid nodes"):
+        K, D, nodes = R.adaptive_expectations("tanh", np.array([1e5]), np.array([1e5]), np.array([0.5e5]), tol=1e-15)
+    assert nodes == 1025 and np.isfinite(K).all() and np.isfinite(D).all()
+
+
+def test_old_module_path_warns_and_keeps_working():
+    # in a fresh interpreter: importing the deprecated module rebinds dynmem.kernel.rntk
+    import subprocess
+    import sys
+
+    code = ("import warnings, numpy as np\n"
+            "import dynmem.kernel as k\n"
+            "f = k.rntk\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    from dynmem.kernel.rntk import RNTKParams, rntk\n"
+            "import dynmem.kernel.recurrent_ntk as new\n"
+            "assert [x.category.__name__ for x in w] == ['DeprecationWarning'], w\n"
+            "assert 'dynmem.kernel.recurrent_ntk' in str(w[0].message)\n"
+            "assert RNTKParams is new.RNTKParams and rntk is new.rntk\n"
+            "X = np.ones((2, 3, 1))\n"
+            "assert np.array_equal(k.rntk(X).ntk, f(X).ntk)\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-W", "error::DeprecationWarning:dynmem", "-c", code], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_rntk_params_old_vector_spellings_warn_and_agree():
+    p = init_params(4, 2, rng=1)
+    with pytest.warns(DeprecationWarning, match=r"flat\(\) is deprecated"):
+        theta = p.flat()
+    np.testing.assert_array_equal(theta, p.flatten())
+    with pytest.warns(DeprecationWarning, match=r"with_flat\(theta\) is deprecated; use unflatten"):
+        q = p.with_flat(0.5 * theta)
+    np.testing.assert_array_equal(q.flatten(), p.unflatten(0.5 * theta).flatten())

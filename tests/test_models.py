@@ -304,7 +304,7 @@ def test_discretize_keeps_arrays_and_dt(model, dt, leak):
     assert euler.dt == dt and euler.leak == leak and euler.activation == model.activation
     for name in ("W", "U", "b", "c"):
         np.testing.assert_array_equal(getattr(euler, name), getattr(model, name))
-    back = euler.to_ctrnn()
+    back = euler.as_ctrnn()
     assert type(back) is CTRNN
     assert back.activation == model.activation and back.leak == leak
     np.testing.assert_array_equal(back.flatten(), model.flatten())
@@ -389,3 +389,11 @@ def test_kernel_is_derivative_of_step_response(seed):
     fd = (y[:, 2] - y[:, 0]) / (2 * delta)
     # central-difference truncation error delta^2/6 |y'''| is ~1e-7 here
     np.testing.assert_allclose(fd, expected, atol=1e-6)
+
+
+def test_to_ctrnn_is_the_deprecated_spelling_of_as_ctrnn():
+    euler = CTRNN.random(3, 2, rng=0).discretize(0.1)
+    with pytest.warns(DeprecationWarning, match=r"to_ctrnn\(\) is deprecated; use as_ctrnn\(\)"):
+        old = euler.to_ctrnn()
+    np.testing.assert_array_equal(old.flatten(), euler.as_ctrnn().flatten())
+    assert (old.activation, old.leak) == (euler.activation, euler.leak)

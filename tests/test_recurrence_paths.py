@@ -10,10 +10,10 @@ from dynmem.models import CTRNN, DiscreteRNN
 
 def _numpy_loop(model, X):
     from dynmem.activations import get_activation
-    from dynmem.models import _recurrence_coefficients
+    from dynmem.models import recurrence_coefficients
 
     act = get_activation(model.activation)
-    gamma, eta = _recurrence_coefficients(model)
+    gamma, eta = recurrence_coefficients(model)
     B, T, _ = X.shape
     h = np.zeros((B, model.hidden))
     H, Y = [h], []

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 import dynmem as dm
 from dynmem.activations import get_activation
-from dynmem.models import _recurrence_coefficients
+from dynmem.models import recurrence_coefficients
 from dynmem.strategies import discrete_rnns, sequences
 
 ACTIVATIONS = ("tanh", "hardtanh", "relu", "identity")
@@ -69,7 +69,7 @@ def stack_forward(W, U, b, c, X, h0, gamma, eta, act):
 
 def numpy_loop_forward(model, X, h0):
     """The recurrence written as a literal loop over batch and time (no vectorisation tricks)."""
-    gamma, eta = _recurrence_coefficients(model)
+    gamma, eta = recurrence_coefficients(model)
     act = get_activation(model.activation).fn
     B, T, _ = X.shape
     m = model.hidden
@@ -90,7 +90,7 @@ class Problem:
 
     def __init__(self, model, X, h0_kind, h0, loss):
         self.model, self.X, self.loss = model, X, loss
-        self.gamma, self.eta = _recurrence_coefficients(model)
+        self.gamma, self.eta = recurrence_coefficients(model)
         self.act_obj = get_activation(model.activation)
         self.m, self.d = model.hidden, model.inputs
         self.B = X.shape[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dynmem import _repro_training as rt
+from dynmem.experiments import wll_training as rt
 from dynmem.reparam import get_reparam
 
 TINY = dict(widths=(2, 4), T=30, n_train=8, n_test=6, steps=15, n_samples=6, betas=(1e-2, 1.0, 5))

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from dynmem import cli
-from dynmem._theory_loader import load_theory
+from dynmem.theory_loader import load_theory
 
 theory = load_theory()
 CLAIMS = theory.all_claims()

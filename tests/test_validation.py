@@ -586,3 +586,29 @@ def test_increasing_message_prints_plain_numbers():
     # wants the value as a user would type it.
     msg = _check(lambda: dm.PiecewiseConstant([0.0, 2.0, 1.0], [1.0, 2.0]), ValueError, r"`knots` must be strictly increasing")
     assert "knots[1] = 2.0 followed by knots[2] = 1.0." in msg
+
+
+def test_as_square_matrix_is_the_one_square_check():
+    from dynmem._validation import as_square_matrix
+
+    W = np.arange(4.0).reshape(2, 2)
+    out = as_square_matrix("W", W)
+    assert out.dtype == np.float64 and out.shape == (2, 2)
+    assert as_square_matrix("W", W, copy=True) is not W
+    with pytest.raises(ValueError, match=r"^`M` must be square; got shape \(2, 3\)\.$"):
+        as_square_matrix("M", np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"^`P` must have at least one row \(an m x m transition matrix\); got shape"):
+        as_square_matrix("P", np.zeros((0, 0)), rows_hint=" (an m x m transition matrix)")
+    with pytest.raises(ValueError, match=r"`W`"):
+        as_square_matrix("W", [[1.0, np.nan], [0.0, 1.0]])
+    # every module's square check says the same
+    import dynmem as dm
+    from dynmem.kernel.chains import MarkovChain
+    from dynmem.testing import departure_from_normality
+
+    for call in (lambda: dm.spectral_radius(np.zeros((2, 3))), lambda: departure_from_normality(np.zeros((2, 3))),
+                 lambda: dm.LinearRNN(np.zeros((2, 3)), np.zeros((2, 1)), np.zeros(2))):
+        with pytest.raises(ValueError, match=r"`W` must be square; got shape \(2, 3\)\."):
+            call()
+    with pytest.raises(ValueError, match=r"`P` must be square; got shape \(2, 3\)\."):
+        MarkovChain(np.full((2, 3), 1 / 3))

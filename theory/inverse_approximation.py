@@ -63,15 +63,9 @@ def _multistable_tanh() -> Outcome:
     big = dm.memory_function(model, t, amplitudes=[5.0])
     fit = dm.fit_decay(t, big.values)
     # Where do trajectories of dv/dt = (1 - v^2)(W v) from a grid end up?
-    from scipy.integrate import solve_ivp
+    from dynmem.experiments.fig11 import basin_ends
 
-    grid = np.linspace(-0.95, 0.95, 9)
-    ends = []
-    for a in grid:
-        for b in grid:
-            sol = solve_ivp(lambda _t, v: (1 - v * v) * (W @ v), (0, 200), [a, b], rtol=1e-9, atol=1e-12)
-            ends.append(sol.y[:, -1])
-    ends = np.array(ends)
+    ends = basin_ends(W, np.linspace(-0.95, 0.95, 9))
     to_zero = int(np.sum(np.max(np.abs(ends), axis=1) < 1e-3))
     to_corner = int(np.sum(np.min(np.abs(ends), axis=1) > 0.999))
     decays = alpha < 0 and fit.kind != "non-decaying" and to_corner == 0

@@ -81,15 +81,14 @@ def _rtrl_equals_fd() -> Outcome:
         net = LSSNetwork.initialise(N, d, paired=False, recurrence=rec, law=ParamLaw(b_max=0.8), rng=rng)
         X = rng.standard_normal((L, d))
         _, g = net.rtrl(X)
-        theta = net.flat()
+        theta = net.flatten()
         fd = np.empty_like(theta)
         h = 1e-5
         for idx in np.ndindex(theta.shape):
             tp, tm = theta.copy(), theta.copy()
             tp[idx] += h
             tm[idx] -= h
-            fd[idx] = (LSSNetwork.from_flat(tp, recurrence=rec).output(X[None])[0]
-                       - LSSNetwork.from_flat(tm, recurrence=rec).output(X[None])[0]) / (2 * h)
+            fd[idx] = (net.unflatten(tp).output(X[None])[0] - net.unflatten(tm).output(X[None])[0]) / (2 * h)
         err = float(np.max(np.abs(fd - g)) / (1 + np.max(np.abs(g))))
         return err < 1e-8, err
 

@@ -1,26 +1,18 @@
 """The Recurrent Neural Tangent Kernel ([RNTK]; THEORY.md section 7, last bullet).
 
-Claims about :mod:`dynmem.kernel.rntk`: the closed-form Gaussian expectations,
+Claims about :mod:`dynmem.kernel.recurrent_ntk`: the closed-form Gaussian expectations,
 the hand-written BPTT Jacobian, and the infinite-width limit of the empirical
 NTK of the dense NTK-parameterised RNN.
 """
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
-import scipy.stats
 
 from ._claim import Claim, Outcome, decide, property_check
 
 MODULE = "recurrent_ntk"
 _SIG = dict(sigma_w=1.0, sigma_u=1.0, sigma_b=0.5, sigma_v=1.0)
-
-
-def _module():
-    # by import path: the package re-exports the function `rntk` under the module's name
-    return importlib.import_module("dynmem.kernel.rntk")
 
 
 def _covariances(seed, k):
@@ -30,16 +22,17 @@ def _covariances(seed, k):
 
 
 def _relu_closed_form() -> Outcome:
-    R = _module()
+    from dynmem.decay import loglog_slope
+    from dynmem.kernel import recurrent_ntk as R
 
     a, b, c = _covariances(1, 40)
-    K0, D0 = R._closed_form("relu", a, b, c)
+    K0, D0 = R.closed_form_expectations("relu", a, b, c)
     qs = np.array([32, 64, 128, 256])
-    res = [R._quadrature("relu", a, b, c, int(q)) for q in qs]
+    res = [R.gauss_hermite_expectations("relu", a, b, c, int(q)) for q in qs]
     errK = np.array([np.abs(r[0] - K0).max() for r in res])
     errD = np.array([np.abs(r[1] - D0).max() for r in res])
-    pK = -scipy.stats.linregress(np.log(qs), np.log(errK)).slope
-    pD = -scipy.stats.linregress(np.log(qs), np.log(errD)).slope
+    pK = -loglog_slope(qs, errK).slope
+    pD = -loglog_slope(qs, errD).slope
     rich = float(np.abs(2 * res[-1][0] - res[-2][0] - K0).max())
     ok = abs(pK - 1.0) < 0.3 and abs(pD - 0.5) < 0.3 and rich < 0.25 * errK[-1]
     return decide(ok, dict(covariances=40, nodes=qs.tolist(), err_K=errK.tolist(), err_Kdot=errD.tolist(),
@@ -50,13 +43,13 @@ def _relu_closed_form() -> Outcome:
 
 
 def _erf_closed_form() -> Outcome:
-    R = _module()
+    from dynmem.kernel import recurrent_ntk as R
 
     a, b, c = _covariances(0, 50)
-    K0, D0 = R._closed_form("erf", a, b, c)
+    K0, D0 = R.closed_form_expectations("erf", a, b, c)
     errs = []
     for q in (32, 64, 96, 128):
-        K, D = R._quadrature("erf", a, b, c, q)
+        K, D = R.gauss_hermite_expectations("erf", a, b, c, q)
         errs.append(float(max(np.abs(K - K0).max(), np.abs(D - D0).max())))
     geometric = all(e1 < 1e-3 * e0 for e0, e1 in zip(errs[:2], errs[1:3]))
     ok = geometric and errs[-1] < 1e-13
@@ -67,18 +60,20 @@ def _erf_closed_form() -> Outcome:
 
 
 def _monte_carlo() -> Outcome:
-    R = _module()
+    from dynmem.activations import get_kernel_activation
+    from dynmem.kernel import recurrent_ntk as R
 
     rng = np.random.default_rng(3)
     n = 200_000
     worst = 0.0
     for act in ("relu", "erf", "tanh"):
-        _, fn, deriv, closed = R._ACTS[act]
+        spec = get_kernel_activation(act)
+        fn, deriv, closed = spec.fn, spec.deriv, spec.gaussian_closed_form
         for a, b, c in ((1.0, 1.0, 0.5), (2.5, 0.4, -0.7), (0.8, 1.7, 1.1)):
             L = np.linalg.cholesky(np.array([[a, c], [c, b]]))
             z = rng.standard_normal((n, 2)) @ L.T
             A, B, C = np.array([a]), np.array([b]), np.array([c])
-            K, D = R._closed_form(act, A, B, C) if closed else R._quadrature(act, A, B, C, 96)
+            K, D = R.closed_form_expectations(act, A, B, C) if closed else R.gauss_hermite_expectations(act, A, B, C, 96)
             for val, s in ((K, fn(z[:, 0]) * fn(z[:, 1])), (D, deriv(z[:, 0]) * deriv(z[:, 1]))):
                 worst = max(worst, abs(float(val[0]) - s.mean()) / (s.std() / np.sqrt(n)))
     return decide(worst < 5.0, dict(samples=n, cases=18, max_z_score=worst),
@@ -90,7 +85,7 @@ def _monte_carlo() -> Outcome:
 def _jacobian_fd() -> Outcome:
     from hypothesis import strategies as st
 
-    from dynmem.kernel.rntk import init_params, rnn_jacobian, rnn_output
+    from dynmem.kernel.recurrent_ntk import init_params, rnn_jacobian, rnn_output
 
     def pred(ex):
         n, d, T, act, seed = ex
@@ -98,12 +93,12 @@ def _jacobian_fd() -> Outcome:
         p = init_params(n, d, activation=act, rng=rng, **_SIG)
         X = rng.standard_normal((2, T, d))
         J = rnn_jacobian(p, X)
-        theta, h = p.flat(), 1e-5
+        theta, h = p.flatten(), 1e-5
         Jfd = np.empty_like(J)
         for i in range(theta.size):
             e = np.zeros_like(theta)
             e[i] = h
-            Jfd[:, i] = (rnn_output(p.with_flat(theta + e), X) - rnn_output(p.with_flat(theta - e), X)) / (2 * h)
+            Jfd[:, i] = (rnn_output(p.unflatten(theta + e), X) - rnn_output(p.unflatten(theta - e), X)) / (2 * h)
         err = float(np.abs(J - Jfd).max() / max(1.0, np.abs(J).max()))
         return err <= 50 * (h * h + 2.2e-16 / h), err
 
@@ -117,7 +112,8 @@ def _jacobian_fd() -> Outcome:
 
 
 def _infinite_width() -> Outcome:
-    from dynmem.kernel.rntk import empirical_rntk, init_params, rntk
+    from dynmem.decay import loglog_slope
+    from dynmem.kernel.recurrent_ntk import empirical_rntk, init_params, rntk
 
     X = np.random.default_rng(10).standard_normal((6, 5, 2))
     widths = np.array([64, 128, 256, 512, 1024])
@@ -131,7 +127,7 @@ def _infinite_width() -> Outcome:
             nets = (init_params(int(n), 2, activation=act, rng=1000 * int(n) + s, **_SIG) for s in range(k))
             errs = [np.linalg.norm(empirical_rntk(p, X) - A) / np.linalg.norm(A) for p in nets]
             med.append(float(np.median(errs)))
-        slope = float(scipy.stats.linregress(np.log(widths), np.log(med)).slope)
+        slope = loglog_slope(widths, med).slope
         out[act] = dict(median_error=med, slope=slope)
         ok &= abs(slope + 0.5) < 0.15
     # The median, not the mean square: for relu the error of one network is heavy-tailed
@@ -145,7 +141,7 @@ def _infinite_width() -> Outcome:
 
 
 def _nngp() -> Outcome:
-    from dynmem.kernel.rntk import init_params, rnn_output, rntk
+    from dynmem.kernel.recurrent_ntk import init_params, rnn_output, rntk
 
     X = np.random.default_rng(11).standard_normal((3, 3, 2))
     res = rntk(X, activation="erf", **_SIG)
@@ -159,7 +155,7 @@ def _nngp() -> Outcome:
 
 
 def _psd() -> Outcome:
-    from dynmem.kernel.rntk import rntk
+    from dynmem.kernel.recurrent_ntk import rntk
 
     X = np.random.default_rng(7).standard_normal((12, 5, 2))
     worst, asym = np.inf, 0.0

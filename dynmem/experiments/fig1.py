@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from ..decay import loglog_slope
 from ..io import atomic_savefig
 
 TITLE = "[WLL] Fig. 1: linear RNN approximants of exponential and power-law kernels"
@@ -59,15 +60,6 @@ def verdict(result: dict) -> dict:
            f"exponential: margin within {100 * s['exp_margin_max_rel_dev']:.2g}% of -log 0.9 at every m; "
            f"paper-style exp E(0) falls {s['paper_exp_error0_fall_m2_to_m14']:.3g}x from m=2 to 14")
     return {"verdict": v, "why": why, "numbers": dict(s)}
-
-
-def _slope(x, y):
-    """Log-log slope of finite positive pairs (NaN when fewer than two)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    if ok.sum() < 2:
-        return float("nan")
-    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
 
 
 def first_exceed(betas, e, level):
@@ -118,13 +110,13 @@ def _trends(rows, widths_for_slope):
     sel = [r for r in rows if r["m"] in widths_for_slope]
     ms = [r["m"] for r in sel]
     out = {"widths": ms}
-    out["margin_slope"] = _slope(ms, [r["margin"] for r in sel])
-    out["error0_slope"] = _slope(ms, [r["error0"] for r in sel])
+    out["margin_slope"] = loglog_slope(ms, [r["margin"] for r in sel]).slope
+    out["error0_slope"] = loglog_slope(ms, [r["error0"] for r in sel]).slope
     per_seed_fu, per_seed_bu = [], []
     n_seeds = len(sel[0]["seeds"]) if sel else 0
     for k in range(n_seeds):
-        per_seed_fu.append(_slope(ms, [r["seeds"][k]["first_unstable"] for r in sel]))
-        per_seed_bu.append(_slope(ms, [r["seeds"][k]["blowup"] for r in sel]))
+        per_seed_fu.append(loglog_slope(ms, [r["seeds"][k]["first_unstable"] for r in sel]).slope)
+        per_seed_bu.append(loglog_slope(ms, [r["seeds"][k]["blowup"] for r in sel]).slope)
     out["first_unstable_slope_per_seed"] = per_seed_fu
     out["blowup_slope_per_seed"] = per_seed_bu
     out["first_unstable_slope_median"] = float(np.nanmedian(per_seed_fu)) if per_seed_fu else float("nan")

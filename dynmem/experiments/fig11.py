@@ -43,10 +43,41 @@ def verdict(result: dict) -> dict:
                                                    "starts_to_corners": result["starts_to_corners"]}}
 
 
+def basin_ends(W, grid, *, t_end: float = 200.0, rtol: float = 1e-9, atol: float = 1e-12) -> np.ndarray:
+    """Where the flow ``dv/dt = (1 - v^2) * (W v)`` takes each start of ``grid x grid``: ends of shape (n^2, 2).
+
+    The flow is that of ``v = tanh(z)`` for ``dz/dt = W tanh(z)`` (THEORY.md
+    section 2), which is the CTRNN ``dh/dt = tanh(W h)`` in ``z = W h``; all
+    ``n^2`` starts ``h_0 = W^{-1} artanh(v_0)`` are one batch of
+    :func:`dynmem.odeint.solve_ctrnn` (Dormand-Prince, one compiled call), and
+    ``v = tanh(W h(t_end))``.  In ``h`` the corners ``|v_i| = 1`` are reached
+    without the rounding of ``1 - v^2`` to 0 that stalls an integration in ``v``.
+    Starts are row-major: ``(grid[i], grid[j])`` is row ``i * n + j``.
+    """
+    from .._validation import as_float_array, check_positive
+    from ..inputs import PiecewiseConstant
+    from ..models import CTRNN
+    from ..odeint import solve_ctrnn
+
+    W = as_float_array("W", W, shape=(2, 2))
+    grid = as_float_array("grid", grid, ndim=1)
+    if np.any(np.abs(grid) >= 1.0):
+        raise ValueError(f"`grid` must lie in (-1, 1) (v = tanh(z)); got max |grid| = {float(np.abs(grid).max())!r}.")
+    if abs(np.linalg.det(W)) < 1e-12 * max(1.0, float(np.abs(W).max()) ** 2):
+        raise ValueError(f"`W` must be invertible (z = W h); got det(W) = {float(np.linalg.det(W))!r}.")
+    t_end = check_positive("t_end", t_end)
+    V0 = np.array([[a, b] for a in grid for b in grid])
+    H0 = np.linalg.solve(W, np.arctanh(V0).T).T
+    model = CTRNN(W, np.zeros((2, 1)), np.zeros(2), np.array([1.0, 0.0]), activation="tanh")
+    rest = PiecewiseConstant([0.0, t_end], [[0.0]])
+    res = solve_ctrnn(model, [rest] * len(V0), np.array([t_end]), h0=H0, rtol=rtol, atol=atol)
+    if not res.success:
+        raise RuntimeError(f"the basin grid integration failed: {res.message}")
+    return np.tanh(res.h[:, -1] @ W.T)
+
+
 def run_fig11(*, quick: bool = True, seeds=(0,), progress: bool = False) -> dict:
     """The multistable tanh system of THEORY.md section 2 ([WLL] Fig. 11)."""
-    from scipy.integrate import solve_ivp
-
     from ..memory import fit_decay, memory_function
     from ..models import CTRNN
     from ..spectra import spectral_abscissa
@@ -64,12 +95,7 @@ def run_fig11(*, quick: bool = True, seeds=(0,), progress: bool = False) -> dict
             print(f"  fig11 amplitude {a}: {fit.kind}", file=sys.stderr, flush=True)
     n = 9 if quick else 21
     grid = np.linspace(-0.95, 0.95, n)
-    ends = []
-    for x0 in grid:
-        for y0 in grid:
-            sol = solve_ivp(lambda _t, v: (1 - v * v) * (W @ v), (0, 200), [x0, y0], rtol=1e-9, atol=1e-12)
-            ends.append(sol.y[:, -1])
-    ends = np.array(ends)
+    ends = basin_ends(W, grid)
     return dict(experiment="fig11", quick=quick, alpha=spectral_abscissa(W), t=t, amplitudes=amps, curves=curves,
                 grid=grid, ends=ends, starts_to_zero=int(np.sum(np.max(np.abs(ends), axis=1) < 1e-3)),
                 starts_to_corners=int(np.sum(np.min(np.abs(ends), axis=1) > 0.999)))

@@ -1,7 +1,7 @@
 """[WLL] Fig. 2: trained tanh RNNs with a free recurrent matrix; does the stability boundary shrink with m?
 
 Protocols: ``"paper"``, ``"code"`` (:mod:`dynmem.experiments.study`) and
-``"dynmem"`` (the earlier protocol, :mod:`dynmem._repro_training`).
+``"dynmem"`` (the earlier protocol, :mod:`dynmem.experiments.wll_training`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ number is never separated from the recipe that produced it.
     ``0.01 relu(1 - margin)``, width-to-width early stop; entrywise max-abs
     noise on every parameter tensor, ``beta in {0} U {1e-3 * 2^{i/2}}``.
 ``"dynmem"``
-    The protocol dynmem used before (:mod:`dynmem._repro_training`):
+    The protocol dynmem used before (:mod:`dynmem.experiments.wll_training`):
     ``dt = 1``, ``T = 100``, 2,000 Adam steps on 128 sequences.
 
 Where a source is silent, the value chosen here is marked as dynmem's choice
@@ -163,7 +163,7 @@ def _code() -> dict:
 def _dynmem() -> dict:
     return {
         "name": "dynmem",
-        "source": "dynmem 0.1 (dynmem._repro_training): the protocol used before the replication issue",
+        "source": "dynmem 0.1 (dynmem.experiments.wll_training): the protocol used before the replication issue",
         "model": {"kind": "EulerRNN", "recurrence": "h_{k+1} = h_k + tanh(W h_k + U x_k + b), y_k = c^T h_{k+1}",
                   "activation": "tanh", "dt": 1.0, "output_bias": False},
         "parameterisation": {"fig2": {"form": "free", "g": "identity"}, "fig4": {"form": "diag", "g": "softplus"}},

@@ -34,6 +34,7 @@ import time
 import numpy as np
 import scipy.stats
 
+from ..decay import loglog_slope
 from ..spectra import stability_radius
 from ..stability import crossings_of
 from . import trained as tr
@@ -254,14 +255,6 @@ def _f(x) -> list:
     return [float(v) for v in np.asarray(x, dtype=float).ravel()]
 
 
-def _slope(x, y) -> float:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    if ok.sum() < 2 or np.unique(x[ok]).size < 2:
-        return math.nan
-    return float(scipy.stats.linregress(np.log(x[ok]), np.log(y[ok])).slope)
-
-
 def _ci(values, level=0.95) -> dict:
     """Mean and t-interval over seeds of finite values."""
     v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
@@ -298,15 +291,15 @@ def margin_error_fit(points: list) -> dict:
     for s in seeds:
         e = [p["error0"] for p in points if int(p["seed"]) == s]
         mg = [p["margin"] for p in points if int(p["seed"]) == s]
-        per.append(_slope(e, mg))
+        per.append(loglog_slope(e, mg).slope)
     e = np.asarray([p["error0"] for p in points], float)
     mg = np.asarray([p["margin"] for p in points], float)
     ok = np.isfinite(e) & np.isfinite(mg) & (e > 0) & (mg > 0)
     pooled = {"slope": math.nan, "stderr": math.nan}
     low = high = math.nan
     if ok.sum() >= 3:
-        r = scipy.stats.linregress(np.log(e[ok]), np.log(mg[ok]))
-        pooled = {"slope": float(r.slope), "stderr": float(r.stderr)}
+        r = loglog_slope(e, mg)
+        pooled = {"slope": r.slope, "stderr": r.stderr}
         order = np.argsort(e[ok])
         q = max(1, ok.sum() // 4)
         low = float(np.median(mg[ok][order[:q]]))
@@ -387,9 +380,9 @@ def _merge(cfg, proto, tasks, results, seconds) -> dict:
             for m1, m2 in zip(widths[:-1], widths[1:]):
                 first, _ = crossings_of(b[pos], np.asarray(res[f"m{m1}/ball_sup"])[pos], np.asarray(res[f"m{m2}/ball_sup"])[pos])
                 crossing.append(float(first))
-            seed_slopes = {k: _slope(widths, [res[f"m{m}/{k}"] for m in widths])
+            seed_slopes = {k: loglog_slope(widths, [res[f"m{m}/{k}"] for m in widths]).slope
                            for k in ("error0", "margin", "blowup", "first_unstable", "radius")}
-            seed_slopes["crossing"] = _slope(widths[1:], crossing)
+            seed_slopes["crossing"] = loglog_slope(widths[1:], crossing).slope
             per_seed.append({"seed": int(s), "crossing": crossing, "slopes": seed_slopes})
         slopes = {}
         for k in ("error0", "margin", "blowup", "first_unstable", "radius", "crossing"):

@@ -1,7 +1,7 @@
 """What Figs. 2 and 4 (and the activation grid of Figs. 7/8) share: configs per protocol, run, plot, verdicts.
 
 ``"paper"`` and ``"code"`` run :func:`dynmem.experiments.study.run_study`;
-``"dynmem"`` runs the earlier experiment (:mod:`dynmem._repro_training`)
+``"dynmem"`` runs the earlier experiment (:mod:`dynmem.experiments.wll_training`)
 unchanged, so its numbers stay comparable with earlier reports.
 """
 
@@ -39,7 +39,7 @@ def config(figure: str, size: str, protocol: str, **changes) -> dict:
 
 def run(cfg: dict, *, executor=None, progress: bool = False) -> dict:
     if cfg["protocol"] == "dynmem":
-        from .. import _repro_training as rt
+        from . import wll_training as rt
 
         fn = rt.run_fig2 if cfg["figure"] == "fig2" else rt.run_fig4
         res = fn(quick=cfg["size"] == "quick", seeds=tuple(cfg["seeds"]), progress=progress, executor=executor)
@@ -50,7 +50,7 @@ def run(cfg: dict, *, executor=None, progress: bool = False) -> dict:
 
 def plot(result: dict, path: str, title: str) -> None:
     if result.get("protocol_name") == "dynmem":
-        from .. import _repro_training as rt
+        from . import wll_training as rt
 
         (rt.plot_fig2 if result["experiment"] == "fig2" else rt.plot_fig4)(result, path)
         return

@@ -20,12 +20,18 @@ Modules
     The limit ODE, solved exactly (:func:`solve_limit_ode`) and by
     ``solve_ivp`` (:func:`solve_limit_ode_ivp`).
 :mod:`~dynmem.kernel.convergence`
-    Width sweeps against the limit (:func:`kernel_convergence`) and plots.
+    Width sweeps against the limit (:func:`kernel_convergence`).
+:mod:`~dynmem.kernel.recurrent_ntk`
+    The analytic recurrent NTK (:func:`rntk`) and the empirical one
+    (:func:`empirical_rntk`) of the dense Elman RNN of [RNTK].  (The module
+    was ``dynmem.kernel.rntk``, the name of its function; that import path
+    warns.)
+
+The plots of the width sweeps are in :mod:`dynmem.plotting`.
 """
 
 from .chains import AR1Chain, HistoryGrid, HistoryTarget, MarkovChain
-from .convergence import (ConvergenceResult, SlopeFit, default_chain, default_target, kernel_convergence, loglog_slope,
-                          plot_error_vs_width, plot_trajectories)
+from .convergence import ConvergenceResult, SlopeFit, default_chain, default_target, kernel_convergence, loglog_slope
 from .limit import LimitSolution, l2_nu, solve_limit_ode, solve_limit_ode_ivp
 from .network import RECURRENCES, LSSNetwork, ParamLaw, TrainingResult, train_online
 from .ntk import LimitKernel, empirical_ntk, kernel_error, limit_kernel
@@ -39,4 +45,13 @@ __all__ = [
     "plot_error_vs_width", "plot_trajectories",
     "RNTKParams", "RNTKResult", "empirical_rntk", "init_params", "rnn_jacobian", "rnn_output", "rntk",
 ]
-from .rntk import RNTKParams, RNTKResult, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk  # noqa: E402
+from .recurrent_ntk import RNTKParams, RNTKResult, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk  # noqa: E402
+
+
+def __getattr__(name):
+    # plot_error_vs_width / plot_trajectories live in dynmem.plotting; imported on first use
+    if name in ("plot_error_vs_width", "plot_trajectories"):
+        from .. import plotting
+
+        return getattr(plotting, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

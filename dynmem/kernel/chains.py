@@ -39,7 +39,7 @@ import numpy as np
 import scipy.linalg
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from .._validation import as_float_array, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
+from .._validation import as_float_array, as_square_matrix, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
 
 __all__ = ["MarkovChain", "AR1Chain", "HistoryGrid", "HistoryTarget"]
 
@@ -84,7 +84,7 @@ class HistoryGrid:
         return int(self.values.shape[2])
 
 
-def _as_histories(name: str, values) -> np.ndarray:
+def as_histories(name: str, values) -> np.ndarray:
     """Histories as a (n, L, d) float64 array; (n, L) is read as d = 1."""
     if isinstance(values, HistoryGrid):
         return values.values
@@ -163,10 +163,8 @@ class MarkovChain:
     """
 
     def __init__(self, P, states=None):
-        P = as_float_array("P", P, ndim=2)
+        P = as_square_matrix("P", P, rows_hint=" (an m x m transition matrix)")
         m = P.shape[0]
-        if P.shape[1] != m or m < 1:
-            raise ValueError(f"`P` must be square (m x m transition matrix); got shape {P.shape}.")
         if np.any(P < 0):
             i, j = (int(v) for v in np.argwhere(P < 0)[0])
             raise ValueError(f"`P` must be non-negative; got P[{i}, {j}] = {float(P[i, j])!r}.")
@@ -558,7 +556,7 @@ class HistoryTarget:
 
     def __call__(self, H) -> np.ndarray:
         r"""The noiseless :math:`g` on histories ``H`` (n, L', d), ``L' >= L``: reads the last ``L`` values."""
-        H = _as_histories("H", H)
+        H = as_histories("H", H)
         if H.shape[1] < self.length:
             raise ValueError(f"`H` must have histories of length >= {self.length} for target {self.name}; "
                              f"got length {H.shape[1]}.")

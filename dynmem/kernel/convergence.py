@@ -34,13 +34,27 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.stats
 
 from .._validation import as_float_array, check_int, check_positive, describe
 from .chains import AR1Chain, HistoryGrid, HistoryTarget, MarkovChain
 from .limit import LimitSolution, l2_nu, solve_limit_ode
-from .network import LSSNetwork, ParamLaw, _check_beta, train_online
+from .network import LSSNetwork, ParamLaw, check_beta, train_online
 from .ntk import empirical_ntk, kernel_error, limit_kernel
+
+# The log-log slope fit lives in dynmem.decay (re-exported here, where it was); the plots of a
+# width sweep live in dynmem.plotting and are reached here through __getattr__ (lazily: an
+# analysis does not import the plotting layer).
+from ..decay import SlopeFit, loglog_slope  # noqa: E402,F401
+
+_PLOTS = ("plot_error_vs_width", "plot_trajectories")
+
+
+def __getattr__(name):
+    if name in _PLOTS:
+        from .. import plotting
+
+        return getattr(plotting, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["ConvergenceResult", "SlopeFit", "kernel_convergence", "default_chain", "default_target", "plot_error_vs_width",
            "plot_trajectories", "loglog_slope"]
@@ -57,49 +71,6 @@ def default_chain() -> MarkovChain:
 def default_target() -> HistoryTarget:
     r"""The default target :math:`Y_k = X_k X_{k-1}` (needs memory; nonlinear)."""
     return HistoryTarget.product([0, 1])
-
-
-@dataclass(frozen=True)
-class SlopeFit:
-    """A log-log least-squares slope with a 95% confidence interval."""
-
-    slope: float
-    intercept: float
-    stderr: float
-    ci_low: float
-    ci_high: float
-    n_points: int
-
-    def to_dict(self) -> dict:
-        return dict(slope=self.slope, intercept=self.intercept, stderr=self.stderr, ci=[self.ci_low, self.ci_high],
-                    n_points=self.n_points)
-
-
-def loglog_slope(x, y, *, level: float = 0.95) -> SlopeFit:
-    r"""Slope of :math:`\log y` on :math:`\log x` with a Student-t confidence interval.
-
-    Non-finite or non-positive pairs are dropped; fewer than three points give
-    a NaN interval.
-    """
-    x = as_float_array("x", x, finite=False).ravel()
-    y = as_float_array("y", y, finite=False).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"`x` and `y` must have the same length (one y per x); got {x.size} and {y.size}.")
-    level = check_positive("level", level)
-    if not level < 1:
-        raise ValueError(f"`level` must lie in (0, 1); got {level!r}.")
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    n = int(ok.sum())
-    if n < 2 or np.unique(x[ok]).size < 2:
-        nan = float("nan")
-        return SlopeFit(nan, nan, nan, nan, nan, n)
-    r = scipy.stats.linregress(np.log(x[ok]), np.log(y[ok]))
-    if n >= 3:
-        q = float(scipy.stats.t.ppf(0.5 + level / 2, n - 2))
-        lo, hi = r.slope - q * r.stderr, r.slope + q * r.stderr
-    else:
-        lo = hi = float("nan")
-    return SlopeFit(float(r.slope), float(r.intercept), float(r.stderr), float(lo), float(hi), n)
 
 
 @dataclass(frozen=True)
@@ -256,7 +227,7 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
     seeds = tuple(check_int("seeds", s, minimum=0) for s in seeds)
     if not seeds:
         raise ValueError("`seeds` must hold at least one seed; got an empty sequence.")
-    beta = _check_beta(beta)
+    beta = check_beta(beta)
     alpha = check_positive("alpha", alpha)
     t_final = check_positive("t_final", t_final)
     n_times = check_int("n_times", n_times, minimum=2)
@@ -337,51 +308,3 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
     return ConvergenceResult(np.asarray(N_list), seeds, times, grid, y, limit, h_lim, h_net, curves, errors, slope,
                              seed_slopes, ntk_err, ntk_slope, drift, lk.max_stderr, settings, ok,
                              "; ".join(messages) if messages else "ok", time.perf_counter() - start)
-
-
-# ----------------------------------------------------------------------------- plots
-
-
-def plot_error_vs_width(result: ConvergenceResult, ax=None):
-    """Log-log ``sup_t ||h^N_t - h_t||`` and the NTK error against ``N``, with fits and an ``N^-1/2`` guide.
-
-    Returns the Axes.
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4))
-    N = np.asarray(result.N_values, float)
-    for b, s in enumerate(result.seeds):
-        ax.loglog(N, result.errors[:, b], "o", color="C0", alpha=0.5, ms=4, label="sup_t ||h^N - h|| (seeds)" if b == 0 else None)
-        ax.loglog(N, result.ntk_errors[:, b], "s", color="C1", alpha=0.5, ms=4, label="||K_N(0) - A|| / ||A||" if b == 0 else None)
-    for fit, color in ((result.slope, "C0"), (result.ntk_slope, "C1")):
-        if np.isfinite(fit.slope):
-            ax.loglog(N, np.exp(fit.intercept) * N ** fit.slope, "-", color=color,
-                      label=f"slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]")
-    ref = np.nanmedian(result.errors[0]) * (N / N[0]) ** -0.5
-    ax.loglog(N, ref, "k:", label="N^-1/2")
-    ax.set(xlabel="width N", ylabel="error", title=f"[LSS] kernel limit, beta = {result.settings.get('beta')}")
-    ax.legend(fontsize=7)
-    return ax
-
-
-def plot_trajectories(result: ConvergenceResult, ax=None, *, n_show: int = 4, width_index: int = -1, seed_index: int = 0):
-    """:math:`h^N_t(z)` (markers) against the limit :math:`h_t(z)` (lines) on the heaviest histories.
-
-    Returns the Axes.
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4))
-    w = result.histories.weights
-    show = np.argsort(-w)[:n_show]
-    for k, j in enumerate(show):
-        color = f"C{k}"
-        ax.plot(result.times, result.h_limit[:, j], "-", color=color, label=f"h_t(z_{j})  (E[Y|z] = {result.target_values[j]:.2f})")
-        ax.plot(result.times, result.h_network[width_index, seed_index, :, j], "o", color=color, ms=3)
-    ax.set(xlabel="t = k / N", ylabel="output on history",
-           title=f"N = {int(result.N_values[width_index])}: network (dots) vs limit ODE (lines)")
-    ax.legend(fontsize=7)
-    return ax

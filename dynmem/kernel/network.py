@@ -69,6 +69,7 @@ cost is proportional to the number of distinct prefixes times ``N``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numba
@@ -76,14 +77,12 @@ import numpy as np
 import scipy.stats
 
 from .._validation import as_float_array, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
-from ..activations import act_and_deriv_scalar, get_activation
+from ..activations import act_and_deriv_scalar, get_activation, sup_derivative
 
 __all__ = ["ParamLaw", "LSSNetwork", "TrainingResult", "train_online", "RECURRENCES"]
 
 RECURRENCES = ("diagonal", "mean-field")
 _MODE = {"diagonal": 0, "mean-field": 1}
-# sup |sigma'| of every registered activation (tanh, hardtanh, relu, identity).
-_SUP_DERIV = {"tanh": 1.0, "hardtanh": 1.0, "relu": 1.0, "identity": 1.0}
 _NEWTON_ITERS = 100
 
 
@@ -416,7 +415,7 @@ class _Tree:
     leaf: np.ndarray     # (n_hist,) int64
 
 
-def _prefix_tree(H: np.ndarray) -> _Tree:
+def prefix_tree(H: np.ndarray) -> _Tree:
     """Distinct prefixes of the histories H (n, L, d), parents before children."""
     n, L, d = H.shape
     vals, parents = [], []
@@ -482,7 +481,8 @@ class ParamLaw:
 # ----------------------------------------------------------------------------- the network
 
 
-def _check_beta(beta) -> float:
+def check_beta(beta) -> float:
+    """`beta` as a float, checked to lie in [1/2, 1) (the output scale exponent)."""
     beta = check_finite("beta", beta)
     if not 0.5 <= beta < 1.0:
         raise ValueError(f"`beta` must be in [1/2, 1) (output scale N^-beta); got {beta}.")
@@ -536,14 +536,15 @@ class LSSNetwork:
             raise ValueError(f"`W` must have shape ({N}, d) to match `c`; got shape {W.shape}.")
         b = as_float_array("b", self.b, shape=(N,), copy=True)
         u = as_float_array("u", self.u, shape=(N,), copy=True)
-        beta = _check_beta(self.beta)
+        beta = check_beta(self.beta)
         check_choice("recurrence", self.recurrence, RECURRENCES)
         act = get_activation(self.activation)
-        rho = float(np.max(np.abs(b))) * _SUP_DERIV.get(act.name, 1.0)
+        sup_d = sup_derivative(act)
+        rho = float(np.max(np.abs(b))) * sup_d
         if not rho < 1.0:
             raise ValueError(
                 f"`b` must satisfy the contraction sup|b| * sup|sigma'| < 1; got sup|b| = {float(np.max(np.abs(b)))!r} "
-                f"and sup|sigma'| = {_SUP_DERIV.get(act.name, 1.0)} for {act.name} (product {rho!r}).")
+                f"and sup|sigma'| = {sup_d} for {act.name} (product {rho!r}).")
         for name, arr in (("c", c), ("W", W), ("b", b), ("u", u)):
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
@@ -607,7 +608,7 @@ class LSSNetwork:
     @property
     def contraction(self) -> float:
         r""":math:`\sup_i |b^i| \sup|\sigma'|`."""
-        return float(np.max(np.abs(self.b))) * _SUP_DERIV.get(self.activation, 1.0)
+        return float(np.max(np.abs(self.b))) * sup_derivative(self.activation)
 
     def _code(self) -> int:
         return get_activation(self.activation).code
@@ -619,17 +620,37 @@ class LSSNetwork:
         r""":math:`\alpha / N^{2 - 2\beta}`."""
         return alpha / float(self.width) ** (2.0 - 2.0 * self.beta)
 
-    def flat(self) -> np.ndarray:
+    def flatten(self) -> np.ndarray:
         """Parameters as one (N, d + 3) array, columns (c, w_1..w_d, b, u)."""
         return np.column_stack([self.c, self.W, self.b, self.u])
 
+    def unflatten(self, theta) -> "LSSNetwork":
+        """The network with parameters ``theta`` (shape (N', d' + 3), the layout of :meth:`flatten`).
+
+        ``beta``, ``recurrence`` and ``activation`` are this network's; the
+        width and input dimension are ``theta``'s.
+        """
+        return LSSNetwork._from_columns(theta, beta=self.beta, recurrence=self.recurrence, activation=self.activation)
+
     @classmethod
-    def from_flat(cls, theta, *, beta=0.5, recurrence="diagonal", activation="tanh") -> "LSSNetwork":
+    def _from_columns(cls, theta, *, beta, recurrence, activation) -> "LSSNetwork":
         theta = as_float_array("theta", theta, ndim=2)
         if theta.shape[1] < 4:
             raise ValueError(f"`theta` must have shape (N, d + 3) with d >= 1; got shape {theta.shape}.")
         return cls(theta[:, 0], theta[:, 1:-2], theta[:, -2], theta[:, -1], beta=beta, recurrence=recurrence,
                    activation=activation)
+
+    def flat(self) -> np.ndarray:
+        """Deprecated spelling of :meth:`flatten` (warns; removed in the next release)."""
+        warnings.warn("LSSNetwork.flat() is deprecated; use flatten()", DeprecationWarning, stacklevel=2)
+        return self.flatten()
+
+    @classmethod
+    def from_flat(cls, theta, *, beta=0.5, recurrence="diagonal", activation="tanh") -> "LSSNetwork":
+        """Deprecated: ``network.unflatten(theta)`` (warns; removed in the next release)."""
+        warnings.warn("LSSNetwork.from_flat(theta, ...) is deprecated; use network.unflatten(theta) on a network "
+                      "with those options", DeprecationWarning, stacklevel=2)
+        return cls._from_columns(theta, beta=beta, recurrence=recurrence, activation=activation)
 
     def replace(self, **kw) -> "LSSNetwork":
         args = dict(c=self.c, W=self.W, b=self.b, u=self.u, beta=self.beta, recurrence=self.recurrence,
@@ -638,9 +659,9 @@ class LSSNetwork:
         return LSSNetwork(**args)
 
     def _histories(self, H):
-        from .chains import _as_histories
+        from .chains import as_histories
 
-        H = _as_histories("histories", H)
+        H = as_histories("histories", H)
         if H.shape[2] != self.dim:
             raise ValueError(f"`histories` must have values of dimension d = {self.dim}; got shape {H.shape}.")
         return H
@@ -658,7 +679,7 @@ class LSSNetwork:
         -------
         ndarray, shape (n,)
         """
-        tree = _prefix_tree(self._histories(histories))
+        tree = prefix_tree(self._histories(histories))
         out = np.empty(tree.leaf.shape[0])
         _tree_output(self.c, self.W, self.b, self.u, tree.vals, tree.parent, tree.leaf, self._mode(), self._code(),
                      self.scale, out)
@@ -679,7 +700,7 @@ class LSSNetwork:
             Columns ``(c, w_1..w_d, b, u)``.
         """
         H = self._histories(histories)
-        tree = _prefix_tree(H)
+        tree = prefix_tree(H)
         glob = self._mean_field_globals(tree)
         i0, i1, _ = (units or slice(0, self.width)).indices(self.width)
         return self._jacobian_block(tree, glob, i0, i1)
@@ -741,7 +762,7 @@ class _Mutable:
     def __init__(self, net: LSSNetwork):
         self.c, self.W, self.b, self.u = (np.array(a, dtype=np.float64, order="C") for a in (net.c, net.W, net.b, net.u))
 
-    def flat(self):
+    def flatten(self):
         return np.column_stack([self.c, self.W, self.b, self.u])
 
 
@@ -860,7 +881,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
     if record_times.size == 0 or record_times[0] < 0 or record_times[-1] > t_final * (1 + 1e-12):
         raise ValueError(f"`record_times` must be non-empty and lie in [0, t_final = {t_final}]; got {describe(record_times)}.")
     H = network._histories(histories) if histories is not None else np.zeros((0, 1, network.dim))
-    tree = _prefix_tree(H) if H.shape[0] else None
+    tree = prefix_tree(H) if H.shape[0] else None
 
     rng = check_rng("rng", rng)
     K = int(math.ceil(t_final * N))
@@ -873,7 +894,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
     lrs[B:] = lr
 
     net = _Mutable(network)
-    theta0 = network.flat()
+    theta0 = network.flatten()
     st = _State.at_fixed_point(network, X[0])
     mode, code, scale = network._mode(), network._code(), network.scale
     errs = np.empty(B + K)
@@ -888,7 +909,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
         if tree is not None:
             _tree_output(net.c, net.W, net.b, net.u, tree.vals, tree.parent, tree.leaf, mode, code, scale, out)
             hs[r] = out
-        drift[r] = float(np.max(np.abs(net.flat() - theta0)))
+        drift[r] = float(np.max(np.abs(net.flatten() - theta0)))
 
     # burn-in: X[1 .. B] read without learning
     done = 0  # training steps done
@@ -913,7 +934,7 @@ def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_fi
         if not (np.all(np.isfinite(hs[r])) and np.isfinite(drift[r])):
             ok, message = False, f"non-finite network output on the probe histories at t = {record_times[r]:.4g}"
             break
-    contraction = float(np.max(np.abs(net.b))) * _SUP_DERIV.get(network.activation, 1.0)
+    contraction = float(np.max(np.abs(net.b))) * sup_derivative(network.activation)
     if ok and not contraction < 1:
         ok, message = False, f"training left the contraction region: sup|b| sup|sigma'| = {contraction:.4g} >= 1"
     trained = network.replace(c=net.c, W=net.W, b=net.b, u=net.u) if ok else None

@@ -40,7 +40,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from .._validation import check_choice, check_int, describe, check_rng
-from .network import RECURRENCES, LSSNetwork, ParamLaw, _prefix_tree
+from .network import RECURRENCES, LSSNetwork, ParamLaw, prefix_tree
 
 __all__ = ["empirical_ntk", "limit_kernel", "LimitKernel", "kernel_error"]
 
@@ -55,11 +55,11 @@ def _block_size(n_rows: int, P: int, block) -> int:
 
 def _gram(net: LSSNetwork, H1, H2, col_weights, block, gamma_zero=False) -> np.ndarray:
     """(1/N) sum_i g^i(z) . diag(col_weights) g^i(z'), streamed over blocks of units."""
-    t1 = _prefix_tree(H1)
+    t1 = prefix_tree(H1)
     g1 = net._mean_field_globals(t1)
     same = H2 is None
     if not same:
-        t2 = _prefix_tree(H2)
+        t2 = prefix_tree(H2)
         g2 = net._mean_field_globals(t2)
     if gamma_zero:
         g1[2][:] = 0.0
@@ -162,10 +162,10 @@ def limit_kernel(histories, histories2=None, *, d: int | None = None, law: Param
     -------
     LimitKernel
     """
-    from .chains import _as_histories
+    from .chains import as_histories
 
-    H1 = _as_histories("histories", histories)
-    H2 = None if histories2 is None else _as_histories("histories2", histories2)
+    H1 = as_histories("histories", histories)
+    H2 = None if histories2 is None else as_histories("histories2", histories2)
     d = H1.shape[2] if d is None else check_int("d", d, minimum=1)
     if H1.shape[2] != d or (H2 is not None and H2.shape[2] != d):
         raise ValueError(f"`histories` must have values of dimension d = {d}; got shape {H1.shape}.")

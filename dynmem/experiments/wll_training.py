@@ -63,11 +63,12 @@ import time
 
 import numpy as np
 
-from .models import EulerRNN
-from .reparam import get_reparam
-from .stability import PerturbationCurve, ball_sup, PerturbationEvaluator, unit_directions, perturbation_curve, stability_boundary
-from .targets import PowerLawKernel
-from .train import train
+from ..decay import loglog_slope
+from ..models import EulerRNN
+from ..reparam import get_reparam
+from ..stability import PerturbationCurve, ball_sup, PerturbationEvaluator, unit_directions, perturbation_curve, stability_boundary
+from ..targets import PowerLawKernel
+from ..train import train
 
 __all__ = ["run_fig2", "run_fig4", "plot_fig2", "plot_fig4", "SETTINGS"]
 
@@ -276,7 +277,7 @@ def _seed_run(kind: str, seed: int, cfg: dict, reparam: str = "softplus", progre
         out[f"{m}/blowup_common"] = float(sb_common.blowup[i])
         out[f"{m}/first_unstable"] = float(fu[m])
     fu_arr = np.array([fu[m] for m in widths])
-    slopes = {**{k: float(t.slope) for k, t in sb.trends.items()}, "first_unstable": _slope(widths, fu_arr),
+    slopes = {**{k: float(t.slope) for k, t in sb.trends.items()}, "first_unstable": loglog_slope(widths, fu_arr).slope,
               "blowup_common": float(sb_common.trends["blowup"].slope)}
     out["verdict"] = str(sb.verdict)
     out["note"] = str(sb.note)
@@ -310,7 +311,7 @@ def _seeds_on(executor, kind: str, seeds, cfg: dict, reparam: str, progress: boo
     import os
     import tempfile
 
-    from .sweep import Grid, load_sweep, run_sweep
+    from ..sweep import Grid, load_sweep, run_sweep
 
     unique = list(dict.fromkeys(seeds))
     fn = functools.partial(_seed_task, kind=kind, cfg=cfg, reparam=reparam)
@@ -414,14 +415,6 @@ def _run(kind: str, quick: bool, seeds, progress: bool, reparam: str = "softplus
     else:
         data = _seeds_on(executor, kind, seeds, cfg, reparam, progress)
     return _merge(kind, quick, seeds, cfg, reparam, data, start)
-
-
-def _slope(widths, values) -> float:
-    x, v = np.asarray(widths, float), np.asarray(values, float)
-    ok = np.isfinite(v) & (v > 0)
-    if ok.sum() < 2:
-        return float("nan")
-    return float(np.polyfit(np.log(x[ok]), np.log(v[ok]), 1)[0])
 
 
 def _findings(kind, widths, med, slopes, n_unstable, n_checked) -> dict:
