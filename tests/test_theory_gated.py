@@ -3,7 +3,7 @@
 import numpy as np
 import sympy as sp
 
-from dynmem._theory_loader import load_theory
+from dynmem.theory_loader import load_theory
 from dynmem.ssm import DiagonalSSM
 
 theory = load_theory()
