@@ -40,13 +40,13 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 from scipy.integrate import solve_ivp
-from scipy.integrate._ivp.rk import RkDenseOutput
 
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .activations import dact_scalar, get_activation
 from .models import CTRNN, LinearRNN
-from .simulate import (COMPILED_METHODS, METHODS, _EVALS_PER_STEP, _STIFF, SimulationError, _as_ctrnn,
-                       _BudgetExceeded, _check_path, _EvalBudget, _segments, simulate)
+from .simulate import simulate
+from .solvers import (COMPILED_METHODS, EVALS_PER_STEP, METHODS, STIFF_METHODS, BudgetExceeded, EvalBudget,
+                      SimulationError, as_ctrnn, check_path, pack_rk_interpolant, segments)
 
 __all__ = ["adjoint_gradient", "AdjointResult"]
 
@@ -106,20 +106,6 @@ def _adjoint_rhs(t, a, W, p, q, tp, code, leak, t_lo, t_old, hs, Y0, Q):
         for i in range(m):
             out[i] -= W[j, i] * gj
     return out
-
-
-def _pack_rk(sol):
-    """Arrays for :func:`_rk_eval` from a scipy OdeSolution, or None if not an RK interpolant."""
-    ints = sol.interpolants
-    if not ints or not all(isinstance(it, RkDenseOutput) for it in ints):
-        return None
-    t_old = np.array([it.t_old for it in ints])
-    hs = np.array([it.h for it in ints])
-    t_lo = np.minimum(t_old, t_old + hs)
-    order = np.argsort(t_lo, kind="stable")
-    Y0 = np.ascontiguousarray(np.stack([it.y_old for it in ints])[order])
-    Q = np.ascontiguousarray(np.stack([it.Q for it in ints])[order])
-    return np.ascontiguousarray(t_lo[order]), np.ascontiguousarray(t_old[order]), np.ascontiguousarray(hs[order]), Y0, Q
 
 
 def _evaluate(sol, packed, ts: np.ndarray) -> np.ndarray:
@@ -243,8 +229,8 @@ def adjoint_gradient(
             f"`model` must be a CTRNN or a LinearRNN (the adjoint is written for dh/dt = sigma(W h + U x + b) - leak h; "
             f"discrete models run with dynmem.recurrences.value_and_grad); got {describe(model)}."
         )
-    model = _as_ctrnn(model)
-    x = _check_path(model, x)
+    model = as_ctrnn(model)
+    x = check_path(model, x)
     check_choice("method", method, METHODS + COMPILED_METHODS)
     rtol = check_positive("rtol", rtol)
     atol = check_positive("atol", atol)
@@ -292,7 +278,7 @@ def adjoint_gradient(
     m, d = model.hidden, model.inputs
     fwd = simulate(model, x, t_obs, h0=h0, t0=t0, method=method, rtol=rtol, atol=atol, dense_output=True,
                    max_steps=max_steps)
-    budget = _EvalBudget(int(max_steps) * _EVALS_PER_STEP.get(method, 1))
+    budget = EvalBudget(int(max_steps) * EVALS_PER_STEP.get(method, 1))
     t0 = float(fwd.sol.breaks[0]) if fwd.sol is not None else float(t0)
     y = fwd.y
     r_obs = w * (y - y_obs)
@@ -313,7 +299,7 @@ def adjoint_gradient(
     T = float(t_obs[-1])
 
     # Backward segments: input knots and observation times.
-    segs = _segments(x, t0, T) if T > t0 else []
+    segs = segments(x, t0, T) if T > t0 else []
     cuts = np.unique(np.concatenate([[s[0] for s in segs], t_obs[(t_obs > t0) & (t_obs < T)]]))
     bounds = np.append(cuts, T) if segs else np.array([t0])
     obs_index = {float(t): i for i, t in enumerate(t_obs)}
@@ -341,7 +327,7 @@ def adjoint_gradient(
             p = model.U @ xa + model.b
             q = model.U @ x.slopes[k_piece]
         if fk not in packed:
-            packed[fk] = _pack_rk(fseg)
+            packed[fk] = pack_rk_interpolant(fseg)
         pk = packed[fk]
         # On an affine path the input comes from this piece's (p, q): evaluating
         # x(t) at the segment's right end would give the next piece's value.
@@ -373,7 +359,7 @@ def adjoint_gradient(
             # (measured to save ~15% on the adjoint benchmark; for DOP853 it made the
             # error's dependence on rtol irregular, so the others keep scipy's guess).
             kwargs["first_step"] = min(last_step, hi - lo)
-        if method in _STIFF:
+        if method in STIFF_METHODS:
             def jac(t, av, fseg=fseg, u_of=u_of):
                 z = W @ fseg(t) + u_of(t)
                 J = -W.T * dact(z)[None, :]
@@ -383,7 +369,7 @@ def adjoint_gradient(
             kwargs["jac"] = jac
         try:
             bsol = solve_ivp(budget.wrap(fun), (hi, lo), a, **kwargs)
-        except _BudgetExceeded:
+        except BudgetExceeded:
             raise SimulationError(f"the adjoint solve ({method}) used its budget of max_steps = {max_steps} steps on "
                                   f"[{lo:.6g}, {hi:.6g}] (raise `max_steps`; a stiff model needs method='Radau' or "
                                   f"'BDF').") from None
@@ -404,7 +390,7 @@ def adjoint_gradient(
         tn = (mid[:, None] + half[:, None] * gl_x[None, :]).ravel()
         wn = (half[:, None] * gl_w[None, :]).ravel()
         Hn = _evaluate(fseg, pk, tn)  # (N, m)
-        An = _evaluate(bsol.sol, _pack_rk(bsol.sol), tn)  # (N, m)
+        An = _evaluate(bsol.sol, pack_rk_interpolant(bsol.sol), tn)  # (N, m)
         Xn = x(tn)  # (N, d)
         Zn = Hn @ W.T + Xn @ model.U.T + model.b
         G = dact(Zn) * An * wn[:, None]

@@ -59,7 +59,7 @@ from .activations import get_activation
 from .errors import warn_overflow
 from .inputs import step
 from .models import CTRNN, ClosedFormMemory, ContinuousModel, DiscreteModel, LinearRNN
-from .simulate import METHODS, SimulationError
+from .solvers import METHODS, STIFF_METHODS, SimulationError
 
 __all__ = ["MemoryResult", "memory_function", "linear_memory", "DecayFit", "fit_decay"]
 
@@ -382,7 +382,7 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
         return model.vector_field(y.reshape(k, m), Xd).ravel()
 
     kwargs = dict(method=method, rtol=rtol, atol=atol, t_eval=t)
-    if method in ("Radau", "BDF", "LSODA"):
+    if method in STIFF_METHODS:
         import scipy.sparse
 
         def jac(_t, y):

@@ -51,6 +51,7 @@ import numpy as np
 from ._validation import as_float_array, check_finite, check_increasing, check_int, check_positive, describe
 from .activations import act_scalar, dact_scalar, get_activation
 from .inputs import InputPath
+from .solvers import SimulationError, as_ctrnn
 
 __all__ = ["solve_ctrnn", "ctrnn_loss_gradient", "AdjointODEResult", "ODEResult", "STATUS_MESSAGES", "DOPRI5_TABLEAU"]
 
@@ -351,9 +352,7 @@ def _affine_pieces(model, paths, breaks):
 
 def _prepare(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergence_threshold, t_name):
     """Validate the public arguments and build the segment data shared by the compiled solves."""
-    from .simulate import _as_ctrnn  # local: simulate imports this module
-
-    model = _as_ctrnn(model)
+    model = as_ctrnn(model)
     paths = [x] if isinstance(x, InputPath) else list(x) if isinstance(x, (list, tuple)) else None
     if not paths:
         raise TypeError(f"`x` must be an InputPath or a non-empty list/tuple of them; got {describe(x)}.")
@@ -754,9 +753,7 @@ def ctrnn_loss_gradient(
     dynmem.simulate.SimulationError
         When the forward or the backward solve fails.
     """
-    from .simulate import SimulationError, _as_ctrnn
-
-    model = _as_ctrnn(model)
+    model = as_ctrnn(model)
     if not isinstance(x, InputPath):
         raise TypeError(f"`x` must be an InputPath from dynmem.inputs; got {describe(x)}.")
     model, _, t_obs, H0, t0, rtol, atol, _, max_steps, threshold, breaks, P, Q = _prepare(

@@ -17,23 +17,14 @@ import numba
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ._validation import (as_float_array, check_choice, check_finite, check_increasing, check_int,
-                          check_positive, describe)
+from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_positive
 from .activations import act_scalar, dact_scalar, get_activation
 from .inputs import InputPath
-from .models import CTRNN, ContinuousModel, LinearRNN
+from .models import CTRNN
+from .solvers import (COMPILED_METHODS, EVALS_PER_STEP, METHODS, STIFF_METHODS, BudgetExceeded, EvalBudget,
+                      SimulationError, as_ctrnn, check_path, segments, stiffness_scale)
 
 __all__ = ["simulate", "SimulationResult", "PiecewiseSolution", "SimulationError", "METHODS"]
-
-METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
-# Compiled methods of dynmem.odeint that simulate accepts besides scipy's.
-COMPILED_METHODS = ("dopri5",)
-_STIFF = ("Radau", "BDF", "LSODA")
-
-
-class SimulationError(RuntimeError):
-    """The integrator failed (step size collapse, divergence or a non-finite state)."""
-
 
 @numba.njit(cache=True)
 def _ctrnn_rhs(t, h, W, p, q, a, code, leak):
@@ -64,29 +55,6 @@ def _ctrnn_jac(t, h, W, p, q, a, code, leak):
             J[i, j] = s * W[i, j]
         J[i, i] -= leak
     return J
-
-
-def _as_ctrnn(model) -> CTRNN:
-    if isinstance(model, CTRNN):
-        return model
-    if isinstance(model, LinearRNN):
-        return model.as_ctrnn()
-    if isinstance(model, ContinuousModel):
-        return model  # any model of the contract: integrated through its vector_field / jacobian
-    raise TypeError(
-        f"`model` must be a CTRNN or a LinearRNN (discrete models run with dynmem.recurrences.forward); got "
-        f"{describe(model)}. Any other dynmem.models.ContinuousModel (e.g. dynmem.CTGRU) is accepted too."
-    )
-
-
-def _check_path(model, x) -> InputPath:
-    if not isinstance(x, InputPath):
-        raise TypeError(
-            f"`x` must be an input path from dynmem.inputs (e.g. inputs.step(x) for a Heaviside input); got {describe(x)}."
-        )
-    if x.dim != model.inputs:
-        raise ValueError(f"`x` must have dimension {model.inputs} to match the model's inputs; got dimension {x.dim}.")
-    return x
 
 
 class _Field:
@@ -225,45 +193,6 @@ class SimulationResult:
     sol: PiecewiseSolution | None = None
 
 
-def _segments(x: InputPath, t0: float, t1: float) -> list[tuple[float, float, int]]:
-    """Knot-to-knot segments ``(a, b, piece)`` covering ``[t0, t1]``."""
-    inner = x.knots[(x.knots > t0) & (x.knots < t1)]
-    bounds = np.concatenate([[t0], inner, [t1]])
-    pieces = x.piece_index(bounds[:-1])
-    return [(float(a), float(b), int(k)) for a, b, k in zip(bounds[:-1], bounds[1:], pieces)]
-
-
-_EVALS_PER_STEP = {"RK45": 6, "RK23": 3, "DOP853": 12}
-
-
-class _BudgetExceeded(Exception):
-    """Raised inside the right-hand side when a call used up its evaluation budget."""
-
-
-class _EvalBudget:
-    """Counts right-hand-side evaluations across every solver call of one simulation."""
-
-    def __init__(self, limit: int):
-        self.limit, self.used = int(limit), 0
-
-    def wrap(self, fun):
-        def counted(t, h):
-            self.used += 1
-            if self.used > self.limit:
-                raise _BudgetExceeded
-            return fun(t, h)
-
-        return counted
-
-
-def _stiffness(model) -> float:
-    """Largest eigenvalue modulus of W (the stiffness scale of sigma(W h + ...))."""
-    try:
-        return float(np.max(np.abs(np.linalg.eigvals(np.asarray(model.W, dtype=float)))))
-    except np.linalg.LinAlgError:  # pragma: no cover
-        return float("nan")
-
-
 def _divergence_event(threshold: float):
     def event(t, h):
         return threshold - np.max(np.abs(h))
@@ -335,8 +264,8 @@ def simulate(
     -------
     SimulationResult
     """
-    model = _as_ctrnn(model)
-    x = _check_path(model, x)
+    model = as_ctrnn(model)
+    x = check_path(model, x)
     check_choice("method", method, METHODS + COMPILED_METHODS)
     check_choice("on_failure", on_failure, ("raise", "report"))
     rtol = check_positive("rtol", rtol)
@@ -369,14 +298,14 @@ def simulate(
         return _simulate_compiled(model, x, t_eval, h, t0, rtol, atol, max_step, dense_output, threshold, on_failure,
                                   max_steps)
     field = _Field(model, x) if isinstance(model, CTRNN) else _ContractField(model, x)
-    budget = _EvalBudget(max_steps * _EVALS_PER_STEP.get(method, 1))
+    budget = EvalBudget(max_steps * EVALS_PER_STEP.get(method, 1))
     H = np.full((t_eval.size, m), np.nan)
     done = np.zeros(t_eval.size, dtype=bool)
     nfev = njev = nlu = 0
     success, message = True, "The solver reached the last requested time."
     sols, steps, breaks = [], [], [t0]
     t1 = float(t_eval[-1])
-    segs = _segments(x, t0, t1) if t1 > t0 else []
+    segs = segments(x, t0, t1) if t1 > t0 else []
     event = _divergence_event(threshold)
     last_step = None
     for a, b, k in segs:
@@ -388,7 +317,7 @@ def simulate(
             te = np.append(te, b)  # the end state seeds the next segment
         kwargs = dict(method=method, rtol=rtol, atol=atol, max_step=max_step, dense_output=dense_output,
                       t_eval=te, events=event)
-        if method in _STIFF:
+        if method in STIFF_METHODS:
             kwargs["jac"] = jac
         if last_step is not None and method in ("RK45", "RK23"):
             # Start from the previous segment's step instead of scipy's fresh guess
@@ -397,9 +326,9 @@ def simulate(
             kwargs["first_step"] = min(last_step, b - a)
         try:
             sol = solve_ivp(budget.wrap(fun), (a, b), h, **kwargs)
-        except _BudgetExceeded:
+        except BudgetExceeded:
             success = False
-            hint = (f"; the model may be stiff (W has an eigenvalue of modulus {_stiffness(model):.3g}): "
+            hint = (f"; the model may be stiff (W has an eigenvalue of modulus {stiffness_scale(model):.3g}): "
                     f"use method='Radau' or 'BDF'" if method in ("RK45", "RK23", "DOP853") else "")
             message = (f"{method} used its budget of max_steps = {max_steps} steps on the segment "
                        f"[{a:.6g}, {b:.6g}] (raise `max_steps` to allow more){hint}.")

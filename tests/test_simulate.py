@@ -491,3 +491,40 @@ def test_divergence_reported(activation, method):
     # States before the failure (across the knot at t = 10) are kept and correct.
     np.testing.assert_allclose(res.h[before, 0], 1e3 * np.expm1(t_eval[before]), rtol=1e-5)
     np.testing.assert_allclose(res.y[before], res.h[before, 0])
+
+
+# ---------------------------------------------------------------------------
+# The shared solver layer (dynmem.solvers)
+# ---------------------------------------------------------------------------
+
+def test_solver_layer_is_shared():
+    import importlib
+
+    solvers = importlib.import_module("dynmem.solvers")
+    sim = importlib.import_module("dynmem.simulate")
+    assert sim.SimulationError is solvers.SimulationError  # one class, re-exported
+    assert sim.METHODS == solvers.METHODS and sim.COMPILED_METHODS == solvers.COMPILED_METHODS
+    assert not hasattr(dm, "solvers") or "EvalBudget" not in dm.__all__
+
+
+def test_no_private_scipy_class_outside_solvers():
+    # scipy's private integrator modules are referred to in dynmem/solvers.py only
+    from pathlib import Path
+
+    root = Path(dm.__file__).resolve().parent
+    users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if "scipy.integrate._ivp" in p.read_text())
+    assert users == ["solvers.py"]
+
+
+def test_segments_and_budget():
+    from dynmem.solvers import BudgetExceeded, EvalBudget, segments
+
+    x = dm.PiecewiseConstant([0.0, 1.0, 2.5, 4.0], [[1.0], [2.0], [3.0]])
+    assert segments(x, 0.5, 3.0) == [(0.5, 1.0, 0), (1.0, 2.5, 1), (2.5, 3.0, 2)]
+    assert segments(x, 1.0, 2.5) == [(1.0, 2.5, 1)]
+    budget = EvalBudget(3)
+    f = budget.wrap(lambda t, h: h + t)
+    assert [f(1.0, 1.0) for _ in range(3)] == [2.0, 2.0, 2.0]
+    with pytest.raises(BudgetExceeded):
+        f(0.0, 0.0)
+    assert budget.used == 4
