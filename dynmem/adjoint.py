@@ -41,12 +41,13 @@ import numba
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
+from ._validation import as_float_array, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .activations import dact_scalar, get_activation
 from .models import CTRNN, LinearRNN
 from .simulate import simulate
-from .solvers import (COMPILED_METHODS, EVALS_PER_STEP, METHODS, STIFF_METHODS, BudgetExceeded, EvalBudget,
-                      SimulationError, as_ctrnn, check_path, pack_rk_interpolant, segments)
+from .solvers import (AUTO, COMPILED_METHODS, EVALS_PER_STEP, STIFF_METHODS, BudgetExceeded, EvalBudget,
+                      SimulationError, as_ctrnn, check_method, check_path, pack_rk_interpolant, resolve_method,
+                      segments)
 
 __all__ = ["adjoint_gradient", "AdjointResult"]
 
@@ -136,6 +137,8 @@ class AdjointResult:
         Right-hand-side evaluations of the two solves.
     n_quadrature_nodes : int
         Nodes used for the parameter integrals.
+    method : str
+        The integrator that ran (what ``method="auto"`` resolved to).
     """
 
     loss: float
@@ -145,6 +148,7 @@ class AdjointResult:
     nfev_forward: int
     nfev_backward: int
     n_quadrature_nodes: int
+    method: str = ""
 
     @property
     def flat(self) -> np.ndarray:
@@ -163,7 +167,7 @@ def adjoint_gradient(
     weights=None,
     running_target=None,
     running_weight: float = 1.0,
-    method: str = "RK45",
+    method: str = AUTO,
     rtol: float = 1e-8,
     atol: float = 1e-10,
     quadrature_nodes: int = 4,
@@ -192,7 +196,9 @@ def adjoint_gradient(
     running_weight : float
         ``rho``.
     method : str
-        scipy integrator for both solves, or ``"dopri5"``: the compiled
+        ``"auto"`` (default: ``"dopri5"`` for an affine input path without a
+        running loss, ``"RK45"`` otherwise; ``result.method`` says which ran),
+        a scipy integrator for both solves, or ``"dopri5"``: the compiled
         forward and adjoint solves of :func:`dynmem.odeint.ctrnn_loss_gradient`
         (affine input paths, no running loss; ``quadrature_nodes`` is unused and
         ``n_quadrature_nodes`` reports the backward stage points, which carry
@@ -231,7 +237,7 @@ def adjoint_gradient(
         )
     model = as_ctrnn(model)
     x = check_path(model, x)
-    check_choice("method", method, METHODS + COMPILED_METHODS)
+    check_method(method)
     rtol = check_positive("rtol", rtol)
     atol = check_positive("atol", atol)
     nq = check_int("quadrature_nodes", quadrature_nodes, minimum=1)
@@ -254,6 +260,9 @@ def adjoint_gradient(
             f"`t_obs` must lie in [t0, x.t_end] = [{t0}, {x.t_end}]; got values in [{t_obs[0]}, {t_obs[-1]}]."
         )
 
+    if h0 is not None:
+        h0 = as_float_array("h0", h0, shape=(model.hidden,))  # one state: the same rule for every method
+    method = resolve_method(method, model, x, running_loss=rho != 0.0)
     if method in COMPILED_METHODS:
         if rho != 0.0:
             raise ValueError(f"`running_target` is not supported by method={method!r}; use a scipy method.")
@@ -273,7 +282,8 @@ def adjoint_gradient(
         else:
             grad = model.replace(W=res.dW, U=res.dU, b=res.db, c=res.dc)
         return AdjointResult(loss=res.loss, grad=grad, dh0=res.dh0, y=res.y, nfev_forward=res.nfev_forward,
-                             nfev_backward=res.nfev_backward, n_quadrature_nodes=res.nfev_backward)
+                             nfev_backward=res.nfev_backward, n_quadrature_nodes=res.nfev_backward,
+                             method=method)
 
     m, d = model.hidden, model.inputs
     fwd = simulate(model, x, t_obs, h0=h0, t0=t0, method=method, rtol=rtol, atol=atol, dense_output=True,
@@ -412,4 +422,4 @@ def adjoint_gradient(
     else:
         grad = model.replace(W=dW, U=dU, b=db, c=dc)
     return AdjointResult(loss=loss, grad=grad, dh0=a, y=y, nfev_forward=fwd.nfev, nfev_backward=int(nfev_b),
-                         n_quadrature_nodes=int(n_nodes))
+                         n_quadrature_nodes=int(n_nodes), method=method)
