@@ -893,12 +893,21 @@ def ctrnn_loss_gradient(
     st, tr, nfev_f, nacc, S_t, S_h, S_y, S_K = _forward_store(
         W, code, leak, P[0], Q[0], breaks, np.array(t_obs), H0, rtol, atol, np.inf,
         np.int64(max_steps), threshold, _C, _A, _B, _E, _P, H, np.int64(_STORE_CAPACITY))
+    if st == DIVERGED:
+        raise SimulationError(f"the state diverged: max|h| reached divergence_threshold = {threshold:g} by t = "
+                              f"{tr:.6g} (dopri5 forward solve).")
     if st != SUCCESS:
         raise SimulationError(f"dopri5 forward solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
     c = np.array(model.c)
     y = H @ c
     r = w * (y - y_obs)
-    loss = 0.5 * float(np.sum(w * (y - y_obs) ** 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = 0.5 * float(np.sum(w * (y - y_obs) ** 2))
+    if not (np.isfinite(loss) and np.all(np.isfinite(r))):
+        from .errors import FloatOverflowError
+
+        raise FloatOverflowError(f"the loss overflowed float64 (0.5 sum w (y - y_obs)^2 = {loss}): max|y_obs| = "
+                                 f"{np.max(np.abs(y_obs)):.3g}, max|y| = {np.max(np.abs(y)):.3g}; rescale `y_obs`.")
     dc = r @ H
     dW, dU, db = np.zeros((m, m)), np.zeros((m, d)), np.zeros(m)
     a0 = np.zeros(m)

@@ -430,13 +430,12 @@ def _simulate_compiled(model, x, t_eval, h0, t0, rtol, atol, max_step, dense_out
         if status == DIVERGED:
             message = (f"the state diverged: max|h| reached divergence_threshold = {threshold:g} by the end of the "
                        f"step at t = {res.t_reached[0]:.6g} (method dopri5).")
+        elif status == MAX_STEPS:
+            message = (f"dopri5 used its budget of max_steps = {max_steps} step attempts by t = "
+                       f"{res.t_reached[0]:.6g} (raise `max_steps` to allow more); the model may be stiff (W has an "
+                       f"eigenvalue of modulus {stiffness_scale(model):.3g}): use method='Radau' or 'BDF'.")
         else:
-            message = f"dopri5 failed at t = {res.t_reached[0]:.6g}: {STATUS_MESSAGES[status]}"
-            if status == MAX_STEPS:
-                message += (f" (max_steps = {max_steps}; raise `max_steps` to allow more); the model may be stiff "
-                            f"(W has an eigenvalue of modulus {stiffness_scale(model):.3g}): use method='Radau' or "
-                            f"'BDF'")
-            message += "."
+            message = f"dopri5 failed at t = {res.t_reached[0]:.6g}: {STATUS_MESSAGES[status]}."
         if on_failure == "raise":
             raise SimulationError(message)
     H = res.h[0]
