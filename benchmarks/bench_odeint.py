@@ -119,7 +119,8 @@ def main(argv=None) -> int:
     fwd = {}
     for rtol in RTOLS:
         fns = {
-            "RK45": lambda: dynmem.adjoint_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol).flat,
+            "RK45": lambda: dynmem.adjoint_gradient(model, x, t_obs, y_obs, method="RK45", rtol=rtol,
+                                                    atol=rtol).flat,
             "dopri5": lambda: _flat(ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol)),
             "forward": lambda: solve_ctrnn(model, x, t_obs, rtol=rtol, atol=rtol).h,
         }
