@@ -1,5 +1,8 @@
 """Forward CTRNN solve: dynmem's scipy RK45 path vs the compiled dopri5 of dynmem.odeint.
 
+A last section adds torchdiffeq (dopri5, odeint / odeint_adjoint with jump_t), the nonlinear
+memory_function case of the issue and train_ctrnn, default method vs RK45.
+
 The problem of issue 13 and ``bench_adjoint.py`` (``make_problem``)::
 
     dh/dt = tanh(W h + U x(t) + b), h(0) = 0, m = 32, d = 4, T = 10,
@@ -116,7 +119,8 @@ def main(argv=None) -> int:
     fwd = {}
     for rtol in RTOLS:
         fns = {
-            "RK45": lambda: dynmem.adjoint_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol).flat,
+            "RK45": lambda: dynmem.adjoint_gradient(model, x, t_obs, y_obs, method="RK45", rtol=rtol,
+                                                    atol=rtol).flat,
             "dopri5": lambda: _flat(ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol)),
             "forward": lambda: solve_ctrnn(model, x, t_obs, rtol=rtol, atol=rtol).h,
         }
@@ -126,6 +130,9 @@ def main(argv=None) -> int:
               f"{med['dopri5'] * 1e3:6.3f} ms {_rel(fns['dopri5'](), gref):8.1e} | {med['RK45'] / med['dopri5']:5.1f}x | "
               f"{med['dopri5'] / med['forward']:.2f}")
     _diffrax_rows(model, x, t_obs, y_obs, ref, gref, args.repeats)
+    _torchdiffeq_rows(model, x, t_obs, y_obs, ref, gref, max(3, args.repeats // 3))
+    _memory_row(args.repeats)
+    _train_row(model, x, t_obs, y_obs)
     # a batch of sequences in one compiled call vs one call per sequence
     rng = np.random.default_rng(11)
     paths = [dynmem.PiecewiseConstant(x.knots, rng.standard_normal((x.knots.size - 1, model.inputs)))
@@ -227,6 +234,123 @@ def _diffrax_rows(model, x, t_obs, y_obs, ref, gref, repeats):
             tbest, rbest = min(ok)
             print(f"  {kind:4} dynmem rtol {rtol:.0e} (err {e['dm_' + kind]:.1e}) {med['dm_' + kind] * 1e3:.3f} ms"
                   f" vs diffrax rtol {rbest:.0e} {tbest * 1e3:.3f} ms: {tbest / med['dm_' + kind]:.1f}x")
+
+
+TORCH_RTOLS = (1e-6, 1e-7, 1e-8, 1e-9, 1e-10)
+
+
+def _torchdiffeq_rows(model, x, t_obs, y_obs, ref, gref, repeats):
+    """torchdiffeq dopri5 (jump_t at the knots): odeint forward and odeint_adjoint gradient
+    (seminorm adjoint, its fastest documented setting) vs dynmem's compiled dopri5."""
+    try:
+        import torch
+        import torchdiffeq
+    except ImportError:
+        print("torchdiffeq: not installed (pip install '.[bench]'), rows skipped")
+        return
+    torch.set_num_threads(1)
+    nn = torch.nn
+    leak = float(model.leak)
+
+    class Field(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W = nn.Parameter(torch.tensor(np.array(model.W)))
+            self.U = nn.Parameter(torch.tensor(np.array(model.U)))
+            self.b = nn.Parameter(torch.tensor(np.array(model.b)))
+            self.register_buffer("inner", torch.tensor(x.knots[1:-1], dtype=torch.float64))
+            self.register_buffer("values", torch.tensor(np.array(x.values), dtype=torch.float64))
+
+        def forward(self, t, h):
+            k = torch.searchsorted(self.inner, t.reshape(1), right=True)[0]
+            return torch.tanh(self.W @ h + self.U @ self.values[k] + self.b) - leak * h
+
+    field = Field()
+    c = torch.tensor(np.array(model.c), requires_grad=True)
+    h0 = torch.zeros(model.hidden, dtype=torch.float64)
+    ts = torch.tensor(np.concatenate([[x.t_start], t_obs]), dtype=torch.float64)
+    yo = torch.tensor(np.asarray(y_obs, dtype=float))
+    jump = dict(jump_t=torch.tensor(x.knots[1:-1], dtype=torch.float64))
+    params = (field.W, field.U, field.b, c)
+
+    def make(rtol):
+        def fwd():
+            with torch.no_grad():
+                return (torchdiffeq.odeint(field, h0, ts, method="dopri5", rtol=rtol, atol=rtol, options=jump)[1:]
+                        @ c).numpy()
+
+        def grad():
+            for p in params:
+                p.grad = None
+            hs = torchdiffeq.odeint_adjoint(field, h0, ts, method="dopri5", rtol=rtol, atol=rtol, options=jump,
+                                            adjoint_options=dict(jump, norm="seminorm"))
+            loss = 0.5 * torch.sum((hs[1:] @ c - yo) ** 2)
+            loss.backward()
+            return np.concatenate([p.grad.numpy().ravel() for p in params])
+
+        return fwd, grad
+
+    rows = {}
+    for rtol in TORCH_RTOLS:
+        fwd, grad = make(rtol)
+        fns = {"fwd": fwd, "grad": grad,
+               "dm_fwd": lambda: dynmem.simulate(model, x, t_obs, method="dopri5", rtol=rtol, atol=rtol).y,
+               "dm_grad": lambda: _flat(ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol))}
+        med = _race(fns, repeats)
+        e = {k: _rel(fns[k](), ref if "fwd" in k else gref) for k in fns}
+        rows[rtol] = (med, e)
+    print(f"torchdiffeq dopri5 (odeint / odeint_adjoint seminorm, jump_t) vs dynmem dopri5, equal rtol=atol; "
+          f"repeats={repeats}")
+    print(f"{'rtol':>6} | {'tdq fwd':>9} {'err':>7} | {'dm fwd':>9} {'err':>7} | {'ratio':>6} || "
+          f"{'tdq grad':>9} {'err':>7} | {'dm grad':>9} {'err':>7} | {'ratio':>6}")
+    for rtol, (med, e) in rows.items():
+        print(f"{rtol:6.0e} | {med['fwd'] * 1e3:6.2f} ms {e['fwd']:7.1e} | {med['dm_fwd'] * 1e3:6.3f} ms "
+              f"{e['dm_fwd']:7.1e} | {med['fwd'] / med['dm_fwd']:5.0f}x || {med['grad'] * 1e3:6.1f} ms "
+              f"{e['grad']:7.1e} | {med['dm_grad'] * 1e3:6.3f} ms {e['dm_grad']:7.1e} | "
+              f"{med['grad'] / med['dm_grad']:5.0f}x")
+    print("equal achieved error: cheapest torchdiffeq run with error <= dynmem's at that rtol")
+    for kind in ("fwd", "grad"):
+        for rtol, (med, e) in rows.items():
+            ok = [(r[0][kind], rt) for rt, r in rows.items() if r[1][kind] <= e["dm_" + kind]]
+            if not ok:
+                print(f"  {kind:4} dynmem rtol {rtol:.0e} (err {e['dm_' + kind]:.1e}): no torchdiffeq run that accurate")
+                continue
+            tbest, rbest = min(ok)
+            print(f"  {kind:4} dynmem rtol {rtol:.0e} (err {e['dm_' + kind]:.1e}) {med['dm_' + kind] * 1e3:.3f} ms"
+                  f" vs torchdiffeq rtol {rbest:.0e} {tbest * 1e3:.2f} ms: {tbest / med['dm_' + kind]:.0f}x")
+
+
+def _memory_row(repeats):
+    """Nonlinear memory function, tanh m=64, d=1, 64 amplitudes x 2 directions, 1000 times (issue target < 0.1 s):
+    memory_function's default (compiled, one call) vs method='RK45' (the former default: one batched solve_ivp)."""
+    from dynmem.memory import memory_function
+
+    model = dynmem.CTRNN.random(64, 1, spectral_abscissa=-0.3, rng=1)
+    t = np.linspace(0.0, 30.0, 1000)
+    amps = np.geomspace(0.01, 10.0, 64)
+    rtol, atol = 1e-8, 1e-10
+    ref = memory_function(model, t, amplitudes=amps, method="DOP853", rtol=1e-12, atol=1e-14).values
+    fns = {"RK45": lambda: memory_function(model, t, amplitudes=amps, method="RK45", rtol=rtol, atol=atol).values,
+           "auto": lambda: memory_function(model, t, amplitudes=amps, rtol=rtol, atol=atol).values}
+    med = _race(fns, max(3, repeats // 3))
+    err = {k: float(np.max(np.abs(fns[k]() - ref)) / np.max(ref)) for k in fns}
+    print(f"memory_function tanh m64, 128 probes, 1000 t, rtol {rtol:g}: default (dopri5) {med['auto'] * 1e3:.1f} ms "
+          f"(err {err['auto']:.1e}) vs RK45 {med['RK45'] * 1e3:.0f} ms (err {err['RK45']:.1e}): "
+          f"{med['RK45'] / med['auto']:.1f}x; error vs DOP853 rtol 1e-12, max|dM| / max M")
+
+
+def _train_row(model, x, t_obs, y_obs):
+    """train_ctrnn, 30 L-BFGS steps at rtol 1e-8: default (compiled adjoint) vs method='RK45'."""
+    from dynmem.train import train_ctrnn
+
+    out = {}
+    for meth in ("auto", "RK45"):
+        t = time.perf_counter()
+        res = train_ctrnn(model, x, t_obs, y_obs, steps=30, rtol=1e-8, atol=1e-8, method=meth)
+        out[meth] = (time.perf_counter() - t, res)
+    (ta, ra), (tr, rr) = out["auto"], out["RK45"]
+    print(f"train_ctrnn 30 steps: default (dopri5) {ta:.2f} s, loss {ra.loss:.6g}, {ra.n_steps} steps vs "
+          f"RK45 {tr:.2f} s, loss {rr.loss:.6g}, {rr.n_steps} steps: {tr / ta:.1f}x")
 
 
 if __name__ == "__main__":

@@ -40,13 +40,14 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 from scipy.integrate import solve_ivp
-from scipy.integrate._ivp.rk import RkDenseOutput
 
-from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
+from ._validation import as_float_array, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .activations import dact_scalar, get_activation
 from .models import CTRNN, LinearRNN
-from .simulate import (COMPILED_METHODS, METHODS, _EVALS_PER_STEP, _STIFF, SimulationError, _as_ctrnn,
-                       _BudgetExceeded, _check_path, _EvalBudget, _segments, simulate)
+from .simulate import simulate
+from .solvers import (AUTO, COMPILED_METHODS, EVALS_PER_STEP, STIFF_METHODS, BudgetExceeded, EvalBudget,
+                      SimulationError, as_ctrnn, check_method, check_path, pack_rk_interpolant, resolve_method,
+                      segments)
 
 __all__ = ["adjoint_gradient", "AdjointResult"]
 
@@ -108,20 +109,6 @@ def _adjoint_rhs(t, a, W, p, q, tp, code, leak, t_lo, t_old, hs, Y0, Q):
     return out
 
 
-def _pack_rk(sol):
-    """Arrays for :func:`_rk_eval` from a scipy OdeSolution, or None if not an RK interpolant."""
-    ints = sol.interpolants
-    if not ints or not all(isinstance(it, RkDenseOutput) for it in ints):
-        return None
-    t_old = np.array([it.t_old for it in ints])
-    hs = np.array([it.h for it in ints])
-    t_lo = np.minimum(t_old, t_old + hs)
-    order = np.argsort(t_lo, kind="stable")
-    Y0 = np.ascontiguousarray(np.stack([it.y_old for it in ints])[order])
-    Q = np.ascontiguousarray(np.stack([it.Q for it in ints])[order])
-    return np.ascontiguousarray(t_lo[order]), np.ascontiguousarray(t_old[order]), np.ascontiguousarray(hs[order]), Y0, Q
-
-
 def _evaluate(sol, packed, ts: np.ndarray) -> np.ndarray:
     """Dense output at times ``ts``, shape (n, m): compiled for packed RK interpolants, scipy otherwise."""
     if packed is None:
@@ -150,6 +137,8 @@ class AdjointResult:
         Right-hand-side evaluations of the two solves.
     n_quadrature_nodes : int
         Nodes used for the parameter integrals.
+    method : str
+        The integrator that ran (what ``method="auto"`` resolved to).
     """
 
     loss: float
@@ -159,6 +148,7 @@ class AdjointResult:
     nfev_forward: int
     nfev_backward: int
     n_quadrature_nodes: int
+    method: str = ""
 
     @property
     def flat(self) -> np.ndarray:
@@ -177,7 +167,7 @@ def adjoint_gradient(
     weights=None,
     running_target=None,
     running_weight: float = 1.0,
-    method: str = "RK45",
+    method: str = AUTO,
     rtol: float = 1e-8,
     atol: float = 1e-10,
     quadrature_nodes: int = 4,
@@ -206,7 +196,9 @@ def adjoint_gradient(
     running_weight : float
         ``rho``.
     method : str
-        scipy integrator for both solves, or ``"dopri5"``: the compiled
+        ``"auto"`` (default: ``"dopri5"`` for an affine input path without a
+        running loss, ``"RK45"`` otherwise; ``result.method`` says which ran),
+        a scipy integrator for both solves, or ``"dopri5"``: the compiled
         forward and adjoint solves of :func:`dynmem.odeint.ctrnn_loss_gradient`
         (affine input paths, no running loss; ``quadrature_nodes`` is unused and
         ``n_quadrature_nodes`` reports the backward stage points, which carry
@@ -243,9 +235,9 @@ def adjoint_gradient(
             f"`model` must be a CTRNN or a LinearRNN (the adjoint is written for dh/dt = sigma(W h + U x + b) - leak h; "
             f"discrete models run with dynmem.recurrences.value_and_grad); got {describe(model)}."
         )
-    model = _as_ctrnn(model)
-    x = _check_path(model, x)
-    check_choice("method", method, METHODS + COMPILED_METHODS)
+    model = as_ctrnn(model)
+    x = check_path(model, x)
+    check_method(method)
     rtol = check_positive("rtol", rtol)
     atol = check_positive("atol", atol)
     nq = check_int("quadrature_nodes", quadrature_nodes, minimum=1)
@@ -268,6 +260,9 @@ def adjoint_gradient(
             f"`t_obs` must lie in [t0, x.t_end] = [{t0}, {x.t_end}]; got values in [{t_obs[0]}, {t_obs[-1]}]."
         )
 
+    if h0 is not None:
+        h0 = as_float_array("h0", h0, shape=(model.hidden,))  # one state: the same rule for every method
+    method = resolve_method(method, model, x, running_loss=rho != 0.0)
     if method in COMPILED_METHODS:
         if rho != 0.0:
             raise ValueError(f"`running_target` is not supported by method={method!r}; use a scipy method.")
@@ -287,12 +282,13 @@ def adjoint_gradient(
         else:
             grad = model.replace(W=res.dW, U=res.dU, b=res.db, c=res.dc)
         return AdjointResult(loss=res.loss, grad=grad, dh0=res.dh0, y=res.y, nfev_forward=res.nfev_forward,
-                             nfev_backward=res.nfev_backward, n_quadrature_nodes=res.nfev_backward)
+                             nfev_backward=res.nfev_backward, n_quadrature_nodes=res.nfev_backward,
+                             method=method)
 
     m, d = model.hidden, model.inputs
     fwd = simulate(model, x, t_obs, h0=h0, t0=t0, method=method, rtol=rtol, atol=atol, dense_output=True,
                    max_steps=max_steps)
-    budget = _EvalBudget(int(max_steps) * _EVALS_PER_STEP.get(method, 1))
+    budget = EvalBudget(int(max_steps) * EVALS_PER_STEP.get(method, 1))
     t0 = float(fwd.sol.breaks[0]) if fwd.sol is not None else float(t0)
     y = fwd.y
     r_obs = w * (y - y_obs)
@@ -313,7 +309,7 @@ def adjoint_gradient(
     T = float(t_obs[-1])
 
     # Backward segments: input knots and observation times.
-    segs = _segments(x, t0, T) if T > t0 else []
+    segs = segments(x, t0, T) if T > t0 else []
     cuts = np.unique(np.concatenate([[s[0] for s in segs], t_obs[(t_obs > t0) & (t_obs < T)]]))
     bounds = np.append(cuts, T) if segs else np.array([t0])
     obs_index = {float(t): i for i, t in enumerate(t_obs)}
@@ -341,7 +337,7 @@ def adjoint_gradient(
             p = model.U @ xa + model.b
             q = model.U @ x.slopes[k_piece]
         if fk not in packed:
-            packed[fk] = _pack_rk(fseg)
+            packed[fk] = pack_rk_interpolant(fseg)
         pk = packed[fk]
         # On an affine path the input comes from this piece's (p, q): evaluating
         # x(t) at the segment's right end would give the next piece's value.
@@ -373,7 +369,7 @@ def adjoint_gradient(
             # (measured to save ~15% on the adjoint benchmark; for DOP853 it made the
             # error's dependence on rtol irregular, so the others keep scipy's guess).
             kwargs["first_step"] = min(last_step, hi - lo)
-        if method in _STIFF:
+        if method in STIFF_METHODS:
             def jac(t, av, fseg=fseg, u_of=u_of):
                 z = W @ fseg(t) + u_of(t)
                 J = -W.T * dact(z)[None, :]
@@ -383,7 +379,7 @@ def adjoint_gradient(
             kwargs["jac"] = jac
         try:
             bsol = solve_ivp(budget.wrap(fun), (hi, lo), a, **kwargs)
-        except _BudgetExceeded:
+        except BudgetExceeded:
             raise SimulationError(f"the adjoint solve ({method}) used its budget of max_steps = {max_steps} steps on "
                                   f"[{lo:.6g}, {hi:.6g}] (raise `max_steps`; a stiff model needs method='Radau' or "
                                   f"'BDF').") from None
@@ -404,7 +400,7 @@ def adjoint_gradient(
         tn = (mid[:, None] + half[:, None] * gl_x[None, :]).ravel()
         wn = (half[:, None] * gl_w[None, :]).ravel()
         Hn = _evaluate(fseg, pk, tn)  # (N, m)
-        An = _evaluate(bsol.sol, _pack_rk(bsol.sol), tn)  # (N, m)
+        An = _evaluate(bsol.sol, pack_rk_interpolant(bsol.sol), tn)  # (N, m)
         Xn = x(tn)  # (N, d)
         Zn = Hn @ W.T + Xn @ model.U.T + model.b
         G = dact(Zn) * An * wn[:, None]
@@ -426,4 +422,4 @@ def adjoint_gradient(
     else:
         grad = model.replace(W=dW, U=dU, b=db, c=dc)
     return AdjointResult(loss=loss, grad=grad, dh0=a, y=y, nfev_forward=fwd.nfev, nfev_backward=int(nfev_b),
-                         n_quadrature_nodes=int(n_nodes))
+                         n_quadrature_nodes=int(n_nodes), method=method)

@@ -56,7 +56,7 @@ from .activations import get_activation
 from .errors import warn_overflow
 from .inputs import step
 from .models import CTRNN, ClosedFormMemory, ContinuousModel, DiscreteModel, LinearRNN
-from .simulate import METHODS, SimulationError
+from .solvers import AUTO, STIFF_METHODS, SimulationError, as_ctrnn, check_method, resolve_method
 
 # The decay fits moved to dynmem.decay; re-exported here, where they were.
 from .decay import DecayFit, fit_decay  # noqa: E402,F401
@@ -359,8 +359,11 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
                        atol: float) -> np.ndarray:
     """``|dy/dt|`` (heaviside, reversed) or ``|y - y*|`` (impulse) for each probe row x, shape (k, n).
 
-    Uses only the :class:`~dynmem.models.ContinuousModel` contract: all probes
-    are one batched ODE ``dH/dt = f(H, X)`` solved once.
+    All probes are integrated at once: for a CTRNN or LinearRNN with
+    ``method`` "auto" or "dopri5" in one compiled DOPRI5 call
+    (:func:`dynmem.odeint.solve_ctrnn_constant`), otherwise through the
+    :class:`~dynmem.models.ContinuousModel` contract as one batched scipy ODE
+    ``dH/dt = f(H, X)``.
     """
     k, m, d = probes.shape[0], model.hidden, model.inputs
     c = np.array(model.c)
@@ -378,11 +381,53 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
         H0 = np.asarray(model.equilibrium(probes), dtype=float)
         Xd = zero
 
+    if resolve_method(method, model) == "dopri5":
+        if not isinstance(model, (CTRNN, LinearRNN)):
+            raise ValueError(f"`method` = 'dopri5' is written for CTRNN and LinearRNN models; got a "
+                             f"{type(model).__name__}: use a scipy method such as 'RK45'.")
+        if input != "impulse" and get_activation(as_ctrnn(model).activation).smooth:
+            # dy/dt straight from the compiled solve (derivative of each step's interpolant); with a
+            # kinked sigma the interpolant's derivative is poor across switches: the exact field below
+            return np.abs(_compiled_probe_states(model, Xd, H0, t, rtol, atol, c))
+        Hs = _compiled_probe_states(model, Xd, H0, t, rtol, atol)
+    else:
+        Hs = _scipy_probe_states(model, Xd, H0, t, method, rtol, atol)
+    if not np.all(np.isfinite(Hs)):
+        raise SimulationError("the memory probes diverged (non-finite states).")
+    if input == "impulse":
+        return np.abs((Hs - h_star) @ c).T
+    n = Hs.shape[0]
+    F = model.vector_field(Hs.reshape(n * k, m), np.tile(Xd, (n, 1))).reshape(n, k, m)
+    return np.abs(F @ c).T  # (k, n)
+
+
+def _compiled_probe_states(model, Xd: np.ndarray, H0: np.ndarray, t: np.ndarray, rtol: float, atol: float,
+                           c=None) -> np.ndarray:
+    """All k probes in one compiled DOPRI5 call (dynmem.odeint): states (n, k, m), or with a readout ``c``
+    the output derivatives ``c^T dh/dt`` (k, n) from the step interpolants (no states kept)."""
+    from .odeint import solve_ctrnn_constant
+
+    out = solve_ctrnn_constant(model, Xd, t, h0=H0, rtol=rtol, atol=atol, output_derivative=c)
+    res, dy = out if c is not None else (out, None)
+    if not res.success:
+        raise SimulationError(f"the memory probes' solve (dopri5) failed: {res.message}")
+    if dy is not None:
+        if not np.all(np.isfinite(dy)):
+            raise SimulationError("the memory probes diverged (non-finite states).")
+        return dy
+    return np.ascontiguousarray(res.h.transpose(1, 0, 2))
+
+
+def _scipy_probe_states(model, Xd: np.ndarray, H0: np.ndarray, t: np.ndarray, method: str, rtol: float,
+                        atol: float) -> np.ndarray:
+    """States (n, k, m) of every probe as one batched scipy ``solve_ivp`` system of size k * m."""
+    k, m = H0.shape
+
     def rhs(_t, y):
         return model.vector_field(y.reshape(k, m), Xd).ravel()
 
     kwargs = dict(method=method, rtol=rtol, atol=atol, t_eval=t)
-    if method in ("Radau", "BDF", "LSODA"):
+    if method in STIFF_METHODS:
         import scipy.sparse
 
         def jac(_t, y):
@@ -393,16 +438,8 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
         sol = solve_ivp(rhs, (0.0, float(t[-1])), H0.ravel(), **kwargs)
         if not sol.success or sol.y.shape[1] != t.size:
             raise SimulationError(f"the memory probes' solve ({method}) failed: {sol.message}")
-        Hs = sol.y.T.reshape(t.size, k, m)  # (n, k, m)
-    else:
-        Hs = H0[None]
-    if not np.all(np.isfinite(Hs)):
-        raise SimulationError("the memory probes diverged (non-finite states).")
-    if input == "impulse":
-        return np.abs((Hs - h_star) @ c).T
-    n = Hs.shape[0]
-    F = model.vector_field(Hs.reshape(n * k, m), np.tile(Xd, (n, 1))).reshape(n, k, m)
-    return np.abs(F @ c).T  # (k, n)
+        return sol.y.T.reshape(t.size, k, m)  # (n, k, m)
+    return np.broadcast_to(H0[None], (t.size, k, m)).copy()
 
 
 # --------------------------------------------------------------------------
@@ -467,7 +504,7 @@ def memory_function(
     amplitudes=None,
     n_directions: int = 64,
     max_vertex_dim: int = 8,
-    method: str = "RK45",
+    method: str = AUTO,
     rtol: float = 1e-9,
     atol: float = 1e-12,
     fd_step: float = 1e-4,
@@ -500,7 +537,11 @@ def memory_function(
         nonlinear H (and 1 for linear H, where the amplitude does not matter
         with ``normalize="x"``).
     method, rtol, atol
-        Integrator for CTRNN probes (all probes form one batched ODE).
+        Integrator for the probes of continuous models (all probes are
+        integrated at once).  The default ``"auto"`` runs CTRNN/LinearRNN
+        probes in one compiled DOPRI5 call (``"dopri5"``, :mod:`dynmem.odeint`)
+        and other continuous models as one batched scipy ``"RK45"`` system;
+        scipy's methods are accepted by name.
     fd_step : float
         Difference step for callables and targets without an exact step derivative.
     closed_form : bool
@@ -516,7 +557,7 @@ def memory_function(
     """
     check_choice("input", input, _INPUTS)
     check_choice("normalize", normalize, _NORMS)
-    check_choice("method", method, METHODS)
+    check_method(method)
     rtol = check_positive("rtol", rtol)
     atol = check_positive("atol", atol)
     fd_step = check_positive("fd_step", fd_step)

@@ -51,8 +51,9 @@ import numpy as np
 from ._validation import as_float_array, check_finite, check_increasing, check_int, check_positive, describe
 from .activations import act_scalar, dact_scalar, get_activation
 from .inputs import InputPath
+from .solvers import SimulationError, as_ctrnn
 
-__all__ = ["solve_ctrnn", "ctrnn_loss_gradient", "AdjointODEResult", "ODEResult", "STATUS_MESSAGES", "DOPRI5_TABLEAU"]
+__all__ = ["solve_ctrnn", "solve_ctrnn_constant", "ctrnn_loss_gradient", "AdjointODEResult", "ODEResult", "STATUS_MESSAGES", "DOPRI5_TABLEAU"]
 
 SUCCESS, STEP_UNDERFLOW, NONFINITE, MAX_STEPS, DIVERGED = 0, 1, 2, 3, 4
 STATUS_MESSAGES = {
@@ -122,12 +123,15 @@ def _all_finite(v):
 
 @numba.njit(cache=True, error_model="numpy")
 def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
-               C, A, B, E, Pd, H, store, S_t, S_h, S_y, S_K):
+               C, A, B, E, Pd, H, store, S_t, S_h, S_y, S_K, want_dy, cv, DY):
     """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject).
 
     With ``store`` the accepted steps are written to ``S_t`` (start), ``S_h``
     (length), ``S_y`` (start state) and ``S_K`` (the 7 stage derivatives):
     the dense output of the whole solve.  The arrays must hold every step.
+    With ``want_dy``, ``DY[i] = cv . dh/dt(t_eval[i])`` from the derivative of
+    the step's interpolant (the exact field value at step ends and at t0)
+    is written instead of ``H``, which is left untouched (it may be (1, m)).
     """
     m = h0.shape[0]
     n = t_eval.shape[0]
@@ -144,9 +148,11 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     if not _all_finite(y):
         return NONFINITE, t, nfev, nacc, nrej
     while i_obs < n and t_eval[i_obs] <= t:
-        H[i_obs, :] = y
+        if not want_dy:
+            H[i_obs, :] = y
         i_obs += 1
-    if nseg == 0:
+    n_first = i_obs
+    if nseg == 0 and not want_dy:
         return SUCCESS, t, nfev, nacc, nrej
 
     # scipy's select_initial_step on the first piece (order 4 error estimator)
@@ -154,6 +160,15 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     nfev += 1
     if not _all_finite(K[0]):
         return NONFINITE, t, nfev, nacc, nrej
+    cK = np.zeros(7)
+    if want_dy:
+        acc = 0.0
+        for i in range(m):
+            acc += cv[i] * K[0, i]
+        for r in range(n_first):
+            DY[r] = acc
+    if nseg == 0:
+        return SUCCESS, t, nfev, nacc, nrej
     span = breaks[1] - breaks[0]
     d0 = _rms_scaled(y, y, rtol, atol)
     d1 = _rms_scaled(K[0], y, rtol, atol)
@@ -260,8 +275,25 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                 big = max(big, abs(ynew[i]))
             if big >= threshold:
                 return DIVERGED, t_new, nfev, nacc, nrej
+            if want_dy and i_obs < n and t_eval[i_obs] <= t_new:
+                for j in range(7):
+                    acc = 0.0
+                    for i in range(m):
+                        acc += cv[i] * K[j, i]
+                    cK[j] = acc
             while i_obs < n and t_eval[i_obs] <= t_new:
                 te = t_eval[i_obs]
+                if want_dy:
+                    if te == t_new:
+                        DY[i_obs] = cK[6]
+                    else:
+                        x = (te - t) / hs
+                        acc = 0.0
+                        for j in range(7):
+                            acc += cK[j] * (Pd[j, 0] + x * (2.0 * Pd[j, 1] + x * (3.0 * Pd[j, 2] + x * 4.0 * Pd[j, 3])))
+                        DY[i_obs] = acc
+                    i_obs += 1
+                    continue
                 if te == t_new:
                     H[i_obs, :] = ynew
                 else:
@@ -288,12 +320,12 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
 
 @numba.njit(cache=True, error_model="numpy")
 def _solve_batch(W, code, leak, P, Q, breaks, t_eval, H0, rtol, atol, max_step, max_steps, threshold,
-                 C, A, B, E, Pd, H, status, t_reached, counts):
+                 C, A, B, E, Pd, H, status, t_reached, counts, want_dy, cv, DY):
     no_t, no_y, no_k = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 7, 1))  # no dense-output storage
     for s in range(P.shape[0]):
         st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P[s], Q[s], breaks, t_eval, H0[s], rtol, atol,
                                               max_step, max_steps, threshold, C, A, B, E, Pd, H[s],
-                                              False, no_t, no_t, no_y, no_k)
+                                              False, no_t, no_t, no_y, no_k, want_dy, cv, DY[s])
         status[s] = st
         t_reached[s] = tr
         counts[s, 0] = nfev
@@ -351,9 +383,7 @@ def _affine_pieces(model, paths, breaks):
 
 def _prepare(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergence_threshold, t_name):
     """Validate the public arguments and build the segment data shared by the compiled solves."""
-    from .simulate import _as_ctrnn  # local: simulate imports this module
-
-    model = _as_ctrnn(model)
+    model = as_ctrnn(model)
     paths = [x] if isinstance(x, InputPath) else list(x) if isinstance(x, (list, tuple)) else None
     if not paths:
         raise TypeError(f"`x` must be an InputPath or a non-empty list/tuple of them; got {describe(x)}.")
@@ -457,7 +487,95 @@ def solve_ctrnn(
     # fresh writeable C-contiguous arrays everywhere: one compiled signature
     _solve_batch(np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
                  float(model.leak), P, Q, breaks, np.array(t_eval), H0, rtol, atol, max_step, np.int64(max_steps), threshold,
-                 _C, _A, _B, _E, _P, H, status, t_reached, counts)
+                 _C, _A, _B, _E, _P, H, status, t_reached, counts, False, np.zeros(m), np.zeros((nb, 1)))
+    return _batch_result(t_eval, H, status, t_reached, counts)
+
+
+def solve_ctrnn_constant(
+    model,
+    X,
+    t_eval,
+    *,
+    h0=None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 1_000_000,
+    divergence_threshold: float = 1e12,
+    output_derivative=None,
+):
+    """Integrate a CTRNN from ``t = 0`` under constant inputs, a batch of ``B`` of them in one compiled call.
+
+    Solves ``dh/dt = sigma(W h + U X[s] + b) - leak h``, ``h(0) = h0[s]``,
+    for every row ``X[s]`` (the probes of :func:`dynmem.memory_function`);
+    the same DOPRI5 pair and controls as :func:`solve_ctrnn`, without input
+    paths (one piece ``[0, t_eval[-1]]``).
+
+    Parameters
+    ----------
+    model : CTRNN or LinearRNN
+    X : array_like, shape (B, d)
+        The constant inputs.
+    t_eval : array_like, shape (n,)
+        Strictly increasing times ``>= 0``.
+    h0 : array_like, shape (m,) or (B, m), optional
+        Initial states (zeros by default).
+    rtol, atol, max_steps, divergence_threshold
+        As in :func:`solve_ctrnn`.
+    output_derivative : array_like, shape (m,), optional
+        A readout ``c``: also return ``c^T dh/dt`` at every ``t_eval``,
+        from the derivative of each step's fourth-order interpolant (its value
+        at step ends and at ``t = 0`` is the exact ``c^T f(h)``; in between it
+        is accurate to about ``rtol`` times a modest factor, see
+        ``tests/test_odeint.py``) - no extra right-hand-side evaluation.
+
+    Returns
+    -------
+    ODEResult, or (ODEResult, ndarray of shape (B, n)) with ``output_derivative``
+        ``h`` of shape (B, n, m) (shape (B, 1, m), all NaN, when
+        ``output_derivative`` is given: the states are not kept); failures in
+        ``status``/``success``/``message`` (NaN derivatives where a sequence
+        failed).
+    """
+    model = as_ctrnn(model)
+    m, d = model.hidden, model.inputs
+    X = as_float_array("X", X, ndim=2)
+    if X.shape[1] != d or X.shape[0] == 0:
+        raise ValueError(f"`X` must have shape (B, {d}) with B >= 1 to match the model's inputs; got shape {X.shape}.")
+    nb = X.shape[0]
+    rtol = check_positive("rtol", rtol)
+    atol = check_positive("atol", atol)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    threshold = check_positive("divergence_threshold", divergence_threshold)
+    t_eval = check_increasing("t_eval", as_float_array("t_eval", t_eval, ndim=1))
+    if t_eval.size == 0 or t_eval[0] < 0:
+        raise ValueError(f"`t_eval` must hold at least one time, all >= 0; got {describe(t_eval)}.")
+    if h0 is None:
+        H0 = np.zeros((nb, m))
+    else:
+        H0 = as_float_array("h0", h0, ndim=(1, 2))
+        if H0.shape not in ((m,), (1, m), (nb, m)):
+            raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {H0.shape}.")
+        H0 = np.ascontiguousarray(np.broadcast_to(H0, (nb, m)), dtype=float).copy()
+    want_dy = output_derivative is not None
+    cv = np.zeros(m) if output_derivative is None else as_float_array("output_derivative", output_derivative, shape=(m,)).copy()
+    DY = np.full((nb, t_eval.size if want_dy else 1), np.nan)
+    t1 = float(t_eval[-1])
+    breaks = np.array([0.0, t1]) if t1 > 0 else np.array([0.0])
+    P = np.ascontiguousarray((X @ np.asarray(model.U).T + np.asarray(model.b))[:, None, :])
+    Q = np.zeros_like(P)
+    H = np.full((nb, 1 if want_dy else t_eval.size, m), np.nan)
+    status = np.zeros(nb, dtype=np.int64)
+    t_reached = np.zeros(nb)
+    counts = np.zeros((nb, 3), dtype=np.int64)
+    _solve_batch(np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
+                 float(model.leak), P, Q, breaks, np.array(t_eval), H0, rtol, atol, np.inf, np.int64(max_steps),
+                 threshold, _C, _A, _B, _E, _P, H, status, t_reached, counts, want_dy, cv, DY)
+    res = _batch_result(t_eval, H, status, t_reached, counts)
+    return (res, DY) if want_dy else res
+
+
+def _batch_result(t_eval, H, status, t_reached, counts):
+    nb = status.size
     bad = np.flatnonzero(status != SUCCESS)
     if bad.size:
         s = int(bad[0])
@@ -467,6 +585,7 @@ def solve_ctrnn(
         message = "The solver reached the last requested time."
     return ODEResult(t=t_eval, h=H, status=status, t_reached=t_reached, nfev=counts[:, 0].copy(),
                      naccept=counts[:, 1].copy(), nreject=counts[:, 2].copy(), success=bad.size == 0, message=message)
+
 
 
 # ---------------------------------------------------------------------------
@@ -662,7 +781,8 @@ def _forward_store(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step
     while True:
         S_t, S_h, S_y, S_K = np.empty(n), np.empty(n), np.empty((n, m)), np.empty((n, 7, m))
         st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step,
-                                              max_steps, threshold, C, A, B, E, Pd, H, True, S_t, S_h, S_y, S_K)
+                                              max_steps, threshold, C, A, B, E, Pd, H, True, S_t, S_h, S_y, S_K,
+                                              False, S_t, S_t)
         if st != SUCCESS or nacc <= n:
             return st, tr, nfev, nacc, S_t, S_h, S_y, S_K
         n = nacc
@@ -754,9 +874,7 @@ def ctrnn_loss_gradient(
     dynmem.simulate.SimulationError
         When the forward or the backward solve fails.
     """
-    from .simulate import SimulationError, _as_ctrnn
-
-    model = _as_ctrnn(model)
+    model = as_ctrnn(model)
     if not isinstance(x, InputPath):
         raise TypeError(f"`x` must be an InputPath from dynmem.inputs; got {describe(x)}.")
     model, _, t_obs, H0, t0, rtol, atol, _, max_steps, threshold, breaks, P, Q = _prepare(
@@ -775,12 +893,21 @@ def ctrnn_loss_gradient(
     st, tr, nfev_f, nacc, S_t, S_h, S_y, S_K = _forward_store(
         W, code, leak, P[0], Q[0], breaks, np.array(t_obs), H0, rtol, atol, np.inf,
         np.int64(max_steps), threshold, _C, _A, _B, _E, _P, H, np.int64(_STORE_CAPACITY))
+    if st == DIVERGED:
+        raise SimulationError(f"the state diverged: max|h| reached divergence_threshold = {threshold:g} by t = "
+                              f"{tr:.6g} (dopri5 forward solve).")
     if st != SUCCESS:
         raise SimulationError(f"dopri5 forward solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
     c = np.array(model.c)
     y = H @ c
     r = w * (y - y_obs)
-    loss = 0.5 * float(np.sum(w * (y - y_obs) ** 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = 0.5 * float(np.sum(w * (y - y_obs) ** 2))
+    if not (np.isfinite(loss) and np.all(np.isfinite(r))):
+        from .errors import FloatOverflowError
+
+        raise FloatOverflowError(f"the loss overflowed float64 (0.5 sum w (y - y_obs)^2 = {loss}): max|y_obs| = "
+                                 f"{np.max(np.abs(y_obs)):.3g}, max|y| = {np.max(np.abs(y)):.3g}; rescale `y_obs`.")
     dc = r @ H
     dW, dU, db = np.zeros((m, m)), np.zeros((m, d)), np.zeros(m)
     a0 = np.zeros(m)

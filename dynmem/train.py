@@ -524,7 +524,7 @@ def train_ctrnn(
     weights=None,
     rtol: float = 1e-8,
     atol: float = 1e-10,
-    method: str = "RK45",
+    method: str = "auto",
     progress: bool = False,
     callback: Callable | None = None,
 ) -> TrainResult:
@@ -549,7 +549,8 @@ def train_ctrnn(
     tol : float
         scipy's ``tol``.
     h0, weights, rtol, atol, method
-        Passed to :func:`~dynmem.adjoint.adjoint_gradient`.
+        Passed to :func:`~dynmem.adjoint.adjoint_gradient` (``method="auto"``:
+        its compiled dopri5 adjoint for affine input paths, scipy RK45 otherwise).
     progress : bool
         Print the loss about ten times.
     callback : callable, optional

@@ -176,7 +176,7 @@ def test_failures_are_reported():
     res = solve_ctrnn(model, x, t_eval, max_steps=5)
     assert not res.success and res.status[0] == 3 and "max_steps" in res.message
     assert np.isnan(res.h[0, -1]).all() and np.isfinite(res.h[0, 0]).all()
-    with pytest.raises(SimulationError, match=r"dopri5 failed at t = .*max_steps"):
+    with pytest.raises(SimulationError, match=r"dopri5 used its budget of max_steps = 5 step attempts by t = "):
         dm.simulate(model, x, t_eval, method="dopri5", max_steps=5)
     rep = dm.simulate(model, x, t_eval, method="dopri5", max_steps=5, on_failure="report")
     assert not rep.success and np.isnan(rep.h[-1]).all() and np.isnan(rep.y[-1])
@@ -220,10 +220,88 @@ def test_validation_messages():
         solve_ctrnn(model, [x, PiecewiseConstant([0.0, 6.0], [[1.0]])], [1.0])
 
 
-def test_default_method_is_still_scipy_rk45():
+def test_default_method_is_auto_and_resolves():
+    # 'auto' is the default of simulate, adjoint_gradient and memory_function; it resolves to the
+    # compiled dopri5 where that applies and to scipy's RK45 otherwise, and the result says which ran
     import inspect
 
-    assert inspect.signature(dm.simulate).parameters["method"].default == "RK45"
+    for fn in (dm.simulate, dm.adjoint_gradient, dm.memory_function):
+        assert inspect.signature(fn).parameters["method"].default == "auto"
+    model, x, _ = _problem(3)
+    te = np.linspace(0.0, 6.0, 7)
+    auto = dm.simulate(model, x, te)
+    assert auto.method == "dopri5"
+    np.testing.assert_array_equal(auto.h, dm.simulate(model, x, te, method="dopri5").h)
+    assert dm.simulate(model, x, te, method="RK45").method == "RK45"
+    assert dm.simulate(model, x, te, dense_output=True).method == "RK45"  # no compiled dense output
+    fx = FunctionPath(lambda t: np.array([np.sin(t), np.cos(t)]), [0.0, 6.0], 2)
+    assert dm.simulate(model, fx, te).method == "RK45"  # not affine on pieces
+    lin = dm.LinearRNN(np.array(model.W) - 2 * np.eye(model.hidden), np.array(model.U), np.array(model.c))
+    assert dm.simulate(lin, x, te).method == "dopri5"
+    assert dm.simulate(dm.CTGRU.random(3, 2, rng=0), x, te).method == "RK45"  # not a CTRNN
+    t_obs, y_obs = te[1:], np.ones(6)
+    g = dm.adjoint_gradient(model, x, t_obs, y_obs)
+    assert g.method == "dopri5"
+    g45 = dm.adjoint_gradient(model, x, t_obs, y_obs, method="RK45")
+    assert g45.method == "RK45"
+    np.testing.assert_allclose(g.flat, g45.flat, rtol=0, atol=1e-5 * np.max(np.abs(g45.flat)))
+    run = dm.adjoint_gradient(model, x, t_obs, y_obs, running_target=lambda t: np.zeros_like(t))
+    assert run.method == "RK45"  # running losses are scipy-only
+    from dynmem.solvers import resolve_method
+
+    assert resolve_method("auto", model, x) == "dopri5" and resolve_method("Radau", model, x) == "Radau"
+
+
+def test_auto_failure_carries_the_stiffness_hint():
+    stiff = dm.CTRNN(-1e7 * np.eye(2), np.ones((2, 1)), np.zeros(2), np.ones(2))
+    with pytest.raises(SimulationError, match=r"max_steps.*stiff.*Radau"):
+        dm.simulate(stiff, dm.step([1.0], t_end=5.0), np.linspace(0.0, 5.0, 6))
+
+
+def test_constant_input_batch_matches_solve_ivp():
+    from dynmem.odeint import solve_ctrnn_constant
+
+    model, _, rng = _problem(21, m=5, d=2, leak=0.3)
+    X = rng.standard_normal((4, 2))
+    H0 = 0.5 * rng.standard_normal((4, 5))
+    t = np.linspace(0.0, 8.0, 33)
+    res = solve_ctrnn_constant(model, X, t, h0=H0, rtol=1e-11, atol=1e-13)
+    res2, dy = solve_ctrnn_constant(model, X, t, h0=H0, rtol=1e-11, atol=1e-13, output_derivative=model.c)
+    assert res.success and res2.success and res.h.shape == (4, 33, 5)
+    W, U, b, c = (np.array(a) for a in (model.W, model.U, model.b, model.c))
+    for s in range(4):
+        def f(_t, h, s=s):
+            return np.tanh(W @ h + U @ X[s] + b) - 0.3 * h
+
+        ref = scipy.integrate.solve_ivp(f, (0.0, 8.0), H0[s], method="DOP853", t_eval=t, rtol=1e-13, atol=1e-15).y.T
+        assert _relerr(res.h[s], ref) < 1e-9
+        dref = np.array([c @ f(0.0, h) for h in ref])
+        # the interpolant's derivative: exact at t = 0, about rtol-accurate in between
+        assert dy[s, 0] == pytest.approx(dref[0], rel=1e-12, abs=1e-14)
+        assert np.max(np.abs(dy[s] - dref)) < 1e-8 * np.max(np.abs(dref))
+    with pytest.raises(ValueError, match=r"`X` must have shape \(B, 2\)"):
+        solve_ctrnn_constant(model, np.ones((3, 1)), t)
+    with pytest.raises(ValueError, match=r"`h0` must have shape"):
+        solve_ctrnn_constant(model, X, t, h0=np.ones(3))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("input", ["heaviside", "impulse", "reversed"])
+def test_memory_function_compiled_matches_scipy(activation, input):
+    # the default (compiled, one call for every probe) against the batched scipy path at a tight tolerance
+    model = CTRNN.random(8, 2, spectral_abscissa=-0.4, bias_scale=0.2, activation=activation, rng=5)
+    t = np.linspace(0.0, 12.0, 61)
+    amps = np.array([0.05, 0.5, 2.0])
+    rtol = 1e-10
+    fast = dm.memory_function(model, t, amplitudes=amps, input=input, rtol=rtol, atol=1e-12)
+    ref = dm.memory_function(model, t, amplitudes=amps, input=input, method="DOP853", rtol=1e-13, atol=1e-15)
+    assert fast.success
+    scale = np.max(ref.probe_values, axis=1, keepdims=True)
+    # smooth sigma: states <= 30 rtol of the probe's scale, dy/dt from the interpolant's derivative <= 1000 rtol;
+    # relu (kink at 0, no event location): measured up to 5.9e-7 = 5900 rtol here (scipy's batched RK45 1.0e-7)
+    bound = (30.0 if input == "impulse" else 1000.0) * rtol if activation == "tanh" else 2e4 * rtol
+    assert np.max(np.abs(fast.probe_values - ref.probe_values) / scale) < bound
+    np.testing.assert_allclose(fast.values, ref.values, rtol=0, atol=bound * np.max(ref.values))
 
 
 def test_one_compiled_signature():
@@ -236,6 +314,10 @@ def test_one_compiled_signature():
     solve_ctrnn(model, x, te)
     solve_ctrnn(model, [x, x], list(te), h0=np.zeros(model.hidden))
     solve_ctrnn(model.replace(activation="identity"), x, te, h0=np.ones((1, model.hidden)))
+    from dynmem.odeint import solve_ctrnn_constant
+
+    solve_ctrnn_constant(model, np.ones((2, model.inputs)), te)
+    solve_ctrnn_constant(model, np.ones((2, model.inputs)), list(te), output_derivative=list(model.c))
     assert len(_solve_batch.signatures) == 1
 
 
