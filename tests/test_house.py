@@ -34,19 +34,9 @@ SUPPORT_MODULES = {
     "benchmarks._common",  # timing helpers of the benchmark scripts
 }
 
-# Offences expected to disappear at the merge with issue 13, which moves simulate.py's
-# solver helpers into a solver module of their own.  The lead empties this list at merge.
-# (file, module the name comes from, name)
-ALLOWED = {
-    ("dynmem/adjoint.py", "dynmem.simulate", "_EVALS_PER_STEP"),
-    ("dynmem/adjoint.py", "dynmem.simulate", "_STIFF"),
-    ("dynmem/adjoint.py", "dynmem.simulate", "_as_ctrnn"),
-    ("dynmem/adjoint.py", "dynmem.simulate", "_BudgetExceeded"),
-    ("dynmem/adjoint.py", "dynmem.simulate", "_check_path"),
-    ("dynmem/adjoint.py", "dynmem.simulate", "_EvalBudget"),
-    ("dynmem/adjoint.py", "dynmem.simulate", "_segments"),
-    ("dynmem/odeint.py", "dynmem.simulate", "_as_ctrnn"),
-}
+# Known offences, each to be removed once fixed: (file, module the name comes from, name).
+# Empty since issue 13 moved simulate.py's solver helpers into dynmem/solvers.py.
+ALLOWED: set[tuple[str, str, str]] = set()
 
 
 def _private(name: str) -> bool:
