@@ -44,6 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import math
+import weakref
 
 import numba
 import numpy as np
@@ -458,6 +459,85 @@ def _affine_pieces(model, paths, breaks):
     return P, Q
 
 
+# Segment tables of an input path, by path and span: the paths of dynmem.inputs are frozen and own
+# read-only arrays, so the tables stay valid as long as the path lives (weak keys; a few spans each).
+_PATH_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SPANS_PER_PATH = 8
+
+
+def _path_tables(x, t0: float, t1: float, t_obs=None):
+    """``(breaks, Xa, Xs)`` of one affine path on ``[t0, t1]``, cached per path.
+
+    ``breaks`` are ``t0``, the knots inside ``(t0, t1)`` and ``t1`` (and, with
+    ``t_obs``, the observation times inside ``(t0, t1]`` too: the backward
+    grid of the adjoint); ``Xa[k]`` is ``x`` at ``breaks[k]`` on the piece
+    that starts there and ``Xs[k]`` its slope.  Shared arrays: not to be written to.
+    """
+    key = (t0, t1, None if t_obs is None else t_obs.tobytes())
+    try:
+        per = _PATH_TABLES[x]
+    except (KeyError, TypeError):
+        per = None
+    if per is not None:
+        hit = per.get(key)
+        if hit is not None:
+            return hit
+    knots = x.knots
+    if t1 > t0:
+        breaks = np.concatenate([[t0], knots[(knots > t0) & (knots < t1)], [t1]])
+        if t_obs is not None:
+            breaks = np.unique(np.concatenate([breaks, t_obs[t_obs > t0]]))
+        starts = breaks[:-1]
+        k = x.piece_index(0.5 * (starts + breaks[1:]))  # the piece holding each segment
+        Xa = x.offsets[k] + (starts - knots[k])[:, None] * x.slopes[k]
+        Xs = np.ascontiguousarray(x.slopes[k])
+    else:
+        breaks = np.array([t0])
+        Xa = Xs = np.zeros((0, x.dim))
+    out = (breaks, Xa, Xs)  # left writeable: numba types read-only arrays as another signature
+    try:
+        per = _PATH_TABLES.setdefault(x, {})
+    except TypeError:  # pragma: no cover - a path type without weak references: no caching
+        return out
+    if len(per) >= _SPANS_PER_PATH:
+        per.pop(next(iter(per)))
+    per[key] = out
+    return out
+
+
+def solve_path_validated(model, x, t_eval, h, t0, rtol, atol, max_step, max_steps, threshold):
+    """One affine path, arguments already validated by the caller (:func:`dynmem.simulate`).
+
+    No checks here: ``model`` a CTRNN, ``x`` an affine path of its input
+    dimension, ``t_eval`` a strictly increasing float64 array in
+    ``[t0, x.t_end]``, ``h`` the initial state (m,), the tolerances and
+    limits positive floats / ints.  Returns ``(H, status, t_reached, nfev)``
+    with ``H`` of shape (n, m) (NaN where not reached); same kernel as
+    :func:`solve_ctrnn`.
+    """
+    m = h.shape[0]
+    breaks, Xa, Xs = _path_tables(x, float(t0), float(t_eval[-1]))
+    U = np.asarray(model.U)
+    if breaks.size > 1:
+        P = (Xa @ U.T + np.asarray(model.b))[None]
+        Q = (Xs @ U.T)[None]
+    else:
+        P = Q = np.zeros((1, 1, m))
+    H = np.full((1, t_eval.size, m), np.nan)
+    status = np.zeros(1, dtype=np.int64)
+    t_reached = np.zeros(1)
+    counts = np.zeros((1, 3), dtype=np.int64)
+    _solve_batch(np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
+                 float(model.leak), P, Q, breaks, np.array(t_eval, dtype=float), np.array(h, dtype=float)[None], float(rtol), float(atol),
+                 float(max_step), np.int64(max_steps), float(threshold), _C, _A, _B, _E, _P, H, status, t_reached,
+                 counts, False, _NO_CV, _NO_DY)
+    return H[0], int(status[0]), float(t_reached[0]), int(counts[0, 0])
+
+
+_NO_CV = np.zeros(1)
+_NO_DY = np.zeros((1, 1))
+
+
 def _prepare(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergence_threshold, t_name):
     """Validate the public arguments and build the segment data shared by the compiled solves."""
     model = as_ctrnn(model)
@@ -498,7 +578,15 @@ def _prepare(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergen
         if H0 is None:
             raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {np.shape(h0)}.")
     t1 = float(t_eval[-1])
-    knots = paths[0].knots if nb == 1 else np.unique(np.concatenate([xs.knots for xs in paths]))
+    if nb == 1:
+        breaks, Xa, Xs = _path_tables(paths[0], float(t0), t1)
+        if breaks.size > 1:
+            U = np.asarray(model.U)
+            P, Q = (Xa @ U.T + np.asarray(model.b))[None], (Xs @ U.T)[None]
+        else:
+            P = Q = np.zeros((nb, 1, m))
+        return model, paths, t_eval, H0, t0, rtol, atol, max_step, max_steps, threshold, breaks, P, Q
+    knots = np.unique(np.concatenate([xs.knots for xs in paths]))
     breaks = np.concatenate([[t0], knots[(knots > t0) & (knots < t1)], [t1]]) if t1 > t0 else np.array([t0])
     if breaks.size > 1:
         P, Q = _affine_pieces(model, paths, breaks)
