@@ -808,6 +808,25 @@ def _adj_rhs(W, code, leak, F, I, p, q, tau, h, a, out, v):
             out[j] -= W[i, j] * vi
 
 
+_QUAD_ROWS = 256
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _flush_quadrature(QV, QZ, nq, gW, gU, gb):
+    # [gW | gU | gb] += QV[:nq]^T QZ[:nq]  (one BLAS product)
+    if nq == 0:
+        return
+    m = gW.shape[0]
+    d = gU.shape[1]
+    G = np.dot(QV[:nq].T, QZ[:nq])
+    for i in range(m):
+        for j in range(m):
+            gW[i, j] += G[i, j]
+        for k in range(d):
+            gU[i, k] += G[i, m + k]
+        gb[i] += G[i, m + d]
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, atol, max_steps,
                       C, A, B, E, Pd, S_t, S_h, S_y, S_K, nsteps, gW, gU, gb, a_out):
@@ -822,7 +841,9 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
     K = np.empty((7, m))
     V = np.empty((7, m))   # sigma' * a at each stage
     Hst = np.empty((7, m))  # forward state at each stage
-    Xst = np.empty((7, d))
+    QV = np.empty((_QUAD_ROWS, m))  # quadrature nodes, see below
+    QZ = np.empty((_QUAD_ROWS, m + d + 1))
+    nq = 0
     a = a_T.copy()
     anew = np.empty(m)
     atmp = np.empty(m)
@@ -912,22 +933,24 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
                     h_abs *= 0.2
             # parameter integrals over [t_new, t] by the step's own fifth-order weights:
             # int f dt = |hs| sum_j B_j f(t + C_j hs, a_j), with a_j the stage arguments
+            # The nodes are buffered as rows (weighted sigma' * a) and (h, x, 1) and summed by one matrix
+            # product per _QUAD_ROWS nodes: [dW | dU | db] += QV^T QZ.
             w = -hs
-            for st in range(6):
-                ts = t + C[st] * hs
-                for k in range(d):
-                    Xst[st, k] = Xo[seg, k] + (ts - base) * Xs[seg, k]
             for st in range(6):
                 bw = w * B[st]
                 if bw == 0.0:
                     continue
+                if nq == QV.shape[0]:
+                    _flush_quadrature(QV, QZ, nq, gW, gU, gb)
+                    nq = 0
+                ts = t + C[st] * hs
                 for i in range(m):
-                    vi = bw * V[st, i]
-                    gb[i] += vi
-                    for j in range(m):
-                        gW[i, j] += vi * Hst[st, j]
-                    for k in range(d):
-                        gU[i, k] += vi * Xst[st, k]
+                    QV[nq, i] = bw * V[st, i]
+                    QZ[nq, i] = Hst[st, i]
+                for k in range(d):
+                    QZ[nq, m + k] = Xo[seg, k] + (ts - base) * Xs[seg, k]
+                QZ[nq, m + d] = 1.0
+                nq += 1
             wanted = h_abs
             t = t_new
             for i in range(m):
@@ -940,6 +963,7 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
                 h_abs = max(h_abs, wanted)
         for i in range(m):
             a[i] += jumps[seg, i]
+    _flush_quadrature(QV, QZ, nq, gW, gU, gb)
     for i in range(m):
         a_out[i] = a[i]
     return SUCCESS, t, nfev
@@ -1086,18 +1110,14 @@ def ctrnn_loss_gradient(
     a0 = np.zeros(m)
     nfev_b = 0
     if T > t0:
-        bb = np.unique(np.concatenate([breaks, t_obs[t_obs > t0]]))
-        starts = bb[:-1]
-        k = x.piece_index(0.5 * (bb[:-1] + bb[1:]))
-        Xo = x.offsets[k] + (starts - x.knots[k])[:, None] * x.slopes[k]
-        Xs = np.array(x.slopes[k])
-        U = np.array(model.U)
-        Pb = Xo @ U.T + np.array(model.b)
+        # backward grid: the forward breaks and the observation times (cached per path)
+        bb, Xo, Xs = _path_tables(x, float(t0), T, t_obs)
+        U = np.asarray(model.U)
+        Pb = Xo @ U.T + np.asarray(model.b)
         Qb = Xs @ U.T
         jumps = np.zeros((bb.size, m))
-        idx = np.searchsorted(bb, t_obs)
-        np.add.at(jumps, idx, r[:, None] * c[None, :])
-        st, tr, nfev_b = _adjoint_backward(W, code, leak, Pb, Qb, np.ascontiguousarray(Xo), Xs, bb, jumps,
+        jumps[np.searchsorted(bb, t_obs)] = r[:, None] * c[None, :]  # distinct rows: t_obs strictly increases
+        st, tr, nfev_b = _adjoint_backward(W, code, leak, Pb, Qb, Xo, Xs, bb, jumps,
                                            jumps[-1].copy(), float(rtol), float(atol), np.int64(max_steps),
                                            _C, _A, _B, _E, _P, S_t, S_h, S_y, S_K, np.int64(nacc), dW, dU, db, a0)
         if st != SUCCESS:
