@@ -429,3 +429,76 @@ def test_adjoint_gradient_method_dopri5(linear):
     assert res.nfev_backward > 0 and res.n_quadrature_nodes == res.nfev_backward
     with pytest.raises(ValueError, match=r"`running_target` is not supported"):
         dm.adjoint_gradient(model, x, t_obs, y_obs, method="dopri5", running_target=lambda t: 0 * t)
+
+
+# ---------------------------------------------------------------------------
+# The kernel's own vectorised tanh and the cached segment tables (issue 13, third round)
+# ---------------------------------------------------------------------------
+
+def test_vector_tanh_within_4_ulp_of_libm():
+    from dynmem.odeint import vector_tanh
+
+    rng = np.random.default_rng(0)
+    scales = (1e-300, 1e-12, 1e-4, 0.05, 0.3, 1.0, 3.0, 8.0, 20.0, 30.0)
+    z = np.concatenate([rng.standard_normal(100_000) * s for s in scales])
+    z = np.concatenate([z, np.linspace(-23.0, 23.0, 100_001)])  # includes the switch at |z| = 22
+    got, ref = vector_tanh(z), np.tanh(z)
+    ulp = np.abs(got - ref) / np.spacing(np.maximum(np.abs(ref), np.finfo(float).tiny))
+    assert ulp.max() <= 4.0, f"max {ulp.max()} ulp at z = {z[np.argmax(ulp)]!r}"
+    assert np.mean(ulp > 1.0) < 0.1  # mostly within an ulp: measured 4% beyond one ulp
+    special = np.array([0.0, -0.0, 5e-324, -5e-324, 2.2e-308, 22.0, -22.0, 1e300, -1e300, np.inf, -np.inf, np.nan])
+    out = vector_tanh(special)
+    np.testing.assert_array_equal(out[:11], np.tanh(special[:11]))  # exact there (incl. tanh x = x below 1e-8)
+    assert np.signbit(out[1]) and not np.signbit(out[0]) and np.isnan(out[-1])
+
+
+def test_vector_tanh_odd_and_monotone_on_a_fine_grid():
+    from dynmem.odeint import vector_tanh
+
+    z = np.linspace(0.0, 25.0, 400_001)
+    t = vector_tanh(z)
+    np.testing.assert_array_equal(vector_tanh(-z), -t)
+    assert np.all(np.diff(t) >= 0.0) and t.max() == 1.0
+
+
+def test_compiled_tanh_field_matches_numpy_field():
+    # the right-hand side with the kernel's tanh against sigma(W h + U x + b) in numpy, to a few ulp of |f|
+    from dynmem.odeint import _rhs
+
+    rng = np.random.default_rng(3)
+    m = 32
+    W = rng.standard_normal((m, m)) * 2.0
+    p, q, h = rng.standard_normal(m), rng.standard_normal(m), rng.standard_normal(m)
+    out, F = np.empty(m), np.empty(m)
+    _rhs(W, np.int64(0), 0.7, F, F.view(np.int64), p, q, 0.3, h, out)
+    ref = np.tanh(W @ h + p + 0.3 * q) - 0.7 * h
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-14 * (1 + np.abs(W).sum(axis=1).max()))
+
+
+def test_path_tables_cached_per_path_and_span():
+    from dynmem.odeint import _PATH_TABLES, _path_tables
+
+    model, x, _ = _problem(21)
+    te = np.linspace(0.5, 5.5, 9)
+    first = solve_ctrnn(model, x, te, rtol=1e-9, atol=1e-11)
+    assert x in _PATH_TABLES
+    again = solve_ctrnn(model, x, te, rtol=1e-9, atol=1e-11)
+    np.testing.assert_array_equal(again.h, first.h)
+    # an identical but distinct path object (fresh tables) gives the same numbers
+    twin = PiecewiseConstant(x.knots, x.values)
+    np.testing.assert_array_equal(solve_ctrnn(model, twin, te, rtol=1e-9, atol=1e-11).h, first.h)
+    # other spans of the same path: their own tables, checked against solve_ivp
+    for t0, t1 in ((0.25, 4.0), (1.0, 6.0), (3.0, 3.0)):
+        tt = np.linspace(t0, t1, 5) if t1 > t0 else np.array([t0])
+        res = solve_ctrnn(model, x, tt, t0=t0, rtol=1e-10, atol=1e-12)
+        ref = _scipy_reference(model, x, tt, np.zeros(model.hidden), t0)
+        assert _relerr(res.h[0], ref) < 1e-7 if t1 > t0 else np.all(res.h[0] == 0.0)
+        breaks, Xa, Xs = _path_tables(x, t0, t1)
+        assert breaks[0] == t0 and breaks[-1] == t1
+        if t1 > t0:
+            inner = x.knots[(x.knots > t0) & (x.knots < t1)]
+            np.testing.assert_array_equal(breaks[1:-1], inner)
+            np.testing.assert_array_equal(Xa, x(breaks[:-1]))  # piecewise constant: the value on each piece
+    # with observation times: the backward grid of the adjoint holds them too
+    bb, _, _ = _path_tables(x, 0.0, 5.5, te)
+    assert set(te[te > 0]).issubset(set(bb)) and np.all(np.diff(bb) > 0)
