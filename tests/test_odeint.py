@@ -432,47 +432,28 @@ def test_adjoint_gradient_method_dopri5(linear):
 
 
 # ---------------------------------------------------------------------------
-# The kernel's own vectorised tanh and the cached segment tables (issue 13, third round)
+# The fields with activations.tanh_block and the cached segment tables (issue 13, third round)
 # ---------------------------------------------------------------------------
 
-def test_vector_tanh_within_4_ulp_of_libm():
-    from dynmem.odeint import vector_tanh
-
-    rng = np.random.default_rng(0)
-    scales = (1e-300, 1e-12, 1e-4, 0.05, 0.3, 1.0, 3.0, 8.0, 20.0, 30.0)
-    z = np.concatenate([rng.standard_normal(100_000) * s for s in scales])
-    z = np.concatenate([z, np.linspace(-23.0, 23.0, 100_001)])  # includes the switch at |z| = 22
-    got, ref = vector_tanh(z), np.tanh(z)
-    ulp = np.abs(got - ref) / np.spacing(np.maximum(np.abs(ref), np.finfo(float).tiny))
-    assert ulp.max() <= 4.0, f"max {ulp.max()} ulp at z = {z[np.argmax(ulp)]!r}"
-    assert np.mean(ulp > 1.0) < 0.1  # mostly within an ulp: measured 4% beyond one ulp
-    special = np.array([0.0, -0.0, 5e-324, -5e-324, 2.2e-308, 22.0, -22.0, 1e300, -1e300, np.inf, -np.inf, np.nan])
-    out = vector_tanh(special)
-    np.testing.assert_array_equal(out[:11], np.tanh(special[:11]))  # exact there (incl. tanh x = x below 1e-8)
-    assert np.signbit(out[1]) and not np.signbit(out[0]) and np.isnan(out[-1])
-
-
-def test_vector_tanh_odd_and_monotone_on_a_fine_grid():
-    from dynmem.odeint import vector_tanh
-
-    z = np.linspace(0.0, 25.0, 400_001)
-    t = vector_tanh(z)
-    np.testing.assert_array_equal(vector_tanh(-z), -t)
-    assert np.all(np.diff(t) >= 0.0) and t.max() == 1.0
-
-
 def test_compiled_tanh_field_matches_numpy_field():
-    # the right-hand side with the kernel's tanh against sigma(W h + U x + b) in numpy, to a few ulp of |f|
-    from dynmem.odeint import _rhs
+    # the compiled field and adjoint field (tanh through activations.tanh_block) against numpy, to a few ulp
+    from dynmem.odeint import _adj_rhs, _rhs
 
     rng = np.random.default_rng(3)
     m = 32
     W = rng.standard_normal((m, m)) * 2.0
     p, q, h = rng.standard_normal(m), rng.standard_normal(m), rng.standard_normal(m)
-    out, F = np.empty(m), np.empty(m)
-    _rhs(W, np.int64(0), 0.7, F, F.view(np.int64), p, q, 0.3, h, out)
-    ref = np.tanh(W @ h + p + 0.3 * q) - 0.7 * h
-    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-14 * (1 + np.abs(W).sum(axis=1).max()))
+    out, v = np.empty(m), np.empty(m)
+    TS, TB = np.empty((2, m)), np.empty(m, dtype=np.int64)
+    _rhs(W, np.int64(0), 0.7, TS, TB, p, q, 0.3, h, out)
+    z = W @ h + p + 0.3 * q
+    tol = 1e-14 * (1 + np.abs(W).sum(axis=1).max() * np.abs(h).max())  # a few ulp of the summands of z
+    np.testing.assert_allclose(out, np.tanh(z) - 0.7 * h, rtol=0, atol=tol)
+    a = rng.standard_normal(m)
+    _adj_rhs(W, np.int64(0), 0.7, TS, TB, p, q, 0.3, h, a, out, v)
+    s = 1.0 - np.tanh(z) ** 2
+    np.testing.assert_allclose(v, s * a, rtol=0, atol=tol * np.abs(a).max())
+    np.testing.assert_allclose(out, 0.7 * a - W.T @ (s * a), rtol=0, atol=tol * np.abs(a).max() * np.abs(W).sum(axis=0).max())
 
 
 def test_path_tables_cached_per_path_and_span():
