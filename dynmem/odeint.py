@@ -37,6 +37,13 @@ Status codes (:data:`STATUS_MESSAGES`): 0 success, 1 step-size underflow,
 2 non-finite state (a trial step or derivative produced inf/NaN and no
 smaller step helped), 3 ``max_steps`` step attempts exceeded, 4 ``max|h|``
 reached ``divergence_threshold``.
+
+Cost notes: tanh goes through :func:`dynmem.activations.tanh_block` (vectorised,
+<= 4 ulp; libm's scalar tanh was ~70% of the right-hand side at m = 32), the
+stage sums run with the component index innermost (the same sums as the
+textbook loop, bit for bit), the segment tables of an input path are cached
+per path and span (paths are frozen), and the adjoint's parameter quadrature
+is summed by one matrix product per 256 nodes.
 """
 
 from __future__ import annotations
