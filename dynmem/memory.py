@@ -381,7 +381,8 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
         H0 = np.asarray(model.equilibrium(probes), dtype=float)
         Xd = zero
 
-    if resolve_method(method, model) == "dopri5":
+    method = resolve_method(method, model)  # "auto" -> "dopri5" or scipy's "RK45" (other ContinuousModels)
+    if method == "dopri5":
         if not isinstance(model, (CTRNN, LinearRNN)):
             raise ValueError(f"`method` = 'dopri5' is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
