@@ -355,13 +355,20 @@ def _reduce(t, probe_vals, probes, directions, amps, input, normalize, method, m
 # continuous models (the ContinuousModel contract): exact vector field along batched probes
 
 
+_EXACT_FIELD_ELEMENTS = 1_000_000
+# Up to this many state entries (n times x k probes x m units, 8 MB) the probe flows keep their states and
+# evaluate the exact field c^T f(h) on them (error ~ rtol |W| |h|); above it the compiled solve returns
+# c^T dh/dt from its interpolants' derivatives instead (no states kept, no extra field evaluations).
+
+
 def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, method: str, rtol: float,
                        atol: float) -> np.ndarray:
     """``|dy/dt|`` (heaviside, reversed) or ``|y - y*|`` (impulse) for each probe row x, shape (k, n).
 
     All probes are integrated at once: for a CTRNN or LinearRNN with
     ``method`` "auto" or "dopri5" in one compiled DOPRI5 call
-    (:func:`dynmem.odeint.solve_ctrnn_constant`), otherwise through the
+    (:func:`dynmem.odeint.solve_ctrnn_constant`; see ``_EXACT_FIELD_ELEMENTS``
+    for how dy/dt is formed), otherwise through the
     :class:`~dynmem.models.ContinuousModel` contract as one batched scipy ODE
     ``dH/dt = f(H, X)``.
     """
@@ -386,9 +393,11 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
         if not isinstance(model, (CTRNN, LinearRNN)):
             raise ValueError(f"`method` = 'dopri5' is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
-        if input != "impulse" and get_activation(as_ctrnn(model).activation).smooth:
-            # dy/dt straight from the compiled solve (derivative of each step's interpolant); with a
-            # kinked sigma the interpolant's derivative is poor across switches: the exact field below
+        if (input != "impulse" and get_activation(as_ctrnn(model).activation).smooth
+                and t.size * k * m > _EXACT_FIELD_ELEMENTS):
+            # many probes: dy/dt straight from the compiled solve (derivative of each step's interpolant,
+            # ~1e2-1e3 rtol relative; no states kept).  Otherwise (and always with a kinked sigma, whose
+            # interpolant derivative is poor across switches) the exact field at the states, below
             return np.abs(_compiled_probe_states(model, Xd, H0, t, rtol, atol, c))
         Hs = _compiled_probe_states(model, Xd, H0, t, rtol, atol)
     else:
