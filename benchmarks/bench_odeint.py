@@ -22,9 +22,14 @@ A last row solves a batch of 16 input sequences in one compiled call.
 One thread (set below, before numpy/numba are imported); every callable is
 run once untimed first (numba cache load / compile), then the two sides are
 timed alternately, the order flipping on every repeat, and the median is
-reported.  Standalone (no torch needed)::
+reported.  By default ``gc.collect()`` runs before every timed call (the
+protocol of ``run.py``); on this machine a collection takes ~50 ms and leaves
+the caches cold, which adds ~0.2-0.35 ms to a 0.2 ms compiled solve (measured,
+issue 13 third round), so ``--warm`` collects once per comparison instead
+(the collector stays disabled during every timed call either way).
+Standalone (no torch needed)::
 
-    python benchmarks/bench_odeint.py [--repeats N] [--unset-openblas-tuning]
+    python benchmarks/bench_odeint.py [--repeats N] [--warm] [--no-torch] [--unset-openblas-tuning]
 
 With diffrax installed (the ``bench`` extra) it adds diffrax Tsit5 rows: forward
 solve and loss gradient (its default RecursiveCheckpointAdjoint) at equal rtol
@@ -62,8 +67,12 @@ RTOLS = (1e-6, 1e-8, 1e-10)
 N_BATCH = 16
 
 
+_COLLECT_EACH_CALL = True  # --warm: collect once per race instead (see _race)
+
+
 def _timed(fn):
-    gc.collect()
+    if _COLLECT_EACH_CALL:
+        gc.collect()
     gc.disable()
     try:
         t = time.perf_counter()
@@ -76,6 +85,8 @@ def _timed(fn):
 def _race(fns: dict, repeats: int) -> dict:
     for fn in fns.values():
         fn()  # warm-up: numba cache load, first-touch allocations
+    if not _COLLECT_EACH_CALL:
+        gc.collect()
     samples = {k: [] for k in fns}
     names = list(fns)
     for r in range(repeats):
@@ -97,11 +108,17 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--unset-openblas-tuning", action="store_true",
                     help="unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in this process")
+    ap.add_argument("--warm", action="store_true",
+                    help="gc.collect() once per comparison instead of before every timed call (warm caches)")
+    ap.add_argument("--no-torch", action="store_true", help="skip the torchdiffeq and train_ctrnn rows")
     args = ap.parse_args(argv)
+    global _COLLECT_EACH_CALL
+    _COLLECT_EACH_CALL = not args.warm
     model, x, t_obs, _ = make_problem(0)
     ref = dynmem.simulate(model, x, t_obs, method="DOP853", rtol=1e-13, atol=1e-15).y
     print(f"m={model.hidden} d={model.inputs} T={x.t_end} knots={x.knots.size - 2} inner, obs={t_obs.size}; "
-          f"repeats={args.repeats}; load average {os.getloadavg()[0]:.2f} (2 shared cores: timings are noisy)")
+          f"repeats={args.repeats}; load average {os.getloadavg()[0]:.2f} (2 shared cores: timings are noisy); "
+          f"{'warm: one gc.collect() per comparison' if args.warm else 'cold: gc.collect() before every timed call'}")
     print(f"{'rtol=atol':>9} | {'RK45 (scipy)':>12} {'err':>8} {'nfev':>5} | {'dopri5':>9} {'err':>8} {'nfev':>5} | ratio")
     for rtol in RTOLS:
         fns = {
@@ -130,9 +147,11 @@ def main(argv=None) -> int:
               f"{med['dopri5'] * 1e3:6.3f} ms {_rel(fns['dopri5'](), gref):8.1e} | {med['RK45'] / med['dopri5']:5.1f}x | "
               f"{med['dopri5'] / med['forward']:.2f}")
     _diffrax_rows(model, x, t_obs, y_obs, ref, gref, args.repeats)
-    _torchdiffeq_rows(model, x, t_obs, y_obs, ref, gref, max(3, args.repeats // 3))
+    if not args.no_torch:
+        _torchdiffeq_rows(model, x, t_obs, y_obs, ref, gref, max(3, args.repeats // 3))
     _memory_row(args.repeats)
-    _train_row(model, x, t_obs, y_obs)
+    if not args.no_torch:
+        _train_row(model, x, t_obs, y_obs)
     # a batch of sequences in one compiled call vs one call per sequence
     rng = np.random.default_rng(11)
     paths = [dynmem.PiecewiseConstant(x.knots, rng.standard_normal((x.knots.size - 1, model.inputs)))

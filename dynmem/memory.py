@@ -354,13 +354,21 @@ def _reduce(t, probe_vals, probes, directions, amps, input, normalize, method, m
 # continuous models (the ContinuousModel contract): exact vector field along batched probes
 
 
+_EXACT_FIELD_ELEMENTS = 16_000_000
+# Up to this many state entries (n times x k probes x m units, 128 MB) the probe flows keep their states and
+# evaluate the exact field c^T f(h) on them (error ~ rtol |W| |h|, as on the scipy path); above it, to bound
+# memory, the compiled solve returns c^T dh/dt from its interpolants' derivatives instead (no states kept;
+# measured ~30x less accurate: 2.9e-7 against 1e-8 relative at rtol 1e-8, tanh m = 64).
+
+
 def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, method: str, rtol: float,
                        atol: float) -> np.ndarray:
     """``|dy/dt|`` (heaviside, reversed) or ``|y - y*|`` (impulse) for each probe row x, shape (k, n).
 
     All probes are integrated at once: for a CTRNN or LinearRNN with
     ``method`` "auto" or "dopri5" in one compiled DOPRI5 call
-    (:func:`dynmem.odeint.solve_ctrnn_constant`), otherwise through the
+    (:func:`dynmem.odeint.solve_ctrnn_constant`; see ``_EXACT_FIELD_ELEMENTS``
+    for how dy/dt is formed), otherwise through the
     :class:`~dynmem.models.ContinuousModel` contract as one batched scipy ODE
     ``dH/dt = f(H, X)``.
     """
@@ -380,14 +388,17 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
         H0 = np.asarray(model.equilibrium(probes), dtype=float)
         Xd = zero
 
-    method = resolve_method(method, model)
+    method = resolve_method(method, model)  # "auto" -> "dopri5" or scipy's "RK45" (other ContinuousModels)
     if method == "dopri5":
         if not isinstance(model, (CTRNN, LinearRNN)):
             raise ValueError(f"`method` = 'dopri5' is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
-        # States from the compiled solve, dy/dt = c^T f(h) from the exact field below.  The derivative
-        # of each step's interpolant (odeint's output_derivative) saves ~40% of the time but measured
-        # ~30x less accurate (2e-8 against 5e-10 relative at rtol 1e-8), so it is not the default.
+        if (input != "impulse" and get_activation(as_ctrnn(model).activation).smooth
+                and t.size * k * m > _EXACT_FIELD_ELEMENTS):
+            # many probes: dy/dt straight from the compiled solve (derivative of each step's interpolant,
+            # ~1e2-1e3 rtol relative; no states kept).  Otherwise (and always with a kinked sigma, whose
+            # interpolant derivative is poor across switches) the exact field at the states, below
+            return np.abs(_compiled_probe_states(model, Xd, H0, t, rtol, atol, c))
         Hs = _compiled_probe_states(model, Xd, H0, t, rtol, atol)
     else:
         Hs = _scipy_probe_states(model, Xd, H0, t, method, rtol, atol)

@@ -21,6 +21,7 @@ from ._validation import as_float_array, check_choice, check_finite, check_incre
 from .activations import act_scalar, dact_scalar, get_activation
 from .inputs import InputPath
 from .models import CTRNN
+from .odeint import DIVERGED, MAX_STEPS, STATUS_MESSAGES, SUCCESS, solve_path_validated
 from .solvers import (AUTO, COMPILED_METHODS, EVALS_PER_STEP, METHODS, STIFF_METHODS, BudgetExceeded, EvalBudget,
                       SimulationError, as_ctrnn, check_method, check_path, resolve_method, segments, stiffness_scale)
 
@@ -408,8 +409,6 @@ def simulate(
 
 
 def _simulate_compiled(model, x, t_eval, h0, t0, rtol, atol, max_step, dense_output, threshold, on_failure, max_steps):
-    from .odeint import solve_ctrnn
-
     if dense_output:
         raise ValueError("`dense_output` must be False for method='dopri5' (the compiled solver keeps no dense output).")
     if not x.affine:
@@ -417,30 +416,24 @@ def _simulate_compiled(model, x, t_eval, h0, t0, rtol, atol, max_step, dense_out
             f"`x` must be affine on each piece (x.affine) for method='dopri5'; got {type(x).__name__}; "
             "use a scipy method such as 'RK45'."
         )
-    res = solve_ctrnn(model, x, t_eval, h0=h0, t0=t0, rtol=rtol, atol=atol, max_step=max_step, max_steps=max_steps,
-                      divergence_threshold=threshold)
-    if res.success:
-        message = res.message
+    # the arguments were validated by simulate: the compiled kernel is called without a second round of checks
+    H, status, t_reached, nfev = solve_path_validated(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps,
+                                                      threshold)
+    if status == SUCCESS:
+        message = "The solver reached the last requested time."
     else:
-        from .odeint import STATUS_MESSAGES
-
-        from .odeint import DIVERGED, MAX_STEPS
-
-        status = int(res.status[0])
         if status == DIVERGED:
             message = (f"the state diverged: max|h| reached divergence_threshold = {threshold:g} by the end of the "
-                       f"step at t = {res.t_reached[0]:.6g} (method dopri5).")
+                       f"step at t = {t_reached:.6g} (method dopri5).")
         elif status == MAX_STEPS:
             message = (f"dopri5 used its budget of max_steps = {max_steps} step attempts by t = "
-                       f"{res.t_reached[0]:.6g} (raise `max_steps` to allow more); the model may be stiff (W has an "
+                       f"{t_reached:.6g} (raise `max_steps` to allow more); the model may be stiff (W has an "
                        f"eigenvalue of modulus {stiffness_scale(model):.3g}): use method='Radau' or 'BDF'.")
         else:
-            message = f"dopri5 failed at t = {res.t_reached[0]:.6g}: {STATUS_MESSAGES[status]}."
+            message = f"dopri5 failed at t = {t_reached:.6g}: {STATUS_MESSAGES[status]}."
         if on_failure == "raise":
             raise SimulationError(message)
-    H = res.h[0]
     t1 = float(t_eval[-1])
     n_segments = int(np.count_nonzero((x.knots > t0) & (x.knots < t1))) + 1 if t1 > t0 else 0
-    return SimulationResult(t=t_eval, h=H, y=H @ model.c, success=bool(res.success), message=message,
-                            nfev=int(res.nfev[0]), njev=0, nlu=0, n_segments=n_segments, sol=None,
-                            method="dopri5")
+    return SimulationResult(t=t_eval, h=H, y=H @ model.c, success=status == SUCCESS, message=message,
+                            nfev=nfev, njev=0, nlu=0, n_segments=n_segments, sol=None, method="dopri5")

@@ -429,3 +429,57 @@ def test_adjoint_gradient_method_dopri5(linear):
     assert res.nfev_backward > 0 and res.n_quadrature_nodes == res.nfev_backward
     with pytest.raises(ValueError, match=r"`running_target` is not supported"):
         dm.adjoint_gradient(model, x, t_obs, y_obs, method="dopri5", running_target=lambda t: 0 * t)
+
+
+# ---------------------------------------------------------------------------
+# The fields with activations.tanh_block and the cached segment tables (issue 13, third round)
+# ---------------------------------------------------------------------------
+
+def test_compiled_tanh_field_matches_numpy_field():
+    # the compiled field and adjoint field (tanh through activations.tanh_block) against numpy, to a few ulp
+    from dynmem.odeint import _adj_rhs, _rhs
+
+    rng = np.random.default_rng(3)
+    m = 32
+    W = rng.standard_normal((m, m)) * 2.0
+    p, q, h = rng.standard_normal(m), rng.standard_normal(m), rng.standard_normal(m)
+    out, v = np.empty(m), np.empty(m)
+    TS, TB = np.empty((2, m)), np.empty(m, dtype=np.int64)
+    _rhs(W, np.int64(0), 0.7, TS, TB, p, q, 0.3, h, out)
+    z = W @ h + p + 0.3 * q
+    tol = 1e-14 * (1 + np.abs(W).sum(axis=1).max() * np.abs(h).max())  # a few ulp of the summands of z
+    np.testing.assert_allclose(out, np.tanh(z) - 0.7 * h, rtol=0, atol=tol)
+    a = rng.standard_normal(m)
+    _adj_rhs(W, np.int64(0), 0.7, TS, TB, p, q, 0.3, h, a, out, v)
+    s = 1.0 - np.tanh(z) ** 2
+    np.testing.assert_allclose(v, s * a, rtol=0, atol=tol * np.abs(a).max())
+    np.testing.assert_allclose(out, 0.7 * a - W.T @ (s * a), rtol=0, atol=tol * np.abs(a).max() * np.abs(W).sum(axis=0).max())
+
+
+def test_path_tables_cached_per_path_and_span():
+    from dynmem.odeint import _PATH_TABLES, _path_tables
+
+    model, x, _ = _problem(21)
+    te = np.linspace(0.5, 5.5, 9)
+    first = solve_ctrnn(model, x, te, rtol=1e-9, atol=1e-11)
+    assert x in _PATH_TABLES
+    again = solve_ctrnn(model, x, te, rtol=1e-9, atol=1e-11)
+    np.testing.assert_array_equal(again.h, first.h)
+    # an identical but distinct path object (fresh tables) gives the same numbers
+    twin = PiecewiseConstant(x.knots, x.values)
+    np.testing.assert_array_equal(solve_ctrnn(model, twin, te, rtol=1e-9, atol=1e-11).h, first.h)
+    # other spans of the same path: their own tables, checked against solve_ivp
+    for t0, t1 in ((0.25, 4.0), (1.0, 6.0), (3.0, 3.0)):
+        tt = np.linspace(t0, t1, 5) if t1 > t0 else np.array([t0])
+        res = solve_ctrnn(model, x, tt, t0=t0, rtol=1e-10, atol=1e-12)
+        ref = _scipy_reference(model, x, tt, np.zeros(model.hidden), t0)
+        assert _relerr(res.h[0], ref) < 1e-7 if t1 > t0 else np.all(res.h[0] == 0.0)
+        breaks, Xa, Xs = _path_tables(x, t0, t1)
+        assert breaks[0] == t0 and breaks[-1] == t1
+        if t1 > t0:
+            inner = x.knots[(x.knots > t0) & (x.knots < t1)]
+            np.testing.assert_array_equal(breaks[1:-1], inner)
+            np.testing.assert_array_equal(Xa, x(breaks[:-1]))  # piecewise constant: the value on each piece
+    # with observation times: the backward grid of the adjoint holds them too
+    bb, _, _ = _path_tables(x, 0.0, 5.5, te)
+    assert set(te[te > 0]).issubset(set(bb)) and np.all(np.diff(bb) > 0)
