@@ -52,10 +52,11 @@ import scipy.linalg
 from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_increasing, check_int, check_positive, describe, check_rng
+from .activations import get_activation
 from .errors import warn_overflow
 from .inputs import step
 from .models import CTRNN, ClosedFormMemory, ContinuousModel, DiscreteModel, LinearRNN
-from .solvers import AUTO, STIFF_METHODS, SimulationError, check_method, resolve_method
+from .solvers import AUTO, STIFF_METHODS, SimulationError, as_ctrnn, check_method, resolve_method
 
 # The decay fits moved to dynmem.decay; re-exported here, where they were.
 from .decay import DecayFit, fit_decay  # noqa: E402,F401
