@@ -52,11 +52,10 @@ import scipy.linalg
 from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_increasing, check_int, check_positive, describe, check_rng
-from .activations import get_activation
 from .errors import warn_overflow
 from .inputs import step
 from .models import CTRNN, ClosedFormMemory, ContinuousModel, DiscreteModel, LinearRNN
-from .solvers import AUTO, STIFF_METHODS, SimulationError, as_ctrnn, check_method, resolve_method
+from .solvers import AUTO, STIFF_METHODS, SimulationError, check_method, resolve_method
 
 # The decay fits moved to dynmem.decay; re-exported here, where they were.
 from .decay import DecayFit, fit_decay  # noqa: E402,F401
@@ -355,21 +354,14 @@ def _reduce(t, probe_vals, probes, directions, amps, input, normalize, method, m
 # continuous models (the ContinuousModel contract): exact vector field along batched probes
 
 
-_EXACT_FIELD_ELEMENTS = 16_000_000
-# Up to this many state entries (n times x k probes x m units, 128 MB) the probe flows keep their states and
-# evaluate the exact field c^T f(h) on them (error ~ rtol |W| |h|, as on the scipy path); above it, to bound
-# memory, the compiled solve returns c^T dh/dt from its interpolants' derivatives instead (no states kept;
-# measured ~30x less accurate: 2.9e-7 against 1e-8 relative at rtol 1e-8, tanh m = 64).
-
-
 def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, method: str, rtol: float,
                        atol: float) -> np.ndarray:
     """``|dy/dt|`` (heaviside, reversed) or ``|y - y*|`` (impulse) for each probe row x, shape (k, n).
 
     All probes are integrated at once: for a CTRNN or LinearRNN with
     ``method`` "auto" or "dopri5" in one compiled DOPRI5 call
-    (:func:`dynmem.odeint.solve_ctrnn_constant`; see ``_EXACT_FIELD_ELEMENTS``
-    for how dy/dt is formed), otherwise through the
+    (:func:`dynmem.odeint.solve_ctrnn_constant`, which returns c^T f(h) at the
+    observation times), otherwise through the
     :class:`~dynmem.models.ContinuousModel` contract as one batched scipy ODE
     ``dH/dt = f(H, X)``.
     """
@@ -394,11 +386,9 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
         if not isinstance(model, (CTRNN, LinearRNN)):
             raise ValueError(f"`method` = 'dopri5' is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
-        if (input != "impulse" and get_activation(as_ctrnn(model).activation).smooth
-                and t.size * k * m > _EXACT_FIELD_ELEMENTS):
-            # many probes: dy/dt straight from the compiled solve (derivative of each step's interpolant,
-            # ~1e2-1e3 rtol relative; no states kept).  Otherwise (and always with a kinked sigma, whose
-            # interpolant derivative is poor across switches) the exact field at the states, below
+        if input != "impulse":
+            # c^T f(h(t)) evaluated inside the compiled call at each interpolated state: the exact field,
+            # no states kept (for kinked activations too: the field is evaluated, not differentiated)
             return np.abs(_compiled_probe_states(model, Xd, H0, t, rtol, atol, c))
         Hs = _compiled_probe_states(model, Xd, H0, t, rtol, atol)
     else:
@@ -415,7 +405,7 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
 def _compiled_probe_states(model, Xd: np.ndarray, H0: np.ndarray, t: np.ndarray, rtol: float, atol: float,
                            c=None) -> np.ndarray:
     """All k probes in one compiled DOPRI5 call (dynmem.odeint): states (n, k, m), or with a readout ``c``
-    the output derivatives ``c^T dh/dt`` (k, n) from the step interpolants (no states kept)."""
+    the output derivatives ``c^T dh/dt = c^T f(h(t))`` (k, n), the exact field at the interpolated states."""
     from .odeint import solve_ctrnn_constant
 
     out = solve_ctrnn_constant(model, Xd, t, h0=H0, rtol=rtol, atol=atol, output_derivative=c)

@@ -157,9 +157,9 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     With ``store`` the accepted steps are written to ``S_t`` (start), ``S_h``
     (length), ``S_y`` (start state) and ``S_K`` (the 7 stage derivatives):
     the dense output of the whole solve.  The arrays must hold every step.
-    With ``want_dy``, ``DY[i] = cv . dh/dt(t_eval[i])`` from the derivative of
-    the step's interpolant (the exact field value at step ends and at t0)
-    is written instead of ``H``, which is left untouched (it may be (1, m)).
+    With ``want_dy``, ``DY[i] = cv . f(h(t_eval[i]))``, the exact field at the
+    interpolated state (one extra field evaluation per observation inside a
+    step), is written instead of ``H``, which is left untouched (it may be (1, m)).
     """
     m = h0.shape[0]
     n = t_eval.shape[0]
@@ -191,7 +191,6 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     nfev += 1
     if not _all_finite(K[0]):
         return NONFINITE, t, nfev, nacc, nrej
-    cK = np.zeros(7)
     if want_dy:
         acc = 0.0
         for i in range(m):
@@ -302,23 +301,29 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                 big = max(big, abs(ynew[i]))
             if big >= threshold:
                 return DIVERGED, t_new, nfev, nacc, nrej
-            if want_dy and i_obs < n and t_eval[i_obs] <= t_new:
-                for j in range(7):
-                    acc = 0.0
-                    for i in range(m):
-                        acc += cv[i] * K[j, i]
-                    cK[j] = acc
             while i_obs < n and t_eval[i_obs] <= t_new:
                 te = t_eval[i_obs]
                 if want_dy:
+                    # cv . f(h(te)): the exact field at the interpolated state (K[6] = f(ynew) at the step end)
                     if te == t_new:
-                        DY[i_obs] = cK[6]
+                        for i in range(m):
+                            acc_v[i] = K[6, i]
                     else:
                         x = (te - t) / hs
-                        acc = 0.0
-                        for j in range(7):
-                            acc += cK[j] * (Pd[j, 0] + x * (2.0 * Pd[j, 1] + x * (3.0 * Pd[j, 2] + x * 4.0 * Pd[j, 3])))
-                        DY[i_obs] = acc
+                        x2 = x * x
+                        x3 = x2 * x
+                        x4 = x3 * x
+                        for i in range(m):
+                            acc = 0.0
+                            for j in range(7):
+                                acc += K[j, i] * (Pd[j, 0] * x + Pd[j, 1] * x2 + Pd[j, 2] * x3 + Pd[j, 3] * x4)
+                            ytmp[i] = y[i] + hs * acc
+                        _rhs(W, code, leak, TS, TB, p, q, te - a, ytmp, acc_v)
+                        nfev += 1
+                    acc = 0.0
+                    for i in range(m):
+                        acc += cv[i] * acc_v[i]
+                    DY[i_obs] = acc
                     i_obs += 1
                     continue
                 if te == t_new:
@@ -636,11 +641,12 @@ def solve_ctrnn_constant(
     rtol, atol, max_steps, divergence_threshold
         As in :func:`solve_ctrnn`.
     output_derivative : array_like, shape (m,), optional
-        A readout ``c``: also return ``c^T dh/dt`` at every ``t_eval``,
-        from the derivative of each step's fourth-order interpolant (its value
-        at step ends and at ``t = 0`` is the exact ``c^T f(h)``; in between it
-        is accurate to about ``rtol`` times a modest factor, see
-        ``tests/test_odeint.py``) - no extra right-hand-side evaluation.
+        A readout ``c``: also return ``c^T dh/dt = c^T f(h(t))`` at every
+        ``t_eval``, the exact field evaluated inside the compiled call at the
+        interpolated state (one extra right-hand side per observation that
+        falls inside a step; the states are not kept).  Its error is that of
+        the state, as on the scipy path.  (An earlier version read dy/dt off
+        the interpolant's derivative: ~30x less accurate.)
 
     Returns
     -------

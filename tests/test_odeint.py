@@ -276,9 +276,9 @@ def test_constant_input_batch_matches_solve_ivp():
         ref = scipy.integrate.solve_ivp(f, (0.0, 8.0), H0[s], method="DOP853", t_eval=t, rtol=1e-13, atol=1e-15).y.T
         assert _relerr(res.h[s], ref) < 1e-9
         dref = np.array([c @ f(0.0, h) for h in ref])
-        # the interpolant's derivative: exact at t = 0, about rtol-accurate in between
+        # c^T f(h) at the interpolated state: exact at t = 0, as accurate as the state in between
         assert dy[s, 0] == pytest.approx(dref[0], rel=1e-12, abs=1e-14)
-        assert np.max(np.abs(dy[s] - dref)) < 1e-8 * np.max(np.abs(dref))
+        assert np.max(np.abs(dy[s] - dref)) < 1e-9 * np.max(np.abs(dref))
     with pytest.raises(ValueError, match=r"`X` must have shape \(B, 2\)"):
         solve_ctrnn_constant(model, np.ones((3, 1)), t)
     with pytest.raises(ValueError, match=r"`h0` must have shape"):
@@ -297,9 +297,10 @@ def test_memory_function_compiled_matches_scipy(activation, input):
     ref = dm.memory_function(model, t, amplitudes=amps, input=input, method="DOP853", rtol=1e-13, atol=1e-15)
     assert fast.success
     scale = np.max(ref.probe_values, axis=1, keepdims=True)
-    # smooth sigma: states <= 30 rtol of the probe's scale, dy/dt from the interpolant's derivative <= 1000 rtol;
-    # relu (kink at 0, no event location): measured up to 5.9e-7 = 5900 rtol here (scipy's batched RK45 1.0e-7)
-    bound = (30.0 if input == "impulse" else 1000.0) * rtol if activation == "tanh" else 2e4 * rtol
+    # smooth sigma: states and dy/dt = c^T f(h) (the field at the interpolated state) measured 0.6-0.9 rtol of
+    # the probe's scale, bound 30 rtol; relu (kink at 0, no event location): measured up to 5.9e-7 = 5900 rtol
+    # here (scipy's batched RK45 1.0e-7)
+    bound = 30.0 * rtol if activation == "tanh" else 2e4 * rtol
     assert np.max(np.abs(fast.probe_values - ref.probe_values) / scale) < bound
     np.testing.assert_allclose(fast.values, ref.values, rtol=0, atol=bound * np.max(ref.values))
 
