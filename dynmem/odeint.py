@@ -141,6 +141,24 @@ def _combine(coef, K, nst, out):
             out[i] += cj * K[j, i]
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _interpolate(K, y, hs, x, Pd, out):
+    # out = h(t + x hs): the step's quartic dense output from its 7 stage derivatives K (7, m); the loop
+    # over components is innermost (contiguous), each component summed over j in increasing order
+    x2 = x * x
+    x3 = x2 * x
+    x4 = x3 * x
+    m = out.shape[0]
+    for i in range(m):
+        out[i] = 0.0
+    for j in range(7):
+        wj = Pd[j, 0] * x + Pd[j, 1] * x2 + Pd[j, 2] * x3 + Pd[j, 3] * x4
+        for i in range(m):
+            out[i] += K[j, i] * wj
+    for i in range(m):
+        out[i] = y[i] + hs * out[i]
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _all_finite(v):
     for i in range(v.shape[0]):
@@ -309,15 +327,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                         for i in range(m):
                             acc_v[i] = K[6, i]
                     else:
-                        x = (te - t) / hs
-                        x2 = x * x
-                        x3 = x2 * x
-                        x4 = x3 * x
-                        for i in range(m):
-                            acc = 0.0
-                            for j in range(7):
-                                acc += K[j, i] * (Pd[j, 0] * x + Pd[j, 1] * x2 + Pd[j, 2] * x3 + Pd[j, 3] * x4)
-                            ytmp[i] = y[i] + hs * acc
+                        _interpolate(K, y, hs, (te - t) / hs, Pd, ytmp)
                         _rhs(W, code, leak, TS, TB, p, q, te - a, ytmp, acc_v)
                         nfev += 1
                     acc = 0.0
@@ -329,15 +339,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                 if te == t_new:
                     H[i_obs, :] = ynew
                 else:
-                    x = (te - t) / hs
-                    x2 = x * x
-                    x3 = x2 * x
-                    x4 = x3 * x
-                    for i in range(m):
-                        acc = 0.0
-                        for j in range(7):
-                            acc += K[j, i] * (Pd[j, 0] * x + Pd[j, 1] * x2 + Pd[j, 2] * x3 + Pd[j, 3] * x4)
-                        H[i_obs, i] = y[i] + hs * acc
+                    _interpolate(K, y, hs, (te - t) / hs, Pd, H[i_obs])
                 i_obs += 1
             wanted = h_abs  # the step size before any cut onto the knot
             t = t_new
@@ -724,19 +726,7 @@ def _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, out):
         else:
             hi = mid - 1
     hs = S_h[lo]
-    x = (t - S_t[lo]) / hs
-    x2 = x * x
-    x3 = x2 * x
-    x4 = x3 * x
-    m = out.shape[0]
-    for i in range(m):
-        out[i] = 0.0
-    for j in range(7):  # i innermost (contiguous); the same j order for every component
-        wj = Pd[j, 0] * x + Pd[j, 1] * x2 + Pd[j, 2] * x3 + Pd[j, 3] * x4
-        for i in range(m):
-            out[i] += S_K[lo, j, i] * wj
-    for i in range(m):
-        out[i] = S_y[lo, i] + hs * out[i]
+    _interpolate(S_K[lo], S_y[lo], hs, (t - S_t[lo]) / hs, Pd, out)
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
