@@ -159,6 +159,23 @@ def _interpolate(K, y, hs, x, Pd, out):
         out[i] = y[i] + hs * out[i]
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _first_trial_step(d0, d1, span):
+    # scipy's select_initial_step, first guess h0 from ||y|| and ||f(y)|| (scaled norms d0, d1)
+    hh = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    return min(hh, span)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _initial_step(hh, d1, d2, cap):
+    # scipy's select_initial_step, from the trial step hh and the second-derivative estimate d2 (order 4)
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = max(1e-6, hh * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** 0.2
+    return min(100.0 * hh, h1, cap)
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _all_finite(v):
     for i in range(v.shape[0]):
@@ -220,11 +237,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     span = breaks[1] - breaks[0]
     d0 = _rms_scaled(y, y, rtol, atol)
     d1 = _rms_scaled(K[0], y, rtol, atol)
-    if d0 < 1e-5 or d1 < 1e-5:
-        hh = 1e-6
-    else:
-        hh = 0.01 * d0 / d1
-    hh = min(hh, span)
+    hh = _first_trial_step(d0, d1, span)
     for i in range(m):
         ytmp[i] = y[i] + hh * K[0, i]
     _rhs(W, code, leak, TS, TB, P[0], Q[0], hh, ytmp, K[1])
@@ -232,11 +245,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     for i in range(m):
         ynew[i] = K[1, i] - K[0, i]
     d2 = _rms_scaled(ynew, y, rtol, atol) / hh
-    if d1 <= 1e-15 and d2 <= 1e-15:
-        h1 = max(1e-6, hh * 1e-3)
-    else:
-        h1 = (0.01 / max(d1, d2)) ** 0.2
-    h_abs = min(100.0 * hh, h1, span, max_step)
+    h_abs = _initial_step(hh, d1, d2, min(span, max_step))
     if not math.isfinite(h_abs):  # a NaN from the derivative estimate
         return NONFINITE, t, nfev, nacc, nrej
 
@@ -813,8 +822,7 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
             span = t - lo
             d0 = _rms_scaled(a, a, rtol, atol)
             d1 = _rms_scaled(K[0], a, rtol, atol)
-            hh = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
-            hh = min(hh, span)
+            hh = _first_trial_step(d0, d1, span)
             for i in range(m):
                 atmp[i] = a[i] - hh * K[0, i]
             _dense_eval(t - hh, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[1])
@@ -823,11 +831,7 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
             for i in range(m):
                 anew[i] = K[1, i] - K[0, i]
             d2 = _rms_scaled(anew, a, rtol, atol) / hh
-            if d1 <= 1e-15 and d2 <= 1e-15:
-                h1 = max(1e-6, hh * 1e-3)
-            else:
-                h1 = (0.01 / max(d1, d2)) ** 0.2
-            h_abs = min(100.0 * hh, h1, span)
+            h_abs = _initial_step(hh, d1, d2, span)
         while t > lo:
             min_step = 10.0 * abs(np.nextafter(t, -np.inf) - t)
             if h_abs < min_step:

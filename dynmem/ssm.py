@@ -113,8 +113,36 @@ def _check_io(obj, Lambda_name):
     return m, d
 
 
+class _ComplexFlatParams:
+    """Flat real parameter vector of both SSM classes (``dynmem.models.Parametrized``).
+
+    The layout is ``(Re Lambda, Im Lambda, Re B, Im B, Re C, Im C, D)``
+    (``Lambda_bar``, ``B_bar`` for the discrete class); ``unflatten`` goes
+    through the constructor, so its validation applies, and keeps the other
+    fields (``dt``, ``method``).
+    """
+
+    @property
+    def n_params(self) -> int:
+        """``2 m + 2 m d + 2 m + d`` real scalars."""
+        return _n_flat(self)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the real blocks of :meth:`flatten` (``"Lambda.real"``, ``"Lambda.imag"``, ... ``"D"``)."""
+        return _flat_shapes(self)
+
+    def flatten(self) -> np.ndarray:
+        """The real and imaginary parts of the complex parameters and ``D``, as one real vector."""
+        return _flatten(self)
+
+    def unflatten(self, theta):
+        """The model with the parameters ``theta`` (layout of :meth:`flatten`)."""
+        return dataclasses.replace(self, **_unflatten(self, theta))
+
+
 @dataclass(frozen=True, eq=False)
-class DiagonalSSM:
+class DiagonalSSM(_ComplexFlatParams):
     """Continuous-time diagonal linear SSM ``dh/dt = Lambda h + B x``, ``y = Re(C^T h) + D^T x``.
 
     Parameters
@@ -287,24 +315,6 @@ class DiagonalSSM:
         """``("Lambda", "B", "C", "D")``: the flat vector holds real and imaginary parts of the complex ones."""
         return ("Lambda", "B", "C", "D")
 
-    @property
-    def n_params(self) -> int:
-        """``2 m + 2 m d + 2 m + d`` real scalars."""
-        return _n_flat(self)
-
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shapes of the real blocks of :meth:`flatten` (``"Lambda.real"``, ``"Lambda.imag"``, ... ``"D"``)."""
-        return _flat_shapes(self)
-
-    def flatten(self) -> np.ndarray:
-        """``(Re Lambda, Im Lambda, Re B, Im B, Re C, Im C, D)`` as one real vector."""
-        return _flatten(self)
-
-    def unflatten(self, theta) -> "DiagonalSSM":
-        """The model with the parameters ``theta`` (layout of :meth:`flatten`; ``Re Lambda < 0`` is validated)."""
-        return dataclasses.replace(self, **_unflatten(self, theta))
-
     def value_and_grad(self, X, Y, *, dt: float = 1.0, method: str = "zoh", h0=None, loss: str = "mse") -> "SSMGradient":
         """Loss of the discretised model on ``(X, Y)`` and its gradient with respect to ``Lambda, B, C, D``.
 
@@ -354,7 +364,7 @@ def _ssm_kernel(lam, Bbar, C, D, X, H):
 
 
 @dataclass(frozen=True, eq=False)
-class DiscreteDiagonalSSM:
+class DiscreteDiagonalSSM(_ComplexFlatParams):
     """Discrete diagonal SSM ``h_{k+1} = Lambda_bar h_k + B_bar x_k``, ``y_k = Re(C^T h_{k+1}) + D^T x_k``.
 
     Built with :meth:`DiagonalSSM.discretize`; ``dt`` and ``method`` record where it came from.
@@ -428,24 +438,6 @@ class DiscreteDiagonalSSM:
     def param_names(self) -> tuple[str, ...]:
         """``("Lambda_bar", "B_bar", "C", "D")`` (real and imaginary parts in the flat vector)."""
         return ("Lambda_bar", "B_bar", "C", "D")
-
-    @property
-    def n_params(self) -> int:
-        """``2 m + 2 m d + 2 m + d`` real scalars."""
-        return _n_flat(self)
-
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shapes of the real blocks of :meth:`flatten` (``"Lambda.real"``, ``"Lambda.imag"``, ... ``"D"``)."""
-        return _flat_shapes(self)
-
-    def flatten(self) -> np.ndarray:
-        """``(Re Lambda_bar, Im Lambda_bar, Re B_bar, Im B_bar, Re C, Im C, D)`` as one real vector."""
-        return _flatten(self)
-
-    def unflatten(self, theta) -> "DiscreteDiagonalSSM":
-        """The model with the parameters ``theta`` (layout of :meth:`flatten`; ``dt``, ``method`` kept)."""
-        return dataclasses.replace(self, **_unflatten(self, theta))
 
     def value_and_grad(self, X, Y, *, h0=None, loss: str = "mse") -> "SSMGradient":
         """Loss on ``(X, Y)`` and its gradient with respect to ``Lambda_bar, B_bar, C, D`` (:func:`ssm_value_and_grad`)."""
