@@ -184,26 +184,85 @@ def _all_finite(v):
     return True
 
 
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _matvec(W, v, out):
+    # out = W v (rows contiguous; the row sums are reassociated into SIMD lanes)
+    m = v.shape[0]
+    for i in range(m):
+        z = 0.0
+        for j in range(m):
+            z += W[i, j] * v[j]
+        out[i] = z
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _field_from_z(code, leak, TS, TB, z, y, out, dout, want_d):
+    # out = sigma(z) - leak y for the pre-activation z; with want_d, dout = sigma'(z).  out may be z.
+    m = y.shape[0]
+    if code == 0:
+        tanh_block(z, out, TS[0], TS[1], TB)  # TS[0] = 1 - tanh^2
+        if want_d:
+            for i in range(m):
+                dout[i] = TS[0, i]
+    else:
+        for i in range(m):
+            zi = z[i]
+            if want_d:
+                dout[i] = dact_scalar(code, zi)
+            out[i] = act_scalar(code, zi)
+    if leak != 0.0:  # y is not read for leak = 0 (it may be scratch)
+        for i in range(m):
+            out[i] -= leak * y[i]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _combine2(coef, K, ZK, nst, out, zout):
+    # out = sum_{j < nst} coef[j] K[j], zout = the same sum of ZK[j] (in increasing j for every component)
+    m = out.shape[0]
+    for i in range(m):
+        out[i] = 0.0
+        zout[i] = 0.0
+    for j in range(nst):
+        cj = coef[j]
+        for i in range(m):
+            out[i] += cj * K[j, i]
+            zout[i] += cj * ZK[j, i]
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
-               C, A, B, E, Pd, H, store, S_t, S_h, S_y, S_K, want_dy, cv, DY):
+               C, A, B, E, Pd, H, store, S_t, S_h, S_y, S_K, S_D, S_seg, want_dy, cv, DY):
     """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject).
 
+    The stages are formed in pre-activation space: with ``zy = W y`` and
+    ``ZK[j] = W K[j]`` kept alongside ``y`` and the stage derivatives ``K[j]``,
+    the pre-activation of any linear combination ``y + hs sum_j a_j K[j]`` is
+    ``zy + hs sum_j a_j ZK[j] + p + tau q`` with no matrix product: one
+    product ``W K[j]`` per stage (as many as a field evaluation costs), and
+    none for the exact field at a dense-output point.
+
     With ``store`` the accepted steps are written to ``S_t`` (start), ``S_h``
-    (length), ``S_y`` (start state) and ``S_K`` (the 7 stage derivatives):
-    the dense output of the whole solve.  The arrays must hold every step.
-    With ``want_dy``, ``DY[i] = cv . f(h(t_eval[i]))``, the exact field at the
-    interpolated state (one extra field evaluation per observation inside a
-    step), is written instead of ``H``, which is left untouched (it may be (1, m)).
+    (length), ``S_y`` (start state), ``S_K`` (the 7 stage derivatives), ``S_D``
+    (``sigma'`` at the 7 stage pre-activations) and ``S_seg`` (the input piece):
+    the dense output of the whole solve and what its discrete adjoint needs.
+    The arrays must hold every step.  With ``want_dy``,
+    ``DY[i] = cv . f(h(t_eval[i]))``, the exact field at the interpolated
+    state, is written instead of ``H``, which is left untouched (it may be (1, m)).
     """
     m = h0.shape[0]
     n = t_eval.shape[0]
     nseg = breaks.shape[0] - 1
     K = np.empty((7, m))
+    ZK = np.empty((7, m))  # W K[j]
+    D = np.empty((7, m))   # sigma' at the stage pre-activations (written with store only)
     y = h0.copy()
+    zy = np.empty(m)       # W y
     ynew = np.empty(m)
+    zynew = np.empty(m)
     ytmp = np.empty(m)
+    ztmp = np.empty(m)
     acc_v = np.empty(m)
+    acc_z = np.empty(m)
     TS = np.empty((2, m))  # tanh_block scratch
     TB = np.empty(m, dtype=np.int64)
     t = breaks[0]
@@ -222,7 +281,12 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
         return SUCCESS, t, nfev, nacc, nrej
 
     # scipy's select_initial_step on the first piece (order 4 error estimator)
-    _rhs(W, code, leak, TS, TB, P[0], Q[0], 0.0, y, K[0])
+    _matvec(W, y, zy)
+    p = P[0]
+    q = Q[0]
+    for i in range(m):
+        ztmp[i] = zy[i] + p[i]
+    _field_from_z(code, leak, TS, TB, ztmp, y, K[0], D[0], store)
     nfev += 1
     if not _all_finite(K[0]):
         return NONFINITE, t, nfev, nacc, nrej
@@ -234,13 +298,15 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
             DY[r] = acc
     if nseg == 0:
         return SUCCESS, t, nfev, nacc, nrej
+    _matvec(W, K[0], ZK[0])
     span = breaks[1] - breaks[0]
     d0 = _rms_scaled(y, y, rtol, atol)
     d1 = _rms_scaled(K[0], y, rtol, atol)
     hh = _first_trial_step(d0, d1, span)
     for i in range(m):
         ytmp[i] = y[i] + hh * K[0, i]
-    _rhs(W, code, leak, TS, TB, P[0], Q[0], hh, ytmp, K[1])
+        ztmp[i] = zy[i] + hh * ZK[0, i] + p[i] + hh * q[i]
+    _field_from_z(code, leak, TS, TB, ztmp, ytmp, K[1], D[1], False)
     nfev += 1
     for i in range(m):
         ynew[i] = K[1, i] - K[0, i]
@@ -255,11 +321,14 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
         bnd = breaks[seg + 1]
         p = P[seg]
         q = Q[seg]
-        if seg > 0:
-            _rhs(W, code, leak, TS, TB, p, q, 0.0, y, K[0])  # the input may jump at the knot
+        if seg > 0:  # the input may jump at the knot: the stage derivative there is re-evaluated
+            for i in range(m):
+                ztmp[i] = zy[i] + p[i]
+            _field_from_z(code, leak, TS, TB, ztmp, y, K[0], D[0], store)
             nfev += 1
             if not _all_finite(K[0]):
                 return NONFINITE, t, nfev, nacc, nrej
+            _matvec(W, K[0], ZK[0])
         while t < bnd:
             min_step = 10.0 * abs(np.nextafter(t, np.inf) - t)
             if h_abs > max_step:
@@ -279,16 +348,20 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                     t_new = bnd
                 hs = t_new - t
                 for st in range(1, 6):
-                    # loops over i innermost (contiguous, vectorised); each component still sums over j
-                    # in the same order, so the results are those of the j-inner form bit for bit
-                    _combine(A[st], K, st, acc_v)
+                    _combine2(A[st], K, ZK, st, acc_v, acc_z)
+                    tau = t + C[st] * hs - a
                     for i in range(m):
                         ytmp[i] = y[i] + hs * acc_v[i]
-                    _rhs(W, code, leak, TS, TB, p, q, t + C[st] * hs - a, ytmp, K[st])
-                _combine(B, K, 6, acc_v)
+                        ztmp[i] = zy[i] + hs * acc_z[i] + p[i] + tau * q[i]
+                    _field_from_z(code, leak, TS, TB, ztmp, ytmp, K[st], D[st], store)
+                    _matvec(W, K[st], ZK[st])
+                _combine2(B, K, ZK, 6, acc_v, acc_z)
+                tau = t_new - a
                 for i in range(m):
                     ynew[i] = y[i] + hs * acc_v[i]
-                _rhs(W, code, leak, TS, TB, p, q, t_new - a, ynew, K[6])
+                    zynew[i] = zy[i] + hs * acc_z[i]
+                    ztmp[i] = zynew[i] + p[i] + tau * q[i]
+                _field_from_z(code, leak, TS, TB, ztmp, ynew, K[6], D[6], store)
                 nfev += 6
                 _combine(E, K, 7, acc_v)
                 s = 0.0
@@ -315,13 +388,17 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                     bad_trial = True
                     h_abs *= 0.2
             # accepted step [t, t_new] of length hs
+            _matvec(W, K[6], ZK[6])
             if store and nacc < S_t.shape[0]:
                 S_t[nacc] = t
                 S_h[nacc] = hs
+                S_seg[nacc] = seg
                 for i in range(m):
                     S_y[nacc, i] = y[i]
-                    for j in range(7):
+                for j in range(7):
+                    for i in range(m):
                         S_K[nacc, j, i] = K[j, i]
+                        S_D[nacc, j, i] = D[j, i]
             nacc += 1
             big = 0.0
             for i in range(m):
@@ -331,13 +408,20 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
             while i_obs < n and t_eval[i_obs] <= t_new:
                 te = t_eval[i_obs]
                 if want_dy:
-                    # cv . f(h(te)): the exact field at the interpolated state (K[6] = f(ynew) at the step end)
+                    # cv . f(h(te)): the exact field at the interpolated state (K[6] = f(ynew) at the step end);
+                    # its pre-activation interpolated from zy and ZK like the state from y and K
                     if te == t_new:
                         for i in range(m):
                             acc_v[i] = K[6, i]
                     else:
-                        _interpolate(K, y, hs, (te - t) / hs, Pd, ytmp)
-                        _rhs(W, code, leak, TS, TB, p, q, te - a, ytmp, acc_v)
+                        x = (te - t) / hs
+                        _interpolate(ZK, zy, hs, x, Pd, ztmp)
+                        if leak != 0.0:
+                            _interpolate(K, y, hs, x, Pd, ytmp)
+                        tau = te - a
+                        for i in range(m):
+                            ztmp[i] += p[i] + tau * q[i]
+                        _field_from_z(code, leak, TS, TB, ztmp, ytmp, acc_v, acc_z, False)  # leak = 0: ytmp unused
                         nfev += 1
                     acc = 0.0
                     for i in range(m):
@@ -354,7 +438,10 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
             t = t_new
             for i in range(m):
                 y[i] = ynew[i]
+                zy[i] = zynew[i]
                 K[0, i] = K[6, i]
+                ZK[0, i] = ZK[6, i]
+                D[0, i] = D[6, i]
             h_abs = hs * factor
             if t == bnd and wanted > hs:
                 h_abs = max(h_abs, wanted)
@@ -365,10 +452,11 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
 def _solve_batch(W, code, leak, P, Q, breaks, t_eval, H0, rtol, atol, max_step, max_steps, threshold,
                  C, A, B, E, Pd, H, status, t_reached, counts, want_dy, cv, DY):
     no_t, no_y, no_k = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 7, 1))  # no dense-output storage
+    no_seg = np.zeros(1, dtype=np.int64)
     for s in range(P.shape[0]):
         st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P[s], Q[s], breaks, t_eval, H0[s], rtol, atol,
                                               max_step, max_steps, threshold, C, A, B, E, Pd, H[s],
-                                              False, no_t, no_t, no_y, no_k, want_dy, cv, DY[s])
+                                              False, no_t, no_t, no_y, no_k, no_k, no_seg, want_dy, cv, DY[s])
         status[s] = st
         t_reached[s] = tr
         counts[s, 0] = nfev
@@ -926,11 +1014,12 @@ def _forward_store(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step
     n = capacity
     while True:
         S_t, S_h, S_y, S_K = np.empty(n), np.empty(n), np.empty((n, m)), np.empty((n, 7, m))
+        S_D, S_seg = np.empty((n, 7, m)), np.empty(n, dtype=np.int64)
         st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step,
                                               max_steps, threshold, C, A, B, E, Pd, H, True, S_t, S_h, S_y, S_K,
-                                              False, S_t, S_t)
+                                              S_D, S_seg, False, S_t, S_t)
         if st != SUCCESS or nacc <= n:
-            return st, tr, nfev, nacc, S_t, S_h, S_y, S_K
+            return st, tr, nfev, nacc, S_t, S_h, S_y, S_K, S_D, S_seg
         n = nacc
 
 
@@ -1036,7 +1125,7 @@ def ctrnn_loss_gradient(
     code = np.int64(get_activation(model.activation).code)
     leak = float(model.leak)
     H = np.full((t_obs.size, m), np.nan)
-    st, tr, nfev_f, nacc, S_t, S_h, S_y, S_K = _forward_store(
+    st, tr, nfev_f, nacc, S_t, S_h, S_y, S_K, S_D, S_seg = _forward_store(
         W, code, leak, P[0], Q[0], breaks, np.array(t_obs), H0, rtol, atol, np.inf,
         np.int64(max_steps), threshold, _C, _A, _B, _E, _P, H, np.int64(_STORE_CAPACITY))
     if st == DIVERGED:
