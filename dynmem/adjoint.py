@@ -41,9 +41,10 @@ import numba
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ._validation import as_float_array, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
+from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .activations import dact_scalar, get_activation
 from .models import CTRNN, LinearRNN
+from .odeint import ADJOINTS
 from .simulate import simulate
 from .solvers import (AUTO, COMPILED_METHODS, EVALS_PER_STEP, STIFF_METHODS, BudgetExceeded, EvalBudget,
                       SimulationError, as_ctrnn, check_method, check_path, pack_rk_interpolant, resolve_method,
@@ -139,6 +140,9 @@ class AdjointResult:
         Nodes used for the parameter integrals.
     method : str
         The integrator that ran (what ``method="auto"`` resolved to).
+    adjoint : str
+        ``"continuous"`` (the adjoint ODE) or ``"discrete"`` (the transpose of
+        the compiled forward steps): what ``adjoint="auto"`` resolved to.
     """
 
     loss: float
@@ -149,6 +153,7 @@ class AdjointResult:
     nfev_backward: int
     n_quadrature_nodes: int
     method: str = ""
+    adjoint: str = "continuous"
 
     @property
     def flat(self) -> np.ndarray:
@@ -172,8 +177,9 @@ def adjoint_gradient(
     atol: float = 1e-10,
     quadrature_nodes: int = 4,
     max_steps: int = 20_000,
+    adjoint: str = "auto",
 ) -> AdjointResult:
-    """Loss on CTRNN outputs and its gradient by the continuous adjoint method.
+    """Loss on CTRNN outputs and its gradient by an adjoint method (continuous, or discrete when compiled).
 
     Parameters
     ----------
@@ -211,6 +217,14 @@ def adjoint_gradient(
         Step budget of the forward solve and of the backward solve, each
         (see :func:`dynmem.simulate`): exceeding it raises
         :class:`SimulationError` instead of running for minutes.
+    adjoint : {"auto", "discrete", "continuous"}
+        With ``method="dopri5"``: ``"discrete"`` transposes the forward
+        solve's stored steps (the exact gradient of the computed loss; no
+        backward solve), ``"continuous"`` solves the adjoint ODE;
+        ``"auto"`` takes the discrete one for smooth activations and the
+        continuous one for kinked ones (:func:`dynmem.odeint.resolve_adjoint`,
+        with the measurements behind the choice).  The scipy methods compute
+        the continuous adjoint only (``"auto"`` or ``"continuous"``).
 
     Raises
     ------
@@ -262,7 +276,11 @@ def adjoint_gradient(
 
     if h0 is not None:
         h0 = as_float_array("h0", h0, shape=(model.hidden,))  # one state: the same rule for every method
+    adjoint = check_choice("adjoint", adjoint, ADJOINTS)
     method = resolve_method(method, model, x, running_loss=rho != 0.0)
+    if adjoint == "discrete" and method not in COMPILED_METHODS:
+        raise ValueError(f"`adjoint` = 'discrete' needs a compiled method ('dopri5'); got method={method!r}, "
+                         "whose adjoint is the continuous one.")
     if method in COMPILED_METHODS:
         if rho != 0.0:
             raise ValueError(f"`running_target` is not supported by method={method!r}; use a scipy method.")
@@ -271,7 +289,7 @@ def adjoint_gradient(
         from .odeint import ctrnn_loss_gradient
 
         res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, t0=t0, weights=w, rtol=rtol, atol=atol,
-                                  max_steps=max_steps)
+                                  max_steps=max_steps, adjoint=adjoint)
         if not np.isfinite(res.loss):
             from .errors import FloatOverflowError
 
@@ -283,7 +301,7 @@ def adjoint_gradient(
             grad = model.replace(W=res.dW, U=res.dU, b=res.db, c=res.dc)
         return AdjointResult(loss=res.loss, grad=grad, dh0=res.dh0, y=res.y, nfev_forward=res.nfev_forward,
                              nfev_backward=res.nfev_backward, n_quadrature_nodes=res.nfev_backward,
-                             method=method)
+                             method=method, adjoint=res.adjoint)
 
     m, d = model.hidden, model.inputs
     fwd = simulate(model, x, t_obs, h0=h0, t0=t0, method=method, rtol=rtol, atol=atol, dense_output=True,

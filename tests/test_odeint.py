@@ -346,13 +346,15 @@ def _fd_loss(model, x, t_obs, y_obs, h0, w):
     return 0.5 * float(np.sum(w * (res.h[0] @ np.array(model.c) - y_obs) ** 2))
 
 
+@pytest.mark.parametrize("adjoint", ["discrete", "continuous"])
 @pytest.mark.parametrize("kind,leak,activation", [("constant", 0.0, "tanh"), ("linear", 0.4, "tanh"),
                                                   ("constant", 0.2, "identity")])
-def test_adjoint_matches_central_differences(kind, leak, activation):
+def test_adjoint_matches_central_differences(kind, leak, activation, adjoint):
     model, x, t_obs, y_obs, rng = _obs_problem(21, kind=kind, leak=leak, activation=activation)
     h0 = 0.3 * rng.standard_normal(model.hidden)
     w = rng.uniform(0.5, 2.0, size=t_obs.size)
-    res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, weights=w, rtol=1e-12, atol=1e-14)
+    res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, weights=w, rtol=1e-12, atol=1e-14, adjoint=adjoint)
+    assert res.adjoint == adjoint
     assert res.loss == pytest.approx(_fd_loss(model, x, t_obs, y_obs, h0, w), rel=1e-10)
     theta = model.flatten()
     eps = 1e-5
@@ -371,22 +373,113 @@ def test_adjoint_matches_central_differences(kind, leak, activation):
 
 
 @settings(max_examples=5, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), m=st.integers(1, 8), kind=st.sampled_from(["constant", "linear"]))
-def test_adjoint_matches_scipy_adjoint(seed, m, kind):
-    model, x, t_obs, y_obs, rng = _obs_problem(seed, m=m, kind=kind)
+@given(seed=st.integers(0, 2**31 - 1), m=st.integers(1, 8), kind=st.sampled_from(["constant", "linear"]),
+       adjoint=st.sampled_from(["discrete", "continuous"]), leak=st.sampled_from([0.0, 0.4]))
+def test_adjoint_matches_scipy_adjoint(seed, m, kind, adjoint, leak):
+    model, x, t_obs, y_obs, rng = _obs_problem(seed, m=m, kind=kind, leak=leak)
     if rng.random() < 0.5:
         t_obs = np.concatenate([[0.0], t_obs])  # an observation at t0 too
         y_obs = np.concatenate([[0.3], y_obs])
     ref = dm.adjoint_gradient(model, x, t_obs, y_obs, rtol=1e-12, atol=1e-14)
     errs = []
     for rtol in (1e-6, 1e-9):
-        res = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol * 1e-2)
+        res = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol * 1e-2, adjoint=adjoint)
         assert res.loss == pytest.approx(ref.loss, rel=100 * rtol, abs=100 * rtol)
         np.testing.assert_allclose(res.y, ref.y, rtol=0, atol=100 * rtol * max(1.0, np.max(np.abs(ref.y))))
         errs.append(np.linalg.norm(_flat(res) - ref.flat) / max(np.linalg.norm(ref.flat), 1e-300))
         assert errs[-1] < 100 * rtol
         assert np.linalg.norm(res.dh0 - ref.dh0) <= 100 * rtol * max(np.linalg.norm(ref.dh0), 1e-3)
     assert errs[1] < max(errs[0] / 30, 1e-11)
+
+
+def _fixed_step_loss(model, x, t_obs, y_obs, h0, S_t, S_h, S_seg, breaks, T, theta=None):
+    """The loss of the DOPRI5 steps (S_t, S_h) replayed in numpy: complex parameters allowed (complex step)."""
+    from dynmem.odeint import DOPRI5_TABLEAU as tab
+
+    A, B, C, P = (np.asarray(tab[k]) for k in "ABCP")
+    W, U, b, c = (np.array(a, dtype=complex) for a in (model.W, model.U, model.b, model.c))
+    if theta is not None:
+        m, d = model.hidden, model.inputs
+        W, U, b = theta[:m * m].reshape(m, m), theta[m * m:m * m + m * d].reshape(m, d), theta[m * m + m * d:]
+    act = {"tanh": np.tanh, "identity": lambda z: z}[model.activation]
+
+    def f(t, y, seg):
+        k = int(x.piece_index(0.5 * (breaks[seg] + breaks[seg + 1])))  # the piece holding the segment
+        xt = x.offsets[k] + (t - x.knots[k]) * x.slopes[k]
+        return act(W @ y + U @ xt + b) - model.leak * y
+
+    y = np.array(h0, dtype=complex)
+    out = np.full(t_obs.size, np.nan, dtype=complex)
+    out[t_obs <= S_t[0]] = c @ y
+    for s in range(S_t.size):
+        t, hs, seg = S_t[s], S_h[s], int(S_seg[s])
+        t_new = S_t[s + 1] if s + 1 < S_t.size else T
+        K = [f(t, y, seg)]
+        for st_ in range(1, 6):
+            K.append(f(t + C[st_] * hs, y + hs * sum(A[st_, l] * K[l] for l in range(st_)), seg))
+        ynew = y + hs * sum(B[l] * K[l] for l in range(6))
+        K.append(f(t_new, ynew, seg))
+        for i in np.flatnonzero((t_obs > t) & (t_obs <= t_new)):
+            if t_obs[i] == t_new:
+                out[i] = c @ ynew
+            else:
+                xx = (t_obs[i] - t) / hs
+                wts = P @ np.array([xx, xx ** 2, xx ** 3, xx ** 4])
+                out[i] = c @ (y + hs * sum(wts[j] * K[j] for j in range(7)))
+        y = ynew
+    return 0.5 * np.sum((out - y_obs) ** 2)
+
+
+@pytest.mark.parametrize("kind,leak,activation", [("constant", 0.0, "tanh"), ("linear", 0.4, "tanh"),
+                                                  ("linear", 0.3, "identity")])
+def test_discrete_adjoint_is_the_gradient_of_the_computed_steps(kind, leak, activation):
+    # the transpose of the stored steps against complex-step differentiation of the same steps replayed in
+    # numpy (an independent implementation of the step map): they must agree to rounding
+    import dynmem.odeint as odeint
+
+    model, x, t_obs, y_obs, rng = _obs_problem(31, m=3, kind=kind, leak=leak, activation=activation)
+    t_obs = np.concatenate([[0.0], t_obs, [6.0]])  # at t0, inside steps and at the last step's end
+    y_obs = rng.standard_normal(t_obs.size)
+    h0 = 0.3 * rng.standard_normal(3)
+    res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, rtol=1e-5, atol=1e-7, adjoint="discrete")
+    breaks, Xa, Xs = odeint._path_tables(x, 0.0, 6.0)
+    U, bb = np.array(model.U), np.array(model.b)
+    H = np.full((t_obs.size, 3), np.nan)
+    st_, _, _, nacc, S_t, S_h, _, _, _, S_seg = odeint._forward_store(
+        np.array(model.W), np.int64(dm.activations.get_activation(activation).code), float(model.leak),
+        Xa @ U.T + bb, Xs @ U.T, breaks, t_obs, h0, 1e-5, 1e-7, np.inf, np.int64(10 ** 6), 1e12,
+        odeint._C, odeint._A, odeint._B, odeint._E, odeint._P, H, np.int64(512))
+    assert st_ == 0 and 5 < nacc < 200
+    steps = (S_t[:nacc], S_h[:nacc], S_seg[:nacc], breaks, 6.0)
+    loss = _fixed_step_loss(model, x, t_obs, y_obs, h0, *steps)
+    assert res.loss == pytest.approx(loss.real, rel=1e-12)
+    theta = np.concatenate([np.ravel(model.W), np.ravel(model.U), np.ravel(model.b)]).astype(complex)
+    cs = np.empty(theta.size)
+    for k in range(theta.size):
+        e = np.zeros(theta.size, dtype=complex)
+        e[k] = 1e-30j
+        cs[k] = _fixed_step_loss(model, x, t_obs, y_obs, h0, *steps, theta=theta + e).imag / 1e-30
+    ours = np.concatenate([res.dW.ravel(), res.dU.ravel(), res.db])
+    np.testing.assert_allclose(ours, cs, rtol=1e-11, atol=1e-13 * np.max(np.abs(cs)))
+    cs0 = np.array([_fixed_step_loss(model, x, t_obs, y_obs, h0 + 1e-30j * e, *steps).imag / 1e-30
+                    for e in np.eye(3)])
+    np.testing.assert_allclose(res.dh0, cs0, rtol=1e-11, atol=1e-13 * np.max(np.abs(cs0)))
+
+
+def test_adjoint_auto_picks_by_activation():
+    from dynmem.odeint import resolve_adjoint
+
+    for activation, want in (("tanh", "discrete"), ("identity", "discrete"), ("relu", "continuous"),
+                             ("hardtanh", "continuous")):
+        model, x, t_obs, y_obs, _ = _obs_problem(32, activation=activation)
+        assert resolve_adjoint("auto", model) == want
+        assert ctrnn_loss_gradient(model, x, t_obs, y_obs).adjoint == want
+        assert dm.adjoint_gradient(model, x, t_obs, y_obs).adjoint == want
+    assert dm.adjoint_gradient(model, x, t_obs, y_obs, method="RK45").adjoint == "continuous"
+    with pytest.raises(ValueError, match=r"`adjoint` must be one of"):
+        ctrnn_loss_gradient(model, x, t_obs, y_obs, adjoint="backsolve")
+    with pytest.raises(ValueError, match=r"`adjoint` = 'discrete' needs a compiled method"):
+        dm.adjoint_gradient(model, x, t_obs, y_obs, method="RK45", adjoint="discrete")
 
 
 def test_adjoint_failure_and_validation():
@@ -399,15 +492,16 @@ def test_adjoint_failure_and_validation():
         ctrnn_loss_gradient(model, x, t_obs, y_obs[:-1])
 
 
-def test_adjoint_storage_regrowth_is_exact(monkeypatch):
+@pytest.mark.parametrize("adjoint", ["discrete", "continuous"])
+def test_adjoint_storage_regrowth_is_exact(monkeypatch, adjoint):
     # a forward solve longer than the storage is repeated with room for every step: same numbers
     import dynmem.odeint as odeint
 
     model, x, t_obs, y_obs, _ = _obs_problem(23)
-    full = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11)
+    full = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11, adjoint=adjoint)
     assert full.naccept_forward > 3
     monkeypatch.setattr(odeint, "_STORE_CAPACITY", 3)
-    small = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11)
+    small = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11, adjoint=adjoint)
     for name in ("dW", "dU", "db", "dc", "dh0", "y"):
         np.testing.assert_array_equal(getattr(small, name), getattr(full, name))
 
