@@ -44,7 +44,7 @@ from scipy.integrate import solve_ivp
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .activations import dact_scalar, get_activation
 from .models import CTRNN, LinearRNN
-from .odeint import ADJOINTS
+from .odeint import ADJOINTS, loss_gradient_validated, resolve_adjoint
 from .simulate import simulate
 from .solvers import (AUTO, COMPILED_METHODS, EVALS_PER_STEP, STIFF_METHODS, BudgetExceeded, EvalBudget,
                       SimulationError, as_ctrnn, check_method, check_path, pack_rk_interpolant, resolve_method,
@@ -286,10 +286,13 @@ def adjoint_gradient(
             raise ValueError(f"`running_target` is not supported by method={method!r}; use a scipy method.")
         if not x.affine:
             raise TypeError(f"`x` must be affine on each piece (x.affine) for method={method!r}; got {describe(x)}.")
-        from .odeint import ctrnn_loss_gradient
-
-        res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, t0=t0, weights=w, rtol=rtol, atol=atol,
-                                  max_steps=max_steps, adjoint=adjoint)
+        # every argument is validated above or here: the compiled core directly (no second validation pass)
+        max_steps = check_int("max_steps", max_steps, minimum=1)
+        if not (x.t_start <= t0 <= x.t_end):
+            raise ValueError(f"`t0` must lie in the input's domain [{x.t_start}, {x.t_end}]; got {t0}.")
+        h0c = np.zeros(model.hidden) if h0 is None else h0
+        res = loss_gradient_validated(model, x, t_obs, y_obs, h0c, t0, w, rtol, atol, max_steps, 1e12,
+                                      resolve_adjoint(adjoint, model))
         if not np.isfinite(res.loss):
             from .errors import FloatOverflowError
 

@@ -61,7 +61,8 @@ from .activations import act_scalar, dact_scalar, get_activation, tanh_block
 from .inputs import InputPath
 from .solvers import SimulationError, as_ctrnn
 
-__all__ = ["solve_ctrnn", "solve_ctrnn_constant", "ctrnn_loss_gradient", "AdjointODEResult", "ODEResult", "STATUS_MESSAGES", "DOPRI5_TABLEAU", "ADJOINTS", "resolve_adjoint"]
+__all__ = ["solve_ctrnn", "solve_ctrnn_constant", "ctrnn_loss_gradient", "AdjointODEResult", "ODEResult", "STATUS_MESSAGES", "DOPRI5_TABLEAU", "ADJOINTS", "resolve_adjoint",
+           "loss_gradient_validated"]
 
 SUCCESS, STEP_UNDERFLOW, NONFINITE, MAX_STEPS, DIVERGED = 0, 1, 2, 3, 4
 STATUS_MESSAGES = {
@@ -1069,7 +1070,6 @@ def _discrete_adjoint(WT, leak, breaks, t_obs, r, c, C, A, B, Pd, S_t, S_h, S_K,
         hs = S_h[s]
         base = breaks[S_seg[s]]
         t_new = S_t[s + 1] if s + 1 < nsteps else breaks[breaks.shape[0] - 1]
-        Ks = S_K[s]
         Ds = S_D[s]
         U = Uk[s]
         vs = Vs[s]
@@ -1281,22 +1281,41 @@ def ctrnn_loss_gradient(
     if not isinstance(x, InputPath):
         raise TypeError(f"`x` must be an InputPath from dynmem.inputs; got {describe(x)}.")
     adjoint = resolve_adjoint(adjoint, model)
-    model, _, t_obs, H0, t0, rtol, atol, _, max_steps, threshold, breaks, P, Q = _prepare(
+    model, _, t_obs, H0, t0, rtol, atol, _, max_steps, threshold, _, _, _ = _prepare(
         model, x, t_obs, h0, t0, rtol, atol, np.inf, max_steps, divergence_threshold, "t_obs")
-    H0 = H0[0]
-    m, d = model.hidden, model.inputs
-    T = float(t_obs[-1])
     y_obs = as_float_array("y_obs", y_obs, shape=t_obs.shape)
     w = np.ones(t_obs.size) if weights is None else as_float_array("weights", weights, shape=t_obs.shape)
     if np.any(w < 0):
         raise ValueError(f"`weights` must be non-negative; got {describe(w)}.")
+    return loss_gradient_validated(model, x, t_obs, y_obs, H0[0], t0, w, rtol, atol, max_steps, threshold, adjoint)
+
+
+def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_steps, threshold, adjoint):
+    """:func:`ctrnn_loss_gradient` with its arguments already validated (by it, or by :func:`dynmem.adjoint_gradient`).
+
+    No checks here: ``model`` a CTRNN, ``x`` an affine path of its input
+    dimension, ``t_obs`` a strictly increasing float64 array in
+    ``[t0, x.t_end]``, ``y_obs`` and ``w`` (``w >= 0``) float64 arrays of its
+    shape, ``h0`` the initial state (m,), ``adjoint`` ``"discrete"`` or
+    ``"continuous"``, the tolerances and limits positive floats / ints.
+    """
+    m, d = model.hidden, model.inputs
+    t0 = float(t0)
+    T = float(t_obs[-1])
+    breaks, Xa, Xs = _path_tables(x, t0, T)
+    if breaks.size > 1:
+        U = np.asarray(model.U)
+        P, Q = Xa @ U.T + np.asarray(model.b), Xs @ U.T
+    else:
+        P = Q = np.zeros((1, m))
+    H0 = np.array(h0, dtype=float)
     W = np.array(model.W, dtype=float)
     code = np.int64(get_activation(model.activation).code)
     leak = float(model.leak)
     H = np.full((t_obs.size, m), np.nan)
     st, tr, nfev_f, nacc, S_t, S_h, S_y, S_K, S_D, S_seg = _forward_store(
-        W, code, leak, P[0], Q[0], breaks, np.array(t_obs), H0, rtol, atol, np.inf,
-        np.int64(max_steps), threshold, _C, _A, _B, _E, _P, H, np.int64(_STORE_CAPACITY))
+        W, code, leak, P, Q, breaks, np.array(t_obs), H0, float(rtol), float(atol), np.inf,
+        np.int64(max_steps), float(threshold), _C, _A, _B, _E, _P, H, np.int64(_STORE_CAPACITY))
     if st == DIVERGED:
         raise SimulationError(f"the state diverged: max|h| reached divergence_threshold = {threshold:g} by t = "
                               f"{tr:.6g} (dopri5 forward solve).")
@@ -1317,7 +1336,6 @@ def ctrnn_loss_gradient(
     a0 = np.zeros(m)
     nfev_b = 0
     if T > t0 and adjoint == "discrete":
-        _, Xa, Xs = _path_tables(x, float(t0), T)  # the forward's pieces (cached)
         Uk, Vs, Vt = np.empty((nacc, 7, m)), np.empty((nacc, m)), np.empty((nacc, m))
         nfev_b = _discrete_adjoint(np.ascontiguousarray(W.T), leak, breaks, np.array(t_obs), r, c, _C, _A, _B, _P,
                                    S_t, S_h, S_K, S_D, S_seg, np.int64(nacc), Uk, Vs, Vt, a0)
@@ -1328,13 +1346,13 @@ def ctrnn_loss_gradient(
         db = Vs.sum(axis=0)
     elif T > t0:
         # backward grid: the forward breaks and the observation times (cached per path)
-        bb, Xo, Xs = _path_tables(x, float(t0), T, t_obs)
+        bb, Xo, Xb = _path_tables(x, t0, T, t_obs)
         U = np.asarray(model.U)
         Pb = Xo @ U.T + np.asarray(model.b)
-        Qb = Xs @ U.T
+        Qb = Xb @ U.T
         jumps = np.zeros((bb.size, m))
         jumps[np.searchsorted(bb, t_obs)] = r[:, None] * c[None, :]  # distinct rows: t_obs strictly increases
-        st, tr, nfev_b = _adjoint_backward(W, code, leak, Pb, Qb, Xo, Xs, bb, jumps,
+        st, tr, nfev_b = _adjoint_backward(W, code, leak, Pb, Qb, Xo, Xb, bb, jumps,
                                            jumps[-1].copy(), float(rtol), float(atol), np.int64(max_steps),
                                            _C, _A, _B, _E, _P, S_t, S_h, S_y, S_K, np.int64(nacc), dW, dU, db, a0)
         if st != SUCCESS:
