@@ -8,8 +8,11 @@
   extended-precision-free but per-time exact form (the peer itself is the
   reference; its error is reported as 0).
 * ``memory_tanh_m64``: the nonlinear memory of a tanh CTRNN (m=64, d=1, 64
-  amplitudes x 2 directions, 1000 times) - dynmem's default integrates all 128
-  probes in one compiled DOPRI5 call (``dynmem.odeint.solve_ctrnn_constant``);
+  amplitudes x 2 directions, 1000 times, b = 0) - dynmem's default integrates the
+  probes in one compiled DOPRI5 call (``dynmem.odeint.solve_ctrnn_constant``), and
+  since the field is odd (tanh, b = 0) only one probe of each +-x pair (the other
+  is its exact mirror); ``memory_tanh_bias_m64`` is the same with b ~ N(0, 0.1^2),
+  where all 128 probes are integrated;
   the peer integrates them one ``solve_ivp`` at a time with the same
   tolerances.  Reference: dynmem's scipy path, DOP853 at rtol 1e-12.
 """
@@ -57,9 +60,9 @@ def _case_linear(quick: bool):
     )
 
 
-def _case_tanh(quick: bool):
+def _case_tanh(quick: bool, bias_scale: float = 0.0):
     m, n, n_amp = (16, 200, 8) if quick else (64, 1000, 64)
-    model = dynmem.CTRNN.random(m, 1, spectral_abscissa=-0.3, rng=1)
+    model = dynmem.CTRNN.random(m, 1, spectral_abscissa=-0.3, bias_scale=bias_scale, rng=1)
     t = np.linspace(0.0, 30.0, n)
     amps = np.geomspace(0.01, 10.0, n_amp)
     rtol, atol = 1e-8, 1e-10
@@ -81,9 +84,12 @@ def _case_tanh(quick: bool):
     def run_reference():
         return memory_function(model, t, amplitudes=amps, method="DOP853", rtol=1e-12, atol=1e-14).values
 
+    tag = "" if bias_scale == 0.0 else "_bias"
+    odd = ("b = 0: an odd field, so dynmem integrates one probe of each +-x pair and mirrors the other"
+           if bias_scale == 0.0 else f"b ~ N(0, {bias_scale}^2): no symmetry, every probe integrated")
     return Case(
-        name=f"memory_tanh_m{m}", group="memory",
-        description=f"tanh CTRNN memory, m={m}, d=1, {n_amp} amplitudes x 2 directions, {n} times, rtol {rtol}",
+        name=f"memory_tanh{tag}_m{m}", group="memory",
+        description=f"tanh CTRNN memory, m={m}, d=1, {n_amp} amplitudes x 2 directions, {n} times, rtol {rtol}; {odd}",
         params=dict(m=m, n_times=n, amplitudes=n_amp, rtol=rtol), dynmem=run_dynmem, peer=run_peer,
         reference=run_reference, error=rel_err, peer_name="solve_ivp per probe",
         reference_name="dynmem DOP853 rtol 1e-12", notes=["issue 13 target: dynmem under 0.1 s (warm)"],
@@ -94,4 +100,5 @@ def cases(quick: bool = False):
     return [
         ("memory_linear", "memory", lambda: _case_linear(quick)),
         ("memory_tanh", "memory", lambda: _case_tanh(quick)),
+        ("memory_tanh_bias", "memory", lambda: _case_tanh(quick, bias_scale=0.1)),
     ]

@@ -210,6 +210,9 @@ class Activation:
         :math:`\\sup_z |\\sigma'(z)|`, used by contraction checks
         (:class:`dynmem.kernel.LSSNetwork`).  ``None`` means not known: the
         analyses that need it refuse the activation (:func:`sup_derivative`).
+    odd : bool
+        ``sigma(-z) = -sigma(z)`` exactly, in the numba kernels too (then a
+        CTRNN with ``b = 0`` has an odd field, ``f(-h, -x) = -f(h, x)``).
     gaussian_closed_form : bool
         Whether :math:`E[\\sigma(u)\\sigma(v)]` and :math:`E[\\sigma'(u)\\sigma'(v)]`
         for a centred bivariate Gaussian ``(u, v)`` have a closed form in
@@ -224,6 +227,7 @@ class Activation:
     wll_class: str
     sup_deriv: float | None = None
     gaussian_closed_form: bool = False
+    odd: bool = False
 
     def __call__(self, z):
         return self.fn(z)
@@ -235,19 +239,21 @@ class Activation:
 
 
 # Every fact about an activation is recorded here, once:
-# name, numba code, sigma, sigma', kinks, [WLL] class, sup|sigma'|, Gaussian-kernel closed form.
+# name, numba code, sigma, sigma', kinks, [WLL] class, sup|sigma'|, Gaussian-kernel closed form, oddness.
 _REGISTRY: dict[str, Activation] = {
-    "tanh": Activation("tanh", TANH, _np_tanh, _np_dtanh, (), "A1", sup_deriv=1.0),
-    "hardtanh": Activation("hardtanh", HARDTANH, _np_hardtanh, _np_dhardtanh, (-1.0, 1.0), "A0", sup_deriv=1.0),
+    "tanh": Activation("tanh", TANH, _np_tanh, _np_dtanh, (), "A1", sup_deriv=1.0, odd=True),
+    "hardtanh": Activation("hardtanh", HARDTANH, _np_hardtanh, _np_dhardtanh, (-1.0, 1.0), "A0", sup_deriv=1.0,
+                           odd=True),
     # relu: arc-cosine kernels of degree 1 and 0 (Cho & Saul 2009)
     "relu": Activation("relu", RELU, _np_relu, _np_drelu, (0.0,), "", sup_deriv=1.0, gaussian_closed_form=True),
     "identity": Activation("identity", IDENTITY, _np_identity, _np_didentity, (), "A0", sup_deriv=1.0,
-                           gaussian_closed_form=True),
+                           gaussian_closed_form=True, odd=True),
 }
 # Activations of the kernel limits only (no model kernel evaluates them).
 # erf: sup|erf'| = erf'(0) = 2/sqrt(pi); arcsine kernel of Williams (1998).
 _KERNEL_ONLY: dict[str, Activation] = {
-    "erf": Activation("erf", ERF, _np_erf, _np_derf, (), "", sup_deriv=_TWO_OVER_SQRT_PI, gaussian_closed_form=True),
+    "erf": Activation("erf", ERF, _np_erf, _np_derf, (), "", sup_deriv=_TWO_OVER_SQRT_PI, gaussian_closed_form=True,
+                      odd=True),
 }
 _KERNEL_REGISTRY: dict[str, Activation] = {**_REGISTRY, **_KERNEL_ONLY}
 

@@ -54,8 +54,9 @@ from scipy.integrate import solve_ivp
 from ._validation import as_float_array, check_choice, check_increasing, check_int, check_positive, describe, check_rng
 from .errors import warn_overflow
 from .inputs import step
+from .activations import get_activation
 from .models import CTRNN, ClosedFormMemory, ContinuousModel, DiscreteModel, LinearRNN
-from .solvers import AUTO, STIFF_METHODS, SimulationError, check_method, resolve_method
+from .solvers import AUTO, STIFF_METHODS, SimulationError, as_ctrnn, check_method, resolve_method
 
 # The decay fits moved to dynmem.decay; re-exported here, where they were.
 from .decay import DecayFit, fit_decay  # noqa: E402,F401
@@ -386,11 +387,12 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
         if not isinstance(model, (CTRNN, LinearRNN)):
             raise ValueError(f"`method` = 'dopri5' is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
+        keep, rep, sign = _mirror_pairs(model, Xd, H0)
         if input != "impulse":
             # c^T f(h(t)) evaluated inside the compiled call at each interpolated state: the exact field,
             # no states kept (for kinked activations too: the field is evaluated, not differentiated)
-            return np.abs(_compiled_probe_states(model, Xd, H0, t, rtol, atol, c))
-        Hs = _compiled_probe_states(model, Xd, H0, t, rtol, atol)
+            return np.abs(_compiled_probe_states(model, Xd[keep], H0[keep], t, rtol, atol, c))[rep]
+        Hs = _compiled_probe_states(model, Xd[keep], H0[keep], t, rtol, atol)[:, rep] * sign[None, :, None]
     else:
         Hs = _scipy_probe_states(model, Xd, H0, t, method, rtol, atol)
     if not np.all(np.isfinite(Hs)):
@@ -400,6 +402,40 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
     n = Hs.shape[0]
     F = model.vector_field(Hs.reshape(n * k, m), np.tile(Xd, (n, 1))).reshape(n, k, m)
     return np.abs(F @ c).T  # (k, n)
+
+
+def _mirror_pairs(model, Xd: np.ndarray, H0: np.ndarray):
+    """``(keep, rep, sign)``: the probes to integrate, and for each probe its row among them and a sign.
+
+    A CTRNN with an odd activation and ``b = 0`` has an odd field,
+    ``f(-h, -x) = -f(h, x)``, so a probe whose input and initial state are
+    exactly the negation of another's has exactly the negated solution.  The
+    compiled kernel is sign-symmetric operation by operation (IEEE negation
+    is exact, ``tanh_block`` is odd by ``copysign``, the error norm and the
+    step sizes depend on ``|y|`` only), so the mirrored values equal a direct
+    solve bit for bit (tested); probes are paired only on exact negation.
+    The vertex directions of ``memory_function`` come in such pairs: half
+    the solves.
+    """
+    k = Xd.shape[0]
+    rep = np.arange(k)
+    sign = np.ones(k)
+    model = as_ctrnn(model)
+    if not (get_activation(model.activation).odd and not np.any(np.asarray(model.b))):
+        return rep, rep, sign
+    seen: dict = {}
+    keep = []
+    for i in range(k):
+        key = np.concatenate([Xd[i], H0[i]]) + 0.0  # + 0.0 maps -0.0 to 0.0
+        j = seen.get(((-key) + 0.0).tobytes())
+        if j is not None:
+            rep[i], sign[i] = j, -1.0
+            continue
+        j = seen.setdefault(key.tobytes(), len(keep))
+        if j == len(keep):
+            keep.append(i)
+        rep[i] = j
+    return np.array(keep, dtype=np.int64), rep, sign
 
 
 def _compiled_probe_states(model, Xd: np.ndarray, H0: np.ndarray, t: np.ndarray, rtol: float, atol: float,

@@ -305,6 +305,32 @@ def test_memory_function_compiled_matches_scipy(activation, input):
     np.testing.assert_allclose(fast.values, ref.values, rtol=0, atol=bound * np.max(ref.values))
 
 
+@pytest.mark.parametrize("input", ["heaviside", "impulse", "reversed"])
+@pytest.mark.parametrize("activation,bias", [("tanh", 0.0), ("identity", 0.0), ("tanh", 0.2), ("relu", 0.0)])
+def test_memory_mirrored_probes_equal_direct_solves(monkeypatch, input, activation, bias):
+    # an odd field (odd sigma, b = 0) solves half the probes and mirrors the rest: bit for bit a direct solve
+    import dynmem.memory as mem
+
+    model = CTRNN.random(6, 2, spectral_abscissa=-0.4, bias_scale=bias, activation=activation, rng=7)
+    if activation == "identity":
+        model = dm.LinearRNN(np.array(model.W) - 0.2 * np.eye(6), np.array(model.U), np.array(model.c))
+    t = np.linspace(0.0, 8.0, 41)
+    V = np.array([(1, 1), (1, -1), (-1, 1), (-1, -1)], dtype=float)
+    P = np.concatenate([a * V for a in (0.1, 1.0, 3.0)])  # the vertex probes come in +- pairs
+    calls = []
+    solve = mem._compiled_probe_states
+    monkeypatch.setattr(mem, "_compiled_probe_states", lambda model, Xd, *a: calls.append(len(Xd)) or solve(model, Xd, *a))
+    mirrored = mem._flow_probe_memory(model, P, t, input, "dopri5", 1e-9, 1e-11)
+    paired = activation in ("tanh", "identity") and bias == 0.0
+    assert calls == [P.shape[0] // 2 if paired else P.shape[0]]
+    monkeypatch.setattr(mem, "_mirror_pairs", lambda model, Xd, H0: (np.arange(len(Xd)),) * 2 + (np.ones(len(Xd)),))
+    direct = mem._flow_probe_memory(model, P, t, input, "dopri5", 1e-9, 1e-11)
+    assert calls[-1] == P.shape[0]
+    np.testing.assert_array_equal(mirrored, direct)
+    res = dm.memory_function(model, t, amplitudes=[0.1, 1.0, 3.0], input=input, rtol=1e-9, atol=1e-11)
+    assert res.success and np.all(np.isfinite(res.values))
+
+
 def test_one_compiled_signature():
     # read-only, list and broadcast inputs all reach the kernel with the same array types (CI starts cold)
     from dynmem.odeint import _solve_batch
