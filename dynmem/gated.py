@@ -114,13 +114,9 @@ def _gru_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, G, Y):
     u2 = np.empty(n2)
     t2 = np.empty(n2)
     s2 = np.empty(n2)
-    k2 = np.empty(n2)
-    b2 = np.empty(n2, dtype=np.int64)
     u1 = np.empty(n1)
     t1 = np.empty(n1)
     s1 = np.empty(n1)
-    k1 = np.empty(n1)
-    b1 = np.empty(n1, dtype=np.int64)
     for k in range(T):
         hk = H[k]
         np.dot(hk, WhhT, A)
@@ -132,7 +128,7 @@ def _gru_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, G, Y):
             o = bi * 2 * m
             for i in range(2 * m):
                 u2[o + i] = 0.5 * (I[bi, i] + A[bi, i] + bhh[i])
-        tanh_block(u2, t2, s2, k2, b2)
+        tanh_block(u2, t2, s2)
         for bi in range(B):
             o = bi * 2 * m
             for i in range(m):
@@ -142,7 +138,7 @@ def _gru_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, G, Y):
                 Gk[bi, m + i] = 0.5 + 0.5 * t2[o + m + i]
                 Gk[bi, 3 * m + i] = q
                 u1[bi * m + i] = I[bi, 2 * m + i] + r * q
-        tanh_block(u1, t1, s1, k1, b1)
+        tanh_block(u1, t1, s1)
         for bi in range(B):
             acc = 0.0
             for i in range(m):
@@ -237,13 +233,9 @@ def _lstm_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, S, G, Y):
     u4 = np.empty(n4)
     t4 = np.empty(n4)
     s4 = np.empty(n4)
-    k4 = np.empty(n4)
-    b4 = np.empty(n4, dtype=np.int64)
     u1 = np.empty(n1)
     t1 = np.empty(n1)
     s1 = np.empty(n1)
-    k1 = np.empty(n1)
-    b1 = np.empty(n1, dtype=np.int64)
     for k in range(T):
         np.dot(H[k], WhhT, A)
         Xk = X[k]
@@ -261,7 +253,7 @@ def _lstm_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, S, G, Y):
                 u4[o + i] = A[bi, i] + bhh[i]
             for i in range(3 * m, m4):
                 u4[o + i] = 0.5 * (A[bi, i] + bhh[i])
-        tanh_block(u4, t4, s4, k4, b4)
+        tanh_block(u4, t4, s4)
         for bi in range(B):
             o = bi * m4
             for i in range(m):
@@ -276,7 +268,7 @@ def _lstm_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, S, G, Y):
                 Gk[bi, 3 * m + i] = og
                 sn[bi, i] = s
                 u1[bi * m + i] = s
-        tanh_block(u1, t1, s1, k1, b1)
+        tanh_block(u1, t1, s1)
         for bi in range(B):
             acc = 0.0
             for i in range(m):

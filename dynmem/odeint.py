@@ -39,11 +39,18 @@ smaller step helped), 3 ``max_steps`` step attempts exceeded, 4 ``max|h|``
 reached ``divergence_threshold``.
 
 Cost notes: tanh goes through :func:`dynmem.activations.tanh_block` (vectorised,
-<= 4 ulp; libm's scalar tanh was ~70% of the right-hand side at m = 32), the
-stage sums run with the component index innermost (the same sums as the
-textbook loop, bit for bit), the segment tables of an input path are cached
-per path and span (paths are frozen), and the adjoint's parameter quadrature
-is summed by one matrix product per 256 nodes.
+<= 4 ulp; libm's scalar tanh was ~70% of the right-hand side at m = 32); the
+stages are formed in pre-activation space (``W y`` and ``W K_j`` kept beside
+``y`` and ``K_j``: one matrix product per stage, and none for the exact field
+at a dense-output point, which ``output_derivative`` evaluates); the segment
+tables of an input path are cached per path and span (paths are frozen); the
+continuous adjoint's parameter quadrature is summed by one matrix product per
+256 nodes, the discrete adjoint's by two products over all the stored steps.
+
+Gradients (:func:`ctrnn_loss_gradient`): the discrete adjoint (the transpose
+of the stored steps; the default for smooth activations) or the continuous
+adjoint (a backward DOPRI5 solve of the adjoint ODE reading the forward
+interpolant; the default for kinked activations).
 """
 
 from __future__ import annotations
@@ -99,25 +106,6 @@ _P = np.array([
 DOPRI5_TABLEAU = {"C": _C, "A": _A, "B": _B, "E": _E, "P": _P}
 for _arr in DOPRI5_TABLEAU.values():
     _arr.flags.writeable = False
-
-
-@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _rhs(W, code, leak, TS, TB, p, q, tau, h, out):
-    # out = sigma(W h + p + tau q) - leak h.  tanh through activations.tanh_block (vectorised, <= 4 ulp;
-    # libm's scalar tanh was ~70% of the field at m = 32); TS (2, m) float and TB (m,) int64 are its scratch.
-    m = h.shape[0]
-    for i in range(m):
-        z = p[i] + tau * q[i]
-        for j in range(m):
-            z += W[i, j] * h[j]
-        out[i] = z
-    if code == 0:
-        tanh_block(out, out, TS[0], TS[1], TB)
-        for i in range(m):
-            out[i] -= leak * h[i]
-    else:
-        for i in range(m):
-            out[i] = act_scalar(code, out[i]) - leak * h[i]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -197,11 +185,11 @@ def _matvec(W, v, out):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _field_from_z(code, leak, TS, TB, z, y, out, dout, want_d):
+def _field_from_z(code, leak, TS, z, y, out, dout, want_d):
     # out = sigma(z) - leak y for the pre-activation z; with want_d, dout = sigma'(z).  out may be z.
     m = y.shape[0]
     if code == 0:
-        tanh_block(z, out, TS[0], TS[1], TB)  # TS[0] = 1 - tanh^2
+        tanh_block(z, out, TS[0])  # TS[0] = 1 - tanh^2
         if want_d:
             for i in range(m):
                 dout[i] = TS[0, i]
@@ -264,8 +252,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     ztmp = np.empty(m)
     acc_v = np.empty(m)
     acc_z = np.empty(m)
-    TS = np.empty((2, m))  # tanh_block scratch
-    TB = np.empty(m, dtype=np.int64)
+    TS = np.empty((1, m))  # tanh_block's 1 - tanh^2
     t = breaks[0]
     nfev = 0
     nacc = 0
@@ -287,7 +274,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     q = Q[0]
     for i in range(m):
         ztmp[i] = zy[i] + p[i]
-    _field_from_z(code, leak, TS, TB, ztmp, y, K[0], D[0], store)
+    _field_from_z(code, leak, TS, ztmp, y, K[0], D[0], store)
     nfev += 1
     if not _all_finite(K[0]):
         return NONFINITE, t, nfev, nacc, nrej
@@ -307,7 +294,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     for i in range(m):
         ytmp[i] = y[i] + hh * K[0, i]
         ztmp[i] = zy[i] + hh * ZK[0, i] + p[i] + hh * q[i]
-    _field_from_z(code, leak, TS, TB, ztmp, ytmp, K[1], D[1], False)
+    _field_from_z(code, leak, TS, ztmp, ytmp, K[1], D[1], False)
     nfev += 1
     for i in range(m):
         ynew[i] = K[1, i] - K[0, i]
@@ -325,7 +312,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
         if seg > 0:  # the input may jump at the knot: the stage derivative there is re-evaluated
             for i in range(m):
                 ztmp[i] = zy[i] + p[i]
-            _field_from_z(code, leak, TS, TB, ztmp, y, K[0], D[0], store)
+            _field_from_z(code, leak, TS, ztmp, y, K[0], D[0], store)
             nfev += 1
             if not _all_finite(K[0]):
                 return NONFINITE, t, nfev, nacc, nrej
@@ -354,7 +341,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                     for i in range(m):
                         ytmp[i] = y[i] + hs * acc_v[i]
                         ztmp[i] = zy[i] + hs * acc_z[i] + p[i] + tau * q[i]
-                    _field_from_z(code, leak, TS, TB, ztmp, ytmp, K[st], D[st], store)
+                    _field_from_z(code, leak, TS, ztmp, ytmp, K[st], D[st], store)
                     _matvec(W, K[st], ZK[st])
                 _combine2(B, K, ZK, 6, acc_v, acc_z)
                 tau = t_new - a
@@ -362,7 +349,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                     ynew[i] = y[i] + hs * acc_v[i]
                     zynew[i] = zy[i] + hs * acc_z[i]
                     ztmp[i] = zynew[i] + p[i] + tau * q[i]
-                _field_from_z(code, leak, TS, TB, ztmp, ynew, K[6], D[6], store)
+                _field_from_z(code, leak, TS, ztmp, ynew, K[6], D[6], store)
                 nfev += 6
                 _combine(E, K, 7, acc_v)
                 s = 0.0
@@ -422,7 +409,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                         tau = te - a
                         for i in range(m):
                             ztmp[i] += p[i] + tau * q[i]
-                        _field_from_z(code, leak, TS, TB, ztmp, ytmp, acc_v, acc_z, False)  # leak = 0: ytmp unused
+                        _field_from_z(code, leak, TS, ztmp, ytmp, acc_v, acc_z, False)  # leak = 0: ytmp unused
                         nfev += 1
                     acc = 0.0
                     for i in range(m):
@@ -828,7 +815,7 @@ def _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, out):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _adj_rhs(W, code, leak, TS, TB, p, q, tau, h, a, out, v):
+def _adj_rhs(W, code, leak, TS, p, q, tau, h, a, out, v):
     # v = sigma'(W h + p + tau q) * a ;  out = leak a - W^T v
     m = h.shape[0]
     for i in range(m):
@@ -837,7 +824,7 @@ def _adj_rhs(W, code, leak, TS, TB, p, q, tau, h, a, out, v):
             z += W[i, j] * h[j]
         v[i] = z
     if code == 0:
-        tanh_block(v, v, TS[0], TS[1], TB)  # TS[0] = 1 - tanh^2
+        tanh_block(v, v, TS[0])  # TS[0] = 1 - tanh^2
         for i in range(m):
             v[i] = TS[0, i] * a[i]
     else:
@@ -891,8 +878,7 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
     anew = np.empty(m)
     atmp = np.empty(m)
     acc_v = np.empty(m)
-    TS = np.empty((2, m))  # tanh_block scratch
-    TB = np.empty(m, dtype=np.int64)
+    TS = np.empty((1, m))  # tanh_block's 1 - tanh^2
     t = bbreaks[nseg]
     nfev = 0
     attempts = 0
@@ -903,7 +889,7 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
         p = P[seg]
         q = Q[seg]
         _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[0])
-        _adj_rhs(W, code, leak, TS, TB, p, q, t - base, Hst[0], a, K[0], V[0])
+        _adj_rhs(W, code, leak, TS, p, q, t - base, Hst[0], a, K[0], V[0])
         nfev += 1
         if not _all_finite(K[0]):
             return NONFINITE, t, nfev
@@ -915,7 +901,7 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
             for i in range(m):
                 atmp[i] = a[i] - hh * K[0, i]
             _dense_eval(t - hh, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[1])
-            _adj_rhs(W, code, leak, TS, TB, p, q, t - hh - base, Hst[1], atmp, K[1], V[1])
+            _adj_rhs(W, code, leak, TS, p, q, t - hh - base, Hst[1], atmp, K[1], V[1])
             nfev += 1
             for i in range(m):
                 anew[i] = K[1, i] - K[0, i]
@@ -943,12 +929,12 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
                         atmp[i] = a[i] + hs * acc_v[i]
                     ts = t + C[st] * hs
                     _dense_eval(ts, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[st])
-                    _adj_rhs(W, code, leak, TS, TB, p, q, ts - base, Hst[st], atmp, K[st], V[st])
+                    _adj_rhs(W, code, leak, TS, p, q, ts - base, Hst[st], atmp, K[st], V[st])
                 _combine(B, K, 6, acc_v)
                 for i in range(m):
                     anew[i] = a[i] + hs * acc_v[i]
                 _dense_eval(t_new, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[6])
-                _adj_rhs(W, code, leak, TS, TB, p, q, t_new - base, Hst[6], anew, K[6], V[6])
+                _adj_rhs(W, code, leak, TS, p, q, t_new - base, Hst[6], anew, K[6], V[6])
                 nfev += 6
                 _combine(E, K, 7, acc_v)
                 ssum = 0.0

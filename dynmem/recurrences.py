@@ -63,10 +63,10 @@ def _rowmat(A, M, out):
 
 
 @numba.njit(cache=True, inline="always")
-def _activate(code, z, a, s, kbuf, bits):
+def _activate(code, z, a, s):
     """``a = sigma(z)``, ``s = sigma'(z)`` on flat blocks: the vectorised tanh, or the scalar forms."""
     if code == TANH:
-        tanh_block(z, a, s, kbuf, bits)
+        tanh_block(z, a, s)
     else:
         for idx in range(z.size):
             a[idx], s[idx] = act_and_deriv_scalar(code, z[idx])
@@ -93,8 +93,6 @@ def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
     Z = np.empty((B, m))
     zf = Z.reshape(n)
     A = np.empty(n)
-    kbuf = np.empty(n)
-    bits = np.empty(n, dtype=np.int64)
     first_bad = -1
     for k in range(T):
         hk = H[k]
@@ -108,7 +106,7 @@ def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
         Hnf = Hn.reshape(n)
         # DiscreteRNN (gamma, eta) = (0, 1): sigma(z) is the new state, written in place.
         out = Hnf if (gamma == 0.0 and eta == 1.0) else A
-        _activate(code, zf, out, Sk, kbuf, bits)
+        _activate(code, zf, out, Sk)
         if not (gamma == 0.0 and eta == 1.0):
             hkf = hk.reshape(n)
             for idx in range(n):
@@ -149,8 +147,6 @@ def _outputs_many_kernel(Ws, Us, bs, cs, Xt, gamma, eta, code, Y):
     zf = Z.reshape(n)
     A = np.empty(n)
     S = np.empty(n)
-    kbuf = np.empty(n)
-    bits = np.empty(n, dtype=np.int64)
     for q in range(K):
         WT = np.ascontiguousarray(Ws[q].T)
         UT = np.ascontiguousarray(Us[q].T)
@@ -164,7 +160,7 @@ def _outputs_many_kernel(Ws, Us, bs, cs, Xt, gamma, eta, code, Y):
             for bi in range(B):
                 for i in range(m):
                     Z[bi, i] += P[base + bi, i] + b[i]
-            _activate(code, zf, A, S, kbuf, bits)
+            _activate(code, zf, A, S)
             for idx in range(n):
                 hf[idx] = gamma * hf[idx] + eta * A[idx]
             for bi in range(B):

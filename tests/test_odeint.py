@@ -558,20 +558,23 @@ def test_adjoint_gradient_method_dopri5(linear):
 
 def test_compiled_tanh_field_matches_numpy_field():
     # the compiled field and adjoint field (tanh through activations.tanh_block) against numpy, to a few ulp
-    from dynmem.odeint import _adj_rhs, _rhs
+    from dynmem.odeint import _adj_rhs, _field_from_z, _matvec
 
     rng = np.random.default_rng(3)
     m = 32
     W = rng.standard_normal((m, m)) * 2.0
     p, q, h = rng.standard_normal(m), rng.standard_normal(m), rng.standard_normal(m)
     out, v = np.empty(m), np.empty(m)
-    TS, TB = np.empty((2, m)), np.empty(m, dtype=np.int64)
-    _rhs(W, np.int64(0), 0.7, TS, TB, p, q, 0.3, h, out)
+    TS, D = np.empty((1, m)), np.empty(m)
+    _matvec(W, h, out)
+    out += p + 0.3 * q
+    _field_from_z(np.int64(0), 0.7, TS, out, h, out, D, True)  # the forward's field from its pre-activation
     z = W @ h + p + 0.3 * q
+    np.testing.assert_allclose(D, 1.0 - np.tanh(z) ** 2, rtol=0, atol=1e-14 * (1 + np.abs(W).sum(axis=1).max()))
     tol = 1e-14 * (1 + np.abs(W).sum(axis=1).max() * np.abs(h).max())  # a few ulp of the summands of z
     np.testing.assert_allclose(out, np.tanh(z) - 0.7 * h, rtol=0, atol=tol)
     a = rng.standard_normal(m)
-    _adj_rhs(W, np.int64(0), 0.7, TS, TB, p, q, 0.3, h, a, out, v)
+    _adj_rhs(W, np.int64(0), 0.7, TS, p, q, 0.3, h, a, out, v)
     s = 1.0 - np.tanh(z) ** 2
     np.testing.assert_allclose(v, s * a, rtol=0, atol=tol * np.abs(a).max())
     np.testing.assert_allclose(out, 0.7 * a - W.T @ (s * a), rtol=0, atol=tol * np.abs(a).max() * np.abs(W).sum(axis=0).max())
