@@ -31,6 +31,14 @@ For RK45 and RK23 the forward interpolant is packed into arrays and the
 backward vector field is numba-compiled; other methods use scipy's
 interpolant from Python.  The gradient is exact for the discretised
 solution up to ``O(rtol)``: its error falls in proportion to ``rtol``.
+
+With the compiled ``method="dopri5"`` (the default for affine inputs and no
+running loss) both solves run in :mod:`dynmem.odeint`, and ``adjoint=``
+chooses between this continuous adjoint and the *discrete* one, the
+transpose of the stored forward steps (the exact gradient of the computed
+loss, no backward solve); ``"auto"`` takes the discrete adjoint for smooth
+activations and the continuous one for kinked ones
+(:func:`dynmem.odeint.resolve_adjoint`).
 """
 
 from __future__ import annotations
