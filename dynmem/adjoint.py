@@ -214,13 +214,15 @@ def adjoint_gradient(
         running loss, ``"RK45"`` otherwise; ``result.method`` says which ran),
         a scipy integrator for both solves, or ``"dopri5"``: the compiled
         forward and adjoint solves of :func:`dynmem.odeint.ctrnn_loss_gradient`
-        (affine input paths, no running loss; ``quadrature_nodes`` is unused and
-        ``n_quadrature_nodes`` reports the backward stage points, which carry
-        the parameter integrals).
+        (affine input paths; a running loss with the discrete adjoint only;
+        ``n_quadrature_nodes`` reports the backward stage points or stage
+        transposes, which carry the parameter sums).
     rtol, atol : float
         Tolerances for both solves.
     quadrature_nodes : int
-        Gauss-Legendre nodes per interval for the parameter integrals.
+        Gauss-Legendre nodes per interval for the parameter integrals (scipy
+        methods), or per forward step for the running loss (``"dopri5"``,
+        whose discrete adjoint needs no parameter quadrature).
     max_steps : int
         Step budget of the forward solve and of the backward solve, each
         (see :func:`dynmem.simulate`): exceeding it raises
@@ -286,12 +288,15 @@ def adjoint_gradient(
         h0 = as_float_array("h0", h0, shape=(model.hidden,))  # one state: the same rule for every method
     adjoint = check_choice("adjoint", adjoint, ADJOINTS)
     method = resolve_method(method, model, x, running_loss=rho != 0.0)
+    if method in COMPILED_METHODS:
+        adjoint = resolve_adjoint(adjoint, model)
     if adjoint == "discrete" and method not in COMPILED_METHODS:
         raise ValueError(f"`adjoint` = 'discrete' needs a compiled method ('dopri5'); got method={method!r}, "
                          "whose adjoint is the continuous one.")
     if method in COMPILED_METHODS:
-        if rho != 0.0:
-            raise ValueError(f"`running_target` is not supported by method={method!r}; use a scipy method.")
+        if rho != 0.0 and adjoint != "discrete":
+            raise ValueError(f"`running_target` with method={method!r} needs adjoint='discrete' (the compiled "
+                             f"continuous adjoint has no running loss); got adjoint={adjoint!r}; or use a scipy method.")
         if not x.affine:
             raise TypeError(f"`x` must be affine on each piece (x.affine) for method={method!r}; got {describe(x)}.")
         # every argument is validated above or here: the compiled core directly (no second validation pass)
@@ -299,8 +304,8 @@ def adjoint_gradient(
         if not (x.t_start <= t0 <= x.t_end):
             raise ValueError(f"`t0` must lie in the input's domain [{x.t_start}, {x.t_end}]; got {t0}.")
         h0c = np.zeros(model.hidden) if h0 is None else h0
-        res = loss_gradient_validated(model, x, t_obs, y_obs, h0c, t0, w, rtol, atol, max_steps, 1e12,
-                                      resolve_adjoint(adjoint, model))
+        res = loss_gradient_validated(model, x, t_obs, y_obs, h0c, t0, w, rtol, atol, max_steps, 1e12, adjoint,
+                                      running_target, rho, nq)
         if not np.isfinite(res.loss):
             from .errors import FloatOverflowError
 

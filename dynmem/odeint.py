@@ -63,7 +63,8 @@ import weakref
 import numba
 import numpy as np
 
-from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_positive, describe
+from ._validation import (as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative,
+                          check_positive, describe)
 from .activations import act_scalar, dact_scalar, get_activation, tanh_block
 from .inputs import InputPath
 from .solvers import SimulationError, as_ctrnn
@@ -219,9 +220,27 @@ def _combine2(coef, K, ZK, nst, out, zout):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _grown_store(S_t, S_h, S_y, S_K, S_D, S_seg):
+    # the step storage with twice the room, the stored steps copied over
+    n = S_t.shape[0]
+    n2 = 2 * n + 16
+    m = S_y.shape[1]
+    T_t, T_h, T_y, T_K = np.empty(n2), np.empty(n2), np.empty((n2, m)), np.empty((n2, 7, m))
+    T_D, T_seg = np.empty((n2, 7, m)), np.empty(n2, dtype=np.int64)
+    T_t[:n] = S_t
+    T_h[:n] = S_h
+    T_y[:n] = S_y
+    T_K[:n] = S_K
+    T_D[:n] = S_D
+    T_seg[:n] = S_seg
+    return T_t, T_h, T_y, T_K, T_D, T_seg
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
                C, A, B, E, Pd, H, store, S_t, S_h, S_y, S_K, S_D, S_seg, want_dy, cv, DY):
-    """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject).
+    """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject,
+    S_t, S_h, S_y, S_K, S_D, S_seg).
 
     The stages are formed in pre-activation space: with ``zy = W y`` and
     ``ZK[j] = W K[j]`` kept alongside ``y`` and the stage derivatives ``K[j]``,
@@ -234,7 +253,8 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     (length), ``S_y`` (start state), ``S_K`` (the 7 stage derivatives), ``S_D``
     (``sigma'`` at the 7 stage pre-activations) and ``S_seg`` (the input piece):
     the dense output of the whole solve and what its discrete adjoint needs.
-    The arrays must hold every step.  With ``want_dy``,
+    Full arrays are replaced by arrays of twice the length (the returned ones
+    hold the steps; without ``store`` the given ones are returned untouched).  With ``want_dy``,
     ``DY[i] = cv . f(h(t_eval[i]))``, the exact field at the interpolated
     state, is written instead of ``H``, which is left untouched (it may be (1, m)).
     """
@@ -259,14 +279,14 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     nrej = 0
     i_obs = 0
     if not _all_finite(y):
-        return NONFINITE, t, nfev, nacc, nrej
+        return NONFINITE, t, nfev, nacc, nrej, S_t, S_h, S_y, S_K, S_D, S_seg
     while i_obs < n and t_eval[i_obs] <= t:
         if not want_dy:
             H[i_obs, :] = y
         i_obs += 1
     n_first = i_obs
     if nseg == 0 and not want_dy:
-        return SUCCESS, t, nfev, nacc, nrej
+        return SUCCESS, t, nfev, nacc, nrej, S_t, S_h, S_y, S_K, S_D, S_seg
 
     # scipy's select_initial_step on the first piece (order 4 error estimator)
     _matvec(W, y, zy)
@@ -277,7 +297,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     _field_from_z(code, leak, TS, ztmp, y, K[0], D[0], store)
     nfev += 1
     if not _all_finite(K[0]):
-        return NONFINITE, t, nfev, nacc, nrej
+        return NONFINITE, t, nfev, nacc, nrej, S_t, S_h, S_y, S_K, S_D, S_seg
     if want_dy:
         acc = 0.0
         for i in range(m):
@@ -285,7 +305,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
         for r in range(n_first):
             DY[r] = acc
     if nseg == 0:
-        return SUCCESS, t, nfev, nacc, nrej
+        return SUCCESS, t, nfev, nacc, nrej, S_t, S_h, S_y, S_K, S_D, S_seg
     _matvec(W, K[0], ZK[0])
     span = breaks[1] - breaks[0]
     d0 = _rms_scaled(y, y, rtol, atol)
@@ -301,7 +321,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
     d2 = _rms_scaled(ynew, y, rtol, atol) / hh
     h_abs = _initial_step(hh, d1, d2, min(span, max_step))
     if not math.isfinite(h_abs):  # a NaN from the derivative estimate
-        return NONFINITE, t, nfev, nacc, nrej
+        return NONFINITE, t, nfev, nacc, nrej, S_t, S_h, S_y, S_K, S_D, S_seg
 
     attempts = 0
     for seg in range(nseg):
@@ -315,7 +335,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
             _field_from_z(code, leak, TS, ztmp, y, K[0], D[0], store)
             nfev += 1
             if not _all_finite(K[0]):
-                return NONFINITE, t, nfev, nacc, nrej
+                return NONFINITE, t, nfev, nacc, nrej, S_t, S_h, S_y, S_K, S_D, S_seg
             _matvec(W, K[0], ZK[0])
         while t < bnd:
             min_step = 10.0 * abs(np.nextafter(t, np.inf) - t)
@@ -327,9 +347,10 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
             bad_trial = False
             while True:
                 if h_abs < min_step:
-                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev, nacc, nrej
+                    return ((NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev, nacc, nrej,
+                            S_t, S_h, S_y, S_K, S_D, S_seg)
                 if attempts >= max_steps:
-                    return MAX_STEPS, t, nfev, nacc, nrej
+                    return MAX_STEPS, t, nfev, nacc, nrej, S_t, S_h, S_y, S_K, S_D, S_seg
                 attempts += 1
                 t_new = t + h_abs
                 if t_new >= bnd:
@@ -377,7 +398,9 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                     h_abs *= 0.2
             # accepted step [t, t_new] of length hs
             _matvec(W, K[6], ZK[6])
-            if store and nacc < S_t.shape[0]:
+            if store:
+                if nacc == S_t.shape[0]:  # full: twice the room, the stored steps copied over
+                    S_t, S_h, S_y, S_K, S_D, S_seg = _grown_store(S_t, S_h, S_y, S_K, S_D, S_seg)
                 S_t[nacc] = t
                 S_h[nacc] = hs
                 S_seg[nacc] = seg
@@ -392,7 +415,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
             for i in range(m):
                 big = max(big, abs(ynew[i]))
             if big >= threshold:
-                return DIVERGED, t_new, nfev, nacc, nrej
+                return DIVERGED, t_new, nfev, nacc, nrej, S_t, S_h, S_y, S_K, S_D, S_seg
             while i_obs < n and t_eval[i_obs] <= t_new:
                 te = t_eval[i_obs]
                 if want_dy:
@@ -433,7 +456,7 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
             h_abs = hs * factor
             if t == bnd and wanted > hs:
                 h_abs = max(h_abs, wanted)
-    return SUCCESS, t, nfev, nacc, nrej
+    return SUCCESS, t, nfev, nacc, nrej, S_t, S_h, S_y, S_K, S_D, S_seg
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -442,9 +465,10 @@ def _solve_batch(W, code, leak, P, Q, breaks, t_eval, H0, rtol, atol, max_step, 
     no_t, no_y, no_k = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 7, 1))  # no dense-output storage
     no_seg = np.zeros(1, dtype=np.int64)
     for s in range(P.shape[0]):
-        st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P[s], Q[s], breaks, t_eval, H0[s], rtol, atol,
-                                              max_step, max_steps, threshold, C, A, B, E, Pd, H[s],
-                                              False, no_t, no_t, no_y, no_k, no_k, no_seg, want_dy, cv, DY[s])
+        out = _solve_one(W, code, leak, P[s], Q[s], breaks, t_eval, H0[s], rtol, atol, max_step, max_steps,
+                         threshold, C, A, B, E, Pd, H[s], False, no_t, no_t, no_y, no_k, no_k, no_seg, want_dy, cv,
+                         DY[s])
+        st, tr, nfev, nacc, nrej = out[0], out[1], out[2], out[3], out[4]
         status[s] = st
         t_reached[s] = tr
         counts[s, 0] = nfev
@@ -996,18 +1020,15 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
 @numba.njit(cache=True, error_model="numpy")
 def _forward_store(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
                    C, A, B, E, Pd, H, capacity):
-    # store up to `capacity` steps; if the solve took more, repeat the identical solve with room for all
+    # the solve with its steps stored (room for `capacity` steps first; the storage doubles when full)
     m = h0.shape[0]
     n = capacity
-    while True:
-        S_t, S_h, S_y, S_K = np.empty(n), np.empty(n), np.empty((n, m)), np.empty((n, 7, m))
-        S_D, S_seg = np.empty((n, 7, m)), np.empty(n, dtype=np.int64)
-        st, tr, nfev, nacc, nrej = _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step,
-                                              max_steps, threshold, C, A, B, E, Pd, H, True, S_t, S_h, S_y, S_K,
-                                              S_D, S_seg, False, S_t, S_t)
-        if st != SUCCESS or nacc <= n:
-            return st, tr, nfev, nacc, S_t, S_h, S_y, S_K, S_D, S_seg
-        n = nacc
+    S_t, S_h, S_y, S_K = np.empty(n), np.empty(n), np.empty((n, m)), np.empty((n, 7, m))
+    S_D, S_seg = np.empty((n, 7, m)), np.empty(n, dtype=np.int64)
+    st, tr, nfev, nacc, nrej, S_t, S_h, S_y, S_K, S_D, S_seg = _solve_one(
+        W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold, C, A, B, E, Pd, H,
+        True, S_t, S_h, S_y, S_K, S_D, S_seg, False, S_t, S_t)
+    return st, tr, nfev, nacc, S_t, S_h, S_y, S_K, S_D, S_seg
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -1154,7 +1175,7 @@ def resolve_adjoint(adjoint, model) -> str:
         return "discrete" if get_activation(as_ctrnn(model).activation).smooth else "continuous"
     return adjoint
 
-_STORE_CAPACITY = 512  # forward steps stored before a solve is repeated with room for all of them
+_STORE_CAPACITY = 256  # forward steps stored at first; the storage doubles when full
 
 
 @dataclass(frozen=True, eq=False)
@@ -1164,7 +1185,7 @@ class AdjointODEResult:
     Attributes
     ----------
     loss : float
-        ``L = 1/2 sum_i w_i (y(t_i) - y_i^obs)^2``.
+        ``L = 1/2 sum_i w_i (y(t_i) - y_i^obs)^2`` (plus the running loss, if any).
     dW, dU, db, dc : ndarray
         Gradients of ``L``, shapes of ``W, U, b, c``.
     dh0 : ndarray, shape (m,)
@@ -1172,9 +1193,8 @@ class AdjointODEResult:
     y : ndarray, shape (n,)
         Outputs at the observation times.
     nfev_forward, nfev_backward : int
-        Right-hand-side evaluations of the forward solve (of one pass; a
-        forward solve of more than 512 steps is run twice, the second time
-        storing every step) and of the backward solve (``adjoint="continuous"``)
+        Right-hand-side evaluations of the forward solve and of the backward
+        solve (``adjoint="continuous"``)
         or the number of stage transposes, vector-Jacobian products
         (``adjoint="discrete"``).
     naccept_forward : int
@@ -1210,6 +1230,9 @@ def ctrnn_loss_gradient(
     max_steps: int = 1_000_000,
     divergence_threshold: float = 1e12,
     adjoint: str = "auto",
+    running_target=None,
+    running_weight: float = 1.0,
+    quadrature_nodes: int = 4,
 ) -> AdjointODEResult:
     """Observation loss of a CTRNN and its gradient by a discrete or continuous adjoint, compiled.
 
@@ -1253,6 +1276,17 @@ def ctrnn_loss_gradient(
         ``w_i >= 0`` (ones by default).
     adjoint : {"auto", "discrete", "continuous"}
         Which gradient: see above and :func:`resolve_adjoint`.
+    running_target : callable, optional
+        ``r(t)`` (vectorised over a 1-D array of times) for a running loss
+        ``rho/2 int_{t0}^{T} (y - r)^2 dt`` added to ``L``; computed by
+        Gauss-Legendre quadrature with ``quadrature_nodes`` nodes on every
+        forward step of the computed solution (its dense output), whose
+        nodes the discrete adjoint then treats as weighted observations.
+        Needs the discrete adjoint (smooth activations under ``"auto"``).
+    running_weight : float
+        ``rho >= 0``.
+    quadrature_nodes : int
+        Gauss-Legendre nodes per forward step for the running loss.
 
     Returns
     -------
@@ -1267,23 +1301,34 @@ def ctrnn_loss_gradient(
     if not isinstance(x, InputPath):
         raise TypeError(f"`x` must be an InputPath from dynmem.inputs; got {describe(x)}.")
     adjoint = resolve_adjoint(adjoint, model)
+    rho = check_nonnegative("running_weight", running_weight)
+    nq = check_int("quadrature_nodes", quadrature_nodes, minimum=1)
+    if running_target is not None and not callable(running_target):
+        raise TypeError(f"`running_target` must be callable r(t) or None; got {describe(running_target)}.")
+    if running_target is not None and rho and adjoint != "discrete":
+        raise ValueError("`running_target` needs `adjoint` = 'discrete' (the compiled continuous adjoint has no "
+                         f"running loss); got adjoint = {adjoint!r} (a kinked activation resolves 'auto' to it).")
     model, _, t_obs, H0, t0, rtol, atol, _, max_steps, threshold, _, _, _ = _prepare(
         model, x, t_obs, h0, t0, rtol, atol, np.inf, max_steps, divergence_threshold, "t_obs")
     y_obs = as_float_array("y_obs", y_obs, shape=t_obs.shape)
     w = np.ones(t_obs.size) if weights is None else as_float_array("weights", weights, shape=t_obs.shape)
     if np.any(w < 0):
         raise ValueError(f"`weights` must be non-negative; got {describe(w)}.")
-    return loss_gradient_validated(model, x, t_obs, y_obs, H0[0], t0, w, rtol, atol, max_steps, threshold, adjoint)
+    return loss_gradient_validated(model, x, t_obs, y_obs, H0[0], t0, w, rtol, atol, max_steps, threshold, adjoint,
+                                   running_target, rho, nq)
 
 
-def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_steps, threshold, adjoint):
+def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_steps, threshold, adjoint,
+                            running_target=None, running_weight=0.0, quadrature_nodes=4):
     """:func:`ctrnn_loss_gradient` with its arguments already validated (by it, or by :func:`dynmem.adjoint_gradient`).
 
     No checks here: ``model`` a CTRNN, ``x`` an affine path of its input
     dimension, ``t_obs`` a strictly increasing float64 array in
     ``[t0, x.t_end]``, ``y_obs`` and ``w`` (``w >= 0``) float64 arrays of its
     shape, ``h0`` the initial state (m,), ``adjoint`` ``"discrete"`` or
-    ``"continuous"``, the tolerances and limits positive floats / ints.
+    ``"continuous"``, the tolerances and limits positive floats / ints;
+    ``running_target`` a callable or None, ``running_weight >= 0``,
+    ``quadrature_nodes >= 1`` (a running loss needs ``adjoint="discrete"``).
     """
     m, d = model.hidden, model.inputs
     t0 = float(t0)
@@ -1318,12 +1363,41 @@ def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_s
         raise FloatOverflowError(f"the loss overflowed float64 (0.5 sum w (y - y_obs)^2 = {loss}): max|y_obs| = "
                                  f"{np.max(np.abs(y_obs)):.3g}, max|y| = {np.max(np.abs(y)):.3g}; rescale `y_obs`.")
     dc = r @ H
+    t_all, r_all = t_obs, r
+    if running_target is not None and running_weight and T > t0:
+        # rho/2 int (y - r)^2 dt by Gauss-Legendre on every step of the computed solution: the nodes are
+        # observations of its dense output with weights rho w_q (the adjoint below treats them so)
+        gx, gw = np.polynomial.legendre.leggauss(int(quadrature_nodes))
+        gx, gw = 0.5 * (gx + 1.0), 0.5 * gw
+        hs = S_h[:nacc, None]
+        tn = (S_t[:nacc, None] + hs * gx[None, :]).ravel()
+        wn = (hs * gw[None, :]).ravel()
+        Wx = (_P @ np.stack([gx, gx ** 2, gx ** 3, gx ** 4])).T  # (q, 7) dense-output weights at the nodes
+        Hn = (S_y[:nacc, None, :] + hs[:, :, None] * np.einsum("qj,sjm->sqm", Wx, S_K[:nacc])).reshape(-1, m)
+        with np.errstate(all="ignore"):
+            rn = np.asarray(running_target(tn), dtype=float)
+        if rn.shape not in (tn.shape, (tn.size, 1)) or not np.all(np.isfinite(rn)):
+            raise ValueError(f"`running_target` must return finite values of shape ({tn.size},) for times of shape "
+                             f"({tn.size},); got {describe(rn)}.")
+        en = Hn @ c - rn.reshape(tn.shape)
+        rr = running_weight * wn * en
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss += 0.5 * running_weight * float(wn @ (en * en))
+        if not np.isfinite(loss):
+            from .errors import FloatOverflowError
+
+            raise FloatOverflowError(f"the running loss overflowed float64: max|r(t)| = {np.max(np.abs(rn)):.3g}; "
+                                     "rescale `running_target`.")
+        dc = dc + rr @ Hn
+        order = np.argsort(np.concatenate([t_obs, tn]), kind="stable")
+        t_all = np.concatenate([t_obs, tn])[order]
+        r_all = np.concatenate([r, rr])[order]
     dW, dU, db = np.zeros((m, m)), np.zeros((m, d)), np.zeros(m)
     a0 = np.zeros(m)
     nfev_b = 0
     if T > t0 and adjoint == "discrete":
         Uk, Vs, Vt = np.empty((nacc, 7, m)), np.empty((nacc, m)), np.empty((nacc, m))
-        nfev_b = _discrete_adjoint(np.ascontiguousarray(W.T), leak, breaks, np.array(t_obs), r, c, _C, _A, _B, _P,
+        nfev_b = _discrete_adjoint(np.ascontiguousarray(W.T), leak, breaks, t_all, r_all, c, _C, _A, _B, _P,
                                    S_t, S_h, S_K, S_D, S_seg, np.int64(nacc), Uk, Vs, Vt, a0)
         # the factored parameter sums (see _discrete_adjoint), contracted by BLAS
         dW = Vs.T @ S_y[:nacc] + Uk.reshape(7 * nacc, m).T @ S_K[:nacc].reshape(7 * nacc, m)

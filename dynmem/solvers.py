@@ -27,6 +27,7 @@ import numpy as np
 from scipy.integrate._ivp.rk import RkDenseOutput
 
 from ._validation import check_choice, describe
+from .activations import get_activation
 from .inputs import InputPath
 from .models import CTRNN, ContinuousModel, LinearRNN
 
@@ -76,7 +77,9 @@ def resolve_method(method: str, model, x=None, *, dense_output: bool = False, ru
     * the input path is affine on each piece (``x.affine``; every path of
       :mod:`dynmem.inputs` except :class:`~dynmem.inputs.FunctionPath`), or
       there is no path (constant inputs);
-    * no dense output and no running loss are asked for.
+    * no dense output is asked for, and no running loss unless the
+      activation is smooth (the compiled running loss rides on the discrete
+      adjoint, which ``adjoint="auto"`` uses for smooth activations only).
 
     Otherwise it resolves to scipy's ``"RK45"``.  Both are explicit methods:
     a stiff model needs ``"Radau"`` or ``"BDF"`` by name under either (the
@@ -86,7 +89,8 @@ def resolve_method(method: str, model, x=None, *, dense_output: bool = False, ru
         return method
     if isinstance(model, LinearRNN):
         model = model.as_ctrnn()
-    ok = isinstance(model, CTRNN) and not dense_output and not running_loss
+    ok = isinstance(model, CTRNN) and not dense_output
+    ok = ok and (not running_loss or get_activation(model.activation).smooth)
     if x is not None:
         ok = ok and isinstance(x, InputPath) and bool(x.affine)
     return "dopri5" if ok else "RK45"

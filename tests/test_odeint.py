@@ -246,7 +246,10 @@ def test_default_method_is_auto_and_resolves():
     assert g45.method == "RK45"
     np.testing.assert_allclose(g.flat, g45.flat, rtol=0, atol=1e-5 * np.max(np.abs(g45.flat)))
     run = dm.adjoint_gradient(model, x, t_obs, y_obs, running_target=lambda t: np.zeros_like(t))
-    assert run.method == "RK45"  # running losses are scipy-only
+    assert run.method == "dopri5" and run.adjoint == "discrete"  # a running loss rides on the discrete adjoint
+    kinked, _, _ = _problem(3, activation="relu")
+    run = dm.adjoint_gradient(kinked, x, t_obs, y_obs, running_target=lambda t: np.zeros_like(t))
+    assert run.method == "RK45"  # relu: the continuous adjoint, which only scipy's path gives a running loss
     from dynmem.solvers import resolve_method
 
     assert resolve_method("auto", model, x) == "dopri5" and resolve_method("Radau", model, x) == "Radau"
@@ -520,7 +523,7 @@ def test_adjoint_failure_and_validation():
 
 @pytest.mark.parametrize("adjoint", ["discrete", "continuous"])
 def test_adjoint_storage_regrowth_is_exact(monkeypatch, adjoint):
-    # a forward solve longer than the storage is repeated with room for every step: same numbers
+    # a forward solve longer than the first storage grows it (doubling): the same numbers as with room for all
     import dynmem.odeint as odeint
 
     model, x, t_obs, y_obs, _ = _obs_problem(23)
@@ -540,7 +543,7 @@ def test_adjoint_gradient_method_dopri5(linear):
     if linear:
         model = dm.LinearRNN(np.array(model.W) - 0.3 * np.eye(model.hidden), np.array(model.U), np.array(model.c))
     w = rng.uniform(0.5, 2.0, size=t_obs.size)
-    ref = dm.adjoint_gradient(model, x, t_obs, y_obs, weights=w, rtol=1e-12, atol=1e-14)
+    ref = dm.adjoint_gradient(model, x, t_obs, y_obs, weights=w, method="DOP853", rtol=1e-12, atol=1e-14)
     res = dm.adjoint_gradient(model, x, t_obs, y_obs, weights=w, method="dopri5", rtol=1e-10, atol=1e-12)
     assert type(res.grad) is type(ref.grad)
     assert res.flat.shape == ref.flat.shape
@@ -548,8 +551,34 @@ def test_adjoint_gradient_method_dopri5(linear):
     assert res.loss == pytest.approx(ref.loss, rel=1e-8)
     np.testing.assert_allclose(res.dh0, ref.dh0, rtol=1e-7, atol=1e-10)
     assert res.nfev_backward > 0 and res.n_quadrature_nodes == res.nfev_backward
-    with pytest.raises(ValueError, match=r"`running_target` is not supported"):
-        dm.adjoint_gradient(model, x, t_obs, y_obs, method="dopri5", running_target=lambda t: 0 * t)
+    with pytest.raises(ValueError, match=r"`running_target` with method='dopri5' needs adjoint='discrete'"):
+        dm.adjoint_gradient(model, x, t_obs, y_obs, method="dopri5", adjoint="continuous",
+                            running_target=lambda t: 0 * t)
+
+
+@pytest.mark.parametrize("kind,leak", [("constant", 0.0), ("linear", 0.3)])
+def test_compiled_running_loss_matches_scipy_adjoint(kind, leak):
+    # rho/2 int (y - r)^2 dt on the discrete adjoint: against scipy's continuous adjoint (DOP853, its own
+    # Gauss-Legendre quadrature of the running loss) at tight tolerances, and against complex-step
+    # differentiation of the replayed steps, whose loss now includes the same quadrature
+    model, x, t_obs, y_obs, rng = _obs_problem(41, m=4, kind=kind, leak=leak)
+    target = lambda t: 0.5 * np.sin(1.3 * t)  # noqa: E731
+    ref = dm.adjoint_gradient(model, x, t_obs, y_obs, running_target=target, running_weight=0.7, method="DOP853",
+                              rtol=1e-12, atol=1e-14)
+    res = dm.adjoint_gradient(model, x, t_obs, y_obs, running_target=target, running_weight=0.7, rtol=1e-11,
+                              atol=1e-13)
+    assert res.method == "dopri5" and res.adjoint == "discrete"
+    assert res.loss == pytest.approx(ref.loss, rel=1e-9)
+    assert np.linalg.norm(res.flat - ref.flat) / np.linalg.norm(ref.flat) < 1e-8
+    np.testing.assert_allclose(res.dh0, ref.dh0, rtol=1e-8, atol=1e-11)
+    without = dm.adjoint_gradient(model, x, t_obs, y_obs, rtol=1e-11, atol=1e-13)
+    assert np.linalg.norm(without.flat - ref.flat) > 1e3 * np.linalg.norm(res.flat - ref.flat)  # the term counts
+    with pytest.raises(ValueError, match=r"`running_target` must return finite values"):
+        ctrnn_loss_gradient(model, x, t_obs, y_obs, running_target=lambda t: np.full_like(t, np.nan))
+    with pytest.raises(ValueError, match=r"`running_target` needs `adjoint` = 'discrete'"):
+        ctrnn_loss_gradient(model, x, t_obs, y_obs, running_target=target, adjoint="continuous")
+    with pytest.raises(TypeError, match=r"`running_target` must be callable"):
+        ctrnn_loss_gradient(model, x, t_obs, y_obs, running_target=3.0)
 
 
 # ---------------------------------------------------------------------------
