@@ -477,7 +477,7 @@ def test_discrete_adjoint_is_the_gradient_of_the_computed_steps(kind, leak, acti
     st_, _, _, nacc, S_t, S_h, _, _, _, S_seg = odeint._forward_store(
         np.array(model.W), np.int64(dm.activations.get_activation(activation).code), float(model.leak),
         Xa @ U.T + bb, Xs @ U.T, breaks, t_obs, h0, 1e-5, 1e-7, np.inf, np.int64(10 ** 6), 1e12,
-        odeint._C, odeint._A, odeint._B, odeint._E, odeint._P, H, np.int64(512))
+        odeint._C, odeint._A, odeint._B, odeint._E, odeint._P, H, *odeint._step_storage(3))
     assert st_ == 0 and 5 < nacc < 200
     steps = (S_t[:nacc], S_h[:nacc], S_seg[:nacc], breaks, 6.0)
     loss = _fixed_step_loss(model, x, t_obs, y_obs, h0, *steps)
@@ -530,6 +530,7 @@ def test_adjoint_storage_regrowth_is_exact(monkeypatch, adjoint):
     full = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11, adjoint=adjoint)
     assert full.naccept_forward > 3
     monkeypatch.setattr(odeint, "_STORE_CAPACITY", 3)
+    odeint._STORE.buf = None  # no storage kept from earlier calls: the 3-step one must grow
     small = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11, adjoint=adjoint)
     for name in ("dW", "dU", "db", "dc", "dh0", "y"):
         np.testing.assert_array_equal(getattr(small, name), getattr(full, name))
