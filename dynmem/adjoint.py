@@ -202,7 +202,9 @@ def adjoint_gradient(
         forward and adjoint solves of :func:`dynmem.odeint.ctrnn_loss_gradient`
         (affine input paths, no running loss; ``quadrature_nodes`` is unused and
         ``n_quadrature_nodes`` reports the backward stage points, which carry
-        the parameter integrals).
+        the parameter integrals); ``"tsit5"`` runs both compiled solves with
+        the Tsitouras 5(4) pair (``"dop853"`` has no compiled adjoint:
+        ValueError).
     rtol, atol : float
         Tolerances for both solves.
     quadrature_nodes : int
@@ -271,7 +273,7 @@ def adjoint_gradient(
         from .odeint import ctrnn_loss_gradient
 
         res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, t0=t0, weights=w, rtol=rtol, atol=atol,
-                                  max_steps=max_steps)
+                                  max_steps=max_steps, method=method)
         if not np.isfinite(res.loss):
             from .errors import FloatOverflowError
 
