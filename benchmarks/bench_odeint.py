@@ -242,6 +242,24 @@ def _equal_error_table(rows, names, targets):
         d = best.get("dopri5")
         ratio = " ".join(f"{n}:{d / best[n]:.2f}x" for n in names if n != "dopri5" and n in best and d)
         print(f"  {rt:11.1e} {target:8.1e} | " + " | ".join(cells) + f" | {ratio}")
+    # the same levels on the interpolated work-precision curves (less lumpy than the cheapest grid run)
+    print("  interpolated (log time vs log error, each solver's lower envelope): dopri5 time / solver time")
+    for rt in targets:
+        target = rows[rt]["dopri5"][1]
+        tim = {n: _time_at_error(rows, n, target) for n in names}
+        cells = " ".join(f"{n}:{tim['dopri5'] / tim[n]:.2f}x" if tim[n] else f"{n}:-" for n in names if n != "dopri5")
+        print(f"  {rt:11.1e} {target:8.1e} | dopri5 {tim['dopri5'] * 1e3:.3f} ms | {cells}")
+
+
+def _time_at_error(rows, name, target):
+    # time on the lower envelope (fastest run at least as accurate) of one solver, log-log interpolated at `target`
+    pts = sorted((rows[r][name][1], rows[r][name][0]) for r in rows if name in rows[r])
+    err = np.log([p[0] for p in pts])
+    env = np.log(np.minimum.accumulate([p[1] for p in pts]))  # fastest among the runs with error <= this one's
+    lt = np.log(target)
+    if not (err[0] <= lt <= err[-1]):
+        return None
+    return float(np.exp(np.interp(lt, err, env)))
 
 
 def _pairs_rows(model, x, t_obs, y_obs, ref, gref, repeats):
