@@ -307,6 +307,25 @@ def _pairs_rows(model, x, t_obs, y_obs, ref, gref, repeats):
         print(f"{rtol:7.1e} | dopri5 {row['dopri5'][0] * 1e3:7.3f} ({row['dopri5'][1]:7.1e}) | tsit5 "
               f"{row['tsit5'][0] * 1e3:7.3f} ({row['tsit5'][1]:7.1e}) | tsit5/dopri5 {row['tsit5'][0] / row['dopri5'][0]:.2f}")
     _equal_error_table(grows, ["dopri5", "tsit5"], (1e-6, 1e-8, 1e-10))
+    _memory_pairs_row(repeats)
+
+
+def _memory_pairs_row(repeats):
+    """memory_function (tanh m64, 64 amplitudes x 2 directions, 1000 t; the problem of _memory_row) with each
+    compiled pair; error max|dM| / max M against scipy DOP853 at rtol 1e-12."""
+    from dynmem.memory import memory_function
+
+    model = dynmem.CTRNN.random(64, 1, spectral_abscissa=-0.3, rng=1)
+    t = np.linspace(0.0, 30.0, 1000)
+    amps = np.geomspace(0.01, 10.0, 64)
+    ref = memory_function(model, t, amplitudes=amps, method="DOP853", rtol=1e-12, atol=1e-14).values
+    print("memory_function tanh m64, 128 probes, 1000 t, compiled pairs: median ms (error max|dM| / max M)")
+    for rtol in (1e-6, 1e-8, 1e-10):
+        fns = {meth: (lambda meth=meth: memory_function(model, t, amplitudes=amps, method=meth, rtol=rtol,
+                                                        atol=rtol * 1e-2).values) for meth in PAIRS}
+        med = _race(fns, max(3, repeats // 3))
+        err = {k: float(np.max(np.abs(fns[k]() - ref)) / np.max(ref)) for k in fns}
+        print(f"  rtol {rtol:.0e} (atol rtol/100) | " + " | ".join(f"{k} {med[k] * 1e3:6.1f} ({err[k]:.1e})" for k in PAIRS))
 
 
 DIFFRAX_RTOLS = (1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11)
