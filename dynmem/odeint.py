@@ -1,4 +1,4 @@
-"""A numba-compiled Dormand-Prince 5(4) integrator for CTRNNs.
+"""Numba-compiled explicit Runge-Kutta integrators for CTRNNs: Dormand-Prince 5(4), Tsitouras 5(4), DOP853.
 
 The vector field is the CTRNN's ``dh/dt = sigma(W h + U x(t) + b) - leak h``
 with an input path that is affine on each piece (every path in
@@ -23,6 +23,13 @@ mean in :func:`scipy.integrate.solve_ivp`:
 * the first step is scipy's ``select_initial_step`` (Hairer et al. II.4) on
   the first knot-to-knot piece;
 * a step is too small below ``10 * spacing(t)`` (step-size underflow).
+
+The same kernels run Tsitouras' 5(4) pair (``method="tsit5"``,
+:data:`TSIT5_TABLEAU`: 7 stages, FSAL, fourth-order estimate and continuous
+extension; Tsitouras 2011) with these controls, forward and in the adjoint.
+``method="dop853"`` runs Hairer's eighth-order pair with scipy's ``DOP853``
+controls in kernels of their own (forward solves only; see the last section
+of this module).
 
 Every knot of the input path inside the span ends a step exactly (the input,
 or its slope, may jump there), and the stage derivative at the knot is
