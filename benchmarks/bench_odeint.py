@@ -34,6 +34,13 @@ Standalone (no torch needed)::
 With diffrax installed (the ``bench`` extra) it adds diffrax Tsit5 rows: forward
 solve and loss gradient (its default RecursiveCheckpointAdjoint) at equal rtol
 and at equal achieved error, compile time reported apart.
+
+The pairs section (issue 13, fourth round; ``--pairs-only`` runs just it) times
+``simulate`` with each compiled pair, ``"dopri5"``, ``"tsit5"`` and
+``"dop853"``, next to diffrax Tsit5's forward solve on a grid of rtol = atol,
+at equal rtol and at equal achieved error (for each error level: the cheapest
+run of each solver at least that accurate), and the compiled adjoint
+(``ctrnn_loss_gradient``) with dopri5 and tsit5 the same way.
 """
 
 from __future__ import annotations
@@ -111,6 +118,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warm", action="store_true",
                     help="gc.collect() once per comparison instead of before every timed call (warm caches)")
     ap.add_argument("--no-torch", action="store_true", help="skip the torchdiffeq and train_ctrnn rows")
+    ap.add_argument("--pairs-only", action="store_true", help="run only the section of the compiled pairs")
     args = ap.parse_args(argv)
     global _COLLECT_EACH_CALL
     _COLLECT_EACH_CALL = not args.warm
@@ -119,6 +127,12 @@ def main(argv=None) -> int:
     print(f"m={model.hidden} d={model.inputs} T={x.t_end} knots={x.knots.size - 2} inner, obs={t_obs.size}; "
           f"repeats={args.repeats}; load average {os.getloadavg()[0]:.2f} (2 shared cores: timings are noisy); "
           f"{'warm: one gc.collect() per comparison' if args.warm else 'cold: gc.collect() before every timed call'}")
+    if args.pairs_only:
+        _, _, _, y_obs = make_problem(0)
+        gref = dynmem.adjoint_gradient(model, x, t_obs, y_obs, method="DOP853", rtol=1e-12, atol=1e-12).flat
+        _pairs_rows(model, x, t_obs, y_obs, ref, gref, args.repeats)
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
+        return 0
     print(f"{'rtol=atol':>9} | {'RK45 (scipy)':>12} {'err':>8} {'nfev':>5} | {'dopri5':>9} {'err':>8} {'nfev':>5} | ratio")
     for rtol in RTOLS:
         fns = {
@@ -164,7 +178,154 @@ def main(argv=None) -> int:
     med = _race(fns, args.repeats)
     print(f"batch of {N_BATCH} at rtol=1e-8: one call {med['batch'] * 1e3:.2f} ms "
           f"({med['batch'] / N_BATCH * 1e3:.3f} ms/sequence) vs {N_BATCH} calls {med['loop'] * 1e3:.2f} ms")
+    _pairs_rows(model, x, t_obs, y_obs, ref, gref, args.repeats)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
+
+
+# half-decade grid: at equal achieved error a decade grid would charge a solver whose error at some rtol
+# is a little above dopri5's with the next decade (the pairs' errors at equal rtol differ by < 2x)
+PAIR_RTOLS = tuple(float(f"{10.0 ** e:.1e}") for e in np.arange(-5.0, -12.01, -0.5))
+PAIRS = ("dopri5", "tsit5", "dop853")
+
+
+def _diffrax_tsit5_forward(model, x, t_obs):
+    """``make(rtol)`` -> jitted diffrax Tsit5 forward solve returning y(t_obs) (as in _diffrax_rows), or None."""
+    try:
+        import jax
+        import jax.numpy as jnp
+        import diffrax
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    knots, vals, leak, ts, m = jnp.asarray(x.knots), jnp.asarray(x.values), float(model.leak), jnp.asarray(t_obs), model.hidden
+    W, U, b, c = (jnp.asarray(a) for a in (model.W, model.U, model.b, model.c))
+
+    def field(t, h, args):
+        k = jnp.clip(jnp.searchsorted(knots, t, side="right") - 1, 0, vals.shape[0] - 1)
+        return jnp.tanh(W @ h + U @ vals[k] + b) - leak * h
+
+    term = diffrax.ODETerm(field)
+
+    def make(rtol):
+        try:
+            ctrl = diffrax.ClipStepSizeController(diffrax.PIDController(rtol=rtol, atol=rtol), jump_ts=knots)
+        except AttributeError:
+            ctrl = diffrax.PIDController(rtol=rtol, atol=rtol, jump_ts=knots)
+
+        @jax.jit
+        def outputs():
+            sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, float(t_obs[-1]), None, jnp.zeros(m),
+                                      saveat=diffrax.SaveAt(ts=ts), stepsize_controller=ctrl, max_steps=100_000)
+            return sol.ys @ c
+
+        return lambda: np.asarray(jax.block_until_ready(outputs()))
+
+    return make
+
+
+def _equal_error_table(rows, names, targets):
+    # for each error level (dopri5's error at a target rtol): the cheapest run of each solver that accurate
+    print(f"  equal achieved error: cheapest run of each solver with error <= dopri5's at that rtol (ms; rtol)")
+    print(f"  {'dopri5 rtol':>11} {'err':>8} | " + " | ".join(f"{n:>17}" for n in names) + " | best/dopri5")
+    for rt in targets:
+        target = rows[rt]["dopri5"][1]
+        cells, best = [], {}
+        for n in names:
+            ok = [(rows[r][n][0], r) for r in rows if n in rows[r] and rows[r][n][1] <= target]
+            if ok:
+                tb, rb = min(ok)
+                best[n] = tb
+                cells.append(f"{tb * 1e3:7.3f} ({rb:7.1e})")
+            else:
+                cells.append(f"{'-':>17}")
+        d = best.get("dopri5")
+        ratio = " ".join(f"{n}:{d / best[n]:.2f}x" for n in names if n != "dopri5" and n in best and d)
+        print(f"  {rt:11.1e} {target:8.1e} | " + " | ".join(cells) + f" | {ratio}")
+    # the same levels on the interpolated work-precision curves (less lumpy than the cheapest grid run)
+    print("  interpolated (log time vs log error, each solver's lower envelope): dopri5 time / solver time")
+    for rt in targets:
+        target = rows[rt]["dopri5"][1]
+        tim = {n: _time_at_error(rows, n, target) for n in names}
+        cells = " ".join(f"{n}:{tim['dopri5'] / tim[n]:.2f}x" if tim[n] else f"{n}:-" for n in names if n != "dopri5")
+        print(f"  {rt:11.1e} {target:8.1e} | dopri5 {tim['dopri5'] * 1e3:.3f} ms | {cells}")
+
+
+def _time_at_error(rows, name, target):
+    # time on the lower envelope (fastest run at least as accurate) of one solver, log-log interpolated at `target`
+    pts = sorted((rows[r][name][1], rows[r][name][0]) for r in rows if name in rows[r])
+    err = np.log([p[0] for p in pts])
+    env = np.log(np.minimum.accumulate([p[1] for p in pts]))  # fastest among the runs with error <= this one's
+    lt = np.log(target)
+    if not (err[0] <= lt <= err[-1]):
+        return None
+    return float(np.exp(np.interp(lt, err, env)))
+
+
+def _pairs_rows(model, x, t_obs, y_obs, ref, gref, repeats):
+    """simulate with the compiled dopri5 / tsit5 / dop853 next to diffrax Tsit5 (forward), and the compiled
+    adjoint with dopri5 / tsit5; equal rtol and equal achieved error."""
+    make_dfx = _diffrax_tsit5_forward(model, x, t_obs)
+    rows = {}
+    compile_s = []
+    for rtol in PAIR_RTOLS:
+        fns = {meth: (lambda meth=meth: dynmem.simulate(model, x, t_obs, method=meth, rtol=rtol, atol=rtol))
+               for meth in PAIRS}
+        if make_dfx is not None:
+            t = time.perf_counter()
+            dfx = make_dfx(rtol)
+            dfx()
+            compile_s.append(time.perf_counter() - t)
+            fns["diffrax"] = dfx
+        med = _race(fns, repeats)
+        row = {}
+        for k, fn in fns.items():
+            out = fn()
+            y = out if k == "diffrax" else out.y
+            row[k] = (med[k], _rel(y, ref), 0 if k == "diffrax" else out.nfev)
+        rows[rtol] = row
+    names = list(PAIRS) + (["diffrax"] if make_dfx is not None else [])
+    print("compiled pairs, simulate (forward), equal rtol=atol: median ms (rel. error of y vs DOP853 rtol 1e-13, "
+          "nfev)" + (f"; diffrax Tsit5 jit compile {min(compile_s):.2f}-{max(compile_s):.2f} s apart" if compile_s else ""))
+    print(f"{'rtol':>7} | " + " | ".join(f"{n:>26}" for n in names) + " | tsit5/dopri5 dop853/dopri5 time")
+    for rtol, row in rows.items():
+        cells = [f"{row[n][0] * 1e3:7.3f} ({row[n][1]:7.1e}, {row[n][2]:5d})" for n in names]
+        print(f"{rtol:7.1e} | " + " | ".join(cells) +
+              f" | {row['tsit5'][0] / row['dopri5'][0]:.2f} {row['dop853'][0] / row['dopri5'][0]:.2f}")
+    _equal_error_table(rows, names, (1e-6, 1e-8, 1e-10, 1e-12))
+    # the compiled adjoint with the two 5(4) pairs
+    grows = {}
+    for rtol in PAIR_RTOLS[:-2]:
+        fns = {meth: (lambda meth=meth: _flat(ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=rtol, atol=rtol,
+                                                                  method=meth)))
+               for meth in ("dopri5", "tsit5")}
+        med = _race(fns, repeats)
+        grows[rtol] = {k: (med[k], _rel(fn(), gref), 0) for k, fn in fns.items()}
+    print("compiled adjoint (ctrnn_loss_gradient), equal rtol=atol: median ms (rel. error of the flat gradient vs "
+          "adjoint_gradient DOP853 rtol 1e-12)")
+    for rtol, row in grows.items():
+        print(f"{rtol:7.1e} | dopri5 {row['dopri5'][0] * 1e3:7.3f} ({row['dopri5'][1]:7.1e}) | tsit5 "
+              f"{row['tsit5'][0] * 1e3:7.3f} ({row['tsit5'][1]:7.1e}) | tsit5/dopri5 {row['tsit5'][0] / row['dopri5'][0]:.2f}")
+    _equal_error_table(grows, ["dopri5", "tsit5"], (1e-6, 1e-8, 1e-10))
+    _memory_pairs_row(repeats)
+
+
+def _memory_pairs_row(repeats):
+    """memory_function (tanh m64, 64 amplitudes x 2 directions, 1000 t; the problem of _memory_row) with each
+    compiled pair; error max|dM| / max M against scipy DOP853 at rtol 1e-12."""
+    from dynmem.memory import memory_function
+
+    model = dynmem.CTRNN.random(64, 1, spectral_abscissa=-0.3, rng=1)
+    t = np.linspace(0.0, 30.0, 1000)
+    amps = np.geomspace(0.01, 10.0, 64)
+    ref = memory_function(model, t, amplitudes=amps, method="DOP853", rtol=1e-12, atol=1e-14).values
+    print("memory_function tanh m64, 128 probes, 1000 t, compiled pairs: median ms (error max|dM| / max M)")
+    for rtol in (1e-6, 1e-8, 1e-10):
+        fns = {meth: (lambda meth=meth: memory_function(model, t, amplitudes=amps, method=meth, rtol=rtol,
+                                                        atol=rtol * 1e-2).values) for meth in PAIRS}
+        med = _race(fns, max(3, repeats // 3))
+        err = {k: float(np.max(np.abs(fns[k]() - ref)) / np.max(ref)) for k in fns}
+        print(f"  rtol {rtol:.0e} (atol rtol/100) | " + " | ".join(f"{k} {med[k] * 1e3:6.1f} ({err[k]:.1e})" for k in PAIRS))
 
 
 DIFFRAX_RTOLS = (1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11)

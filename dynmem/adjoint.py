@@ -54,7 +54,7 @@ from .activations import dact_scalar, get_activation
 from .models import CTRNN, LinearRNN
 from .odeint import ADJOINTS, loss_gradient_validated, resolve_adjoint
 from .simulate import simulate
-from .solvers import (AUTO, COMPILED_METHODS, EVALS_PER_STEP, STIFF_METHODS, BudgetExceeded, EvalBudget,
+from .solvers import (ADJOINT_COMPILED_METHODS, AUTO, COMPILED_METHODS, EVALS_PER_STEP, STIFF_METHODS, BudgetExceeded, EvalBudget,
                       SimulationError, as_ctrnn, check_method, check_path, pack_rk_interpolant, resolve_method,
                       segments)
 
@@ -216,7 +216,9 @@ def adjoint_gradient(
         forward and adjoint solves of :func:`dynmem.odeint.ctrnn_loss_gradient`
         (affine input paths; a running loss with the discrete adjoint only;
         ``n_quadrature_nodes`` reports the backward stage points or stage
-        transposes, which carry the parameter sums).
+        transposes, which carry the parameter sums); ``"tsit5"`` runs the
+        compiled solves with the Tsitouras 5(4) pair (``"dop853"`` has no
+        compiled adjoint: ValueError).
     rtol, atol : float
         Tolerances for both solves.
     quadrature_nodes : int
@@ -300,12 +302,16 @@ def adjoint_gradient(
         if not x.affine:
             raise TypeError(f"`x` must be affine on each piece (x.affine) for method={method!r}; got {describe(x)}.")
         # every argument is validated above or here: the compiled core directly (no second validation pass)
+        if method not in ADJOINT_COMPILED_METHODS:
+            raise ValueError(f"`method` = {method!r} has no compiled adjoint: the compiled gradients take "
+                             f"{', '.join(repr(c) for c in ADJOINT_COMPILED_METHODS)} (or use a scipy method such as "
+                             "'DOP853').")
         max_steps = check_int("max_steps", max_steps, minimum=1)
         if not (x.t_start <= t0 <= x.t_end):
             raise ValueError(f"`t0` must lie in the input's domain [{x.t_start}, {x.t_end}]; got {t0}.")
         h0c = np.zeros(model.hidden) if h0 is None else h0
         res = loss_gradient_validated(model, x, t_obs, y_obs, h0c, t0, w, rtol, atol, max_steps, 1e12, adjoint,
-                                      running_target, rho, nq)
+                                      running_target, rho, nq, method)
         if not np.isfinite(res.loss):
             from .errors import FloatOverflowError
 

@@ -56,7 +56,7 @@ from .errors import warn_overflow
 from .inputs import step
 from .activations import get_activation
 from .models import CTRNN, ClosedFormMemory, ContinuousModel, DiscreteModel, LinearRNN
-from .solvers import AUTO, STIFF_METHODS, SimulationError, as_ctrnn, check_method, resolve_method
+from .solvers import AUTO, COMPILED_METHODS, STIFF_METHODS, SimulationError, as_ctrnn, check_method, resolve_method
 
 # The decay fits moved to dynmem.decay; re-exported here, where they were.
 from .decay import DecayFit, fit_decay  # noqa: E402,F401
@@ -383,16 +383,16 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
         Xd = zero
 
     method = resolve_method(method, model)  # "auto" -> "dopri5" or scipy's "RK45" (other ContinuousModels)
-    if method == "dopri5":
+    if method in COMPILED_METHODS:
         if not isinstance(model, (CTRNN, LinearRNN)):
-            raise ValueError(f"`method` = 'dopri5' is written for CTRNN and LinearRNN models; got a "
+            raise ValueError(f"`method` = {method!r} is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
         keep, rep, sign = _mirror_pairs(model, Xd, H0)
         if input != "impulse":
             # c^T f(h(t)) evaluated inside the compiled call at each interpolated state: the exact field,
             # no states kept (for kinked activations too: the field is evaluated, not differentiated)
-            return np.abs(_compiled_probe_states(model, Xd[keep], H0[keep], t, rtol, atol, c))[rep]
-        Hs = _compiled_probe_states(model, Xd[keep], H0[keep], t, rtol, atol)[:, rep] * sign[None, :, None]
+            return np.abs(_compiled_probe_states(model, Xd[keep], H0[keep], t, rtol, atol, c, method))[rep]
+        Hs = _compiled_probe_states(model, Xd[keep], H0[keep], t, rtol, atol, method=method)[:, rep] * sign[None, :, None]
     else:
         Hs = _scipy_probe_states(model, Xd, H0, t, method, rtol, atol)
     if not np.all(np.isfinite(Hs)):
@@ -439,15 +439,15 @@ def _mirror_pairs(model, Xd: np.ndarray, H0: np.ndarray):
 
 
 def _compiled_probe_states(model, Xd: np.ndarray, H0: np.ndarray, t: np.ndarray, rtol: float, atol: float,
-                           c=None) -> np.ndarray:
+                           c=None, method: str = "dopri5") -> np.ndarray:
     """All k probes in one compiled DOPRI5 call (dynmem.odeint): states (n, k, m), or with a readout ``c``
     the output derivatives ``c^T dh/dt = c^T f(h(t))`` (k, n), the exact field at the interpolated states."""
     from .odeint import solve_ctrnn_constant
 
-    out = solve_ctrnn_constant(model, Xd, t, h0=H0, rtol=rtol, atol=atol, output_derivative=c)
+    out = solve_ctrnn_constant(model, Xd, t, h0=H0, rtol=rtol, atol=atol, output_derivative=c, method=method)
     res, dy = out if c is not None else (out, None)
     if not res.success:
-        raise SimulationError(f"the memory probes' solve (dopri5) failed: {res.message}")
+        raise SimulationError(f"the memory probes' solve ({method}) failed: {res.message}")
     if dy is not None:
         if not np.all(np.isfinite(dy)):
             raise SimulationError("the memory probes diverged (non-finite states).")
@@ -578,7 +578,8 @@ def memory_function(
         integrated at once).  The default ``"auto"`` runs CTRNN/LinearRNN
         probes in one compiled DOPRI5 call (``"dopri5"``, :mod:`dynmem.odeint`)
         and other continuous models as one batched scipy ``"RK45"`` system;
-        scipy's methods are accepted by name.
+        scipy's methods and the compiled ``"tsit5"`` / ``"dop853"`` are
+        accepted by name.
     fd_step : float
         Difference step for callables and targets without an exact step derivative.
     closed_form : bool

@@ -1,4 +1,4 @@
-"""A numba-compiled Dormand-Prince 5(4) integrator for CTRNNs.
+"""Numba-compiled explicit Runge-Kutta integrators for CTRNNs: Dormand-Prince 5(4), Tsitouras 5(4), DOP853.
 
 The vector field is the CTRNN's ``dh/dt = sigma(W h + U x(t) + b) - leak h``
 with an input path that is affine on each piece (every path in
@@ -23,6 +23,13 @@ mean in :func:`scipy.integrate.solve_ivp`:
 * the first step is scipy's ``select_initial_step`` (Hairer et al. II.4) on
   the first knot-to-knot piece;
 * a step is too small below ``10 * spacing(t)`` (step-size underflow).
+
+The same kernels run Tsitouras' 5(4) pair (``method="tsit5"``,
+:data:`TSIT5_TABLEAU`: 7 stages, FSAL, fourth-order estimate and continuous
+extension; Tsitouras 2011) with these controls, forward and in the adjoint.
+``method="dop853"`` runs Hairer's eighth-order pair with scipy's ``DOP853``
+controls in kernels of their own (forward solves only; see the last section
+of this module).
 
 Every knot of the input path inside the span ends a step exactly (the input,
 or its slope, may jump there), and the stage derivative at the knot is
@@ -68,10 +75,10 @@ from ._validation import (as_float_array, check_choice, check_finite, check_incr
                           check_positive, describe)
 from .activations import act_scalar, dact_scalar, get_activation, tanh_block
 from .inputs import InputPath
-from .solvers import SimulationError, as_ctrnn
+from .solvers import ADJOINT_COMPILED_METHODS, COMPILED_METHODS, DOP853_COEFFICIENTS, SimulationError, as_ctrnn
 
-__all__ = ["solve_ctrnn", "solve_ctrnn_constant", "ctrnn_loss_gradient", "AdjointODEResult", "ODEResult", "STATUS_MESSAGES", "DOPRI5_TABLEAU", "ADJOINTS", "resolve_adjoint",
-           "loss_gradient_validated"]
+__all__ = ["solve_ctrnn", "solve_ctrnn_constant", "ctrnn_loss_gradient", "AdjointODEResult", "ODEResult",
+           "STATUS_MESSAGES", "DOPRI5_TABLEAU", "TSIT5_TABLEAU", "ADJOINTS", "resolve_adjoint", "loss_gradient_validated"]
 
 SUCCESS, STEP_UNDERFLOW, NONFINITE, MAX_STEPS, DIVERGED = 0, 1, 2, 3, 4
 STATUS_MESSAGES = {
@@ -108,6 +115,75 @@ _P = np.array([
 DOPRI5_TABLEAU = {"C": _C, "A": _A, "B": _B, "E": _E, "P": _P}
 for _arr in DOPRI5_TABLEAU.values():
     _arr.flags.writeable = False
+
+# Tsitouras (2011), "Runge-Kutta pairs of order 5(4) satisfying only the first column simplifying
+# assumption", Comput. Math. Appl. 62, 770-775: Table 1 (c, a, b and the embedded b-hat, with c2 = 0.161,
+# c3 = 0.327, c4 = 0.9, c5 = 0.9800255409045097 free and the rest solved from the order conditions), given
+# there to more digits than float64 holds.  The digits below are those transcribed from the paper in diffrax
+# 0.7.2 (diffrax/_solver/tsit5.py, which cites it; OrdinaryDiffEq.jl's Tsit5 has the same numbers), rounded to
+# 19 significant digits; the tests verify them instead of trusting the transcription.
+# Seven stages, FSAL (the seventh row of a is b), fifth-order propagation, fourth-order estimate.
+# tests/test_odeint_pairs.py checks them: the order conditions up to 5 for b and up to 4 for b-hat.
+_TS_C = np.array([0.0, 0.161, 0.327, 0.9, 0.9800255409045096857, 1.0])
+_TS_A = np.array([
+    [0.0, 0.0, 0.0, 0.0, 0.0],
+    [0.161, 0.0, 0.0, 0.0, 0.0],
+    [-0.8480655492356988544e-2, 0.3354806554923569885, 0.0, 0.0, 0.0],
+    [2.897153057105493432, -6.359448489975074843, 4.362295432869581411, 0.0, 0.0],
+    [5.325864828439256604, -11.74888356406282788, 7.495539342889836208, -0.9249506636175524926e-1, 0.0],
+    [5.861455442946420029, -12.92096931784710929, 8.159367898576158643, -0.7158497328140099722e-1,
+     -0.2826905039406838291e-1],
+])
+_TS_B = np.array([0.9646076681806522952e-1, 0.01, 0.4798896504144995748, 1.379008574103741893,
+                  -3.290069515436080680, 2.324710524099773982])
+_TS_BHAT = np.array([0.9468075576583945807e-1, 0.9183565540343253097e-2, 0.4877705284247615708,
+                     1.234297566930478986, -2.707712349983525455, 1.866628418170587036, 1 / 66])
+_TS_E = np.append(_TS_B, 0.0) - _TS_BHAT  # error weights: fifth- minus fourth-order solution, incl. FSAL
+
+
+def _tsit5_dense():
+    # Tsitouras (2011), sec. 3: the fourth-order continuous extension b_i(theta), degree-4 polynomials with
+    # b_i(0) = 0 and b_i(1) = b_i, given there in factored form (the factors below); expanded here into the
+    # monomial coefficients of theta, ..., theta^4 that _interpolate reads (checked by the tests: b(1) = b
+    # and the dense order conditions sum_i b_i(theta) Phi_i(t) = theta^|t| / gamma(t) for |t| <= 4).
+    P = np.polynomial.polynomial
+    th = np.array([0.0, 1.0])
+    fac = [
+        (-1.0530884977290216, [th, [-1.3299890189751412, 1.0], [0.7139816917074209, -1.4364028541716351, 1.0]]),
+        (0.1017, [th, th, [1.2949852507374631, -2.1966568338249754, 1.0]]),
+        (2.490627285651252793, [th, th, [1.57803468208092486, -2.38535645472061657, 1.0]]),
+        (-16.54810288924490272, [th, th, [-1.21712927295533244, 1.0], [-0.61620406037800089, 1.0]]),
+        (47.37952196281928122, [th, th, [-1.203071208372362603, 1.0], [-0.658047292653547382, 1.0]]),
+        (-34.87065786149660974, [th, th, [-1.2, 1.0], [-2.0 / 3.0, 1.0]]),
+        (2.5, [th, th, [-1.0, 1.0], [-0.6, 1.0]]),
+    ]
+    out = np.zeros((7, 4))
+    for i, (k, factors) in enumerate(fac):
+        poly = np.array([k])
+        for f in factors:
+            poly = P.polymul(poly, f)
+        out[i] = np.pad(poly, (0, 5 - poly.size))[1:5]
+    return out
+
+
+_TS_P = _tsit5_dense()
+TSIT5_TABLEAU = {"C": _TS_C, "A": _TS_A, "B": _TS_B, "E": _TS_E, "P": _TS_P}
+for _arr in TSIT5_TABLEAU.values():
+    _arr.flags.writeable = False
+_TABLEAUS = {"dopri5": DOPRI5_TABLEAU, "tsit5": TSIT5_TABLEAU}
+
+
+def _tableau(method):
+    # (C, A, B, E, P) of a 7-stage FSAL pair run by _solve_one / _adjoint_backward
+    tab = _TABLEAUS[method]
+    return tab["C"], tab["A"], tab["B"], tab["E"], tab["P"]
+
+
+def _check_compiled_method(method, choices=COMPILED_METHODS):
+    if method not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`method` must be one of {listed} (the compiled pairs); got {describe(method)}.")
+    return method
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -571,15 +647,16 @@ def _path_tables(x, t0: float, t1: float, t_obs=None):
     return out
 
 
-def solve_path_validated(model, x, t_eval, h, t0, rtol, atol, max_step, max_steps, threshold):
+def solve_path_validated(model, x, t_eval, h, t0, rtol, atol, max_step, max_steps, threshold, method="dopri5"):
     """One affine path, arguments already validated by the caller (:func:`dynmem.simulate`).
 
     No checks here: ``model`` a CTRNN, ``x`` an affine path of its input
     dimension, ``t_eval`` a strictly increasing float64 array in
     ``[t0, x.t_end]``, ``h`` the initial state (m,), the tolerances and
-    limits positive floats / ints.  Returns ``(H, status, t_reached, nfev)``
-    with ``H`` of shape (n, m) (NaN where not reached); same kernel as
-    :func:`solve_ctrnn`.
+    limits positive floats / ints, ``method`` one of
+    :data:`~dynmem.solvers.COMPILED_METHODS`.  Returns
+    ``(H, status, t_reached, nfev)`` with ``H`` of shape (n, m) (NaN where not
+    reached); same kernels as :func:`solve_ctrnn`.
     """
     m = h.shape[0]
     breaks, Xa, Xs = _path_tables(x, float(t0), float(t_eval[-1]))
@@ -593,15 +670,28 @@ def solve_path_validated(model, x, t_eval, h, t0, rtol, atol, max_step, max_step
     status = np.zeros(1, dtype=np.int64)
     t_reached = np.zeros(1)
     counts = np.zeros((1, 3), dtype=np.int64)
-    _solve_batch(np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
-                 float(model.leak), P, Q, breaks, np.array(t_eval, dtype=float), np.array(h, dtype=float)[None], float(rtol), float(atol),
-                 float(max_step), np.int64(max_steps), float(threshold), _C, _A, _B, _E, _P, H, status, t_reached,
-                 counts, False, _NO_CV, _NO_DY)
+    _run_batch(method, np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
+               float(model.leak), P, Q, breaks, np.array(t_eval, dtype=float), np.array(h, dtype=float)[None],
+               float(rtol), float(atol), float(max_step), np.int64(max_steps), float(threshold), H, status, t_reached,
+               counts, False, _NO_CV, _NO_DY)
     return H[0], int(status[0]), float(t_reached[0]), int(counts[0, 0])
 
 
 _NO_CV = np.zeros(1)
 _NO_DY = np.zeros((1, 1))
+
+
+def _run_batch(method, W, code, leak, P, Q, breaks, t_eval, H0, rtol, atol, max_step, max_steps, threshold, H,
+               status, t_reached, counts, want_dy, cv, DY):
+    # the batch kernel of a compiled method: the 7-stage pairs share _solve_batch, DOP853 has its own
+    if method == "dop853":
+        k = DOP853_COEFFICIENTS
+        _solve_batch_853(W, code, leak, P, Q, breaks, t_eval, H0, rtol, atol, max_step, max_steps, threshold,
+                         k["C"], k["A"], k["B"], k["E3"], k["E5"], k["D"], H, status, t_reached, counts, want_dy, cv, DY)
+    else:
+        C, A, B, E, Pd = _tableau(method)
+        _solve_batch(W, code, leak, P, Q, breaks, t_eval, H0, rtol, atol, max_step, max_steps, threshold,
+                     C, A, B, E, Pd, H, status, t_reached, counts, want_dy, cv, DY)
 
 
 def _prepare(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergence_threshold, t_name):
@@ -673,12 +763,14 @@ def solve_ctrnn(
     max_step: float = np.inf,
     max_steps: int = 1_000_000,
     divergence_threshold: float = 1e12,
+    method: str = "dopri5",
 ) -> ODEResult:
-    """Integrate a CTRNN for a batch of input paths in one compiled call (Dormand-Prince 5(4)).
+    """Integrate a CTRNN for a batch of input paths in one compiled call (an explicit Runge-Kutta pair).
 
     Solves ``dh/dt = sigma(W h + U x_s(t) + b) - leak h``, ``h(t0) = h0_s``
     for every path ``x_s``; see the module docstring for the method and its
-    controls (those of scipy's ``RK45``).
+    controls (those of scipy's ``RK45``, or of scipy's ``DOP853`` for
+    ``method="dop853"``).
 
     Parameters
     ----------
@@ -701,6 +793,12 @@ def solve_ctrnn(
         Largest number of step attempts (accepted or rejected) per sequence.
     divergence_threshold : float
         A sequence fails when ``max|h|`` reaches this value.
+    method : {"dopri5", "tsit5", "dop853"}
+        The pair: Dormand-Prince 5(4) (scipy's ``RK45``), Tsitouras 5(4)
+        (:data:`TSIT5_TABLEAU`, the same controls), or Hairer's DOP853
+        (scipy's ``DOP853``: eighth order, the combined 5th/3rd-order error
+        estimate with exponent -1/8, the seventh-order dense output with its
+        3 extra stages, evaluated only for steps that hold an observation).
 
     Returns
     -------
@@ -708,6 +806,7 @@ def solve_ctrnn(
         Failures are reported in ``status``/``success``/``message``, never
         as silent numbers (unreached states are NaN).
     """
+    method = _check_compiled_method(method)
     model, paths, t_eval, H0, t0, rtol, atol, max_step, max_steps, threshold, breaks, P, Q = _prepare(
         model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergence_threshold, "t_eval")
     m, nb = model.hidden, len(paths)
@@ -716,10 +815,10 @@ def solve_ctrnn(
     t_reached = np.zeros(nb)
     counts = np.zeros((nb, 3), dtype=np.int64)
     # fresh writeable C-contiguous arrays everywhere: one compiled signature
-    _solve_batch(np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
-                 float(model.leak), P, Q, breaks, np.array(t_eval), H0, rtol, atol, max_step, np.int64(max_steps), threshold,
-                 _C, _A, _B, _E, _P, H, status, t_reached, counts, False, np.zeros(m), np.zeros((nb, 1)))
-    return _batch_result(t_eval, H, status, t_reached, counts)
+    _run_batch(method, np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
+               float(model.leak), P, Q, breaks, np.array(t_eval), H0, rtol, atol, max_step, np.int64(max_steps),
+               threshold, H, status, t_reached, counts, False, np.zeros(m), np.zeros((nb, 1)))
+    return _batch_result(t_eval, H, status, t_reached, counts, method)
 
 
 def solve_ctrnn_constant(
@@ -733,13 +832,14 @@ def solve_ctrnn_constant(
     max_steps: int = 1_000_000,
     divergence_threshold: float = 1e12,
     output_derivative=None,
+    method: str = "dopri5",
 ):
     """Integrate a CTRNN from ``t = 0`` under constant inputs, a batch of ``B`` of them in one compiled call.
 
     Solves ``dh/dt = sigma(W h + U X[s] + b) - leak h``, ``h(0) = h0[s]``,
     for every row ``X[s]`` (the probes of :func:`dynmem.memory_function`);
-    the same DOPRI5 pair and controls as :func:`solve_ctrnn`, without input
-    paths (one piece ``[0, t_eval[-1]]``).
+    the same pairs and controls as :func:`solve_ctrnn`, without input paths
+    (one piece ``[0, t_eval[-1]]``).
 
     Parameters
     ----------
@@ -759,6 +859,8 @@ def solve_ctrnn_constant(
         falls inside a step; the states are not kept).  Its error is that of
         the state, as on the scipy path.  (An earlier version read dy/dt off
         the interpolant's derivative: ~30x less accurate.)
+    method : {"dopri5", "tsit5", "dop853"}
+        As in :func:`solve_ctrnn`.
 
     Returns
     -------
@@ -768,6 +870,7 @@ def solve_ctrnn_constant(
         ``status``/``success``/``message`` (NaN derivatives where a sequence
         failed).
     """
+    method = _check_compiled_method(method)
     model = as_ctrnn(model)
     m, d = model.hidden, model.inputs
     X = as_float_array("X", X, ndim=2)
@@ -799,19 +902,19 @@ def solve_ctrnn_constant(
     status = np.zeros(nb, dtype=np.int64)
     t_reached = np.zeros(nb)
     counts = np.zeros((nb, 3), dtype=np.int64)
-    _solve_batch(np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
-                 float(model.leak), P, Q, breaks, np.array(t_eval), H0, rtol, atol, np.inf, np.int64(max_steps),
-                 threshold, _C, _A, _B, _E, _P, H, status, t_reached, counts, want_dy, cv, DY)
-    res = _batch_result(t_eval, H, status, t_reached, counts)
+    _run_batch(method, np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code),
+               float(model.leak), P, Q, breaks, np.array(t_eval), H0, rtol, atol, np.inf, np.int64(max_steps),
+               threshold, H, status, t_reached, counts, want_dy, cv, DY)
+    res = _batch_result(t_eval, H, status, t_reached, counts, method)
     return (res, DY) if want_dy else res
 
 
-def _batch_result(t_eval, H, status, t_reached, counts):
+def _batch_result(t_eval, H, status, t_reached, counts, method="dopri5"):
     nb = status.size
     bad = np.flatnonzero(status != SUCCESS)
     if bad.size:
         s = int(bad[0])
-        message = (f"dopri5 failed for sequence {s} at t = {t_reached[s]:.6g}: {STATUS_MESSAGES[int(status[s])]}"
+        message = (f"{method} failed for sequence {s} at t = {t_reached[s]:.6g}: {STATUS_MESSAGES[int(status[s])]}"
                    f" ({bad.size} of {nb} sequences failed).")
     else:
         message = "The solver reached the last requested time."
@@ -1249,6 +1352,7 @@ def ctrnn_loss_gradient(
     running_target=None,
     running_weight: float = 1.0,
     quadrature_nodes: int = 4,
+    method: str = "dopri5",
 ) -> AdjointODEResult:
     """Observation loss of a CTRNN and its gradient by a discrete or continuous adjoint, compiled.
 
@@ -1303,6 +1407,11 @@ def ctrnn_loss_gradient(
         ``rho >= 0``.
     quadrature_nodes : int
         Gauss-Legendre nodes per forward step for the running loss.
+    method : {"dopri5", "tsit5"}
+        The pair of the forward solve and of the continuous adjoint's backward
+        solve (whose quadrature uses its fifth-order weights); the discrete
+        adjoint transposes the steps of that pair.  ``"dop853"`` has no
+        compiled adjoint (ValueError).
 
     Returns
     -------
@@ -1313,6 +1422,11 @@ def ctrnn_loss_gradient(
     dynmem.simulate.SimulationError
         When the forward or the backward solve fails.
     """
+    if method == "dop853":
+        raise ValueError("`method` = 'dop853' has no compiled adjoint: ctrnn_loss_gradient takes "
+                         f"{', '.join(repr(c) for c in ADJOINT_COMPILED_METHODS)} (or use a scipy method such as "
+                         "'DOP853' in dynmem.adjoint_gradient).")
+    method = _check_compiled_method(method, ADJOINT_COMPILED_METHODS)
     model = as_ctrnn(model)
     if not isinstance(x, InputPath):
         raise TypeError(f"`x` must be an InputPath from dynmem.inputs; got {describe(x)}.")
@@ -1331,11 +1445,11 @@ def ctrnn_loss_gradient(
     if np.any(w < 0):
         raise ValueError(f"`weights` must be non-negative; got {describe(w)}.")
     return loss_gradient_validated(model, x, t_obs, y_obs, H0[0], t0, w, rtol, atol, max_steps, threshold, adjoint,
-                                   running_target, rho, nq)
+                                   running_target, rho, nq, method)
 
 
 def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_steps, threshold, adjoint,
-                            running_target=None, running_weight=0.0, quadrature_nodes=4):
+                            running_target=None, running_weight=0.0, quadrature_nodes=4, method="dopri5"):
     """:func:`ctrnn_loss_gradient` with its arguments already validated (by it, or by :func:`dynmem.adjoint_gradient`).
 
     No checks here: ``model`` a CTRNN, ``x`` an affine path of its input
@@ -1344,8 +1458,10 @@ def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_s
     shape, ``h0`` the initial state (m,), ``adjoint`` ``"discrete"`` or
     ``"continuous"``, the tolerances and limits positive floats / ints;
     ``running_target`` a callable or None, ``running_weight >= 0``,
-    ``quadrature_nodes >= 1`` (a running loss needs ``adjoint="discrete"``).
+    ``quadrature_nodes >= 1`` (a running loss needs ``adjoint="discrete"``),
+    ``method`` ``"dopri5"`` or ``"tsit5"``.
     """
+    C, A, B, E, Pd = _tableau(method)
     m, d = model.hidden, model.inputs
     t0 = float(t0)
     T = float(t_obs[-1])
@@ -1362,12 +1478,12 @@ def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_s
     H = np.full((t_obs.size, m), np.nan)
     st, tr, nfev_f, nacc, S_t, S_h, S_y, S_K, S_D, S_seg = _forward_store(
         W, code, leak, P, Q, breaks, np.array(t_obs), H0, float(rtol), float(atol), np.inf,
-        np.int64(max_steps), float(threshold), _C, _A, _B, _E, _P, H, *_step_storage(m))
+        np.int64(max_steps), float(threshold), C, A, B, E, Pd, H, *_step_storage(m))
     if st == DIVERGED:
         raise SimulationError(f"the state diverged: max|h| reached divergence_threshold = {threshold:g} by t = "
-                              f"{tr:.6g} (dopri5 forward solve).")
+                              f"{tr:.6g} ({method} forward solve).")
     if st != SUCCESS:
-        raise SimulationError(f"dopri5 forward solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
+        raise SimulationError(f"{method} forward solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
     c = np.array(model.c)
     y = H @ c
     r = w * (y - y_obs)
@@ -1388,7 +1504,7 @@ def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_s
         hs = S_h[:nacc, None]
         tn = (S_t[:nacc, None] + hs * gx[None, :]).ravel()
         wn = (hs * gw[None, :]).ravel()
-        Wx = (_P @ np.stack([gx, gx ** 2, gx ** 3, gx ** 4])).T  # (q, 7) dense-output weights at the nodes
+        Wx = (Pd @ np.stack([gx, gx ** 2, gx ** 3, gx ** 4])).T  # (q, 7) dense-output weights at the nodes
         Hn = (S_y[:nacc, None, :] + hs[:, :, None] * np.einsum("qj,sjm->sqm", Wx, S_K[:nacc])).reshape(-1, m)
         with np.errstate(all="ignore"):
             rn = np.asarray(running_target(tn), dtype=float)
@@ -1413,7 +1529,7 @@ def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_s
     nfev_b = 0
     if T > t0 and adjoint == "discrete":
         Uk, Vs, Vt = np.empty((nacc, 7, m)), np.empty((nacc, m)), np.empty((nacc, m))
-        nfev_b = _discrete_adjoint(np.ascontiguousarray(W.T), leak, breaks, t_all, r_all, c, _C, _A, _B, _P,
+        nfev_b = _discrete_adjoint(np.ascontiguousarray(W.T), leak, breaks, t_all, r_all, c, C, A, B, Pd,
                                    S_t, S_h, S_K, S_D, S_seg, np.int64(nacc), Uk, Vs, Vt, a0)
         # the factored parameter sums (see _discrete_adjoint), contracted by BLAS
         dW = Vs.T @ S_y[:nacc] + Uk.reshape(7 * nacc, m).T @ S_K[:nacc].reshape(7 * nacc, m)
@@ -1430,11 +1546,272 @@ def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_s
         jumps[np.searchsorted(bb, t_obs)] = r[:, None] * c[None, :]  # distinct rows: t_obs strictly increases
         st, tr, nfev_b = _adjoint_backward(W, code, leak, Pb, Qb, Xo, Xb, bb, jumps,
                                            jumps[-1].copy(), float(rtol), float(atol), np.int64(max_steps),
-                                           _C, _A, _B, _E, _P, S_t, S_h, S_y, S_K, np.int64(nacc), dW, dU, db, a0)
+                                           C, A, B, E, Pd, S_t, S_h, S_y, S_K, np.int64(nacc), dW, dU, db, a0)
         if st != SUCCESS:
-            raise SimulationError(f"dopri5 adjoint (backward) solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
+            raise SimulationError(f"{method} adjoint (backward) solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
     else:
         a0 = r.sum() * c  # all observations at t0
     _keep_step_storage((S_t, S_h, S_y, S_K, S_D, S_seg))  # nothing returned refers to it
     return AdjointODEResult(loss=loss, dW=dW, dU=dU, db=db, dc=dc, dh0=a0, y=y, nfev_forward=int(nfev_f),
                             nfev_backward=int(nfev_b), naccept_forward=int(nacc), adjoint=adjoint)
+
+
+# ---------------------------------------------------------------------------
+# DOP853: Hairer's eighth-order pair, compiled (forward solves only)
+# ---------------------------------------------------------------------------
+# The pair, error estimate and controls of scipy's DOP853 (scipy/integrate/_ivp/rk.py; Hairer, Norsett &
+# Wanner, *Solving ODEs I*, sec. II.5 and II.10, and Hairer's Fortran DOP853), written for the CTRNN field:
+# * 12 stages and the FSAL stage K[12] = f(t + h, y_new); y_new = y + h sum_{j<12} B_j K_j;
+# * with e5 = sum_j E5_j K_j / sc and e3 = sum_j E3_j K_j / sc (sc = atol + rtol max(|y|, |y_new|)), the
+#   error norm is |h| ||e5||^2 / sqrt(m (||e5||^2 + 0.01 ||e3||^2)) (0 when both vanish): a step is accepted
+#   when it is < 1; the step-size factors are those of the 5(4) pairs with the exponent -1/8;
+# * the initial step is scipy's select_initial_step with error-estimator order 7 (exponent 1/8);
+# * dense output of order 7: three more stages K[13..15] (computed only for a step that holds an
+#   observation), then with x = (t - t_old) / h and F0 = y_new - y, F1 = h K_0 - F0,
+#   F2 = 2 F0 - h (K_12 + K_0), F_{3+r} = h sum_j D_rj K_j (r < 4):
+#   y(x) = y + x (F0 + (1-x) (F1 + x (F2 + (1-x) (F3 + x (F4 + (1-x) (F5 + x F6)))))).
+# Statuses, knot handling, observation filling, output derivatives and failure reporting are those of
+# _solve_one (see the module docstring).
+
+@numba.njit(cache=True, error_model="numpy")
+def _rhs(W, code, leak, TS, p, q, tau, h, out):
+    # out = sigma(W h + p + tau q) - leak h: the field at a state (DOP853's stages are formed in state
+    # space; the 5(4) pairs form theirs from pre-activations, see _solve_one)
+    _matvec(W, h, out)
+    for i in range(h.shape[0]):
+        out[i] += p[i] + tau * q[i]
+    _field_from_z(code, leak, TS, out, h, out, out, False)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _initial_step_853(hh, d1, d2, cap):
+    # scipy's select_initial_step with error-estimator order 7
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = max(1e-6, hh * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** 0.125
+    return min(100.0 * hh, h1, cap)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _dense_853(F, y, x, out):
+    # y + x (F0 + (1-x) (F1 + x (F2 + ...))): scipy's Dop853DenseOutput, Horner from the last coefficient
+    m = out.shape[0]
+    nf = F.shape[0]
+    for i in range(m):
+        v = 0.0
+        for r in range(nf):
+            v += F[nf - 1 - r, i]
+            if r % 2 == 0:
+                v *= x
+            else:
+                v *= 1.0 - x
+        out[i] = y[i] + v
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _solve_one_853(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, max_steps, threshold,
+                   C, A, B, E3, E5, D, H, want_dy, cv, DY):
+    """One sequence by DOP853; fills H (n, m) (or DY with ``want_dy``) as _solve_one does.
+
+    Returns (status, t_reached, nfev, naccept, nreject).
+    """
+    m = h0.shape[0]
+    n = t_eval.shape[0]
+    nseg = breaks.shape[0] - 1
+    K = np.empty((16, m))
+    F = np.empty((7, m))
+    y = h0.copy()
+    ynew = np.empty(m)
+    ytmp = np.empty(m)
+    acc_v = np.empty(m)
+    TS = np.empty((1, m))  # tanh_block's 1 - tanh^2
+    t = breaks[0]
+    nfev = 0
+    nacc = 0
+    nrej = 0
+    i_obs = 0
+    if not _all_finite(y):
+        return NONFINITE, t, nfev, nacc, nrej
+    while i_obs < n and t_eval[i_obs] <= t:
+        if not want_dy:
+            H[i_obs, :] = y
+        i_obs += 1
+    n_first = i_obs
+    if nseg == 0 and not want_dy:
+        return SUCCESS, t, nfev, nacc, nrej
+
+    _rhs(W, code, leak, TS, P[0], Q[0], 0.0, y, K[0])
+    nfev += 1
+    if not _all_finite(K[0]):
+        return NONFINITE, t, nfev, nacc, nrej
+    if want_dy:
+        acc = 0.0
+        for i in range(m):
+            acc += cv[i] * K[0, i]
+        for r in range(n_first):
+            DY[r] = acc
+    if nseg == 0:
+        return SUCCESS, t, nfev, nacc, nrej
+    span = breaks[1] - breaks[0]
+    d0 = _rms_scaled(y, y, rtol, atol)
+    d1 = _rms_scaled(K[0], y, rtol, atol)
+    hh = _first_trial_step(d0, d1, span)
+    for i in range(m):
+        ytmp[i] = y[i] + hh * K[0, i]
+    _rhs(W, code, leak, TS, P[0], Q[0], hh, ytmp, K[1])
+    nfev += 1
+    for i in range(m):
+        ynew[i] = K[1, i] - K[0, i]
+    d2 = _rms_scaled(ynew, y, rtol, atol) / hh
+    h_abs = _initial_step_853(hh, d1, d2, min(span, max_step))
+    if not math.isfinite(h_abs):
+        return NONFINITE, t, nfev, nacc, nrej
+
+    attempts = 0
+    for seg in range(nseg):
+        a = breaks[seg]
+        bnd = breaks[seg + 1]
+        p = P[seg]
+        q = Q[seg]
+        if seg > 0:
+            _rhs(W, code, leak, TS, p, q, 0.0, y, K[0])  # the input may jump at the knot
+            nfev += 1
+            if not _all_finite(K[0]):
+                return NONFINITE, t, nfev, nacc, nrej
+        while t < bnd:
+            min_step = 10.0 * abs(np.nextafter(t, np.inf) - t)
+            if h_abs > max_step:
+                h_abs = max_step
+            elif h_abs < min_step:
+                h_abs = min_step
+            rejected = False
+            bad_trial = False
+            while True:
+                if h_abs < min_step:
+                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev, nacc, nrej
+                if attempts >= max_steps:
+                    return MAX_STEPS, t, nfev, nacc, nrej
+                attempts += 1
+                t_new = t + h_abs
+                if t_new >= bnd:
+                    t_new = bnd
+                hs = t_new - t
+                for st in range(1, 12):
+                    _combine(A[st], K, st, acc_v)
+                    for i in range(m):
+                        ytmp[i] = y[i] + hs * acc_v[i]
+                    _rhs(W, code, leak, TS, p, q, t + C[st] * hs - a, ytmp, K[st])
+                _combine(B, K, 12, acc_v)
+                for i in range(m):
+                    ynew[i] = y[i] + hs * acc_v[i]
+                _rhs(W, code, leak, TS, p, q, t_new - a, ynew, K[12])
+                nfev += 12
+                s5 = 0.0
+                s3 = 0.0
+                for i in range(m):
+                    sc = atol + rtol * max(abs(y[i]), abs(ynew[i]))
+                    e5 = 0.0
+                    e3 = 0.0
+                    for j in range(13):
+                        e5 += E5[j] * K[j, i]
+                        e3 += E3[j] * K[j, i]
+                    e5 /= sc
+                    e3 /= sc
+                    s5 += e5 * e5
+                    s3 += e3 * e3
+                if s5 == 0.0 and s3 == 0.0:
+                    err = 0.0
+                else:
+                    err = hs * s5 / math.sqrt((s5 + 0.01 * s3) * m)  # NaN / inf for a non-finite trial
+                finite_trial = _all_finite(ynew) and _all_finite(K[12])
+                if finite_trial and math.isnan(err):
+                    err = math.inf  # inf / inf: the squares overflowed
+                if finite_trial and err < 1.0:
+                    if err == 0.0:
+                        factor = 10.0
+                    else:
+                        factor = min(10.0, 0.9 * err ** -0.125)
+                    if rejected:
+                        factor = min(1.0, factor)
+                    break
+                nrej += 1
+                rejected = True
+                if finite_trial:
+                    bad_trial = False
+                    h_abs *= max(0.2, 0.9 * err ** -0.125)  # 0.2 for err = inf
+                else:
+                    bad_trial = True
+                    h_abs *= 0.2
+            nacc += 1
+            big = 0.0
+            for i in range(m):
+                big = max(big, abs(ynew[i]))
+            if big >= threshold:
+                return DIVERGED, t_new, nfev, nacc, nrej
+            dense_ready = False
+            while i_obs < n and t_eval[i_obs] <= t_new:
+                te = t_eval[i_obs]
+                if te == t_new:
+                    if want_dy:
+                        acc = 0.0
+                        for i in range(m):
+                            acc += cv[i] * K[12, i]
+                        DY[i_obs] = acc
+                    else:
+                        H[i_obs, :] = ynew
+                    i_obs += 1
+                    continue
+                if not dense_ready:
+                    # the three extra stages and the interpolant's coefficients of this step
+                    for st in range(13, 16):
+                        _combine(A[st], K, st, acc_v)
+                        for i in range(m):
+                            ytmp[i] = y[i] + hs * acc_v[i]
+                        _rhs(W, code, leak, TS, p, q, t + C[st] * hs - a, ytmp, K[st])
+                    nfev += 3
+                    for i in range(m):
+                        dlt = ynew[i] - y[i]
+                        F[0, i] = dlt
+                        F[1, i] = hs * K[0, i] - dlt
+                        F[2, i] = 2.0 * dlt - hs * (K[12, i] + K[0, i])
+                    for r in range(4):
+                        _combine(D[r], K, 16, acc_v)
+                        for i in range(m):
+                            F[3 + r, i] = hs * acc_v[i]
+                    dense_ready = True
+                x = (te - t) / hs
+                if want_dy:
+                    _dense_853(F, y, x, ytmp)
+                    _rhs(W, code, leak, TS, p, q, te - a, ytmp, acc_v)
+                    nfev += 1
+                    acc = 0.0
+                    for i in range(m):
+                        acc += cv[i] * acc_v[i]
+                    DY[i_obs] = acc
+                else:
+                    _dense_853(F, y, x, H[i_obs])
+                i_obs += 1
+            wanted = h_abs  # the step size before any cut onto the knot
+            t = t_new
+            for i in range(m):
+                y[i] = ynew[i]
+                K[0, i] = K[12, i]
+            h_abs = hs * factor
+            if t == bnd and wanted > hs:
+                h_abs = max(h_abs, wanted)
+    return SUCCESS, t, nfev, nacc, nrej
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _solve_batch_853(W, code, leak, P, Q, breaks, t_eval, H0, rtol, atol, max_step, max_steps, threshold,
+                     C, A, B, E3, E5, D, H, status, t_reached, counts, want_dy, cv, DY):
+    for s in range(P.shape[0]):
+        st, tr, nfev, nacc, nrej = _solve_one_853(W, code, leak, P[s], Q[s], breaks, t_eval, H0[s], rtol, atol,
+                                                  max_step, max_steps, threshold, C, A, B, E3, E5, D, H[s],
+                                                  want_dy, cv, DY[s])
+        status[s] = st
+        t_reached[s] = tr
+        counts[s, 0] = nfev
+        counts[s, 1] = nacc
+        counts[s, 2] = nrej

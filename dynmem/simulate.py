@@ -237,12 +237,14 @@ def simulate(
         State at ``t0`` (zeros by default).
     t0 : float, optional
         Initial time; defaults to ``x.t_start``.
-    method : {"auto", "RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA", "dopri5"}
+    method : {"auto", "RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA", "dopri5", "tsit5", "dop853"}
         scipy integrator (stiff ones get the analytic Jacobian), or
         ``"dopri5"``: the numba-compiled Dormand-Prince 5(4) of
         :mod:`dynmem.odeint` (same pair and step-size controls as scipy's
         RK45, the whole solve in one compiled call; CTRNN/LinearRNN models,
-        affine input paths, no ``dense_output``).  The default ``"auto"`` is
+        affine input paths, no ``dense_output``); ``"tsit5"`` (Tsitouras
+        5(4), the same controls) and ``"dop853"`` (scipy's DOP853 pair and
+        controls) are compiled the same way.  The default ``"auto"`` is
         ``"dopri5"`` where it applies and ``"RK45"`` otherwise
         (:func:`dynmem.solvers.resolve_method`); ``result.method`` says which
         ran.  Both are explicit: give ``"Radau"`` or ``"BDF"`` for a stiff
@@ -330,7 +332,7 @@ def simulate(
             raise ValueError(f"`method` = {method!r} is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
         return _simulate_compiled(model, x, t_eval, h, t0, rtol, atol, max_step, dense_output, threshold, on_failure,
-                                  max_steps)
+                                  max_steps, method)
     field = _Field(model, x) if isinstance(model, CTRNN) else _ContractField(model, x)
     budget = EvalBudget(max_steps * EVALS_PER_STEP.get(method, 1))
     H = np.full((t_eval.size, m), np.nan)
@@ -408,32 +410,34 @@ def simulate(
 
 
 
-def _simulate_compiled(model, x, t_eval, h0, t0, rtol, atol, max_step, dense_output, threshold, on_failure, max_steps):
+def _simulate_compiled(model, x, t_eval, h0, t0, rtol, atol, max_step, dense_output, threshold, on_failure, max_steps,
+                       method="dopri5"):
     if dense_output:
-        raise ValueError("`dense_output` must be False for method='dopri5' (the compiled solver keeps no dense output).")
+        raise ValueError(f"`dense_output` must be False for method={method!r} (the compiled solver keeps no dense "
+                         "output).")
     if not x.affine:
         raise ValueError(
-            f"`x` must be affine on each piece (x.affine) for method='dopri5'; got {type(x).__name__}; "
+            f"`x` must be affine on each piece (x.affine) for method={method!r}; got {type(x).__name__}; "
             "use a scipy method such as 'RK45'."
         )
     # the arguments were validated by simulate: the compiled kernel is called without a second round of checks
     H, status, t_reached, nfev = solve_path_validated(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps,
-                                                      threshold)
+                                                      threshold, method)
     if status == SUCCESS:
         message = "The solver reached the last requested time."
     else:
         if status == DIVERGED:
             message = (f"the state diverged: max|h| reached divergence_threshold = {threshold:g} by the end of the "
-                       f"step at t = {t_reached:.6g} (method dopri5).")
+                       f"step at t = {t_reached:.6g} (method {method}).")
         elif status == MAX_STEPS:
-            message = (f"dopri5 used its budget of max_steps = {max_steps} step attempts by t = "
+            message = (f"{method} used its budget of max_steps = {max_steps} step attempts by t = "
                        f"{t_reached:.6g} (raise `max_steps` to allow more); the model may be stiff (W has an "
                        f"eigenvalue of modulus {stiffness_scale(model):.3g}): use method='Radau' or 'BDF'.")
         else:
-            message = f"dopri5 failed at t = {t_reached:.6g}: {STATUS_MESSAGES[status]}."
+            message = f"{method} failed at t = {t_reached:.6g}: {STATUS_MESSAGES[status]}."
         if on_failure == "raise":
             raise SimulationError(message)
     t1 = float(t_eval[-1])
     n_segments = int(np.count_nonzero((x.knots > t0) & (x.knots < t1))) + 1 if t1 > t0 else 0
     return SimulationResult(t=t_eval, h=H, y=H @ model.c, success=status == SUCCESS, message=message,
-                            nfev=nfev, njev=0, nlu=0, n_segments=n_segments, sol=None, method="dopri5")
+                            nfev=nfev, njev=0, nlu=0, n_segments=n_segments, sol=None, method=method)

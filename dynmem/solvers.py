@@ -15,6 +15,9 @@ private names of :mod:`dynmem.simulate`:
 * packing of scipy's Runge-Kutta dense output into plain arrays
   (:func:`pack_rk_interpolant`) - the one place a private scipy class
   (``scipy.integrate._ivp.rk.RkDenseOutput``) is referred to;
+* the coefficients of the DOP853 pair (:data:`DOP853_COEFFICIENTS`), read
+  from scipy's private ``scipy.integrate._ivp.dop853_coefficients`` here and
+  nowhere else;
 * :class:`SimulationError`, re-exported by :mod:`dynmem.simulate` (same class).
 
 These names are public within the package but not re-exported from
@@ -24,6 +27,7 @@ These names are public within the package but not re-exported from
 from __future__ import annotations
 
 import numpy as np
+from scipy.integrate._ivp import dop853_coefficients as _dop853
 from scipy.integrate._ivp.rk import RkDenseOutput
 
 from ._validation import check_choice, describe
@@ -34,19 +38,40 @@ from .models import CTRNN, ContinuousModel, LinearRNN
 __all__ = [
     "SimulationError", "METHODS", "COMPILED_METHODS", "STIFF_METHODS", "AUTO", "EVALS_PER_STEP",
     "as_ctrnn", "check_path", "segments", "EvalBudget", "BudgetExceeded", "stiffness_scale",
-    "pack_rk_interpolant", "check_method", "resolve_method",
+    "pack_rk_interpolant", "check_method", "resolve_method", "ADJOINT_COMPILED_METHODS", "DOP853_COEFFICIENTS",
 ]
 
 METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
 """scipy's :func:`~scipy.integrate.solve_ivp` methods, accepted by name."""
-COMPILED_METHODS = ("dopri5",)
-"""Compiled methods of :mod:`dynmem.odeint`."""
+COMPILED_METHODS = ("dopri5", "tsit5", "dop853")
+"""Compiled methods of :mod:`dynmem.odeint`: Dormand-Prince 5(4), Tsitouras 5(4), Hairer's DOP853 (8(5,3))."""
+ADJOINT_COMPILED_METHODS = ("dopri5", "tsit5")
+"""Compiled methods that :func:`dynmem.odeint.ctrnn_loss_gradient` (the compiled adjoint) takes."""
 STIFF_METHODS = ("Radau", "BDF", "LSODA")
 """Implicit scipy methods (they receive the analytic Jacobian)."""
 AUTO = "auto"
 """The default method name: see :func:`resolve_method`."""
 EVALS_PER_STEP = {"RK45": 6, "RK23": 3, "DOP853": 12}
 """Right-hand-side evaluations per step of scipy's explicit methods (1 assumed for the others)."""
+
+
+def _frozen(a) -> np.ndarray:
+    out = np.array(a, dtype=float)
+    out.flags.writeable = False
+    return out
+
+
+# Hairer, Norsett & Wanner, *Solving ODEs I* (2nd ed.), sec. II.5 and II.10, and Hairer's DOP853 Fortran code:
+# the coefficients as scipy ships them (scipy.integrate._ivp.dop853_coefficients, used by its DOP853).
+DOP853_COEFFICIENTS = {
+    "C": _frozen(_dop853.C),  # (16,): 12 stages, the FSAL stage (index 12) and 3 dense-output stages
+    "A": _frozen(_dop853.A),  # (16, 16)
+    "B": _frozen(_dop853.B),  # (12,): eighth-order weights
+    "E3": _frozen(_dop853.E3),  # (13,): third-order error weights (incl. the FSAL stage)
+    "E5": _frozen(_dop853.E5),  # (13,): fifth-order error weights
+    "D": _frozen(_dop853.D),  # (4, 16): the seventh-order dense output's higher coefficients
+}
+"""Read-only arrays of the DOP853 pair (the numbers of scipy's ``DOP853``)."""
 
 
 class SimulationError(RuntimeError):

@@ -21,7 +21,7 @@ from dynmem._validation import as_float_array, check_choice, check_finite, check
 
 KNOWN = r"'tanh', 'hardtanh', 'relu', 'identity'"
 METHODS = r"'RK45', 'RK23', 'DOP853', 'Radau', 'BDF', 'LSODA'"
-SIM_METHODS = METHODS + r", 'dopri5'"  # simulate and adjoint_gradient also take dynmem.odeint's compiled method
+SIM_METHODS = METHODS + r", 'dopri5', 'tsit5', 'dop853'"  # simulate and adjoint_gradient also take dynmem.odeint's compiled methods
 
 # Fixtures built once (construction is cheap and the objects are immutable).
 W2, U2, b2, c2 = np.eye(2), np.ones((2, 1)), np.zeros(2), np.ones(2)
