@@ -308,9 +308,10 @@ def test_memory_function_compiled_matches_scipy(activation, input):
     np.testing.assert_allclose(fast.values, ref.values, rtol=0, atol=bound * np.max(ref.values))
 
 
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853"])
 @pytest.mark.parametrize("input", ["heaviside", "impulse", "reversed"])
 @pytest.mark.parametrize("activation,bias", [("tanh", 0.0), ("identity", 0.0), ("tanh", 0.2), ("relu", 0.0)])
-def test_memory_mirrored_probes_equal_direct_solves(monkeypatch, input, activation, bias):
+def test_memory_mirrored_probes_equal_direct_solves(monkeypatch, input, activation, bias, method):
     # an odd field (odd sigma, b = 0) solves half the probes and mirrors the rest: bit for bit a direct solve
     import dynmem.memory as mem
 
@@ -322,15 +323,16 @@ def test_memory_mirrored_probes_equal_direct_solves(monkeypatch, input, activati
     P = np.concatenate([a * V for a in (0.1, 1.0, 3.0)])  # the vertex probes come in +- pairs
     calls = []
     solve = mem._compiled_probe_states
-    monkeypatch.setattr(mem, "_compiled_probe_states", lambda model, Xd, *a: calls.append(len(Xd)) or solve(model, Xd, *a))
-    mirrored = mem._flow_probe_memory(model, P, t, input, "dopri5", 1e-9, 1e-11)
+    monkeypatch.setattr(mem, "_compiled_probe_states",
+                        lambda model, Xd, *a, **k: calls.append(len(Xd)) or solve(model, Xd, *a, **k))
+    mirrored = mem._flow_probe_memory(model, P, t, input, method, 1e-9, 1e-11)
     paired = activation in ("tanh", "identity") and bias == 0.0
     assert calls == [P.shape[0] // 2 if paired else P.shape[0]]
     monkeypatch.setattr(mem, "_mirror_pairs", lambda model, Xd, H0: (np.arange(len(Xd)),) * 2 + (np.ones(len(Xd)),))
-    direct = mem._flow_probe_memory(model, P, t, input, "dopri5", 1e-9, 1e-11)
+    direct = mem._flow_probe_memory(model, P, t, input, method, 1e-9, 1e-11)
     assert calls[-1] == P.shape[0]
     np.testing.assert_array_equal(mirrored, direct)
-    res = dm.memory_function(model, t, amplitudes=[0.1, 1.0, 3.0], input=input, rtol=1e-9, atol=1e-11)
+    res = dm.memory_function(model, t, amplitudes=[0.1, 1.0, 3.0], input=input, rtol=1e-9, atol=1e-11, method=method)
     assert res.success and np.all(np.isfinite(res.values))
 
 
@@ -421,10 +423,8 @@ def test_adjoint_matches_scipy_adjoint(seed, m, kind, adjoint, leak):
     assert errs[1] < max(errs[0] / 30, 1e-11)
 
 
-def _fixed_step_loss(model, x, t_obs, y_obs, h0, S_t, S_h, S_seg, breaks, T, theta=None):
-    """The loss of the DOPRI5 steps (S_t, S_h) replayed in numpy: complex parameters allowed (complex step)."""
-    from dynmem.odeint import DOPRI5_TABLEAU as tab
-
+def _fixed_step_loss(model, x, t_obs, y_obs, h0, S_t, S_h, S_seg, breaks, T, theta=None, tab=DOPRI5_TABLEAU):
+    """The loss of the 5(4) steps (S_t, S_h) replayed in numpy: complex parameters allowed (complex step)."""
     A, B, C, P = (np.asarray(tab[k]) for k in "ABCP")
     W, U, b, c = (np.array(a, dtype=complex) for a in (model.W, model.U, model.b, model.c))
     if theta is not None:
@@ -459,9 +459,10 @@ def _fixed_step_loss(model, x, t_obs, y_obs, h0, S_t, S_h, S_seg, breaks, T, the
     return 0.5 * np.sum((out - y_obs) ** 2)
 
 
+@pytest.mark.parametrize("method", ["dopri5", "tsit5"])
 @pytest.mark.parametrize("kind,leak,activation", [("constant", 0.0, "tanh"), ("linear", 0.4, "tanh"),
                                                   ("linear", 0.3, "identity")])
-def test_discrete_adjoint_is_the_gradient_of_the_computed_steps(kind, leak, activation):
+def test_discrete_adjoint_is_the_gradient_of_the_computed_steps(kind, leak, activation, method):
     # the transpose of the stored steps against complex-step differentiation of the same steps replayed in
     # numpy (an independent implementation of the step map): they must agree to rounding
     import dynmem.odeint as odeint
@@ -470,27 +471,28 @@ def test_discrete_adjoint_is_the_gradient_of_the_computed_steps(kind, leak, acti
     t_obs = np.concatenate([[0.0], t_obs, [6.0]])  # at t0, inside steps and at the last step's end
     y_obs = rng.standard_normal(t_obs.size)
     h0 = 0.3 * rng.standard_normal(3)
-    res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, rtol=1e-5, atol=1e-7, adjoint="discrete")
+    res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, rtol=1e-5, atol=1e-7, adjoint="discrete", method=method)
+    tab = odeint.TSIT5_TABLEAU if method == "tsit5" else DOPRI5_TABLEAU
     breaks, Xa, Xs = odeint._path_tables(x, 0.0, 6.0)
     U, bb = np.array(model.U), np.array(model.b)
     H = np.full((t_obs.size, 3), np.nan)
     st_, _, _, nacc, S_t, S_h, _, _, _, S_seg = odeint._forward_store(
         np.array(model.W), np.int64(dm.activations.get_activation(activation).code), float(model.leak),
         Xa @ U.T + bb, Xs @ U.T, breaks, t_obs, h0, 1e-5, 1e-7, np.inf, np.int64(10 ** 6), 1e12,
-        odeint._C, odeint._A, odeint._B, odeint._E, odeint._P, H, *odeint._step_storage(3))
+        *(np.asarray(tab[k]) for k in "CABEP"), H, *odeint._step_storage(3))
     assert st_ == 0 and 5 < nacc < 200
     steps = (S_t[:nacc], S_h[:nacc], S_seg[:nacc], breaks, 6.0)
-    loss = _fixed_step_loss(model, x, t_obs, y_obs, h0, *steps)
+    loss = _fixed_step_loss(model, x, t_obs, y_obs, h0, *steps, tab=tab)
     assert res.loss == pytest.approx(loss.real, rel=1e-12)
     theta = np.concatenate([np.ravel(model.W), np.ravel(model.U), np.ravel(model.b)]).astype(complex)
     cs = np.empty(theta.size)
     for k in range(theta.size):
         e = np.zeros(theta.size, dtype=complex)
         e[k] = 1e-30j
-        cs[k] = _fixed_step_loss(model, x, t_obs, y_obs, h0, *steps, theta=theta + e).imag / 1e-30
+        cs[k] = _fixed_step_loss(model, x, t_obs, y_obs, h0, *steps, theta=theta + e, tab=tab).imag / 1e-30
     ours = np.concatenate([res.dW.ravel(), res.dU.ravel(), res.db])
     np.testing.assert_allclose(ours, cs, rtol=1e-11, atol=1e-13 * np.max(np.abs(cs)))
-    cs0 = np.array([_fixed_step_loss(model, x, t_obs, y_obs, h0 + 1e-30j * e, *steps).imag / 1e-30
+    cs0 = np.array([_fixed_step_loss(model, x, t_obs, y_obs, h0 + 1e-30j * e, *steps, tab=tab).imag / 1e-30
                     for e in np.eye(3)])
     np.testing.assert_allclose(res.dh0, cs0, rtol=1e-11, atol=1e-13 * np.max(np.abs(cs0)))
 
