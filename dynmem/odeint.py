@@ -243,6 +243,20 @@ def _initial_step(hh, d1, d2, cap):
     return min(100.0 * hh, h1, cap)
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _accept_factor(err, expo, rejected):
+    # scipy's step-size factor after an accepted step (error norm err < 1, exponent 1/(order+1)); not
+    # above 1 right after a rejection
+    factor = 10.0 if err == 0.0 else min(10.0, 0.9 * err ** -expo)
+    return min(1.0, factor) if rejected else factor
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _reject_factor(err, expo):
+    # scipy's step-size factor after a rejected step (0.2 for err = inf)
+    return max(0.2, 0.9 * err ** -expo)
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _all_finite(v):
     for i in range(v.shape[0]):
@@ -458,18 +472,13 @@ def _solve_one(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step, ma
                 err = math.sqrt(s / m)  # inf when the squares overflow, NaN for a non-finite trial
                 finite_trial = _all_finite(ynew) and _all_finite(K[6])
                 if finite_trial and err < 1.0:
-                    if err == 0.0:
-                        factor = 10.0
-                    else:
-                        factor = min(10.0, 0.9 * err ** -0.2)
-                    if rejected:
-                        factor = min(1.0, factor)
+                    factor = _accept_factor(err, 0.2, rejected)
                     break
                 nrej += 1
                 rejected = True
                 if finite_trial:
                     bad_trial = False
-                    h_abs *= max(0.2, 0.9 * err ** -0.2)  # 0.2 for err = inf
+                    h_abs *= _reject_factor(err, 0.2)
                 else:
                     bad_trial = True
                     h_abs *= 0.2
@@ -1072,14 +1081,12 @@ def _adjoint_backward(W, code, leak, P, Q, Xo, Xs, bbreaks, jumps, a_T, rtol, at
                 err = math.sqrt(ssum / m)
                 finite_trial = _all_finite(anew) and _all_finite(K[6])
                 if finite_trial and err < 1.0:
-                    factor = 10.0 if err == 0.0 else min(10.0, 0.9 * err ** -0.2)
-                    if rejected:
-                        factor = min(1.0, factor)
+                    factor = _accept_factor(err, 0.2, rejected)
                     break
                 rejected = True
                 if finite_trial:
                     bad_trial = False
-                    h_abs *= max(0.2, 0.9 * err ** -0.2)
+                    h_abs *= _reject_factor(err, 0.2)
                 else:
                     bad_trial = True
                     h_abs *= 0.2
@@ -1728,18 +1735,13 @@ def _solve_one_853(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step
                 if finite_trial and math.isnan(err):
                     err = math.inf  # inf / inf: the squares overflowed
                 if finite_trial and err < 1.0:
-                    if err == 0.0:
-                        factor = 10.0
-                    else:
-                        factor = min(10.0, 0.9 * err ** -0.125)
-                    if rejected:
-                        factor = min(1.0, factor)
+                    factor = _accept_factor(err, 0.125, rejected)
                     break
                 nrej += 1
                 rejected = True
                 if finite_trial:
                     bad_trial = False
-                    h_abs *= max(0.2, 0.9 * err ** -0.125)  # 0.2 for err = inf
+                    h_abs *= _reject_factor(err, 0.125)
                 else:
                     bad_trial = True
                     h_abs *= 0.2
