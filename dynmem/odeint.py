@@ -234,12 +234,13 @@ def _first_trial_step(d0, d1, span):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _initial_step(hh, d1, d2, cap):
-    # scipy's select_initial_step, from the trial step hh and the second-derivative estimate d2 (order 4)
+def _initial_step(hh, d1, d2, cap, expo=0.2):
+    # scipy's select_initial_step, from the trial step hh and the second-derivative estimate d2;
+    # expo = 1 / (error-estimator order + 1): 0.2 for the 5(4) pairs, 0.125 for DOP853
     if d1 <= 1e-15 and d2 <= 1e-15:
         h1 = max(1e-6, hh * 1e-3)
     else:
-        h1 = (0.01 / max(d1, d2)) ** 0.2
+        h1 = (0.01 / max(d1, d2)) ** expo
     return min(100.0 * hh, h1, cap)
 
 
@@ -1591,16 +1592,6 @@ def _rhs(W, code, leak, TS, p, q, tau, h, out):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _initial_step_853(hh, d1, d2, cap):
-    # scipy's select_initial_step with error-estimator order 7
-    if d1 <= 1e-15 and d2 <= 1e-15:
-        h1 = max(1e-6, hh * 1e-3)
-    else:
-        h1 = (0.01 / max(d1, d2)) ** 0.125
-    return min(100.0 * hh, h1, cap)
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
 def _dense_853(F, y, x, out):
     # y + x (F0 + (1-x) (F1 + x (F2 + ...))): scipy's Dop853DenseOutput, Horner from the last coefficient
     m = out.shape[0]
@@ -1671,7 +1662,7 @@ def _solve_one_853(W, code, leak, P, Q, breaks, t_eval, h0, rtol, atol, max_step
     for i in range(m):
         ynew[i] = K[1, i] - K[0, i]
     d2 = _rms_scaled(ynew, y, rtol, atol) / hh
-    h_abs = _initial_step_853(hh, d1, d2, min(span, max_step))
+    h_abs = _initial_step(hh, d1, d2, min(span, max_step), 0.125)
     if not math.isfinite(h_abs):
         return NONFINITE, t, nfev, nacc, nrej
 
