@@ -77,7 +77,7 @@ def test_margin_penalty_by_hand_and_by_differences():
 @pytest.mark.parametrize("norm", ["entrywise-max", "block-spectral"])
 def test_perturbation_directions_have_unit_norm(norm):
     net = tr.Net(hidden=5, form="orth", g="relu", output_bias=True)
-    dirs = tr._directions(net, norm, 4, np.random.default_rng(0))
+    dirs = tr.directions(net, norm, 4, np.random.default_rng(0))
     for name, d in dirs.items():
         for k in range(4):
             if norm == "entrywise-max":

@@ -33,6 +33,7 @@ import importlib
 __all__ = ["REGISTRY", "experiment_names", "get_experiment"]
 
 REGISTRY = {
+    "mechanism": "mechanism",
     "fig1": "fig1",
     "fig2": "fig2",
     "fig3": "fig3",

@@ -73,6 +73,8 @@ __all__ = [
     "fit",
     "FitState",
     "perturbation_betas",
+    "directions",
+    "cosine_lr",
     "perturbation_study",
     "make_target",
     "make_data",
@@ -442,6 +444,11 @@ def _load_ckpt(path, key):
                 snaps=snaps)
 
 
+def cosine_lr(lr0: float, lr_min: float, epoch: int, epochs: int) -> float:
+    r"""The cosine schedule: ``lr_min + (lr0 - lr_min) (1 + cos(pi e / E)) / 2`` for epoch ``e`` (from 0) of ``E``."""
+    return float(lr_min) + 0.5 * (float(lr0) - float(lr_min)) * (1.0 + math.cos(math.pi * int(epoch) / int(epochs)))
+
+
 def fit(net: Net, p0: dict, data: dict, training: dict, *, seed: int, threshold: float | None = None,
         checkpoint: str | None = None, key: str = "", progress: bool = False, label: str = "",
         time_budget: float | None = None, save_every: float = 15.0) -> FitState:
@@ -459,7 +466,9 @@ def fit(net: Net, p0: dict, data: dict, training: dict, *, seed: int, threshold:
         The protocol's training section: ``optimizer`` ("adam"/"adamw",
         identical at ``weight_decay = 0``), ``lr``, ``weight_decay``,
         ``batch_size``, ``max_epochs``, ``min_epochs``, ``schedule``
-        (``None`` or a plateau rule), ``clip_norm``, ``time_weight_power``,
+        (``None``; a plateau rule ``{"factor", "patience", "threshold"}``;
+        or ``{"kind": "cosine", "lr_min"}``, :func:`cosine_lr` per epoch),
+        ``clip_norm``, ``time_weight_power``,
         ``penalty``, ``snapshots``.
     seed : int
         Epoch ``e`` shuffles with ``default_rng([seed, e])``.
@@ -524,7 +533,10 @@ def fit(net: Net, p0: dict, data: dict, training: dict, *, seed: int, threshold:
     last_save = start
     stopped = "max_epochs"
     done = False
+    cosine = bool(sched) and sched.get("kind", "plateau") == "cosine"
     while epoch < max_epochs:
+        if cosine:
+            lr = cosine_lr(lr0, float(sched["lr_min"]), epoch, max_epochs)
         perm = np.random.default_rng([int(seed), int(epoch)]).permutation(N)
         tot, nb = 0.0, 0
         try:
@@ -561,7 +573,7 @@ def fit(net: Net, p0: dict, data: dict, training: dict, *, seed: int, threshold:
         if val < best_val:
             best_val = val
             best_p = {k: v.copy() for k, v in p.items()}
-        if sched:
+        if sched and not cosine:
             if val < plateau["best"] * (1.0 - float(sched["threshold"])):
                 plateau["best"], plateau["bad"] = val, 0
             else:
@@ -669,7 +681,13 @@ def _block_norm(name: str, a: np.ndarray) -> np.ndarray:
     return np.linalg.norm(a.reshape(a.shape[0], -1), axis=1)
 
 
-def _directions(net: Net, norm: str, n: int, rng) -> dict:
+def directions(net: Net, norm: str, n: int, rng) -> dict:
+    """``n`` random unit directions for every tensor of ``net`` (leading axis ``n``).
+
+    ``norm="block-spectral"``: each block has unit spectral norm ([WLL]'s
+    block norm; vectors as diagonals for ``w``, Euclidean otherwise);
+    ``"entrywise-max"``: the largest entry over all blocks is 1 (the public code's rule).
+    """
     out = {}
     for name, shape in net.shapes.items():
         G = rng.standard_normal((n, *shape))
@@ -724,13 +742,13 @@ def perturbation_study(net: Net, params: dict, perturbation: dict, X: np.ndarray
     error0 = float(evaluate(net, _stack(base), X, Y, wt2, g=g_eval)[0])
     errors = np.full((betas.size, R), np.nan)
     unstable = np.zeros(betas.size, dtype=int)
-    dirs_common = _directions(net, norm, R, np.random.default_rng([int(seed), 7])) if common else None
+    dirs_common = directions(net, norm, R, np.random.default_rng([int(seed), 7])) if common else None
     for i, beta in enumerate(betas):
         if beta == 0.0:
             errors[i, :] = error0
             unstable[i] = int(margin <= 0)
             continue
-        dirs = dirs_common if common else _directions(net, norm, R, np.random.default_rng([int(seed), 7, i]))
+        dirs = dirs_common if common else directions(net, norm, R, np.random.default_rng([int(seed), 7, i]))
         stacked = {k: base[k][None] + beta * dirs[k] for k in base}
         Wp = recurrent_matrix(net, stacked, g=g_eval)
         unstable[i] = int(np.sum(np.linalg.eigvals(Wp).real.max(axis=1) >= 0.0))
