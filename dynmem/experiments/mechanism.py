@@ -430,7 +430,9 @@ def criteria(result: dict) -> dict:
     else:
         mean, pooled_ci = (pooled[0] if pooled else math.nan), [math.nan, math.nan]
     finals = [(n["final"]["val"], n["final"]["effective_margin"]) for n in main if n["target"] == "pol"]
-    rho_s = float(scipy.stats.spearmanr([f[1] for f in finals], [f[0] for f in finals])[0]) if len(finals) >= 3 else math.nan
+    fm, fe = [f[1] for f in finals], [f[0] for f in finals]
+    rho_s = (float(scipy.stats.spearmanr(fm, fe)[0]) if len(finals) >= 3 and len(set(fm)) > 1 and len(set(fe)) > 1
+             else math.nan)  # undefined for constant margins or errors
     out["C2"] = {"rule": "pol median slope >= 0.1 and >= 80% positive; exp median slope < 0.05 "
                          f"(checkpoints with epoch >= {min_ep} and relative MSE <= 1e-2, widths >= 4)",
                  "pol_slopes": slopes["pol"], "exp_slopes": slopes["exp"], "pol_median": med_pol,
