@@ -18,7 +18,7 @@ Every experiment module provides
 ``plot(result, path)``
     Its figure, written atomically.
 ``verdict(result) -> dict``
-    ``verdict`` (``"reproduced"``, ``"partly"``, ``"not reproduced"``),
+    ``verdict`` (``"reproduced"``, ``"partly"``, ``"not reproduced"``, ``"not informative"``),
     ``why`` and the ``numbers`` behind it, computed from the result (for the
     replication report, :mod:`dynmem.experiments.report`).
 

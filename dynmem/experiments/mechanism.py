@@ -337,7 +337,7 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
            "budget": {"steps_total": int(sum(n["steps"] for n in nets)),
                       "train_seconds": float(sum(n["train_seconds"] for n in nets)),
                       "task_seconds": float(sum(n["task_seconds"] for n in nets)),
-                      "epochs": {"main": cfg["training"]["epochs"], "ls": cfg["ls"]["epochs"]}},
+                      "epochs_by_arm": {"main": cfg["training"]["epochs"], "ls": cfg["ls"]["epochs"]}},
            "seconds": time.perf_counter() - t0}
     out["criteria"] = criteria(out)
     return out

@@ -35,12 +35,14 @@ import numpy as np
 import scipy.stats
 
 from ..decay import loglog_slope
+from ..margins import discrete_margin, discrete_stability_radius, effective_margin, modal_decomposition, shift_threshold
 from ..spectra import stability_radius
 from ..stability import crossings_of
 from . import trained as tr
 from .protocols import protocol as get_protocol
 
-__all__ = ["run_study", "study_config", "sweep_tasks", "config_digest", "margin_error_fit", "findings", "plot_study", "SLOPE_TOL"]
+__all__ = ["run_study", "study_config", "sweep_tasks", "config_digest", "margin_error_fit", "findings", "plot_study", "SLOPE_TOL",
+           "stability_measures", "SHIFT_FACTORS", "INSTABILITY"]
 
 _PROGRESS_ENV = "DYNMEM_EXPERIMENT_PROGRESS"  # progress reaches pool workers without entering the sweep's identity
 SLOPE_TOL = 0.3  # a log-log slope below -SLOPE_TOL "shrinks" (as dynmem.stability.stability_boundary)
@@ -119,28 +121,108 @@ def _train_one(cfg, proto, net, data, target_name, m, seed, threshold, progress)
                   time_budget=cfg.get("time_cap"))
 
 
+SHIFT_FACTORS = (0.5, 0.9, 1.1, 1.5, 2.0, 3.0)
+INSTABILITY = 1e3   # relative MSE on the long test above which a perturbed model counts as unstable
+LONG_T_MAX = 4096   # steps of the long test (cap)
+LONG_N = 32         # sequences of the long test
+
+
+def _free_net(net: tr.Net) -> tr.Net:
+    return tr.Net(hidden=net.hidden, form="free", g="identity", activation=net.activation, dt=net.dt,
+                  output_bias=net.output_bias, inputs=net.inputs)
+
+
+def stability_measures(net, params: dict, W: np.ndarray, long_xy, *, window: int, seed: int) -> dict:
+    r"""The measurements that can see the theorem's mechanism, for one trained residual model.
+
+    All margins are per unit time (divided by ``dt``) so they compare with
+    ``-alpha(W)``:
+
+    * ``euler_margin``: ``(1 - rho(I + dt W)) / dt``, the Euler model's margin;
+    * ``effective_margin``: the slowest mode carrying >= 1e-3 of the
+      linearised kernel's l1 mass on the training window
+      (:func:`dynmem.margins.effective_margin`), ``l1_residues`` its ``sum |R_k|``;
+    * ``shift_threshold``: ``beta*``, where ``W + beta I`` destabilises the Euler map;
+    * ``radius_discrete``: the complex stability radius of ``I + dt W``, over ``dt``;
+    * ``shift_relmse``: relative MSE of ``W + beta I`` on a long test
+      (``T dt >= 30 / beta*`` up to ``LONG_T_MAX`` steps) at
+      ``beta = f beta*`` for ``f`` in ``SHIFT_FACTORS``, beside
+      ``shift_random_relmse``, the max over 3 random block-spectral draws of
+      the same norms; ``instability_beta`` (``_random``): the first such
+      beta with relative MSE > ``INSTABILITY`` (the *instability threshold*,
+      unlike the protocol's blow-up rule ``E > K E_m(0)``, which measures
+      sensitivity).
+    """
+    dt = float(net.dt)
+    dec = modal_decomposition(W, params["U"], params["c"], dt=dt)
+    eff = effective_margin(dec, window)
+    beta = shift_threshold(W, dt=dt)
+    A = np.eye(W.shape[0]) + dt * W
+    out = {"euler_margin": discrete_margin(W, dt=dt) / dt, "effective_margin": eff.value / dt,
+           "l1_residues": eff.l1_residues, "shift_threshold": beta,
+           "radius_discrete": discrete_stability_radius(A) / dt}
+    nan = [math.nan] * len(SHIFT_FACTORS)
+    out.update(shift_factors=list(SHIFT_FACTORS), shift_relmse=nan, shift_random_relmse=nan,
+               instability_beta=math.nan, instability_beta_random=math.nan, long_T=0)
+    if long_xy is None or not (math.isfinite(beta) and beta > 0):
+        return out
+    X, Y = long_xy
+    T = int(min(X.shape[1], max(100, math.ceil(30.0 / (beta * dt)))))
+    X, Y = X[:, :T], Y[:, :T]
+    power = float(np.mean(Y * Y))
+    free = _free_net(net)
+    base = {"M": np.asarray(W, float), "U": params["U"], "b": params["b"], "c": params["c"]}
+    if net.output_bias:
+        base["d"] = params["d"]
+    dirs = tr.directions(free, "block-spectral", 3, np.random.default_rng([int(seed), 13]))
+    ones = np.ones(T)
+    sh, rnd = [], []
+    for f in SHIFT_FACTORS:
+        b = f * beta
+        shifted = {k: np.asarray(v, float)[None] for k, v in base.items()}
+        shifted["M"] = shifted["M"] + b * np.eye(W.shape[0])[None]
+        sh.append(float(tr.evaluate(free, shifted, X, Y, ones)[0]) / power)
+        stacked = {k: np.asarray(v, float)[None] + b * dirs[k] for k, v in base.items()}
+        rnd.append(float(np.max(tr.evaluate(free, stacked, X, Y, ones))) / power)
+    first = [f * beta for f, e in zip(SHIFT_FACTORS, sh) if not e <= INSTABILITY]
+    firstr = [f * beta for f, e in zip(SHIFT_FACTORS, rnd) if not e <= INSTABILITY]
+    out.update(shift_relmse=sh, shift_random_relmse=rnd, instability_beta=first[0] if first else math.inf,
+               instability_beta_random=firstr[0] if firstr else math.inf, long_T=T)
+    return out
+
+
+_NEW_KEYS = ("euler_margin", "effective_margin", "l1_residues", "shift_threshold", "radius_discrete",
+             "instability_beta", "instability_beta_random", "long_T")
+
+
 def _measure(cfg, proto, net, fs, data, seed, m) -> dict:
-    """Everything measured on one trained model: perturbation curve, spectra, snapshot errors."""
+    """Everything measured on one trained model: perturbation curve, spectra, margins, ``W + beta I``, snapshots."""
     wt2 = tr.time_weights(data["Xt"].shape[1], proto["training"]["time_weight_power"])
     swap = bool(proto.get("identity_swap"))
     pst = tr.perturbation_study(net, fs.best_params, proto["perturbation"], data["Xt"], data["Yt"], wt2,
                                 identity_swap=swap, seed=int(seed) * 1000 + int(m))
     g_eval = "identity" if (swap and net.g == "relu" and net.form != "free") else None
-    W = tr.recurrent_matrix(net, {**fs.best_params, **({"w": np.maximum(fs.best_params["w"], 0)} if g_eval else {})},
-                            g=g_eval)
+
+    def evaluated(p):
+        return {**p, "w": np.maximum(p["w"], 0.0)} if g_eval else p
+
+    W = tr.recurrent_matrix(net, evaluated(fs.best_params), g=g_eval)
     radius = float(stability_radius(W).value) if pst["margin"] > 0 else 0.0
-    snap_e, snap_m, snap_ep = [], [], []
+    window = int(data["X"].shape[1])
+    sm = stability_measures(net, evaluated(fs.best_params), W, data.get("long"), window=window,
+                            seed=int(seed) * 1000 + int(m))
+    snap_e, snap_m, snap_ep, snap_eff, snap_eul = [], [], [], [], []
     for ep in sorted(fs.snapshots):
-        sp = fs.snapshots[ep]
-        if g_eval:
-            sp = {**sp, "w": np.maximum(sp["w"], 0.0)}
+        sp = evaluated(fs.snapshots[ep])
         e0 = float(tr.evaluate(net, {k: v[None] for k, v in sp.items()}, data["Xt"], data["Yt"], wt2, g=g_eval)[0])
         Ws = tr.recurrent_matrix(net, sp, g=g_eval)
         snap_ep.append(ep)
         snap_e.append(e0)
         snap_m.append(-float(np.linalg.eigvals(Ws).real.max()))
+        snap_eff.append(effective_margin(modal_decomposition(Ws, sp["U"], sp["c"], dt=net.dt), window).value / net.dt)
+        snap_eul.append(discrete_margin(Ws, dt=net.dt) / net.dt)
     h = fs.history
-    return {
+    out = {
         f"m{m}/betas": pst["betas"], f"m{m}/errors": pst["errors"], f"m{m}/shell_max": pst["shell_max"],
         f"m{m}/ball_sup": pst["ball_sup"], f"m{m}/unstable": pst["unstable"], f"m{m}/error0": pst["error0"],
         f"m{m}/margin": pst["margin"], f"m{m}/radius": radius, f"m{m}/first_unstable": pst["first_unstable"],
@@ -151,7 +233,16 @@ def _measure(cfg, proto, net, fs, data, seed, m) -> dict:
         f"m{m}/history": h if h.size else np.zeros((0, 6)),
         f"m{m}/snap_epochs": np.asarray(snap_ep, dtype=float), f"m{m}/snap_error0": np.asarray(snap_e, dtype=float),
         f"m{m}/snap_margin": np.asarray(snap_m, dtype=float),
+        f"m{m}/snap_effective_margin": np.asarray(snap_eff, dtype=float),
+        f"m{m}/snap_euler_margin": np.asarray(snap_eul, dtype=float),
+        f"m{m}/test_power": float(np.mean(data["Yt"] ** 2)),
+        f"m{m}/shift_factors": np.asarray(sm["shift_factors"], float),
+        f"m{m}/shift_relmse": np.asarray(sm["shift_relmse"], float),
+        f"m{m}/shift_random_relmse": np.asarray(sm["shift_random_relmse"], float),
     }
+    for k in _NEW_KEYS:
+        out[f"m{m}/{k}"] = float(sm[k])
+    return out
 
 
 def study_task(target: str, seed: int, width: int = 0, *, config: dict, rng=None) -> dict:
@@ -164,6 +255,8 @@ def study_task(target: str, seed: int, width: int = 0, *, config: dict, rng=None
     proto = _protocol_of(cfg)
     target_obj = tr.make_target(proto["targets"][target])
     data = tr.make_data(proto, target_obj, int(seed), scale=float(cfg["data_scale"]))
+    data["long"] = tr.long_test(proto, target_obj, int(seed), LONG_T_MAX if cfg["size"] == "full" else 512,
+                                LONG_N if cfg["size"] == "full" else 8)
     widths = [int(width)] if width else [int(m) for m in cfg["widths"]]
     stop = proto["training"]["stop"]
     out: dict = {"target": target, "seed": int(seed)}
@@ -177,7 +270,7 @@ def study_task(target: str, seed: int, width: int = 0, *, config: dict, rng=None
         out[f"m{m}/threshold"] = thr
         out[f"m{m}/task_seconds"] = time.perf_counter() - t0
         if stop["kind"] == "width-to-width":
-            thr = float(stop["factor"]) * float(fs.last_val)
+            thr = float(stop["factor"]) * float(fs.best_val)  # the code's train.py reads the best checkpoint's loss
         if progress:
             print(f"[dynmem.experiments] {cfg['figure']}/{cfg['protocol']} {target} m={m} seed={seed}: "
                   f"{fs.epochs} epochs ({fs.stopped}), val {fs.best_val:.3g}, E(0) {out[f'm{m}/error0']:.3g}, "
@@ -308,6 +401,16 @@ def margin_error_fit(points: list) -> dict:
             "margin_at_smallest_errors": low, "margin_at_largest_errors": high}
 
 
+def _late_effective(points: list) -> list:
+    """Points with the effective margin as ``margin``, without early snapshots (epoch < 1/4 of the model's last)."""
+    last = {}
+    for p in points:
+        key = (p["seed"], p["m"])
+        last[key] = max(last.get(key, 0.0), float(p["epoch"]))
+    return [{**p, "margin": p.get("effective_margin", math.nan)} for p in points
+            if float(p["epoch"]) >= 0.25 * last[(p["seed"], p["m"])]]
+
+
 def findings(target_results: dict) -> dict:
     """The study's findings per target, from the data, with the criteria written into the result.
 
@@ -322,6 +425,16 @@ def findings(target_results: dict) -> dict:
       median over seeds of the log-log slope of the blow-up beta (and of the
       first-unstable beta) against ``m`` is below ``-SLOPE_TOL``.
     * *error falls with m*: the median slope of ``E_m(0)`` against ``m`` is negative.
+    * *effective margin -> 0 with the error*: as the first criterion, with
+      the effective margin (:func:`stability_measures`) and without the
+      snapshots before a quarter of each model's training;
+      *mechanism with control* (THEORY B5: an exponential target converging
+      to its rate from above also has a positive slope): that, and the
+      polynomial target's median effective margin over its quarter of
+      smallest errors below 0.5 x the exponential target's.
+    * *instability threshold shrinks with m*: the median slope of the
+      ``W + beta I`` instability beta (relative MSE > ``INSTABILITY`` on the
+      long test) against ``m`` is below ``-SLOPE_TOL``.
     """
     out = {}
     for tname, r in target_results.items():
@@ -338,7 +451,26 @@ def findings(target_results: dict) -> dict:
         f["blowup_shrinks_with_m"] = bool(np.isfinite(f["blowup_slope_median"]) and f["blowup_slope_median"] < -SLOPE_TOL)
         f["margin_shrinks_with_m"] = bool(np.isfinite(f["margin_slope_median"]) and f["margin_slope_median"] < -SLOPE_TOL)
         f["error_falls_with_m"] = bool(np.isfinite(f["error0_slope_median"]) and f["error0_slope_median"] < 0)
+        eff = r.get("effective_margin_vs_error")
+        if eff is not None:
+            f["effective_margin_vs_error_slope"] = eff["slope"]["mean"]
+            f["effective_margin_vs_error_ci"] = [eff["slope"]["lo"], eff["slope"]["hi"]]
+            f["effective_margin_at_smallest_errors"] = eff["margin_at_smallest_errors"]
+            lo_e = eff["slope"]["lo"]
+            f["effective_margin_to_zero_with_error"] = bool(np.isfinite(lo_e) and lo_e > 0)
+        inst = r["slopes"].get("instability_beta", {}).get("median", math.nan)
+        f["instability_beta_slope_median"] = inst
+        f["instability_shrinks_with_m"] = bool(np.isfinite(inst) and inst < -SLOPE_TOL)
         out[tname] = f
+    # B5: an exponential target converging to its rate from above also has a positive slope; the mechanism
+    # needs the polynomial target's margin to end well below the exponential control's
+    if "pol" in out and "exp" in out and "effective_margin_to_zero_with_error" in out["pol"]:
+        mp = out["pol"].get("effective_margin_at_smallest_errors", math.nan)
+        me = out["exp"].get("effective_margin_at_smallest_errors", math.nan)
+        ratio = mp / me if (np.isfinite(mp) and np.isfinite(me) and me > 0) else math.nan
+        out["pol"]["margin_ratio_to_exp_control"] = ratio
+        out["pol"]["mechanism_with_control"] = bool(out["pol"]["effective_margin_to_zero_with_error"]
+                                                    and np.isfinite(ratio) and ratio < 0.5)
     return out
 
 
@@ -348,7 +480,8 @@ def _merge(cfg, proto, tasks, results, seconds) -> dict:
     for tname in cfg["targets"]:
         rows = {str(m): {k: [] for k in ("error0", "margin", "radius", "first_unstable", "blowup", "ball_sup",
                                          "shell_max", "epochs", "steps", "stopped", "best_val", "last_val",
-                                         "train_seconds", "threshold", "unstable", "resumed")} for m in widths}
+                                         "train_seconds", "threshold", "unstable", "resumed") + _NEW_KEYS
+                          + ("shift_relmse", "shift_random_relmse", "relative_error0")} for m in widths}
         points, per_seed = [], []
         betas = None
         for s in cfg["seeds"]:
@@ -365,14 +498,23 @@ def _merge(cfg, proto, tasks, results, seconds) -> dict:
                 for k in ("epochs", "steps", "resumed"):
                     row[k].append(int(res[f"m{m}/{k}"]))
                 row["stopped"].append(str(res[f"m{m}/stopped"]))
+                for k in _NEW_KEYS:
+                    row[k].append(float(res.get(f"m{m}/{k}", math.nan)))
+                row["shift_relmse"].append(_f(res.get(f"m{m}/shift_relmse", [])))
+                row["shift_random_relmse"].append(_f(res.get(f"m{m}/shift_random_relmse", [])))
+                power = float(res.get(f"m{m}/test_power", math.nan))
+                row["relative_error0"].append(float(res[f"m{m}/error0"]) / power if power > 0 else math.nan)
+                snap_eff = _f(res.get(f"m{m}/snap_effective_margin", [math.nan] * len(_f(res[f"m{m}/snap_epochs"]))))
                 row["ball_sup"].append(_f(res[f"m{m}/ball_sup"]))
                 row["shell_max"].append(_f(res[f"m{m}/shell_max"]))
                 row["unstable"].append([int(u) for u in np.asarray(res[f"m{m}/unstable"]).ravel()])
-                for ep, e0, mg in zip(_f(res[f"m{m}/snap_epochs"]), _f(res[f"m{m}/snap_error0"]),
-                                      _f(res[f"m{m}/snap_margin"])):
-                    points.append({"seed": int(s), "m": m, "epoch": ep, "error0": e0, "margin": mg, "kind": "snapshot"})
+                for ep, e0, mg, ef in zip(_f(res[f"m{m}/snap_epochs"]), _f(res[f"m{m}/snap_error0"]),
+                                          _f(res[f"m{m}/snap_margin"]), snap_eff):
+                    points.append({"seed": int(s), "m": m, "epoch": ep, "error0": e0, "margin": mg,
+                                   "effective_margin": ef, "kind": "snapshot"})
                 points.append({"seed": int(s), "m": m, "epoch": float(res[f"m{m}/epochs"]),
                                "error0": float(res[f"m{m}/error0"]), "margin": float(res[f"m{m}/margin"]),
+                               "effective_margin": float(res.get(f"m{m}/effective_margin", math.nan)),
                                "kind": "final"})
             b = np.asarray(betas)
             pos = b > 0
@@ -380,18 +522,21 @@ def _merge(cfg, proto, tasks, results, seconds) -> dict:
             for m1, m2 in zip(widths[:-1], widths[1:]):
                 first, _ = crossings_of(b[pos], np.asarray(res[f"m{m1}/ball_sup"])[pos], np.asarray(res[f"m{m2}/ball_sup"])[pos])
                 crossing.append(float(first))
-            seed_slopes = {k: loglog_slope(widths, [res[f"m{m}/{k}"] for m in widths]).slope
-                           for k in ("error0", "margin", "blowup", "first_unstable", "radius")}
+            seed_slopes = {k: loglog_slope(widths, [res.get(f"m{m}/{k}", math.nan) for m in widths]).slope
+                           for k in ("error0", "margin", "blowup", "first_unstable", "radius", "effective_margin",
+                                     "instability_beta")}
             seed_slopes["crossing"] = loglog_slope(widths[1:], crossing).slope
             per_seed.append({"seed": int(s), "crossing": crossing, "slopes": seed_slopes})
         slopes = {}
-        for k in ("error0", "margin", "blowup", "first_unstable", "radius", "crossing"):
+        for k in ("error0", "margin", "blowup", "first_unstable", "radius", "crossing", "effective_margin",
+                  "instability_beta"):
             vals = [ps["slopes"][k] for ps in per_seed]
             fin = [v for v in vals if np.isfinite(v)]
             slopes[k] = {"per_seed": vals, "median": float(np.median(fin)) if fin else math.nan}
         for m in widths:
             row = rows[str(m)]
-            for k in ("error0", "margin", "blowup", "first_unstable"):
+            for k in ("error0", "margin", "blowup", "first_unstable", "effective_margin", "euler_margin",
+                      "instability_beta", "relative_error0"):
                 row[f"{k}_median"] = float(np.median(row[k]))
         final_pts = [p for p in points if p["kind"] == "final"]
         per_target[tname] = {
@@ -399,6 +544,7 @@ def _merge(cfg, proto, tasks, results, seconds) -> dict:
             "slopes": slopes, "points": points,
             "margin_vs_error": margin_error_fit(points),
             "margin_vs_error_final_only": margin_error_fit(final_pts),
+            "effective_margin_vs_error": margin_error_fit(_late_effective(points)),
         }
     budget = {
         "epochs": {t: {m: per_target[t]["per_width"][str(m)]["epochs"] for m in widths} for t in cfg["targets"]},

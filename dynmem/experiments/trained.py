@@ -78,6 +78,7 @@ __all__ = [
     "perturbation_study",
     "make_target",
     "make_data",
+    "long_test",
 ]
 
 _G = ("identity", "relu", "softplus", "exp")
@@ -630,9 +631,12 @@ def make_target(spec: dict):
 def make_data(proto: dict, target, seed: int, *, scale: float = 1.0) -> dict:
     """Training, validation and test sequences of a protocol (sizes times ``scale``).
 
-    ``"paper"``-style (``data.validation == "test"``): ``x_k ~ N(0, 1)`` and
-    ``y = target.output_sequence(x, dt)``; training on ``T_train`` steps,
-    validation on the test sequences cut to ``T_train``, test on ``T_eval``.
+    ``"paper"``-style (``data.validation`` ``"separate"`` or ``"test"``):
+    ``x_k ~ N(0, 1)`` and ``y = target.output_sequence(x, dt)``; training on
+    ``T_train`` steps, test on ``T_eval``; validation on ``n_test`` sequences
+    of ``T_train`` steps of its own (``"separate"``) or on the test
+    sequences cut to ``T_train`` (``"test"``: the test set then also picks
+    the best checkpoint).
     ``"code"``-style: ``x_k = dt N(0, 1)`` and ``y_k = sum_s rho(s dt) x_{k-s}``
     (``output_sequence(x, dt) / dt``), separate validation sequences.
     """
@@ -657,9 +661,30 @@ def make_data(proto: dict, target, seed: int, *, scale: float = 1.0) -> dict:
     if code_style:
         n_val = max(1, int(round(dd["n_val"] * scale)))
         Xv, Yv = seqs(n_val, T_train)
+    elif dd.get("validation") == "separate":
+        # its own stream: the training and test sequences stay those of the "test" reading
+        rng = np.random.default_rng([int(seed), 102])
+        Xv, Yv = seqs(n_test, T_train)
     else:
         Xv, Yv = Xt[:, :T_train], Yt[:, :T_train]
     return {"X": X, "Y": Y, "Xv": np.ascontiguousarray(Xv), "Yv": np.ascontiguousarray(Yv), "Xt": Xt, "Yt": Yt}
+
+
+def long_test(proto: dict, target, seed: int, T: int, n: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` test sequences of ``T`` steps under the protocol's data law (its own random stream).
+
+    For the instability threshold of ``W + beta I``, which needs a horizon
+    much longer than ``1 / margin``: an unstable mode grows like
+    ``e^{(beta - margin) t}`` and cannot show on a short test.
+    """
+    dd = proto["data"]
+    dt = float(proto["model"]["dt"])
+    code_style = dd.get("validation") == "validation"
+    amp = float(dd.get("input_scale", 1.0)) * (dt if code_style else 1.0)
+    rng = np.random.default_rng([int(seed), 103])
+    X = amp * rng.standard_normal((int(n), int(T), 1))
+    Y = target.output_sequence(X, dt)
+    return X, (Y / dt if code_style else Y)
 
 
 # ----------------------------------------------------------------------------

@@ -11,10 +11,12 @@ import math
 
 import numpy as np
 
+from ..margins import linear_frontier
 from . import study
+from . import trained as tr
 from .protocols import protocol as get_protocol
 
-__all__ = ["config", "run", "plot", "verdict_fig2", "verdict_fig4"]
+__all__ = ["config", "run", "plot", "verdict_fig2", "verdict_fig4", "window_frontier"]
 
 
 def config(figure: str, size: str, protocol: str, **changes) -> dict:
@@ -76,39 +78,107 @@ def _dynmem_verdict(result: dict) -> dict:
             "numbers": nums}
 
 
-def verdict_fig2(result: dict) -> dict:
-    """Reproduced when both the mechanism and the visible consequence appear; partly when one does.
+def window_frontier(result: dict, target: str = "pol") -> dict:
+    """What the evaluation window allows: the linear frontier ``mu*(E; H, B)`` at the nets' achieved error.
 
-    Mechanism: for the polynomial target the margin goes to 0 with the error
-    (95% interval of the margin-vs-error slope above 0) and, if an
-    exponential target was run, its margin stays bounded.  Visible
-    consequence: the polynomial target's blow-up beta or curve crossings
-    shrink with m (median log-log slope below ``-SLOPE_TOL``).
+    ``E`` is the median relative test MSE of the final models, ``B`` the median
+    ``sum |R_k|`` of their linearised kernels, ``H`` the evaluation window
+    (``T_eval`` steps of ``dt``), the kernel the discrete one the data use
+    (``dt rho(j dt)``).  Returns ``mu*`` per unit time beside the nets' median
+    effective margin; ``{}`` for a result without these measurements.
+    """
+    proto = result.get("protocol") or {}
+    per = (result.get("targets", {}).get(target) or {}).get("per_width")
+    if not per or "relative_error0" not in next(iter(per.values())):
+        return {}
+    dt = float(proto["model"]["dt"])
+    T = int(proto["data"]["T_eval"])
+    code_style = proto["data"].get("validation") == "validation"
+    kern = np.asarray(tr.make_target(proto["targets"][target]).kernel(np.arange(T) * dt)).reshape(T, -1)[:, 0]
+    kern = kern * (1.0 if code_style else dt)
+    E = [e for row in per.values() for e in row["relative_error0"] if np.isfinite(e) and e > 0]
+    B = [b for row in per.values() for b in row["l1_residues"] if np.isfinite(b) and b > 0]
+    M = [x for row in per.values() for x in row["effective_margin"] if np.isfinite(x)]
+    if not E or not B:
+        return {}
+    e, b = float(np.median(E)), float(np.median(B))
+    mu = float(linear_frontier(kern, [min(e, 1.0)], l1_bound=b, tol=1e-4)[0]) / dt
+    return {"window": T * dt, "error": e, "l1_bound": b, "frontier_margin": mu,
+            "effective_margin_median": float(np.median(M)) if M else math.nan}
+
+
+def _pinned_at_zero(result: dict) -> tuple[int, int]:
+    margins = [x for t in result.get("targets", {}).values() for row in t["per_width"].values() for x in row["margin"]]
+    return int(sum(abs(x) <= 1e-9 for x in margins)), len(margins)
+
+
+def verdict_fig2(result: dict) -> dict:
+    """Reproduced when the mechanism (with its exponential control) and the visible consequence both appear.
+
+    Mechanism: for the polynomial target the effective margin goes to 0 with
+    the error (95% interval of the slope above 0, early snapshots excluded)
+    and ends below 0.5 x the exponential control's (THEORY B5); without the
+    effective-margin measurements (older results), the spectral margin's
+    slope criterion.  Visible consequence: the blow-up beta, the ``W + beta I``
+    instability beta or the curve crossings shrink with m.  The verdict says
+    why when it is negative: ``"not informative"`` when the protocol's
+    parameterisation pins the margin at 0 (most models at ``-alpha(W) = 0``);
+    under ``"paper"``, the evaluation window's linear frontier
+    (:func:`window_frontier`) says whether the window could show the
+    mechanism at the error the nets reached.
     """
     if result.get("protocol_name") == "dynmem":
         return _dynmem_verdict(result)
     f = result["findings"]
     pol = f.get("pol", {})
     exp = f.get("exp")
-    mech = bool(pol.get("margin_to_zero_with_error")) and (exp is None or bool(exp.get("margin_bounded")))
+    if "mechanism_with_control" in pol:
+        mech = bool(pol["mechanism_with_control"])
+    else:
+        mech = bool(pol.get("margin_to_zero_with_error")) and (exp is None or bool(exp.get("margin_bounded")))
     cross = pol.get("crossing_slope_median", math.nan)
-    visible = bool(pol.get("blowup_shrinks_with_m")) or bool(np.isfinite(cross) and cross < -study.SLOPE_TOL)
+    visible = (bool(pol.get("blowup_shrinks_with_m")) or bool(pol.get("instability_shrinks_with_m"))
+               or bool(np.isfinite(cross) and cross < -study.SLOPE_TOL))
     verdict = "reproduced" if (mech and visible) else ("partly" if (mech or visible) else "not reproduced")
     numbers = {
         "pol_margin_vs_error_slope": pol.get("margin_vs_error_slope"), "pol_margin_vs_error_ci": pol.get("margin_vs_error_ci"),
+        "pol_effective_margin_vs_error_slope": pol.get("effective_margin_vs_error_slope"),
+        "pol_effective_margin_vs_error_ci": pol.get("effective_margin_vs_error_ci"),
+        "pol_margin_ratio_to_exp_control": pol.get("margin_ratio_to_exp_control"),
         "exp_margin_vs_error_slope": exp.get("margin_vs_error_slope") if exp else None,
         "exp_margin_vs_error_ci": exp.get("margin_vs_error_ci") if exp else None,
         "pol_blowup_slope": pol.get("blowup_slope_median"), "pol_crossing_slope": cross,
+        "pol_instability_slope": pol.get("instability_beta_slope_median"),
         "pol_margin_slope_in_m": pol.get("margin_slope_median"), "pol_error0_slope_in_m": pol.get("error0_slope_median"),
     }
-    why = (f"margin vs E_m(0): pol slope {_fmt(numbers['pol_margin_vs_error_slope'])} "
-           f"CI [{_fmt((numbers['pol_margin_vs_error_ci'] or [math.nan])[0])}, "
-           f"{_fmt((numbers['pol_margin_vs_error_ci'] or [math.nan, math.nan])[1])}]"
-           + (f", exp slope {_fmt(numbers['exp_margin_vs_error_slope'])} CI "
-              f"[{_fmt(numbers['exp_margin_vs_error_ci'][0])}, {_fmt(numbers['exp_margin_vs_error_ci'][1])}]" if exp else "")
-           + f"; pol blow-up slope in m {_fmt(numbers['pol_blowup_slope'])}, crossing slope {_fmt(cross)}, "
+    ci = numbers["pol_effective_margin_vs_error_ci"] or numbers["pol_margin_vs_error_ci"] or [math.nan, math.nan]
+    slope = numbers["pol_effective_margin_vs_error_slope"]
+    if slope is None:
+        slope = numbers["pol_margin_vs_error_slope"]
+    why = (f"margin vs error: pol slope {_fmt(slope)} CI [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+           + (f", pol/exp margin ratio {_fmt(numbers['pol_margin_ratio_to_exp_control'])}"
+              if numbers["pol_margin_ratio_to_exp_control"] is not None else "")
+           + f"; pol blow-up slope in m {_fmt(numbers['pol_blowup_slope'])} (sensitivity), instability-beta slope "
+             f"{_fmt(numbers['pol_instability_slope'])}, crossing slope {_fmt(cross)}, "
              f"E_m(0) slope {_fmt(numbers['pol_error0_slope_in_m'])}"
            + ("" if mech else "; mechanism not shown") + ("" if visible else "; no shrinking boundary"))
+    zero, total = _pinned_at_zero(result)
+    if result.get("protocol_name") == "code" and total and zero >= total / 2:
+        numbers["models_with_margin_zero"] = [zero, total]
+        return {"verdict": "not informative",
+                "why": f"its parameterisation pins the margin at 0: {zero} of {total} trained models have "
+                       f"-alpha(W) = 0 (W = -P^T diag(relu w) P is singular once a w <= 0), for every target; " + why,
+                "numbers": numbers}
+    if result.get("protocol_name") == "paper" and not mech:
+        wf = window_frontier(result)
+        numbers["window_frontier"] = wf
+        if wf:
+            why = (f"its window (t <= {_fmt(wf['window'])}, {_fmt(wf['window'])} kernel scales) cannot exhibit the "
+                   f"mechanism: at the nets' relative test MSE {_fmt(wf['error'])}, a linear RNN with sum |R| <= "
+                   f"{_fmt(wf['l1_bound'])} reaches it with any margin up to {_fmt(wf['frontier_margin'])} per unit "
+                   f"time (nets' effective margin {_fmt(wf['effective_margin_median'])}); " + why)
+        else:
+            why = "its window (<= 10 kernel scales) cannot exhibit the mechanism (THEORY 4.2); " + why
     return {"verdict": verdict, "why": why, "numbers": numbers}
 
 
