@@ -403,3 +403,94 @@ def test_from_state_dict_bad_files_raise_one_valueerror_naming_state_and_path(tm
     with pytest.raises(ValueError, match=r"`state` file .*bad\.npz") as info:
         from_state_dict("gru", str(path))
     assert "allow_pickle" not in str(info.value)
+
+
+# -- 5. numeric items ------------------------------------------------------------------------------------
+
+
+def _gru(cls, m=2, d=1):
+    rng = np.random.default_rng(0)
+    return cls(rng.normal(size=(3 * m, d)), rng.normal(size=(3 * m, m)), np.zeros(3 * m), np.zeros(3 * m), np.ones(m))
+
+
+def test_gated_loss_overflow_is_a_float_overflow_error():
+    from dynmem.errors import FloatOverflowError
+    from dynmem.gated import GRUCell, gated_value_and_grad
+
+    with pytest.raises(FloatOverflowError, match=r"loss overflowed.*`Y`"):
+        gated_value_and_grad(_gru(GRUCell), np.ones((1, 3, 1)), np.full((1, 3), 1e300))
+
+
+def test_ssm_step_response_is_exact_when_lambda_t_underflows():
+    from dynmem.ssm import DiagonalSSM
+
+    m = DiagonalSSM(np.array([-1e-300 + 0j]), np.ones((1, 1)) + 0j, np.ones(1) + 0j, np.zeros(1))
+    out = m.step_response([1e-30, 1.0])
+    assert out[0, 0] == pytest.approx(1e-30, rel=1e-12) and out[1, 0] == pytest.approx(1.0, rel=1e-12)
+    fast = DiagonalSSM(np.array([-2.0 + 3j]), np.ones((1, 1)) + 0j, np.ones(1) + 0j, np.zeros(1))
+    t = np.array([1e-9, 0.5, 2.0, 50.0])
+    exact = (np.expm1(-2.0 * t + 3j * t) / (-2.0 + 3j)).real
+    assert np.allclose(fast.step_response(t)[:, 0], exact, rtol=1e-12, atol=0)
+
+
+def test_from_reparam_names_w_when_float64_cannot_hold_a_stable_lambda():
+    from dynmem.ssm import DiagonalSSM
+
+    with pytest.raises(ValueError, match=r"`w`.*-800"):
+        DiagonalSSM.from_reparam([-800.0], [0.0], np.ones((1, 1)), np.ones(1))
+    assert DiagonalSSM.from_reparam([-30.0], [0.0], np.ones((1, 1)), np.ones(1)).Lambda.real[0] < 0
+
+
+@pytest.mark.parametrize("method", ["dopri5", "RK45"])
+def test_max_steps_beyond_int64_is_refused_by_name(method):
+    model = dm.CTRNN(W=-np.eye(2), U=np.ones((2, 1)), b=np.zeros(2), c=np.ones(2))
+    x = dm.inputs.step([1.0])
+    with pytest.raises(ValueError, match=r"`max_steps` must be <="):
+        dm.simulate(model, x, np.linspace(0, 1, 3), method=method, max_steps=10**30)
+
+
+def test_ctgru_contract_methods_check_their_arguments():
+    from dynmem.gated import CTGRU
+
+    ct = _gru(CTGRU)
+    with pytest.raises(ValueError, match=r"`H` must be finite"):
+        ct.vector_field(np.array([[np.nan, 0.0]]), np.zeros((1, 1)))
+    with pytest.raises(ValueError, match=r"`X`.*width d = 1"):
+        ct.equilibrium(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"`H`.*width m = 2"):
+        ct.jacobian(np.zeros((1, 5)), np.zeros((1, 1)))
+
+
+def test_ssm_messages_name_h0_and_dt():
+    from dynmem.errors import FloatOverflowError
+    from dynmem.ssm import DiagonalSSM, ssm_value_and_grad
+
+    m = DiagonalSSM(np.array([-1 + 0j]), np.ones((1, 1)) + 0j, np.ones(1) + 0j, np.zeros(1))
+    with pytest.raises(FloatingPointError, match=r"`h0`") as info:
+        ssm_value_and_grad(m, np.ones((1, 3, 1)), np.zeros((1, 3)), h0=np.array([1e308 + 0j]))
+    assert "`Y`" not in str(info.value) and isinstance(info.value, FloatingPointError)
+    assert FloatOverflowError  # the policy's error class
+    m2 = DiagonalSSM(np.array([-1e-10 + 1e10j]), np.ones((1, 1)) + 0j, np.ones(1) + 0j, np.zeros(1))
+    with pytest.raises(ValueError, match=r"`dt`"):
+        m2.discretize(1e300)
+
+
+def test_reproduce_refuses_an_unknown_protocol_and_a_file_as_out(tmp_path):
+    from dynmem.reproduce import reproduce
+
+    with pytest.raises(ValueError, match=r"`protocol`.*'nonsense'"):
+        reproduce(["fig11"], out=str(tmp_path), protocol="nonsense")
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    with pytest.raises(ValueError, match=r"`out`.*a_file.*file"):
+        reproduce(["fig11"], out=str(f))
+
+
+def test_the_stiffness_hint_only_for_a_stiff_w():
+    from dynmem.solvers import stiffness_hint
+
+    stiff = dm.CTRNN(W=-1e6 * np.eye(2), U=np.ones((2, 1)), b=np.zeros(2), c=np.ones(2))
+    mild = dm.CTRNN(W=-np.eye(2), U=np.ones((2, 1)), b=np.zeros(2), c=np.ones(2))
+    assert "Radau" in stiffness_hint(stiff, 10.0, 1000, "dopri5")
+    assert "Radau" not in stiffness_hint(mild, 1e12, 1000, "dopri5")     # a huge span
+    assert "Radau" not in stiffness_hint(mild, 10.0, 5, "dopri5")        # a tiny budget
