@@ -124,13 +124,15 @@ def check_nonnegative(name: str, value: float) -> float:
     return value
 
 
-def check_int(name: str, value, *, minimum: int | None = None) -> int:
-    """Return ``value`` as an int, refusing floats and booleans."""
+def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as an int, refusing floats and booleans (and values outside ``[minimum, maximum]``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"`{name}` must be an integer; got {describe(value)}.")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"`{name}` must be <= {maximum}; got {value}.")
     return value
 
 

@@ -306,7 +306,7 @@ def adjoint_gradient(
             raise ValueError(f"`method` = {method!r} has no compiled adjoint: the compiled gradients take "
                              f"{', '.join(repr(c) for c in ADJOINT_COMPILED_METHODS)} (or use a scipy method such as "
                              "'DOP853').")
-        max_steps = check_int("max_steps", max_steps, minimum=1)
+        max_steps = check_int("max_steps", max_steps, minimum=1, maximum=2**62)
         if not (x.t_start <= t0 <= x.t_end):
             raise ValueError(f"`t0` must lie in the input's domain [{x.t_start}, {x.t_end}]; got {t0}.")
         h0c = np.zeros(model.hidden) if h0 is None else h0

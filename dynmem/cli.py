@@ -114,12 +114,46 @@ def _executor(workers, scheduler):
         with dask_executor(scheduler) as ex:
             yield ex
     elif workers is not None:
-        from concurrent.futures import ProcessPoolExecutor
+        from .sweep import process_pool  # the pool run_sweep(workers=N) uses: its workers die with this process
 
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        ex = process_pool(workers)
+        try:
             yield ex
+        except BaseException:
+            ex.terminate()  # interrupted: do not wait for the running tasks
+            raise
+        else:
+            ex.shutdown(wait=True)
     else:
         yield None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that interrupted runs clean up as for Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    import signal
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave the default
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _printable(text) -> str:
+    """``text`` with control characters (terminal escapes, newlines, bidi controls) shown as ``\\xNN`` / ``\\uNNNN``."""
+    return "".join(ch if ch.isprintable() or ch == " " else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+                   for ch in str(text))
 
 
 def sweep_status(path: str, *, out=None) -> int:
@@ -131,34 +165,37 @@ def sweep_status(path: str, *, out=None) -> int:
     from .sweep import load_sweep
 
     out = out or sys.stdout
+
+    def say(text):  # every stored string is escaped: a crafted store cannot drive the terminal
+        print(_printable(text), file=out)
+
     try:
         table = load_sweep(path)
     except (ValueError, TypeError) as exc:
-        print(f"dynmem sweep status: {exc}", file=sys.stderr)
+        print(_printable(f"dynmem sweep status: {exc}"), file=sys.stderr)
         return 2
     finished = [r for r in table.records if r.status != "pending"]
     hosts = sorted({r.host for r in finished if r.host})
-    print(f"sweep store {table.path}", file=out)
-    print(f"  study:   {table.study}", file=out)
-    print(f"  axes:    {', '.join(table.axes)} ({table.n_tasks} tasks)", file=out)
-    print(f"  tasks:   {table.n_done} done, {table.n_failed} failed, {table.n_pending} pending"
-          + (f", {table.n_damaged} damaged" if table.n_damaged else ""), file=out)
+    say(f"sweep store {table.path}")
+    say(f"  study:   {table.study}")
+    say(f"  axes:    {', '.join(table.axes)} ({table.n_tasks} tasks)")
+    say(f"  tasks:   {table.n_done} done, {table.n_failed} failed, {table.n_pending} pending"
+          + (f", {table.n_damaged} damaged" if table.n_damaged else ""))
     mean = table.seconds / len(finished) if finished else float("nan")
-    print(f"  time:    {table.seconds:.2f} s of task time in total ({mean:.3g} s per finished task)"
-          + (f" on {', '.join(hosts)}" if hosts else ""), file=out)
-    print(f"  created: {table.manifest.get('created_utc', '?')} with dynmem {table.manifest.get('dynmem_version', '?')}",
-          file=out)
+    say(f"  time:    {table.seconds:.2f} s of task time in total ({mean:.3g} s per finished task)"
+          + (f" on {', '.join(hosts)}" if hosts else ""))
+    say(f"  created: {table.manifest.get('created_utc', '?')} with dynmem {table.manifest.get('dynmem_version', '?')}")
     if table.n_failed:
-        print("failed tasks:", file=out)
+        say("failed tasks:")
         for r in table.records:
             if r.status == "failed":
                 params = " ".join(f"{k}={v}" for k, v in r.params.items())
-                print(f"  [{r.index}] {r.key} {params}: {r.error}", file=out)
+                say(f"  [{r.index}] {r.key} {params}: {r.error}")
     if table.n_damaged:
-        print("damaged tasks (recomputed when the sweep is run again):", file=out)
+        say("damaged tasks (recomputed when the sweep is run again):")
         for r in table.records:
             if r.status == "damaged":
-                print(f"  [{r.index}] {r.key}: {r.error}", file=out)
+                say(f"  [{r.index}] {r.key}: {r.error}")
         return 1
     return 0
 
@@ -232,22 +269,37 @@ def main(argv=None) -> int:
             parser.error(f"--workers must be >= 1; got {args.workers}")
         if args.scheduler is not None and not args.scheduler.strip():
             parser.error("--scheduler must be a scheduler address such as tcp://host:8786; got an empty string")
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            parser.error(f"--out must be a folder; {args.out!r} is a file")
         if args.report and args.experiments != ["all"]:
             parser.error("--report writes the report from the files in --out; it takes no experiment names")
         if args.report:
-            from .experiments.report import write_report
+            from .experiments.report import scan, write_report
 
+            if not os.path.isdir(args.out):
+                print(f"dynmem reproduce --report: {args.out!r} is not a folder; no report written "
+                      f"(--out names the folder of the result files)", file=sys.stderr)
+                return 1
+            results, unreadable = scan(args.out)
+            if not results and not unreadable:
+                print(f"dynmem reproduce --report: no result files (*.json of dynmem reproduce) in {args.out!r}; "
+                      f"no report written", file=sys.stderr)
+                return 1
             print(f"report: {write_report(args.out)}")
-            return 0
+            if unreadable:
+                print(f"dynmem reproduce --report: {len(unreadable)} file(s) are not readable results and are listed "
+                      f"as unreadable: " + ", ".join(_printable(f) for f, _ in unreadable), file=sys.stderr)
+            return 0 if results else 1
         try:
-            with _executor(args.workers, args.scheduler) as executor:
+            with _sigterm_as_interrupt(), _executor(args.workers, args.scheduler) as executor:
                 written = reproduce(args.experiments, out=args.out, quick=args.quick, protocol=args.protocol,
                                     seeds=args.seeds, resume=not args.no_resume, progress=not args.quiet,
                                     executor=executor)
-        except KeyboardInterrupt:
-            print(f"dynmem reproduce: interrupted; finished experiments are kept in {args.out} "
+        except KeyboardInterrupt as exc:
+            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            print(f"dynmem reproduce: {how}; finished experiments are kept in {args.out} "
                   f"(run the same command again to resume)", file=sys.stderr)
-            return 130
+            return 143 if isinstance(exc, Terminated) else 130
         for name, path in written.items():
             print(f"{name}: {path} and {os.path.splitext(path)[0]}.png")
         print(f"report: {os.path.join(args.out, 'REPORT.md')}")

@@ -627,9 +627,15 @@ class CTGRU(_GatedCell):
         return GRUCell(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.c)
 
     def _gates(self, H, X):
-        H = np.asarray(H, dtype=float)
-        X = np.asarray(X, dtype=float)
-        m = self.hidden
+        m, d = self.hidden, self.inputs
+        H = as_float_array("H", H, ndim=(1, 2))
+        X = as_float_array("X", X, ndim=(1, 2))
+        if H.shape[-1] != m:
+            raise ValueError(f"`H` must hold states of width m = {m} (shape (k, {m})); got shape {H.shape}.")
+        if X.shape[-1] != d:
+            raise ValueError(f"`X` must hold inputs of width d = {d} (shape (k, {d})); got shape {X.shape}.")
+        if H.ndim == 2 and X.ndim == 2 and H.shape[0] != X.shape[0] and 1 not in (H.shape[0], X.shape[0]):
+            raise ValueError(f"`H` and `X` must have the same number of rows; got shapes {H.shape} and {X.shape}.")
         gi = X @ self.weight_ih.T + self.bias_ih
         gh = H @ self.weight_hh.T + self.bias_hh
         r = _sigmoid(gi[:, :m] + gh[:, :m])
@@ -678,6 +684,9 @@ class CTGRU(_GatedCell):
 
         X = as_float_array("X", X, ndim=2)
         m = self.hidden
+        if X.shape[1] != self.inputs:
+            raise ValueError(f"`X` must have shape (k, {self.inputs}) (inputs of width d = {self.inputs}); "
+                             f"got shape {X.shape}.")
         out = np.empty((X.shape[0], m))
         for i, x in enumerate(X):
             xi = x[None]
@@ -904,13 +913,19 @@ def gated_value_and_grad(model, X, Y, *, h0=None, s0=None, loss: str = "mse") ->
     traj = gated_forward(model, X, h0=h0, s0=s0)
     B, T = traj.y.shape
     Y = as_float_array("Y", Y, shape=(B, T))
-    r = traj.y - Y
-    if loss == "mse":
-        value = float(np.mean(r * r))
-        dy = (2.0 / r.size) * r
-    else:
-        value = 0.5 * float(np.sum(r * r))
-        dy = r
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = traj.y - Y
+        if loss == "mse":
+            value = float(np.mean(r * r))
+            dy = (2.0 / r.size) * r
+        else:
+            value = 0.5 * float(np.sum(r * r))
+            dy = r
+    if not np.isfinite(value):
+        from .errors import FloatOverflowError
+
+        raise FloatOverflowError(f"the loss overflowed float64 ({loss} = {value}): max|Y| = {np.max(np.abs(Y)):.3g}, "
+                                 f"max|y| = {np.max(np.abs(traj.y)):.3g}; rescale `Y`.")
     dY = np.ascontiguousarray(dy.T)
     m, d = model.hidden, model.inputs
     g = model._n_gates

@@ -130,14 +130,91 @@ def from_torch(module, *, readout):
     return _build(kind, arrays, readout, getattr(module, "nonlinearity", "tanh"))
 
 
+_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "c")
+_MAX_ELEMENTS = 1 << 26  # per array of an .npz: 64 Mi numbers (512 MiB in float64)
+
+
+def _base_name(key: str):
+    """The parameter a state key names (``weight_hh_l0`` -> ``weight_hh``), None for other keys; refuses other layers."""
+    if not isinstance(key, str):
+        raise ValueError(f"`state` keys must be strings; got the key {key!r}.")
+    base = key[:-3] if key.endswith("_l0") else key
+    if base.endswith("_reverse") or any(key.endswith(f"_l{i}") for i in range(1, 100)):
+        raise ValueError(f"`state` must hold one unidirectional layer; got the key {key!r}.")
+    return base if base in _NAMES else None
+
+
+def _needed_keys(keys) -> dict:
+    """``{parameter: key}`` for the keys that name a parameter; two keys for one parameter are refused."""
+    found = {}
+    for key in keys:
+        base = _base_name(key)
+        if base is None:
+            continue
+        if base in found:
+            raise ValueError(f"`state` holds two arrays for the parameter {base!r}: {found[base]!r} and {key!r}; "
+                             f"keep one of them.")
+        found[base] = key
+    return found
+
+
 def _strip(state: dict) -> dict:
     out = {}
-    for key, value in state.items():
-        base = key[:-3] if key.endswith("_l0") else key
-        if base.endswith("_reverse") or any(key.endswith(f"_l{i}") for i in range(1, 100)):
-            raise ValueError(f"`state` must hold one unidirectional layer; got the key {key!r}.")
-        if base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "c"):
-            out[base] = np.asarray(value.detach().cpu().double().numpy() if hasattr(value, "detach") else value)
+    for base, key in _needed_keys(state).items():
+        value = state[key]
+        out[base] = np.asarray(value.detach().cpu().double().numpy() if hasattr(value, "detach") else value)
+    return out
+
+
+def _load_npz(path) -> dict:
+    """The parameter arrays of an ``.npz`` file: only the needed members, checked from their headers first.
+
+    Every failure of the file (not a zip, truncated, a pickled or object
+    member, a header that does not match its data, an array too large) is one
+    ValueError naming ``state`` and the path.
+    """
+    import zipfile
+
+    shown = os.fspath(path)
+
+    def fail(why):
+        return ValueError(f"`state` file {shown!r} is not a readable .npz of parameter arrays: {why}.")
+
+    try:
+        zf = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise fail("it does not exist") from None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise fail(f"not a zip archive ({type(exc).__name__}: {exc})") from None
+    with zf:
+        members = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
+        wanted = _needed_keys(members)
+        out = {}
+        for base, key in wanted.items():
+            info = zf.getinfo(members[key])
+            try:
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                    else:
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                    header_end = fh.tell()
+            except Exception as exc:  # BadZipFile, zlib.error, EOFError, ValueError: a damaged member
+                raise fail(f"the header of {key!r} does not read ({type(exc).__name__}: {exc})") from None
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise fail(f"{key!r} has dtype {dtype} (parameters must be real numbers; object arrays are refused)")
+            n = int(np.prod(shape, dtype=object)) if shape else 1
+            if n > _MAX_ELEMENTS:
+                raise fail(f"{key!r} has shape {shape}, more than {_MAX_ELEMENTS} numbers")
+            if info.file_size != header_end + n * dtype.itemsize:
+                raise fail(f"{key!r} holds {info.file_size - header_end} data bytes, but its header {shape} "
+                           f"{dtype} needs {n * dtype.itemsize}")
+            try:
+                with zf.open(info) as fh:
+                    out[base] = np.lib.format.read_array(fh, allow_pickle=False)
+            except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, ValueError
+                raise fail(f"{key!r} does not read ({type(exc).__name__}: {exc})") from None
     return out
 
 
@@ -149,8 +226,11 @@ def from_state_dict(kind: str, state, *, readout=None, nonlinearity: str = "tanh
     kind : {"gru", "lstm", "rnn"}
     state : dict or str or os.PathLike
         Arrays ``weight_ih``, ``weight_hh`` and optionally ``bias_ih``,
-        ``bias_hh`` and ``c`` (with or without torch's ``_l0`` suffix); a path
-        is read with :func:`numpy.load`.  torch tensors are accepted too.
+        ``bias_hh`` and ``c`` (with or without torch's ``_l0`` suffix, not
+        both for one parameter); a path names an ``.npz`` file, of which only
+        these members are read, after their headers are checked (real dtype,
+        at most 2**26 numbers, a size that matches the data), never with
+        pickle.  torch tensors are accepted too.
     readout : array_like, shape (m,), optional
         The read-out ``c``; required unless ``state`` holds ``c``.
     nonlinearity : {"tanh", "relu"}
@@ -159,17 +239,25 @@ def from_state_dict(kind: str, state, *, readout=None, nonlinearity: str = "tanh
     Returns
     -------
     GRUCell, LSTMCell or DiscreteRNN
+
+    Raises
+    ------
+    ValueError
+        A file that is not such an ``.npz`` (one message naming ``state`` and
+        the path), two keys for one parameter, a missing or ill-shaped array.
     """
     check_choice("kind", kind, _KINDS)
     if isinstance(state, (str, os.PathLike)):
-        with np.load(state) as f:
-            state = {k: f[k] for k in f.files}
-    if not isinstance(state, dict):
+        arrays = _load_npz(state)
+        keys = sorted(arrays)
+    elif isinstance(state, dict):
+        arrays = _strip(state)
+        keys = sorted(map(str, state))
+    else:
         raise TypeError(f"`state` must be a dict of arrays or a path to an .npz file; got {describe(state)}.")
-    arrays = _strip(state)
     missing = [k for k in ("weight_ih", "weight_hh") if k not in arrays]
     if missing:
-        raise ValueError(f"`state` must hold {' and '.join(missing)} (or with the _l0 suffix); got keys {sorted(state)}.")
+        raise ValueError(f"`state` must hold {' and '.join(missing)} (or with the _l0 suffix); got keys {keys}.")
     if readout is None:
         readout = arrays.get("c")
     return _build(kind, arrays, readout, nonlinearity)

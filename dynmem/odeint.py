@@ -723,7 +723,7 @@ def _prepare(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergen
     rtol = check_positive("rtol", rtol)
     atol = check_positive("atol", atol)
     max_step = check_positive("max_step", max_step, allow_inf=True)
-    max_steps = check_int("max_steps", max_steps, minimum=1)
+    max_steps = check_int("max_steps", max_steps, minimum=1, maximum=2**62)  # counted in int64
     threshold = check_positive("divergence_threshold", divergence_threshold)
     t_eval = check_increasing(t_name, as_float_array(t_name, t_eval, ndim=1))
     if t_eval.size == 0:
@@ -889,7 +889,7 @@ def solve_ctrnn_constant(
     nb = X.shape[0]
     rtol = check_positive("rtol", rtol)
     atol = check_positive("atol", atol)
-    max_steps = check_int("max_steps", max_steps, minimum=1)
+    max_steps = check_int("max_steps", max_steps, minimum=1, maximum=2**62)  # counted in int64
     threshold = check_positive("divergence_threshold", divergence_threshold)
     t_eval = check_increasing("t_eval", as_float_array("t_eval", t_eval, ndim=1))
     if t_eval.size == 0 or t_eval[0] < 0:

@@ -33,7 +33,7 @@ import time
 from .experiments import experiment_names, get_experiment
 from .io import atomic_write_json, read_json, to_jsonable
 
-__all__ = ["EXPERIMENTS", "reproduce", "run_fig1", "run_fig11", "experiment_stem", "resolve_protocol"]
+__all__ = ["EXPERIMENTS", "reproduce", "run_fig1", "run_fig11", "experiment_stem", "resolve_protocol", "all_protocols"]
 
 EXPERIMENTS = experiment_names()
 
@@ -58,6 +58,16 @@ def resolve_protocol(name: str, protocol: str | None) -> str:
     return protocol if protocol in protos else protos[0]
 
 
+def all_protocols() -> tuple:
+    """Every protocol some experiment has, in first-seen registry order (``--protocol`` accepts these)."""
+    seen = []
+    for name in EXPERIMENTS:
+        for p in get_experiment(name).PROTOCOLS:
+            if p not in seen:
+                seen.append(p)
+    return tuple(seen)
+
+
 def experiment_stem(name: str, protocol: str, size: str) -> str:
     """``<name>-<protocol>`` (quick) or ``<name>-<protocol>-full``."""
     return f"{name}-{protocol}" + ("-full" if size == "full" else "")
@@ -73,7 +83,7 @@ def _finished(path: str, digest: str) -> bool:
     """Whether ``path`` holds a complete result of the same config (anything malformed: no)."""
     try:
         old = read_json(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError, MemoryError):  # RecursionError: a file nested too deeply
         return False
     if not isinstance(old, dict):
         return False
@@ -129,12 +139,28 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
     report : bool
         Write ``out/REPORT.md`` from every result file in ``out`` at the end.
     """
+    if isinstance(experiments, str):
+        experiments = (experiments,)
     names = list(EXPERIMENTS) if "all" in experiments else list(experiments)
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"`experiments` must be among {list(EXPERIMENTS)} or 'all'; got {unknown}.")
+    known = all_protocols()
+    if protocol is not None and (not isinstance(protocol, str) or protocol not in known):
+        raise ValueError(f"`protocol` must be None or one of {list(known)} (the protocols of the experiments); "
+                         f"got {protocol!r}.")
+    if not isinstance(out, (str, os.PathLike)) or not str(out):
+        raise TypeError(f"`out` must be a folder path; got {out!r}.")
     size = "quick" if quick else "full"
-    os.makedirs(out, exist_ok=True)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"`out` must be a folder (it is created if missing); got {str(out)!r}, which is a file.")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"`out` must be a folder that can be created; {str(out)!r} cannot ({exc.strerror or exc}).") from None
+    from .experiments.study import remove_orphan_task_folders
+
+    remove_orphan_task_folders()  # task stores of a killed earlier run
     _remove_stale_temporaries(out)
     written = {}
     for name in names:

@@ -23,7 +23,8 @@ from .inputs import InputPath
 from .models import CTRNN
 from .odeint import DIVERGED, MAX_STEPS, STATUS_MESSAGES, SUCCESS, solve_path_validated
 from .solvers import (AUTO, COMPILED_METHODS, EVALS_PER_STEP, METHODS, STIFF_METHODS, BudgetExceeded, EvalBudget,
-                      SimulationError, as_ctrnn, check_method, check_path, resolve_method, segments, stiffness_scale)
+                      SimulationError, as_ctrnn, check_method, check_path, resolve_method, segments, stiffness_hint,
+                      MAX_STEPS_LIMIT)
 
 __all__ = ["simulate", "SimulationResult", "PiecewiseSolution", "SimulationError", "METHODS"]
 
@@ -307,7 +308,7 @@ def simulate(
     atol = check_positive("atol", atol)
     max_step = check_positive("max_step", max_step, allow_inf=True)
     threshold = check_positive("divergence_threshold", divergence_threshold)
-    max_steps = check_int("max_steps", max_steps, minimum=1)
+    max_steps = check_int("max_steps", max_steps, minimum=1, maximum=MAX_STEPS_LIMIT)
     if not isinstance(dense_output, (bool, np.bool_)):
         raise TypeError(f"`dense_output` must be True or False; got {dense_output!r}.")
     method = resolve_method(method, model, x, dense_output=bool(dense_output))
@@ -364,8 +365,7 @@ def simulate(
             sol = solve_ivp(budget.wrap(fun), (a, b), h, **kwargs)
         except BudgetExceeded:
             success = False
-            hint = (f"; the model may be stiff (W has an eigenvalue of modulus {stiffness_scale(model):.3g}): "
-                    f"use method='Radau' or 'BDF'" if method in ("RK45", "RK23", "DOP853") else "")
+            hint = stiffness_hint(model, float(t_eval[-1]) - t0, max_steps, method) if method in ("RK45", "RK23", "DOP853") else ""
             message = (f"{method} used its budget of max_steps = {max_steps} steps on the segment "
                        f"[{a:.6g}, {b:.6g}] (raise `max_steps` to allow more){hint}.")
             break
@@ -431,8 +431,8 @@ def _simulate_compiled(model, x, t_eval, h0, t0, rtol, atol, max_step, dense_out
                        f"step at t = {t_reached:.6g} (method {method}).")
         elif status == MAX_STEPS:
             message = (f"{method} used its budget of max_steps = {max_steps} step attempts by t = "
-                       f"{t_reached:.6g} (raise `max_steps` to allow more); the model may be stiff (W has an "
-                       f"eigenvalue of modulus {stiffness_scale(model):.3g}): use method='Radau' or 'BDF'.")
+                       f"{t_reached:.6g} (raise `max_steps` to allow more)"
+                       f"{stiffness_hint(model, float(t_eval[-1]) - t0, max_steps, method)}.")
         else:
             message = f"{method} failed at t = {t_reached:.6g}: {STATUS_MESSAGES[status]}."
         if on_failure == "raise":

@@ -37,7 +37,7 @@ from .models import CTRNN, ContinuousModel, LinearRNN
 
 __all__ = [
     "SimulationError", "METHODS", "COMPILED_METHODS", "STIFF_METHODS", "AUTO", "EVALS_PER_STEP",
-    "as_ctrnn", "check_path", "segments", "EvalBudget", "BudgetExceeded", "stiffness_scale",
+    "as_ctrnn", "check_path", "segments", "EvalBudget", "BudgetExceeded", "stiffness_scale", "stiffness_hint", "MAX_STEPS_LIMIT",
     "pack_rk_interpolant", "check_method", "resolve_method", "ADJOINT_COMPILED_METHODS", "DOP853_COEFFICIENTS",
 ]
 
@@ -184,6 +184,30 @@ def stiffness_scale(model) -> float:
         return float(np.max(np.abs(np.linalg.eigvals(np.asarray(model.W, dtype=float)))))
     except (np.linalg.LinAlgError, AttributeError, ValueError):  # pragma: no cover
         return float("nan")
+
+
+#: The largest ``max_steps`` accepted: the compiled kernels count step attempts in int64.
+MAX_STEPS_LIMIT = 2**62
+
+
+def stiffness_hint(model, span: float, max_steps: int, method: str) -> str:
+    """The "use Radau/BDF" hint of a used-up step budget, only when a stiff ``W`` explains it.
+
+    An explicit Runge-Kutta step is stable for ``|lambda| h`` up to about 3,
+    so ``W`` alone forces about ``rho(W) span / 3`` steps over ``span``; the
+    hint is given when ``rho(W) >= 100`` (a hundred times the leak's rate:
+    stiff) and those steps are at least half the budget.  Otherwise the span
+    or the budget is the reason, and the message says so.
+    """
+    if method in STIFF_METHODS or method in ("Radau", "BDF"):
+        return ""
+    scale = stiffness_scale(model)
+    # stiff: W's fastest rate is far (100x) beyond the leak's unit rate, and its stability limit alone spends the budget
+    if np.isfinite(scale) and scale >= 100.0 and scale * abs(span) / 3.0 >= 0.5 * max_steps:
+        return (f"; the model is stiff for this budget (W has an eigenvalue of modulus {scale:.3g}, which alone "
+                f"needs about {scale * abs(span) / 3.0:.3g} explicit steps): use method='Radau' or 'BDF'")
+    return (f"; W is not stiff enough to explain it (largest eigenvalue modulus {scale:.3g}): the span of "
+            f"{abs(span):.3g} or the accuracy asked needs more steps than the budget")
 
 
 def pack_rk_interpolant(sol):

@@ -222,7 +222,13 @@ class DiagonalSSM(_ComplexFlatParams):
         ``Re(C^T diag(expm1(Lambda t) / Lambda) B) + D`` (``expm1`` keeps small ``t`` accurate).
         """
         t = self._times(t)
-        E = np.expm1(np.outer(t, self.Lambda)) / self.Lambda
+        z = np.outer(t, self.Lambda)
+        small = np.abs(z) < 1.0
+        with np.errstate(invalid="ignore", divide="ignore", under="ignore"):
+            # |z| < 1: t * expm1(z)/z, exact also when z = Lambda t underflows to 0 (the response is then t);
+            # otherwise expm1(z)/Lambda, which keeps -1/Lambda when z overflows
+            phi = np.where(z != 0, np.expm1(z) / np.where(z != 0, z, 1.0), 1.0)
+            E = np.where(small, t[:, None] * phi, np.expm1(z) / self.Lambda)
         return ((E * self.C) @ self.B).real + self.D
 
     def memory(self, t, *, input: str = "heaviside") -> np.ndarray:
@@ -265,7 +271,18 @@ class DiagonalSSM(_ComplexFlatParams):
             raise ValueError(f"`reparam` must be a continuous-time reparameterisation; got {reparam!r}.")
         w = as_float_array("w", w, ndim=1)
         om = as_float_array("frequency", frequency, shape=w.shape)
-        lam = np.asarray(rp.f(w), dtype=float).reshape(w.shape) + 1j * om
+        import warnings
+
+        with np.errstate(over="ignore", under="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an overflow is refused below, naming `w`
+            re = np.asarray(rp.f(w), dtype=float).reshape(w.shape)
+        bad = np.flatnonzero(~(np.isfinite(re) & (re < 0))) if reparam != "direct" else np.array([], dtype=int)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"`w` must give a real part f(w) that float64 can hold as a negative number; w[{i}] = "
+                             f"{float(w[i])!r} gives f(w) = {float(re[i])!r} under reparam={reparam!r} (|f(w)| "
+                             f"{'underflows' if re[i] == 0 else 'overflows'}); choose w in a moderate range.")
+        lam = re + 1j * om
         Bv = np.asarray(B)
         return cls(lam, B, C, np.zeros(Bv.shape[1] if Bv.ndim == 2 else 1) if D is None else D)
 
@@ -327,7 +344,12 @@ class DiagonalSSM(_ComplexFlatParams):
         """The recurrence of the ZOH or bilinear discretisation with step ``dt`` (module docstring)."""
         dt = check_positive("dt", dt)
         check_choice("method", method, _METHODS)
-        z = self.Lambda * dt
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = self.Lambda * dt
+        if not np.all(np.isfinite(z)):
+            i = int(np.flatnonzero(~np.isfinite(z))[0])
+            raise ValueError(f"`dt` must keep Lambda * dt within float64; got dt = {dt!r}, for which Lambda[{i}] * dt "
+                             f"overflows (|Lambda[{i}]| = {abs(self.Lambda[i]):.3g}); use a smaller dt.")
         if method == "zoh":
             lam_bar = np.exp(z)
             b_scale = np.where(z != 0, np.expm1(z) / self.Lambda, dt)
@@ -660,19 +682,30 @@ def ssm_value_and_grad(model, X, Y, *, dt: float | None = None, method: str | No
     lam, Bbar, C, D = disc.Lambda_bar.copy(), disc.B_bar.copy(), disc.C.copy(), disc.D.copy()
     yk = _ssm_forward_store(lam, Bbar, C, D, X, H)
     if not (np.all(np.isfinite(H[:, -1])) and np.all(np.isfinite(yk))):
+        if h0 is not None and np.max(np.abs(H[:, 0])) > 1e150:
+            raise FloatingPointError(f"the SSM state became non-finite from `h0` (max|h0| = "
+                                     f"{float(np.max(np.abs(H[:, 0]))):.3g}): rescale `h0`.")
         raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
-    r = yk - Y
-    if loss == "mse":
-        value = float(np.mean(r * r))
-        G = (2.0 / r.size) * r
-    else:
-        value = 0.5 * float(np.sum(r * r))
-        G = r
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = yk - Y
+        if loss == "mse":
+            value = float(np.mean(r * r))
+            G = (2.0 / r.size) * r
+        else:
+            value = 0.5 * float(np.sum(r * r))
+            G = r
     if not np.isfinite(value):
         from .errors import FloatOverflowError
 
-        raise FloatOverflowError(f"the loss overflowed float64 ({loss} = {value}): max|Y| = {np.max(np.abs(Y)):.3g}, "
-                                 f"max|y| = {np.max(np.abs(yk)):.3g}; rescale `Y`.")
+        big_y, big_out = float(np.max(np.abs(Y))), float(np.max(np.abs(yk)))
+        if big_out > big_y:  # the model's outputs, not the targets, are out of range
+            cause = ("`h0` (max|h0| = %.3g)" % float(np.max(np.abs(H[:, 0])))
+                     if h0 is not None and np.max(np.abs(H[:, 0])) > 1e150 else "the outputs (`X` or the parameters)")
+            fix = f"rescale {cause.split(' (')[0]}"
+        else:
+            cause, fix = "`Y`", "rescale `Y`"
+        raise FloatOverflowError(f"the loss overflowed float64 ({loss} = {value}): max|Y| = {big_y:.3g}, "
+                                 f"max|y| = {big_out:.3g}; the cause is {cause}: {fix}.")
     glam = np.zeros(m, dtype=np.complex128)
     gB = np.zeros((m, disc.inputs), dtype=np.complex128)
     gC = np.zeros(m, dtype=np.complex128)

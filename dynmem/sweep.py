@@ -404,6 +404,17 @@ def _tasks_dir(store: str) -> str:
     return os.path.join(store, "tasks")
 
 
+def _check_tasks_dir(store: str, name: str = "store") -> None:
+    """Refuse a ``tasks/`` that is a symbolic link or not a folder (writes through it would leave the store)."""
+    tasks = _tasks_dir(store)
+    if os.path.islink(tasks):
+        raise ValueError(f"`{name}` {store!r} has a symbolic link as its tasks/ folder (to "
+                         f"{os.readlink(tasks)!r}); a sweep store keeps its task files inside itself: "
+                         f"refusing to read or write through it.")
+    if os.path.lexists(tasks) and not os.path.isdir(tasks):
+        raise ValueError(f"`{name}` {store!r} has a tasks/ that is not a folder; refusing to use it.")
+
+
 _KEY_RE = re.compile(r"[0-9a-f]{20}")
 _LOCK_NAME = ".lock"
 
@@ -549,6 +560,7 @@ def _open_store(store: str, study: str, grid: Grid, seed) -> tuple[dict, np.rand
     ``tasks/``) is completed into a store.
     """
     man_path = os.path.join(store, "manifest.json")
+    _check_tasks_dir(store)
     if os.path.exists(man_path):
         man = _read_manifest(store)
         theirs = np.random.SeedSequence(man["seed"]["entropy"], spawn_key=tuple(man["seed"]["spawn_key"]))
@@ -725,14 +737,28 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="dynmem-parent-watch", daemon=True).start()
 
 
-def process_pool(workers: int) -> cf.ProcessPoolExecutor:
+class DyingProcessPool(cf.ProcessPoolExecutor):
+    """A process pool whose workers exit when the process that made it dies (see :func:`process_pool`)."""
+
+    def terminate(self) -> None:
+        """Stop now: cancel pending tasks, kill the workers (running tasks are lost) and shut down."""
+        procs = list((getattr(self, "_processes", None) or {}).values())
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.kill()
+        self.shutdown(wait=True, cancel_futures=True)
+
+
+def process_pool(workers: int) -> DyingProcessPool:
     """A :class:`~concurrent.futures.ProcessPoolExecutor` of ``workers`` processes that die with this process.
 
-    What :func:`run_sweep` uses for ``workers=N``; use it for your own pools
-    (``with process_pool(2) as ex: run_sweep(..., executor=ex)``).
+    What :func:`run_sweep` uses for ``workers=N`` and ``dynmem reproduce
+    --workers N`` uses for its pool; use it for your own pools (``with
+    process_pool(2) as ex: run_sweep(..., executor=ex)``).  Its
+    ``terminate()`` kills the workers at once (for an interrupted run).
     """
     workers = check_int("workers", workers, minimum=1)
-    return cf.ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent, initargs=(os.getpid(),))
+    return DyingProcessPool(max_workers=workers, initializer=_watch_parent, initargs=(os.getpid(),))
 
 
 # ----------------------------------------------------------------------------
@@ -1001,6 +1027,7 @@ def load_sweep(path: str) -> SweepTable:
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise ValueError(f"`path` must be an existing sweep store directory; got {path!r}.")
+    _check_tasks_dir(path, "path")
     man = _read_manifest(path, "path")
     root_entropy = man["seed"]["entropy"]
     records = []

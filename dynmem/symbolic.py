@@ -95,6 +95,19 @@ _MODULES = ["scipy", "numpy"]
 _NUMERIC_POINTS = 5
 _NUMERIC_DIGITS = 30
 _NUMERIC_TOL = 1e-20
+# ... and again with this many digits: a value that agrees to _STABLE_DIGITS between the two
+# precisions is a number, not rounding, however small (1e-25 is not zero).
+_NUMERIC_DIGITS_HIGH = 60
+_STABLE_RTOL = 1e-3
+
+# Budgets on symbolic work (documented in check_identity and parse_expression):
+# - an expression whose expansion would have more than _MAX_EXPANSION_TERMS terms (estimated from
+#   the tree: an integer power n of a sum of k terms has binomial(n + k - 1, k - 1) of them) is not
+#   handed to sympy's cancel/simplify, which expand it; it is decided numerically;
+# - gamma of a number beyond _PARSE_MAX_GAMMA_ARG in absolute value is refused by the parser (sympy
+#   evaluates gamma of an integer or half-integer eagerly: gamma(10**6) takes seconds, gamma(gamma(20)) never ends).
+_MAX_EXPANSION_TERMS = 500
+_PARSE_MAX_GAMMA_ARG = 1000
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,19 +180,93 @@ def _sample(sym: sp.Symbol, rng: random.Random) -> sp.Float:
     return sp.Float(x, _NUMERIC_DIGITS)
 
 
+def _value(expr, digits: int, subs: dict):
+    """``expr`` at ``subs`` with ``digits`` digits as an mpmath complex (any exponent), or None if not finite."""
+    import mpmath
+
+    v = expr.evalf(digits, subs=subs)
+    parts = []
+    for part in v.as_real_imag():
+        part = sp.sympify(part)
+        if not part.is_Number or part in (sp.nan, sp.oo, -sp.oo, sp.zoo):
+            return None
+        parts.append(mpmath.mpf(part._mpf_) if isinstance(part, sp.Float) else mpmath.mpf(sp.Float(part, digits)._mpf_))
+    return mpmath.mpc(*parts)
+
+
 def _numeric_zero(expr, rng: random.Random) -> bool:
     syms = sorted(expr.free_symbols, key=lambda s: s.name)
     terms = expr.args if isinstance(expr, sp.Add) else (expr,)
     for _ in range(_NUMERIC_POINTS):
         subs = {s: _sample(s, rng) for s in syms}
         try:
-            val = complex(expr.evalf(_NUMERIC_DIGITS, subs=subs))
-            scale = max([1.0] + [abs(complex(t.evalf(_NUMERIC_DIGITS, subs=subs))) for t in terms])
-        except (TypeError, ValueError, ZeroDivisionError):
+            val = _value(expr, _NUMERIC_DIGITS, subs)
+            term_values = [_value(t, _NUMERIC_DIGITS, subs) for t in terms]
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError):
             return False
-        if not (np.isfinite(val.real) and np.isfinite(val.imag)) or abs(val) > _NUMERIC_TOL * scale:
+        if val is None or any(t is None for t in term_values):
             return False
+        scale = max([1] + [abs(t) for t in term_values])
+        if abs(val) > _NUMERIC_TOL * scale:
+            return False
+        if val != 0:
+            # Rounding of a true zero shrinks with the precision; a genuine value (say 1e-25 x) does not.
+            try:
+                high = _value(expr, _NUMERIC_DIGITS_HIGH, subs)
+            except (TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError):
+                return False
+            if high is None or (high != 0 and abs(high - val) <= _STABLE_RTOL * abs(high)):
+                return False
     return True
+
+
+def _expansion_size(expr) -> int:
+    """An upper estimate of the number of terms of ``sympy.expand(expr)``, saturated past the budget.
+
+    A sum has the terms of its summands, a product the product of its
+    factors', an integer power ``n`` (of either sign, since ``cancel`` clears
+    denominators) of a ``k``-term base ``binomial(|n| + k - 1, k - 1)``;
+    anything else counts as one term.  The largest estimate over every
+    sub-expression is returned (a function's argument is expanded too).
+    Values above ``_MAX_EXPANSION_TERMS`` are returned as that bound plus one.
+    """
+    cap = _MAX_EXPANSION_TERMS + 1
+    worst = 1
+
+    def comb_capped(n: int, m: int) -> int:
+        # binomial(n + m, m) = prod_{i <= min(n, m)} (max(n, m) + i) / i, stopping once past the cap
+        lo, hi = min(n, m), max(n, m)
+        out = 1
+        for i in range(1, lo + 1):
+            out = out * (hi + i) // i
+            if out >= cap:
+                return cap
+        return out
+
+    def size(e) -> int:
+        nonlocal worst
+        if not isinstance(e, sp.Basic) or not e.args:
+            return 1
+        inner = [size(a) for a in e.args]
+        if isinstance(e, sp.Add):
+            n = min(cap, sum(inner))
+        elif isinstance(e, sp.Mul):
+            n = 1
+            for v in inner:
+                n = min(cap, n * v)
+        elif isinstance(e, sp.Pow) and e.exp.is_Integer:
+            k = inner[0]
+            p = abs(int(e.exp)) if abs(e.exp) < 10 * cap else cap
+            n = 1 if k == 1 else comb_capped(p, k - 1)
+        elif isinstance(e, sp.Pow):
+            n = inner[0]
+        else:
+            n = 1
+        worst = max(worst, n)
+        return n
+
+    size(expr)
+    return min(worst, cap)
 
 
 # -- a restricted expression parser (no eval) -----------------------------------
@@ -204,7 +291,10 @@ def parse_expression(text: str) -> sp.Expr:
     (``exp, log, sqrt, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, abs,
     erf, gamma, sign``) with positional arguments.  Anything else - attribute
     access, subscripts, keywords, lambdas, comprehensions, strings, other
-    calls, integer powers with exponents beyond 1000 - is refused with a
+    calls, integer powers with exponents beyond 1000, ``gamma`` of a number
+    beyond 1000 in absolute value (sympy evaluates ``gamma`` of an integer or
+    half-integer exactly and eagerly: ``gamma(10**6)`` takes seconds,
+    ``gamma(gamma(20))`` never returns) - is refused with a
     :class:`ValueError`.  :func:`sympy.sympify` on a string, by contrast,
     runs :func:`eval` and can execute arbitrary code.
 
@@ -258,7 +348,14 @@ def parse_expression(text: str) -> sp.Expr:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _PARSE_FUNCTIONS:
             if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
                 refuse(node, "keyword or starred arguments in")
-            return _PARSE_FUNCTIONS[node.func.id](*[conv(a) for a in node.args])
+            args = [conv(a) for a in node.args]
+            if node.func.id == "gamma" and any(
+                    a.is_number and a.is_real and a.is_finite and abs(a) > _PARSE_MAX_GAMMA_ARG for a in args):
+                seg = ast.get_source_segment(text.strip(), node) or "gamma(...)"
+                raise ValueError(f"`expr` may take gamma only of numbers at most {_PARSE_MAX_GAMMA_ARG} in absolute "
+                                 f"value (sympy evaluates gamma of a number exactly, which takes unbounded time); "
+                                 f"got {seg[:80]!r}.")
+            return _PARSE_FUNCTIONS[node.func.id](*args)
         refuse(node, "")
 
     try:
@@ -280,7 +377,17 @@ def check_identity(expr, *, seed: int = 0) -> bool:
     and must satisfy ``|expr| <= 1e-20 max(1, max_k |term_k|)`` at every
     point, where ``term_k`` are the summands of ``expr``.  The 30-digit
     rounding floor is ~1e-28, so the tolerance is far from both a true
-    identity and a genuine non-zero residual.
+    identity and a genuine non-zero residual.  A non-zero value that is
+    under the tolerance must also change when evaluated again with 60
+    digits (rounding of a true zero shrinks with the precision): a definite
+    non-zero number such as ``1e-25`` or ``1e-25 x`` is never an identity.
+
+    Budget: sympy's ``cancel`` and ``simplify`` expand products and powers,
+    so an expression whose expansion is estimated at more than 500 terms
+    (an integer power ``n`` of a ``k``-term sum counts
+    ``binomial(n + k - 1, k - 1)``; ``(a+b+c+d)**1000`` has ~1.7e8) skips the
+    symbolic step and is decided by the numeric check alone, in well under a
+    second instead of minutes and gigabytes.
 
     Parameters
     ----------
@@ -312,11 +419,18 @@ def check_identity(expr, *, seed: int = 0) -> bool:
     expr = sp.sympify(expr)
     if expr == 0:
         return True
+    if isinstance(expr, sp.Number):
+        return False  # a definite number that is not 0 (1e-25 included)
     try:
-        if sp.cancel(expr) == 0 or sp.simplify(expr) == 0:
-            return True
-    except Exception:  # pragma: no cover - sympy raises many kinds on hard inputs
-        pass
+        small = _expansion_size(expr) <= _MAX_EXPANSION_TERMS
+    except RecursionError:
+        small = False
+    if small:
+        try:
+            if sp.cancel(expr) == 0 or sp.simplify(expr) == 0:
+                return True
+        except Exception:  # pragma: no cover - sympy raises many kinds on hard inputs
+            pass
     return _numeric_zero(expr, random.Random(seed))
 
 

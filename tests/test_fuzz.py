@@ -564,6 +564,86 @@ mutate("dask_executor", dm.dask_executor, {"address": "tcp://127.0.0.1:1"}, "tim
 mutate("dask_executor", dm.dask_executor, {}, "address", {"int": 5})
 
 
+# -- issue 26: symbolic budgets, report and reproduce arguments, interop files, numeric messages
+from dynmem import symbolic as _sym  # noqa: E402
+from dynmem.experiments import report as _report  # noqa: E402
+from dynmem.interop import from_state_dict as _from_state_dict  # noqa: E402
+from dynmem.reproduce import reproduce as _reproduce  # noqa: E402
+
+for _text in ("gamma(gamma(20))", "gamma(10**6)", "gamma(-5000.5)", "9**9**9", "x.__class__"):
+    case("parse_expression", _text, (lambda t=_text: _sym.parse_expression(t)), arg="expr")
+for _text in ("1e-25", "x*1e-25", "exp(log(x)) - x + 1e-25", "(a+b+c+d)**1000 - 1", "sin(x)**2 + cos(x)**2 - 1"):
+    case("check_identity", _text, (lambda t=_text: _sym.check_identity(t)), "edge", arg="expr")
+case("check_identity", "object", lambda: _sym.check_identity(object()), arg="expr")
+for _label, _content in (("config not a dict", '{"config": "not a dict", "experiment": "fig2"}'),
+                         ("reproduce abc", '{"reproduce": "abc"}'), ("deep", "[" * 100_000 + "]" * 100_000),
+                         ("injection", '{"experiment": "fig11", "protocol_name": "<script>x</script>", '
+                                       '"reproduce": {"experiment": "fig11", "complete": true}}')):
+    def _rows(content=_content):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "odd.json"), "w") as fh:
+                fh.write(content)
+            return len(_report.render(_report.report_rows(d)))
+    case("report_rows", _label, _rows, "edge")
+mutate("reproduce", _reproduce, {"experiments": ["fig11"], "out": "/nonexistent-dynmem-fuzz/o"}, "protocol",
+       {"nonsense": "nonsense", "int": 5})
+mutate("reproduce", _reproduce, {"experiments": ["fig11"]}, "out", {"a file": __file__, "int": 5})
+mutate("reproduce", _reproduce, {"out": "/nonexistent-dynmem-fuzz/o"}, "experiments", {"unknown": ["fig99"]})
+
+
+def _npz(kind):
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="dynmem-fuzz-")
+    path = os.path.join(d, "m.npz")
+    if kind == "not a zip":
+        with open(path, "wb") as fh:
+            fh.write(b"not a zip")
+    elif kind == "truncated":
+        np.savez(path, weight_ih=np.ones((6, 1)), weight_hh=np.ones((6, 2)))
+        with open(path, "rb") as fh:
+            data = fh.read()
+        with open(path, "wb") as fh:
+            fh.write(data[:200])
+    elif kind == "object member":
+        np.savez(path, weight_ih=np.ones((6, 1)), weight_hh=np.array([object()], dtype=object))
+    elif kind == "missing":
+        path = os.path.join(d, "missing.npz")
+    try:
+        return _from_state_dict("gru", path, readout=np.ones(2))
+    finally:
+        import shutil
+
+        shutil.rmtree(d, ignore_errors=True)
+
+
+for _kind in ("not a zip", "truncated", "object member", "missing"):
+    case("from_state_dict", _kind, (lambda k=_kind: _npz(k)), arg="state")
+case("from_state_dict", "duplicate names", lambda: _from_state_dict(
+    "gru", {"weight_ih": np.ones((6, 1)), "weight_hh": np.ones((6, 2)), "weight_hh_l0": np.ones((6, 2))},
+    readout=np.ones(2)), arg="state")
+_SSM_TINY = dm.DiagonalSSM(np.array([-1e-300 + 0j]), np.ones((1, 1)) + 0j, np.ones(1) + 0j, np.zeros(1))
+case("DiagonalSSM", "step_response underflow", lambda: _SSM_TINY.step_response([1e-30]), "edge", arg="t")
+case("DiagonalSSM", "from_reparam w=-800", lambda: dm.DiagonalSSM.from_reparam([-800.0], [0.0], np.ones((1, 1)),
+                                                                                   np.ones(1)), arg="w")
+case("DiagonalSSM", "discretize(1e300)", lambda: dm.DiagonalSSM(np.array([-1e-10 + 1e10j]), np.ones((1, 1)) + 0j,
+                                                                 np.ones(1) + 0j, np.zeros(1)).discretize(1e300), arg="dt")
+case("ssm_value_and_grad", "h0=1e308", lambda: dm.ssm_value_and_grad(
+    _SSM2, np.ones((1, 3, 1)), np.zeros((1, 3)), h0=np.full(2, 1e308 + 0j)), arg="h0")
+_CT = dm.CTGRU(np.ones((6, 1)), np.ones((6, 2)), np.zeros(6), np.zeros(6), np.ones(2))
+case("CTGRU", "vector_field nan", lambda: _CT.vector_field(np.array([[np.nan, 0.0]]), np.zeros((1, 1))), arg="H")
+case("CTGRU", "equilibrium width", lambda: _CT.equilibrium(np.zeros((1, 3))), arg="X")
+case("CTGRU", "jacobian width", lambda: _CT.jacobian(np.zeros((1, 5)), np.zeros((1, 1))), arg="H")
+case("gated_value_and_grad", "Y=1e300", lambda: dm.gated_value_and_grad(
+    dm.GRUCell(np.ones((6, 1)), np.ones((6, 2)), np.zeros(6), np.zeros(6), np.ones(2)), np.ones((1, 3, 1)),
+    np.full((1, 3), 1e300)), arg="Y")
+case("simulate", "max_steps=10**30", lambda: dm.simulate(
+    dm.CTRNN(-np.eye(2), np.ones((2, 1)), np.zeros(2), np.ones(2)), dm.step([1.0]), np.linspace(0, 1, 3),
+    method="dopri5", max_steps=10**30), arg="max_steps")
+
+
 # ----------------------------------------------------------------------------------------------
 # the tests
 

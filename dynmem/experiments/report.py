@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import glob
 import os
+import re
+import urllib.parse
 
 from ..io import atomic_write_text, read_json
 from . import experiment_names, get_experiment
 
-__all__ = ["collect", "report_rows", "render", "write_report", "in_context", "answer"]
+__all__ = ["collect", "scan", "report_rows", "render", "write_report", "markdown_text", "markdown_code", "in_context",
+           "answer"]
 
 
 _NONFINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
@@ -33,24 +36,100 @@ def _decode(obj):
     return obj
 
 
-def collect(out: str) -> list:
-    """``(stem, result)`` of every complete result file in ``out`` (malformed or partial files are skipped)."""
-    found = []
-    for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+_LIST_OF_SCALARS = ("widths", "seeds")
+
+
+def _schema_problem(r, names) -> str:
+    """Why ``r`` (a parsed result file) is not a complete result of a known experiment ("" if it is).
+
+    Checks what the report reads outside the experiments' own ``verdict``
+    (which is guarded separately): the object, its ``reproduce`` block, the
+    experiment name and the types of ``config``, ``protocol``, ``size``,
+    ``widths``, ``seeds``, ``budget``, ``cells`` and ``variants``.
+    """
+    if not isinstance(r, dict):
+        return f"it holds a JSON {type(r).__name__}, not an object"
+    rep = r.get("reproduce")
+    if rep is not None and not isinstance(rep, dict):
+        return "its `reproduce` is not an object"
+    rep = rep or {}
+    name = rep.get("experiment") or r.get("experiment")
+    if not isinstance(name, str) or name not in names:
+        return f"it names no dynmem experiment (`experiment` is {_short(name)})"
+    if rep and rep.get("complete") is not True:
+        return "it is not marked complete"
+    if "config" in r and not isinstance(r["config"], dict):
+        return "its `config` is not an object"
+    if "protocol" in r and not isinstance(r["protocol"], (dict, str)):
+        return "its `protocol` is neither an object nor a name"
+    if isinstance(r.get("protocol"), dict) and not isinstance(r["protocol"].get("data", {}), dict):
+        return "its `protocol.data` is not an object"
+    for key in ("size", "protocol_name"):
+        if key in r and not isinstance(r[key], str):
+            return f"its `{key}` is not a string"
+    for where, d in (("", r), ("config.", r.get("config") or {})):
+        for key in _LIST_OF_SCALARS:
+            v = d.get(key)
+            if v is not None and not (isinstance(v, list) and all(isinstance(x, (int, float, str)) for x in v)):
+                return f"its `{where}{key}` is not a list of numbers"
+    if "budget" in r and not isinstance(r["budget"], dict):
+        return "its `budget` is not an object"
+    for key in ("cells", "variants"):
+        v = r.get(key, [])
+        if not (isinstance(v, list) and all(isinstance(c, dict) and isinstance(c.get("summary", {}), dict)
+                                            for c in v)):
+            return f"its `{key}` is not a list of objects"
+    for key in ("protocol", "size", "stem"):
+        if key in rep and not isinstance(rep[key], str):
+            return f"its `reproduce.{key}` is not a string"
+    return ""
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def scan(out: str) -> tuple:
+    """``(results, unreadable)`` of the ``*.json`` files in ``out``.
+
+    ``results``: ``(stem, result)`` of every complete result of a known
+    experiment, in registry order; ``unreadable``: ``(file name, reason)`` of
+    every other JSON file (one that does not parse, is nested too deeply,
+    is foreign, incomplete or of the wrong shape).  Never raises for a file's
+    content.
+    """
+    names = experiment_names()
+    found, bad = [], []
+    for path in sorted(glob.glob(os.path.join(glob.escape(out), "*.json"))):
+        fname = os.path.basename(path)
         try:
             r = read_json(path)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError, MemoryError) as exc:
+            reason = "it is nested too deeply" if isinstance(exc, RecursionError) else f"it does not parse ({type(exc).__name__})"
+            bad.append((fname, reason))
             continue
-        if not isinstance(r, dict):
+        try:
+            problem = _schema_problem(r, names)
+            if not problem:
+                r = _decode(r)
+        except RecursionError:
+            problem = "it is nested too deeply"
+        if problem:
+            bad.append((fname, problem))
             continue
-        rep = r.get("reproduce") or {}
-        name = rep.get("experiment") or r.get("experiment")
-        if name not in experiment_names() or (rep and rep.get("complete") is not True):
-            continue
-        found.append((os.path.splitext(os.path.basename(path))[0], _decode(r)))
-    order = {n: i for i, n in enumerate(experiment_names())}
+        found.append((os.path.splitext(fname)[0], r))
+    order = {n: i for i, n in enumerate(names)}
     found.sort(key=lambda sr: (order[(sr[1].get("reproduce") or {}).get("experiment") or sr[1]["experiment"]], sr[0]))
-    return found
+    return found, bad
+
+
+def collect(out: str) -> list:
+    """``(stem, result)`` of every complete result file in ``out`` (malformed or partial files are skipped).
+
+    :func:`scan` also names the skipped files; :func:`report_rows` lists them as unreadable.
+    """
+    return scan(out)[0]
 
 
 def _sizes(r: dict) -> str:
@@ -115,10 +194,65 @@ def report_rows(out: str) -> list:
             "stem": stem, "experiment": name, "title": mod.TITLE, "claim": mod.CLAIM,
             "protocol": r.get("protocol_name") or (r.get("reproduce") or {}).get("protocol") or "-",
             "size": r.get("size") or (r.get("reproduce") or {}).get("size") or "-",
-            "sizes": _sizes(r), "budget": _budget(r), "verdict": v["verdict"], "why": v["why"],
-            "numbers": v.get("numbers", {}), "figure": png if os.path.exists(os.path.join(out, png)) else None,
+            "sizes": _guard(_sizes, r), "budget": _guard(_budget, r), "verdict": v["verdict"], "why": v["why"],
+            "numbers": v.get("numbers", {}), "figure": png if os.path.isfile(os.path.join(out, png)) else None,
         })
+    rows += _unreadable_rows(out)
     return rows
+
+
+def _guard(fn, r) -> str:
+    """``fn(r)``, or "-" for a result whose values have an unexpected type (the verdict says why)."""
+    try:
+        return fn(r)
+    except Exception:  # a damaged value must not stop the report
+        return "-"
+
+
+def _unreadable_rows(out: str) -> list:
+    """One row per JSON file in ``out`` that is not a complete result (verdict "unreadable", the reason in why)."""
+    return [{"stem": os.path.splitext(fname)[0], "experiment": None, "title": "unreadable result file",
+             "claim": "-", "protocol": "-", "size": "-", "sizes": "-", "budget": "-", "verdict": "unreadable",
+             "why": f"{fname} is not a result of dynmem reproduce: {reason}", "numbers": {}, "figure": None}
+            for fname, reason in scan(out)[1]]
+
+
+# -- escaping: every string from a result file or a file name goes through these ---------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]~@])|(:)(?=//)|(?<=www)(\.)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _visible_controls(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100 else f"\\u{ord(m.group(0)):04x}",
+                        text)
+
+
+def markdown_text(text) -> str:
+    """``text`` as literal Markdown and HTML: no markup, raw HTML, link or autolink can form from it.
+
+    Control characters (newlines included) become visible ``\\xNN`` / ``\\uNNNN``;
+    the characters Markdown reads inline (backslash, backtick, ``* _ [ ] ~ @``,
+    and the ``:`` of ``://`` and ``.`` of ``www.`` that start bare autolinks)
+    are backslash-escaped; ``& < >`` become entities, so no HTML tag and no
+    ``<...>`` autolink can form.  ``|`` is left to the table-cell escaping.
+    """
+    text = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), _visible_controls(str(text)))
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_code(text) -> str:
+    """``text`` as a Markdown code span that nothing inside can close (a fence longer than any backtick run)."""
+    text = _visible_controls(str(text))
+    runs = [len(m) for m in re.findall(r"`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if runs else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def markdown_link_target(name: str) -> str:
+    """A relative link to a file the report wrote beside it: percent-encoded, so no scheme or markup survives."""
+    return urllib.parse.quote(os.path.basename(str(name)), safe="")
 
 
 _STABLE_FIGURES = ("fig4", "fig78")
@@ -151,18 +285,23 @@ def answer(rows: list) -> list:
         outcome = mech["numbers"].get("outcome", "?")
         s1 = (f"Under dynmem's `mechanism` protocol ({mech['size']} size"
               + ("; quick: not evidence" if mech["size"] != "full" else "") + f") the fixed decision rule says "
-              f"**{outcome}**: {mech['why']}.")
+              f"**{markdown_text(outcome)}**: {markdown_text(mech['why'])}.")
     paper = [r for r in rows if r["experiment"] == "fig2" and r["protocol"] == "paper"]
     code = [r for r in rows if r["experiment"] == "fig2" and r["protocol"] == "code"]
-    s2 = ("The paper's own protocol (fig2 `paper`): **" + paper[0]["verdict"] + "**: " + paper[0]["why"].split(";")[0] + "."
+    s2 = ("The paper's own protocol (fig2 `paper`): **" + markdown_text(paper[0]["verdict"]) + "**: "
+          + markdown_text(paper[0]["why"].split(";")[0]) + "."
           if paper else "The paper's own protocol (fig2 `paper`) has not been run here.")
-    s3 = ("The public code's protocol (fig2 `code`): **" + code[0]["verdict"] + "**: " + code[0]["why"].split(";")[0] + "."
+    s3 = ("The public code's protocol (fig2 `code`): **" + markdown_text(code[0]["verdict"]) + "**: "
+          + markdown_text(code[0]["why"].split(";")[0]) + "."
           if code else "The public code's protocol (fig2 `code`) has not been run here.")
     return lines + [s1, "", s2, "", s3, ""]
 
 
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+_md, _code = markdown_text, markdown_code
 
 
 def render(rows: list) -> str:
@@ -177,13 +316,13 @@ def render(rows: list) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append("| " + " | ".join(_cell(x) for x in (
-            f"`{r['stem']}`", r["claim"], r["protocol"], r["size"], r["sizes"], r["budget"], r["why"],
-            f"**{r['verdict']}**")) + " |")
+            _code(r["stem"]), r["claim"], _md(r["protocol"]), _md(r["size"]), _md(r["sizes"]), _md(r["budget"]),
+            _md(r["why"]), f"**{_md(r['verdict'])}**")) + " |")
     lines.append("")
     for r in rows:
-        lines += [f"## {r['stem']}: {r['title']}", "", f"**{r['verdict']}**: {r['why']}", ""]
+        lines += [f"## {_md(r['stem'])}: {r['title']}", "", f"**{_md(r['verdict'])}**: {_md(r['why'])}", ""]
         if r["figure"]:
-            lines += [f"![{r['stem']}]({r['figure']})", ""]
+            lines += [f"![{_md(r['stem'])}]({markdown_link_target(r['figure'])})", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -296,6 +296,59 @@ def config_digest(cfg) -> str:
     return hashlib.sha256(json.dumps(to_jsonable(keep), sort_keys=True).encode()).hexdigest()[:12]
 
 
+TASKS_PREFIX = "dynmem-tasks-"
+
+
+def remove_orphan_task_folders(tmpdir: str | None = None, *, legacy_age: float = 6 * 3600.0) -> list:
+    """Delete the temporary task stores (``dynmem-tasks-<pid>-*``) of processes that are gone.
+
+    :func:`sweep_tasks` keeps the stores of a run without a workdir in the
+    system's temporary folder, named after its process id, and removes them
+    when it returns or is interrupted; a SIGKILL leaves them behind, and the
+    next ``dynmem reproduce`` calls this.  Only folders owned by this user
+    whose process no longer exists are removed (and folders of the older
+    ``dynmem-tasks-<random>`` form untouched for ``legacy_age`` seconds).
+    Returns the removed paths.
+    """
+    import shutil
+    import tempfile
+
+    tmpdir = tmpdir or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(tmpdir)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(TASKS_PREFIX):
+            continue
+        path = os.path.join(tmpdir, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid():
+            continue
+        pid_text = name[len(TASKS_PREFIX):].split("-", 1)[0]
+        if pid_text.isdigit() and "-" in name[len(TASKS_PREFIX):]:
+            pid = int(pid_text)
+            if pid == os.getpid():
+                continue
+            try:
+                os.kill(pid, 0)
+                continue  # alive (or reused): leave it
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue
+        elif time.time() - st.st_mtime < legacy_age:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            removed.append(path)
+    return removed
+
+
 def sweep_tasks(fn, tasks: list, *, workdir, store: str, executor=None, progress: bool = False,
                 label: str = "") -> list:
     """``[fn(**t) for t in tasks]``, through :func:`dynmem.sweep.run_sweep` when there is a pool or a workdir.
@@ -314,7 +367,7 @@ def sweep_tasks(fn, tasks: list, *, workdir, store: str, executor=None, progress
 
     keys = list(tasks[0])
     grid = Grid.zip(**{k: [t[k] for t in tasks] for k in keys})
-    ctx = tempfile.TemporaryDirectory(prefix="dynmem-tasks-") if not workdir else None
+    ctx = tempfile.TemporaryDirectory(prefix=f"{TASKS_PREFIX}{os.getpid()}-") if not workdir else None
     path = os.path.join(ctx.name if ctx else workdir, store)
     try:
         run_sweep(fn, grid, path, seed=0, executor=executor, progress=progress, label=label)
