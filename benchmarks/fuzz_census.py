@@ -7,11 +7,16 @@ another checkout first on ``PYTHONPATH`` to measure it) and prints one line per 
   SimulationError / a dynmem error with a message);
 * ``handled``   - a finite result, ``inf`` with a ``DynmemOverflowWarning``, a documented exact ``inf``,
   or ``success=False`` with a message;
-* ``silent``    - NaN, or an undocumented ``inf`` without a warning, returned without a word;
+* ``silent``    - NaN, or an undocumented ``inf`` without a warning, returned without a word (the classifier
+  looks into parameter gradients ``grad``, returned models ``model``, fitted ``rate`` and ``margin``
+  too, allowing only their documented NaN: a DecayFit's rate when no exponential was fitted, a
+  StabilityBoundary's margin where a curve has no model);
 * ``unclear``   - any other exception, or an error that names nothing;
 * ``hang``      - the call ran past the per-call budget (``DYNMEM_FUZZ_BUDGET`` seconds, 6 by default).
 
-A case of kind "bad" (an invalid argument) is a policy pass only when refused.  Usage::
+A case of kind "bad" (an invalid argument) is a policy pass only when refused.  ``max_transient_growth``
+on the near-Jordan W is not in the table: its plain test bounds its evaluation count instead of a wall
+time.  Usage::
 
     python benchmarks/fuzz_census.py [--list]
     PYTHONPATH=/tmp/dynmem-base python benchmarks/fuzz_census.py   # an older checkout

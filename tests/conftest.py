@@ -16,3 +16,20 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("DYNMEM_HYPOTHESIS_PROFILE", "ci"))
+
+# The catalogue under test is the one next to the dynmem being tested.  An editable install of another
+# checkout maps `dynmem.theory` to *its* theory/ folder, so a worktree importing its own dynmem (through
+# PYTHONPATH) would silently run a different catalogue; register the sibling folder first.
+import importlib.util  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import dynmem  # noqa: E402
+
+_theory_dir = Path(dynmem.__file__).resolve().parent.parent / "theory"
+if "dynmem.theory" not in sys.modules and (_theory_dir / "_claim.py").exists():
+    _spec = importlib.util.spec_from_file_location("dynmem.theory", _theory_dir / "__init__.py",
+                                                   submodule_search_locations=[str(_theory_dir)])
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules["dynmem.theory"] = _module
+    _spec.loader.exec_module(_module)

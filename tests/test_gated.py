@@ -70,7 +70,7 @@ def _case(cls, seed, m, d, B, T, scale):
 
 
 @pytest.mark.parametrize("cls", [GRUCell, LSTMCell])
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 5), d=st.integers(1, 3), B=st.integers(1, 3),
        T=st.integers(1, 7), scale=st.floats(0.3, 1.5))
 def test_bptt_matches_complex_step(cls, seed, m, d, B, T, scale):
@@ -81,7 +81,8 @@ def test_bptt_matches_complex_step(cls, seed, m, d, B, T, scale):
     assert res.loss == pytest.approx(_ref_loss(model, model.flatten(), X, Y, h0, s0 if cls is LSTMCell else 0 * h0).real,
                                      rel=1e-13)
     err = np.linalg.norm(res.flat - ref) / np.linalg.norm(ref)
-    assert err <= 1e-8, err
+    # measured worst 7.7e-16 (complex step is exact to rounding); 1e-12 as in the other complex-step checks
+    assert err <= 1e-12, err
     assert res.flat.shape == model.flatten().shape
 
 

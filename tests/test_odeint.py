@@ -133,7 +133,7 @@ def test_batch_matches_single_solves():
     assert int(single.nfev[0]) == 6 * int(single.naccept[0] + single.nreject[0]) + 2 + (x1.knots.size - 2)
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), m=st.integers(1, 12), kind=st.sampled_from(["constant", "linear"]))
 def test_error_shrinks_with_rtol(seed, m, kind):
     model, x, rng = _problem(seed, m=m, kind=kind)
@@ -403,7 +403,7 @@ def test_adjoint_matches_central_differences(kind, leak, activation, adjoint):
     assert np.linalg.norm(res.dh0 - fd0) / np.linalg.norm(fd0) < 1e-6
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), m=st.integers(1, 8), kind=st.sampled_from(["constant", "linear"]),
        adjoint=st.sampled_from(["discrete", "continuous"]), leak=st.sampled_from([0.0, 0.4]))
 def test_adjoint_matches_scipy_adjoint(seed, m, kind, adjoint, leak):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.linalg
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import dynmem as dm
@@ -286,10 +286,12 @@ def test_expm_closed_form(method):
         assert _relerr(res.h[0], ref) < 10 * rtol
 
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), m=st.integers(1, 12), kind=st.sampled_from(["constant", "linear"]),
        method=st.sampled_from(NEW))
 def test_error_shrinks_with_rtol(seed, m, kind, method):
+    # dop853 under piecewise-linear inputs is a known failure with its own strict xfail below
+    assume(not (method == "dop853" and kind == "linear"))
     model, x, rng = _problem(seed, m=m, kind=kind)
     t_eval = np.sort(rng.uniform(0.0, 6.0, size=6))
     ref = _scipy_reference(model, x, t_eval, np.zeros(m), 0.0)
@@ -299,7 +301,21 @@ def test_error_shrinks_with_rtol(seed, m, kind, method):
         assert res.success
         errs.append(max(_relerr(res.h[0], ref), 1e-15))
         assert errs[-1] < 30 * rtol
-    assert errs[2] < errs[0] / 100
+    # tightening rtol 1e4x cuts the error at least 100x, unless the loose run is already 100x better than
+    # asked; then the bound at each rtol above is the check (30 draws found dop853 with m = 1 taking one step
+    # per input piece at rtol 1e-5 and 1e-9 alike, error 1.1e-10 both times; and 3.0e-9 -> 9.2e-10)
+    assert errs[2] < errs[0] / 100 or errs[0] < 1e-7
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: the compiled dop853 misses its tolerance under piecewise-linear "
+                   "inputs (seed 1062, m = 1: error 1.9e-5 at rtol 1e-7, where scipy's DOP853 errs 2.9e-8 and dopri5 "
+                   "1.2e-7); found when this property drew 12 examples instead of 4")
+def test_dop853_meets_its_tolerance_under_piecewise_linear_inputs():
+    model, x, rng = _problem(1062, m=1, kind="linear")
+    t_eval = np.sort(rng.uniform(0.0, 6.0, size=6))
+    ref = _scipy_reference(model, x, t_eval, np.zeros(1), 0.0)
+    res = solve_ctrnn(model, x, t_eval, rtol=1e-7, atol=1e-9, method="dop853")
+    assert _relerr(res.h[0], ref) < 30 * 1e-7
 
 
 def test_batch_and_memory_function():
@@ -385,7 +401,7 @@ def test_one_compiled_signature_each():
 # The compiled adjoint with tsit5
 # ---------------------------------------------------------------------------
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), m=st.integers(1, 8), kind=st.sampled_from(["constant", "linear"]))
 def test_tsit5_adjoint_matches_scipy_adjoint(seed, m, kind):
     model, x, t_obs, y_obs, rng = _obs_problem(seed, m=m, kind=kind)
@@ -397,7 +413,9 @@ def test_tsit5_adjoint_matches_scipy_adjoint(seed, m, kind):
         errs.append(np.linalg.norm(_flat(res) - ref.flat) / max(np.linalg.norm(ref.flat), 1e-300))
         assert errs[-1] < 100 * rtol
         assert np.linalg.norm(res.dh0 - ref.dh0) <= 100 * rtol * max(np.linalg.norm(ref.dh0), 1e-3)
-    assert errs[1] < max(errs[0] / 30, 1e-11)
+    # tightening rtol 1000x cuts the error 30x, unless the loose run is already 30x better than asked (12 draws
+    # found seed 542, m = 1: 1.7e-8 at rtol 1e-6, 6.7e-10 at rtol 1e-9, both within their tolerances)
+    assert errs[1] < max(errs[0] / 30, 1e-11) or (errs[0] < 1e-6 / 30 and errs[1] <= errs[0])
 
 
 def test_tsit5_adjoint_central_differences_and_routing():

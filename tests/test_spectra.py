@@ -21,7 +21,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dynmem import spectra as sp
-from dynmem.models import spectral_abscissa as models_spectral_abscissa
 from dynmem.strategies import stable_matrices
 
 EPS = np.finfo(float).eps
@@ -217,12 +216,18 @@ def test_abscissa_and_radius_of_triangular_and_rotation_matrices():
 
 
 @given(W=stable_matrices(max_size=6), shift=st.floats(-3.0, 3.0))
-def test_abscissa_shifts_and_matches_models(W, shift):
+def test_abscissa_shifts_and_brackets_the_lyapunov_threshold(W, shift):
     m = W.shape[0]
     a = sp.spectral_abscissa(W)
     # alpha(W + s I) = alpha(W) + s; tolerance: eigenvalue perturbation ~ eps |W| kappa_eig.
     assert sp.spectral_abscissa(W + shift * np.eye(m)) == pytest.approx(a + shift, abs=1e-9 * (1 + abs(shift)))
-    assert a == models_spectral_abscissa(W)
+    # independent of the eigenvalues: by Lyapunov's theorem W - s I is Hurwitz iff the solution P of
+    # (W - s I)^T P + P (W - s I) = -I is positive definite; P is definite just above alpha, indefinite below
+    eps = 1e-6 * (1 + abs(a))
+    for s, definite in ((a + eps, True), (a - eps, False)):
+        M = W - s * np.eye(m)
+        P = scipy.linalg.solve_continuous_lyapunov(M.T, -np.eye(m))
+        assert (np.linalg.eigvalsh(0.5 * (P + P.T))[0] > 0) == definite
     # rho >= max |Re lambda| >= |alpha| and rho <= |W|_2.
     rho = sp.spectral_radius(W)
     assert abs(a) <= rho * (1 + 1e-12) and rho <= np.linalg.norm(W, 2) * (1 + 1e-12)

@@ -36,7 +36,7 @@ def test_step_response_matches_solve_ivp_and_scipy_signal():
         np.testing.assert_allclose(ssm.kernel(t[1:])[:, j], yimp, rtol=0, atol=1e-10)
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), dt=st.floats(0.01, 0.5))
 def test_zoh_is_exact_at_grid_points(seed, dt):
     ssm = DiagonalSSM.random(4, 2, feedthrough=True, rng=seed)

@@ -1,6 +1,5 @@
 """The public hypothesis strategies build what they promise, without health-check failures."""
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -220,7 +219,7 @@ def test_memory_targets_decay_classes(target):
 @pytest.mark.parametrize("kind, cls", [("exponential", ExponentialKernel), ("power_law", PowerLawKernel),
                                        ("polynomial", PowerLawKernel), ("exponential_sum", ExponentialSum)])
 def test_memory_targets_kind(kind, cls):
-    @settings(max_examples=5)
+    @settings(max_examples=30)
     @given(memory_targets(kind))
     def check(target):
         assert type(target) is cls
@@ -228,18 +227,20 @@ def test_memory_targets_kind(kind, cls):
     check()
 
 
-@settings(max_examples=8)
+@settings(max_examples=30)
 @given(memory_targets(min_rate=0.2, max_rate=1.0, min_exponent=1.0, max_exponent=2.0))
 def test_memory_targets_decay_is_what_the_fit_measures(target):
     kind, value = target.decay
     if kind == "exponential":
-        # On a finite window, faster terms of a sum bias the fitted rate upwards
-        # (rates 0.625, 0.75, 1 with weights 0.5, 1, 1 fit 0.657): wider tolerance there.
-        tol = 0.3 if isinstance(target, ExponentialSum) else 0.02
+        # On a finite window, faster terms of a sum bias the fitted rate upwards, never downwards: measured
+        # over 300 draws, ExponentialSum within [-2.5e-14, +0.95%] of its slowest rate, a single exponential
+        # within 8.9e-16; tolerances 3% (3x the worst) and 1e-10 (exact fits).
+        tol = 0.03 if isinstance(target, ExponentialSum) else 1e-10
         fit = assert_memory_decays(target, kind="exponential", rate=value, rate_tol=tol)
-        assert fit.rate >= value * (1 - 0.02)
+        assert fit.rate >= value * (1 - 1e-10)
     else:
-        assert_memory_decays(target, kind="polynomial", exponent=value, rate_tol=0.02)
+        # measured within 2.2e-16 over 300 draws
+        assert_memory_decays(target, kind="polynomial", exponent=value, rate_tol=1e-10)
 
 
 def test_memory_targets_rejects_bad_arguments():
@@ -251,11 +252,6 @@ def test_memory_targets_rejects_bad_arguments():
 
 # -- reparameterisations (dynmem/reparam.py) -------------------------------------
 
-_NO_REPARAM = pytest.mark.skipif(importlib.util.find_spec("dynmem.reparam") is None,
-                                 reason="dynmem/reparam.py is not there")
-
-
-@_NO_REPARAM
 @given(reparameterisations(min_a=0.5, max_a=2.0, min_b=0.25, max_b=4.0),
        st.floats(min_value=-5.0, max_value=5.0))
 def test_reparameterisations_are_stable(r, w):
@@ -269,7 +265,6 @@ def test_reparameterisations_are_stable(r, w):
         assert r.f(w) == pytest.approx((1.0 if r.discrete else 0.0) - 1.0 / q, rel=1e-12, abs=1e-15)
 
 
-@_NO_REPARAM
 def test_reparameterisations_names():
     seen = set()
 

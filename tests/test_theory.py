@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from dynmem import cli
@@ -78,3 +79,49 @@ def test_an_exception_in_a_check_is_inconclusive():
     claim = theory.Claim("x.y", "s", "a", "src", "numeric", "verified", boom)
     r = theory.run_claim(claim)
     assert r.outcome.outcome == "inconclusive" and "solver exploded" in r.outcome.detail and not r.as_expected
+
+
+# -- planted wrong statements: each rewritten claim can fail ------------------------------------------------
+
+
+@pytest.mark.parametrize("wrong", ["log_norm", "one_percent_high", "one_percent_low"])
+def test_spectral_margin_refutes_a_planted_wrong_margin(wrong):
+    import dynmem as dm
+
+    margin = {"log_norm": lambda W: -dm.log_norm(W),  # -mu_2(W) <= -alpha(W), equal only for normal W
+              "one_percent_high": lambda W: -1.01 * dm.spectral_abscissa(W),
+              "one_percent_low": lambda W: -0.99 * dm.spectral_abscissa(W)}[wrong]
+    out = theory.inverse_approximation.spectral_margin_check(margin)
+    assert out.outcome == "refuted", out.detail
+
+
+def _tail_only(chain, Z, g):
+    # the target with the unobserved X_{k-2} dropped: tanh(X_k - 0.7 X_{k-1})
+    return np.tanh(Z.values[:, -1, 0] - 0.7 * Z.values[:, -2, 0])
+
+
+def _unconditional(chain, Z, g):
+    H3 = chain.histories(3)
+    return np.full(Z.n, np.sum(H3.weights * g(H3.values)))
+
+
+def _plug_in_mean(chain, Z, g):
+    # X_{k-2} replaced by its stationary mean inside tanh (Jensen's gap)
+    mean = chain.stationary() @ chain.states[:, 0]
+    return np.tanh(Z.values[:, -1, 0] - 0.7 * Z.values[:, -2, 0] + 0.6 * mean)
+
+
+@pytest.mark.parametrize("wrong", [_tail_only, _unconditional, _plug_in_mean])
+def test_long_time_conditional_mean_refutes_a_planted_wrong_limit(wrong):
+    out = theory.kernel_limit.conditional_mean_check(wrong)
+    assert out.outcome == "refuted", out.detail
+    # off by far more than the solver's 2.6e-11: the check is not at the edge of its tolerance
+    assert out.numbers["max_diff_ivp_vs_closed_form"] > 1e-2
+
+
+def test_constrained_lower_bound_refutes_a_bound_twenty_percent_too_large():
+    out = theory.approximation_rates.constrained_lower_bound_check(bound_factor=1.2)
+    assert out.outcome == "refuted", out.detail
+    ok = theory.approximation_rates.constrained_lower_bound_check()
+    # the near-optimal fit comes within 16% of the true bound (measured ratio 1.156)
+    assert ok.outcome == "verified" and 1.0 <= ok.numbers["ratio"] < 1.2

@@ -3,8 +3,8 @@
 House rule (dynmem/_validation.py): a message names the argument in backticks,
 states the rule it broke and shows the value it got.  Each case below pins all
 three with a regular expression.  The cases in the section "house-rule gaps"
-at the end describe messages as the rule requires them; they fail where dynmem
-currently blames another argument, leaks an internal name or omits the value.
+at the end were once gaps (a message that blamed another argument, leaked an
+internal name or omitted the value); they are fixed and pinned as regressions.
 """
 
 from __future__ import annotations
@@ -533,31 +533,32 @@ def test_as_float_array_copy_flag():
     assert as_float_array("a", [True, False]).dtype == np.float64
 
 
-# -- house-rule gaps -------------------------------------------------------------------
-# Each case is a bad call whose current message breaks the house rule (names an
-# argument the caller did not pass, or leaves out the value, or lets a raw numpy
-# error escape).  The patterns describe what the rule asks for.
+# -- house-rule gaps (fixed) -----------------------------------------------------------
+# Each case is a bad call whose message once broke the house rule (named an
+# argument the caller did not pass, left out the value, or let a raw numpy error
+# escape); the comment says what it used to do, the pattern what the rule asks
+# for and what dynmem now says.
 
 GAP_CASES = [
-    # adjoint_gradient forwards t_obs to simulate as t_eval, and the message blames `t_eval`.
+    # was: adjoint_gradient forwarded t_obs to simulate as t_eval, and the message blamed `t_eval`.
     ("adjoint-t_obs-outside", lambda: dm.adjoint_gradient(MODEL, PATH, [1.0, 6.0], Y_OBS), ValueError, r"`t_obs`.*6\.0"),
     ("adjoint-t_obs-before", lambda: dm.adjoint_gradient(MODEL, PATH, [-1.0, 2.0], Y_OBS), ValueError, r"`t_obs`.*-1\.0"),
-    # unflatten hands a non-finite theta to the constructor, which blames `W`.
+    # was: unflatten handed a non-finite theta to the constructor, which blamed `W`.
     ("unflatten-nan", lambda: MODEL.unflatten(np.full(MODEL.n_params, np.nan)), ValueError, r"`theta` must be finite; got nan"),
-    # step builds knots [t_jump, t_end]; a bad t_end or t_jump is reported as `knots`.
+    # was: step built knots [t_jump, t_end], and a bad t_end or t_jump was reported as `knots`.
     ("step-t_end-before-jump", lambda: dm.step(1.0, t_jump=1.0, t_end=0.5), ValueError, r"`t_end`.*0\.5"),
     ("step-t_jump-nan", lambda: dm.step(1.0, t_jump=np.nan), ValueError, r"`t_jump`.*nan"),
-    # impulse does not check t0; a NaN t0 is reported as a bad `t_end`.
+    # was: impulse did not check t0, and a NaN t0 was reported as a bad `t_end`.
     ("impulse-t0-nan", lambda: dm.impulse(1.0, width=0.1, t0=np.nan), ValueError, r"`t0`.*nan"),
-    # white_noise does not check t_start: NaN blames `t_end`, -inf escapes as OverflowError.
+    # was: white_noise did not check t_start: NaN blamed `t_end`, -inf escaped as OverflowError.
     ("white_noise-t_start-nan", lambda: dm.white_noise(1, 1.0, 0.1, t_start=np.nan), ValueError, r"`t_start`.*nan"),
     ("white_noise-t_start-neg-inf", lambda: dm.white_noise(1, 1.0, 0.1, t_start=-np.inf), ValueError, r"`t_start`.*-inf"),
-    # from_sequence: a sequence with no columns is reported as `values`, a bad t_start as
+    # was: from_sequence reported a sequence with no columns as `values`, a bad t_start as
     # `knots`, and an empty sequence without the value.
     ("from_sequence-no-columns", lambda: dm.from_sequence(np.zeros((3, 0)), 0.1), ValueError, r"`X`.*\(3, 0\)"),
     ("from_sequence-t_start-inf", lambda: dm.from_sequence(np.zeros(3), 0.1, t_start=np.inf), ValueError, r"`t_start`.*inf"),
     ("from_sequence-empty", lambda: dm.from_sequence(np.zeros((0, 1)), 0.1), ValueError, r"`X` must hold at least one sample.*got.*\(0, 1\)"),
-    # backward: a non-Trajectory is a type error, and the message should say what it got.
+    # backward: a non-Trajectory is a type error whose message says what it got (it did not).
     ("backward-not-a-trajectory", lambda: rec.backward(DISC, "traj", np.zeros((2, 4))), TypeError, r"`trajectory`.*got 'traj'"),
 ]
 

@@ -80,23 +80,44 @@ def _plateau_kernel() -> Outcome:
                                 f"relative error {worst:.3g}"), "plateau_kernel")
 
 
-def _constrained_lower_bound() -> Outcome:
-    """Random exponential sums within the constraints never beat the bound."""
-    rng = np.random.default_rng(2)
-    t = np.concatenate([np.linspace(0, 10, 2001), np.geomspace(10, 1e4, 2000)])
+def constrained_lower_bound_check(bound_factor: float = 1.0, *, n_rates: int = 30) -> Outcome:
+    """No constrained exponential sum beats the bound, and a near-optimal one comes within 16% of it.
+
+    The near-optimal constrained fit is the minimax (L-infinity) fit over sums with ``n_rates`` exponents
+    geometrically spaced in [mu, 200 mu] and sum |a_i| <= A, a linear programme (HiGHS) on 4000 times; its
+    error is then measured on a 10x finer grid out to t = 1e5.  ``bound_factor`` scales the stated bound: a
+    value > 1.16 is a planted wrong statement (a bound too large) that the fit beats.
+    """
+    import scipy.optimize
+
     p, mu, A = 1.1, 0.5, 2.0
-    bound = float(np.max((1 + t) ** -p - A * np.exp(-mu * t)))
-    worst_gap = np.inf
-    for _ in range(300):
-        k = rng.integers(1, 8)
-        lam = mu + rng.exponential(1.0, k)  # Re lambda_i <= -mu
-        a = rng.uniform(-1, 1, k)
-        a *= rng.uniform(0, A) / np.sum(np.abs(a))  # sum |a_i| <= A
-        err = float(np.max(np.abs((1 + t) ** -p - np.exp(-np.outer(t, lam)) @ a)))
-        worst_gap = min(worst_gap, err - bound)
-    return decide(worst_gap >= -1e-12, dict(bound=bound, sums=300, smallest_error_minus_bound=worst_gap),
-                  f"300 random constrained sums all have sup error >= sup_t[(1+t)^-p - A e^(-mu t)] = {bound:.4g}",
-                  f"a sum beat the bound by {-worst_gap:.3g}")
+    t = np.concatenate([np.linspace(0, 10, 2001), np.geomspace(10, 1e4, 2000)[1:]])
+    bound = bound_factor * float(np.max((1 + t) ** -p - A * np.exp(-mu * t)))
+    f = (1 + t) ** -p
+    lam = mu * np.geomspace(1.0, 200.0, n_rates)
+    E = np.exp(-np.outer(t, lam))
+    one, K = np.ones((t.size, 1)), n_rates
+    # variables a+ >= 0, a- >= 0, e: minimise e subject to |f - E (a+ - a-)| <= e, sum(a+ + a-) <= A
+    A_ub = np.block([[E, -E, -one], [-E, E, -one], [np.ones((1, 2 * K)), np.zeros((1, 1))]])
+    res = scipy.optimize.linprog(np.r_[np.zeros(2 * K), 1.0], A_ub=A_ub, b_ub=np.r_[f, -f, A], bounds=(0, None),
+                                 method="highs")
+    if res.status != 0:
+        return Outcome("inconclusive", dict(bound=bound), f"linprog failed: {res.message}")
+    a = res.x[:K] - res.x[K:2 * K]
+    tf = np.concatenate([np.linspace(0, 10, 20001), np.geomspace(10, 1e5, 20000)])
+    err = float(np.max(np.abs((1 + tf) ** -p - np.exp(-np.outer(tf, lam)) @ a)))
+    l1 = float(np.sum(np.abs(a)))
+    # measured: err / bound = 1.156 (30 rates; 1.155 with 60); the fit's sum |a_i| = 2.0 = A
+    ok = err >= bound * (1 - 1e-9) and l1 <= A * (1 + 1e-9)
+    return decide(ok, dict(bound=bound, near_optimal_error=err, ratio=err / bound, sum_abs_a=l1, n_rates=K),
+                  f"the minimax constrained fit over {K} rates in [mu, 200 mu] has sup error {err:.4g} >= the bound "
+                  f"sup_t[(1+t)^-p - A e^(-mu t)] = {bound:.4g} (ratio {err / bound:.3f}: the bound is within 16% of "
+                  f"the best constrained sum found)",
+                  f"a constrained sum (sum |a_i| = {l1:.4g}) has sup error {err:.4g} < the bound {bound:.4g}")
+
+
+def _constrained_lower_bound() -> Outcome:
+    return constrained_lower_bound_check()
 
 
 CLAIMS = [
@@ -115,6 +136,6 @@ CLAIMS = [
     Claim("approximation_rates.constrained_lower_bound",
           r"\mathrm{Re}\,\lambda_i \le -\mu,\ \sum|a_i| \le A \Rightarrow \sup_t |(1+t)^{-p} - \sum a_i e^{\lambda_i t}| "
           r"\ge \sup_t [(1+t)^{-p} - A e^{-\mu t}]",
-          "p = 1.1, mu = 0.5, A = 2; real negative exponents", "THEORY.md sec. 6", "numeric", "verified",
+          "p = 1.1, mu = 0.5, A = 2; real negative exponents; tightness by a minimax LP fit", "THEORY.md sec. 6", "numeric", "verified",
           _constrained_lower_bound, MODULE),
 ]
