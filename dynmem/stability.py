@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -398,6 +399,11 @@ class PerturbationCurve:
     shift_error, ascent_error : ndarray, shape (n,)
         Error of ``W + beta I`` and the best error found by the hill climb
         (NaN when ``adversarial=False``).
+    directions : dict of ndarray
+        The random directions actually used, block name -> (n_samples, ...)
+        (``delta = beta * directions`` at every ``beta``; radial factors of
+        ``radius="ball"`` included): pass them back as ``directions=`` to
+        evaluate the same perturbations elsewhere.
     argmax_kind : tuple of str, length n
         What attained ``max_error[i]``: ``"random"``, ``"shift"`` (``+beta I``
         on ``W``) or ``"ascent"``.
@@ -431,6 +437,7 @@ class PerturbationCurve:
     settings: dict = field(default_factory=dict)
     success: bool = True
     message: str = ""
+    directions: dict = None
 
     def curve(self, which: str = "max") -> np.ndarray:
         """The error curve ``"max"``, ``"mean"``, ``"median"`` or ``"shell_max"``."""
@@ -521,6 +528,7 @@ def perturbation_curve(
     ascent_steps: int = 4,
     ascent_candidates: int = 8,
     ascent_starts: int = 2,
+    directions: dict | None = None,
 ) -> PerturbationCurve:
     """The perturbed error ``E_m(beta)`` of one model ([WLL] Def. 3.4, Fig. 1).
 
@@ -585,6 +593,12 @@ def perturbation_curve(
         magnitude count as diverged.
     ascent_steps, ascent_candidates, ascent_starts : int
         Hill-climb rounds, proposals per start and round, and starts.
+    directions : dict of ndarray, optional
+        Use these directions (block name -> shape ``(n_samples, *block)``,
+        the blocks of :func:`perturbation_blocks`, every one finite) instead
+        of drawing them; ``n_samples`` must then equal their leading size and
+        ``radius`` is not applied again.  The result's ``directions`` holds
+        the ones used either way.
 
     Returns
     -------
@@ -635,10 +649,13 @@ def perturbation_curve(
     zero = {k: np.zeros((1, *v.shape)) for k, v in ev.base.items()}
     error0 = float(ev.errors(zero)[0])
 
-    dirs = unit_directions(model, n_samples, norm, rng)
-    if norm == "block-spectral" and radius == "ball":
-        radial = rng.uniform(size=n_samples) ** (1.0 / model.n_params)
-        dirs = {k: v * radial.reshape((n_samples,) + (1,) * (v.ndim - 1)) for k, v in dirs.items()}
+    if directions is None:
+        dirs = unit_directions(model, n_samples, norm, rng)
+        if norm == "block-spectral" and radius == "ball":
+            radial = rng.uniform(size=n_samples) ** (1.0 / model.n_params)
+            dirs = {k: v * radial.reshape((n_samples,) + (1,) * (v.ndim - 1)) for k, v in dirs.items()}
+    else:
+        dirs = _check_directions(model, directions, n_samples)
     eye = np.eye(model.hidden)[None]
     has_shift = isinstance(model, _RNNS)
 
@@ -707,7 +724,24 @@ def perturbation_curve(
         n_diverged=np.sum(~np.isfinite(sample_errors), axis=1).astype(int), shift_error=shift_err,
         ascent_error=ascent_err, argmax_kind=tuple(shell_kind[j] for j in arg), argmax_beta=betas[arg].copy(),
         error0=error0, model=model, settings=settings, success=success, message=message,
+        directions={k: v.copy() for k, v in dirs.items()},
     )
+
+
+def _check_directions(model, directions, n_samples: int) -> dict:
+    if not isinstance(directions, Mapping):
+        raise TypeError(f"`directions` must be a dict of arrays (block name -> (n_samples, ...)); got {describe(directions)}.")
+    blocks = perturbation_blocks(model)
+    if set(directions) != set(blocks):
+        raise ValueError(f"`directions` must have exactly the blocks {sorted(blocks)}; got {sorted(directions)}.")
+    out = {}
+    for name, shape in blocks.items():
+        d = as_float_array(f"directions[{name!r}]", directions[name], copy=True)
+        if d.shape != (n_samples, *shape):
+            raise ValueError(f"`directions[{name!r}]` must have shape {(n_samples, *shape)} (n_samples, block); "
+                             f"got {d.shape}.")
+        out[name] = d
+    return out
 
 
 def _hill_climb(ev, pool, pool_err, beta, norm, starts, steps, candidates, rng):

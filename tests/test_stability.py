@@ -296,3 +296,27 @@ def test_exact_exponential_fit_end_to_end():
     np.testing.assert_allclose(sb.radius, MU09, rtol=1e-8)
     assert sb.margin[0] == pytest.approx(0.1054, abs=1e-4)
     assert sb.verdict == "stable approximation"
+
+
+def test_perturbation_curve_returns_its_directions_and_takes_them_back():
+    from dynmem.stability import unit_directions
+
+    model = LinearRNN.random(3, 1, spectral_abscissa=-0.4, rng=2)
+    target = ExponentialKernel(0.5)
+    betas = [1e-3, 1e-2, 1e-1]
+    c1 = perturbation_curve(model, target, betas, n_samples=5, adversarial=False, rng=7)
+    # the draw order is the one documented: unit directions first from the generator
+    again = unit_directions(model, 5, "block-spectral", np.random.default_rng(7))
+    for k in again:
+        np.testing.assert_array_equal(c1.directions[k], again[k])
+    c2 = perturbation_curve(model, target, betas, n_samples=5, adversarial=False, rng=123,
+                               directions=c1.directions)
+    np.testing.assert_array_equal(c1.sample_errors, c2.sample_errors)
+    # other directions give other errors (the argument is used)
+    flipped = {k: -v for k, v in c1.directions.items()}
+    c3 = perturbation_curve(model, target, betas, n_samples=5, adversarial=False, directions=flipped)
+    assert not np.array_equal(c1.sample_errors, c3.sample_errors)
+    with pytest.raises(ValueError, match="`directions"):
+        perturbation_curve(model, target, betas, n_samples=4, directions=c1.directions)
+    with pytest.raises(ValueError, match="`directions` must have exactly the blocks"):
+        perturbation_curve(model, target, betas, n_samples=5, directions={"W": c1.directions["W"]})

@@ -116,15 +116,12 @@ def _alpha_stack(W: np.ndarray) -> np.ndarray:
     return np.linalg.eigvals(W).real.max(axis=1)
 
 
-def _first_unstable_free(model, betas, n_samples, seed) -> float:
-    """Smallest grid beta at which ``W + beta dW`` (the curve's own directions, or ``+I``) is not Hurwitz.
+def _first_unstable_free(model, betas, dW) -> float:
+    """Smallest grid beta at which ``W + beta dW`` (the curve's own directions ``dW``, or ``+I``) is not Hurwitz.
 
-    ``perturbation_curve`` draws its unit directions first from
-    ``default_rng(seed)`` with :func:`dynmem.stability.unit_directions`; the
-    same call here reproduces them, so this checks exactly the perturbations
-    whose errors the curve holds.
+    ``dW`` is ``curve.directions["W"]``: exactly the perturbations whose
+    errors the curve holds.
     """
-    dW = unit_directions(model, n_samples, "block-spectral", np.random.default_rng(seed))["W"]
     W = np.asarray(model.W)
     margin = -float(np.linalg.eigvals(W).real.max())
     for beta in betas:
@@ -248,7 +245,7 @@ def _seed_run(kind: str, seed: int, cfg: dict, reparam: str = "softplus", progre
             curve = perturbation_curve(model, target, betas, n_samples=cfg["n_samples"], error="test",
                                        X_test=X_test, dt=_DT, adversarial=True, ascent_steps=0, rng=pseed,
                                        divergence=_DIVERGENCE)
-            fu[m] = _first_unstable_free(model, betas, cfg["n_samples"], pseed)
+            fu[m] = _first_unstable_free(model, betas, curve.directions["W"])
         else:
             w = np.asarray(res.theta[:m], dtype=float)
             curve, n_uns, n_chk = _reparam_curve(model, w, rp, target, betas, cfg["n_samples"], X_test, pseed)
