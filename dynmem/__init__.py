@@ -64,6 +64,12 @@ from .expsum import ExpSumFit, fit_exponential_sum
 from .train import TrainResult, train, train_ctrnn
 from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simulate
 from .sweep import Grid, SweepInterrupted, SweepRun, SweepTable, TaskRecord, dask_executor, load_sweep, run_sweep
+from .norms import Gramians, HinfNorm, StateSpace, frequency_response, gramians, h2_norm, hankel_singular_values, hinf_norm, state_space
+from .capacity import LinearMemoryCapacity, MemoryCapacity, linear_memory_capacity, memory_capacity
+from .lyapunov import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum
+from .fixed_points import FixedPoints, find_fixed_points
+from .ssm_init import hippo_n, lru_ring
+from .sensitivity import LambdaSensitivity, lambda_sensitivity, sensitivity_law
 
 from .version import __version__
 
@@ -156,4 +162,30 @@ __all__ = [
     "SweepTable",
     "TaskRecord",
     "SweepInterrupted",
+    # system norms (dynmem.norms)
+    "StateSpace",
+    "state_space",
+    "Gramians",
+    "gramians",
+    "h2_norm",
+    "HinfNorm",
+    "hinf_norm",
+    "hankel_singular_values",
+    "frequency_response",
+    # memory capacity, Lyapunov spectra, fixed points
+    "MemoryCapacity",
+    "memory_capacity",
+    "LinearMemoryCapacity",
+    "linear_memory_capacity",
+    "LyapunovSpectrum",
+    "lyapunov_spectrum",
+    "kaplan_yorke_dimension",
+    "FixedPoints",
+    "find_fixed_points",
+    # SSM initialisers and sensitivity
+    "lru_ring",
+    "hippo_n",
+    "LambdaSensitivity",
+    "lambda_sensitivity",
+    "sensitivity_law",
 ]

@@ -42,6 +42,18 @@ capabilities are written down as :class:`typing.Protocol` classes
   ``dt`` (the time one step stands for), ``outputs(X, s0)`` (batched run),
   ``readout(S)`` and ``equilibrium(X)``.  Memory by differences of the step
   response.
+* :class:`DiscreteMap` - a :class:`DiscreteModel` whose step can be taken on
+  its own: ``step(S, X)`` (the next flat states, batched) and
+  ``step_jacobian(S, X)`` (``dF/ds``, batched).  Lyapunov spectra, fixed
+  points and memory capacity of discrete models (:mod:`dynmem.lyapunov`,
+  :mod:`dynmem.fixed_points`, :mod:`dynmem.capacity`) need it.
+* :class:`LinearSystem` - ``linear_system()`` returns real ``(A, B, C, D)``
+  of shapes (n, n), (n, d), (p, n), (p, d): ``dh/dt = A h + B x``,
+  ``y = C h + D x`` for a continuous model, ``s_{k+1} = A s_k + B x_k``,
+  ``y_k = C s_k + D x_k`` for a discrete one (a model that reads out the new
+  state, ``y_k = c^T s_{k+1}``, returns ``C = c^T A`` and ``D = c^T B``).
+  The system norms of :mod:`dynmem.norms` and the exact linear memory
+  capacity need it.
 * :class:`ClosedFormMemory` - ``closed_form_memory(t, input=...)`` for models whose
   memory is known in closed form (linear ones); used before the probes.
 * :class:`Trainable` - :class:`Parametrized` plus ``value_and_grad(X, Y,
@@ -77,7 +89,7 @@ from .activations import available_activations, get_activation
 from .spectra import spectral_abscissa
 
 __all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN", "Parametrized", "ContinuousModel", "DiscreteModel",
-           "ClosedFormMemory", "Trainable"]
+           "DiscreteMap", "LinearSystem", "ClosedFormMemory", "Trainable"]
 
 
 # ---------------------------------------------------------------------------
@@ -185,6 +197,37 @@ class DiscreteModel(Protocol):
     def readout(self, S) -> np.ndarray: ...
 
     def equilibrium(self, X) -> np.ndarray: ...
+
+
+@runtime_checkable
+class DiscreteMap(Protocol):
+    """A :class:`DiscreteModel` whose one-step map ``F`` and its Jacobian are available.
+
+    Methods
+    -------
+    step(S, X) -> ndarray, shape (k, n)
+        ``F(S[i], X[i])`` for flat states S (k, n) and inputs X (k, d).
+    step_jacobian(S, X) -> ndarray, shape (k, n, n)
+        ``dF/ds`` at each pair.
+    """
+
+    inputs: int
+    state_size: int
+
+    def step(self, S, X) -> np.ndarray: ...
+
+    def step_jacobian(self, S, X) -> np.ndarray: ...
+
+
+@runtime_checkable
+class LinearSystem(Protocol):
+    """A linear time-invariant model that can state its real ``(A, B, C, D)``.
+
+    ``linear_system()`` returns ``(A (n, n), B (n, d), C (p, n), D (p, d))``
+    (module docstring for the continuous and discrete conventions).
+    """
+
+    def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 @runtime_checkable
@@ -589,6 +632,10 @@ class LinearRNN(_ParamModel):
         """The model itself (it is linear; ``h_star`` is ignored)."""
         return self
 
+    def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(W, U, c^T, 0)``: shapes (m, m), (m, d), (1, m), (1, d) (:class:`LinearSystem`)."""
+        return np.array(self.W), np.array(self.U), np.array(self.c)[None, :], np.zeros((1, self.inputs))
+
     def as_linear(self) -> "LinearRNN":
         """The model itself."""
         return self
@@ -697,6 +744,39 @@ class DiscreteRNN(_ParamModel):
         """``c^T s`` for states S (k, m); shape (k,)."""
         return np.asarray(S, dtype=float) @ np.asarray(self.c)
 
+    def step(self, S, X) -> np.ndarray:
+        """One step ``gamma s + eta sigma(W s + U x + b)`` for states S (k, m) and inputs X (k, d); shape (k, m)."""
+        S = as_float_array("S", S, ndim=2, shape=(None, self.hidden))
+        X = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
+        gamma, eta = recurrence_coefficients(self)
+        z = S @ np.asarray(self.W).T + X @ np.asarray(self.U).T + self.b
+        return gamma * S + eta * get_activation(self.activation).fn(z)
+
+    def step_jacobian(self, S, X) -> np.ndarray:
+        """``dF/ds = gamma I + eta diag(sigma'(z)) W`` at each pair; shape (k, m, m)."""
+        S = as_float_array("S", S, ndim=2, shape=(None, self.hidden))
+        X = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
+        gamma, eta = recurrence_coefficients(self)
+        z = S @ np.asarray(self.W).T + X @ np.asarray(self.U).T + self.b
+        J = eta * get_activation(self.activation).deriv(z)[:, :, None] * np.asarray(self.W)[None]
+        J[:, np.arange(self.hidden), np.arange(self.hidden)] += gamma
+        return J
+
+    def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(A, B, C, D)`` of the recurrence when the activation is the identity (:class:`LinearSystem`).
+
+        ``A = gamma I + eta W``, ``B = eta U``, and since ``y_k = c^T s_{k+1}``:
+        ``C = c^T A``, ``D = c^T B``.  The bias only shifts the state and is
+        left out.  Raises ``ValueError`` for a nonlinear activation.
+        """
+        if self.activation != "identity":
+            raise ValueError(f"`activation` must be 'identity' for a linear system; got {self.activation!r}.")
+        gamma, eta = recurrence_coefficients(self)
+        A = gamma * np.eye(self.hidden) + eta * np.asarray(self.W)
+        B = eta * np.asarray(self.U)
+        c = np.asarray(self.c)[None, :]
+        return A, B, c @ A, c @ B
+
     def equilibrium(self, X, *, max_iter: int = 100000, tol: float = 1e-14) -> np.ndarray:
         """Fixed points ``h = gamma h + eta sigma(W h + U x + b)`` for constant inputs X (k, d), by iteration.
 
@@ -767,6 +847,9 @@ class EulerRNN(_ParamModel):
     outputs = DiscreteRNN.outputs
     readout = DiscreteRNN.readout
     equilibrium = DiscreteRNN.equilibrium
+    step = DiscreteRNN.step
+    step_jacobian = DiscreteRNN.step_jacobian
+    linear_system = DiscreteRNN.linear_system
 
 
 def recurrence_coefficients(model) -> tuple[float, float]:

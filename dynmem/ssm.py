@@ -314,6 +314,11 @@ class DiagonalSSM(_ComplexFlatParams):
         A, Br, Cr, _ = self.as_real()
         return LinearRNN(A, Br, Cr)
 
+    def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The real form ``(A, Br, Cr^T, D^T)`` of :meth:`as_real` with C and D as rows, shapes (2m, 2m), (2m, d), (1, 2m), (1, d)."""
+        A, Br, Cr, D = self.as_real()
+        return A, Br, Cr[None, :], D[None, :]
+
     def as_real(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The same system in real coordinates ``(A, Br, Cr, D)`` with state ``(Re h, Im h)``.
 
@@ -446,6 +451,31 @@ class DiscreteDiagonalSSM(_ComplexFlatParams):
     def readout(self, S) -> np.ndarray:
         """``Re(C^T h)`` of flat states S (k, 2m) (the feed-through needs an input; it is not included)."""
         return (self._complex_state(S) @ self.C).real
+
+    def step(self, S, X) -> np.ndarray:
+        """One step ``Lambda_bar h + B_bar x`` on flat states S (k, 2m) and inputs X (k, d); flat, shape (k, 2m)."""
+        h = self._complex_state(S)
+        X = as_float_array("X", X, ndim=2, shape=(h.shape[0], self.inputs))
+        h = h * self.Lambda_bar + X @ self.B_bar.T
+        return np.concatenate([h.real, h.imag], axis=1)
+
+    def step_jacobian(self, S, X) -> np.ndarray:
+        """The constant ``dF/ds`` of the flat state ``(Re h, Im h)`` at each pair; shape (k, 2m, 2m)."""
+        k = self._complex_state(S).shape[0]
+        return np.broadcast_to(self.linear_system()[0], (k, 2 * self.hidden, 2 * self.hidden)).copy()
+
+    def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Real ``(A, B, C, D)`` on the flat state ``(Re h, Im h)`` (:class:`~dynmem.models.LinearSystem`).
+
+        ``A = [[Re Lb, -Im Lb], [Im Lb, Re Lb]]``, ``B = [Re B_bar; Im B_bar]``
+        and, since ``y_k = Re(C^T h_{k+1}) + D^T x_k``, ``C = c_r^T A`` and
+        ``D = c_r^T B + D^T`` with ``c_r = (Re C, -Im C)``.
+        """
+        Lr, Li = np.diag(self.Lambda_bar.real), np.diag(self.Lambda_bar.imag)
+        A = np.block([[Lr, -Li], [Li, Lr]])
+        B = np.vstack([self.B_bar.real, self.B_bar.imag])
+        c = np.concatenate([self.C.real, -self.C.imag])[None, :]
+        return A, B, c @ A, c @ B + self.D[None, :]
 
     def equilibrium(self, X) -> np.ndarray:
         """Fixed points ``h = (1 - Lambda_bar)^{-1} B_bar x`` for constant inputs X (k, d), flat (k, 2m)."""

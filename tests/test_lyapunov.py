@@ -1,0 +1,116 @@
+"""Lyapunov spectra (dynmem.lyapunov) against eigenvalues, Liouville's identity and Lorenz's known exponents."""
+
+import numpy as np
+import pytest
+
+import dynmem as dm
+from dynmem.lyapunov import kaplan_yorke_dimension, lyapunov_spectrum
+
+
+class Lorenz:
+    """A user-written continuous model: only hidden, inputs, vector_field and jacobian (batched)."""
+
+    hidden, inputs = 3, 1
+
+    def __init__(self, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
+        self.sigma, self.rho, self.beta = sigma, rho, beta
+
+    def vector_field(self, H, X):
+        x, y, z = H.T
+        return np.stack([self.sigma * (y - x), x * (self.rho - z) - y, x * y - self.beta * z], axis=1)
+
+    def jacobian(self, H, X):
+        x, y, z = H.T
+        J = np.zeros((H.shape[0], 3, 3))
+        J[:, 0, 0], J[:, 0, 1] = -self.sigma, self.sigma
+        J[:, 1, 0], J[:, 1, 1], J[:, 1, 2] = self.rho - z, -1.0, -x
+        J[:, 2, 0], J[:, 2, 1], J[:, 2, 2] = y, x, -self.beta
+        return J
+
+
+def _nonnormal(eigs, cond_scale, seed):
+    rng = np.random.default_rng(seed)
+    n = len(eigs)
+    S = np.linalg.qr(rng.standard_normal((n, n)))[0] @ np.diag(np.logspace(0, -cond_scale, n)) @ \
+        np.linalg.qr(rng.standard_normal((n, n)))[0]
+    return S @ np.diag(eigs) @ np.linalg.inv(S)
+
+
+def test_linear_map_exponents_are_log_abs_eig():
+    eigs = np.array([0.95, -0.8, 0.6, 0.4, -0.2, 0.1])
+    W = _nonnormal(eigs, 2, 0)
+    model = dm.DiscreteRNN(W, np.ones((6, 1)), np.zeros(6), np.ones(6), activation="identity")
+    X = np.random.default_rng(1).standard_normal((1500, 1))
+    res = lyapunov_spectrum(model, X=X, transient=500, rng=0)
+    np.testing.assert_allclose(res.exponents, np.sort(np.log(np.abs(eigs)))[::-1], atol=1e-6)
+    assert abs(res.exponents.sum() - np.log(abs(np.linalg.det(W)))) < 1e-10
+    assert res.kaplan_yorke == 0.0
+
+
+def test_complex_pair_normal_map_and_leading_k():
+    th = 0.7
+    R = 0.9 * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    W = np.block([[R, np.zeros((2, 2))], [np.zeros((2, 2)), np.diag([0.5, -0.3])]])
+    Q = np.linalg.qr(np.random.default_rng(2).standard_normal((4, 4)))[0]
+    model = dm.DiscreteRNN(Q @ W @ Q.T, np.ones((4, 1)), np.zeros(4), np.ones(4), activation="identity")
+    res = lyapunov_spectrum(model, X=np.zeros((800, 1)), transient=300, k=2, rng=0)
+    np.testing.assert_allclose(res.exponents, [np.log(0.9)] * 2, atol=1e-6)
+
+
+def test_nonlinear_map_sum_equals_mean_log_det():
+    model = dm.DiscreteRNN.random(40, spectral_radius=3.0, rng=3)  # a chaotic tanh network
+    X = 0.1 * np.random.default_rng(4).standard_normal((3000, 1))
+    res = lyapunov_spectrum(model, X=X, transient=500, rng=0)
+    assert res.success
+    assert abs(res.exponents.sum() - res.volume_rate) < 1e-10
+    # the running estimate settles: its last value is the estimate, its spread across blocks is the stderr
+    np.testing.assert_allclose(res.running[-1], res.exponents, atol=1e-14)
+    assert np.all(res.stderr > 0) and np.all(res.stderr < 0.05)
+    assert res.exponents[0] > 0  # chaos at gain 3 ([ENG])
+
+
+def test_linear_flow_exponents_are_real_parts_of_eig():
+    eigs = np.array([-0.1, -0.35, -0.8, -1.5])
+    W = _nonnormal(eigs, 1, 5)
+    model = dm.LinearRNN(W, np.ones((4, 1)), np.ones(4))
+    res = lyapunov_spectrum(model, s0=np.ones(4), t_end=200.0, transient=40.0, reorth=2.0, rtol=1e-11, atol=1e-14,
+                            rng=0)
+    np.testing.assert_allclose(res.exponents, eigs, atol=1e-6)
+    assert abs(res.exponents.sum() - np.trace(W)) < 1e-10
+    assert abs(res.volume_rate - np.trace(W)) < 1e-12
+
+
+def test_lorenz_quick():
+    rng = np.random.default_rng(0)
+    s0 = np.array([1.0, 1.0, 20.0]) + rng.standard_normal((40, 3))
+    res = lyapunov_spectrum(Lorenz(), s0=s0, t_end=100.0, transient=20.0, reorth=0.5, rtol=1e-8, atol=1e-10, rng=0)
+    assert abs(res.exponents[0] - 0.9056) < 4 * res.stderr[0] + 0.005
+    assert abs(res.exponents[1]) < 4 * res.stderr[1] + 0.005
+    assert abs(res.exponents[2] + 14.5723) < 4 * res.stderr[2] + 0.02
+    assert abs(res.exponents.sum() - res.volume_rate) < 1e-7  # tr J = -(sigma + 1 + beta), through the integrator
+    assert res.volume_rate == pytest.approx(-(10 + 1 + 8 / 3), rel=1e-12)
+    assert 2.0 < res.kaplan_yorke < 2.1  # 2.06
+
+
+@pytest.mark.slow
+def test_lorenz_lambda1_to_5e_3():
+    rng = np.random.default_rng(0)
+    s0 = np.array([1.0, 1.0, 20.0]) + rng.standard_normal((1000, 3))
+    res = lyapunov_spectrum(Lorenz(), s0=s0, t_end=100.0, transient=20.0, reorth=0.5, rtol=1e-8, atol=1e-10, rng=0)
+    assert abs(res.exponents[0] - 0.9056) < 0.005  # measured 0.9054 +- 0.0022
+    assert res.stderr[0] < 0.003
+    assert abs(res.exponents[2] + 14.5723) < 0.01
+
+
+def test_kaplan_yorke_and_validation():
+    assert kaplan_yorke_dimension([0.9056, 0.0, -14.5723]) == pytest.approx(2 + 0.9056 / 14.5723)
+    assert kaplan_yorke_dimension([-0.1, -1.0]) == 0.0
+    assert kaplan_yorke_dimension([0.5, 0.1]) == 2.0
+    with pytest.raises(ValueError, match="`t_end` must be given"):
+        lyapunov_spectrum(Lorenz())
+    with pytest.raises(ValueError, match="`X`"):
+        lyapunov_spectrum(dm.DiscreteRNN.random(3, rng=0))
+    with pytest.raises(TypeError, match="step"):
+        lyapunov_spectrum(object())
+    with pytest.raises(ValueError, match="`transient`"):
+        lyapunov_spectrum(dm.DiscreteRNN.random(3, rng=0), X=np.zeros((10, 1)), transient=10)
