@@ -493,8 +493,12 @@ class MarginPenalty:
     def __call__(self, model: ResidualRNN) -> tuple[float, dict]:
         if model.form == "free":
             return 0.0, {}
-        w = np.asarray(model.w, dtype=float)
-        if model.g == "relu":
+        return self.of(model.g, model.w)
+
+    def of(self, g: str, w) -> tuple[float, dict]:
+        """The penalty and its gradient for the parameters ``w`` under the map ``g``."""
+        w = np.asarray(w, dtype=float)
+        if g == "relu":
             pos = np.flatnonzero(w > 0)
             if pos.size == 0:
                 return 0.0, {}
@@ -502,8 +506,8 @@ class MarginPenalty:
             margin, dmargin = float(w[i]), 1.0
         else:
             i = int(np.argmin(w))
-            margin = float(g_map(model.g, w[i:i + 1])[0])
-            dmargin = float(g_prime(model.g, w[i:i + 1])[0])
+            margin = float(g_map(g, w[i:i + 1])[0])
+            dmargin = float(g_prime(g, w[i:i + 1])[0])
         gap = float(self.level) - margin
         if gap <= 0:
             return 0.0, {}
