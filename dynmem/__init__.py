@@ -19,6 +19,7 @@ from . import (
     plotting,
     recurrences,
     reparam,
+    residual,
     spectra,
     ssm,
     stability,

@@ -11,6 +11,11 @@ The gradient-free exponential-sum fit of a memory kernel
   ``W = diag(f(w))`` ([WLL] eq. (16), THEORY.md section 5).
   :func:`train_ctrnn` does the same for continuous-time models with the
   adjoint gradients of :func:`dynmem.adjoint.adjoint_gradient`.
+* :func:`train_epochs` - the epoch-based protocol trainer of the trained
+  experiments: Adam / AdamW, cosine or plateau schedules, clipping by total
+  norm, a penalty hook, snapshots, a validation threshold, and atomic
+  checkpoints (:func:`dynmem.io.atomic_savez`) from which an interrupted run
+  resumes with the same numbers; its knobs are one :class:`TrainOptions`.
 
 References
 ----------
@@ -22,15 +27,19 @@ References
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import sys
 import time as _time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import scipy.optimize
 
 from ._validation import as_float_array, check_choice, check_increasing, check_int, check_nonnegative, check_positive, describe, check_rng
+from .io import atomic_savez
 from .models import CTRNN, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN, Trainable
 from .recurrences import forward, value_and_grad
 
@@ -44,7 +53,8 @@ except ImportError:  # pragma: no cover - only while reparam.py is absent
     _REPARAMS = ()
     Reparam = None  # type: ignore[assignment,misc]
 
-__all__ = ["ExpSumFit", "fit_exponential_sum", "TrainResult", "train", "train_ctrnn"]
+__all__ = ["ExpSumFit", "fit_exponential_sum", "TrainResult", "train", "train_ctrnn", "TrainOptions", "EpochResult",
+           "train_epochs", "cosine_lr"]
 
 
 # =============================================================================
@@ -602,3 +612,415 @@ def train_ctrnn(
     return TrainResult(final, np.asarray(history), np.zeros(0), float(res.fun), state["k"],
                        bool(res.success) or stopped or res.status == 1, state["msg"] or str(res.message),
                        _time.perf_counter() - start, stopped, res.x)
+
+
+# =============================================================================
+# Epoch-based protocol training
+# =============================================================================
+
+
+def cosine_lr(lr0: float, lr_min: float, epoch: int, epochs: int) -> float:
+    r"""The cosine schedule: ``lr_min + (lr0 - lr_min) (1 + cos(pi e / E)) / 2`` for epoch ``e`` (from 0) of ``E``."""
+    return float(lr_min) + 0.5 * (float(lr0) - float(lr_min)) * (1.0 + math.cos(math.pi * int(epoch) / int(epochs)))
+
+
+_SCHEDULES = (None, "plateau", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    r"""Every knob of :func:`train_epochs`, in one record.
+
+    Attributes
+    ----------
+    lr : float
+        Initial learning rate ``eta_0``.
+    batch_size : int
+        Minibatch size; epoch ``e`` visits the training sequences in the order
+        ``default_rng([seed, e]).permutation(N)``, each batch sorted.
+    max_epochs : int
+    min_epochs : int
+        No threshold stop before this many epochs.
+    optimizer : {"adam", "adamw"}
+        [KB] Algorithm 1 per parameter entry; ``"adamw"`` first decays the
+        parameters by ``1 - lr * weight_decay`` (decoupled weight decay,
+        Loshchilov & Hutter).  ``"adam"`` takes no weight decay.
+    weight_decay : float
+    betas, eps
+        Adam's ``beta_1, beta_2`` and ``epsilon``.
+    schedule : {None, "plateau", "cosine"}
+        ``"cosine"``: :func:`cosine_lr` from ``lr`` to ``lr_min`` over
+        ``max_epochs``, set at the start of each epoch.  ``"plateau"``: after an
+        epoch whose validation loss is not below ``best * (1 - plateau_threshold)``
+        a counter grows; when it exceeds ``plateau_patience`` the rate is
+        multiplied by ``plateau_factor`` and the counter reset (PyTorch's
+        ``ReduceLROnPlateau`` in ``"rel"`` mode).
+    lr_min, plateau_factor, plateau_patience, plateau_threshold
+        The schedules' constants.
+    clip_norm : float, optional
+        Rescale the gradient by ``clip_norm / (|g| + 1e-6)`` when its total
+        Euclidean norm ``|g|`` (summed block by block in ``param_names``
+        order) exceeds it.
+    time_weight_power : float
+        ``p`` of the squared time weights (:func:`dynmem.residual.time_weights`);
+        ``p != 0`` needs a model whose ``value_and_grad`` takes ``weights``
+        (:class:`~dynmem.residual.ResidualRNN`).
+    penalty : callable, optional
+        ``penalty(model) -> (value, {name: gradient})`` added to the loss
+        gradient at every step (e.g. :class:`dynmem.residual.MarginPenalty`).
+        The value is not part of the reported training loss.
+    snapshots : tuple of int
+        Epochs after which the parameters are kept.
+    threshold : float, optional
+        Stop once ``epoch >= min_epochs`` and the validation loss is below it.
+    checkpoint : str, optional
+        ``.npz`` path, written atomically at most every ``save_every`` seconds
+        and at the end; if it holds a run with the same ``key`` the run resumes
+        from it (a finished run returns at once).
+    key : str
+        Identifies the run in its checkpoint (another run's checkpoint is ignored).
+    time_budget : float, optional
+        Stop (``stopped="time_budget"``) after this many seconds of training
+        in this call; the checkpoint lets a later call continue.
+    save_every : float
+        Seconds between checkpoints.
+    """
+
+    lr: float
+    batch_size: int
+    max_epochs: int
+    min_epochs: int = 1
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    schedule: str | None = None
+    lr_min: float = 0.0
+    plateau_factor: float = 0.1
+    plateau_patience: int = 10
+    plateau_threshold: float = 1e-4
+    clip_norm: float | None = None
+    time_weight_power: float = 0.0
+    penalty: Callable | None = None
+    snapshots: tuple = ()
+    threshold: float | None = None
+    checkpoint: str | None = None
+    key: str = ""
+    time_budget: float | None = None
+    save_every: float = 15.0
+
+    def __post_init__(self):
+        check_positive("lr", self.lr)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("max_epochs", self.max_epochs, minimum=0)
+        check_int("min_epochs", self.min_epochs, minimum=0)
+        check_choice("optimizer", self.optimizer, ("adam", "adamw"))
+        check_nonnegative("weight_decay", self.weight_decay)
+        if self.optimizer == "adam" and self.weight_decay:
+            raise ValueError(f"`weight_decay` = {self.weight_decay} needs optimizer 'adamw' (decoupled weight decay); "
+                             "'adam' takes none.")
+        if self.schedule is not None:
+            check_choice("schedule", self.schedule, _SCHEDULES[1:])
+        if self.clip_norm is not None:
+            check_positive("clip_norm", self.clip_norm)
+        if self.penalty is not None and not callable(self.penalty):
+            raise TypeError(f"`penalty` must be callable(model) -> (value, grads) or None; got {describe(self.penalty)}.")
+        object.__setattr__(self, "snapshots", tuple(int(e) for e in self.snapshots))
+
+
+@dataclass(frozen=True, eq=False)
+class EpochResult:
+    """The outcome of :func:`train_epochs` (also what a checkpoint holds).
+
+    Attributes
+    ----------
+    model, best_model : model
+        The last iterate and the one with the smallest validation loss (the
+        initial model counts).
+    history : ndarray, shape (epochs, 6)
+        Per epoch: epoch, steps, mean training loss (data term, over the
+        epoch's minibatches), validation loss, learning rate, seconds so far.
+    snapshots : dict
+        ``epoch -> model`` at the snapshot epochs.
+    epochs, steps : int
+    stopped : str
+        ``"threshold"``, ``"max_epochs"``, ``"diverged"`` (the model is then
+        the best one) or ``"time_budget"``.
+    best_val, last_val : float
+    seconds : float
+        Training wall time, summed over resumptions.
+    resumed : int
+        How many times the run was resumed from a checkpoint.
+    """
+
+    model: object
+    best_model: object
+    history: np.ndarray
+    snapshots: dict
+    epochs: int
+    steps: int
+    stopped: str
+    best_val: float
+    last_val: float
+    seconds: float
+    resumed: int
+
+
+def _blocks(model) -> list[tuple[str, tuple]]:
+    """``(name, shape)`` of the flat parameter blocks: the model's ``param_shapes``, or one block ``theta``."""
+    shapes = getattr(model, "param_shapes", None)
+    if isinstance(shapes, dict) and sum(int(np.prod(s)) for s in shapes.values()) == model.n_params:
+        return [(str(k), tuple(v)) for k, v in shapes.items()]
+    return [("theta", (int(model.n_params),))]
+
+
+def _slices(blocks) -> dict:
+    out, i = {}, 0
+    for name, shape in blocks:
+        size = int(np.prod(shape))
+        out[name] = slice(i, i + size)
+        i += size
+    return out
+
+
+def _weighted(model) -> bool:
+    from .residual import ResidualRNN
+
+    return isinstance(model, ResidualRNN)
+
+
+def _epoch_grad(model, X, Y, wt2):
+    if _weighted(model):
+        res = model.value_and_grad(X, Y, weights=wt2)
+    elif isinstance(model, (DiscreteRNN, EulerRNN)):
+        res = value_and_grad(model, X, Y)
+    else:
+        res = model.value_and_grad(X, Y)
+    flat = np.asarray(res.flat, dtype=float)
+    if not (math.isfinite(res.loss) and np.all(np.isfinite(flat))):
+        raise FloatingPointError("the training loss or its gradient became non-finite.")
+    return float(res.loss), flat.copy()
+
+
+def _epoch_val(model, X, Y, wt2) -> float:
+    if _weighted(model):
+        return float(model.weighted_error(X, Y, wt2))
+    try:
+        with np.errstate(all="ignore"):
+            r = _outputs(model, X) - Y
+            v = float(np.mean(wt2[None, :] * r * r))
+    except FloatingPointError:
+        return math.inf
+    return v if math.isfinite(v) else math.inf
+
+
+def _save_epochs(path, blocks, theta, best, mom, vel, t, lr, plateau, history, snaps, epoch, steps, best_val, done,
+                 stopped, seconds, resumed, key):
+    arrays = {}
+    sl = _slices(blocks)
+    for name, shape in blocks:
+        for prefix, vec in (("p", theta), ("best", best), ("m", mom), ("v", vel)):
+            arrays[f"{prefix}/{name}"] = vec[sl[name]].reshape(shape)
+    for e, vec in snaps.items():
+        for name, shape in blocks:
+            arrays[f"snap{int(e)}/{name}"] = vec[sl[name]].reshape(shape)
+    arrays["history"] = np.asarray(history, dtype=float).reshape(-1, 6)
+    meta = dict(key=key, t=int(t), lr=float(lr), plateau=plateau, epoch=int(epoch), steps=int(steps),
+                best_val=float(best_val), done=bool(done), stopped=stopped, seconds=float(seconds),
+                resumed=int(resumed), snapshots=[int(e) for e in snaps])
+    arrays["meta"] = np.array(json.dumps(meta))
+    atomic_savez(path, arrays)
+
+
+def _load_epochs(path, key, blocks):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("key") != key:
+                return None
+            data = {k: z[k] for k in z.files}
+
+        def vec(prefix):
+            return np.concatenate([np.asarray(data[f"{prefix}/{name}"], dtype=float).reshape(-1) for name, _ in blocks])
+
+        out = dict(meta=meta, p=vec("p"), best=vec("best"), m=vec("m"), v=vec("v"), history=data["history"],
+                   snaps={int(e): vec(f"snap{int(e)}") for e in meta["snapshots"]})
+    except (OSError, ValueError, KeyError, EOFError) as exc:  # unreadable: start again, say so
+        print(f"[dynmem.train] checkpoint {path} unreadable ({type(exc).__name__}); training from the start",
+              file=sys.stderr, flush=True)
+        return None
+    n = sum(int(np.prod(s)) for _, s in blocks)
+    if out["p"].size != n:
+        print(f"[dynmem.train] checkpoint {path} holds {out['p'].size} parameters, the model {n}; training from "
+              "the start", file=sys.stderr, flush=True)
+        return None
+    return out
+
+
+def train_epochs(model, data, options: TrainOptions, *, seed: int, progress: bool = False,
+                 label: str = "") -> EpochResult:
+    r"""Train ``model`` epoch by epoch under ``options``, resumably.
+
+    Parameters
+    ----------
+    model : ResidualRNN, DiscreteRNN, EulerRNN or any Trainable DiscreteModel
+        The initial model; gradients from its ``value_and_grad`` (hand-written
+        BPTT), the loss the (time-weighted) MSE.
+    data : mapping
+        ``X`` (N, T, d), ``Y`` (N, T): training sequences; ``Xv``, ``Yv``:
+        validation sequences (default: the training set).  The validation
+        loss picks ``best_model``, drives the plateau schedule and the threshold.
+    options : TrainOptions
+    seed : int
+        Epoch ``e`` shuffles with ``default_rng([seed, e])``: the run depends
+        on ``(seed, epoch)`` alone, so a resumed run repeats the numbers of an
+        uninterrupted one.
+    progress : bool
+        Print epochs 1-3 and every tenth to stderr, tagged with ``label``.
+
+    Returns
+    -------
+    EpochResult
+
+    Notes
+    -----
+    A non-finite loss, gradient or parameter ends the run with
+    ``stopped="diverged"`` and the best model so far as ``model``.
+    """
+    if not (isinstance(model, (DiscreteRNN, EulerRNN)) or (isinstance(model, Trainable) and isinstance(model, DiscreteModel))):
+        raise TypeError(f"`model` must be a discrete model with a gradient (ResidualRNN, DiscreteRNN, EulerRNN or a "
+                        f"Trainable DiscreteModel); got {describe(model)}.")
+    if not isinstance(options, TrainOptions):
+        raise TypeError(f"`options` must be a TrainOptions; got {describe(options)}.")
+    from .residual import time_weights
+
+    o = options
+    X = as_float_array("data['X']", data["X"], ndim=3)
+    Y = as_float_array("data['Y']", data["Y"], shape=X.shape[:2])
+    Xv = as_float_array("data['Xv']", data["Xv"], ndim=3) if "Xv" in data else X
+    Yv = as_float_array("data['Yv']", data["Yv"], shape=Xv.shape[:2]) if "Yv" in data else Y
+    wt2, wt2v = time_weights(X.shape[1], o.time_weight_power), time_weights(Xv.shape[1], o.time_weight_power)
+    if o.time_weight_power != 0 and not _weighted(model):
+        raise ValueError(f"`time_weight_power` = {o.time_weight_power} needs a model with time-weighted gradients "
+                         f"(ResidualRNN); got {describe(model)}.")
+    lr0, wd = float(o.lr), float(o.weight_decay)
+    b1, b2, eps = float(o.betas[0]), float(o.betas[1]), float(o.eps)
+    bs, max_epochs, min_epochs = int(o.batch_size), int(o.max_epochs), int(o.min_epochs)
+    snap_at = set(o.snapshots)
+    N = X.shape[0]
+    blocks = _blocks(model)
+    sl = _slices(blocks)
+    spans = [sl[name] for name, _ in blocks]
+
+    ck = _load_epochs(o.checkpoint, o.key, blocks) if o.checkpoint and os.path.exists(o.checkpoint) else None
+    if ck is not None:
+        meta = ck["meta"]
+        theta, best, mom, vel = ck["p"], ck["best"], ck["m"], ck["v"]
+        t, lr, plateau = meta["t"], meta["lr"], meta["plateau"]
+        history = [list(r) for r in ck["history"]]
+        snaps = ck["snaps"]
+        epoch, steps, best_val = meta["epoch"], meta["steps"], meta["best_val"]
+        seconds, resumed = meta["seconds"], meta["resumed"] + (0 if meta["done"] else 1)
+        if meta["done"]:
+            hist = np.asarray(history, dtype=float).reshape(-1, 6)
+            return EpochResult(model.unflatten(theta), model.unflatten(best), hist,
+                               {e: model.unflatten(v) for e, v in snaps.items()}, epoch, steps, meta["stopped"],
+                               best_val, float(hist[-1, 3]) if hist.size else math.inf, seconds, meta["resumed"])
+        if progress:
+            print(f"[dynmem.train] {label}: resuming at epoch {epoch}", file=sys.stderr, flush=True)
+    else:
+        theta = np.array(model.flatten(), dtype=float)
+        best = theta.copy()
+        mom, vel = np.zeros_like(theta), np.zeros_like(theta)
+        t, lr = 0, lr0
+        plateau = {"best": math.inf, "bad": 0}
+        history, snaps = [], {}
+        epoch, steps = 0, 0
+        seconds, resumed = 0.0, 0
+        val0 = _epoch_val(model, Xv, Yv, wt2v)
+        best_val = val0 if math.isfinite(val0) else math.inf
+    start = _time.perf_counter()
+    last_save = start
+    stopped = "max_epochs"
+    done = False
+    while epoch < max_epochs:
+        if o.schedule == "cosine":
+            lr = cosine_lr(lr0, o.lr_min, epoch, max_epochs)
+        perm = np.random.default_rng([int(seed), int(epoch)]).permutation(N)
+        tot, nb = 0.0, 0
+        try:
+            for s in range(0, N, bs):
+                idx = np.sort(perm[s:s + bs])
+                current = model.unflatten(theta)
+                loss, g = _epoch_grad(current, X[idx], Y[idx], wt2)
+                if o.penalty is not None:
+                    _, pg = o.penalty(current)
+                    for name, v in pg.items():
+                        g[sl[name]] = g[sl[name]] + np.asarray(v, dtype=float).reshape(-1)
+                if o.clip_norm:
+                    total = math.sqrt(sum(float(np.sum(g[span] * g[span])) for span in spans))
+                    if total > o.clip_norm:
+                        g = g * (float(o.clip_norm) / (total + 1e-6))
+                t += 1
+                bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+                if wd:
+                    theta *= 1.0 - lr * wd
+                mom = b1 * mom + (1 - b1) * g
+                vel = b2 * vel + (1 - b2) * g * g
+                theta = theta - lr * (mom / bc1) / (np.sqrt(vel / bc2) + eps)
+                if not np.all(np.isfinite(theta)):
+                    raise FloatingPointError("the parameters became non-finite.")
+                tot += loss
+                nb += 1
+                steps += 1
+        except FloatingPointError:
+            stopped = "diverged"
+            theta = best.copy()
+            done = True
+            break
+        epoch += 1
+        val = _epoch_val(model.unflatten(theta), Xv, Yv, wt2v)
+        if val < best_val:
+            best_val = val
+            best = theta.copy()
+        if o.schedule == "plateau":
+            if val < plateau["best"] * (1.0 - float(o.plateau_threshold)):
+                plateau["best"], plateau["bad"] = val, 0
+            else:
+                plateau["bad"] += 1
+            if plateau["bad"] > int(o.plateau_patience):
+                lr *= float(o.plateau_factor)
+                plateau["bad"] = 0
+        if epoch in snap_at:
+            snaps[epoch] = theta.copy()
+        now = _time.perf_counter()
+        history.append([epoch, steps, tot / max(nb, 1), val, lr, seconds + now - start])
+        if progress and (epoch <= 3 or epoch % 10 == 0):
+            print(f"[dynmem.train] {label}: epoch {epoch} steps {steps} train {tot / max(nb, 1):.3e} "
+                  f"val {val:.3e} lr {lr:.1e} ({seconds + now - start:.0f} s)", file=sys.stderr, flush=True)
+        if not math.isfinite(val):
+            stopped, done = "diverged", True
+            break
+        if o.threshold is not None and epoch >= min_epochs and val < o.threshold:
+            stopped, done = "threshold", True
+            break
+        if o.time_budget is not None and now - start > o.time_budget:
+            stopped = "time_budget"
+            break
+        if o.checkpoint and now - last_save > o.save_every:
+            _save_epochs(o.checkpoint, blocks, theta, best, mom, vel, t, lr, plateau, history, snaps, epoch, steps,
+                         best_val, False, stopped, seconds + now - start, resumed, o.key)
+            last_save = now
+    else:
+        done = True
+    seconds += _time.perf_counter() - start
+    if epoch >= max_epochs:
+        done = True
+    if o.checkpoint:
+        _save_epochs(o.checkpoint, blocks, theta, best, mom, vel, t, lr, plateau, history, snaps, epoch, steps,
+                     best_val, done, stopped, seconds, resumed, o.key)
+    hist = np.asarray(history, dtype=float).reshape(-1, 6)
+    last_val = float(hist[-1, 3]) if hist.size else best_val
+    return EpochResult(model.unflatten(theta), model.unflatten(best), hist,
+                       {e: model.unflatten(v) for e, v in snaps.items()}, epoch, steps, stopped, best_val, last_val,
+                       seconds, resumed)

@@ -12,6 +12,7 @@ from dynmem.experiments import ablation, experiment_names, get_experiment, repor
 from dynmem.experiments import trained as tr
 from dynmem.experiments.protocols import protocol
 from dynmem.io import atomic_write_json, read_json
+from dynmem.residual import ResidualRNN
 
 
 # ---------------------------------------------------------------- protocols as data
@@ -199,7 +200,7 @@ def test_interrupt_mid_epoch_resumes_from_the_last_checkpoint(tmp_path, monkeypa
     net, p0, data, training = _tiny()
     ref = tr.fit(net, p0, data, training, seed=2)
     ck = str(tmp_path / "ck.npz")
-    real = tr.loss_and_grad
+    real = ResidualRNN.value_and_grad  # the gradient fit's trainer (dynmem.train.train_epochs) calls
     count = {"n": 0}
 
     def flaky(*a, **k):
@@ -208,10 +209,10 @@ def test_interrupt_mid_epoch_resumes_from_the_last_checkpoint(tmp_path, monkeypa
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(tr, "loss_and_grad", flaky)
+    monkeypatch.setattr(ResidualRNN, "value_and_grad", flaky)
     with pytest.raises(KeyboardInterrupt):
         tr.fit(net, p0, data, training, seed=2, checkpoint=ck, key="k", save_every=0.0)
-    monkeypatch.setattr(tr, "loss_and_grad", real)
+    monkeypatch.setattr(ResidualRNN, "value_and_grad", real)
     fs = tr.fit(net, p0, data, training, seed=2, checkpoint=ck, key="k")
     assert fs.resumed == 1
     for k in ref.params:

@@ -34,7 +34,8 @@ Data: ``N = 512`` training sequences ``x ~ N(0, 1)`` of 256 steps, a
 separate validation set (256 x 256) and a long test (64 x 1024); the target
 output is the causal convolution ``y_k = sum_{j <= k} rho_j x_{k-j}``.
 Training: Adam (0.9, 0.999), batch 64, cosine lr 3e-3 -> 3e-5 over 800
-epochs, plain MSE, float64, no clipping (:func:`dynmem.experiments.trained.fit`).
+epochs, plain MSE, float64, no clipping (:func:`dynmem.experiments.trained.fit`, i.e.
+:func:`dynmem.train.train_epochs`).
 
 Measured at every checkpoint (epochs 0, 25, 50, 100, 200, 400, 600, 800):
 relative MSE on validation and on the long test; the linearised kernel's

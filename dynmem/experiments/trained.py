@@ -1,64 +1,47 @@
 r"""Residual RNNs trained and perturbed under a protocol (:mod:`dynmem.experiments.protocols`).
 
-The network of every trained experiment is the residual (forward-Euler)
-recurrence
+The network of every trained experiment is the library's
+:class:`dynmem.residual.ResidualRNN`,
 
 .. math::
 
     h_{k+1} = h_k + \Delta t\, \sigma(W(\theta) h_k + U x_k + b), \qquad
     y_k = c^\top h_{k+1} + d,
 
-with ``h_0 = 0`` and the recurrent matrix given by a parameterisation:
+with ``W = M`` (``"free"``), ``-diag(g(w))`` (``"diag"``) or
+``-P^T diag(g(w)) P`` (``"orth"``, the public code's ``"rnn"`` /
+``"softplusrnn"``), and it trains with :func:`dynmem.train.train_epochs`
+(Adam/AdamW, cosine or plateau schedule, clipping, margin penalty, snapshots,
+atomic checkpoints and resume).  The public code's ``Wbar h`` with
+``Wbar = P^T diag(g(w)) P`` is ``-W h`` here, its encoder ``A x + a`` is
+``U x + b`` and its decoder ``c^T h + d``.
 
-* ``form="free"``: ``W = M`` (an ``m x m`` matrix);
-* ``form="diag"``: ``W = -diag(g(w))``;
-* ``form="orth"``: ``W = -P^T diag(g(w)) P`` (``P`` trainable, initialised
-  orthogonal), the public code's ``"rnn"`` / ``"softplusrnn"``;
-
-``g`` is ``identity``, ``relu``, ``softplus`` or ``exp``.  The public code's
-``Wbar h`` with ``Wbar = P^T diag(g(w)) P`` is ``-W h`` here, its encoder
-``A x + a`` is ``U x + b`` and its decoder ``c^T h + d``.  Forward passes and
-gradients are dynmem's own (:func:`dynmem.recurrences.forward` /
-:func:`~dynmem.recurrences.backward`, hand-written BPTT); the chain rule to
-``w`` and ``P`` is
-
-.. math::
-
-    \frac{\partial L}{\partial w} = -\operatorname{diag}(P G P^\top)\odot g'(w), \qquad
-    \frac{\partial L}{\partial P} = -\operatorname{diag}(g(w))\, P\, (G + G^\top),
-
-with ``G = dL/dW`` (``P = I`` for ``"diag"``).
-
-The loss is the time-weighted MSE of the public code
-(``src/utils/temporally_weighted_error.py``): with
-``omega_i = ((i + 1) / (T + 1))^p`` rescaled to ``sum_i omega_i = T``,
-``L = mean_{n,i} omega_i^2 (y_{n,i} - Y_{n,i})^2`` (``p = 0`` is plain MSE).
-
-:func:`fit` trains with Adam/AdamW, optional gradient clipping by total
-norm, an optional plateau schedule and margin penalty, epoch by epoch, and
-checkpoints atomically (:func:`dynmem.io.atomic_savez`) so that an
-interrupted run resumes mid-training with the same numbers: each epoch's
-shuffle is drawn from ``(seed, epoch)`` alone.  :func:`perturbation_study`
-measures ``E_m(beta)`` under a protocol's perturbation rule.
+This module keeps the experiments' side: :class:`Net` (an architecture,
+whose parameters travel as dicts of arrays), the protocol's ``training``
+section turned into :class:`dynmem.train.TrainOptions` (:func:`training_options`),
+data and targets, and the perturbation study.  :func:`init_params`,
+:func:`recurrent_matrix`, :func:`loss_and_grad`, :func:`margin_penalty`,
+:func:`predict`, :func:`evaluate` and :func:`fit` are thin wrappers over
+:mod:`dynmem.residual` and :mod:`dynmem.train`; their numbers are those of the
+training loop that lived here before (``tests/test_residual.py`` checks them
+bit for bit against ``tests/fixtures/residual_fit_reference.npz``), and a
+checkpoint written by that loop resumes under the new one (same file layout).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
-from ..io import atomic_savez
 from ..models import EulerRNN
-from ..recurrences import backward, forward, outputs_many
+from ..residual import DIVERGENCE, FORMS, G_MAPS, MarginPenalty, ResidualRNN, init_residual, stacked_errors, stacked_outputs
+from ..residual import time_weights
+from .. import residual as rs
 from ..stability import first_exceed
 from ..targets import ExponentialKernel, PowerLawKernel
+from ..train import TrainOptions, cosine_lr, train_epochs
 
 __all__ = [
     "Net",
@@ -70,6 +53,7 @@ __all__ = [
     "margin_penalty",
     "predict",
     "evaluate",
+    "training_options",
     "fit",
     "FitState",
     "perturbation_betas",
@@ -79,45 +63,8 @@ __all__ = [
     "make_target",
     "make_data",
     "long_test",
+    "DIVERGENCE",
 ]
-
-_G = ("identity", "relu", "softplus", "exp")
-_FORMS = ("free", "diag", "orth")
-DIVERGENCE = 1e8
-
-
-def _g(name: str, w: np.ndarray) -> np.ndarray:
-    if name == "identity":
-        return w
-    if name == "relu":
-        return np.maximum(w, 0.0)
-    if name == "softplus":
-        return np.logaddexp(0.0, w)
-    if name == "exp":
-        return np.exp(w)
-    raise ValueError(f"`g` must be one of {_G}; got {name!r}.")
-
-
-def _gprime(name: str, w: np.ndarray) -> np.ndarray:
-    if name == "identity":
-        return np.ones_like(w)
-    if name == "relu":
-        return (w > 0).astype(float)
-    if name == "softplus":
-        return expit(w)
-    if name == "exp":
-        return np.exp(w)
-    raise ValueError(f"`g` must be one of {_G}; got {name!r}.")
-
-
-def _ginv(name: str, lam: np.ndarray) -> np.ndarray:
-    if name in ("identity", "relu"):
-        return lam
-    if name == "softplus":
-        return np.log(np.expm1(lam))
-    if name == "exp":
-        return np.log(lam)
-    raise ValueError(f"`g` must be one of {_G}; got {name!r}.")
 
 
 @dataclass(frozen=True)
@@ -150,16 +97,16 @@ class Net:
     inputs: int = 1
 
     def __post_init__(self):
-        if self.form not in _FORMS:
-            raise ValueError(f"`form` must be one of {_FORMS}; got {self.form!r}.")
-        if self.g not in _G:
-            raise ValueError(f"`g` must be one of {_G}; got {self.g!r}.")
+        if self.form not in FORMS:
+            raise ValueError(f"`form` must be one of {FORMS}; got {self.form!r}.")
+        if self.g not in G_MAPS:
+            raise ValueError(f"`g` must be one of {G_MAPS}; got {self.g!r}.")
         if int(self.hidden) < 1:
             raise ValueError(f"`hidden` must be >= 1; got {self.hidden!r}.")
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Names of the trainable tensors, in a fixed order."""
+        """Names of the trainable tensors, in a fixed order (the order of the perturbation draws)."""
         head = {"free": ("M",), "diag": ("w",), "orth": ("w", "P")}[self.form]
         return head + ("U", "b", "c") + (("d",) if self.output_bias else ())
 
@@ -168,6 +115,15 @@ class Net:
         m, d = self.hidden, self.inputs
         s = {"M": (m, m), "w": (m,), "P": (m, m), "U": (m, d), "b": (m,), "c": (m,), "d": (1,)}
         return {k: s[k] for k in self.names}
+
+    def model(self, p: dict, *, g: str | None = None) -> ResidualRNN:
+        """The :class:`~dynmem.residual.ResidualRNN` with parameters ``p`` (``g`` overrides ``self.g``)."""
+        return ResidualRNN(form=self.form, g=self.g if g is None else g, activation=self.activation, dt=self.dt,
+                           **{k: p[k] for k in self.names})
+
+    def template(self, *, g: str | None = None) -> ResidualRNN:
+        """A model of this architecture with zero parameters (carries the settings for stacked evaluations)."""
+        return self.model({k: np.zeros(s) for k, s in self.shapes.items()}, g=g)
 
     def runner(self) -> EulerRNN:
         """A model object that carries the recurrence settings (activation, ``dt``) for the kernels."""
@@ -188,52 +144,16 @@ def net_from_protocol(proto: dict, figure: str, hidden: int, *, activation: str 
                dt=float(model["dt"]), output_bias=bool(model["output_bias"]))
 
 
+def _as_dict(model: ResidualRNN, names) -> dict:
+    """The parameters of ``model`` as a dict of fresh writable arrays, in ``names`` order."""
+    return {k: np.array(getattr(model, k)) for k in names}
+
+
 def init_params(net: Net, init: dict, rng) -> dict:
-    """Initial parameters.
-
-    ``init["kind"]``:
-
-    * ``"stable-diagonal"``: ``W_0 = -diag(r)`` with ``r`` log-spaced in
-      ``init["rates"]`` (jittered by ``e^{U(-0.1, 0.1)}``), ``U ~ N(0, 1)``,
-      ``b = 0``, ``c ~ N(0, 1/m)``, ``d = 0`` (``P = I`` for ``"orth"``);
-    * ``"torch-default"``: the public code's ``nn.Parameter`` / ``nn.Linear``
-      defaults: ``w ~ N(0, 1)``, ``P`` the Q factor of a Gaussian matrix,
-      encoder entries ``U(-1/sqrt(d), 1/sqrt(d))``, decoder entries
-      ``U(-1/sqrt(m), 1/sqrt(m))``.
-    """
-    rng = np.random.default_rng(rng)
-    m, d = net.hidden, net.inputs
-    p: dict = {}
-    kind = init["kind"]
-    if kind == "stable-diagonal":
-        lo, hi = init["rates"]
-        r = np.geomspace(lo, hi, m) * np.exp(rng.uniform(-0.1, 0.1, m))
-        U = rng.standard_normal((m, d))
-        c = rng.standard_normal(m) / math.sqrt(m)
-        if net.form == "free":
-            p["M"] = -np.diag(r)
-        else:
-            p["w"] = _ginv(net.g, r)
-            if net.form == "orth":
-                p["P"] = np.eye(m)
-        p.update(U=U, b=np.zeros(m), c=c)
-        if net.output_bias:
-            p["d"] = np.zeros(1)
-    elif kind == "torch-default":
-        if net.form == "free":
-            raise ValueError("`init` 'torch-default' is defined for the 'diag' and 'orth' forms only.")
-        p["w"] = rng.standard_normal(m)
-        if net.form == "orth":
-            p["P"] = np.linalg.qr(rng.standard_normal((m, m)))[0]
-        be, bd = 1.0 / math.sqrt(d), 1.0 / math.sqrt(m)
-        p["U"] = rng.uniform(-be, be, (m, d))
-        p["b"] = rng.uniform(-be, be, m)
-        p["c"] = rng.uniform(-bd, bd, m)
-        if net.output_bias:
-            p["d"] = rng.uniform(-bd, bd, 1)
-    else:
-        raise ValueError(f"`init['kind']` must be 'stable-diagonal' or 'torch-default'; got {kind!r}.")
-    return p
+    """Initial parameters: :func:`dynmem.residual.init_residual` as a dict (``"stable-diagonal"`` or ``"torch-default"``)."""
+    model = init_residual(net.hidden, init, rng, form=net.form, g=net.g, activation=net.activation, dt=net.dt,
+                          output_bias=net.output_bias, inputs=net.inputs)
+    return _as_dict(model, net.names)
 
 
 def recurrent_matrix(net: Net, p: dict, *, g: str | None = None) -> np.ndarray:
@@ -241,125 +161,40 @@ def recurrent_matrix(net: Net, p: dict, *, g: str | None = None) -> np.ndarray:
 
     ``g`` overrides ``net.g`` (the identity swap at evaluation).
     """
-    g = net.g if g is None else g
-    if net.form == "free":
-        return np.asarray(p["M"], dtype=float)
-    lam = _g(g, np.asarray(p["w"], dtype=float))
-    if net.form == "diag":
-        out = np.zeros(lam.shape + (lam.shape[-1],))
-        idx = np.arange(lam.shape[-1])
-        out[..., idx, idx] = -lam
-        return out
-    P = np.asarray(p["P"], dtype=float)
-    return -np.einsum("...ki,...k,...kj->...ij", P, lam, P)
-
-
-def time_weights(T: int, power: float) -> np.ndarray:
-    r"""Squared time weights ``omega_i^2`` of the time-weighted MSE, shape (T,).
-
-    ``omega_i = ((i + 1) / (T + 1))^p`` rescaled so that ``sum omega = T``;
-    ``p = 0`` gives ones (plain MSE).
-    """
-    w = ((np.arange(T) + 1.0) / (T + 1.0)) ** float(power)
-    w = w / w.sum() * T
-    return w * w
+    return rs.recurrent_matrix(net.form, net.g if g is None else g, p)
 
 
 def margin_penalty(net: Net, p: dict, penalty: dict | None) -> tuple[float, dict]:
-    """The code's ``weight * relu(level - margin)`` and its gradient with respect to ``w``.
-
-    The margin is the code's ``stability_margin()``: the smallest positive
-    ``w_i`` for ``g = relu`` (no penalty if none is positive), ``softplus(min w)``
-    for ``g = softplus``, ``g(min w)`` otherwise.
-    """
+    """The code's ``weight * relu(level - margin)`` and its gradient with respect to ``w``
+    (:class:`dynmem.residual.MarginPenalty`; ``(0.0, {})`` without a penalty or for ``"free"``)."""
     if not penalty or net.form == "free":
         return 0.0, {}
-    w = np.asarray(p["w"], dtype=float)
-    if net.g == "relu":
-        pos = np.flatnonzero(w > 0)
-        if pos.size == 0:
-            return 0.0, {}
-        i = int(pos[np.argmin(w[pos])])
-        margin, dmargin = float(w[i]), 1.0
-    else:
-        i = int(np.argmin(w))
-        margin = float(_g(net.g, w[i:i + 1])[0])
-        dmargin = float(_gprime(net.g, w[i:i + 1])[0])
-    gap = float(penalty["level"]) - margin
-    if gap <= 0:
-        return 0.0, {}
-    gw = np.zeros_like(w)
-    gw[i] = -float(penalty["weight"]) * dmargin
-    return float(penalty["weight"]) * gap, {"w": gw}
+    return MarginPenalty(float(penalty["weight"]), float(penalty["level"])).of(net.g, p["w"])
 
 
 def loss_and_grad(net: Net, p: dict, X: np.ndarray, Y: np.ndarray, wt2: np.ndarray) -> tuple[float, dict]:
-    """Time-weighted MSE and its gradient with respect to every tensor of ``p``.
+    """Time-weighted MSE and its gradient with respect to every tensor of ``p``
+    (:meth:`dynmem.residual.ResidualRNN.value_and_grad`).
 
     Raises
     ------
     FloatingPointError
         If the recurrence or its gradient became non-finite.
     """
-    W = recurrent_matrix(net, p)
-    model = EulerRNN(W, p["U"], p["b"], p["c"], dt=net.dt, activation=net.activation)
-    traj = forward(model, X)
-    y = traj.y + (p["d"][0] if net.output_bias else 0.0)
-    r = y - Y
-    lw = wt2[None, :] * r
-    loss = float(np.mean(lw * r))
-    dy = (2.0 / r.size) * lw
-    gr = backward(model, traj, dy).grad
-    grads = {"U": gr.U, "b": gr.b, "c": gr.c}
-    if net.output_bias:
-        grads["d"] = np.array([dy.sum()])
-    G = gr.W
-    if net.form == "free":
-        grads["M"] = G
-    elif net.form == "diag":
-        grads["w"] = -np.diag(G) * _gprime(net.g, p["w"])
-    else:
-        P = p["P"]
-        lam = _g(net.g, p["w"])
-        grads["w"] = -np.einsum("ki,ij,kj->k", P, G, P) * _gprime(net.g, p["w"])
-        grads["P"] = -(lam[:, None] * P) @ (G + G.T)
-    if not math.isfinite(loss):
-        raise FloatingPointError(f"the training loss became non-finite ({loss}).")
-    return loss, grads
+    res = net.model(p).value_and_grad(X, Y, weights=wt2)
+    return res.loss, dict(res.grads)
 
 
 def predict(net: Net, stacked: dict, X: np.ndarray, *, g: str | None = None, chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Outputs of K parameter sets (every tensor with a leading axis K) on ``X``: (K, B, T) and finite flags (K,).
-
-    Runs :func:`dynmem.recurrences.outputs_many` in groups of ``chunk`` sets.
-    """
-    K = next(iter(stacked.values())).shape[0]
-    W = recurrent_matrix(net, stacked, g=g)
-    runner = net.runner()
-    B, T = X.shape[0], X.shape[1]
-    out = np.empty((K, B, T))
-    finite = np.empty(K, dtype=bool)
-    for s in range(0, K, chunk):
-        e = min(K, s + chunk)
-        params = {"W": W[s:e], "U": stacked["U"][s:e], "b": stacked["b"][s:e], "c": stacked["c"][s:e]}
-        with np.errstate(all="ignore"):
-            y, ok = outputs_many(runner, params, X)
-            if net.output_bias:
-                y = y + stacked["d"][s:e, 0][:, None, None]
-        out[s:e] = y
-        finite[s:e] = ok
-    return out, finite
+    """Outputs of K parameter sets (every tensor with a leading axis K) on ``X``: (K, B, T) and finite flags (K,)
+    (:func:`dynmem.residual.stacked_outputs`)."""
+    return stacked_outputs(net.template(), stacked, X, g=g, chunk=chunk)
 
 
 def evaluate(net: Net, stacked: dict, X: np.ndarray, Y: np.ndarray, wt2: np.ndarray, *, g: str | None = None,
              divergence: float = DIVERGENCE) -> np.ndarray:
-    """Time-weighted MSE of K parameter sets, (K,); ``inf`` for a diverged set (non-finite or ``|y| > divergence``)."""
-    y, ok = predict(net, stacked, X, g=g)
-    with np.errstate(all="ignore"):
-        bad = ~ok | ~np.all(np.abs(y) <= divergence, axis=(1, 2))
-        r = y - Y[None]
-        err = np.mean(wt2[None, None, :] * r * r, axis=(1, 2))
-    return np.where(bad | ~np.isfinite(err), np.inf, err)
+    """Time-weighted MSE of K parameter sets, (K,); ``inf`` for a diverged set (:func:`dynmem.residual.stacked_errors`)."""
+    return stacked_errors(net.template(), stacked, X, Y, wt2, g=g, divergence=divergence)
 
 
 def _stack(p: dict, K: int = 1) -> dict:
@@ -372,7 +207,7 @@ def _stack(p: dict, K: int = 1) -> dict:
 
 @dataclass(frozen=True)
 class FitState:
-    """The outcome of :func:`fit` (plain data; also what a checkpoint holds).
+    """The outcome of :func:`fit` (plain data: :class:`dynmem.train.EpochResult` with parameter dicts).
 
     Attributes
     ----------
@@ -408,52 +243,44 @@ class FitState:
     resumed: int
 
 
-def _save_ckpt(path, key, p, best_p, mom, vel, t, lr, plateau, history, snaps, epoch, steps, best_val, done,
-               stopped, seconds, resumed):
-    arrays = {}
-    for k, v in p.items():
-        arrays[f"p/{k}"] = v
-        arrays[f"best/{k}"] = best_p[k]
-        arrays[f"m/{k}"] = mom[k]
-        arrays[f"v/{k}"] = vel[k]
-    for e, sp in snaps.items():
-        for k, v in sp.items():
-            arrays[f"snap{int(e)}/{k}"] = v
-    arrays["history"] = np.asarray(history, dtype=float).reshape(-1, 6)
-    meta = dict(key=key, t=int(t), lr=float(lr), plateau=plateau, epoch=int(epoch), steps=int(steps),
-                best_val=float(best_val), done=bool(done), stopped=stopped, seconds=float(seconds),
-                resumed=int(resumed), snapshots=[int(e) for e in snaps])
-    arrays["meta"] = np.array(json.dumps(meta))
-    atomic_savez(path, arrays)
+def training_options(training: dict, **changes) -> TrainOptions:
+    """A protocol's ``training`` section as :class:`dynmem.train.TrainOptions` (``changes`` set further fields).
 
-
-def _load_ckpt(path, key):
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            if meta.get("key") != key:
-                return None
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError, EOFError) as exc:  # unreadable: start again, say so
-        print(f"[dynmem.experiments] checkpoint {path} unreadable ({type(exc).__name__}); training from the start",
-              file=sys.stderr, flush=True)
-        return None
-    def part(prefix):
-        return {k.split("/", 1)[1]: data[k] for k in data if k.startswith(prefix + "/")}
-    snaps = {int(e): part(f"snap{int(e)}") for e in meta["snapshots"]}
-    return dict(meta=meta, p=part("p"), best=part("best"), m=part("m"), v=part("v"), history=data["history"],
-                snaps=snaps)
-
-
-def cosine_lr(lr0: float, lr_min: float, epoch: int, epochs: int) -> float:
-    r"""The cosine schedule: ``lr_min + (lr0 - lr_min) (1 + cos(pi e / E)) / 2`` for epoch ``e`` (from 0) of ``E``."""
-    return float(lr_min) + 0.5 * (float(lr0) - float(lr_min)) * (1.0 + math.cos(math.pi * int(epoch) / int(epochs)))
+    ``optimizer`` ("adam"/"adamw"; a non-zero ``weight_decay`` is decoupled,
+    i.e. AdamW, under either name, as the loop here always did), ``lr``,
+    ``weight_decay``, ``batch_size``, ``max_epochs``, ``min_epochs``,
+    ``schedule`` (``None``; a plateau rule ``{"factor", "patience", "threshold"}``;
+    or ``{"kind": "cosine", "lr_min"}``), ``clip_norm``, ``time_weight_power``,
+    ``penalty`` (``{"kind": "margin", "weight", "level"}``:
+    :class:`dynmem.residual.MarginPenalty`) and ``snapshots``.
+    """
+    wd = float(training.get("weight_decay", 0.0))
+    sched = training.get("schedule") or None
+    kw = {}
+    if sched is not None:
+        kind = sched.get("kind", "plateau")
+        kw["schedule"] = kind
+        if kind == "cosine":
+            kw["lr_min"] = float(sched["lr_min"])
+        else:
+            kw.update(plateau_factor=float(sched["factor"]), plateau_patience=int(sched["patience"]),
+                      plateau_threshold=float(sched["threshold"]))
+    pen = training.get("penalty")
+    if pen:
+        kw["penalty"] = MarginPenalty(float(pen["weight"]), float(pen["level"]))
+    kw.update(changes)
+    return TrainOptions(lr=float(training["lr"]), batch_size=int(training["batch_size"]),
+                        max_epochs=int(training["max_epochs"]), min_epochs=int(training.get("min_epochs", 1)),
+                        optimizer="adamw" if wd else str(training.get("optimizer", "adam")), weight_decay=wd,
+                        clip_norm=training.get("clip_norm"), time_weight_power=float(training["time_weight_power"]),
+                        snapshots=tuple(int(e) for e in training.get("snapshots", ())), **kw)
 
 
 def fit(net: Net, p0: dict, data: dict, training: dict, *, seed: int, threshold: float | None = None,
         checkpoint: str | None = None, key: str = "", progress: bool = False, label: str = "",
         time_budget: float | None = None, save_every: float = 15.0) -> FitState:
-    """Train ``p0`` epoch by epoch under a protocol's ``training`` section, resumably.
+    """Train ``p0`` epoch by epoch under a protocol's ``training`` section, resumably:
+    :func:`dynmem.train.train_epochs` on ``net.model(p0)`` with :func:`training_options`.
 
     Parameters
     ----------
@@ -464,155 +291,22 @@ def fit(net: Net, p0: dict, data: dict, training: dict, *, seed: int, threshold:
         ``X`` (N, T, d), ``Y`` (N, T) training sequences; ``Xv``, ``Yv``
         validation sequences.
     training : dict
-        The protocol's training section: ``optimizer`` ("adam"/"adamw",
-        identical at ``weight_decay = 0``), ``lr``, ``weight_decay``,
-        ``batch_size``, ``max_epochs``, ``min_epochs``, ``schedule``
-        (``None``; a plateau rule ``{"factor", "patience", "threshold"}``;
-        or ``{"kind": "cosine", "lr_min"}``, :func:`cosine_lr` per epoch),
-        ``clip_norm``, ``time_weight_power``,
-        ``penalty``, ``snapshots``.
+        The protocol's training section (:func:`training_options`).
     seed : int
         Epoch ``e`` shuffles with ``default_rng([seed, e])``.
-    threshold : float, optional
-        Stop once ``epoch >= min_epochs`` and the validation loss is below it.
-    checkpoint : str, optional
-        ``.npz`` path: written atomically at most every ``save_every`` seconds
-        and at the end; if it exists for the same ``key`` the run resumes
-        from it (a finished run returns at once).
-    key : str
-        Identifies the run in its checkpoint (a checkpoint of another run is ignored).
-    time_budget : float, optional
-        Stop (``stopped="time_budget"``) after this many seconds of training
-        in this call; the checkpoint lets a later call continue.
+    threshold, checkpoint, key, time_budget, save_every
+        As in :class:`dynmem.train.TrainOptions`.
 
     Returns
     -------
     FitState
     """
-    lr0 = float(training["lr"])
-    wd = float(training.get("weight_decay", 0.0))
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    bs = int(training["batch_size"])
-    max_epochs = int(training["max_epochs"])
-    min_epochs = int(training.get("min_epochs", 1))
-    clip = training.get("clip_norm")
-    sched = training.get("schedule")
-    penalty = training.get("penalty")
-    snap_at = set(int(e) for e in training.get("snapshots", ()))
-    X, Y, Xv, Yv = data["X"], data["Y"], data["Xv"], data["Yv"]
-    N = X.shape[0]
-    wt2, wt2v = time_weights(X.shape[1], training["time_weight_power"]), time_weights(Xv.shape[1], training["time_weight_power"])
-
-    ck = _load_ckpt(checkpoint, key) if checkpoint and os.path.exists(checkpoint) else None
-    if ck is not None:
-        meta = ck["meta"]
-        p, best_p, mom, vel = ck["p"], ck["best"], ck["m"], ck["v"]
-        t, lr, plateau = meta["t"], meta["lr"], meta["plateau"]
-        history = [list(r) for r in ck["history"]]
-        snaps = ck["snaps"]
-        epoch, steps, best_val = meta["epoch"], meta["steps"], meta["best_val"]
-        seconds, resumed = meta["seconds"], meta["resumed"] + (0 if meta["done"] else 1)
-        if meta["done"]:
-            hist = np.asarray(history, dtype=float).reshape(-1, 6)
-            return FitState(p, best_p, hist, snaps, epoch, steps, meta["stopped"], best_val,
-                            float(hist[-1, 3]) if hist.size else math.inf, seconds, meta["resumed"])
-        if progress:
-            print(f"[dynmem.experiments] {label}: resuming at epoch {epoch}", file=sys.stderr, flush=True)
-    else:
-        p = {k: np.array(v, dtype=float) for k, v in p0.items()}
-        best_p = {k: v.copy() for k, v in p.items()}
-        mom = {k: np.zeros_like(v) for k, v in p.items()}
-        vel = {k: np.zeros_like(v) for k, v in p.items()}
-        t, lr = 0, lr0
-        plateau = {"best": math.inf, "bad": 0}
-        history, snaps = [], {}
-        epoch, steps, best_val = 0, 0, math.inf
-        seconds, resumed = 0.0, 0
-        val0 = float(evaluate(net, _stack(p), Xv, Yv, wt2v)[0])
-        best_val = val0 if math.isfinite(val0) else math.inf
-    start = time.perf_counter()
-    last_save = start
-    stopped = "max_epochs"
-    done = False
-    cosine = bool(sched) and sched.get("kind", "plateau") == "cosine"
-    while epoch < max_epochs:
-        if cosine:
-            lr = cosine_lr(lr0, float(sched["lr_min"]), epoch, max_epochs)
-        perm = np.random.default_rng([int(seed), int(epoch)]).permutation(N)
-        tot, nb = 0.0, 0
-        try:
-            for s in range(0, N, bs):
-                idx = np.sort(perm[s:s + bs])
-                loss, grads = loss_and_grad(net, p, X[idx], Y[idx], wt2)
-                _, pg = margin_penalty(net, p, penalty)
-                for k, v in pg.items():
-                    grads[k] = grads[k] + v
-                if clip:
-                    total = math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
-                    if total > clip:
-                        scale = float(clip) / (total + 1e-6)
-                        grads = {k: g * scale for k, g in grads.items()}
-                t += 1
-                bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
-                for k in p:
-                    g = grads[k]
-                    if wd:
-                        p[k] *= 1.0 - lr * wd
-                    mom[k] = b1 * mom[k] + (1 - b1) * g
-                    vel[k] = b2 * vel[k] + (1 - b2) * g * g
-                    p[k] = p[k] - lr * (mom[k] / bc1) / (np.sqrt(vel[k] / bc2) + eps)
-                tot += loss
-                nb += 1
-                steps += 1
-        except FloatingPointError:
-            stopped = "diverged"
-            p = {k: v.copy() for k, v in best_p.items()}
-            done = True
-            break
-        epoch += 1
-        val = float(evaluate(net, _stack(p), Xv, Yv, wt2v)[0])
-        if val < best_val:
-            best_val = val
-            best_p = {k: v.copy() for k, v in p.items()}
-        if sched and not cosine:
-            if val < plateau["best"] * (1.0 - float(sched["threshold"])):
-                plateau["best"], plateau["bad"] = val, 0
-            else:
-                plateau["bad"] += 1
-            if plateau["bad"] > int(sched["patience"]):
-                lr *= float(sched["factor"])
-                plateau["bad"] = 0
-        if epoch in snap_at:
-            snaps[epoch] = {k: v.copy() for k, v in p.items()}
-        now = time.perf_counter()
-        history.append([epoch, steps, tot / max(nb, 1), val, lr, seconds + now - start])
-        if progress and (epoch <= 3 or epoch % 10 == 0):
-            print(f"[dynmem.experiments] {label}: epoch {epoch} steps {steps} train {tot / max(nb, 1):.3e} "
-                  f"val {val:.3e} lr {lr:.1e} ({seconds + now - start:.0f} s)", file=sys.stderr, flush=True)
-        if not math.isfinite(val):
-            stopped, done = "diverged", True
-            break
-        if threshold is not None and epoch >= min_epochs and val < threshold:
-            stopped, done = "threshold", True
-            break
-        if time_budget is not None and now - start > time_budget:
-            stopped = "time_budget"
-            break
-        if checkpoint and now - last_save > save_every:
-            _save_ckpt(checkpoint, key, p, best_p, mom, vel, t, lr, plateau, history, snaps, epoch, steps, best_val,
-                       False, stopped, seconds + now - start, resumed)
-            last_save = now
-    else:
-        done = True
-    seconds += time.perf_counter() - start
-    if epoch >= max_epochs:
-        done = True
-    if checkpoint:
-        _save_ckpt(checkpoint, key, p, best_p, mom, vel, t, lr, plateau, history, snaps, epoch, steps, best_val, done,
-                   stopped, seconds, resumed)
-    hist = np.asarray(history, dtype=float).reshape(-1, 6)
-    last_val = float(hist[-1, 3]) if hist.size else best_val
-    return FitState(p, best_p, hist, snaps, epoch, steps, stopped, best_val, last_val, seconds, resumed)
+    options = training_options(training, threshold=threshold, checkpoint=checkpoint, key=key,
+                               time_budget=time_budget, save_every=save_every)
+    res = train_epochs(net.model(p0), data, options, seed=seed, progress=progress, label=label)
+    return FitState(_as_dict(res.model, net.names), _as_dict(res.best_model, net.names), res.history,
+                    {e: _as_dict(m, net.names) for e, m in res.snapshots.items()}, res.epochs, res.steps, res.stopped,
+                    res.best_val, res.last_val, res.seconds, res.resumed)
 
 
 # ----------------------------------------------------------------------------
