@@ -265,7 +265,7 @@ def quick_results(tmp_path_factory):
     from dynmem.reproduce import reproduce
 
     out = tmp_path_factory.mktemp("exp")
-    reproduce(["fig2", "fig4", "ablation"], out=str(out), quick=True)
+    reproduce(["fig2", "fig8b", "ablation"], out=str(out), quick=True)
     return out
 
 
@@ -284,17 +284,17 @@ def test_report_is_generated_from_the_json(quick_results):
     with open(os.path.join(quick_results, "REPORT.md")) as fh:
         text = fh.read()
     rows = report.report_rows(str(quick_results))
-    assert [r["stem"] for r in rows] == ["fig2-paper", "fig4-paper", "ablation-paper"]
+    assert [r["stem"] for r in rows] == ["fig2-paper", "fig8b-paper", "ablation-paper"]
     for r in rows:
         assert f"`{r['stem']}`" in text and f"**{r['verdict']}**" in text and f"({r['stem']}.png)" in text
     v = get_experiment("fig2").verdict(report._decode(read_json(os.path.join(quick_results, "fig2-paper.json"))))
     assert rows[0]["verdict"] == v["verdict"] and report.markdown_text(v["why"]) in text
     # a finding edited in the JSON changes the report: nothing is typed in
-    path = os.path.join(quick_results, "fig4-paper.json")
+    path = os.path.join(quick_results, "fig8b-paper.json")
     d = read_json(path)
     d["targets"]["pol"]["per_width"][str(d["widths"][0])]["unstable"][0] = [0, 5]
     atomic_write_json(path, d)
-    row = [r for r in report.report_rows(str(quick_results)) if r["stem"] == "fig4-paper"][0]
+    row = [r for r in report.report_rows(str(quick_results)) if r["stem"] == "fig8b-paper"][0]
     assert row["numbers"]["n_unstable_perturbed_W"] >= 5 and row["verdict"] != "reproduced"
 
 

@@ -58,7 +58,7 @@ def study_config(figure: str, protocol: str, size: str, **changes) -> dict:
     proto = get_protocol(protocol)
     cfg = {
         "figure": figure, "protocol": protocol, "size": size, "overrides": {},
-        "targets": ["pol", "exp"] if figure in ("fig2", "fig4") else ["pol"],
+        "targets": ["pol", "exp"] if figure in ("fig2", "fig8b") else ["pol"],
         "widths": list(proto["widths"]), "seeds": list(proto["seeds"]), "data_scale": 1.0,
         "activation": None, "parameterisation": figure if figure in proto["parameterisation"] else "fig2",
         "time_cap": None, "workdir": None,
