@@ -285,7 +285,7 @@ def test_report_is_generated_from_the_json(quick_results):
         text = fh.read()
     rows = report.report_rows(str(quick_results))
     assert [r["stem"] for r in rows] == ["fig2-paper", "fig8b-paper", "ablation-paper"]
-    for r in rows:
+    for r in report.in_context(rows):  # the text shows the verdicts in context (fig8b beside fig2)
         assert f"`{r['stem']}`" in text and f"**{r['verdict']}**" in text and f"({r['stem']}.png)" in text
     v = get_experiment("fig2").verdict(report._decode(read_json(os.path.join(quick_results, "fig2-paper.json"))))
     assert rows[0]["verdict"] == v["verdict"] and report.markdown_text(v["why"]) in text

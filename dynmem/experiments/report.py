@@ -145,7 +145,8 @@ def _sizes(r: dict) -> str:
         n = int(round(proto["data"]["n_train"] * float(cfg["data_scale"])))
         parts.append(f"{n} train seqs x T={proto['data'].get('T_train')}")
     if r.get("experiment") == "fig3":
-        parts.append(f"{cfg.get('n_teachers')} teachers of width {cfg.get('teacher_width')}")
+        n = len(cfg["pool"]) if isinstance(cfg.get("pool"), list) else cfg.get("n_teachers")
+        parts.append(f"{n} teachers of width {cfg.get('teacher_width')}")
     if r.get("experiment") == "fig78":
         parts.append(f"{len(r.get('cells', []))} cells")
     if r.get("experiment") == "ablation":
