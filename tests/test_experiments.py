@@ -369,7 +369,8 @@ def test_study_figure_survives_margins_that_are_all_zero(quick_results, tmp_path
 def test_fig3_through_a_sweep_store_equals_the_serial_run(tmp_path):
     # the teachers run as sweep tasks when there is a workdir (the store name carries the config's digest)
     fig3 = get_experiment("fig3")
-    cfg = fig3.config("quick", n_teachers=2, widths=[4], epochs=3)
+    cfg = fig3.config("quick", pool=[{"kind": "power", "p": 1.5}, {"kind": "rnn", "abscissa": -0.5}], widths=[4],
+                      epochs=3, T=40, T_long=80)
     serial = fig3.run(cfg)
     stored = fig3.run({**cfg, "workdir": str(tmp_path)})
     assert any(f.startswith("store-fig3-") for f in os.listdir(tmp_path))

@@ -45,6 +45,7 @@ REGISTRY = {
     "fig4": "fig4",
     "fig8b": "fig8b",
     "appc": "appc",
+    "fig12": "fig12",
     "fig78": "fig78",
     "fig11": "fig11",
     "kernel-limit": "kernel_limit",

@@ -167,7 +167,7 @@ def teacher_task(teacher: int, *, config: dict, rng=None) -> dict:
     Xl = drng.standard_normal((16, int(cfg["T_long"]), 1))
     raw = target.output_sequence(X, dt)
     scale = float(np.std(raw))
-    out = {"index": int(index), "kind": spec["kind"], "spec": spec, "output_std": scale,
+    out = {"index": int(index), "kind": spec["kind"], "output_std": scale,
            "abscissa": float(spec.get("abscissa", math.nan))}
     if not (math.isfinite(scale) and scale > 0):
         scale = 1.0
@@ -216,7 +216,8 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
     for r in rows:
         fl = lambda key: [float(v) for v in np.asarray(r[key]).ravel()]
         teachers.append({
-            "index": int(r["index"]), "kind": str(r["kind"]), "abscissa": float(r["abscissa"]),
+            "index": int(r["index"]), "kind": str(r["kind"]), "spec": dict(config["pool"][int(r["index"])]),
+            "abscissa": float(r["abscissa"]),
             "relative_error": fl("relative_error"), "shift_threshold": fl("shift_threshold"),
             "instability_beta": fl("instability_beta"), "effective_margin": fl("effective_margin"),
             "approximated": bool(r["approximated"]), "family_radius": float(r["family_radius"]),
