@@ -46,6 +46,7 @@ REGISTRY = {
     "fig8b": "fig8b",
     "appc": "appc",
     "fig12": "fig12",
+    "fig9": "fig9",
     "fig78": "fig78",
     "fig11": "fig11",
     "kernel-limit": "kernel_limit",
