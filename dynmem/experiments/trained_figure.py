@@ -163,6 +163,12 @@ def verdict_fig2(result: dict) -> dict:
              f"{_fmt(numbers['pol_instability_slope'])}, crossing slope {_fmt(cross)}, "
              f"E_m(0) slope {_fmt(numbers['pol_error0_slope_in_m'])}"
            + ("" if mech else "; mechanism not shown") + ("" if visible else "; no shrinking boundary"))
+    from .epochs import epochs_to_approximation
+
+    ep = epochs_to_approximation(result)
+    numbers["epochs_to_approximation"] = {"claim_holds": ep["claim_holds"],
+                                          **{t: v["median"] for t, v in ep["targets"].items()}}
+    why += f"; {ep['why']}"
     zero, total = _pinned_at_zero(result)
     if result.get("protocol_name") == "code" and total and zero >= total / 2:
         numbers["models_with_margin_zero"] = [zero, total]
