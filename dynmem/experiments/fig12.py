@@ -208,7 +208,8 @@ def verdict(result: dict) -> dict:
     else:
         v = "not reproduced"
     errs = {s["m"]: round(s["relative_error"], 4) for s in result["students"]}
-    why = (f"teacher memory {c['decay_kind']}, late/early {c['late_over_early_memory']:.3g}; relative errors {errs}; "
+    why = ((f"the students learned too little to compare widths (best relative error {best:.3g} > 0.5); "
+            if v == "not informative" else "") +f"teacher memory {c['decay_kind']}, late/early {c['late_over_early_memory']:.3g}; relative errors {errs}; "
            f"widest/best of the next two {c['widest_over_best_mid']:.3g}; threshold slope in m "
            f"{c['threshold_slope']:.3g}; F1-F3 {[c['F1'], c['F2'], c['F3']]}")
     return {"verdict": v, "why": why, "numbers": c}
