@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     mode.add_argument("--full", dest="quick", action="store_false", help="the protocol's full budget (hours for the trained figures; resumable)")
     r.add_argument("--out", default="dynmem-results", help="output folder (default dynmem-results)")
     r.add_argument("--protocol", choices=("paper", "code", "dynmem"),
-                   help="protocol of the trained experiments (fig2, fig4, fig78, ablation); the others run their own "
+                   help="protocol of the trained experiments (fig2, fig8b, fig78, ablation); the others run their own "
                         "(default: each experiment's first: paper)")
     r.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="seeds of the experiments that have a seeds setting (default: each experiment's)")
@@ -236,7 +236,7 @@ def main(argv=None) -> int:
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
     where = r.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, metavar="N",
-                       help="run the per-seed tasks (fig2, fig4, ...) on N local processes (same numbers as serial)")
+                       help="run the per-seed tasks (fig2, fig8b, ...) on N local processes (same numbers as serial)")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run the per-seed tasks on the Dask cluster at ADDRESS, e.g. tcp://host:8786 "
                             "(needs pip install 'dynmem[distributed]')")

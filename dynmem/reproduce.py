@@ -30,7 +30,7 @@ import os
 import sys
 import time
 
-from .experiments import experiment_names, get_experiment
+from .experiments import experiment_names, get_experiment, renamed_note
 from .io import atomic_write_json, read_json, to_jsonable
 
 __all__ = ["EXPERIMENTS", "reproduce", "run_fig1", "run_fig11", "experiment_stem", "resolve_protocol", "all_protocols"]
@@ -145,6 +145,10 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"`experiments` must be among {list(EXPERIMENTS)} or 'all'; got {unknown}.")
+    for n in ([] if "all" in experiments else names):  # asked by name for a protocol only its old meaning had
+        note = renamed_note(n, protocol) if protocol is not None else ""
+        if note:
+            raise ValueError(f"experiment {n!r} has no protocol {protocol!r}: {note}")
     known = all_protocols()
     if protocol is not None and (not isinstance(protocol, str) or protocol not in known):
         raise ValueError(f"`protocol` must be None or one of {list(known)} (the protocols of the experiments); "

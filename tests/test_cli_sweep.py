@@ -1,4 +1,4 @@
-"""`dynmem sweep status`, `dynmem reproduce --workers/--scheduler`, and fig2/fig4 on an executor."""
+"""`dynmem sweep status`, `dynmem reproduce --workers/--scheduler`, and fig2/fig8b on an executor."""
 
 import json
 import os
@@ -146,12 +146,12 @@ def scheduler():
 
 def test_reproduce_cli_scheduler_gives_the_serial_json(tmp_path, monkeypatch, capsys, scheduler):
     monkeypatch.setitem(rt.SETTINGS, "quick", dict(rt.SETTINGS["quick"], **TINY))
-    base = ["reproduce", "fig4", "--protocol", "dynmem", "--seeds", "0", "1"]
+    base = ["reproduce", "fig8b", "--protocol", "dynmem", "--seeds", "0", "1"]
     assert cli.main(base + ["--out", str(tmp_path / "serial"), "--quiet"]) == 0
     assert cli.main(base + ["--out", str(tmp_path / "dask"), "--scheduler", scheduler]) == 0
     err = capsys.readouterr().err
-    assert "fig4 seeds: 2/2 done, 0 failed, 0 remaining" in err  # the sweep's progress, on by default in the CLI
-    with open(tmp_path / "serial" / "fig4-dynmem.json") as a, open(tmp_path / "dask" / "fig4-dynmem.json") as b:
+    assert "fig8b seeds: 2/2 done, 0 failed, 0 remaining" in err  # the sweep's progress, on by default in the CLI
+    with open(tmp_path / "serial" / "fig8b-dynmem.json") as a, open(tmp_path / "dask" / "fig8b-dynmem.json") as b:
         assert _numbers(json.load(b)) == _numbers(json.load(a))
 
 

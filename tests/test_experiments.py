@@ -266,7 +266,7 @@ def quick_results(tmp_path_factory):
     from dynmem.reproduce import reproduce
 
     out = tmp_path_factory.mktemp("exp")
-    reproduce(["fig2", "fig4", "ablation"], out=str(out), quick=True)
+    reproduce(["fig2", "fig8b", "ablation"], out=str(out), quick=True)
     return out
 
 
@@ -285,7 +285,7 @@ def test_report_is_generated_from_the_json(quick_results):
     with open(os.path.join(quick_results, "REPORT.md")) as fh:
         text = fh.read()
     rows = report.in_context(report.report_rows(str(quick_results)))
-    assert [r["stem"] for r in rows] == ["fig2-paper", "fig4-paper", "ablation-paper"]
+    assert [r["stem"] for r in rows] == ["fig2-paper", "fig8b-paper", "ablation-paper"]
     # a stable parameterisation is judged beside fig2 under the same protocol: nothing to remove, nothing shown
     if rows[0]["verdict"] not in ("reproduced", "partly"):
         assert rows[1]["verdict"] == "not informative" and "fig2-paper" in rows[1]["why"]
@@ -296,11 +296,11 @@ def test_report_is_generated_from_the_json(quick_results):
     v = get_experiment("fig2").verdict(report._decode(read_json(os.path.join(quick_results, "fig2-paper.json"))))
     assert rows[0]["verdict"] == v["verdict"] and report.markdown_text(v["why"]) in text
     # a finding edited in the JSON changes the report: nothing is typed in
-    path = os.path.join(quick_results, "fig4-paper.json")
+    path = os.path.join(quick_results, "fig8b-paper.json")
     d = read_json(path)
     d["targets"]["pol"]["per_width"][str(d["widths"][0])]["unstable"][0] = [0, 5]
     atomic_write_json(path, d)
-    row = [r for r in report.report_rows(str(quick_results)) if r["stem"] == "fig4-paper"][0]
+    row = [r for r in report.report_rows(str(quick_results)) if r["stem"] == "fig8b-paper"][0]
     assert row["numbers"]["n_unstable_perturbed_W"] >= 5 and row["verdict"] != "reproduced"
 
 
@@ -375,7 +375,8 @@ def test_study_figure_survives_margins_that_are_all_zero(quick_results, tmp_path
 def test_fig3_through_a_sweep_store_equals_the_serial_run(tmp_path):
     # the teachers run as sweep tasks when there is a workdir (the store name carries the config's digest)
     fig3 = get_experiment("fig3")
-    cfg = fig3.config("quick", n_teachers=2, widths=[4], epochs=3)
+    cfg = fig3.config("quick", pool=[{"kind": "power", "p": 1.5}, {"kind": "rnn", "abscissa": -0.5}], widths=[4],
+                      epochs=3, T=40, T_long=80)
     serial = fig3.run(cfg)
     stored = fig3.run({**cfg, "workdir": str(tmp_path)})
     assert any(f.startswith("store-fig3-") for f in os.listdir(tmp_path))

@@ -23,14 +23,19 @@ Every experiment module provides
     replication report, :mod:`dynmem.experiments.report`).
 
 :data:`REGISTRY` maps experiment names to modules; the ``dynmem reproduce``
-command reads it.
+command reads it.  :data:`RENAMED` records names whose meaning changed:
+``fig4`` was dynmem's trained tanh net with a diagonal softplus ``W`` (the
+paper's Fig. 8b) and is now the paper's Fig. 4 (a linear RNN); the tanh
+experiment is ``fig8b``.  :func:`experiment_of` reads an old result file by
+its old meaning, and asking ``fig4`` for a protocol only the old experiment had
+raises an error that says so (:func:`renamed_note`).
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["REGISTRY", "experiment_names", "get_experiment"]
+__all__ = ["REGISTRY", "RENAMED", "experiment_names", "get_experiment", "experiment_of", "renamed_note"]
 
 REGISTRY = {
     "mechanism": "mechanism",
@@ -38,6 +43,10 @@ REGISTRY = {
     "fig2": "fig2",
     "fig3": "fig3",
     "fig4": "fig4",
+    "fig8b": "fig8b",
+    "appc": "appc",
+    "fig12": "fig12",
+    "fig9": "fig9",
     "fig78": "fig78",
     "fig11": "fig11",
     "kernel-limit": "kernel_limit",
@@ -57,3 +66,36 @@ def get_experiment(name: str):
     if name not in REGISTRY:
         raise ValueError(f"`name` must be one of {list(REGISTRY)}; got {name!r}.")
     return importlib.import_module(f"{__name__}.{REGISTRY[name]}")
+
+
+RENAMED = {
+    "fig4": {"new": "fig8b", "old_protocols": ("paper", "code", "dynmem"),
+             "note": ("`fig4` is now the paper's Fig. 4 (a linear RNN with W = -expm(M) / -softplus(M), protocol "
+                      "'paper' only); the trained tanh RNN with W = -softplus(w) formerly called `fig4` is [WLL] "
+                      "Fig. 8b and is registered as `fig8b` (protocols paper, code, dynmem).")},
+}
+
+
+def renamed_note(name: str, protocol: str | None = None) -> str:
+    """The rename message when ``name`` with ``protocol`` asks for an experiment's old meaning ("" otherwise).
+
+    ``protocol=None`` returns the note for any renamed name.
+    """
+    r = RENAMED.get(name)
+    if r is None:
+        return ""
+    if protocol is None or (protocol in r["old_protocols"] and protocol not in get_experiment(name).PROTOCOLS):
+        return r["note"]
+    return ""
+
+
+def experiment_of(result: dict) -> str | None:
+    """The registered experiment a result file belongs to (old ``fig4`` files of the tanh study: ``fig8b``)."""
+    if not isinstance(result, dict):
+        return None
+    rep = result.get("reproduce") if isinstance(result.get("reproduce"), dict) else {}
+    name = rep.get("experiment") or result.get("experiment")
+    cfg = result.get("config") if isinstance(result.get("config"), dict) else {}
+    if name == "fig4" and (cfg.get("figure") in ("fig4", "fig8b") or "targets" in result or "per_width" in result):
+        return RENAMED["fig4"]["new"]
+    return name

@@ -54,7 +54,7 @@ def _paper() -> dict:
             "output_bias": False,
         },
         "parameterisation": {"fig2": {"form": "free", "g": "identity"},
-                             "fig4": {"form": "diag", "g": "softplus"}},
+                             "fig8b": {"form": "diag", "g": "softplus"}},
         "identity_swap": False,
         "init": {"kind": "stable-diagonal", "rates": [0.1, 1.0]},
         "data": {
@@ -112,7 +112,7 @@ def _code() -> dict:
             "output_bias": True,
         },
         "parameterisation": {"fig2": {"form": "orth", "g": "relu"},            # "rnn"
-                             "fig4": {"form": "orth", "g": "softplus"},        # "softplusrnn"
+                             "fig8b": {"form": "orth", "g": "softplus"},        # "softplusrnn"
                              "diagonalrnn": {"form": "diag", "g": "relu"}},
         "identity_swap": True,
         "init": {"kind": "torch-default", "w": "N(0, 1)", "P": "orthogonal (QR of N(0, 1))",
@@ -166,7 +166,7 @@ def _dynmem() -> dict:
         "source": "dynmem 0.1 (dynmem.experiments.wll_training): the protocol used before the replication issue",
         "model": {"kind": "EulerRNN", "recurrence": "h_{k+1} = h_k + tanh(W h_k + U x_k + b), y_k = c^T h_{k+1}",
                   "activation": "tanh", "dt": 1.0, "output_bias": False},
-        "parameterisation": {"fig2": {"form": "free", "g": "identity"}, "fig4": {"form": "diag", "g": "softplus"}},
+        "parameterisation": {"fig2": {"form": "free", "g": "identity"}, "fig8b": {"form": "diag", "g": "softplus"}},
         "identity_swap": False,
         "init": {"kind": "stable-diagonal", "rates": [0.1, 1.0]},
         "data": {"input": "x_k ~ N(0, 1)", "n_train": 128, "n_test": 32, "T_train": 100, "T_eval": 100},

@@ -16,7 +16,7 @@ import re
 import urllib.parse
 
 from ..io import atomic_write_text, read_json
-from . import experiment_names, get_experiment
+from . import experiment_names, experiment_of, get_experiment
 
 __all__ = ["collect", "scan", "report_rows", "render", "write_report", "markdown_text", "markdown_code", "in_context",
            "answer"]
@@ -53,7 +53,7 @@ def _schema_problem(r, names) -> str:
     if rep is not None and not isinstance(rep, dict):
         return "its `reproduce` is not an object"
     rep = rep or {}
-    name = rep.get("experiment") or r.get("experiment")
+    name = experiment_of(r)
     if not isinstance(name, str) or name not in names:
         return f"it names no dynmem experiment (`experiment` is {_short(name)})"
     if rep and rep.get("complete") is not True:
@@ -120,7 +120,7 @@ def scan(out: str) -> tuple:
             continue
         found.append((os.path.splitext(fname)[0], r))
     order = {n: i for i, n in enumerate(names)}
-    found.sort(key=lambda sr: (order[(sr[1].get("reproduce") or {}).get("experiment") or sr[1]["experiment"]], sr[0]))
+    found.sort(key=lambda sr: (order[experiment_of(sr[1])], sr[0]))
     return found, bad
 
 
@@ -145,7 +145,8 @@ def _sizes(r: dict) -> str:
         n = int(round(proto["data"]["n_train"] * float(cfg["data_scale"])))
         parts.append(f"{n} train seqs x T={proto['data'].get('T_train')}")
     if r.get("experiment") == "fig3":
-        parts.append(f"{cfg.get('n_teachers')} teachers of width {cfg.get('teacher_width')}")
+        n = len(cfg["pool"]) if isinstance(cfg.get("pool"), list) else cfg.get("n_teachers")
+        parts.append(f"{n} teachers of width {cfg.get('teacher_width')}")
     if r.get("experiment") == "fig78":
         parts.append(f"{len(r.get('cells', []))} cells")
     if r.get("experiment") == "ablation":
@@ -183,7 +184,7 @@ def report_rows(out: str) -> list:
     """One dict per result file: stem, experiment, claim, protocol, size, sizes, budget, verdict, why, figure."""
     rows = []
     for stem, r in collect(out):
-        name = (r.get("reproduce") or {}).get("experiment") or r["experiment"]
+        name = experiment_of(r)
         mod = get_experiment(name)
         try:
             v = mod.verdict(r)
@@ -255,11 +256,11 @@ def markdown_link_target(name: str) -> str:
     return urllib.parse.quote(os.path.basename(str(name)), safe="")
 
 
-_STABLE_FIGURES = ("fig4", "fig78")
+_STABLE_FIGURES = ("fig8b", "fig78")
 
 
 def in_context(rows: list) -> list:
-    """Verdicts that depend on another experiment's: a stable parameterisation (fig4 / Fig. 8b, fig78) removes
+    """Verdicts that depend on another experiment's: a stable parameterisation (fig8b, fig78) removes
     an instability, so its claim is informative only where the free-W net (fig2, same protocol and size) shows one."""
     fig2 = {(r["protocol"], r["size"]): r for r in rows if r["experiment"] == "fig2"}
     out = []

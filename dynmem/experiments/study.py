@@ -58,7 +58,7 @@ def study_config(figure: str, protocol: str, size: str, **changes) -> dict:
     proto = get_protocol(protocol)
     cfg = {
         "figure": figure, "protocol": protocol, "size": size, "overrides": {},
-        "targets": ["pol", "exp"] if figure in ("fig2", "fig4") else ["pol"],
+        "targets": ["pol", "exp"] if figure in ("fig2", "fig8b") else ["pol"],
         "widths": list(proto["widths"]), "seeds": list(proto["seeds"]), "data_scale": 1.0,
         "activation": None, "parameterisation": figure if figure in proto["parameterisation"] else "fig2",
         "time_cap": None, "workdir": None,
@@ -534,7 +534,8 @@ def _merge(cfg, proto, tasks, results, seconds) -> dict:
         rows = {str(m): {k: [] for k in ("error0", "margin", "radius", "first_unstable", "blowup", "ball_sup",
                                          "shell_max", "epochs", "steps", "stopped", "best_val", "last_val",
                                          "train_seconds", "threshold", "unstable", "resumed") + _NEW_KEYS
-                          + ("shift_relmse", "shift_random_relmse", "relative_error0")} for m in widths}
+                          + ("shift_relmse", "shift_random_relmse", "relative_error0", "relative_val_history")}
+                for m in widths}
         points, per_seed = [], []
         betas = None
         for s in cfg["seeds"]:
@@ -557,6 +558,9 @@ def _merge(cfg, proto, tasks, results, seconds) -> dict:
                 row["shift_random_relmse"].append(_f(res.get(f"m{m}/shift_random_relmse", [])))
                 power = float(res.get(f"m{m}/test_power", math.nan))
                 row["relative_error0"].append(float(res[f"m{m}/error0"]) / power if power > 0 else math.nan)
+                hist = np.asarray(res.get(f"m{m}/history", np.zeros((0, 6))), float).reshape(-1, 6)
+                # validation MSE per epoch over the test outputs' power (same distribution): the training history
+                row["relative_val_history"].append(_f(hist[:, 3] / power) if power > 0 else [])
                 snap_eff = _f(res.get(f"m{m}/snap_effective_margin", [math.nan] * len(_f(res[f"m{m}/snap_epochs"]))))
                 row["ball_sup"].append(_f(res[f"m{m}/ball_sup"]))
                 row["shell_max"].append(_f(res[f"m{m}/shell_max"]))

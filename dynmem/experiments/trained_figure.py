@@ -1,4 +1,4 @@
-"""What Figs. 2 and 4 (and the activation grid of Figs. 7/8) share: configs per protocol, run, plot, verdicts.
+"""What Figs. 2 and 8b (formerly dynmem's ``fig4``; and the activation grid of Figs. 7/8) share: configs per protocol, run, plot, verdicts.
 
 ``"paper"`` and ``"code"`` run :func:`dynmem.experiments.study.run_study`;
 ``"dynmem"`` runs the earlier experiment (:mod:`dynmem.experiments.wll_training`)
@@ -45,7 +45,8 @@ def run(cfg: dict, *, executor=None, progress: bool = False) -> dict:
 
         fn = rt.run_fig2 if cfg["figure"] == "fig2" else rt.run_fig4
         res = fn(quick=cfg["size"] == "quick", seeds=tuple(cfg["seeds"]), progress=progress, executor=executor)
-        res.update(protocol_name="dynmem", protocol=get_protocol("dynmem"), config=dict(cfg), size=cfg["size"])
+        res.update(protocol_name="dynmem", protocol=get_protocol("dynmem"), config=dict(cfg), size=cfg["size"],
+                   experiment=cfg["figure"])
         return res
     return study.run_study(cfg, executor=executor, progress=progress)
 
@@ -162,6 +163,12 @@ def verdict_fig2(result: dict) -> dict:
              f"{_fmt(numbers['pol_instability_slope'])}, crossing slope {_fmt(cross)}, "
              f"E_m(0) slope {_fmt(numbers['pol_error0_slope_in_m'])}"
            + ("" if mech else "; mechanism not shown") + ("" if visible else "; no shrinking boundary"))
+    from .epochs import epochs_to_approximation
+
+    ep = epochs_to_approximation(result)
+    numbers["epochs_to_approximation"] = {"claim_holds": ep["claim_holds"],
+                                          **{t: v["median"] for t, v in ep["targets"].items()}}
+    why += f"; {ep['why']}"
     zero, total = _pinned_at_zero(result)
     if result.get("protocol_name") == "code" and total and zero >= total / 2:
         numbers["models_with_margin_zero"] = [zero, total]
