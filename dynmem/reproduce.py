@@ -111,6 +111,14 @@ def _remove_stale_temporaries(out: str, age: float = 600.0) -> list:
     return removed
 
 
+def missing_extras(mod) -> list:
+    """The optional extras an experiment module needs (its ``REQUIRES``: module -> extra) that are not installed."""
+    import importlib.util
+
+    need = getattr(mod, "REQUIRES", {}) or {}
+    return sorted({extra for module, extra in need.items() if importlib.util.find_spec(module) is None})
+
+
 def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool = True, protocol: str | None = None,
               seeds=None, resume: bool = True, progress: bool = False, executor=None, report: bool = True) -> dict:
     """Run experiments and write their JSON and PNG files; return ``{stem: json path}``.
@@ -169,6 +177,14 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
     written = {}
     for name in names:
         mod = get_experiment(name)
+        missing = missing_extras(mod)
+        if missing:
+            if "all" not in experiments:
+                raise ImportError(f"experiment {name!r} needs the optional extra(s) {missing}: "
+                                  f"pip install 'dynmem[{','.join(missing)}]'.")
+            print(f"{name}: skipped (needs the optional extra {','.join(missing)}: "
+                  f"pip install 'dynmem[{','.join(missing)}]')", file=sys.stderr, flush=True)
+            continue
         proto = resolve_protocol(name, protocol)
         if protocol is not None and proto != protocol and progress:
             print(f"{name}: has no protocol {protocol!r}; runs {proto!r}", file=sys.stderr, flush=True)

@@ -43,6 +43,7 @@ PROTOCOLS = ("paper",)
 PARAMETERISATIONS = ("direct", "exp", "softplus", "best")
 PUBLISHED = {"direct": 68.47, "exp": 70.55, "softplus": 71.36, "best": 70.77}  # [WLL] Table 1, MNIST, %
 DATA_EXTRA = "data"
+REQUIRES = {"sklearn": DATA_EXTRA}  # module -> the optional extra that installs it (read by dynmem reproduce)
 LEARNED = 50.0  # % test accuracy below which no parameterisation has learned enough to be ranked
 
 
