@@ -14,6 +14,7 @@ from . import (
     gated,
     inputs,
     interop,
+    margins,
     memory,
     models,
     plotting,
@@ -67,10 +68,12 @@ from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simu
 from .sweep import Grid, SweepInterrupted, SweepRun, SweepTable, TaskRecord, dask_executor, load_sweep, run_sweep
 from .norms import Gramians, HinfNorm, StateSpace, frequency_response, gramians, h2_norm, hankel_singular_values, hinf_norm, state_space
 from .capacity import LinearMemoryCapacity, MemoryCapacity, linear_memory_capacity, memory_capacity
-from .lyapunov import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum
+from .lyapunov_exponents import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum
 from .fixed_points import FixedPoints, find_fixed_points
 from .ssm_init import hippo_n, lru_ring
 from .sensitivity import LambdaSensitivity, lambda_sensitivity, sensitivity_law
+from .margins import (EffectiveMargin, FrontierFit, ModalDecomposition, discrete_margin, discrete_stability_radius,
+                      effective_margin, frontier_error, linear_frontier, modal_decomposition, shift_threshold)
 
 from .version import __version__
 
@@ -163,6 +166,17 @@ __all__ = [
     "SweepTable",
     "TaskRecord",
     "SweepInterrupted",
+    # stability margins (dynmem.margins)
+    "shift_threshold",
+    "discrete_margin",
+    "discrete_stability_radius",
+    "modal_decomposition",
+    "ModalDecomposition",
+    "effective_margin",
+    "EffectiveMargin",
+    "frontier_error",
+    "FrontierFit",
+    "linear_frontier",
     # system norms (dynmem.norms)
     "StateSpace",
     "state_space",

@@ -45,7 +45,7 @@ capabilities are written down as :class:`typing.Protocol` classes
 * :class:`DiscreteMap` - a :class:`DiscreteModel` whose step can be taken on
   its own: ``step(S, X)`` (the next flat states, batched) and
   ``step_jacobian(S, X)`` (``dF/ds``, batched).  Lyapunov spectra, fixed
-  points and memory capacity of discrete models (:mod:`dynmem.lyapunov`,
+  points and memory capacity of discrete models (:mod:`dynmem.lyapunov_exponents`,
   :mod:`dynmem.fixed_points`, :mod:`dynmem.capacity`) need it.
 * :class:`LinearSystem` - ``linear_system()`` returns real ``(A, B, C, D)``
   of shapes (n, n), (n, d), (p, n), (p, d): ``dh/dt = A h + B x``,

@@ -711,6 +711,68 @@ def test_classifier_sees_nan_in_gradients_models_rates_and_margins():
     assert classify(lambda: dataclasses.replace(fit, kind="polynomial", rate=np.inf))[0] == "silent-inf"
 
 
+# -- stability margins, system norms, memory capacity, Lyapunov spectra, fixed points, SSM initialisers (issue 22, 25)
+_LIN = dm.LinearRNN(np.array([[-1.0, 0.3], [0.0, -0.5]]), np.ones((2, 1)), np.array([1.0, -0.5]))
+_DRNN = dm.DiscreteRNN(np.array([[0.5, 0.1], [0.0, 0.3]]), np.ones((2, 1)), np.zeros(2), np.ones(2), activation="tanh")
+for _name, _fn in {"shift_threshold": dm.shift_threshold, "discrete_margin": dm.discrete_margin,
+                   "discrete_stability_radius": dm.discrete_stability_radius}.items():
+    arg = "A" if _name == "discrete_stability_radius" else "W"
+    mutate(_name, lambda f=_fn, arg=arg, **kw: f(kw[arg]), {}, arg, MATRIX_BAD)
+    for _label, _W in MATRIX_EDGE.items():
+        case(_name, f"{arg}={_label}", (lambda f=_fn, W=_W: f(W)), "edge", arg, inf_ok=_name == "shift_threshold")
+mutate("shift_threshold", dm.shift_threshold, {"W": W2}, "dt", {"0": 0.0, "-1": -1.0, "nan": np.nan})
+mutate("discrete_margin", dm.discrete_margin, {"W": W2}, "dt", {"0": 0.0, "inf": np.inf})
+mutate("discrete_stability_radius", dm.discrete_stability_radius, {"A": 0.5 * np.eye(2)}, "n_grid", {"0": 0, "1.5": 1.5})
+mutate("modal_decomposition", dm.modal_decomposition, {"U": np.ones(2), "c": np.ones(2)}, "W", MATRIX_BAD)
+mutate("modal_decomposition", dm.modal_decomposition, {"W": W2, "c": np.ones(2)}, "U",
+       {"wrong rows": np.ones((3, 1)), "nan": np.array([np.nan, 1.0]), "string": "u"})
+mutate("modal_decomposition", dm.modal_decomposition, {"W": W2, "U": np.ones(2)}, "c", {"short": np.ones(1), "inf": np.array([np.inf, 1.0])})
+mutate("modal_decomposition", dm.modal_decomposition, {"W": W2, "U": np.ones(2), "c": np.ones(2)}, "gain", {"0": 0.0, "nan": np.nan})
+_DEC = dm.modal_decomposition(-0.5 * np.eye(2), np.ones(2), np.ones(2), dt=1.0)
+mutate("effective_margin", dm.effective_margin, {"horizon": 10}, "decomposition", {"string": "x", "None": None})
+mutate("effective_margin", dm.effective_margin, {"decomposition": _DEC}, "horizon", {"0": 0.0, "nan": np.nan, "-1": -1.0})
+mutate("effective_margin", dm.effective_margin, {"decomposition": _DEC, "horizon": 10}, "share", {"2": 2.0, "0": 0.0})
+_RHO = (1 + np.arange(20.0)) ** -1.5
+mutate("frontier_error", dm.frontier_error, {"margin": 0.1}, "rho", {"nan": np.array([np.nan, 1.0]), "2d": np.ones((2, 2))})
+mutate("frontier_error", dm.frontier_error, {"rho": _RHO}, "margin", {"-0.1": -0.1, "1.5": 1.5, "nan": np.nan})
+mutate("frontier_error", dm.frontier_error, {"rho": _RHO, "margin": 0.1}, "l1_bound", {"0": 0.0, "-1": -1.0, "nan": np.nan})
+case("frontier_error", "rho=huge", lambda: dm.frontier_error(_RHO * 1e300, 0.1, l1_bound=2.0), "edge", "rho")
+mutate("linear_frontier", dm.linear_frontier, {"rho": _RHO}, "errors", {"0": [0.0], "nan": [np.nan], "2d": [[1e-3]]})
+mutate("linear_frontier", dm.linear_frontier, {"rho": _RHO, "errors": [1e-3]}, "tol", {"0": 0.0, "-1": -1.0})
+for _name, _fn in {"state_space": dm.state_space, "gramians": dm.gramians, "h2_norm": dm.h2_norm,
+                   "hinf_norm": dm.hinf_norm, "hankel_singular_values": dm.hankel_singular_values}.items():
+    mutate(_name, _fn, {}, "system", {"string": "x", "None": None, "tanh RNN": _DRNN})
+    case(_name, "system=linear", (lambda f=_fn: f(_LIN)), "edge", "system")
+    case(_name, "system=unstable", (lambda f=_fn: f(_LIN.replace(W=np.array([[0.1, 0.0], [0.0, -1.0]])))), "edge",
+         "system", inf_ok=True)
+mutate("frequency_response", dm.frequency_response, {"system": _LIN}, "omega", {"nan": [np.nan], "string": "w"})
+mutate("hinf_norm", dm.hinf_norm, {"system": _LIN}, "rtol", {"0": 0.0, "-1": -1.0})
+mutate("linear_memory_capacity", dm.linear_memory_capacity, {}, "system", {"string": "x", "None": None})
+mutate("linear_memory_capacity", dm.linear_memory_capacity, {"system": _DRNN.replace(activation="identity")}, "max_delay",
+       {"0": 0, "-1": -1, "1.5": 1.5})
+mutate("memory_capacity", dm.memory_capacity, {"max_delay": 5, "n_samples": 500, "washout": 10}, "model",
+       {"string": "x", "None": None})
+mutate("memory_capacity", dm.memory_capacity, {"model": _DRNN, "max_delay": 5, "washout": 10}, "n_samples", {"0": 0, "-5": -5})
+mutate("memory_capacity", dm.memory_capacity, {"model": _DRNN, "max_delay": 5, "n_samples": 500, "washout": 10},
+       "input_scale", {"0": 0.0, "nan": np.nan})
+mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {"X": np.zeros((50, 1))}, "model", {"string": "x", "None": None})
+mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {"model": _DRNN}, "X", {"nan": np.full((50, 1), np.nan), "3d": np.zeros((1, 2, 3, 4))})
+mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {"model": _DRNN, "X": np.zeros((50, 1))}, "n_blocks", {"0": 0, "1.5": 1.5})
+mutate("kaplan_yorke_dimension", dm.kaplan_yorke_dimension, {}, "exponents", {"nan": [np.nan, -1.0], "string": "x", "empty": []})
+case("kaplan_yorke_dimension", "exponents=all positive", lambda: dm.kaplan_yorke_dimension([0.5, 0.1]), "edge", "exponents")
+mutate("find_fixed_points", dm.find_fixed_points, {"n_starts": 4, "x": np.zeros(1)}, "model", {"string": "x", "None": None})
+mutate("find_fixed_points", dm.find_fixed_points, {"model": _DRNN, "x": np.zeros(1)}, "n_starts", {"0": 0, "1.5": 1.5})
+mutate("find_fixed_points", dm.find_fixed_points, {"model": _DRNN, "n_starts": 4}, "x", {"nan": np.array([np.nan]), "wrong": np.zeros(3)})
+mutate("hippo_n", dm.hippo_n, {}, "hidden", {"0": 0, "1.5": 1.5, "-2": -2})
+mutate("hippo_n", dm.hippo_n, {"hidden": 4}, "dt_min", {"0": 0.0, "nan": np.nan})
+mutate("lru_ring", dm.lru_ring, {}, "hidden", {"0": 0, "1.5": 1.5})
+mutate("lru_ring", dm.lru_ring, {"hidden": 4}, "r_max", {"1.5": 1.5, "nan": np.nan})
+mutate("lambda_sensitivity", dm.lambda_sensitivity, {"n_sequences": 10}, "model", {"string": "x", "None": None})
+mutate("lambda_sensitivity", dm.lambda_sensitivity, {"model": dm.lru_ring(3, rng=0)}, "n_sequences", {"0": 0, "1.5": 1.5})
+mutate("sensitivity_law", dm.sensitivity_law, {}, "lam", {"1": 1.0, "nan": np.nan, "string": "x"})
+case("sensitivity_law", "lam=near 1", lambda: dm.sensitivity_law(1 - 1e-12), "edge", "lam", inf_ok=True)
+
+
 def test_every_public_entry_point_is_fuzzed():
     entries = {c.entry for c in CASES}
     callables = {n for n in dm.__all__ if callable(getattr(dm, n)) and not _is_result_type(getattr(dm, n))}
@@ -725,7 +787,10 @@ def _is_result_type(obj) -> bool:
     return obj in {dm.SimulationResult, dm.PiecewiseSolution, dm.AdjointResult, dm.Trajectory, dm.GradientResult,
                    dm.MemoryResult, dm.DecayFit, dm.Reparam, dm.ExpSumFit, dm.TrainResult, dm.PerturbationCurve,
                    dm.StabilityBoundary, dm.SweepRun, dm.SweepTable, dm.TaskRecord, dm.SpectralSummary,
-                   dm.Activation, dm.GatedTrajectory, dm.GatedGradient, dm.SSMGradient}
+                   dm.Activation, dm.GatedTrajectory, dm.GatedGradient, dm.SSMGradient, dm.ModalDecomposition,
+                   dm.EffectiveMargin, dm.FrontierFit, dm.Gramians, dm.HinfNorm, dm.StateSpace,
+                   dm.LinearMemoryCapacity, dm.MemoryCapacity, dm.LyapunovSpectrum, dm.FixedPoints,
+                   dm.LambdaSensitivity}
 
 
 # -- hypothesis: random bad and edge arrays -----------------------------------------------------------

@@ -155,3 +155,18 @@ def test_checker_resolves_relative_imports_in_subpackages():
     got = [(src, name) for _, src, name, _ in offences(path, source)]
     assert sorted(got) == [("dynmem.activations", "_REGISTRY"), ("dynmem.kernel.chains", "_h"),
                            ("dynmem.kernel.network", "_prefix_tree")]
+
+
+def test_no_submodule_shadows_a_public_function():
+    # `import dynmem.x` sets the attribute `dynmem.x` to the module: a module named like a public function
+    # (dynmem.lyapunov, the Lyapunov solve of dynmem.spectra) would silently replace that function
+    import importlib
+    import pkgutil
+
+    import dynmem
+
+    for info in pkgutil.iter_modules(dynmem.__path__):
+        importlib.import_module(f"dynmem.{info.name}")
+    for name in dynmem.__all__:
+        obj = getattr(dynmem, name)
+        assert not type(obj).__name__ == "module", f"dynmem.{name} is a module, not the public object it names"

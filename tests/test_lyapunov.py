@@ -1,10 +1,10 @@
-"""Lyapunov spectra (dynmem.lyapunov) against eigenvalues, Liouville's identity and Lorenz's known exponents."""
+"""Lyapunov spectra (dynmem.lyapunov_exponents) against eigenvalues, Liouville's identity and Lorenz's known exponents."""
 
 import numpy as np
 import pytest
 
 import dynmem as dm
-from dynmem.lyapunov import kaplan_yorke_dimension, lyapunov_spectrum
+from dynmem.lyapunov_exponents import kaplan_yorke_dimension, lyapunov_spectrum
 
 
 class Lorenz:
