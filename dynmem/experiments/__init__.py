@@ -11,7 +11,8 @@ Every experiment module provides
     Its configuration (plain JSON data) for a size (``"quick"``: about a
     second to a minute; ``"full"``: the protocol's own budget) and protocol.
 ``run(config, *, executor=None, progress=False) -> dict``
-    The result: every number, JSON-serialisable, with the config, the
+    The result (``progress``: one line per trained model on stderr; the
+    per-epoch and per-item detail only when :func:`verbose` is on): every number, JSON-serialisable, with the config, the
     protocol and the budget actually spent.  ``executor`` (a process pool or a
     Dask executor) runs its tasks through :mod:`dynmem.sweep` where it has
     tasks; the numbers are the serial run's.
@@ -29,8 +30,13 @@ command reads it.
 from __future__ import annotations
 
 import importlib
+import os
 
-__all__ = ["REGISTRY", "experiment_names", "get_experiment"]
+__all__ = ["REGISTRY", "experiment_names", "get_experiment", "verbose", "VERBOSE_ENV"]
+
+# Set by ``dynmem reproduce --verbose``; an environment variable so that it reaches pool workers
+# without entering any config (and so any result store's identity).
+VERBOSE_ENV = "DYNMEM_VERBOSE"
 
 REGISTRY = {
     "mechanism": "mechanism",
@@ -57,3 +63,8 @@ def get_experiment(name: str):
     if name not in REGISTRY:
         raise ValueError(f"`name` must be one of {list(REGISTRY)}; got {name!r}.")
     return importlib.import_module(f"{__name__}.{REGISTRY[name]}")
+
+
+def verbose() -> bool:
+    """Whether the experiments print their detail (per-epoch training lines, per-width numbers) with their progress."""
+    return os.environ.get(VERBOSE_ENV) == "1"

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..decay import loglog_slope
 from ..io import atomic_savefig
+from . import verbose
 
 TITLE = "[WLL] Fig. 1: linear RNN approximants of exponential and power-law kernels"
 CLAIM = ("Exponential target: curves share one crossing that does not drift with m. Power-law target: "
@@ -99,7 +100,7 @@ def _fig1_study(name, target, t, widths, variant, betas, seeds, n_samples, progr
             blowup_median=float(np.median([s["blowup"] for s in per_seed])),
             seconds=time.perf_counter() - t0,
         ))
-        if progress:
+        if progress and verbose():
             print(f"  {name} m={m}: E(0)={fit.sup_error:.3g} margin={margin:.4g} "
                   f"first-unstable={rows[-1]['first_unstable_median']:.3g} blow-up={rows[-1]['blowup_median']:.3g}",
                   file=sys.stderr, flush=True)
@@ -139,7 +140,7 @@ def run_fig1(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False) -> 
     for horizon in (1000, 100):
         t = np.arange(horizon + 1, dtype=float)
         for key, target in targets.items():
-            if progress:
+            if progress and verbose():
                 print(f"fig1 mechanism: {key} target, T = {horizon}", file=sys.stderr, flush=True)
             rows = _fig1_study(f"{key}/T={horizon}", target, t, widths, "free", betas, seeds, n_samples, progress)
             mech[f"{key}_T{horizon}"] = dict(rows=rows, trends=_trends(rows, (2, 4, 6, 8)))
@@ -149,7 +150,7 @@ def run_fig1(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False) -> 
     t = np.arange(1, 101, dtype=float)
     pbetas = np.concatenate([[0.0], 5e-4 * 2.0 ** np.arange(0, 21)])
     for key, target in targets.items():
-        if progress:
+        if progress and verbose():
             print(f"fig1 paper-style: {key} target", file=sys.stderr, flush=True)
         rows = _fig1_study(f"paper/{key}", target, t, (2, 4, 6, 8, 14), "grid", pbetas[1:], seeds[:1] if quick else seeds,
                            n_samples, progress)

@@ -31,6 +31,7 @@ from ..io import atomic_savefig
 from ..memory import memory_function
 from ..models import DiscreteRNN
 from ..ssm import DiagonalSSM
+from . import verbose
 
 __all__ = ["Fig10Result", "heaviside_vs_impulse", "FIG10_MODELS", "TITLE", "CLAIM", "PROTOCOLS", "config", "run",
            "plot", "verdict"]
@@ -175,7 +176,7 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
             "median": float(np.median(d)), "max": float(np.max(d)),
             "median_heaviside": np.median(H, axis=0), "median_impulse": np.median(I, axis=0),
         }
-        if progress:
+        if progress and verbose():
             print(f"  fig10 {kind} width {w}: median rel. diff {np.median(d):.3g}, max {np.max(d):.3g}",
                   file=sys.stderr, flush=True)
     return {"experiment": "fig10", "protocol_name": "dynmem", "config": dict(config), "size": config["size"],

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from ..io import atomic_savefig
+from . import verbose
 
 TITLE = "[WLL] Fig. 11: non-decaying memory of a Hurwitz tanh RNN"
 CLAIM = ("A tanh RNN with Hurwitz W (double eigenvalue -1) is multistable: small inputs give decaying memory, "
@@ -91,7 +92,7 @@ def run_fig11(*, quick: bool = True, seeds=(0,), progress: bool = False) -> dict
         res = memory_function(model, t, amplitudes=[a])
         fit = fit_decay(t, res.values)
         curves[str(a)] = dict(values=res.values, kind=fit.kind, rate=fit.rate, note=fit.note)
-        if progress:
+        if progress and verbose():
             print(f"  fig11 amplitude {a}: {fit.kind}", file=sys.stderr, flush=True)
     n = 9 if quick else 21
     grid = np.linspace(-0.95, 0.95, n)

@@ -58,6 +58,7 @@ from ..io import atomic_savez
 from ..models import EulerRNN
 from ..recurrences import backward, forward, outputs_many
 from ..stability import first_exceed
+from . import verbose
 from ..targets import ExponentialKernel, PowerLawKernel
 
 __all__ = [
@@ -586,7 +587,7 @@ def fit(net: Net, p0: dict, data: dict, training: dict, *, seed: int, threshold:
             snaps[epoch] = {k: v.copy() for k, v in p.items()}
         now = time.perf_counter()
         history.append([epoch, steps, tot / max(nb, 1), val, lr, seconds + now - start])
-        if progress and (epoch <= 3 or epoch % 10 == 0):
+        if progress and verbose() and (epoch <= 3 or epoch % 10 == 0):
             print(f"[dynmem.experiments] {label}: epoch {epoch} steps {steps} train {tot / max(nb, 1):.3e} "
                   f"val {val:.3e} lr {lr:.1e} ({seconds + now - start:.0f} s)", file=sys.stderr, flush=True)
         if not math.isfinite(val):
