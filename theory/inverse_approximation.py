@@ -68,7 +68,7 @@ def _multistable_tanh() -> Outcome:
     ends = basin_ends(W, np.linspace(-0.95, 0.95, 9))
     to_zero = int(np.sum(np.max(np.abs(ends), axis=1) < 1e-3))
     to_corner = int(np.sum(np.min(np.abs(ends), axis=1) > 0.999))
-    decays = alpha < 0 and fit.kind != "non-decaying" and to_corner == 0
+    decays = alpha < 0 and fit.kind not in ("non-decaying", "growing") and to_corner == 0
     return Outcome("verified" if decays else "refuted",
                    dict(alpha=alpha, fit=fit.kind, memory_at_t60=float(big.values[-1]), starts_to_zero=to_zero,
                         starts_to_corners=to_corner),

@@ -36,7 +36,7 @@ def plot(result: dict, path: str) -> None:
 def verdict(result: dict) -> dict:
     kinds = {a: c["kind"] for a, c in result["curves"].items()}
     small = all(kinds[a] == "exponential" for a in kinds if float(a) <= 1.0)
-    large = any(kinds[a] == "non-decaying" for a in kinds if float(a) > 1.0)
+    large = any(kinds[a] in ("non-decaying", "growing") for a in kinds if float(a) > 1.0)
     v = "reproduced" if (small and large) else ("partly" if (small or large) else "not reproduced")
     why = (f"alpha(W) = {result['alpha']:.3g}; decay by amplitude: {kinds}; basin grid: {result['starts_to_zero']} "
            f"starts to 0, {result['starts_to_corners']} to the corners")
