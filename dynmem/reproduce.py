@@ -30,7 +30,7 @@ import os
 import sys
 import time
 
-from .experiments import VERBOSE_ENV, experiment_names, get_experiment
+from .experiments import VERBOSE_ENV, experiment_names, get_experiment, progress_line
 from .io import atomic_write_json, read_json, to_jsonable
 
 __all__ = ["EXPERIMENTS", "reproduce", "run_fig1", "run_fig11", "experiment_stem", "resolve_protocol", "all_protocols"]
@@ -182,7 +182,7 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
 
         path = write_report(out)
         if progress:
-            print(f"report: {path}", file=sys.stderr, flush=True)
+            progress_line(f"report: {path}")
     return written
 
 
@@ -207,13 +207,12 @@ def _run_all(names, out, size, protocol, seeds, resume, progress, executor, writ
         digest = _digest(cfg)
         if resume and _finished(jpath, digest) and os.path.exists(ppath):
             if progress:
-                print(f"{tag} {stem}: already in {jpath}, skipped", file=sys.stderr, flush=True)
+                progress_line(f"{tag} {stem}: already in {jpath}, skipped")
             written[stem] = jpath
             continue
         if progress:
             what = "quick size, not evidence" if size == "quick" else "full size"
-            print(f"{tag} {stem}: running ({what}; {_fmt_elapsed(time.perf_counter() - start)} elapsed)",
-                  file=sys.stderr, flush=True)
+            progress_line(f"{tag} {stem}: running ({what}; {_fmt_elapsed(time.perf_counter() - start)} elapsed)")
         t0 = time.perf_counter()
         result = mod.run(cfg, executor=executor, progress=progress)
         seconds = time.perf_counter() - t0
@@ -223,4 +222,4 @@ def _run_all(names, out, size, protocol, seeds, resume, progress, executor, writ
         atomic_write_json(jpath, result)  # last: its presence marks the experiment finished
         written[stem] = jpath
         if progress:
-            print(f"{tag} {stem}: done in {_fmt_elapsed(seconds)} -> {jpath}, {ppath}", file=sys.stderr, flush=True)
+            progress_line(f"{tag} {stem}: done in {_fmt_elapsed(seconds)} -> {jpath}, {ppath}")

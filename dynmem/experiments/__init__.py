@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import sys
 
-__all__ = ["REGISTRY", "experiment_names", "get_experiment", "verbose", "VERBOSE_ENV"]
+__all__ = ["REGISTRY", "experiment_names", "get_experiment", "verbose", "VERBOSE_ENV", "model_line", "progress_line"]
 
 # Set by ``dynmem reproduce --verbose``; an environment variable so that it reaches pool workers
 # without entering any config (and so any result store's identity).
@@ -68,3 +70,23 @@ def get_experiment(name: str):
 def verbose() -> bool:
     """Whether the experiments print their detail (per-epoch training lines, per-width numbers) with their progress."""
     return os.environ.get(VERBOSE_ENV) == "1"
+
+
+def _tty(stream) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def model_line(text: str, stream=None) -> None:
+    """One trained model's line: redrawn in place on a terminal (unless :func:`verbose`), a line in a log."""
+    stream = sys.stderr if stream is None else stream
+    if _tty(stream) and not verbose():
+        cols = shutil.get_terminal_size((100, 24)).columns
+        print("\r" + text[: max(cols - 1, 20)] + "\x1b[K", end="", file=stream, flush=True)
+    else:
+        print(text, file=stream, flush=True)
+
+
+def progress_line(text: str, stream=None) -> None:
+    """A line that stays (an experiment starting or finishing): on a terminal it first clears a redrawn model line."""
+    stream = sys.stderr if stream is None else stream
+    print(("\r\x1b[K" if _tty(stream) else "") + text, file=stream, flush=True)

@@ -66,7 +66,6 @@ import functools
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -78,6 +77,7 @@ from ..expsum import fit_exponential_sum
 from ..margins import (discrete_margin, discrete_stability_radius, effective_margin, frontier_error,
                        linear_frontier, modal_decomposition, shift_threshold)
 from ..spectra import stability_radius
+from . import model_line
 from . import trained as tr
 from .study import config_digest, sweep_tasks
 
@@ -292,9 +292,9 @@ def mechanism_task(arm: str, tau: float, target: str, width: int, seed: int, *, 
            "task_seconds": time.perf_counter() - t0}
     if progress:
         f = points[-1]
-        print(f"[dynmem.experiments] mechanism {arm} tau={tau:g} {target} m={m} seed={seed}: val {f['val']:.3g}, "
-              f"eff margin {f['effective_margin']:.3g}, beta* {f['shift_threshold']:.3g}, "
-              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        model_line(f"[dynmem.experiments] mechanism {arm} tau={tau:g} {target} m={m} seed={seed}: val {f['val']:.3g}, "
+                   f"eff margin {f['effective_margin']:.3g}, beta* {f['shift_threshold']:.3g}, "
+                   f"{time.perf_counter() - t0:.0f} s")
     return {"json": json.dumps(out)}  # one text field: the sweep store keeps flat arrays, this result is nested
 
 
