@@ -108,23 +108,26 @@ def plot_fig11(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    from ..plotting import finish_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     t = np.asarray(result["t"], float)
     for a, c in result["curves"].items():
         v = np.asarray([float(x) for x in c["values"]])
         ok = v > 0
         axes[0].semilogy(t[ok], v[ok], label=f"amplitude {a}: {c['kind']}")
-    axes[0].set(title=f"memory of tanh W=[[1,1],[-4,-3]] (alpha = {result['alpha']:.2g})", xlabel="t", ylabel="M(t)")
+    axes[0].set(title=rf"memory of tanh, $W = [[1, 1], [-4, -3]]$, $\alpha(W) = {result['alpha']:.2g}$",
+                xlabel="$t$", ylabel="$M(t)$")
     axes[0].legend(fontsize=7)
     grid = np.asarray(result["grid"], float)
     ends = np.asarray(result["ends"], float)
     X, Y = np.meshgrid(grid, grid, indexing="ij")
     to_zero = np.max(np.abs(ends), axis=1) < 1e-3
-    axes[1].scatter(X.ravel()[to_zero], Y.ravel()[to_zero], s=12, label="-> 0")
-    axes[1].scatter(X.ravel()[~to_zero], Y.ravel()[~to_zero], s=12, label="-> corner")
-    axes[1].set(title="basins of dv/dt = (1 - v^2)(W v)", xlabel="v1", ylabel="v2")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
+    axes[1].scatter(X.ravel()[to_zero], Y.ravel()[to_zero], s=12, label=r"start $\to 0$")
+    axes[1].scatter(X.ravel()[~to_zero], Y.ravel()[~to_zero], s=12, label=r"start $\to$ a corner")
+    axes[1].set(title=r"basins of $\dot v = (1 - v^2) \odot (W v)$", xlabel="$v_1$", ylabel="$v_2$")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    finish_figure(fig, result, extra="[WLL] Fig. 11, a Hurwitz tanh RNN with non-decaying memory")
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
 

@@ -168,31 +168,37 @@ def plot_kernel_limit(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..plotting import finish_figure
+
     N = np.asarray(result["N_values"], float)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    for ax, key, fit_key, label in ((axes[0], "errors", "slope", "sup_t ||h^N_t - h_t||_L2(nu)"),
-                                    (axes[1], "ntk_errors", "ntk_slope", "||K_N(0) - A|| / ||A||")):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.0))
+    for ax, key, fit_key, label, title in (
+            (axes[0], "errors", "slope", r"$\sup_t \|h^N_t - h_t\|_{L^2(\nu)}$", "network against the limit ODE"),
+            (axes[1], "ntk_errors", "ntk_slope", r"$\|K_N(0) - A\| \,/\, \|A\|$", "kernel at initialisation")):
         E = np.array([result["per_width"][str(int(n))][key] for n in N])
         for b in range(E.shape[1]):
-            ax.loglog(N, E[:, b], "o", color="C0", alpha=0.5, ms=4, label="seeds" if b == 0 else None)
+            ax.loglog(N, E[:, b], "o", color="C0", alpha=0.5, ms=4, label="one seed" if b == 0 else None)
         fit = result[fit_key]
         ax.loglog(N, np.exp(fit["intercept"]) * N ** fit["slope"], "C1-",
-                  label=f"fit slope {fit['slope']:.3f} [{fit['ci'][0]:.3f}, {fit['ci'][1]:.3f}]")
-        ax.loglog(N, np.median(E[0]) * (N / N[0]) ** -0.5, "k:", label="N^-1/2")
-        ax.set(xlabel="width N", ylabel=label, title=label)
+                  label=f"fit: slope {fit['slope']:.3f}, 95% CI [{fit['ci'][0]:.3f}, {fit['ci'][1]:.3f}]")
+        ax.loglog(N, np.median(E[0]) * (N / N[0]) ** -0.5, "k:", label=r"$N^{-1/2}$ (the claim)")
+        ax.set(xlabel="width $N$", ylabel=label, title=title)
         ax.legend(fontsize=7)
     ax = axes[2]
     t = np.asarray(result["times"], float)
     tr = result["trajectories"]
     for k, j in enumerate(tr["histories"]):
-        ax.plot(t, tr["limit"][k], "-", color=f"C{k}", label=f"limit, z_{j} (E[Y|z] = {tr['target'][k]:+.0f})")
+        ax.plot(t, tr["limit"][k], "-", color=f"C{k}", label=f"$z_{{{j}}}$, $E[Y|z] = {tr['target'][k]:+.0f}$")
         ax.plot(t, tr["network_widest_seed0"][k], "o", color=f"C{k}", ms=3)
         ax.plot(t, tr["network_narrowest_seed0"][k], "x", color=f"C{k}", ms=3, alpha=0.6)
-    ax.set(xlabel="t = k / N", ylabel="h_t(z)",
-           title=f"limit (lines), N = {int(N[-1])} (dots), N = {int(N[0])} (x)")
-    ax.legend(fontsize=7)
-    fig.suptitle(result.get("title", "kernel limit"), fontsize=10)
-    fig.tight_layout()
+    from matplotlib.lines import Line2D
+
+    styles = [Line2D([], [], color="0.3", ls="-", label="limit ODE"),
+              Line2D([], [], color="0.3", ls="none", marker="o", ms=3, label=f"network, $N = {int(N[-1])}$"),
+              Line2D([], [], color="0.3", ls="none", marker="x", ms=3, label=f"network, $N = {int(N[0])}$")]
+    ax.set(xlabel="$t = k / N$", ylabel="$h_t(z)$", title="trajectories on four histories")
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + styles, fontsize=7)
+    finish_figure(fig, result, extra=result.get("title", "kernel limit"))
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
 
