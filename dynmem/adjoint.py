@@ -1,4 +1,4 @@
-"""Continuous adjoint gradients of CTRNN losses (THEORY.md section 8).
+"""Continuous adjoint gradients of CTRNN losses (docs/theory.md section 8).
 
 For ``dh/dt = sigma(z) - leak h``, ``z = W h + U x(t) + b``, ``y = c^T h`` and
 the loss::

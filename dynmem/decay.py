@@ -455,6 +455,11 @@ def _tail_rate(t, M, fit, options):
     tail = _fit_decay_once(t[start:stop], M[start:stop], **opts)
     if tail.kind != "exponential":
         return fit
+    # On a short tail (1 + t)^q e^{-beta t} can trade q against beta: q = 23 with beta = 1.1 has the
+    # local slope of beta = 0.5.  A Jordan block adds 1 to q per size, so a tail that needs a prefactor
+    # much steeper than the whole window's has not identified its rate: keep the whole-window fit.
+    if tail.power > max(fit.power, 0.0) + 2.0:
+        return fit
     whole = dict(rate=fit.rate, power=fit.power, window=fit.window, r2=fit.r2, note=fit.note)
     note = (f"{tail.note} Rate from the tail t >= {t[start]:.3g} (the last half of the decades); "
             f"on the window [{lo:.3g}, {hi:.3g}]: rate {fit.rate:.4g} ({fit.note})")

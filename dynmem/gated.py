@@ -598,7 +598,7 @@ class CTGRU(_GatedCell):
     The GRU update ``h_{k+1} = (1 - z) n + z h = h + f(h_k, x_k)`` is the
     forward-Euler step of this field with dt = 1, so :meth:`euler_cell`
     returns the :class:`GRUCell` with the same arrays.  This is the
-    continuous-time GRU of [WLL] App. J as THEORY.md records it ("writes a
+    continuous-time GRU of [WLL] App. J as docs/theory.md records it ("writes a
     continuous-time GRU and linearises it at h* = 0"); the field is the
     standard GRU-ODE form.
 

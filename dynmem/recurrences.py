@@ -12,7 +12,7 @@ with ``(gamma, eta) = (0, 1)`` for ``DiscreteRNN`` and
 k reads ``x_k`` and emits ``y_k = c^T h_{k+1}`` (as ``torch.nn.RNN`` does), so
 ``T`` inputs give ``T`` outputs and the initial state is not read out.
 
-BPTT (THEORY.md section 8), with ``a_k = dL/dh_k`` and ``s_k = sigma'(z_k)``::
+BPTT (docs/theory.md section 8), with ``a_k = dL/dh_k`` and ``s_k = sigma'(z_k)``::
 
     delta_k = eta * s_k * a_{k+1}                 (= dL/dz_k)
     a_k     = gamma * a_{k+1} + W^T delta_k + g_{k-1} c      (g_k = dL/dy_k)

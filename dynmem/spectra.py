@@ -2,7 +2,7 @@
 
 Everything here is about a single real square matrix ``W`` (the recurrent
 weight of a linear RNN, or the Jacobian of a CTRNN at an equilibrium) and the
-flow ``e^{W t}`` it generates (THEORY.md sections 3 and 6):
+flow ``e^{W t}`` it generates (docs/theory.md sections 3 and 6):
 
 =========================  ====================================================
 spectral abscissa          ``alpha(W) = max Re lambda(W)``; ``W`` is *Hurwitz*
@@ -425,7 +425,7 @@ def stability_radius(W, *, rtol: float = 1e-10, maxiter: int = 100) -> Stability
              = \min_{\omega \in \mathbb{R}} \sigma_{\min}(W - i \omega I),
 
     so ``-mu_2(W) <= r(W) <= -alpha(W)``, with ``r(W) = -alpha(W)`` for
-    normal ``W``.  It is measure 4 of the stability boundary in THEORY.md
+    normal ``W``.  It is measure 4 of the stability boundary in docs/theory.md
     section 3; [WLL] uses the spectral gap ``-alpha(W)``, which overstates the
     robustness of a non-normal ``W``.
 
@@ -675,7 +675,7 @@ def lemma_a8_ratio(W) -> float:
     with equality for normal ``W`` (then ``P = -(W + W^T)^{-1}``).  So the
     lemma holds exactly when the ratio is 1, which is the case for normal
     ``W`` but fails for most non-normal ones: ``W = [[-1, 20], [0, -1]]`` has
-    ``|P|_2 = 100.75`` against ``1 / (2 beta) = 0.5`` (THEORY.md section 3).
+    ``|P|_2 = 100.75`` against ``1 / (2 beta) = 0.5`` (docs/theory.md section 3).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""[WLL] Fig. 1: linear RNNs fitted as exponential sums, perturbed (THEORY.md section 4).
+"""[WLL] Fig. 1: linear RNNs fitted as exponential sums, perturbed (docs/theory.md section 4).
 
 Two variants: *mechanism* (free exponents by variable projection, ``T = 1000``,
 ``m in {1, 2, 4, 6, 8}``: the approximants' spectral margin and the first-unstable /

@@ -1,4 +1,4 @@
-"""[WLL] Fig. 11: the memory of the multistable tanh system ``W = [[1, 1], [-4, -3]]`` (THEORY.md section 2)."""
+"""[WLL] Fig. 11: the memory of the multistable tanh system ``W = [[1, 1], [-4, -3]]`` (docs/theory.md section 2)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def verdict(result: dict) -> dict:
 def basin_ends(W, grid, *, t_end: float = 200.0, rtol: float = 1e-9, atol: float = 1e-12) -> np.ndarray:
     """Where the flow ``dv/dt = (1 - v^2) * (W v)`` takes each start of ``grid x grid``: ends of shape (n^2, 2).
 
-    The flow is that of ``v = tanh(z)`` for ``dz/dt = W tanh(z)`` (THEORY.md
+    The flow is that of ``v = tanh(z)`` for ``dz/dt = W tanh(z)`` (docs/theory.md
     section 2), which is the CTRNN ``dh/dt = tanh(W h)`` in ``z = W h``; all
     ``n^2`` starts ``h_0 = W^{-1} artanh(v_0)`` are one batch of
     :func:`dynmem.odeint.solve_ctrnn` (Dormand-Prince, one compiled call), and
@@ -78,7 +78,7 @@ def basin_ends(W, grid, *, t_end: float = 200.0, rtol: float = 1e-9, atol: float
 
 
 def run_fig11(*, quick: bool = True, seeds=(0,), progress: bool = False) -> dict:
-    """The multistable tanh system of THEORY.md section 2 ([WLL] Fig. 11)."""
+    """The multistable tanh system of docs/theory.md section 2 ([WLL] Fig. 11)."""
     from ..memory import fit_decay, memory_function
     from ..models import CTRNN
     from ..spectra import spectral_abscissa

@@ -1,6 +1,6 @@
 r"""[LSS] kernel limit: the finite-width RNN trained online against its limit ODE.
 
-[LSS] Lam, Sirignano, Spiliopoulos, arXiv 2308.14555; THEORY.md section 7.
+[LSS] Lam, Sirignano, Spiliopoulos, arXiv 2308.14555; docs/theory.md section 7.
 The body of [LSS] could not be checked, so this runs the documented class
 (M1 "diagonal" recurrence, output scale :math:`N^{-1/2}`, paired
 initialisation, online RTRL SGD with step :math:`\alpha / N`, time
@@ -10,9 +10,9 @@ initialisation, online RTRL SGD with step :math:`\alpha / N`, time
   histories of length 8 of the two-state chain on ``{-1, +1}``
   (``P = [[0.7, 0.3], [0.4, 0.6]]``), target :math:`Y_k = X_k X_{k-1}`, with
   :math:`h_t` the exact solution of the limit ODE for the QMC limit kernel;
-* the log-log slope with its 95% confidence interval (THEORY.md: ``-1/2``);
+* the log-log slope with its 95% confidence interval (docs/theory.md: ``-1/2``);
 * the relative error of the empirical NTK at initialisation against the limit
-  kernel, and its slope (THEORY.md: ``-1/2``);
+  kernel, and its slope (docs/theory.md: ``-1/2``);
 * the maximal parameter drift (expected :math:`O(N^{\beta - 1})`);
 * in full mode, the same sweep (to ``N = 6400``) for the other structural
   choices: the M2 "mean-field" recurrence, and ``beta = 3/4``.
@@ -38,7 +38,7 @@ SETTINGS = {
                   beta=0.5, qmc_points=4096, qmc_scrambles=8, burn_in=100, variants=()),
     "full": dict(N_values=(100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600), t_final=4.0, n_times=41, L=8,
                  alpha=1.0, beta=0.5, qmc_points=16384, qmc_scrambles=8, burn_in=200,
-                 # the other structural choices of THEORY.md section 7, at smaller widths
+                 # the other structural choices of docs/theory.md section 7, at smaller widths
                  variants=({"recurrence": "mean-field", "beta": 0.5}, {"recurrence": "diagonal", "beta": 0.75}),
                  variant_N_values=(100, 200, 400, 800, 1600, 3200, 6400)),
 }
@@ -118,7 +118,7 @@ def run_kernel_limit(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = Fa
         "all_runs_succeeded": bool(res.success),
         "note": ("Measured, not tuned: slopes are least-squares fits of log error on log N over all (N, seed) pairs, "
                  "CI = slope +- t_{0.975, n-2} stderr. The [LSS] body could not be checked; the model is the "
-                 "THEORY.md section 7 class (M1 diagonal recurrence)."),
+                 "docs/theory.md section 7 class (M1 diagonal recurrence)."),
     }
     if progress:
         print(f"[dynmem.reproduce] kernel-limit: slope {res.slope.slope:.3f} [{lo:.3f}, {hi:.3f}], NTK slope "

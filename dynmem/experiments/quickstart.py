@@ -98,7 +98,7 @@ def quickstart(*, hidden: int = 16, inputs: int = 2, t_end: float = 10.0, seed: 
     if verbose:
         print(f"dynmem {__version__} quickstart: tanh CTRNN, m = {hidden}, d = {inputs}, t in [0, {t_end}]")
         print(f"  first calls (numba compile or cache load): {t_warm:6.2f} s")
-        print(f"  simulate (RK45, rtol 1e-8):      {t_sim * 1e3:8.1f} ms, {sim.nfev} RHS evaluations")
+        print(f"  simulate ({sim.method}, rtol 1e-8):    {t_sim * 1e3:8.1f} ms, {sim.nfev} RHS evaluations")
         print(f"  adjoint gradient (rtol 1e-8):    {t_adj * 1e3:8.1f} ms, loss = {adj.loss:.6g}, |grad| = {summary['grad_norm']:.6g}")
         print(f"  Euler BPTT gradient (dt={dt}):  {t_bptt * 1e3:8.1f} ms, relative difference to adjoint = {rel:.2e} (O(dt))")
         print(f"  figure written to {summary['figure']}")

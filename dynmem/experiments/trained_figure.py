@@ -178,7 +178,7 @@ def verdict_fig2(result: dict) -> dict:
                    f"{_fmt(wf['l1_bound'])} reaches it with any margin up to {_fmt(wf['frontier_margin'])} per unit "
                    f"time (nets' effective margin {_fmt(wf['effective_margin_median'])}); " + why)
         else:
-            why = "its window (<= 10 kernel scales) cannot exhibit the mechanism (THEORY 4.2); " + why
+            why = "its window (<= 10 kernel scales) cannot exhibit the mechanism (docs/theory.md section 4.2); " + why
     return {"verdict": verdict, "why": why, "numbers": numbers}
 
 

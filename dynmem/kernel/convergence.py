@@ -1,6 +1,6 @@
 r"""Convergence of the trained finite network to the [LSS] kernel limit.
 
-THEORY.md section 7; [LSS] arXiv 2308.14555.  For each width ``N`` and seed,
+docs/theory.md section 7; [LSS] arXiv 2308.14555.  For each width ``N`` and seed,
 :func:`kernel_convergence` trains an :class:`~dynmem.kernel.network.LSSNetwork`
 online along one stream (:func:`~dynmem.kernel.network.train_online`) and
 measures
@@ -17,7 +17,7 @@ enumerated histories of the chain, and the maximal parameter drift
 slopes of :math:`\log E_N` and :math:`\log\epsilon_N` against
 :math:`\log N` (:func:`scipy.stats.linregress` on all (N, seed) pairs), with a
 95% confidence interval from the slope's standard error and the Student t
-quantile.  THEORY.md expects both slopes near :math:`-1/2` at
+quantile.  docs/theory.md expects both slopes near :math:`-1/2` at
 :math:`\beta = 1/2`.
 
 Reproducibility: every (N, seed) task draws its randomness from
