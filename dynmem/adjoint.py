@@ -50,6 +50,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
+from .compiling import announce_compilation
 from .activations import dact_scalar, get_activation
 from .models import CTRNN, LinearRNN
 from .odeint import ADJOINTS, loss_gradient_validated, resolve_adjoint
@@ -169,6 +170,7 @@ class AdjointResult:
         return self.grad.flatten()
 
 
+@announce_compilation("adjoint_gradient")
 def adjoint_gradient(
     model,
     x,

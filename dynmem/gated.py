@@ -51,6 +51,7 @@ import numpy as np
 
 from ._validation import as_float_array, check_choice, check_int, check_nonnegative, check_rng, describe
 from .activations import tanh_block
+from .compiling import announce_compilation
 
 __all__ = ["GRUCell", "LSTMCell", "CTGRU", "GatedTrajectory", "GatedGradient", "gated_forward", "gated_value_and_grad"]
 
@@ -820,6 +821,7 @@ def _check_state(name, v, m, batch):
     raise ValueError(f"`{name}` must have shape ({m},) or ({batch}, {m}); got shape {v.shape}.")
 
 
+@announce_compilation("gated_forward")
 def gated_forward(model, X, *, h0=None, s0=None) -> GatedTrajectory:
     """Run a GRU or LSTM cell over a batch of input sequences.
 

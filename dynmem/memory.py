@@ -52,6 +52,7 @@ import scipy.linalg
 from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_increasing, check_int, check_positive, describe, check_rng
+from .compiling import announce_compilation
 from .errors import warn_overflow
 from .inputs import step
 from .activations import get_activation
@@ -531,6 +532,7 @@ def _callable_probe_memory(fn, probes, t, input, fd_step) -> np.ndarray:
     return np.abs(out)
 
 
+@announce_compilation("memory_function")
 def memory_function(
     H,
     t,

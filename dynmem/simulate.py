@@ -18,6 +18,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_positive
+from .compiling import announce_compilation
 from .activations import act_scalar, dact_scalar, get_activation
 from .inputs import InputPath
 from .models import CTRNN
@@ -212,6 +213,7 @@ def _divergence_event(threshold: float):
     return event
 
 
+@announce_compilation("simulate")
 def simulate(
     model,
     x: InputPath,
