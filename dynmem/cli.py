@@ -22,6 +22,11 @@
     Dask cluster (``tcp://host:8786``; ``pip install 'dynmem[distributed]'``);
     the numbers are the same as the serial run's.
 
+``dynmem warmup``
+    Compile the numba kernels of the common entry points now (they are
+    cached on disk), with the time of each first call: after an install or in
+    a CI image, so that the first real call does not wait.
+
 ``dynmem sweep status DIR``
     Summarise a sweep store (:mod:`dynmem.sweep`): task counts, failed tasks
     with their error line, total task time.
@@ -225,6 +230,7 @@ def main(argv=None) -> int:
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--t-end", type=float, default=10.0, help="simulated time (default 10)")
     q.add_argument("--out", default="quickstart.png", help="figure path (default quickstart.png)")
+    sub.add_parser("warmup", help="compile the numba kernels of the common entry points now (after an install, in CI)")
     v = sub.add_parser("verify", help="check the theorem catalogue (symbolic and numeric) and print a table")
     v.add_argument("--claim", action="append", metavar="NAME",
                    help="run only this claim (or every claim of a module, e.g. linear_memory); repeatable")
@@ -274,6 +280,13 @@ def main(argv=None) -> int:
         if not args.t_end >= 1.0:
             parser.error(f"--t-end must be >= 1; got {args.t_end}")
         quickstart(hidden=args.hidden, seed=args.seed, t_end=args.t_end, out=args.out)
+        return 0
+    if args.command == "warmup":
+        from .experiments.quickstart import warmup
+
+        print("dynmem warmup: first call of each entry point (numba compiles, or loads its on-disk cache)")
+        total = sum(warmup().values())
+        print(f"  total {total:.1f} s; later processes load the cached kernels")
         return 0
     if args.command == "verify":
         return verify(args.claim, json_path=args.json, list_only=args.list)

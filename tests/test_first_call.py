@@ -61,3 +61,12 @@ def test_public_entry_points_keep_their_names_and_docstrings():
 
     for fn in (dm.simulate, dm.adjoint_gradient, dm.value_and_grad, dm.memory_function, dm.gated_forward):
         assert fn.__doc__ and fn.__wrapped__.__name__ == fn.__name__
+
+
+def test_warmup_command_runs_every_entry_point(capsys):
+    from dynmem.cli import main
+
+    assert main(["warmup"]) == 0
+    out = capsys.readouterr().out
+    for name in ("simulate", "adjoint_gradient", "value_and_grad", "memory_function", "gated_forward"):
+        assert name in out
