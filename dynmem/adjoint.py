@@ -250,11 +250,6 @@ def adjoint_gradient(
     Returns
     -------
     AdjointResult
-
-    Raises
-    ------
-    SimulationError
-        If either solve fails.
     """
     original = model
     if not isinstance(model, (CTRNN, LinearRNN)):

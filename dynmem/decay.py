@@ -404,11 +404,10 @@ def fit_decay(t, M, **options) -> DecayFit:
        ``max(floor, relative_floor * max M)`` (default ``relative_floor``
        1e-11) and everything after the first such point.  Without ``floor``,
        a flat tail far below the peak is taken as the floor and only points
-       10x above it are kept.
-    1b. Growing: the peak of ``M`` lies in the last ``tail_fraction`` of the
-       grid and the raw curve still rises there (log-log slope above
-       ``plateau_slope``): "growing", with the tail's growth rate in
-       ``fits["growth"]``.
+       10x above it are kept.  Growing: if the peak of ``M`` lies in the
+       last ``tail_fraction`` of the grid and the raw curve still rises
+       there (log-log slope above ``plateau_slope``), the verdict is
+       "growing", with the tail's growth rate in ``fits["growth"]``.
     2. Non-decaying: the tail (last ``tail_fraction`` = 0.2 of the window)
        stays above ``plateau_ratio`` (1e-3) times the peak and is flat on
        log-log axes, ``|d log M / d log t| < plateau_slope`` (0.05).

@@ -651,7 +651,9 @@ class CTGRU(_GatedCell):
         return (1.0 - z) * (n - H)
 
     def jacobian(self, H, X) -> np.ndarray:
-        """``df/dh`` at each pair (k, m, m)::
+        """``df/dh`` at each pair, shape (k, m, m).
+
+        In the gates' notation::
 
             df/dh = diag(h - n) dz/dh + diag(1 - z) (dn/dh - I),
             dz/dh = diag(z (1 - z)) W_hz,

@@ -5,15 +5,15 @@ mapping the trainable parameters into Hurwitz matrices, so that no gradient
 step can leave the stable set ([WLL] eq. (16); [SSM]).  In scalar / diagonal
 form an eigenvalue is ``lambda = f(w) < 0``:
 
-=================  ===============================  ==================================
-name               ``f(w)``                         stability bound ``g(beta)``
-=================  ===============================  ==================================
-``"direct"``       ``w``                            ``inf`` (not stable)
-``"exp"``          ``-e^w``                         ``e^beta - 1``
-``"softplus"``     ``-log(1 + e^w)``                ``e^beta - 1``
-``"best"``         ``-1 / (a w^2 + b)``             ``beta sqrt(a/b) + a beta^2 / b``
-``"best_discrete"``  ``1 - 1 / (a w^2 + b)``        as ``"best"`` (on ``f - 1``)
-=================  ===============================  ==================================
+===================  =======================  =================================
+name                 ``f(w)``                 stability bound ``g(beta)``
+===================  =======================  =================================
+``"direct"``         ``w``                    ``inf`` (not stable)
+``"exp"``            ``-e^w``                 ``e^beta - 1``
+``"softplus"``       ``-log(1 + e^w)``        ``e^beta - 1``
+``"best"``           ``-1 / (a w^2 + b)``     ``beta sqrt(a/b) + a beta^2 / b``
+``"best_discrete"``  ``1 - 1 / (a w^2 + b)``  as ``"best"`` (on ``f - 1``)
+===================  =======================  =================================
 
 Stability functional ([WLL] Sec. 3.3, [SSM] Thm 3.3).  For ``f < 0``,
 

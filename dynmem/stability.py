@@ -23,7 +23,7 @@ boundary off plots; this module measures it:
     ``m`` and a verdict.
 
 Design choices (documented as choices, docs/theory.md preamble)
------------------------------------------------------------
+---------------------------------------------------------------
 * **Common random numbers.**  One set of ``n_samples`` unit directions is drawn
   once and scaled by every ``beta``, so the curves at different ``beta`` (and
   their differences) are not blurred by resampling noise.

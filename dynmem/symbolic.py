@@ -9,25 +9,25 @@ sympy expression or matrix that is identically zero; check it with
 dynmem, and the test suite compares the two at random parameter values
 (ARCHITECTURE.md convention 6):
 
-===================================  =============================================  ======================================
-function                             closed form                                    numeric twin
-===================================  =============================================  ======================================
-:func:`memory_diagonal`              ``|sum_i c_i u_i e^{-mu_i t}|``                :func:`dynmem.memory.linear_memory`
-:func:`memory_jordan`                ``e^{lt} [[1, t], [0, 1]]``                    :func:`dynmem.memory.linear_memory`
-:func:`matrix_exp_2x2`               Putzer / Cayley-Hamilton form of ``e^{Wt}``    :func:`scipy.linalg.expm`
-:func:`memory_2x2`                   ``|c^T e^{Wt} U|``                             :func:`dynmem.memory.linear_memory`
-:func:`transfer_function_2x2`        ``c^T (sI - W)^{-1} U``                        Laplace transform by quadrature
-:func:`step_response_2x2`            ``c^T W^{-1} (e^{Wt} - I) U x``                :func:`dynmem.simulate.simulate`
-:func:`functional_norm_exp_sum`      ``sum a_i / w_i``                              :mod:`dynmem.targets` ``ExponentialSum``
-:func:`cauchy_determinant`           Cauchy's determinant                           :func:`numpy.linalg.det`
-:func:`muntz_distance`               ``(1/2v) prod ((v - w_i)/(v + w_i))^2``        Gram-system least squares
-:func:`power_law_mixture`            ``(1+t)^{-p}`` as a Gamma mixture              ``PowerLawKernel``, mpmath
-:func:`plateau_kernel`               ``(sqrt(pi)/2) e^{w^2/4 - wT}(1 + erf(T - w/2))``  :func:`scipy.integrate.quad`
-:func:`stability_functional_identity`  ``|f(w)/f(w~) - 1|``                         :func:`dynmem.reparam.stability_functional`
-:func:`stability_bound`              ``g(beta)``                                    :meth:`dynmem.reparam.Reparam.stability_bound`
-:func:`best_reparam_derivation`      ``f = -1/(a w^2 + b)`` from an ODE             :func:`dynmem.reparam.get_reparam` ("best")
-:func:`lyapunov_2x2`, :func:`lyapunov_normal`, :func:`lyapunov_counterexample`   ``W^T P + P W = -I``   :func:`dynmem.spectra.lyapunov`
-===================================  =============================================  ======================================
+==============================================================================  =================================================  ==============================================
+function                                                                        closed form                                        numeric twin
+==============================================================================  =================================================  ==============================================
+:func:`memory_diagonal`                                                         ``|sum_i c_i u_i e^{-mu_i t}|``                    :func:`dynmem.memory.linear_memory`
+:func:`memory_jordan`                                                           ``e^{lt} [[1, t], [0, 1]]``                        :func:`dynmem.memory.linear_memory`
+:func:`matrix_exp_2x2`                                                          Putzer / Cayley-Hamilton form of ``e^{Wt}``        :func:`scipy.linalg.expm`
+:func:`memory_2x2`                                                              ``|c^T e^{Wt} U|``                                 :func:`dynmem.memory.linear_memory`
+:func:`transfer_function_2x2`                                                   ``c^T (sI - W)^{-1} U``                            Laplace transform by quadrature
+:func:`step_response_2x2`                                                       ``c^T W^{-1} (e^{Wt} - I) U x``                    :func:`dynmem.simulate.simulate`
+:func:`functional_norm_exp_sum`                                                 ``sum a_i / w_i``                                  :mod:`dynmem.targets` ``ExponentialSum``
+:func:`cauchy_determinant`                                                      Cauchy's determinant                               :func:`numpy.linalg.det`
+:func:`muntz_distance`                                                          ``(1/2v) prod ((v - w_i)/(v + w_i))^2``            Gram-system least squares
+:func:`power_law_mixture`                                                       ``(1+t)^{-p}`` as a Gamma mixture                  ``PowerLawKernel``, mpmath
+:func:`plateau_kernel`                                                          ``(sqrt(pi)/2) e^{w^2/4 - wT}(1 + erf(T - w/2))``  :func:`scipy.integrate.quad`
+:func:`stability_functional_identity`                                           ``|f(w)/f(w~) - 1|``                               :func:`dynmem.reparam.stability_functional`
+:func:`stability_bound`                                                         ``g(beta)``                                        :meth:`dynmem.reparam.Reparam.stability_bound`
+:func:`best_reparam_derivation`                                                 ``f = -1/(a w^2 + b)`` from an ODE                 :func:`dynmem.reparam.get_reparam` ("best")
+:func:`lyapunov_2x2`, :func:`lyapunov_normal`, :func:`lyapunov_counterexample`  ``W^T P + P W = -I``                               :func:`dynmem.spectra.lyapunov`
+==============================================================================  =================================================  ==============================================
 
 Every builder is cached (:func:`functools.lru_cache`) and runs in well under
 two seconds.

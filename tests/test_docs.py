@@ -6,6 +6,8 @@ import os
 import re
 import tomllib
 
+import pytest
+
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
@@ -81,3 +83,20 @@ def test_readme_memory_example_reads_the_slowest_mode():
     fit = dm.fit_decay(M.t, M.values)
     assert fit.kind == "exponential" and abs(fit.rate - 0.5) < 0.05, fit.note
     assert f"exponential {round(fit.rate, 2)}" in _read("README.md")
+
+
+@pytest.mark.slow
+def test_sphinx_build_has_no_warnings(tmp_path):
+    pytest.importorskip("sphinx")
+    pytest.importorskip("numpydoc")
+    pytest.importorskip("myst_parser")
+    import subprocess
+    import sys
+
+    docs = os.path.join(ROOT, "docs")
+    proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", "-d", str(tmp_path / "doctrees"),
+                           docs, str(tmp_path / "html")], capture_output=True, text=True, timeout=1200)
+    import shutil
+
+    shutil.rmtree(os.path.join(docs, "generated"), ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]

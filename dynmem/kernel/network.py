@@ -24,7 +24,7 @@ Both recursions contract in the state when
 :math:`\sup_i |b^i| \sup|\sigma'| < 1` (checked; a violation is an error).
 
 Training ([LSS]; docs/theory.md section 7)
--------------------------------------
+------------------------------------------
 Online SGD on :math:`\tfrac12(\hat y_k - Y_k)^2` along one stream, one step per
 sample, hidden state never reset, learning rate :math:`\alpha / N^{2-2\beta}`,
 gradients from forward-mode real-time recurrent learning (RTRL) with the
