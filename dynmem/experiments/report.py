@@ -211,13 +211,13 @@ def _protocol_epochs(name: str, proto: str):
 
 
 def quick_note(r: dict, name: str, proto: str, size: str) -> str:
-    """What a quick-size result is worth, in words ("" for a full-size result).
+    """What a quick-size result is worth, in words ("" for any other size).
 
     A trained experiment says how many epochs it ran against the protocol's
     own budget ("quick: 12 epochs of the protocol's up to 1,000; not
     evidence"); the others that their sizes are reduced.
     """
-    if size == "full":
+    if size != "quick":
         return ""
     ep = _epoch_counts(r)
     full = _protocol_epochs(name, proto) if ep else None
