@@ -20,7 +20,8 @@ def test_summary_lines_one_row_per_result_with_the_quick_note():
     body = "\n".join(lines)
     assert "not reproduced" in body and "reproduced" in body and "no shrinking boundary" in body
     assert body.count("quick: reduced sizes; not evidence") == 1
-    assert "slope nan" not in lines[2]  # only the first clause of why, in one line
+    long = summary_lines([_row(why="word " * 100)], width=100)
+    assert len(long) == 4 and long[2].endswith("...") and len(long[2]) <= 150  # why on one line, cut at a word
 
 
 def test_summary_lines_make_control_characters_visible():
@@ -67,3 +68,28 @@ def test_reproduce_verbose_keeps_the_epoch_lines(tmp_path, capsys):
     assert "epoch 1 " in err
 
 
+
+
+def test_model_lines_redraw_in_place_on_a_terminal(monkeypatch):
+    import io
+
+    from dynmem.experiments import VERBOSE_ENV, model_line, progress_line
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    tty, log = Tty(), io.StringIO()
+    model_line("model a", tty)
+    model_line("model b", tty)
+    progress_line("[2/9] next: running", tty)
+    assert tty.getvalue().count("\n") == 1 and "\rmodel b\x1b[K" in tty.getvalue()
+    assert tty.getvalue().endswith("\r\x1b[K[2/9] next: running\n")
+    model_line("model a", log)
+    progress_line("done", log)
+    assert log.getvalue() == "model a\ndone\n"
+    monkeypatch.setenv(VERBOSE_ENV, "1")
+    verbose_tty = Tty()
+    model_line("model a", verbose_tty)
+    assert verbose_tty.getvalue() == "model a\n"

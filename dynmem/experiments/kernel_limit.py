@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from ..io import atomic_savefig
+from . import model_line
 
 __all__ = ["TITLE", "CLAIM", "PROTOCOLS", "SETTINGS", "config", "run", "plot", "verdict", "run_kernel_limit",
            "plot_kernel_limit"]
@@ -65,7 +66,7 @@ def run_kernel_limit(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = Fa
     res = kernel_convergence(cfg["N_values"], seeds, beta=cfg["beta"], alpha=cfg["alpha"], t_final=cfg["t_final"],
                              n_times=cfg["n_times"], L=cfg["L"], qmc_points=cfg["qmc_points"],
                              qmc_scrambles=cfg["qmc_scrambles"], burn_in=cfg["burn_in"], rng=_ROOT_SEED,
-                             executor=executor, progress=progress)
+                             executor=executor, progress=model_line if progress else False)
     N = [int(n) for n in res.N_values]
     drift_fit = loglog_slope(np.repeat(N, len(seeds)), res.drift.ravel())
     per_width = {}
@@ -92,7 +93,7 @@ def run_kernel_limit(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = Fa
                                 t_final=cfg["t_final"], n_times=cfg["n_times"], L=cfg["L"],
                                 recurrence=v["recurrence"], qmc_points=cfg["qmc_points"],
                                 qmc_scrambles=cfg["qmc_scrambles"], burn_in=cfg["burn_in"], rng=_ROOT_SEED,
-                                executor=executor, progress=progress)
+                                executor=executor, progress=model_line if progress else False)
         variants.append(dict(**v, N_values=[int(n) for n in vr.N_values], errors=[_floats(e) for e in vr.errors],
                              ntk_errors=[_floats(e) for e in vr.ntk_errors], drift=[_floats(e) for e in vr.drift],
                              slope=vr.slope.to_dict(), ntk_slope=vr.ntk_slope.to_dict(), success=bool(vr.success),

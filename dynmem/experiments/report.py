@@ -368,9 +368,12 @@ def answer(rows: list) -> list:
 
 
 def _one_line(why: str, limit: int = 110) -> str:
-    """The first clause of a verdict's ``why`` (up to the first "; "), cut to ``limit`` characters."""
-    first = str(why).split("; ")[0].strip()
-    return first if len(first) <= limit else first[: limit - 3].rstrip() + "..."
+    """A verdict's ``why`` on one line: cut at a word boundary to ``limit`` characters."""
+    text = " ".join(str(why).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ;,") + "..."
 
 
 def _shown_verdict(r: dict) -> str:
@@ -411,7 +414,7 @@ def summary_lines(rows: list, *, width: int = 110) -> list:
     w = [max(len(head[i]), *(len(c[i]) for c in cols)) for i in range(4)]
     fmt = "  ".join(f"{{:<{x}}}" for x in w)
     out = [fmt.format(*head) + "  why", fmt.format(*("-" * x for x in w)) + "  ---"]
-    rest = max(30, width - sum(w) - 10)
+    rest = max(70, width - sum(w) - 10)
     for c, r in zip(cols, rows):
         why = _visible_controls(_one_line(r["why"], rest))
         out.append(fmt.format(*c) + "  " + why)

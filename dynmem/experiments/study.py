@@ -272,8 +272,11 @@ def study_task(target: str, seed: int, width: int = 0, *, config: dict, rng=None
         if stop["kind"] == "width-to-width":
             thr = float(stop["factor"]) * float(fs.best_val)  # the code's train.py reads the best checkpoint's loss
         if progress:
-            cell = f"{cfg['parameterisation']}/{cfg.get('activation') or 'tanh'}"
-            model_line(f"[dynmem.experiments] {cfg['figure']}/{cfg['protocol']} {cell} {target} m={m} seed={seed}: "
+            par = (proto.get("parameterisation") or {}).get(cfg["parameterisation"]) or {}
+            act = cfg.get("activation") or (proto.get("model") or {}).get("activation", "tanh")
+            cell = f"{act}, W {par.get('form', cfg['parameterisation'])}" + \
+                (f" {par['g']}" if par.get("g") not in (None, "identity") else "")
+            model_line(f"[dynmem.experiments] {cfg['figure']}/{cfg['protocol']} ({cell}) {target} m={m} seed={seed}: "
                        f"{fs.epochs} epochs ({fs.stopped}), val {fs.best_val:.3g}, E(0) {out[f'm{m}/error0']:.3g}, "
                        f"margin {out[f'm{m}/margin']:.3g}, {time.perf_counter() - t0:.0f} s")
     return out
