@@ -45,9 +45,9 @@ def _curve(item) -> tuple[np.ndarray, np.ndarray]:
 
 def _label_for(fit: DecayFit) -> str:
     if fit.kind == "exponential":
-        return f"fit: e^(-{fit.rate:.3g} t)"
+        return f"fit: $e^{{-{fit.rate:.3g}\\,t}}$"
     if fit.kind == "polynomial":
-        return f"fit: (t + {fit.shift:.2g})^(-{fit.exponent:.3g})"
+        return f"fit: $(t + {fit.shift:.2g})^{{-{fit.exponent:.3g}}}$"
     return f"fit: {fit.kind}"
 
 
@@ -104,8 +104,8 @@ def plot_memory(curves, *, ax=None, scale: str = "semilogy", labels: Sequence[st
     elif scale == "loglog":
         ax.set_xscale("log")
         ax.set_yscale("log")
-    ax.set_xlabel("t")
-    ax.set_ylabel("M(t)")
+    ax.set_xlabel("$t$")
+    ax.set_ylabel("memory $M(t)$")
     if title:
         ax.set_title(title)
     if labels is not None or fit:
@@ -148,15 +148,15 @@ def plot_error_vs_width(result: "ConvergenceResult", ax=None):
         _, ax = plt.subplots(figsize=(5, 4))
     N = np.asarray(result.N_values, float)
     for b, s in enumerate(result.seeds):
-        ax.loglog(N, result.errors[:, b], "o", color="C0", alpha=0.5, ms=4, label="sup_t ||h^N - h|| (seeds)" if b == 0 else None)
-        ax.loglog(N, result.ntk_errors[:, b], "s", color="C1", alpha=0.5, ms=4, label="||K_N(0) - A|| / ||A||" if b == 0 else None)
+        ax.loglog(N, result.errors[:, b], "o", color="C0", alpha=0.5, ms=4, label=r"$\sup_t \|h^N_t - h_t\|$ (seeds)" if b == 0 else None)
+        ax.loglog(N, result.ntk_errors[:, b], "s", color="C1", alpha=0.5, ms=4, label=r"$\|K_N(0) - A\| \,/\, \|A\|$" if b == 0 else None)
     for fit, color in ((result.slope, "C0"), (result.ntk_slope, "C1")):
         if np.isfinite(fit.slope):
             ax.loglog(N, np.exp(fit.intercept) * N ** fit.slope, "-", color=color,
-                      label=f"slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]")
+                      label=f"slope {fit.slope:.2f}, 95% CI [{fit.ci_low:.2f}, {fit.ci_high:.2f}]")
     ref = np.nanmedian(result.errors[0]) * (N / N[0]) ** -0.5
-    ax.loglog(N, ref, "k:", label="N^-1/2")
-    ax.set(xlabel="width N", ylabel="error", title=f"[LSS] kernel limit, beta = {result.settings.get('beta')}")
+    ax.loglog(N, ref, "k:", label=r"$N^{-1/2}$")
+    ax.set(xlabel="width $N$", ylabel="error", title=rf"[LSS] kernel limit, $\beta = {result.settings.get('beta')}$")
     ax.legend(fontsize=7)
     return ax
 
@@ -174,9 +174,9 @@ def plot_trajectories(result: "ConvergenceResult", ax=None, *, n_show: int = 4, 
     show = np.argsort(-w)[:n_show]
     for k, j in enumerate(show):
         color = f"C{k}"
-        ax.plot(result.times, result.h_limit[:, j], "-", color=color, label=f"h_t(z_{j})  (E[Y|z] = {result.target_values[j]:.2f})")
+        ax.plot(result.times, result.h_limit[:, j], "-", color=color, label=f"$h_t(z_{{{j}}})$, $E[Y|z] = {result.target_values[j]:.2f}$")
         ax.plot(result.times, result.h_network[width_index, seed_index, :, j], "o", color=color, ms=3)
-    ax.set(xlabel="t = k / N", ylabel="output on history",
+    ax.set(xlabel="$t = k / N$", ylabel="output on history",
            title=f"N = {int(result.N_values[width_index])}: network (dots) vs limit ODE (lines)")
     ax.legend(fontsize=7)
     return ax

@@ -80,3 +80,13 @@ def test_experiment_figure_reads(name, tmp_path, monkeypatch):
     assert name in seen["heading"] and "quick: not evidence" in seen["heading"]
     w, h = seen["size"]
     assert w / h < 3.5, f"aspect {w:.0f} x {h:.0f} is a strip"
+
+
+def test_plot_memory_labels_are_mathtext():
+    from dynmem.plotting import plot_memory
+
+    t = np.linspace(0, 30, 300)
+    ax = plot_memory([(t, np.exp(-0.5 * t))], labels=["exp"])
+    texts = [x.get_text() for x in ax.get_legend().get_texts()]
+    assert texts[1].startswith("fit: $e^{") and ax.get_ylabel() == "memory $M(t)$"
+    plt.close(ax.figure)
