@@ -19,9 +19,11 @@ def test_summary_lines_one_row_per_result_with_the_quick_note():
     assert lines[0].split()[:4] == ["experiment", "protocol", "size", "verdict"]
     body = "\n".join(lines)
     assert "not reproduced" in body and "reproduced" in body and "no shrinking boundary" in body
-    assert body.count("quick: reduced sizes; not evidence") == 1
+    assert "quick: reduced sizes" not in body  # said once below the table by the caller
+    epochs = summary_lines([_row(quick="quick: 12 epochs of the protocol's up to 1,000; not evidence")])
+    assert len(epochs) == 4 and "12 epochs of the protocol's up to 1,000" in epochs[3]
     long = summary_lines([_row(why="word " * 100)], width=100)
-    assert len(long) == 4 and long[2].endswith("...") and len(long[2]) <= 150  # why on one line, cut at a word
+    assert len(long) == 3 and long[2].endswith("...") and len(long[2]) <= 150  # why on one line, cut at a word
 
 
 def test_summary_lines_make_control_characters_visible():

@@ -403,6 +403,10 @@ def at_a_glance(rows: list) -> list:
 def summary_lines(rows: list, *, width: int = 110) -> list:
     """The verdict table for a terminal: experiment, protocol, size, verdict and a one-line why per result.
 
+    A quick-size row of a trained experiment gets a second line with its
+    epochs against the protocol's budget; the caller says once that quick
+    verdicts are not evidence.
+
     Every string from a result file is shown with its control characters
     made visible, so a crafted file cannot drive the terminal.
     """
@@ -418,7 +422,7 @@ def summary_lines(rows: list, *, width: int = 110) -> list:
     for c, r in zip(cols, rows):
         why = _visible_controls(_one_line(r["why"], rest))
         out.append(fmt.format(*c) + "  " + why)
-        if r.get("quick"):
+        if r.get("quick") and "epochs" in str(r["quick"]):  # a budget to state; "reduced sizes" is the footer's
             out.append(fmt.format("", "", "", "") + "  " + _visible_controls(str(r["quick"])))
     return out
 
