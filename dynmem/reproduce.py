@@ -30,7 +30,7 @@ import os
 import sys
 import time
 
-from .experiments import VERBOSE_ENV, experiment_names, get_experiment, progress_line
+from .experiments import VERBOSE_ENV, experiment_names, get_experiment, model_line, progress_line
 from .io import atomic_write_json, read_json, to_jsonable
 
 __all__ = ["EXPERIMENTS", "reproduce", "run_fig1", "run_fig11", "experiment_stem", "resolve_protocol", "all_protocols"]
@@ -212,7 +212,8 @@ def _run_all(names, out, size, protocol, seeds, resume, progress, executor, writ
             continue
         if progress:
             what = "quick size, not evidence" if size == "quick" else "full size"
-            progress_line(f"{tag} {stem}: running ({what}; {_fmt_elapsed(time.perf_counter() - start)} elapsed)")
+            # on a terminal the model lines that follow redraw this one; the "done" line stays
+            model_line(f"{tag} {stem}: running ({what}; {_fmt_elapsed(time.perf_counter() - start)} elapsed)")
         t0 = time.perf_counter()
         result = mod.run(cfg, executor=executor, progress=progress)
         seconds = time.perf_counter() - t0

@@ -23,13 +23,12 @@ tuned to meet them.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 
 from ..io import atomic_savefig
-from . import model_line
+from . import model_line, progress_line
 
 __all__ = ["TITLE", "CLAIM", "PROTOCOLS", "SETTINGS", "config", "run", "plot", "verdict", "run_kernel_limit",
            "plot_kernel_limit"]
@@ -122,8 +121,8 @@ def run_kernel_limit(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = Fa
                  "docs/theory.md section 7 class (M1 diagonal recurrence)."),
     }
     if progress:
-        print(f"[dynmem.reproduce] kernel-limit: slope {res.slope.slope:.3f} [{lo:.3f}, {hi:.3f}], NTK slope "
-              f"{res.ntk_slope.slope:.3f}, {time.perf_counter() - start:.1f}s", file=sys.stderr, flush=True)
+        progress_line(f"[dynmem.reproduce] kernel-limit: slope {res.slope.slope:.3f} [{lo:.3f}, {hi:.3f}], NTK slope "
+                      f"{res.ntk_slope.slope:.3f}, {time.perf_counter() - start:.1f}s")
     # four histories spread over the range of the limit at t_final (the heaviest ones nearly coincide)
     order = np.argsort(res.h_limit[-1])
     show = order[np.round(np.linspace(0, order.size - 1, 4)).astype(int)]
