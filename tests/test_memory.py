@@ -113,7 +113,7 @@ def test_ctrnn_leak_and_bias_equilibrium():
 
 
 def test_multistable_tanh_system_does_not_forget():
-    # THEORY.md section 2: Hurwitz W (double eigenvalue -1) but multistable for large inputs.
+    # docs/theory.md section 2: Hurwitz W (double eigenvalue -1) but multistable for large inputs.
     W = np.array([[1.0, 1.0], [-4.0, -3.0]])
     assert np.allclose(np.linalg.eigvals(W), -1.0, atol=1e-6)
     model = dm.CTRNN(W, np.eye(2), np.zeros(2), np.array([1.0, 0.0]), activation="tanh")
