@@ -1,6 +1,6 @@
 """Empirical NTK of a dense RNN: dynmem's hand-written BPTT Jacobian vs ``torch.func``.
 
-* ``empirical_rntk_m64``: the empirical NTK ``K = J J^T`` ([RNTK]; THEORY.md
+* ``empirical_rntk_m64``: the empirical NTK ``K = J J^T`` ([RNTK]; docs/theory.md
   section 7) of a width-64 tanh RNN in the NTK parameterisation
   ``h_t = tanh(sigma_w W h_{t-1} / sqrt(n) + sigma_u U x_t / sqrt(d) + sigma_b b)``,
   ``f = sigma_v v^T h_T / sqrt(n)``, on 64 white-noise input sequences of

@@ -9,7 +9,7 @@ Derivatives at kinks follow one convention, stated here once:
 ``relu'(0) = 0`` and ``hardtanh'(+-1) = 0`` (the derivative of the flat side).
 Gradient checks against finite differences must stay away from kinks.
 
-[WLL] classes (THEORY.md section 1): ``identity`` and ``hardtanh`` are in A0
+[WLL] classes (docs/theory.md section 1): ``identity`` and ``hardtanh`` are in A0
 (sigma(z) = z near 0); ``tanh`` is in A1 (sigma' = 1 - sigma^2).  ``relu`` is
 in neither (it is not odd), but it is a common baseline.
 """

@@ -1,4 +1,4 @@
-"""Continuous adjoint gradients of CTRNN losses (THEORY.md section 8).
+"""Continuous adjoint gradients of CTRNN losses (docs/theory.md section 8).
 
 For ``dh/dt = sigma(z) - leak h``, ``z = W h + U x(t) + b``, ``y = c^T h`` and
 the loss::
@@ -50,6 +50,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
+from .compiling import announce_compilation
 from .activations import dact_scalar, get_activation
 from .models import CTRNN, LinearRNN
 from .odeint import ADJOINTS, loss_gradient_validated, resolve_adjoint
@@ -169,6 +170,7 @@ class AdjointResult:
         return self.grad.flatten()
 
 
+@announce_compilation("adjoint_gradient")
 def adjoint_gradient(
     model,
     x,
@@ -248,11 +250,6 @@ def adjoint_gradient(
     Returns
     -------
     AdjointResult
-
-    Raises
-    ------
-    SimulationError
-        If either solve fails.
     """
     original = model
     if not isinstance(model, (CTRNN, LinearRNN)):

@@ -14,10 +14,18 @@
     each writes ``<experiment>-<protocol>[-full].json`` with every number and
     a PNG, atomically, finished experiments are not recomputed, and
     ``REPORT.md`` is rewritten from every result in the folder (``--report``
-    only rewrites it).  Ctrl-C ends with one line; rerun to resume.  ``--workers N`` runs the per-seed tasks of the
+    only rewrites it).  The terminal gets one line per experiment and per
+    trained model (``--verbose`` adds the per-epoch lines) and ends with the
+    verdict table: experiment, protocol, size, verdict and why, with quick
+    sizes marked as not evidence.  Ctrl-C ends with one line; rerun to resume.  ``--workers N`` runs the per-seed tasks of the
     experiments that have them on N local processes, ``--scheduler`` on a
     Dask cluster (``tcp://host:8786``; ``pip install 'dynmem[distributed]'``);
     the numbers are the same as the serial run's.
+
+``dynmem warmup``
+    Compile the numba kernels of the common entry points now (they are
+    cached on disk), with the time of each first call: after an install or in
+    a CI image, so that the first real call does not wait.
 
 ``dynmem sweep status DIR``
     Summarise a sweep store (:mod:`dynmem.sweep`): task counts, failed tasks
@@ -34,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 import time
 
@@ -200,6 +209,18 @@ def sweep_status(path: str, *, out=None) -> int:
     return 0
 
 
+def _print_verdicts(out: str, written: dict) -> None:
+    """The end of ``dynmem reproduce``: the verdict table of the experiments just run (stdout), then where the files are."""
+    from .experiments.report import in_context, report_rows, summary_lines
+
+    rows = [r for r in in_context(report_rows(out)) if r["stem"] in written]
+    print()
+    print("\n".join(summary_lines(rows, width=shutil.get_terminal_size((110, 24)).columns)))
+    if any(r.get("quick") for r in rows):
+        print("quick size: the pipeline runs end to end; these verdicts are not evidence (dynmem reproduce --full).")
+    print(f"files: {len(written)} JSON + PNG in {out}; report: {os.path.join(out, 'REPORT.md')}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dynmem", description="Recurrent neural networks as dynamical systems.")
     parser.add_argument("--version", action="version", version=f"dynmem {_version()}")
@@ -209,6 +230,7 @@ def main(argv=None) -> int:
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--t-end", type=float, default=10.0, help="simulated time (default 10)")
     q.add_argument("--out", default="quickstart.png", help="figure path (default quickstart.png)")
+    sub.add_parser("warmup", help="compile the numba kernels of the common entry points now (after an install, in CI)")
     v = sub.add_parser("verify", help="check the theorem catalogue (symbolic and numeric) and print a table")
     v.add_argument("--claim", action="append", metavar="NAME",
                    help="run only this claim (or every claim of a module, e.g. linear_memory); repeatable")
@@ -234,6 +256,8 @@ def main(argv=None) -> int:
     r.add_argument("--report", action="store_true",
                    help="only write REPORT.md from the result files already in --out (no experiment runs)")
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r.add_argument("--verbose", action="store_true",
+                   help="also the per-epoch training lines and per-width detail (default: one line per trained model)")
     where = r.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, metavar="N",
                        help="run the per-seed tasks (fig2, fig8b, ...) on N local processes (same numbers as serial)")
@@ -256,6 +280,13 @@ def main(argv=None) -> int:
         if not args.t_end >= 1.0:
             parser.error(f"--t-end must be >= 1; got {args.t_end}")
         quickstart(hidden=args.hidden, seed=args.seed, t_end=args.t_end, out=args.out)
+        return 0
+    if args.command == "warmup":
+        from .experiments.quickstart import warmup
+
+        print("dynmem warmup: first call of each entry point (numba compiles, or loads its on-disk cache)")
+        total = sum(warmup().values())
+        print(f"  total {total:.1f} s; later processes load the cached kernels")
         return 0
     if args.command == "verify":
         return verify(args.claim, json_path=args.json, list_only=args.list)
@@ -294,15 +325,13 @@ def main(argv=None) -> int:
             with _sigterm_as_interrupt(), _executor(args.workers, args.scheduler) as executor:
                 written = reproduce(args.experiments, out=args.out, quick=args.quick, protocol=args.protocol,
                                     seeds=args.seeds, resume=not args.no_resume, progress=not args.quiet,
-                                    executor=executor)
+                                    executor=executor, verbose=args.verbose)
         except KeyboardInterrupt as exc:
             how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
             print(f"dynmem reproduce: {how}; finished experiments are kept in {args.out} "
                   f"(run the same command again to resume)", file=sys.stderr)
             return 143 if isinstance(exc, Terminated) else 130
-        for name, path in written.items():
-            print(f"{name}: {path} and {os.path.splitext(path)[0]}.png")
-        print(f"report: {os.path.join(args.out, 'REPORT.md')}")
+        _print_verdicts(args.out, written)
         return 0
     if args.command == "sweep":
         if args.sweep_command is None:

@@ -1,4 +1,4 @@
-"""Decay fits of memory curves: exponential, polynomial, non-decaying or undetermined (THEORY.md section 2).
+"""Decay fits of memory curves: exponential, polynomial, non-decaying, growing or undetermined (docs/theory.md section 2).
 
 :func:`loglog_slope` is the package's one log-log slope fit (power-law
 exponents of memory tails, error-versus-width rates, ...).
@@ -32,7 +32,10 @@ class DecayFit:
     Attributes
     ----------
     kind : str
-        "exponential", "polynomial", "non-decaying" or "undetermined".
+        "exponential", "polynomial", "non-decaying", "growing" or
+        "undetermined".  "growing": ``M`` peaks at the end of the window and
+        still rises there (``fits["growth"]`` holds the tail's exponential
+        growth rate and log-log slope); a growing memory does not decay either.
     rate : float
         beta of ``C e^{-beta t}`` (NaN unless exponential was fitted).
     exponent : float
@@ -182,6 +185,23 @@ def _fit_decay_once(
         if M_peak == 0:
             return result("undetermined", "M is identically zero.")
         return result("non-decaying", "M is infinite.")
+    # 1b. growing: the peak sits in the last tail_fraction of the window and the raw curve still
+    # rises there (log-log slope above plateau_slope).  A fit after the peak would see too few
+    # points and say "undetermined" of a curve whose verdict is plain.
+    n_end = max(3, int(np.ceil(tail_fraction * t.size)))
+    if peak >= t.size - n_end:
+        tg, Mg = t[-n_end:], M_raw[-n_end:]
+        if np.all(Mg > 0) and tg[0] > 0:
+            up = float(np.polyfit(np.log(tg), np.log(Mg), 1)[0])
+            growth = float(np.polyfit(tg, np.log(Mg), 1)[0])
+            if up > plateau_slope and M_raw[-1] >= M_raw[-n_end]:
+                tw = t[-n_end:]
+                decades = nan
+                return result("growing",
+                              f"M still rises at the end of the window: log-log slope {up:.3g} and exponential "
+                              f"growth rate {growth:.3g} over t in [{tg[0]:.3g}, {tg[-1]:.3g}]; its peak is the "
+                              f"last points, so it does not decay on this window.",
+                              fits={"growth": dict(rate=growth, loglog_slope=up)})
     fl = max(floor or 0.0, relative_floor * M_peak)
     tw, Mw = t[peak:], M[peak:]
     # A noise floor: the last points sit far below the peak and no longer decay
@@ -342,7 +362,7 @@ def _fit_decay_once(
 
 
 def fit_decay(t, M, **options) -> DecayFit:
-    """Classify a memory curve as exponential, polynomial, non-decaying or undetermined.
+    """Classify a memory curve as exponential, polynomial, non-decaying, growing or undetermined.
 
     The decay class is an asymptotic property, so when the whole window gives
     no decisive verdict (a fast early transient, a sum of exponentials whose
@@ -384,7 +404,10 @@ def fit_decay(t, M, **options) -> DecayFit:
        ``max(floor, relative_floor * max M)`` (default ``relative_floor``
        1e-11) and everything after the first such point.  Without ``floor``,
        a flat tail far below the peak is taken as the floor and only points
-       10x above it are kept.
+       10x above it are kept.  Growing: if the peak of ``M`` lies in the
+       last ``tail_fraction`` of the grid and the raw curve still rises
+       there (log-log slope above ``plateau_slope``), the verdict is
+       "growing", with the tail's growth rate in ``fits["growth"]``.
     2. Non-decaying: the tail (last ``tail_fraction`` = 0.2 of the window)
        stays above ``plateau_ratio`` (1e-3) times the peak and is flat on
        log-log axes, ``|d log M / d log t| < plateau_slope`` (0.05).
@@ -430,6 +453,11 @@ def _tail_rate(t, M, fit, options):
     opts["floor"] = max(opts.get("floor") or 0.0, opts.get("relative_floor", 1e-11) * float(M[sel].max()))
     tail = _fit_decay_once(t[start:stop], M[start:stop], **opts)
     if tail.kind != "exponential":
+        return fit
+    # On a short tail (1 + t)^q e^{-beta t} can trade q against beta: q = 23 with beta = 1.1 has the
+    # local slope of beta = 0.5.  A Jordan block adds 1 to q per size, so a tail that needs a prefactor
+    # much steeper than the whole window's has not identified its rate: keep the whole-window fit.
+    if tail.power > max(fit.power, 0.0) + 2.0:
         return fit
     whole = dict(rate=fit.rate, power=fit.power, window=fit.window, r2=fit.r2, note=fit.note)
     note = (f"{tail.note} Rate from the tail t >= {t[start]:.3g} (the last half of the decades); "

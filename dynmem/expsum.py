@@ -1,4 +1,4 @@
-r"""Exponential-sum fits of memory kernels ([WLL] Fig. 1; THEORY.md section 4).
+r"""Exponential-sum fits of memory kernels ([WLL] Fig. 1; docs/theory.md section 4).
 
 :func:`fit_exponential_sum` is the gradient-free least-squares fit of a
 memory kernel by an ``m``-term exponential sum, realised as a diagonal
@@ -35,7 +35,7 @@ from .models import LinearRNN
 
 __all__ = ["ExpSumFit", "fit_exponential_sum"]
 
-# Bounds of the free exponents (THEORY.md section 4): mu in [0.1 / T, 50].
+# Bounds of the free exponents (docs/theory.md section 4): mu in [0.1 / T, 50].
 _MU_LOWER_FACTOR = 0.1
 _MU_UPPER = 50.0
 # Coefficients at or below this fraction of the largest are pruned as zero.
@@ -204,7 +204,7 @@ def fit_exponential_sum(t, rho, m: int, *, variant: str = "free", n_starts: int 
     ----------
     t : array_like, shape (n,)
         Strictly increasing, non-negative sample times with ``t[-1] > 0``
-        (THEORY.md section 4 uses the integer grid ``0..1000``).
+        (docs/theory.md section 4 uses the integer grid ``0..1000``).
     rho : array_like, shape (n,)
         Kernel values ``rho(t_i)``.
     m : int
@@ -219,9 +219,9 @@ def fit_exponential_sum(t, rho, m: int, *, variant: str = "free", n_starts: int 
         padded back to ``m`` by splitting the largest term (which leaves the
         kernel unchanged).  ``"grid"``: the paper-style constrained fit -
         NNLS on the fixed rates ``mu_k = 0.5 k / m``, ``k = 1..m``
-        (THEORY.md section 4), zero weights kept.
+        (docs/theory.md section 4), zero weights kept.
     n_starts : int
-        Starts of the ``"free"`` fit (``>= 1``; THEORY.md recommends ``>= 6``).
+        Starts of the ``"free"`` fit (``>= 1``; docs/theory.md recommends ``>= 6``).
     rng : None, int or numpy.random.Generator, optional
         ``None`` gives deterministic starts; otherwise the starts are
         jittered with ``np.random.default_rng(rng)``.

@@ -51,6 +51,7 @@ import numpy as np
 
 from ._validation import as_float_array, check_choice, check_int, check_nonnegative, check_rng, describe
 from .activations import tanh_block
+from .compiling import announce_compilation
 
 __all__ = ["GRUCell", "LSTMCell", "CTGRU", "GatedTrajectory", "GatedGradient", "gated_forward", "gated_value_and_grad"]
 
@@ -598,7 +599,7 @@ class CTGRU(_GatedCell):
     The GRU update ``h_{k+1} = (1 - z) n + z h = h + f(h_k, x_k)`` is the
     forward-Euler step of this field with dt = 1, so :meth:`euler_cell`
     returns the :class:`GRUCell` with the same arrays.  This is the
-    continuous-time GRU of [WLL] App. J as THEORY.md records it ("writes a
+    continuous-time GRU of [WLL] App. J as docs/theory.md records it ("writes a
     continuous-time GRU and linearises it at h* = 0"); the field is the
     standard GRU-ODE form.
 
@@ -650,7 +651,9 @@ class CTGRU(_GatedCell):
         return (1.0 - z) * (n - H)
 
     def jacobian(self, H, X) -> np.ndarray:
-        """``df/dh`` at each pair (k, m, m)::
+        """``df/dh`` at each pair, shape (k, m, m).
+
+        In the gates' notation::
 
             df/dh = diag(h - n) dz/dh + diag(1 - z) (dn/dh - I),
             dz/dh = diag(z (1 - z)) W_hz,
@@ -820,6 +823,7 @@ def _check_state(name, v, m, batch):
     raise ValueError(f"`{name}` must have shape ({m},) or ({batch}, {m}); got shape {v.shape}.")
 
 
+@announce_compilation("gated_forward")
 def gated_forward(model, X, *, h0=None, s0=None) -> GatedTrajectory:
     """Run a GRU or LSTM cell over a batch of input sequences.
 

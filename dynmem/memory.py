@@ -1,4 +1,4 @@
-"""Memory functions ([WLL] Def. 3.1; THEORY.md section 2); the decay fits are in :mod:`dynmem.decay`.
+"""Memory functions ([WLL] Def. 3.1; docs/theory.md section 2); the decay fits are in :mod:`dynmem.decay`.
 
 The memory function of a causal, time-homogeneous functional H is::
 
@@ -16,7 +16,7 @@ How each kind of H is handled (no finite differences except where said):
   trajectory: from the zero-input equilibrium ``h*`` the probe is integrated
   with the input held at ``x``, and ``dy/dt = c^T (sigma(W h + U x + b) - leak h)``
   is evaluated on the solution.  With ``leak = 0`` this is the flow
-  ``dz/dt = W sigma(z)``, ``z(0) = U x`` of THEORY.md section 2 written in
+  ``dz/dt = W sigma(z)``, ``z(0) = U x`` of docs/theory.md section 2 written in
   ``h`` (``z = W h + U x + b``).  All probes (directions x amplitudes) are one
   batched ODE, solved once.
 * :class:`~dynmem.models.DiscreteRNN` / ``EulerRNN`` - differences of the step
@@ -52,6 +52,7 @@ import scipy.linalg
 from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_increasing, check_int, check_positive, describe, check_rng
+from .compiling import announce_compilation
 from .errors import warn_overflow
 from .inputs import step
 from .activations import get_activation
@@ -531,6 +532,7 @@ def _callable_probe_memory(fn, probes, t, input, fd_step) -> np.ndarray:
     return np.abs(out)
 
 
+@announce_compilation("memory_function")
 def memory_function(
     H,
     t,

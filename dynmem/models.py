@@ -1,6 +1,6 @@
 """Recurrent models as frozen dataclasses of float64 arrays.
 
-Continuous time ([WLL] eq. 1, THEORY.md section 1)::
+Continuous time ([WLL] eq. 1, docs/theory.md section 1)::
 
     CTRNN        dh/dt = sigma(W h + U x(t) + b) - leak * h,   y = c^T h
     LinearRNN    dh/dt = W h + U x(t),                          y = c^T h
@@ -418,7 +418,7 @@ class CTRNN(_ParamModel):
     activation : str
         One of :func:`dynmem.activations.available_activations`.
     leak : float
-        Optional leak ``alpha >= 0`` (THEORY.md section 1; [WLL] has none, so the default is 0).
+        Optional leak ``alpha >= 0`` (docs/theory.md section 1; [WLL] has none, so the default is 0).
 
     Notes
     -----
@@ -471,7 +471,7 @@ class CTRNN(_ParamModel):
     def discretize(self, dt: float) -> "EulerRNN":
         """The forward-Euler recurrence ``h_{k+1} = h_k + dt * (sigma(W h_k + U x_k + b) - leak h_k)``.
 
-        This is the residual form that [WLL]'s code runs (THEORY.md section 1);
+        This is the residual form that [WLL]'s code runs (docs/theory.md section 1);
         forward Euler adds a spurious instability when ``dt * |lambda(W)|`` is large.
         """
         dt = check_positive("dt", dt)
@@ -572,7 +572,7 @@ class LinearRNN(_ParamModel):
     """Linear RNN ``dh/dt = W h + U x``, ``y = c^T h`` (sigma = identity, b = 0).
 
     Its output is ``y(t) = int_0^inf rho(s)^T x(t - s) ds`` with
-    ``rho(s)^T = c^T e^{W s} U`` ([LHEL]; THEORY.md section 1).
+    ``rho(s)^T = c^T e^{W s} U`` ([LHEL]; docs/theory.md section 1).
     """
 
     W: np.ndarray

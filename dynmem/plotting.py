@@ -14,7 +14,8 @@ from ._validation import as_float_array, check_choice
 from .decay import DecayFit, fit_decay
 from .memory import MemoryResult
 
-__all__ = ["plot_memory", "plot_memory_panels", "decay_curve", "plot_error_vs_width", "plot_trajectories"]
+__all__ = ["plot_memory", "plot_memory_panels", "decay_curve", "plot_error_vs_width", "plot_trajectories",
+           "figure_heading", "readable_log_ticks", "finish_figure", "layout_problems"]
 
 _SCALES = ("semilogy", "loglog", "linear")
 
@@ -44,9 +45,9 @@ def _curve(item) -> tuple[np.ndarray, np.ndarray]:
 
 def _label_for(fit: DecayFit) -> str:
     if fit.kind == "exponential":
-        return f"fit: e^(-{fit.rate:.3g} t)"
+        return f"fit: $e^{{-{fit.rate:.3g}\\,t}}$"
     if fit.kind == "polynomial":
-        return f"fit: (t + {fit.shift:.2g})^(-{fit.exponent:.3g})"
+        return f"fit: $(t + {fit.shift:.2g})^{{-{fit.exponent:.3g}}}$"
     return f"fit: {fit.kind}"
 
 
@@ -103,8 +104,8 @@ def plot_memory(curves, *, ax=None, scale: str = "semilogy", labels: Sequence[st
     elif scale == "loglog":
         ax.set_xscale("log")
         ax.set_yscale("log")
-    ax.set_xlabel("t")
-    ax.set_ylabel("M(t)")
+    ax.set_xlabel("$t$")
+    ax.set_ylabel("memory $M(t)$")
     if title:
         ax.set_title(title)
     if labels is not None or fit:
@@ -147,15 +148,15 @@ def plot_error_vs_width(result: "ConvergenceResult", ax=None):
         _, ax = plt.subplots(figsize=(5, 4))
     N = np.asarray(result.N_values, float)
     for b, s in enumerate(result.seeds):
-        ax.loglog(N, result.errors[:, b], "o", color="C0", alpha=0.5, ms=4, label="sup_t ||h^N - h|| (seeds)" if b == 0 else None)
-        ax.loglog(N, result.ntk_errors[:, b], "s", color="C1", alpha=0.5, ms=4, label="||K_N(0) - A|| / ||A||" if b == 0 else None)
+        ax.loglog(N, result.errors[:, b], "o", color="C0", alpha=0.5, ms=4, label=r"$\sup_t \|h^N_t - h_t\|$ (seeds)" if b == 0 else None)
+        ax.loglog(N, result.ntk_errors[:, b], "s", color="C1", alpha=0.5, ms=4, label=r"$\|K_N(0) - A\| \,/\, \|A\|$" if b == 0 else None)
     for fit, color in ((result.slope, "C0"), (result.ntk_slope, "C1")):
         if np.isfinite(fit.slope):
             ax.loglog(N, np.exp(fit.intercept) * N ** fit.slope, "-", color=color,
-                      label=f"slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]")
+                      label=f"slope {fit.slope:.2f}, 95% CI [{fit.ci_low:.2f}, {fit.ci_high:.2f}]")
     ref = np.nanmedian(result.errors[0]) * (N / N[0]) ** -0.5
-    ax.loglog(N, ref, "k:", label="N^-1/2")
-    ax.set(xlabel="width N", ylabel="error", title=f"[LSS] kernel limit, beta = {result.settings.get('beta')}")
+    ax.loglog(N, ref, "k:", label=r"$N^{-1/2}$")
+    ax.set(xlabel="width $N$", ylabel="error", title=rf"[LSS] kernel limit, $\beta = {result.settings.get('beta')}$")
     ax.legend(fontsize=7)
     return ax
 
@@ -173,9 +174,151 @@ def plot_trajectories(result: "ConvergenceResult", ax=None, *, n_show: int = 4, 
     show = np.argsort(-w)[:n_show]
     for k, j in enumerate(show):
         color = f"C{k}"
-        ax.plot(result.times, result.h_limit[:, j], "-", color=color, label=f"h_t(z_{j})  (E[Y|z] = {result.target_values[j]:.2f})")
+        ax.plot(result.times, result.h_limit[:, j], "-", color=color, label=f"$h_t(z_{{{j}}})$, $E[Y|z] = {result.target_values[j]:.2f}$")
         ax.plot(result.times, result.h_network[width_index, seed_index, :, j], "o", color=color, ms=3)
-    ax.set(xlabel="t = k / N", ylabel="output on history",
+    ax.set(xlabel="$t = k / N$", ylabel="output on history",
            title=f"N = {int(result.N_values[width_index])}: network (dots) vs limit ODE (lines)")
     ax.legend(fontsize=7)
     return ax
+
+
+# --------------------------------------------------------------------------
+# figure layout shared by the experiment figures
+
+
+def figure_heading(result: Mapping, extra: str = "") -> str:
+    """The suptitle of an experiment figure: experiment, protocol and size ("quick: not evidence" for quick).
+
+    Reads ``result["reproduce"]`` when the figure comes from ``dynmem
+    reproduce``, else the result's own ``experiment``, ``protocol_name`` and
+    ``size``.
+    """
+    rep = result.get("reproduce") or {}
+    name = rep.get("experiment") or result.get("experiment") or "experiment"
+    proto = rep.get("protocol") or result.get("protocol_name") or (result.get("config") or {}).get("protocol") or "-"
+    size = rep.get("size") or result.get("size") or (result.get("config") or {}).get("size") or "-"
+    text = f"{name}, protocol {proto}, {size} size"
+    if size == "quick":
+        text += " (quick: not evidence)"
+    return f"{text}: {extra}" if extra else text
+
+
+def _plain_number(v, _pos=None) -> str:
+    if v == 0 or not np.isfinite(v):
+        return ""
+    exp = np.floor(np.log10(abs(v)))
+    if -3 <= exp <= 4:
+        return f"{v:g}"
+    mant = v / 10 ** exp
+    return f"$10^{{{int(exp)}}}$" if abs(mant - 1) < 1e-9 else f"${mant:g}\\times10^{{{int(exp)}}}$"
+
+
+def readable_log_ticks(ax, *, max_decades: float = 1.5) -> None:
+    """On log axes spanning under ``max_decades`` decades: a few plain-number ticks, no colliding minor labels.
+
+    matplotlib labels such an axis with every minor tick in ``a x 10^b`` form
+    ("2x10^0 3x10^0 4x10^0"), which collides; here the labels are plain
+    numbers (``4``, ``6``, ``8``) at 1-2-5 steps (or the axis's own data
+    points when it holds few), and the other minor ticks stay unlabelled.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()), (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale != "log" or not (lim[0] > 0 and lim[1] > 0):
+            continue
+        lo, hi = sorted(lim)
+        if np.log10(hi / lo) > max_decades:
+            axis.set_minor_formatter(NullFormatter())
+            continue
+        ticks = [v for v in LogLocator(subs=(1.0, 2.0, 5.0)).tick_values(lo, hi) if lo <= v <= hi]
+        if len(ticks) < 2:
+            ticks = [v for v in LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)).tick_values(lo, hi)
+                     if lo <= v <= hi]
+        if len(ticks) < 2:  # under a factor 2 or so: evenly spaced round numbers
+            ticks = [v for v in MaxNLocator(nbins=4).tick_values(lo, hi) if lo <= v <= hi and v > 0]
+        if len(ticks) > 6:
+            ticks = ticks[:: int(np.ceil(len(ticks) / 6))]
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(FuncFormatter(_plain_number))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def _fit_titles(fig) -> None:
+    """Wrap every axes title to its axes' width (so a long title neither runs into its neighbour nor off the canvas)."""
+    import textwrap
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        title = ax.title
+        text = title.get_text()
+        if not text:
+            continue
+        width = ax.get_window_extent(renderer).width
+        for _ in range(4):
+            ext = title.get_window_extent(renderer)
+            if ext.width <= width * 1.02:
+                break
+            lines = text.split("\n")
+            longest = max(len(line) for line in lines)
+            chars = max(12, int(longest * width / ext.width) - 1)
+            text = "\n".join(textwrap.fill(line, chars, break_on_hyphens=False) for line in lines)
+            title.set_text(text)
+
+
+def finish_figure(fig, result: Mapping | None = None, *, heading: str | None = None, extra: str = "") -> None:
+    """Lay out an experiment figure: its heading (:func:`figure_heading`), titles wrapped to their axes,
+    plain tick labels on short log axes, and a constrained layout that keeps every text on the canvas."""
+    if heading is None and result is not None:
+        heading = figure_heading(result, extra)
+    old = fig.get_suptitle()
+    if heading:
+        fig.suptitle(heading if not old else f"{heading}\n{old}", fontsize=11)
+    for ax in fig.axes:
+        readable_log_ticks(ax)
+    fig.set_layout_engine("constrained")
+    _fit_titles(fig)
+    fig.canvas.draw()
+
+
+def layout_problems(fig) -> list:
+    """Texts of ``fig`` that leave the canvas, and axes titles that overlap one another (after a draw).
+
+    Returns a list of strings, empty when the layout reads.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    W, H = fig.bbox.width, fig.bbox.height
+    problems = []
+    texts = list(fig.texts)
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        texts += list(ax.texts)
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            span = (hi - lo) * 1e-9
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():  # only the ticks drawn: inside the view
+                if lo - span <= tick.get_loc() <= hi + span:
+                    texts += [lab for lab in (tick.label1, tick.label2) if lab.get_visible()]
+        leg = ax.get_legend()
+        if leg is not None:
+            texts += list(leg.get_texts())
+    texts = [t for t in texts if t.get_visible() and t.get_text().strip()]
+    for t in texts:
+        try:
+            e = t.get_window_extent(renderer)
+        except Exception:  # an artist without an extent cannot leave the canvas
+            continue
+        if e.width == 0 and e.height == 0:
+            continue
+        if e.x0 < -1 or e.y0 < -1 or e.x1 > W + 1 or e.y1 > H + 1:
+            problems.append(f"text {t.get_text()[:40]!r} leaves the canvas ({e.x0:.0f}, {e.y0:.0f}, {e.x1:.0f}, {e.y1:.0f}"
+                            f" of {W:.0f} x {H:.0f})")
+    titles = [(ax.title, ax.title.get_window_extent(renderer)) for ax in fig.axes if ax.title.get_text()]
+    titles += [(t, t.get_window_extent(renderer)) for t in fig.texts if t.get_visible() and t.get_text().strip()]
+    for i in range(len(titles)):
+        for j in range(i + 1, len(titles)):
+            a, b = titles[i][1], titles[j][1]
+            if a.x0 < b.x1 - 1 and b.x0 < a.x1 - 1 and a.y0 < b.y1 - 1 and b.y0 < a.y1 - 1:
+                problems.append(f"titles {titles[i][0].get_text()[:30]!r} and {titles[j][0].get_text()[:30]!r} overlap")
+    return problems

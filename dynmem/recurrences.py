@@ -12,7 +12,7 @@ with ``(gamma, eta) = (0, 1)`` for ``DiscreteRNN`` and
 k reads ``x_k`` and emits ``y_k = c^T h_{k+1}`` (as ``torch.nn.RNN`` does), so
 ``T`` inputs give ``T`` outputs and the initial state is not read out.
 
-BPTT (THEORY.md section 8), with ``a_k = dL/dh_k`` and ``s_k = sigma'(z_k)``::
+BPTT (docs/theory.md section 8), with ``a_k = dL/dh_k`` and ``s_k = sigma'(z_k)``::
 
     delta_k = eta * s_k * a_{k+1}                 (= dL/dz_k)
     a_k     = gamma * a_{k+1} + W^T delta_k + g_{k-1} c      (g_k = dL/dy_k)
@@ -39,6 +39,7 @@ import numpy as np
 from ._validation import as_float_array, check_choice, describe
 from .activations import TANH, act_and_deriv_scalar, get_activation, tanh_block
 from .models import DiscreteRNN, EulerRNN, recurrence_coefficients
+from .compiling import announce_compilation
 
 __all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_grad", "outputs_many"]
 
@@ -369,6 +370,7 @@ def _rw(a: np.ndarray) -> np.ndarray:
     return a if a.flags.writeable else a.copy()
 
 
+@announce_compilation("forward")
 def forward(model, X, *, h0=None) -> Trajectory:
     """Run a discrete recurrence over a batch of input sequences.
 
@@ -483,6 +485,7 @@ def _backward(model, trajectory, dy, dh_final, reuse_s):
 _LOSSES = ("mse", "sse")
 
 
+@announce_compilation("value_and_grad")
 def value_and_grad(model, X, Y, *, h0=None, loss: str = "mse") -> GradientResult:
     """Loss on the outputs and its gradient with respect to every parameter and ``h0``.
 

@@ -1,19 +1,19 @@
-r"""Stable reparameterisations of the recurrent weight (THEORY.md section 5).
+r"""Stable reparameterisations of the recurrent weight (docs/theory.md section 5).
 
 A reparameterisation writes the recurrent matrix as ``W = g(w)`` with ``g``
 mapping the trainable parameters into Hurwitz matrices, so that no gradient
 step can leave the stable set ([WLL] eq. (16); [SSM]).  In scalar / diagonal
 form an eigenvalue is ``lambda = f(w) < 0``:
 
-=================  ===============================  ==================================
-name               ``f(w)``                         stability bound ``g(beta)``
-=================  ===============================  ==================================
-``"direct"``       ``w``                            ``inf`` (not stable)
-``"exp"``          ``-e^w``                         ``e^beta - 1``
-``"softplus"``     ``-log(1 + e^w)``                ``e^beta - 1``
-``"best"``         ``-1 / (a w^2 + b)``             ``beta sqrt(a/b) + a beta^2 / b``
-``"best_discrete"``  ``1 - 1 / (a w^2 + b)``        as ``"best"`` (on ``f - 1``)
-=================  ===============================  ==================================
+===================  =======================  =================================
+name                 ``f(w)``                 stability bound ``g(beta)``
+===================  =======================  =================================
+``"direct"``         ``w``                    ``inf`` (not stable)
+``"exp"``            ``-e^w``                 ``e^beta - 1``
+``"softplus"``       ``-log(1 + e^w)``        ``e^beta - 1``
+``"best"``           ``-1 / (a w^2 + b)``     ``beta sqrt(a/b) + a beta^2 / b``
+``"best_discrete"``  ``1 - 1 / (a w^2 + b)``  as ``"best"`` (on ``f - 1``)
+===================  =======================  =================================
 
 Stability functional ([WLL] Sec. 3.3, [SSM] Thm 3.3).  For ``f < 0``,
 
@@ -40,11 +40,11 @@ through its *rate* ``r(w) = f(w) - 1`` (the first-order continuous image of
 stability functional and bound are those of ``r`` (identical to ``"best"``).
 This is dynmem's stated choice; [SSM] states only the gradient-scale factor.
 
-Matrix forms (THEORY.md section 5):
+Matrix forms (docs/theory.md section 5):
 
 * :func:`diagonal_W` - ``W = diag(f(w))``.
 * :func:`orthogonal_W` - ``W = P diag(f(w)) P^T`` with ``P`` orthogonal.
-  THEORY.md writes ``-P diag(f(w)) P^T`` with a *positive* ``f``; dynmem's
+  docs/theory.md writes ``-P diag(f(w)) P^T`` with a *positive* ``f``; dynmem's
   ``f`` is already negative, so the sign is carried by ``f`` and no minus
   sign appears.  The two conventions give the same matrices.
 * :func:`expm_W` - ``W = -expm(M)``.  Since ``eig(-e^M) = -e^{mu}`` for the
@@ -495,7 +495,7 @@ def orthogonal_W(reparam: Reparam, w, P) -> np.ndarray:
 
     .. math:: W = P \operatorname{diag}(f(w)) P^\top
 
-    Sign convention: THEORY.md (following [WLL]'s public code) writes
+    Sign convention: docs/theory.md (following [WLL]'s public code) writes
     ``-P diag(f(w)) P^T`` with a positive ``f``; dynmem's ``f`` is already
     negative, so ``W`` is symmetric with eigenvalues ``f(w_i)`` and Hurwitz
     for every stable reparameterisation.

@@ -30,7 +30,7 @@ import os
 import sys
 import time
 
-from .experiments import experiment_names, get_experiment, renamed_note
+from .experiments import VERBOSE_ENV, experiment_names, get_experiment, model_line, progress_line, renamed_note
 from .io import atomic_write_json, read_json, to_jsonable
 
 __all__ = ["EXPERIMENTS", "reproduce", "run_fig1", "run_fig11", "experiment_stem", "resolve_protocol", "all_protocols"]
@@ -120,7 +120,8 @@ def missing_extras(mod) -> list:
 
 
 def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool = True, protocol: str | None = None,
-              seeds=None, resume: bool = True, progress: bool = False, executor=None, report: bool = True) -> dict:
+              seeds=None, resume: bool = True, progress: bool = False, executor=None, report: bool = True,
+              verbose: bool = False) -> dict:
     """Run experiments and write their JSON and PNG files; return ``{stem: json path}``.
 
     Parameters
@@ -141,7 +142,11 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
     resume : bool
         Skip experiments whose JSON is complete for the same config.
     progress : bool
-        Progress on stderr.
+        Progress on stderr: a line per experiment (``[k/n]``, elapsed time),
+        the task counter with its ETA and one line per trained model.
+    verbose : bool
+        With ``progress``, also the per-epoch training lines and the
+        experiments' per-width detail (:func:`dynmem.experiments.verbose`).
     executor : concurrent.futures.Executor, optional
         Handed to every experiment (their sweeps run on it; same numbers as serial).
     report : bool
@@ -175,7 +180,32 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
     remove_orphan_task_folders()  # task stores of a killed earlier run
     _remove_stale_temporaries(out)
     written = {}
-    for name in names:
+    previous = os.environ.get(VERBOSE_ENV)
+    os.environ[VERBOSE_ENV] = "1" if verbose else "0"  # reaches pool workers started from here
+    try:
+        _run_all(names, out, size, protocol, seeds, resume, progress, executor, written)
+    finally:
+        if previous is None:
+            os.environ.pop(VERBOSE_ENV, None)
+        else:
+            os.environ[VERBOSE_ENV] = previous
+    if report:
+        from .experiments.report import write_report
+
+        path = write_report(out)
+        if progress:
+            progress_line(f"report: {path}")
+    return written
+
+
+def _fmt_elapsed(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _run_all(names, out, size, protocol, seeds, resume, progress, executor, written):
+    start = time.perf_counter()
+    for i, name in enumerate(names):
+        tag = f"[{i + 1}/{len(names)}]"
         mod = get_experiment(name)
         missing = missing_extras(mod)
         if missing:
@@ -197,11 +227,13 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
         digest = _digest(cfg)
         if resume and _finished(jpath, digest) and os.path.exists(ppath):
             if progress:
-                print(f"{stem}: already in {jpath}, skipped", file=sys.stderr, flush=True)
+                progress_line(f"{tag} {stem}: already in {jpath}, skipped")
             written[stem] = jpath
             continue
         if progress:
-            print(f"{stem}: running", file=sys.stderr, flush=True)
+            what = "quick size, not evidence" if size == "quick" else "full size"
+            # on a terminal the model lines that follow redraw this one; the "done" line stays
+            model_line(f"{tag} {stem}: running ({what}; {_fmt_elapsed(time.perf_counter() - start)} elapsed)")
         t0 = time.perf_counter()
         result = mod.run(cfg, executor=executor, progress=progress)
         seconds = time.perf_counter() - t0
@@ -211,11 +243,4 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
         atomic_write_json(jpath, result)  # last: its presence marks the experiment finished
         written[stem] = jpath
         if progress:
-            print(f"{stem}: done in {seconds:.1f} s -> {jpath}, {ppath}", file=sys.stderr, flush=True)
-    if report:
-        from .experiments.report import write_report
-
-        path = write_report(out)
-        if progress:
-            print(f"report: {path}", file=sys.stderr, flush=True)
-    return written
+            progress_line(f"{tag} {stem}: done in {_fmt_elapsed(seconds)} -> {jpath}, {ppath}")

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_positive
+from .compiling import announce_compilation
 from .activations import act_scalar, dact_scalar, get_activation
 from .inputs import InputPath
 from .models import CTRNN
@@ -165,14 +166,19 @@ class PiecewiseSolution:
 class SimulationResult:
     """Result of :func:`simulate`.
 
+    Note for ``scipy.integrate.solve_ivp`` users: there ``sol.y`` is the
+    *state*, shape ``(m, n)``; here the state is ``h``, shape ``(n, m)``
+    (time first), and ``y`` is the model's read-out ``c^T h``.
+
     Attributes
     ----------
     t : ndarray, shape (n,)
         The requested times.
     h : ndarray, shape (n, m)
-        Hidden states (NaN after a reported failure).
+        Hidden states, time first (NaN after a reported failure).  This is
+        what ``solve_ivp`` calls ``y`` (transposed).
     y : ndarray, shape (n,)
-        Outputs ``c^T h``.
+        Outputs ``c^T h`` (the read-out, not the state).
     success : bool
     message : str
     nfev, njev, nlu : int
@@ -207,6 +213,7 @@ def _divergence_event(threshold: float):
     return event
 
 
+@announce_compilation("simulate")
 def simulate(
     model,
     x: InputPath,
@@ -274,6 +281,8 @@ def simulate(
     Returns
     -------
     SimulationResult
+        ``.h`` the states, shape ``(n, m)``; ``.y`` the read-out ``c^T h``, shape ``(n,)``
+        (``solve_ivp``'s ``sol.y`` is the state: here read ``.h``).
 
     Notes
     -----

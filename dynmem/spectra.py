@@ -2,7 +2,7 @@
 
 Everything here is about a single real square matrix ``W`` (the recurrent
 weight of a linear RNN, or the Jacobian of a CTRNN at an equilibrium) and the
-flow ``e^{W t}`` it generates (THEORY.md sections 3 and 6):
+flow ``e^{W t}`` it generates (docs/theory.md sections 3 and 6):
 
 =========================  ====================================================
 spectral abscissa          ``alpha(W) = max Re lambda(W)``; ``W`` is *Hurwitz*
@@ -230,7 +230,7 @@ def log_norm(W, ord=2) -> float:
         \mu(W) = \lim_{h \to 0^+} \frac{\|I + h W\| - 1}{h}, \qquad
         \|e^{W t}\| \le e^{\mu(W) t} \quad (t \ge 0),
 
-    with the closed forms ([Sod]_)
+    with the closed forms ([Sod])
 
     .. math::
 
@@ -321,7 +321,7 @@ def eigenvector_condition(W, *, rtol: float | None = None) -> float:
         \kappa(V) = \|V\|_2 \|V^{-1}\|_2
                    = \frac{\sigma_{\max}(V)}{\sigma_{\min}(V)} \ge 1,
 
-    and ``|e^{Wt}|_2 <= kappa(V) e^{alpha(W) t}`` ([TE]_ section 15).
+    and ``|e^{Wt}|_2 <= kappa(V) e^{alpha(W) t}`` ([TE] section 15).
     ``kappa(V) = 1`` iff ``W`` is normal (orthonormal eigenvectors).
 
     Parameters
@@ -372,7 +372,7 @@ class StabilityRadius:
         for real ``W``, so ``-omega`` minimises too).
     lower_bound : float
         ``gamma`` with ``r(W) >= gamma`` certified by the Hamiltonian matrix
-        ``H(gamma)`` having no imaginary eigenvalue ([Byers]_); 0 (the
+        ``H(gamma)`` having no imaginary eigenvalue ([Byers]); 0 (the
         trivial bound) when the iteration stopped on stagnation instead.
     iterations : int
         Hamiltonian eigenvalue solves.
@@ -425,11 +425,11 @@ def stability_radius(W, *, rtol: float = 1e-10, maxiter: int = 100) -> Stability
              = \min_{\omega \in \mathbb{R}} \sigma_{\min}(W - i \omega I),
 
     so ``-mu_2(W) <= r(W) <= -alpha(W)``, with ``r(W) = -alpha(W)`` for
-    normal ``W``.  It is measure 4 of the stability boundary in THEORY.md
+    normal ``W``.  It is measure 4 of the stability boundary in docs/theory.md
     section 3; [WLL] uses the spectral gap ``-alpha(W)``, which overstates the
     robustness of a non-normal ``W``.
 
-    Method: the level-set iteration of [BB]_ on the criterion of [Byers]_.
+    Method: the level-set iteration of [BB] on the criterion of [Byers].
     ``gamma`` is a singular value of ``W - i omega I`` iff ``i omega`` is an
     eigenvalue of the Hamiltonian matrix
 
@@ -675,7 +675,7 @@ def lemma_a8_ratio(W) -> float:
     with equality for normal ``W`` (then ``P = -(W + W^T)^{-1}``).  So the
     lemma holds exactly when the ratio is 1, which is the case for normal
     ``W`` but fails for most non-normal ones: ``W = [[-1, 20], [0, -1]]`` has
-    ``|P|_2 = 100.75`` against ``1 / (2 beta) = 0.5`` (THEORY.md section 3).
+    ``|P|_2 = 100.75`` against ``1 / (2 beta) = 0.5`` (docs/theory.md section 3).
 
     Parameters
     ----------

@@ -15,7 +15,7 @@ with the impulse response (memory kernel), for t >= 0,
 and the step (Heaviside) response ``y(t) = (int_0^t K) x + D^T x`` with
 ``int_0^t K = Re(C^T diag((exp(Lambda t) - 1) / Lambda) B)``.
 
-Memory ([WLL] Def. 3.1, THEORY.md section 2).  The model is linear, so for
+Memory ([WLL] Def. 3.1, docs/theory.md section 2).  The model is linear, so for
 t > 0 both the Heaviside memory ``sup_x |dy/dt| / |x|_inf`` and the impulse
 memory (state kicked to ``h(0+) = B x``, ``sup_x |y(t)| / |x|_inf``; the
 feed-through ``D`` only acts at t = 0) equal ``|K(t)|_1``, the sup being
@@ -35,7 +35,7 @@ the new state, as :mod:`dynmem.recurrences` does):
 Stable parameterisation: :meth:`DiagonalSSM.from_reparam` builds ``Lambda =
 f(w) + i omega`` with a continuous-time :class:`dynmem.reparam.Reparam`
 (``"exp"``, ``"softplus"``, ``"best"``), so every real ``w`` gives a stable
-model ([SSM]; THEORY.md section 5).
+model ([SSM]; docs/theory.md section 5).
 
 Contract (:mod:`dynmem.models`): a ``DiagonalSSM`` has a closed-form memory
 (:class:`~dynmem.models.ClosedFormMemory`) and its real form

@@ -1,6 +1,6 @@
 """Perturbation error curves and estimators of the stability boundary.
 
-[WLL] (Defs 3.4-3.5, Thm 3.9; THEORY.md section 3) call a target ``H``
+[WLL] (Defs 3.4-3.5, Thm 3.9; docs/theory.md section 3) call a target ``H``
 *stably approximated* when the perturbed error
 
 .. math::
@@ -22,8 +22,8 @@ boundary off plots; this module measures it:
     ``-alpha(W_m)`` and the complex stability radius, their log-log trends in
     ``m`` and a verdict.
 
-Design choices (documented as choices, THEORY.md preamble)
------------------------------------------------------------
+Design choices (documented as choices, docs/theory.md preamble)
+---------------------------------------------------------------
 * **Common random numbers.**  One set of ``n_samples`` unit directions is drawn
   once and scaled by every ``beta``, so the curves at different ``beta`` (and
   their differences) are not blurred by resampling noise.
@@ -156,7 +156,7 @@ def sample_perturbations(model, beta: float, n: int, *, norm: str = "block-spect
     n : int
         Number of perturbations.
     norm : {"block-spectral", "entrywise-max"}
-        ``"block-spectral"`` (THEORY.md section 3): a Gaussian direction per
+        ``"block-spectral"`` (docs/theory.md section 3): a Gaussian direction per
         block, rescaled to spectral norm ``beta`` (Euclidean norm for the
         vectors ``b`` and ``c``), so ``max_block |delta_block|_2 <= beta``.
         ``"entrywise-max"`` (the public [WLL] code): every entry uniform in
@@ -558,7 +558,7 @@ def perturbation_curve(
     betas : array_like, shape (n,)
         Strictly increasing, positive.
     n_samples : int
-        Random perturbations per ``beta`` (THEORY.md: use >= 100).
+        Random perturbations per ``beta`` (docs/theory.md: use >= 100).
     norm : {"block-spectral", "entrywise-max"}
         See :func:`sample_perturbations`.
     adversarial : bool
@@ -926,7 +926,7 @@ def stability_boundary(
     slope_tol: float = 0.3,
     error_floor: float = 1e-9,
 ) -> StabilityBoundary:
-    """Estimate how the stability boundary moves with the width (THEORY.md section 3).
+    """Estimate how the stability boundary moves with the width (docs/theory.md section 3).
 
     Per width ``m``: crossing points with the next width's curve, the blow-up
     threshold ``min{beta : E_m(beta) > max(K E_m(0), level)}``, the spectral
@@ -945,7 +945,7 @@ def stability_boundary(
       below ``error_floor`` at every width;
     * otherwise "undetermined".
 
-    Crossings are reported but are diagnostics only (THEORY.md section 4: they
+    Crossings are reported but are diagnostics only (docs/theory.md section 4: they
     move up to 10x between seeds with 10 perturbations).
 
     Parameters

@@ -1,4 +1,4 @@
-r"""Sympy twins of the closed forms in THEORY.md (sections 2, 5 and 6).
+r"""Sympy twins of the closed forms in docs/theory.md (sections 2, 5 and 6).
 
 Every function here returns a :class:`SymbolicResult`: the sympy expression,
 the ordered symbols it depends on, a numpy/scipy callable built with
@@ -9,25 +9,25 @@ sympy expression or matrix that is identically zero; check it with
 dynmem, and the test suite compares the two at random parameter values
 (ARCHITECTURE.md convention 6):
 
-===================================  =============================================  ======================================
-function                             closed form                                    numeric twin
-===================================  =============================================  ======================================
-:func:`memory_diagonal`              ``|sum_i c_i u_i e^{-mu_i t}|``                :func:`dynmem.memory.linear_memory`
-:func:`memory_jordan`                ``e^{lt} [[1, t], [0, 1]]``                    :func:`dynmem.memory.linear_memory`
-:func:`matrix_exp_2x2`               Putzer / Cayley-Hamilton form of ``e^{Wt}``    :func:`scipy.linalg.expm`
-:func:`memory_2x2`                   ``|c^T e^{Wt} U|``                             :func:`dynmem.memory.linear_memory`
-:func:`transfer_function_2x2`        ``c^T (sI - W)^{-1} U``                        Laplace transform by quadrature
-:func:`step_response_2x2`            ``c^T W^{-1} (e^{Wt} - I) U x``                :func:`dynmem.simulate.simulate`
-:func:`functional_norm_exp_sum`      ``sum a_i / w_i``                              :mod:`dynmem.targets` ``ExponentialSum``
-:func:`cauchy_determinant`           Cauchy's determinant                           :func:`numpy.linalg.det`
-:func:`muntz_distance`               ``(1/2v) prod ((v - w_i)/(v + w_i))^2``        Gram-system least squares
-:func:`power_law_mixture`            ``(1+t)^{-p}`` as a Gamma mixture              ``PowerLawKernel``, mpmath
-:func:`plateau_kernel`               ``(sqrt(pi)/2) e^{w^2/4 - wT}(1 + erf(T - w/2))``  :func:`scipy.integrate.quad`
-:func:`stability_functional_identity`  ``|f(w)/f(w~) - 1|``                         :func:`dynmem.reparam.stability_functional`
-:func:`stability_bound`              ``g(beta)``                                    :meth:`dynmem.reparam.Reparam.stability_bound`
-:func:`best_reparam_derivation`      ``f = -1/(a w^2 + b)`` from an ODE             :func:`dynmem.reparam.get_reparam` ("best")
-:func:`lyapunov_2x2`, :func:`lyapunov_normal`, :func:`lyapunov_counterexample`   ``W^T P + P W = -I``   :func:`dynmem.spectra.lyapunov`
-===================================  =============================================  ======================================
+==============================================================================  =================================================  ==============================================
+function                                                                        closed form                                        numeric twin
+==============================================================================  =================================================  ==============================================
+:func:`memory_diagonal`                                                         ``|sum_i c_i u_i e^{-mu_i t}|``                    :func:`dynmem.memory.linear_memory`
+:func:`memory_jordan`                                                           ``e^{lt} [[1, t], [0, 1]]``                        :func:`dynmem.memory.linear_memory`
+:func:`matrix_exp_2x2`                                                          Putzer / Cayley-Hamilton form of ``e^{Wt}``        :func:`scipy.linalg.expm`
+:func:`memory_2x2`                                                              ``|c^T e^{Wt} U|``                                 :func:`dynmem.memory.linear_memory`
+:func:`transfer_function_2x2`                                                   ``c^T (sI - W)^{-1} U``                            Laplace transform by quadrature
+:func:`step_response_2x2`                                                       ``c^T W^{-1} (e^{Wt} - I) U x``                    :func:`dynmem.simulate.simulate`
+:func:`functional_norm_exp_sum`                                                 ``sum a_i / w_i``                                  :mod:`dynmem.targets` ``ExponentialSum``
+:func:`cauchy_determinant`                                                      Cauchy's determinant                               :func:`numpy.linalg.det`
+:func:`muntz_distance`                                                          ``(1/2v) prod ((v - w_i)/(v + w_i))^2``            Gram-system least squares
+:func:`power_law_mixture`                                                       ``(1+t)^{-p}`` as a Gamma mixture                  ``PowerLawKernel``, mpmath
+:func:`plateau_kernel`                                                          ``(sqrt(pi)/2) e^{w^2/4 - wT}(1 + erf(T - w/2))``  :func:`scipy.integrate.quad`
+:func:`stability_functional_identity`                                           ``|f(w)/f(w~) - 1|``                               :func:`dynmem.reparam.stability_functional`
+:func:`stability_bound`                                                         ``g(beta)``                                        :meth:`dynmem.reparam.Reparam.stability_bound`
+:func:`best_reparam_derivation`                                                 ``f = -1/(a w^2 + b)`` from an ODE                 :func:`dynmem.reparam.get_reparam` ("best")
+:func:`lyapunov_2x2`, :func:`lyapunov_normal`, :func:`lyapunov_counterexample`  ``W^T P + P W = -I``                               :func:`dynmem.spectra.lyapunov`
+==============================================================================  =================================================  ==============================================
 
 Every builder is cached (:func:`functools.lru_cache`) and runs in well under
 two seconds.
@@ -452,7 +452,7 @@ def memory_diagonal(n: int = 2) -> SymbolicResult:
 
     .. math:: M(t) = |c^\top e^{W t} U| = \Big| \sum_{i=1}^n c_i u_i e^{-\mu_i t} \Big|
 
-    ([WLL] Sec. 3, THEORY.md section 2).  Symbols ``(t, mu_1..mu_n, u_1..u_n,
+    ([WLL] Sec. 3, docs/theory.md section 2).  Symbols ``(t, mu_1..mu_n, u_1..u_n,
     c_1..c_n)``.  Residual: ``c^T expm(W t) U`` (sympy) minus the sum.
     """
     n = check_int("n", n, minimum=1)
@@ -535,7 +535,7 @@ def transfer_function_2x2() -> SymbolicResult:
     .. math:: H(s) = \int_0^\infty e^{-s t} c^\top e^{W t} U \, dt = c^\top (sI - W)^{-1} U
               \quad (\operatorname{Re} s > \alpha(W))
 
-    ([LHEL]; THEORY.md section 6).  Symbols ``(s, w11, w12, w21, w22, u1, u2,
+    ([LHEL]; docs/theory.md section 6).  Symbols ``(s, w11, w12, w21, w22, u1, u2,
     c1, c2)``.  Residual: the resolvent identity
     ``s H(s) - c^T U - c^T W (sI - W)^{-1} U`` (from ``s R = I + W R``).
     """
@@ -553,7 +553,7 @@ def step_response_2x2() -> SymbolicResult:
 
     .. math:: y(t) = c^\top W^{-1} (e^{W t} - I) U x, \qquad y'(t) = c^\top e^{W t} U x, \quad y(0) = 0
 
-    ([LHEL]; THEORY.md section 6; ``W`` invertible).  Symbols ``(t, w11, w12,
+    ([LHEL]; docs/theory.md section 6; ``W`` invertible).  Symbols ``(t, w11, w12,
     w21, w22, u1, u2, c1, c2, x)``.  Residual: ``(y' - c^T e^{Wt} U x,
     y(0))``, which sympy simplifies to zero.
     """
@@ -576,7 +576,7 @@ def functional_norm_exp_sum(n: int = 3) -> SymbolicResult:
     .. math:: \|H\| = \int_0^\infty |\rho(t)| \, dt = \sum_i \frac{a_i}{w_i},
               \qquad \rho(t) = \sum_{i=1}^n a_i e^{-w_i t}, \ a_i, w_i > 0
 
-    (THEORY.md section 6; with positive weights ``|rho| = rho``).  Symbols
+    (docs/theory.md section 6; with positive weights ``|rho| = rho``).  Symbols
     ``(a_1..a_n, w_1..w_n)``; residual: ``sympy.integrate`` minus the sum.
     """
     n = check_int("n", n, minimum=1)
@@ -596,7 +596,7 @@ def cauchy_determinant(n: int = 2) -> SymbolicResult:
 
     ([Cauchy]).  ``G_ij = <e^{-w_i t}, e^{-v_j t}>_{L^2(0, inf)}`` is the Gram
     matrix of exponentials, the white-noise loss of exponential sums
-    (THEORY.md section 6).  Symbols ``(w_1..w_n, v_1..v_n)``; residual:
+    (docs/theory.md section 6).  Symbols ``(w_1..w_n, v_1..v_n)``; residual:
     ``det(G)`` times ``prod_{i,j}(w_i + v_j)`` minus the numerator, expanded as a
     polynomial (rows of ``G`` scaled by their common denominators);
     ``parts["G"]`` is the matrix.
@@ -626,7 +626,7 @@ def muntz_distance(n: int = 2) -> SymbolicResult:
         \min_a \Big\| e^{-v t} - \sum_{i=1}^n a_i e^{-w_i t} \Big\|_2^2
         = \frac{1}{2v} \prod_{i=1}^n \Big(\frac{v - w_i}{v + w_i}\Big)^2
 
-    ([Muntz]; THEORY.md section 6).  Derivation checked here: the normal
+    ([Muntz]; docs/theory.md section 6).  Derivation checked here: the normal
     equations ``G a = g`` with ``G_ij = 1/(w_i + w_j)``, ``g_i = 1/(w_i + v)``
     are solved symbolically and the minimum ``1/(2v) - g^T a`` compared with
     the product.  Symbols ``(v, w_1..w_n)``.  ``parts`` holds ``G``, ``g`` and
@@ -653,7 +653,7 @@ def power_law_mixture() -> SymbolicResult:
     .. math:: (1 + t)^{-p} = \frac{1}{\Gamma(p)} \int_0^\infty s^{p-1} e^{-s} e^{-s t} \, ds,
               \qquad p > 0,\ t \ge 0
 
-    (Bernstein's theorem; THEORY.md section 6).  Symbols ``(t, p)``.  The
+    (Bernstein's theorem; docs/theory.md section 6).  Symbols ``(t, p)``.  The
     residual is ``sympy.integrate`` (with ``conds="none"``, valid for the
     positive symbols) divided by ``Gamma(p)`` minus ``(1 + t)^{-p}``;
     ``parts["density"]`` is the mixing density ``s^{p-1} e^{-s} / Gamma(p)``.
@@ -675,7 +675,7 @@ def plateau_kernel() -> SymbolicResult:
               = \frac{\sqrt\pi}{2} e^{w^2/4 - w T} \big(1 + \operatorname{erf}(T - w/2)\big)
 
     (complete the square: ``-w t - (t - T)^2 = -(t - T + w/2)^2 + w^2/4 - w T``;
-    THEORY.md section 6).  Symbols ``(w, T)``.  Residual: the antiderivative
+    docs/theory.md section 6).  Symbols ``(w, T)``.  Residual: the antiderivative
     ``A(t) = -(sqrt(pi)/2) e^{w^2/4 - wT} erf(T - w/2 - t)`` has
     ``A' = integrand`` and ``A(inf) - A(0) = closed form``.
     """
@@ -854,7 +854,7 @@ def lyapunov_counterexample() -> SymbolicResult:
     .. math:: P = \begin{pmatrix} 1/2 & 5 \\ 5 & 201/2 \end{pmatrix}, \qquad
               \|P\|_2 = \frac{101 + \sqrt{10100}}{2} \approx 100.75 \gg \frac{1}{2\beta} = \frac12
 
-    (THEORY.md section 3).  No symbols; ``numeric()`` returns ``P``.
+    (docs/theory.md section 3).  No symbols; ``numeric()`` returns ``P``.
     ``parts["norm2"]`` is the exact spectral norm.  Residual: the solved ``P``
     minus the stated matrix.
     """

@@ -1,4 +1,4 @@
-r"""Gradient training of models on sequences (THEORY.md section 5).
+r"""Gradient training of models on sequences (docs/theory.md section 5).
 
 The gradient-free exponential-sum fit of a memory kernel
 (:func:`fit_exponential_sum`) is in :mod:`dynmem.expsum` and re-exported here.
@@ -8,7 +8,7 @@ The gradient-free exponential-sum fit of a memory kernel
   input / output sequences with Adam ([KB]) or L-BFGS, using the hand-written
   BPTT gradients of :func:`dynmem.recurrences.value_and_grad` (never finite
   differences), optionally through a stable diagonal reparameterisation
-  ``W = diag(f(w))`` ([WLL] eq. (16), THEORY.md section 5).
+  ``W = diag(f(w))`` ([WLL] eq. (16), docs/theory.md section 5).
   :func:`train_ctrnn` does the same for continuous-time models with the
   adjoint gradients of :func:`dynmem.adjoint.adjoint_gradient`.
 * :func:`train_epochs` - the epoch-based protocol trainer of the trained
@@ -275,7 +275,7 @@ def train(
         without replacement with ``rng``.  ``None``: full batch.
     reparam : {"exp", "softplus", "best", "best_discrete", "direct"} or Reparam, optional
         DiscreteRNN / EulerRNN only.  Train ``w`` with ``W = diag(f(w))`` (:func:`dynmem.reparam.diagonal_W`;
-        [WLL] eq. (16), THEORY.md section 5).  ``model.W`` must be diagonal
+        [WLL] eq. (16), docs/theory.md section 5).  ``model.W`` must be diagonal
         with entries in the range of ``f``; ``w`` starts at ``f^{-1}(diag W)``.
         Chain rule: ``dL/dw = diag(dL/dW) * f'(w)``.
     early_stopping : int, optional
@@ -543,7 +543,7 @@ def train_ctrnn(
     Minimises ``L = 1/2 sum_i w_i (y(t_i) - y_i^obs)^2`` over all of
     ``model.flatten()`` with :func:`scipy.optimize.minimize`
     (``method="L-BFGS-B"``, ``jac=True``); loss and gradient come from
-    :func:`dynmem.adjoint.adjoint_gradient` (THEORY.md section 8).
+    :func:`dynmem.adjoint.adjoint_gradient` (docs/theory.md section 8).
 
     Parameters
     ----------

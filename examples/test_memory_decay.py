@@ -7,7 +7,7 @@ messages carry the measured numbers).  Run it with::
 
     python -m pytest examples/test_memory_decay.py
 
-The tests encode three facts of THEORY.md section 2:
+The tests encode three facts of docs/theory.md section 2:
 
 1. a linear RNN forgets exponentially, at a rate between its slowest and
    fastest modes' (its memory is ``|U^T e^{W^T t} c|_1``);

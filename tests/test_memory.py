@@ -113,7 +113,7 @@ def test_ctrnn_leak_and_bias_equilibrium():
 
 
 def test_multistable_tanh_system_does_not_forget():
-    # THEORY.md section 2: Hurwitz W (double eigenvalue -1) but multistable for large inputs.
+    # docs/theory.md section 2: Hurwitz W (double eigenvalue -1) but multistable for large inputs.
     W = np.array([[1.0, 1.0], [-4.0, -3.0]])
     assert np.allclose(np.linalg.eigvals(W), -1.0, atol=1e-6)
     model = dm.CTRNN(W, np.eye(2), np.zeros(2), np.array([1.0, 0.0]), activation="tanh")
@@ -278,6 +278,27 @@ def test_fit_decay_skips_transient_growth_and_noise_floor():
     assert fit.kind == "exponential", fit.note
     assert fit.window[0] > 0.5  # started at the peak (t = 1), not at 0
     assert abs(fit.rate - 1.0) < 0.05
+
+
+@pytest.mark.parametrize("M", [lambda t: np.exp(0.1 * t), lambda t: 1 + t ** 2, lambda t: np.exp(0.01 * t)])
+def test_fit_decay_growing_curve_is_growing(M):
+    t = np.linspace(0, 50, 200)
+    fit = fit_decay(t, M(t))
+    assert fit.kind == "growing", fit.note
+    assert fit.fits["growth"]["rate"] > 0 and "rises" in fit.note
+
+
+def test_fit_decay_growth_then_saturation_is_non_decaying_not_growing():
+    t = np.linspace(0, 100, 300)
+    assert fit_decay(t, 1 - np.exp(-t) + 1e-3).kind == "non-decaying"
+
+
+def test_growing_memory_passes_as_non_decaying():
+    from dynmem.testing import assert_memory_decays
+
+    model = dm.LinearRNN(np.array([[0.05]]), np.array([[1.0]]), np.array([1.0]))  # unstable: e^{0.05 t}
+    fit = assert_memory_decays(model, kind="non-decaying", t=np.linspace(0, 60, 200))
+    assert fit.kind == "growing"
 
 
 def test_fit_decay_plateau_is_non_decaying():

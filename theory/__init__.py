@@ -1,4 +1,4 @@
-"""The theorem catalogue: every theorem quantity of THEORY.md with a check.
+"""The theorem catalogue: every theorem quantity of docs/theory.md with a check.
 
 One module per result; each exposes ``CLAIMS``, a list of
 :class:`~dynmem.theory._claim.Claim`.  ``dynmem verify`` and the test suite

@@ -41,7 +41,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Claim:
-    """One theorem quantity of THEORY.md and how dynmem checks it."""
+    """One theorem quantity of docs/theory.md and how dynmem checks it."""
 
     name: str
     statement: str  # LaTeX

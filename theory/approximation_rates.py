@@ -1,4 +1,4 @@
-"""Approximation by exponential sums ([LHEL]; THEORY.md section 6)."""
+"""Approximation by exponential sums ([LHEL]; docs/theory.md section 6)."""
 
 from __future__ import annotations
 
@@ -123,19 +123,19 @@ def _constrained_lower_bound() -> Outcome:
 CLAIMS = [
     Claim("approximation_rates.muntz_distance",
           r"\min_a \|e^{-vt} - \sum_i a_i e^{-w_i t}\|_2^2 = \frac{1}{2v}\prod_i \left(\frac{v - w_i}{v + w_i}\right)^2",
-          "v, w_i > 0 distinct", "THEORY.md sec. 6 (Muntz)", "symbolic+numeric", "verified", _muntz_distance, MODULE),
+          "v, w_i > 0 distinct", "docs/theory.md sec. 6 (Muntz)", "symbolic+numeric", "verified", _muntz_distance, MODULE),
     Claim("approximation_rates.power_law_mixture",
           r"(1+t)^{-p} = \frac{1}{\Gamma(p)}\int_0^\infty s^{p-1} e^{-s} e^{-st}\,ds",
-          "p > 0, t >= 0", "THEORY.md sec. 6", "symbolic+numeric", "verified", _power_law_mixture, MODULE),
+          "p > 0, t >= 0", "docs/theory.md sec. 6", "symbolic+numeric", "verified", _power_law_mixture, MODULE),
     Claim("approximation_rates.cauchy_determinant",
           r"\det\left[\frac{1}{w_i + v_j}\right] = \frac{\prod_{i<j}(w_j - w_i)(v_j - v_i)}{\prod_{i,j}(w_i + v_j)}",
-          "w_i + v_j != 0", "THEORY.md sec. 6 (Gram matrix)", "symbolic+numeric", "verified", _cauchy_determinant, MODULE),
+          "w_i + v_j != 0", "docs/theory.md sec. 6 (Gram matrix)", "symbolic+numeric", "verified", _cauchy_determinant, MODULE),
     Claim("approximation_rates.plateau_kernel",
           r"\int_0^\infty e^{-wt} e^{-(t-T)^2} dt = \tfrac{\sqrt\pi}{2} e^{w^2/4 - wT}(1 + \mathrm{erf}(T - w/2))",
-          "real w, T", "THEORY.md sec. 6", "symbolic+numeric", "verified", _plateau_kernel, MODULE),
+          "real w, T", "docs/theory.md sec. 6", "symbolic+numeric", "verified", _plateau_kernel, MODULE),
     Claim("approximation_rates.constrained_lower_bound",
           r"\mathrm{Re}\,\lambda_i \le -\mu,\ \sum|a_i| \le A \Rightarrow \sup_t |(1+t)^{-p} - \sum a_i e^{\lambda_i t}| "
           r"\ge \sup_t [(1+t)^{-p} - A e^{-\mu t}]",
-          "p = 1.1, mu = 0.5, A = 2; real negative exponents; tightness by a minimax LP fit", "THEORY.md sec. 6", "numeric", "verified",
+          "p = 1.1, mu = 0.5, A = 2; real negative exponents; tightness by a minimax LP fit", "docs/theory.md sec. 6", "numeric", "verified",
           _constrained_lower_bound, MODULE),
 ]

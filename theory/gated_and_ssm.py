@@ -188,9 +188,9 @@ CLAIMS = [
           r"\partial_x f(0,0) = \mathrm{diag}(1-z_0)\, W_{in},\ z_0 = \sigma(b_{iz}+b_{hz}),\ r_0 = \sigma(b_{ir}+b_{hr})",
           "continuous-time GRU with zero n-gate biases (b_in = b_hn = 0, so h* = 0 is a rest state); small-amplitude "
           "memory: Heaviside probes of amplitude 1e-2, 1e-3",
-          "[WLL] App. J; THEORY.md sec. 1", "symbolic+numeric", "verified", _gru_linearisation, MODULE),
+          "[WLL] App. J; docs/theory.md sec. 1", "symbolic+numeric", "verified", _gru_linearisation, MODULE),
     Claim("gated_and_ssm.ssm_closed_form_memory",
           r"M_H(t) = M_I(t) = \big\|\mathrm{Re}\big(C^\top \mathrm{diag}(e^{\Lambda t}) B\big)\big\|_1,\ t > 0",
           "diagonal SSM dh/dt = Lambda h + B x, y = Re(C^T h) + D^T x, Re Lambda < 0, sup over |x|_inf <= 1",
-          "[SSM]; [WLL] Def. 3.1; THEORY.md sec. 2", "numeric", "verified", _ssm_memory, MODULE),
+          "[SSM]; [WLL] Def. 3.1; docs/theory.md sec. 2", "numeric", "verified", _ssm_memory, MODULE),
 ]

@@ -1,4 +1,4 @@
-"""Inverse approximation ([WLL] Thm 3.9 and its lemmas; THEORY.md sections 2 and 3).
+"""Inverse approximation ([WLL] Thm 3.9 and its lemmas; docs/theory.md sections 2 and 3).
 
 Includes the two refutations the project keeps on purpose: Lemma A.8's
 Lyapunov bound for non-normal W, and "Hurwitz W implies decaying memory" for
@@ -68,7 +68,7 @@ def _multistable_tanh() -> Outcome:
     ends = basin_ends(W, np.linspace(-0.95, 0.95, 9))
     to_zero = int(np.sum(np.max(np.abs(ends), axis=1) < 1e-3))
     to_corner = int(np.sum(np.min(np.abs(ends), axis=1) > 0.999))
-    decays = alpha < 0 and fit.kind != "non-decaying" and to_corner == 0
+    decays = alpha < 0 and fit.kind not in ("non-decaying", "growing") and to_corner == 0
     return Outcome("verified" if decays else "refuted",
                    dict(alpha=alpha, fit=fit.kind, memory_at_t60=float(big.values[-1]), starts_to_zero=to_zero,
                         starts_to_corners=to_corner),
@@ -168,23 +168,23 @@ def _normal_growth_equals_abscissa() -> Outcome:
 CLAIMS = [
     Claim("inverse_approximation.spectral_margin",
           r"W + \beta I \text{ Hurwitz} \iff \beta < -\alpha(W)",
-          "real square W", "[WLL] Thm 3.9 proof; THEORY.md sec. 3", "numeric", "verified", _shift_margin, MODULE),
+          "real square W", "[WLL] Thm 3.9 proof; docs/theory.md sec. 3", "numeric", "verified", _shift_margin, MODULE),
     Claim("inverse_approximation.lemma_A8_normal",
           r"W^\top P + P W = -I,\ \alpha(W) \le -\beta \Rightarrow \|P\|_2 \le \tfrac{1}{2\beta}",
           "W normal (here symmetric) and Hurwitz", "[WLL] Lemma A.8", "symbolic+numeric", "verified", _lemma_a8_normal, MODULE),
     Claim("inverse_approximation.lemma_A8_nonnormal",
           r"\|P\|_2 \le \tfrac{1}{2\beta} \text{ for every Hurwitz } W",
-          "W = [[-1, 20], [0, -1]] (non-normal)", "[WLL] Lemma A.8 as stated; THEORY.md sec. 3", "symbolic+numeric",
+          "W = [[-1, 20], [0, -1]] (non-normal)", "[WLL] Lemma A.8 as stated; docs/theory.md sec. 3", "symbolic+numeric",
           "refuted", _lemma_a8_nonnormal, MODULE),
     Claim("inverse_approximation.hurwitz_implies_decaying_memory",
           r"\alpha(W) < 0 \Rightarrow M(H)(t) \to 0",
-          "tanh CTRNN, W = [[1, 1], [-4, -3]], amplitude 5", "THEORY.md sec. 2 counterexample; [WLL] Fig. 11",
+          "tanh CTRNN, W = [[1, 1], [-4, -3]], amplitude 5", "docs/theory.md sec. 2 counterexample; [WLL] Fig. 11",
           "numeric", "refuted", _multistable_tanh, MODULE),
     Claim("inverse_approximation.transient_growth_bounds",
           r"e^{\alpha t} \le \|e^{Wt}\|_2 \le \min(e^{\mu_2(W) t}, \kappa(V) e^{\alpha t})",
-          "Hurwitz W, diagonalisable for the kappa bound", "THEORY.md sec. 3", "numeric", "verified",
+          "Hurwitz W, diagonalisable for the kappa bound", "docs/theory.md sec. 3", "numeric", "verified",
           _transient_bounds, MODULE),
     Claim("inverse_approximation.normal_growth",
-          r"\|e^{Wt}\|_2 = e^{\alpha(W) t}", "W normal (symmetric)", "THEORY.md sec. 3", "numeric", "verified",
+          r"\|e^{Wt}\|_2 = e^{\alpha(W) t}", "W normal (symmetric)", "docs/theory.md sec. 3", "numeric", "verified",
           _normal_growth_equals_abscissa, MODULE),
 ]

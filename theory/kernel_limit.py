@@ -1,4 +1,4 @@
-"""Kernel limit of RNNs trained online on ergodic data ([LSS]; THEORY.md section 7).
+"""Kernel limit of RNNs trained online on ergodic data ([LSS]; docs/theory.md section 7).
 
 Claims about the documented [LSS] class (the paper's body could not be
 checked): the data chain's stationary law, the exact solution of the limit
@@ -223,25 +223,25 @@ def _offgrid_is_the_ode() -> Outcome:
 CLAIMS = [
     Claim("kernel_limit.stationary_law_fixed_point",
           r"\pi^\top P = \pi^\top,\ \tfrac1n\sum_{k<n} 1\{X_k = j\} - \pi_j = O_P(\sigma_j / \sqrt n)",
-          "finite irreducible aperiodic chain", "THEORY.md sec. 7 (data); Markov-chain CLT", "numeric", "verified",
+          "finite irreducible aperiodic chain", "docs/theory.md sec. 7 (data); Markov-chain CLT", "numeric", "verified",
           _stationary_fixed_point, MODULE),
     Claim("kernel_limit.eigen_solution_equals_solve_ivp",
           r"\dot h = \alpha A D (y - h),\ h_0 = 0 \Rightarrow h_t = D^{-1/2} Q (I - e^{-\alpha t\Lambda}) Q^\top D^{1/2} y",
-          "A symmetric PSD on the history grid, weights > 0", "[LSS]; THEORY.md sec. 7", "numeric", "verified",
+          "A symmetric PSD on the history grid, weights > 0", "[LSS]; docs/theory.md sec. 7", "numeric", "verified",
           _eigen_equals_solve_ivp, MODULE),
     Claim("kernel_limit.rtrl_equals_finite_differences",
           r"\partial_\theta \hat y_k \text{ by RTRL } = \text{central differences}",
-          "M1 and M2 recurrences, contracting b, tanh", "THEORY.md sec. 7", "numeric", "verified", _rtrl_equals_fd, MODULE),
+          "M1 and M2 recurrences, contracting b, tanh", "docs/theory.md sec. 7", "numeric", "verified", _rtrl_equals_fd, MODULE),
     Claim("kernel_limit.empirical_ntk_rate",
           r"\|K_N(0) - A\|_{L^2(\nu\otimes\nu)} / \|A\| = O(N^{-1/2})",
-          "paired i.i.d. initialisation, beta = 1/2, M1", "[LSS]; THEORY.md sec. 7", "numeric", "verified",
+          "paired i.i.d. initialisation, beta = 1/2, M1", "[LSS]; docs/theory.md sec. 7", "numeric", "verified",
           _ntk_rate, MODULE),
     Claim("kernel_limit.long_time_conditional_mean",
           r"A \succ 0 \Rightarrow h_t \to E[Y \mid Z] \ (t\to\infty)",
           "limit kernel positive definite on the grid; Y noisy given Z (unobserved past, Gaussian noise)",
-          "[LSS]; THEORY.md sec. 7", "numeric", "verified",
+          "[LSS]; docs/theory.md sec. 7", "numeric", "verified",
           _long_time_conditional_mean, MODULE),
     Claim("kernel_limit.off_grid_solution",
           r"h_t(z) = \alpha\int_0^t E_\nu[(Y - h_s(Z')) A(z, Z')]\,ds",
-          "grid with positive weights", "THEORY.md sec. 7", "numeric", "verified", _offgrid_is_the_ode, MODULE),
+          "grid with positive weights", "docs/theory.md sec. 7", "numeric", "verified", _offgrid_is_the_ode, MODULE),
 ]

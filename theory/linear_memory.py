@@ -1,4 +1,4 @@
-"""Linear theory ([LHEL]; THEORY.md sections 2 and 6).
+"""Linear theory ([LHEL]; docs/theory.md sections 2 and 6).
 
 Claims about the memory of linear RNNs ``dh/dt = W h + U x``, ``y = c^T h``.
 """
@@ -139,17 +139,17 @@ CLAIMS = [
           "linear RNN, Hurwitz W", "[WLL] Sec. 3; [LHEL]", "symbolic+numeric", "verified", _closed_form_vs_generic, MODULE),
     Claim("linear_memory.vertex_attains_sup",
           r"\arg\max_{\|x\|_\infty \le 1} |\rho(t)^\top x| = \mathrm{sign}(\rho(t))",
-          "linear RNN", "THEORY.md sec. 2", "numeric", "verified", _vertex_attains_sup, MODULE),
+          "linear RNN", "docs/theory.md sec. 2", "numeric", "verified", _vertex_attains_sup, MODULE),
     Claim("linear_memory.step_response",
           r"y(t) = c^\top W^{-1}(e^{Wt} - I) U x,\quad y'(t) = c^\top e^{Wt} U x",
-          "linear RNN, W invertible, Heaviside input", "[LHEL]; THEORY.md sec. 6", "symbolic+numeric", "verified",
+          "linear RNN, W invertible, Heaviside input", "[LHEL]; docs/theory.md sec. 6", "symbolic+numeric", "verified",
           _step_response_derivative, MODULE),
     Claim("linear_memory.transfer_function",
           r"\mathcal{L}[c^\top e^{Wt} U](s) = c^\top (sI - W)^{-1} U",
-          "Hurwitz W, s > 0", "THEORY.md sec. 6", "symbolic+numeric", "verified", _transfer_function, MODULE),
+          "Hurwitz W, s > 0", "docs/theory.md sec. 6", "symbolic+numeric", "verified", _transfer_function, MODULE),
     Claim("linear_memory.jordan_block",
           r"\exp\left(t\begin{bmatrix}\lambda & 1\\ 0 & \lambda\end{bmatrix}\right) = e^{\lambda t}\begin{bmatrix}1 & t\\ 0 & 1\end{bmatrix}",
-          "2x2 Jordan block", "THEORY.md sec. 6", "symbolic+numeric", "verified", _jordan_block, MODULE),
+          "2x2 Jordan block", "docs/theory.md sec. 6", "symbolic+numeric", "verified", _jordan_block, MODULE),
     Claim("linear_memory.rate_equals_spectral_abscissa",
           r"M(t) \asymp e^{\alpha(W) t},\ \alpha(W) = \max \mathrm{Re}\,\lambda(W)",
           "linear RNN, symmetric Hurwitz W, generic U, c", "[LHEL]", "numeric", "verified",

@@ -1,4 +1,4 @@
-"""The Recurrent Neural Tangent Kernel ([RNTK]; THEORY.md section 7, last bullet).
+"""The Recurrent Neural Tangent Kernel ([RNTK]; docs/theory.md section 7, last bullet).
 
 Claims about :mod:`dynmem.kernel.recurrent_ntk`: the closed-form Gaussian expectations,
 the hand-written BPTT Jacobian, and the infinite-width limit of the empirical
@@ -175,29 +175,29 @@ CLAIMS = [
           r"E[\phi(z)\phi(z')] = \tfrac{\sqrt{ab}}{2\pi}(\sin\theta + (\pi-\theta)\cos\theta),\ "
           r"E[\phi'(z)\phi'(z')] = \tfrac{\pi-\theta}{2\pi},\ \phi = \mathrm{relu},\ \cos\theta = c/\sqrt{ab}",
           "(z, z') centred bivariate normal with variances a, b and covariance c",
-          "[RNTK] App.; Cho & Saul 2009; THEORY.md sec. 7", "numeric", "verified", _relu_closed_form, MODULE),
+          "[RNTK] App.; Cho & Saul 2009; docs/theory.md sec. 7", "numeric", "verified", _relu_closed_form, MODULE),
     Claim("recurrent_ntk.erf_closed_form",
           r"E[\mathrm{erf}(z)\mathrm{erf}(z')] = \tfrac{2}{\pi}\arcsin\tfrac{2c}{\sqrt{(1+2a)(1+2b)}},\ "
           r"E[\mathrm{erf}'(z)\mathrm{erf}'(z')] = \tfrac{4}{\pi}((1+2a)(1+2b)-4c^2)^{-1/2}",
-          "(z, z') centred bivariate normal", "Williams 1998; [RNTK]; THEORY.md sec. 7", "numeric", "verified",
+          "(z, z') centred bivariate normal", "Williams 1998; [RNTK]; docs/theory.md sec. 7", "numeric", "verified",
           _erf_closed_form, MODULE),
     Claim("recurrent_ntk.expectations_monte_carlo",
           r"K = E[\phi(z)\phi(z')],\ \dot K = E[\phi'(z)\phi'(z')]",
-          "relu, erf (closed forms), tanh (96-node Gauss-Hermite)", "THEORY.md sec. 7", "numeric", "verified",
+          "relu, erf (closed forms), tanh (96-node Gauss-Hermite)", "docs/theory.md sec. 7", "numeric", "verified",
           _monte_carlo, MODULE),
     Claim("recurrent_ntk.bptt_jacobian",
           r"\partial f/\partial W = \tfrac{\sigma_w}{\sqrt n}\sum_t \delta_t h_{t-1}^\top,\ "
           r"\delta_{t-1} = \phi'(g_{t-1}) \odot \tfrac{\sigma_w}{\sqrt n} W^\top \delta_t",
-          "dense NTK-parameterised RNN, smooth activation", "[RNTK] Sec. 3; THEORY.md sec. 8", "numeric", "verified",
+          "dense NTK-parameterised RNN, smooth activation", "[RNTK] Sec. 3; docs/theory.md sec. 8", "numeric", "verified",
           _jacobian_fd, MODULE),
     Claim("recurrent_ntk.infinite_width_limit",
           r"\|\Theta_n - \Theta\| / \|\Theta\| = O(n^{-1/2}),\ "
           r"\Theta = \sigma_v^2[K^{(T,T')} + \dot K^{(T,T')}\Theta_g^{(T,T')}]",
-          "standard-normal weights, NTK parameterisation, h_0 = 0, relu and erf", "[RNTK] Thm 1; THEORY.md sec. 7",
+          "standard-normal weights, NTK parameterisation, h_0 = 0, relu and erf", "[RNTK] Thm 1; docs/theory.md sec. 7",
           "numeric", "verified", _infinite_width, MODULE),
     Claim("recurrent_ntk.nngp_is_output_covariance",
           r"\lim_{n\to\infty} E[f(x) f(x')] = \sigma_v^2 K^{(T,T')}(x, x')",
-          "standard-normal weights, erf, width 128", "[RNTK] Sec. 3; THEORY.md sec. 7", "numeric", "verified",
+          "standard-normal weights, erf, width 128", "[RNTK] Sec. 3; docs/theory.md sec. 7", "numeric", "verified",
           _nngp, MODULE),
     Claim("recurrent_ntk.positive_semidefinite",
           r"[\Theta(x_i, x_j)]_{ij} \succeq 0,\ [K^{(T,T)}(x_i, x_j)]_{ij} \succeq 0",

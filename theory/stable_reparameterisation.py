@@ -1,4 +1,4 @@
-"""Stable reparameterisations ([WLL] eq. 16; [SSM]; THEORY.md section 5)."""
+"""Stable reparameterisations ([WLL] eq. 16; [SSM]; docs/theory.md section 5)."""
 
 from __future__ import annotations
 
@@ -67,20 +67,20 @@ def _direct_unbounded() -> Outcome:
 CLAIMS = [
     Claim("stable_reparameterisation.exp_bound",
           r"f(w) = -e^w:\ \sup_{|\tilde w - w| \le \beta} |f(w)/f(\tilde w) - 1| = e^\beta - 1",
-          "scalar/diagonal reparameterisation", "[WLL] eq. 16; THEORY.md sec. 5", "symbolic+numeric", "verified",
+          "scalar/diagonal reparameterisation", "[WLL] eq. 16; docs/theory.md sec. 5", "symbolic+numeric", "verified",
           lambda: _stability_bound("exp", lambda b: np.expm1(b), attained=True), MODULE),
     Claim("stable_reparameterisation.softplus_bound",
           r"f(w) = -\log(1 + e^w):\ g(\beta) \le e^\beta - 1",
-          "scalar/diagonal reparameterisation", "[WLL] eq. 16; THEORY.md sec. 5", "symbolic+numeric", "verified",
+          "scalar/diagonal reparameterisation", "[WLL] eq. 16; docs/theory.md sec. 5", "symbolic+numeric", "verified",
           lambda: _stability_bound("softplus", lambda b: np.expm1(b), attained=False), MODULE),
     Claim("stable_reparameterisation.best_bound",
           r"f(w) = -\frac{1}{a w^2 + b}:\ g(\beta) = \beta\sqrt{a/b} + a\beta^2/b",
-          "a, b > 0 (a = 1, b = 0.5)", "[SSM]; THEORY.md sec. 5", "symbolic+numeric", "verified",
+          "a, b > 0 (a = 1, b = 0.5)", "[SSM]; docs/theory.md sec. 5", "symbolic+numeric", "verified",
           lambda: _stability_bound("best", lambda b: b * np.sqrt(1 / 0.5) + b * b / 0.5, attained=False), MODULE),
     Claim("stable_reparameterisation.best_gradient_scale",
           r"\frac{|f'(w)|}{f(w)^2} = L|w| \iff \frac{d}{dw}\left(-\frac{1}{f}\right) = L w",
-          "f = -1/(a w^2 + b)", "[SSM]; THEORY.md sec. 5", "symbolic+numeric", "verified", _best_gradient_scale, MODULE),
+          "f = -1/(a w^2 + b)", "[SSM]; docs/theory.md sec. 5", "symbolic+numeric", "verified", _best_gradient_scale, MODULE),
     Claim("stable_reparameterisation.direct_unbounded",
-          r"f(w) = w:\ g(\beta) = \infty", "direct parameterisation", "THEORY.md sec. 5", "numeric", "verified",
+          r"f(w) = w:\ g(\beta) = \infty", "direct parameterisation", "docs/theory.md sec. 5", "numeric", "verified",
           _direct_unbounded, MODULE),
 ]

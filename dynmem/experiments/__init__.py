@@ -11,7 +11,8 @@ Every experiment module provides
     Its configuration (plain JSON data) for a size (``"quick"``: about a
     second to a minute; ``"full"``: the protocol's own budget) and protocol.
 ``run(config, *, executor=None, progress=False) -> dict``
-    The result: every number, JSON-serialisable, with the config, the
+    The result (``progress``: one line per trained model on stderr; the
+    per-epoch and per-item detail only when :func:`verbose` is on): every number, JSON-serialisable, with the config, the
     protocol and the budget actually spent.  ``executor`` (a process pool or a
     Dask executor) runs its tasks through :mod:`dynmem.sweep` where it has
     tasks; the numbers are the serial run's.
@@ -34,8 +35,16 @@ raises an error that says so (:func:`renamed_note`).
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import sys
 
-__all__ = ["REGISTRY", "RENAMED", "experiment_names", "get_experiment", "experiment_of", "renamed_note"]
+__all__ = ["REGISTRY", "RENAMED", "experiment_names", "get_experiment", "experiment_of", "renamed_note", "verbose",
+           "VERBOSE_ENV", "model_line", "progress_line"]
+
+# Set by ``dynmem reproduce --verbose``; an environment variable so that it reaches pool workers
+# without entering any config (and so any result store's identity).
+VERBOSE_ENV = "DYNMEM_VERBOSE"
 
 REGISTRY = {
     "mechanism": "mechanism",
@@ -99,3 +108,28 @@ def experiment_of(result: dict) -> str | None:
     if name == "fig4" and (cfg.get("figure") in ("fig4", "fig8b") or "targets" in result or "per_width" in result):
         return RENAMED["fig4"]["new"]
     return name
+
+
+def verbose() -> bool:
+    """Whether the experiments print their detail (per-epoch training lines, per-width numbers) with their progress."""
+    return os.environ.get(VERBOSE_ENV) == "1"
+
+
+def _tty(stream) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def model_line(text: str, stream=None) -> None:
+    """One trained model's line: redrawn in place on a terminal (unless :func:`verbose`), a line in a log."""
+    stream = sys.stderr if stream is None else stream
+    if _tty(stream) and not verbose():
+        cols = shutil.get_terminal_size((100, 24)).columns
+        print("\r" + text[: max(cols - 1, 20)] + "\x1b[K", end="", file=stream, flush=True)
+    else:
+        print(text, file=stream, flush=True)
+
+
+def progress_line(text: str, stream=None) -> None:
+    """A line that stays (an experiment starting or finishing): on a terminal it first clears a redrawn model line."""
+    stream = sys.stderr if stream is None else stream
+    print(("\r\x1b[K" if _tty(stream) else "") + text, file=stream, flush=True)

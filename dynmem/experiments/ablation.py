@@ -186,29 +186,43 @@ def plot(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import NullFormatter
 
     from ..io import atomic_savefig
+    from ..plotting import finish_figure
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
     widths = result["widths"]
-    for row in result["variants"]:
+    markers = "osD^v<>px*"
+    for i, row in enumerate(result["variants"]):
         s = row["summary"]
-        axes[0].loglog(widths, [s["pol_error0_median"][str(m)] for m in widths], "o-", label=row["name"])
+        # the base is drawn wide, grey and underneath: a variant that trains the same nets (the perturbation
+        # norm changes only the perturbation study) lies on top of it instead of hiding it
+        style = dict(color="0.25", lw=5, alpha=0.35, zorder=1) if row["name"] == "base" else \
+            dict(marker=markers[i % len(markers)], ms=5, lw=1.2, zorder=2)
+        axes[0].loglog(widths, [s["pol_error0_median"][str(m)] for m in widths], label=row["name"], **style)
         mg = np.asarray([s["pol_margin_median"][str(m)] for m in widths], float)
-        axes[1].loglog(widths, np.where(mg > 0, mg, np.nan), "o-", label=row["name"])
-    axes[0].set(xlabel="m", ylabel="E_m(0) (pol, median)", title="achieved error")
-    axes[1].set(xlabel="m", ylabel="-alpha(W_m) (pol, median)", title="spectral margin")
+        axes[1].loglog(widths, np.where(mg > 0, mg, np.nan), label=row["name"], **style)
+    axes[0].set(xlabel="width $m$", ylabel=r"$E_m(0)$ (pol target, median)", title="achieved error")
+    axes[1].set(xlabel="width $m$", ylabel=r"$-\alpha(W_m)$ (pol target, median)", title="spectral margin")
     names = [r["name"] for r in result["variants"]]
     sl = np.asarray([float(r["summary"]["pol_margin_vs_error_slope"]) for r in result["variants"]], float)
     ci = np.asarray([[float(v) for v in r["summary"]["pol_margin_vs_error_ci"]] for r in result["variants"]], float)
     y = np.arange(len(names))
-    axes[2].errorbar(sl, y, xerr=np.abs(np.vstack([sl - ci[:, 0], ci[:, 1] - sl])), fmt="o")
+    axes[2].errorbar(sl, y, xerr=np.abs(np.vstack([sl - ci[:, 0], ci[:, 1] - sl])), fmt="o",
+                     label="slope, 95% CI over seeds")
     axes[2].axvline(0.0, color="k", lw=0.7)
     axes[2].set_yticks(y, names)
-    axes[2].set(xlabel="slope of log margin vs log E_m(0) (95% CI over seeds)",
-                title="mechanism: slope > 0 means margin -> 0 with error")
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{TITLE}; base {result['protocol_name']}, switched to {result['other']}, size {result['size']}")
-    fig.tight_layout()
+    axes[2].set(xlabel=r"slope of $\log(-\alpha(W_m))$ against $\log E_m(0)$",
+                title="mechanism: a slope > 0 means the margin\nfalls to 0 with the error")
+    axes[2].legend(fontsize=7, loc="lower right")
+    axes[0].legend(fontsize=7, title="variant (switched ingredient)", title_fontsize=7)
+    for ax in axes[:2]:
+        ax.set_xticks(widths, [str(m) for m in widths])
+    finish_figure(fig, result, extra=f"ablation of one ingredient at a time, base {result['protocol_name']}, "
+                                     f"switched to {result['other']}")
+    for ax in axes[:2]:
+        ax.set_xticks(widths, [str(m) for m in widths])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)

@@ -1,4 +1,4 @@
-"""[WLL] Fig. 1: linear RNNs fitted as exponential sums, perturbed (THEORY.md section 4).
+"""[WLL] Fig. 1: linear RNNs fitted as exponential sums, perturbed (docs/theory.md section 4).
 
 Two variants: *mechanism* (free exponents by variable projection, ``T = 1000``,
 ``m in {1, 2, 4, 6, 8}``: the approximants' spectral margin and the first-unstable /
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..decay import loglog_slope
 from ..io import atomic_savefig
+from . import verbose
 
 TITLE = "[WLL] Fig. 1: linear RNN approximants of exponential and power-law kernels"
 CLAIM = ("Exponential target: curves share one crossing that does not drift with m. Power-law target: "
@@ -99,7 +100,7 @@ def _fig1_study(name, target, t, widths, variant, betas, seeds, n_samples, progr
             blowup_median=float(np.median([s["blowup"] for s in per_seed])),
             seconds=time.perf_counter() - t0,
         ))
-        if progress:
+        if progress and verbose():
             print(f"  {name} m={m}: E(0)={fit.sup_error:.3g} margin={margin:.4g} "
                   f"first-unstable={rows[-1]['first_unstable_median']:.3g} blow-up={rows[-1]['blowup_median']:.3g}",
                   file=sys.stderr, flush=True)
@@ -139,7 +140,7 @@ def run_fig1(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False) -> 
     for horizon in (1000, 100):
         t = np.arange(horizon + 1, dtype=float)
         for key, target in targets.items():
-            if progress:
+            if progress and verbose():
                 print(f"fig1 mechanism: {key} target, T = {horizon}", file=sys.stderr, flush=True)
             rows = _fig1_study(f"{key}/T={horizon}", target, t, widths, "free", betas, seeds, n_samples, progress)
             mech[f"{key}_T{horizon}"] = dict(rows=rows, trends=_trends(rows, (2, 4, 6, 8)))
@@ -149,7 +150,7 @@ def run_fig1(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False) -> 
     t = np.arange(1, 101, dtype=float)
     pbetas = np.concatenate([[0.0], 5e-4 * 2.0 ** np.arange(0, 21)])
     for key, target in targets.items():
-        if progress:
+        if progress and verbose():
             print(f"fig1 paper-style: {key} target", file=sys.stderr, flush=True)
         rows = _fig1_study(f"paper/{key}", target, t, (2, 4, 6, 8, 14), "grid", pbetas[1:], seeds[:1] if quick else seeds,
                            n_samples, progress)
@@ -193,37 +194,49 @@ def plot_fig1(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullFormatter
+
+    from ..plotting import finish_figure
+
     betas = np.asarray(result["betas"], float)
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-    for row, (key, label) in enumerate((("exp_T1000", "0.9^t"), ("pow_T1000", "(t+1)^-1.1"))):
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    keys = (r"$0.9^t$", r"$(t+1)^{-1.1}$")
+    marks = [Line2D([], [], color="k", marker="x", ls="none", ms=7, label="crossing of consecutive m"),
+             Line2D([], [], color="0.4", lw=0.8, ls=":", label=r"margin $-\alpha(W_m)$ of each m")]
+    for row, (key, label) in enumerate(zip(("exp_T1000", "pow_T1000"), keys)):
         rows = result["mechanism"][key]["rows"]
         ax = axes[row, 0]
         for r in rows:
             e = np.asarray(r["seeds"][0]["max_error"], float)
             ok = np.isfinite(e)
-            ax.loglog(betas[ok], np.maximum(e[ok], 1e-17), ".-", label=f"m={r['m']}")
+            ax.loglog(betas[ok], np.maximum(e[ok], 1e-17), ".-", label=f"m = {r['m']}")
             ax.axvline(r["margin"], color=ax.get_lines()[-1].get_color(), lw=0.6, ls=":")
         _mark_crossings(ax, betas, [np.asarray(r["seeds"][0]["max_error"], float) for r in rows])
-        ax.set(title=f"free fit, target {label}, T=1000", xlabel="beta", ylabel="E_m(beta) (max over perturbations)")
-        ax.legend(fontsize=7)
+        ax.set(title=f"free fit, target {label}, $T = 1000$", xlabel=r"perturbation size $\beta$",
+               ylabel=r"$E_m(\beta)$ (max over perturbations)")
+        ax.legend(handles=ax.get_legend_handles_labels()[0] + marks, fontsize=7)
         pr = result["paper_style"]["exp" if row == 0 else "pow"]["rows"]
         ax = axes[row, 1]
         for r in pr:
             e = np.asarray(r["seeds"][0]["max_error"], float)
             ok = np.isfinite(e)
-            ax.loglog(betas_paper(result)[ok], np.maximum(e[ok], 1e-17), ".-", label=f"m={r['m']}")
+            ax.loglog(betas_paper(result)[ok], np.maximum(e[ok], 1e-17), ".-", label=f"m = {r['m']}")
         _mark_crossings(ax, betas_paper(result), [np.asarray(r["seeds"][0]["max_error"], float) for r in pr])
-        ax.set(title=f"paper-style grid fit, target {label}", xlabel="beta")
-        ax.legend(fontsize=7)
+        ax.set(title=f"paper-style grid fit, target {label}", xlabel=r"perturbation size $\beta$")
+        ax.legend(handles=ax.get_legend_handles_labels()[0] + marks[:1], fontsize=7)
         ax = axes[row, 2]
         ms = [r["m"] for r in rows]
-        ax.loglog(ms, [r["margin"] for r in rows], "o-", label="spectral margin -alpha(W_m)")
-        ax.loglog(ms, [r["first_unstable_median"] for r in rows], "s--", label="first-unstable beta")
+        ax.loglog(ms, [r["margin"] for r in rows], "o-", label=r"spectral margin $-\alpha(W_m)$")
+        ax.loglog(ms, [r["first_unstable_median"] for r in rows], "s--", label=r"first-unstable $\beta$")
         bl = [r["blowup_median"] for r in rows]
-        ax.loglog(ms, [b if np.isfinite(b) else np.nan for b in bl], "^-.", label="blow-up beta (E > 10)")
-        ax.set(title=f"target {label}: boundary vs m", xlabel="m")
+        ax.loglog(ms, [b if np.isfinite(b) else np.nan for b in bl], "^-.", label=r"blow-up $\beta$ ($E > 10$)")
+        ax.set(title=f"target {label}: boundary against width", xlabel="width $m$")
         ax.legend(fontsize=7)
-    fig.tight_layout()
+    finish_figure(fig, result, extra="[WLL] Fig. 1, linear RNN approximants (first seed)")
+    for ax in axes[:, 2]:  # the widths as they are, not 1-2-5 steps
+        ax.set_xticks(ms, [str(m) for m in ms])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
 

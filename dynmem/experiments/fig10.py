@@ -31,6 +31,7 @@ from ..io import atomic_savefig
 from ..memory import memory_function
 from ..models import DiscreteRNN
 from ..ssm import DiagonalSSM
+from . import verbose
 
 __all__ = ["Fig10Result", "heaviside_vs_impulse", "FIG10_MODELS", "TITLE", "CLAIM", "PROTOCOLS", "config", "run",
            "plot", "verdict"]
@@ -175,7 +176,7 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
             "median": float(np.median(d)), "max": float(np.max(d)),
             "median_heaviside": np.median(H, axis=0), "median_impulse": np.median(I, axis=0),
         }
-        if progress:
+        if progress and verbose():
             print(f"  fig10 {kind} width {w}: median rel. diff {np.median(d):.3g}, max {np.max(d):.3g}",
                   file=sys.stderr, flush=True)
     return {"experiment": "fig10", "protocol_name": "dynmem", "config": dict(config), "size": config["size"],
@@ -213,24 +214,32 @@ def plot(result: dict, path: str) -> None:
     rows = result["rows"]
     kinds = list(dict.fromkeys(r["model"] for r in rows.values()))
     k = np.asarray(result["steps"], float)
-    fig, axes = plt.subplots(1, len(kinds) + 1, figsize=(4 * (len(kinds) + 1), 3.6))
+    from ..plotting import finish_figure
+
+    n = len(kinds) + 1
+    ncols = min(3, n)
+    nrows = -(-n // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.9 * nrows), squeeze=False)
+    axes = list(grid.ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
     for ax, kind in zip(axes, kinds):
         for key, r in rows.items():
             if r["model"] != kind:
                 continue
             h = np.asarray(r["median_heaviside"], float)
             i = np.asarray(r["median_impulse"], float)
-            line, = ax.semilogy(k[h > 0], h[h > 0], label=f"m={r['width']} Heaviside")
-            ax.semilogy(k[i > 0], i[i > 0], "--", color=line.get_color(), label=f"m={r['width']} impulse")
-        ax.set(title=f"{kind} (median of repeats)", xlabel="step k", ylabel="M(k)")
-        ax.legend(fontsize=6)
-    ax = axes[-1]
+            line, = ax.semilogy(k[h > 0], h[h > 0], label=f"$m = {r['width']}$, Heaviside")
+            ax.semilogy(k[i > 0], i[i > 0], "--", color=line.get_color(), label=f"$m = {r['width']}$, impulse")
+        ax.set(title=f"{kind}: median over repeats", xlabel="step $k$", ylabel="memory $M(k)$")
+        ax.legend(fontsize=7)
+    ax = axes[n - 1]
     labels = list(rows)
     data = [np.maximum(np.asarray(rows[key]["discrepancy"], float), 1e-17) for key in labels]
     ax.boxplot(data)
-    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=60, fontsize=7)
+    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=45, fontsize=8)
     ax.set_yscale("log")
-    ax.set(title="max |M_H - M_I| / max M_H", ylabel="relative difference")
-    fig.tight_layout()
+    ax.set(title=r"$\max_k |M_H - M_I| \,/\, \max_k M_H$", ylabel="relative difference (box: repeats)")
+    finish_figure(fig, result, extra="[WLL] Fig. 10, Heaviside against impulse memory at initialisation")
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)

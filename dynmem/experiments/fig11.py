@@ -1,4 +1,4 @@
-"""[WLL] Fig. 11: the memory of the multistable tanh system ``W = [[1, 1], [-4, -3]]`` (THEORY.md section 2)."""
+"""[WLL] Fig. 11: the memory of the multistable tanh system ``W = [[1, 1], [-4, -3]]`` (docs/theory.md section 2)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from ..io import atomic_savefig
+from . import verbose
 
 TITLE = "[WLL] Fig. 11: non-decaying memory of a Hurwitz tanh RNN"
 CLAIM = ("A tanh RNN with Hurwitz W (double eigenvalue -1) is multistable: small inputs give decaying memory, "
@@ -35,7 +36,7 @@ def plot(result: dict, path: str) -> None:
 def verdict(result: dict) -> dict:
     kinds = {a: c["kind"] for a, c in result["curves"].items()}
     small = all(kinds[a] == "exponential" for a in kinds if float(a) <= 1.0)
-    large = any(kinds[a] == "non-decaying" for a in kinds if float(a) > 1.0)
+    large = any(kinds[a] in ("non-decaying", "growing") for a in kinds if float(a) > 1.0)
     v = "reproduced" if (small and large) else ("partly" if (small or large) else "not reproduced")
     why = (f"alpha(W) = {result['alpha']:.3g}; decay by amplitude: {kinds}; basin grid: {result['starts_to_zero']} "
            f"starts to 0, {result['starts_to_corners']} to the corners")
@@ -46,7 +47,7 @@ def verdict(result: dict) -> dict:
 def basin_ends(W, grid, *, t_end: float = 200.0, rtol: float = 1e-9, atol: float = 1e-12) -> np.ndarray:
     """Where the flow ``dv/dt = (1 - v^2) * (W v)`` takes each start of ``grid x grid``: ends of shape (n^2, 2).
 
-    The flow is that of ``v = tanh(z)`` for ``dz/dt = W tanh(z)`` (THEORY.md
+    The flow is that of ``v = tanh(z)`` for ``dz/dt = W tanh(z)`` (docs/theory.md
     section 2), which is the CTRNN ``dh/dt = tanh(W h)`` in ``z = W h``; all
     ``n^2`` starts ``h_0 = W^{-1} artanh(v_0)`` are one batch of
     :func:`dynmem.odeint.solve_ctrnn` (Dormand-Prince, one compiled call), and
@@ -77,7 +78,7 @@ def basin_ends(W, grid, *, t_end: float = 200.0, rtol: float = 1e-9, atol: float
 
 
 def run_fig11(*, quick: bool = True, seeds=(0,), progress: bool = False) -> dict:
-    """The multistable tanh system of THEORY.md section 2 ([WLL] Fig. 11)."""
+    """The multistable tanh system of docs/theory.md section 2 ([WLL] Fig. 11)."""
     from ..memory import fit_decay, memory_function
     from ..models import CTRNN
     from ..spectra import spectral_abscissa
@@ -91,7 +92,7 @@ def run_fig11(*, quick: bool = True, seeds=(0,), progress: bool = False) -> dict
         res = memory_function(model, t, amplitudes=[a])
         fit = fit_decay(t, res.values)
         curves[str(a)] = dict(values=res.values, kind=fit.kind, rate=fit.rate, note=fit.note)
-        if progress:
+        if progress and verbose():
             print(f"  fig11 amplitude {a}: {fit.kind}", file=sys.stderr, flush=True)
     n = 9 if quick else 21
     grid = np.linspace(-0.95, 0.95, n)
@@ -107,23 +108,26 @@ def plot_fig11(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    from ..plotting import finish_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     t = np.asarray(result["t"], float)
     for a, c in result["curves"].items():
         v = np.asarray([float(x) for x in c["values"]])
         ok = v > 0
         axes[0].semilogy(t[ok], v[ok], label=f"amplitude {a}: {c['kind']}")
-    axes[0].set(title=f"memory of tanh W=[[1,1],[-4,-3]] (alpha = {result['alpha']:.2g})", xlabel="t", ylabel="M(t)")
+    axes[0].set(title=rf"memory of tanh, $W = [[1, 1], [-4, -3]]$, $\alpha(W) = {result['alpha']:.2g}$",
+                xlabel="$t$", ylabel="$M(t)$")
     axes[0].legend(fontsize=7)
     grid = np.asarray(result["grid"], float)
     ends = np.asarray(result["ends"], float)
     X, Y = np.meshgrid(grid, grid, indexing="ij")
     to_zero = np.max(np.abs(ends), axis=1) < 1e-3
-    axes[1].scatter(X.ravel()[to_zero], Y.ravel()[to_zero], s=12, label="-> 0")
-    axes[1].scatter(X.ravel()[~to_zero], Y.ravel()[~to_zero], s=12, label="-> corner")
-    axes[1].set(title="basins of dv/dt = (1 - v^2)(W v)", xlabel="v1", ylabel="v2")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
+    axes[1].scatter(X.ravel()[to_zero], Y.ravel()[to_zero], s=12, label=r"start $\to 0$")
+    axes[1].scatter(X.ravel()[~to_zero], Y.ravel()[~to_zero], s=12, label=r"start $\to$ a corner")
+    axes[1].set(title=r"basins of $\dot v = (1 - v^2) \odot (W v)$", xlabel="$v_1$", ylabel="$v_2$")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    finish_figure(fig, result, extra="[WLL] Fig. 11, a Hurwitz tanh RNN with non-decaying memory")
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
 

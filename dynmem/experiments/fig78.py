@@ -101,6 +101,7 @@ def plot(result: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     from ..io import atomic_savefig
+    from ..plotting import finish_figure
 
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5), squeeze=False)
     widths = result["widths"]
@@ -117,12 +118,12 @@ def plot(result: dict, path: str) -> None:
             ax.plot(b[pos], e[pos], color=col, marker="o", ms=2.5, label=f"m = {m}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(f"{c['activation']}, {c['parameterisation']}: unstable draws {c['n_unstable_betas']}", fontsize=9)
-        ax.set_xlabel(r"$\beta$")
-        ax.legend(fontsize=7)
+        ax.set_title(f"{c['activation']}, {c['parameterisation']}: {c['n_unstable_betas']} unstable perturbed models",
+                     fontsize=10)
+        ax.set_xlabel(r"perturbation size $\beta$")
+        ax.legend(fontsize=7, title="width", title_fontsize=7)
     axes[0, 0].set_ylabel(r"$E_m(\beta)$ (median)")
     axes[1, 0].set_ylabel(r"$E_m(\beta)$ (median)")
-    fig.suptitle(f"{TITLE}, protocol {result['protocol_name']}")
-    fig.tight_layout()
+    finish_figure(fig, result, extra=TITLE)
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)

@@ -1,6 +1,6 @@
 r"""[LSS] kernel limit: the finite-width RNN trained online against its limit ODE.
 
-[LSS] Lam, Sirignano, Spiliopoulos, arXiv 2308.14555; THEORY.md section 7.
+[LSS] Lam, Sirignano, Spiliopoulos, arXiv 2308.14555; docs/theory.md section 7.
 The body of [LSS] could not be checked, so this runs the documented class
 (M1 "diagonal" recurrence, output scale :math:`N^{-1/2}`, paired
 initialisation, online RTRL SGD with step :math:`\alpha / N`, time
@@ -10,9 +10,9 @@ initialisation, online RTRL SGD with step :math:`\alpha / N`, time
   histories of length 8 of the two-state chain on ``{-1, +1}``
   (``P = [[0.7, 0.3], [0.4, 0.6]]``), target :math:`Y_k = X_k X_{k-1}`, with
   :math:`h_t` the exact solution of the limit ODE for the QMC limit kernel;
-* the log-log slope with its 95% confidence interval (THEORY.md: ``-1/2``);
+* the log-log slope with its 95% confidence interval (docs/theory.md: ``-1/2``);
 * the relative error of the empirical NTK at initialisation against the limit
-  kernel, and its slope (THEORY.md: ``-1/2``);
+  kernel, and its slope (docs/theory.md: ``-1/2``);
 * the maximal parameter drift (expected :math:`O(N^{\beta - 1})`);
 * in full mode, the same sweep (to ``N = 6400``) for the other structural
   choices: the M2 "mean-field" recurrence, and ``beta = 3/4``.
@@ -23,12 +23,12 @@ tuned to meet them.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 
 from ..io import atomic_savefig
+from . import model_line, progress_line
 
 __all__ = ["TITLE", "CLAIM", "PROTOCOLS", "SETTINGS", "config", "run", "plot", "verdict", "run_kernel_limit",
            "plot_kernel_limit"]
@@ -38,7 +38,7 @@ SETTINGS = {
                   beta=0.5, qmc_points=4096, qmc_scrambles=8, burn_in=100, variants=()),
     "full": dict(N_values=(100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600), t_final=4.0, n_times=41, L=8,
                  alpha=1.0, beta=0.5, qmc_points=16384, qmc_scrambles=8, burn_in=200,
-                 # the other structural choices of THEORY.md section 7, at smaller widths
+                 # the other structural choices of docs/theory.md section 7, at smaller widths
                  variants=({"recurrence": "mean-field", "beta": 0.5}, {"recurrence": "diagonal", "beta": 0.75}),
                  variant_N_values=(100, 200, 400, 800, 1600, 3200, 6400)),
 }
@@ -65,7 +65,7 @@ def run_kernel_limit(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = Fa
     res = kernel_convergence(cfg["N_values"], seeds, beta=cfg["beta"], alpha=cfg["alpha"], t_final=cfg["t_final"],
                              n_times=cfg["n_times"], L=cfg["L"], qmc_points=cfg["qmc_points"],
                              qmc_scrambles=cfg["qmc_scrambles"], burn_in=cfg["burn_in"], rng=_ROOT_SEED,
-                             executor=executor, progress=progress)
+                             executor=executor, progress=model_line if progress else False)
     N = [int(n) for n in res.N_values]
     drift_fit = loglog_slope(np.repeat(N, len(seeds)), res.drift.ravel())
     per_width = {}
@@ -92,7 +92,7 @@ def run_kernel_limit(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = Fa
                                 t_final=cfg["t_final"], n_times=cfg["n_times"], L=cfg["L"],
                                 recurrence=v["recurrence"], qmc_points=cfg["qmc_points"],
                                 qmc_scrambles=cfg["qmc_scrambles"], burn_in=cfg["burn_in"], rng=_ROOT_SEED,
-                                executor=executor, progress=progress)
+                                executor=executor, progress=model_line if progress else False)
         variants.append(dict(**v, N_values=[int(n) for n in vr.N_values], errors=[_floats(e) for e in vr.errors],
                              ntk_errors=[_floats(e) for e in vr.ntk_errors], drift=[_floats(e) for e in vr.drift],
                              slope=vr.slope.to_dict(), ntk_slope=vr.ntk_slope.to_dict(), success=bool(vr.success),
@@ -118,11 +118,11 @@ def run_kernel_limit(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = Fa
         "all_runs_succeeded": bool(res.success),
         "note": ("Measured, not tuned: slopes are least-squares fits of log error on log N over all (N, seed) pairs, "
                  "CI = slope +- t_{0.975, n-2} stderr. The [LSS] body could not be checked; the model is the "
-                 "THEORY.md section 7 class (M1 diagonal recurrence)."),
+                 "docs/theory.md section 7 class (M1 diagonal recurrence)."),
     }
     if progress:
-        print(f"[dynmem.reproduce] kernel-limit: slope {res.slope.slope:.3f} [{lo:.3f}, {hi:.3f}], NTK slope "
-              f"{res.ntk_slope.slope:.3f}, {time.perf_counter() - start:.1f}s", file=sys.stderr, flush=True)
+        progress_line(f"[dynmem.reproduce] kernel-limit: slope {res.slope.slope:.3f} [{lo:.3f}, {hi:.3f}], NTK slope "
+                      f"{res.ntk_slope.slope:.3f}, {time.perf_counter() - start:.1f}s")
     # four histories spread over the range of the limit at t_final (the heaviest ones nearly coincide)
     order = np.argsort(res.h_limit[-1])
     show = order[np.round(np.linspace(0, order.size - 1, 4)).astype(int)]
@@ -168,31 +168,37 @@ def plot_kernel_limit(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..plotting import finish_figure
+
     N = np.asarray(result["N_values"], float)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    for ax, key, fit_key, label in ((axes[0], "errors", "slope", "sup_t ||h^N_t - h_t||_L2(nu)"),
-                                    (axes[1], "ntk_errors", "ntk_slope", "||K_N(0) - A|| / ||A||")):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.0))
+    for ax, key, fit_key, label, title in (
+            (axes[0], "errors", "slope", r"$\sup_t \|h^N_t - h_t\|_{L^2(\nu)}$", "network against the limit ODE"),
+            (axes[1], "ntk_errors", "ntk_slope", r"$\|K_N(0) - A\| \,/\, \|A\|$", "kernel at initialisation")):
         E = np.array([result["per_width"][str(int(n))][key] for n in N])
         for b in range(E.shape[1]):
-            ax.loglog(N, E[:, b], "o", color="C0", alpha=0.5, ms=4, label="seeds" if b == 0 else None)
+            ax.loglog(N, E[:, b], "o", color="C0", alpha=0.5, ms=4, label="one seed" if b == 0 else None)
         fit = result[fit_key]
         ax.loglog(N, np.exp(fit["intercept"]) * N ** fit["slope"], "C1-",
-                  label=f"fit slope {fit['slope']:.3f} [{fit['ci'][0]:.3f}, {fit['ci'][1]:.3f}]")
-        ax.loglog(N, np.median(E[0]) * (N / N[0]) ** -0.5, "k:", label="N^-1/2")
-        ax.set(xlabel="width N", ylabel=label, title=label)
+                  label=f"fit: slope {fit['slope']:.3f}, 95% CI [{fit['ci'][0]:.3f}, {fit['ci'][1]:.3f}]")
+        ax.loglog(N, np.median(E[0]) * (N / N[0]) ** -0.5, "k:", label=r"$N^{-1/2}$ (the claim)")
+        ax.set(xlabel="width $N$", ylabel=label, title=title)
         ax.legend(fontsize=7)
     ax = axes[2]
     t = np.asarray(result["times"], float)
     tr = result["trajectories"]
     for k, j in enumerate(tr["histories"]):
-        ax.plot(t, tr["limit"][k], "-", color=f"C{k}", label=f"limit, z_{j} (E[Y|z] = {tr['target'][k]:+.0f})")
+        ax.plot(t, tr["limit"][k], "-", color=f"C{k}", label=f"$z_{{{j}}}$, $E[Y|z] = {tr['target'][k]:+.0f}$")
         ax.plot(t, tr["network_widest_seed0"][k], "o", color=f"C{k}", ms=3)
         ax.plot(t, tr["network_narrowest_seed0"][k], "x", color=f"C{k}", ms=3, alpha=0.6)
-    ax.set(xlabel="t = k / N", ylabel="h_t(z)",
-           title=f"limit (lines), N = {int(N[-1])} (dots), N = {int(N[0])} (x)")
-    ax.legend(fontsize=7)
-    fig.suptitle(result.get("title", "kernel limit"), fontsize=10)
-    fig.tight_layout()
+    from matplotlib.lines import Line2D
+
+    styles = [Line2D([], [], color="0.3", ls="-", label="limit ODE"),
+              Line2D([], [], color="0.3", ls="none", marker="o", ms=3, label=f"network, $N = {int(N[-1])}$"),
+              Line2D([], [], color="0.3", ls="none", marker="x", ms=3, label=f"network, $N = {int(N[0])}$")]
+    ax.set(xlabel="$t = k / N$", ylabel="$h_t(z)$", title="trajectories on four histories")
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + styles, fontsize=7)
+    finish_figure(fig, result, extra=result.get("title", "kernel limit"))
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
 

@@ -67,7 +67,6 @@ import functools
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -79,6 +78,7 @@ from ..expsum import fit_exponential_sum
 from ..margins import (discrete_margin, discrete_stability_radius, effective_margin, frontier_error,
                        linear_frontier, modal_decomposition, shift_threshold)
 from ..spectra import stability_radius
+from . import model_line
 from . import trained as tr
 from .study import config_digest, sweep_tasks
 
@@ -311,9 +311,9 @@ def mechanism_task(arm: str, tau: float, target: str, width: int, seed: int, *, 
            "task_seconds": time.perf_counter() - t0}
     if progress:
         f = points[-1]
-        print(f"[dynmem.experiments] mechanism {arm} tau={tau:g} {target} m={m} seed={seed}: val {f['val']:.3g}, "
-              f"eff margin {f['effective_margin']:.3g}, beta* {f['shift_threshold']:.3g}, "
-              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        model_line(f"[dynmem.experiments] mechanism {arm} tau={tau:g} {target} m={m} seed={seed}: val {f['val']:.3g}, "
+                   f"eff margin {f['effective_margin']:.3g}, beta* {f['shift_threshold']:.3g}, "
+                   f"{time.perf_counter() - t0:.0f} s")
     return {"json": json.dumps(out)}  # one text field: the sweep store keeps flat arrays, this result is nested
 
 
@@ -681,11 +681,14 @@ def plot(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import NullFormatter
+
     from ..io import atomic_savefig
+    from ..plotting import finish_figure
 
     nets = result["nets"]
     req = result["required_exp_margin"]
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.6), constrained_layout=True)
+    fig, ax = plt.subplots(1, 3, figsize=(15, 5.2))
     widths = sorted({n["width"] for n in nets if n["arm"] == "main"})
     cmap = plt.get_cmap("viridis")
     col = {m: cmap(i / max(1, len(widths) - 1)) for i, m in enumerate(widths)}
@@ -697,23 +700,26 @@ def plot(result: dict, path: str) -> None:
         ax[0].plot(e[-1], mg[-1], "o" if n["target"] == "pol" else "s", color=col[n["width"]], ms=4)
     fr = result["frontier"]
     ax[0].plot(fr["errors"], np.maximum(fr["margins"], 1e-6), "k:", lw=1.5,
-               label=f"linear frontier mu*(E), B = {fr['l1_bound']:.2g}")
+               label=rf"linear frontier $\mu^*(E)$, $B = {fr['l1_bound']:.2g}$")
     ax[0].axhline(req, color="grey", lw=0.8, label=f"exp target's margin {req:.3f}")
     for m in widths:
         ax[0].plot([], [], color=col[m], label=f"m = {m}")
-    ax[0].plot([], [], "k-", label="pol (o final)")
-    ax[0].plot([], [], "k--", label="exp (s final)")
+    ax[0].plot([], [], "k-", marker="o", ms=4, label="pol target (marker: final)")
+    ax[0].plot([], [], "k--", marker="s", ms=4, label="exp target (marker: final)")
     ax[0].set(xscale="log", yscale="log", xlabel="relative validation MSE", ylabel="effective margin",
-              title="Margin against error along training")
+              title="margin against error along training")
     ax[0].legend(fontsize=7, loc="lower right")
     for n in (n for n in nets if n["arm"] == "main" and n["shift"] and n["shift"]["shift"]):
         sh = n["shift"]
         ax[1].plot(sh["factors"], np.minimum(np.nan_to_num(sh["shift"], nan=1e12, posinf=1e12), 1e12),
                    "-" if n["target"] == "pol" else "--", color=col[n["width"]], alpha=0.6, lw=0.8)
-    ax[1].axhline(result["config"]["instability"], color="r", lw=0.8, label="instability: relative MSE 1e3")
-    ax[1].axvline(1.0, color="grey", lw=0.8, ls=":", label="beta = beta* (W + beta I threshold)")
-    ax[1].set(xscale="log", yscale="log", xlabel="beta / beta*", ylabel="relative MSE, long test",
-              title="W + beta I across the margin")
+    ax[1].axhline(result["config"]["instability"], color="r", lw=0.8,
+                  label=f"instability: relative MSE {result['config']['instability']:g}")
+    ax[1].axvline(1.0, color="grey", lw=0.8, ls=":", label=r"$\beta = \beta^*$ ($W + \beta I$ threshold)")
+    ax[1].plot([], [], "k-", lw=0.8, label="pol target")
+    ax[1].plot([], [], "k--", lw=0.8, label="exp target")
+    ax[1].set(xscale="log", yscale="log", xlabel=r"$\beta / \beta^*$", ylabel="relative MSE, long test",
+              title=r"$W + \beta I$ across the margin")
     ax[1].legend(fontsize=7, loc="upper left")
     taus = sorted({n["tau"] for n in nets if n["arm"] in ("main", "horizon")})
     for i, tau in enumerate(taus):
@@ -725,10 +731,13 @@ def plot(result: dict, path: str) -> None:
                 med = [np.median([v for w2, v in pts if w2 == w]) for w in ws]
                 ax[2].plot(ws, med, mk + ("-" if t == "pol" else "--"), color=f"C{i}",
                            label=f"{t}, H = {result['config']['data']['T'] / tau:g}")
-    ax[2].set(xscale="log", yscale="log", xlabel="width m", ylabel="effective margin x tau (median over seeds)",
-              title="Horizon control")
+    ax[2].set(xscale="log", yscale="log", xlabel="width $m$", ylabel=r"effective margin $\times\, \tau$ (median over seeds)",
+              title="horizon control")
     ax[2].legend(fontsize=7)
-    tag = " (quick: not evidence)" if result.get("size") == "quick" else ""
-    fig.suptitle(f"Mechanism test{tag}: outcome {result['criteria']['outcome']}", fontsize=11)
+    finish_figure(fig, result, extra=f"mechanism test, rule outcome {result['criteria']['outcome']}")
+    for a in ax[2:]:  # the widths as they are
+        ws = sorted({n["width"] for n in nets if n["arm"] in ("main", "horizon")})
+        a.set_xticks(ws, [str(w) for w in ws])
+        a.xaxis.set_minor_formatter(NullFormatter())
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

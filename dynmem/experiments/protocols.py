@@ -1,4 +1,4 @@
-r"""The protocols of the trained [WLL] experiments, as data (THEORY.md section 4.1).
+r"""The protocols of the trained [WLL] experiments, as data (docs/theory.md section 4.1).
 
 A *protocol* is every ingredient of a trained experiment: the model and its
 discretisation, the parameterisation of the recurrent matrix, the data, the

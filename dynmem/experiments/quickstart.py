@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-__all__ = ["quickstart"]
+__all__ = ["quickstart", "warmup"]
 
 
 def quickstart(*, hidden: int = 16, inputs: int = 2, t_end: float = 10.0, seed: int = 0, out: str = "quickstart.png",
@@ -77,17 +77,17 @@ def quickstart(*, hidden: int = 16, inputs: int = 2, t_end: float = 10.0, seed: 
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(t, sim.h[:, : min(hidden, 6)], lw=1)
-    axes[0].set(title=f"hidden states (m={hidden}, first 6)", xlabel="t")
-    axes[1].plot(t, sim.y, label="y(t) = c^T h(t)")
+    axes[0].set(title=f"hidden states $h(t)$ ($m = {hidden}$, first 6)", xlabel="$t$")
+    axes[1].plot(t, sim.y, label=r"$y(t) = c^\top h(t)$")
     axes[1].plot(t_obs, y_obs, "o", ms=3, label="targets")
-    axes[1].set(title=f"output, loss = {adj.loss:.3g}", xlabel="t")
+    axes[1].set(title=f"output, loss = {adj.loss:.3g}", xlabel="$t$")
     axes[1].legend(fontsize=8)
     axes[2].plot(adj.flat, bp.flat, ".", ms=3)
     lim = np.max(np.abs(adj.flat))
     axes[2].plot([-lim, lim], [-lim, lim], "k-", lw=0.5)
-    axes[2].set(title=f"gradients: rel. diff {rel:.2e} (Euler dt={dt})", xlabel="adjoint dL/dtheta",
-                ylabel="Euler BPTT dL/dtheta")
-    fig.tight_layout()
+    axes[2].set(title=f"gradients: rel. diff {rel:.2e} (Euler $dt = {dt}$)", xlabel=r"adjoint $dL/d\theta$",
+                ylabel=r"Euler BPTT $dL/d\theta$")
+    fig.set_layout_engine("constrained")
     from ..io import atomic_savefig
 
     atomic_savefig(fig, out, dpi=120)
@@ -98,10 +98,46 @@ def quickstart(*, hidden: int = 16, inputs: int = 2, t_end: float = 10.0, seed: 
     if verbose:
         print(f"dynmem {__version__} quickstart: tanh CTRNN, m = {hidden}, d = {inputs}, t in [0, {t_end}]")
         print(f"  first calls (numba compile or cache load): {t_warm:6.2f} s")
-        print(f"  simulate (RK45, rtol 1e-8):      {t_sim * 1e3:8.1f} ms, {sim.nfev} RHS evaluations")
+        print(f"  simulate ({sim.method}, rtol 1e-8):    {t_sim * 1e3:8.1f} ms, {sim.nfev} RHS evaluations")
         print(f"  adjoint gradient (rtol 1e-8):    {t_adj * 1e3:8.1f} ms, loss = {adj.loss:.6g}, |grad| = {summary['grad_norm']:.6g}")
         print(f"  Euler BPTT gradient (dt={dt}):  {t_bptt * 1e3:8.1f} ms, relative difference to adjoint = {rel:.2e} (O(dt))")
         print(f"  figure written to {summary['figure']}")
     return summary
 
 
+
+
+def warmup(*, verbose: bool = True) -> dict:
+    """Compile (or load from numba's on-disk cache) the kernels of the common entry points, ahead of use.
+
+    Calls ``simulate``, ``adjoint_gradient``, ``value_and_grad``,
+    ``memory_function`` and ``gated_forward`` once on small inputs and
+    returns ``{name: seconds}`` of each first call (after an install, in a
+    CI image, before a timing).
+    """
+    from ..adjoint import adjoint_gradient
+    from ..gated import GRUCell, gated_forward
+    from ..inputs import PiecewiseConstant
+    from ..memory import memory_function
+    from ..models import CTRNN
+    from ..recurrences import value_and_grad
+    from ..simulate import simulate
+
+    model = CTRNN.random(4, 2, spectral_abscissa=-0.5, rng=0)
+    x = PiecewiseConstant([0, 1, 2], [[1.0, 0.0], [0.0, -1.0]])
+    X = np.zeros((1, 8, 2))
+    calls = [
+        ("simulate", lambda: simulate(model, x, np.linspace(0, 2, 5))),
+        ("adjoint_gradient", lambda: adjoint_gradient(model, x, [1.0, 2.0], [0.1, 0.0])),
+        ("value_and_grad", lambda: value_and_grad(model.discretize(0.1), X, np.zeros((1, 8)))),
+        ("memory_function", lambda: memory_function(CTRNN.random(4, 1, rng=1), np.linspace(0, 5, 11))),
+        ("gated_forward", lambda: gated_forward(GRUCell.random(4, 2, rng=0), X)),
+    ]
+    seconds = {}
+    for name, call in calls:
+        t0 = time.perf_counter()
+        call()
+        seconds[name] = time.perf_counter() - t0
+        if verbose:
+            print(f"  {name:<18s} {seconds[name]:7.2f} s", flush=True)
+    return seconds

@@ -19,7 +19,7 @@ from ..io import atomic_write_text, read_json
 from . import experiment_names, experiment_of, get_experiment
 
 __all__ = ["collect", "scan", "report_rows", "render", "write_report", "markdown_text", "markdown_code", "in_context",
-           "answer"]
+           "answer", "quick_note", "in_words", "summary_lines", "at_a_glance"]
 
 
 _NONFINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
@@ -154,6 +154,19 @@ def _sizes(r: dict) -> str:
     return "; ".join(parts) or "-"
 
 
+def _epoch_counts(r: dict) -> list:
+    """Epochs trained per model, from the budget of a trained study (or of its cells / variants); [] if none."""
+    b = r.get("budget")
+    budgets = [b] if isinstance(b, dict) else []
+    for key in ("cells", "variants"):
+        budgets += [c["budget"] if "budget" in c else c.get("summary", {}).get("budget") for c in r.get(key, [])]
+    budgets = [x for x in budgets if isinstance(x, dict)]
+    ep = [int(e) for x in budgets for t in (x.get("epochs") or {}).values() for es in t.values() for e in es]
+    if not ep and isinstance(b, dict) and isinstance(b.get("epochs_by_arm"), dict):
+        ep = [int(e) for e in b["epochs_by_arm"].values()]
+    return ep
+
+
 def _budget(r: dict) -> str:
     secs = (r.get("reproduce") or {}).get("seconds", r.get("wall_seconds", r.get("seconds")))
     b = r.get("budget")
@@ -162,15 +175,19 @@ def _budget(r: dict) -> str:
     for key in ("cells", "variants"):
         budgets += [c["budget"] if "budget" in c else c.get("summary", {}).get("budget") for c in r.get(key, [])]
     budgets = [x for x in budgets if isinstance(x, dict)]
-    if budgets:
+    if budgets and any("steps_total" in x for x in budgets):
         steps = sum(int(x.get("steps_total", 0)) for x in budgets)
         parts.append(f"{steps:,} Adam steps")
-        ep = [e for x in budgets for t in x.get("epochs", {}).values() for es in t.values() for e in es]
-        if ep:
-            parts.append(f"epochs {min(ep)}-{max(ep)} of {budgets[0].get('full_budget_epochs')}")
-        stops = sorted({s for x in budgets for t in x.get("stopped", {}).values() for ss in t.values() for s in ss})
-        if stops:
-            parts.append("stopped by " + "/".join(stops))
+    ep = _epoch_counts(r)
+    stops = sorted({s for x in budgets for t in (x.get("stopped") or {}).values() for ss in t.values() for s in ss})
+    if ep:
+        cap = max((int(x["full_budget_epochs"]) for x in budgets if "full_budget_epochs" in x), default=None)
+        text = f"{max(ep)} epochs per model" if min(ep) == max(ep) else f"{min(ep)} to {max(ep)} epochs per model"
+        if cap is not None and cap > max(ep):
+            text += f" (cap {cap})"
+        parts.append(text)
+    if stops and stops != ["max_epochs"]:  # every model at the epoch cap says nothing beyond the epochs
+        parts.append("stopped by " + " / ".join(s.replace("_", " ") for s in stops))
     if secs is not None:
         try:
             secs = float(secs)
@@ -178,6 +195,58 @@ def _budget(r: dict) -> str:
         except (TypeError, ValueError):
             pass
     return "; ".join(parts) or "-"
+
+
+def _protocol_epochs(name: str, proto: str):
+    """The epochs the protocol itself allows (its full size), or None where the experiment trains nothing."""
+    from .protocols import protocol, protocol_names
+
+    if proto in protocol_names():
+        return int(protocol(proto)["training"]["max_epochs"])
+    try:
+        cfg = get_experiment(name).config("full", proto)
+    except Exception:  # an experiment without that size or protocol: no number to state
+        return None
+    training = cfg.get("training") if isinstance(cfg, dict) else None
+    return int(training["epochs"]) if isinstance(training, dict) and "epochs" in training else None
+
+
+def quick_note(r: dict, name: str, proto: str, size: str) -> str:
+    """What a quick-size result is worth, in words ("" for any other size).
+
+    A trained experiment says how many epochs it ran against the protocol's
+    own budget ("quick: 12 epochs of the protocol's up to 1,000; not
+    evidence"); the others that their sizes are reduced.
+    """
+    if size != "quick":
+        return ""
+    ep = _epoch_counts(r)
+    full = _protocol_epochs(name, proto) if ep else None
+    if ep and full:
+        run = f"{max(ep)}" if min(ep) == max(ep) else f"{min(ep)} to {max(ep)}"
+        return f"quick: {run} epochs of the protocol's up to {full:,}; not evidence"
+    return "quick: reduced sizes; not evidence"
+
+
+_NAN = re.compile(r"(?<![\w.])[+-]?nan(?![\w.])")
+_CI = re.compile(r"CI \[(-?\d+(?:\.\d*)?(?:e[+-]?\d+)?), (-?\d+(?:\.\d*)?(?:e[+-]?\d+)?)\]")
+
+
+def in_words(text: str) -> str:
+    """A verdict's ``why`` with its undetermined numbers said in words.
+
+    ``nan`` (a slope or a level fitted to fewer than two usable points)
+    becomes "undetermined (too few points)"; a confidence interval that
+    holds 0 gets "sign undetermined" after it, since it supports neither a
+    rise nor a fall.
+    """
+    text = _NAN.sub("undetermined (too few points)", str(text))
+
+    def ci(m):
+        lo, hi = float(m.group(1)), float(m.group(2))
+        return m.group(0) + (" (holds 0: sign undetermined)" if lo <= 0 <= hi else "")
+
+    return _CI.sub(ci, text)
 
 
 def report_rows(out: str) -> list:
@@ -191,29 +260,30 @@ def report_rows(out: str) -> list:
         except Exception as exc:  # a result the verdict cannot read is reported, not hidden
             v = {"verdict": "unreadable", "why": f"verdict failed: {type(exc).__name__}: {exc}", "numbers": {}}
         png = f"{stem}.png"
+        proto = r.get("protocol_name") or (r.get("reproduce") or {}).get("protocol") or "-"
+        size = r.get("size") or (r.get("reproduce") or {}).get("size") or "-"
         rows.append({
-            "stem": stem, "experiment": name, "title": mod.TITLE, "claim": mod.CLAIM,
-            "protocol": r.get("protocol_name") or (r.get("reproduce") or {}).get("protocol") or "-",
-            "size": r.get("size") or (r.get("reproduce") or {}).get("size") or "-",
-            "sizes": _guard(_sizes, r), "budget": _guard(_budget, r), "verdict": v["verdict"], "why": v["why"],
+            "stem": stem, "experiment": name, "title": mod.TITLE, "claim": mod.CLAIM, "protocol": proto,
+            "size": size, "sizes": _guard(_sizes, r), "budget": _guard(_budget, r), "verdict": v["verdict"],
+            "why": in_words(v["why"]), "quick": _guard(lambda x: quick_note(x, name, str(proto), str(size)), r, ""),
             "numbers": v.get("numbers", {}), "figure": png if os.path.isfile(os.path.join(out, png)) else None,
         })
     rows += _unreadable_rows(out)
     return rows
 
 
-def _guard(fn, r) -> str:
-    """``fn(r)``, or "-" for a result whose values have an unexpected type (the verdict says why)."""
+def _guard(fn, r, default: str = "-") -> str:
+    """``fn(r)``, or ``default`` for a result whose values have an unexpected type (the verdict says why)."""
     try:
         return fn(r)
     except Exception:  # a damaged value must not stop the report
-        return "-"
+        return default
 
 
 def _unreadable_rows(out: str) -> list:
     """One row per JSON file in ``out`` that is not a complete result (verdict "unreadable", the reason in why)."""
     return [{"stem": os.path.splitext(fname)[0], "experiment": None, "title": "unreadable result file",
-             "claim": "-", "protocol": "-", "size": "-", "sizes": "-", "budget": "-", "verdict": "unreadable",
+             "claim": "-", "protocol": "-", "size": "-", "sizes": "-", "budget": "-", "verdict": "unreadable", "quick": "",
              "why": f"{fname} is not a result of dynmem reproduce: {reason}", "numbers": {}, "figure": None}
             for fname, reason in scan(out)[1]]
 
@@ -298,6 +368,66 @@ def answer(rows: list) -> list:
     return lines + [s1, "", s2, "", s3, ""]
 
 
+def _one_line(why: str, limit: int = 110) -> str:
+    """A verdict's ``why`` on one line: cut at a word boundary to ``limit`` characters."""
+    text = " ".join(str(why).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ;,") + "..."
+
+
+def _shown_verdict(r: dict) -> str:
+    """The verdict in bold, then the quick-size note if any (Markdown)."""
+    bold = f"**{_md(r['verdict'])}**"
+    return f"{bold} ({_md(r['quick'])})" if r.get("quick") else bold
+
+
+def at_a_glance(rows: list) -> list:
+    """The report's summary: one line per result with its verdict and the reason in words (Markdown lines)."""
+    if not rows:
+        return []
+    lines = ["## At a glance", ""]
+    quick = [r for r in rows if r.get("quick")]
+    if quick:
+        lines += [f"**{len(quick)} of {len(rows)} results are quick-size runs**: reduced sizes and epoch budgets that "
+                  "check the pipeline end to end; their verdicts are not evidence for or against the papers "
+                  "(`dynmem reproduce --full` runs the protocols' budgets).", ""]
+    lines += ["| experiment | protocol | size | verdict | why, in one line |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            _code(r["stem"]), _md(r["protocol"]), _md(r["size"]), _shown_verdict(r),
+            _md(_one_line(r["why"])))) + " |")
+    return lines + [""]
+
+
+def summary_lines(rows: list, *, width: int = 110) -> list:
+    """The verdict table for a terminal: experiment, protocol, size, verdict and a one-line why per result.
+
+    A quick-size row of a trained experiment gets a second line with its
+    epochs against the protocol's budget; the caller says once that quick
+    verdicts are not evidence.
+
+    Every string from a result file is shown with its control characters
+    made visible, so a crafted file cannot drive the terminal.
+    """
+    if not rows:
+        return []
+    cols = [(_visible_controls(str(r["stem"])), _visible_controls(str(r["protocol"])), _visible_controls(str(r["size"])),
+             _visible_controls(str(r["verdict"]))) for r in rows]
+    head = ("experiment", "protocol", "size", "verdict")
+    w = [max(len(head[i]), *(len(c[i]) for c in cols)) for i in range(4)]
+    fmt = "  ".join(f"{{:<{x}}}" for x in w)
+    out = [fmt.format(*head) + "  why", fmt.format(*("-" * x for x in w)) + "  ---"]
+    rest = max(70, width - sum(w) - 10)
+    for c, r in zip(cols, rows):
+        why = _visible_controls(_one_line(r["why"], rest))
+        out.append(fmt.format(*c) + "  " + why)
+        if r.get("quick") and "epochs" in str(r["quick"]):  # a budget to state; "reduced sizes" is the footer's
+            out.append(fmt.format("", "", "", "") + "  " + _visible_controls(str(r["quick"])))
+    return out
+
+
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -312,16 +442,17 @@ def render(rows: list) -> str:
              "computed from the JSON beside it by the experiment's `verdict` (criteria in its docstring). "
              "Nothing is tuned to reach the paper's numbers; where a finding does not appear the row says so.", "",
              *answer(rows),
+             *at_a_glance(rows),
              "## Every result", "",
              "| experiment | paper's claim | protocol | size | sizes | budget spent | measured | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append("| " + " | ".join(_cell(x) for x in (
             _code(r["stem"]), r["claim"], _md(r["protocol"]), _md(r["size"]), _md(r["sizes"]), _md(r["budget"]),
-            _md(r["why"]), f"**{_md(r['verdict'])}**")) + " |")
+            _md(r["why"]), _shown_verdict(r))) + " |")
     lines.append("")
     for r in rows:
-        lines += [f"## {_md(r['stem'])}: {r['title']}", "", f"**{_md(r['verdict'])}**: {_md(r['why'])}", ""]
+        lines += [f"## {_md(r['stem'])}: {r['title']}", "", f"{_shown_verdict(r)}: {_md(r['why'])}", ""]
         if r["figure"]:
             lines += [f"![{_md(r['stem'])}]({markdown_link_target(r['figure'])})", ""]
     return "\n".join(lines) + "\n"

@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -38,6 +37,7 @@ from ..decay import loglog_slope
 from ..margins import discrete_margin, discrete_stability_radius, effective_margin, modal_decomposition, shift_threshold
 from ..spectra import stability_radius
 from ..stability import crossings_of
+from . import model_line
 from . import trained as tr
 from .protocols import protocol as get_protocol
 
@@ -272,9 +272,13 @@ def study_task(target: str, seed: int, width: int = 0, *, config: dict, rng=None
         if stop["kind"] == "width-to-width":
             thr = float(stop["factor"]) * float(fs.best_val)  # the code's train.py reads the best checkpoint's loss
         if progress:
-            print(f"[dynmem.experiments] {cfg['figure']}/{cfg['protocol']} {target} m={m} seed={seed}: "
-                  f"{fs.epochs} epochs ({fs.stopped}), val {fs.best_val:.3g}, E(0) {out[f'm{m}/error0']:.3g}, "
-                  f"margin {out[f'm{m}/margin']:.3g}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+            par = (proto.get("parameterisation") or {}).get(cfg["parameterisation"]) or {}
+            act = cfg.get("activation") or (proto.get("model") or {}).get("activation", "tanh")
+            cell = f"{act}, W {par.get('form', cfg['parameterisation'])}" + \
+                (f" {par['g']}" if par.get("g") not in (None, "identity") else "")
+            model_line(f"[dynmem.experiments] {cfg['figure']}/{cfg['protocol']} ({cell}) {target} m={m} seed={seed}: "
+                       f"{fs.epochs} epochs ({fs.stopped}), val {fs.best_val:.3g}, E(0) {out[f'm{m}/error0']:.3g}, "
+                       f"margin {out[f'm{m}/margin']:.3g}, {time.perf_counter() - t0:.0f} s")
     return out
 
 
@@ -658,6 +662,7 @@ def plot_study(result: dict, path: str, title: str = "") -> None:
     import matplotlib.pyplot as plt
 
     from ..io import atomic_savefig
+    from ..plotting import finish_figure
 
     targets = list(result["targets"])
     fig, axes = plt.subplots(len(targets), 2, figsize=(11, 4 * len(targets)), squeeze=False)
@@ -676,9 +681,9 @@ def plot_study(result: dict, path: str, title: str = "") -> None:
             ax.plot(b[pos], _pos(med[pos]), color=col, marker="o", ms=2.5, label=f"m = {m}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set(xlabel=r"$\beta$", ylabel=r"$E_m(\beta)$ (median over seeds)",
-               title=f"{title} target {tname}, protocol {result['protocol_name']}")
-        ax.legend(fontsize=7)
+        ax.set(xlabel=r"perturbation size $\beta$", ylabel=r"$E_m(\beta)$ (median over seeds)",
+               title=f"target {tname}: error under perturbation")
+        ax.legend(fontsize=7, title="width", title_fontsize=7)
         ax = axes[row, 1]
         for col, m in zip(colors, widths):
             pts = [p for p in r["points"] if p["m"] == m]
@@ -686,7 +691,9 @@ def plot_study(result: dict, path: str, title: str = "") -> None:
             mg = _pos([p["margin"] for p in pts])
             fin = [p["kind"] == "final" for p in pts]
             ax.scatter(e, mg, s=10, color=col, alpha=0.5)
-            ax.scatter(e[fin], mg[fin], s=40, color=col, edgecolor="k", label=f"m = {m} (final)")
+            ax.scatter(e[fin], mg[fin], s=40, color=col, edgecolor="k", label=f"m = {m}")
+        ax.scatter([], [], s=10, color="0.5", alpha=0.5, label="training snapshot")
+        ax.scatter([], [], s=40, color="0.5", edgecolor="k", label="final model")
         fit = r["margin_vs_error"]["slope"]
         pos_pts = [p for p in r["points"] if np.isfinite(p["margin"]) and p["margin"] > 0
                    and np.isfinite(p["error0"]) and p["error0"] > 0]
@@ -694,10 +701,21 @@ def plot_study(result: dict, path: str, title: str = "") -> None:
             ax.set_xscale("log")
             ax.set_yscale("log")
         else:  # e.g. the code protocol's relu(w) with a w <= 0: W is singular, margin 0 at every point
-            ax.text(0.5, 0.5, "margin <= 0 at every point", transform=ax.transAxes, ha="center")
+            ax.text(0.5, 0.5, r"margin $\leq 0$ at every point", transform=ax.transAxes, ha="center")
         ax.set(xlabel=r"achieved error $E_m(0)$", ylabel=r"spectral margin $-\alpha(W_m)$",
-               title=f"margin vs error: slope {fit['mean']:.2f} [{fit['lo']:.2f}, {fit['hi']:.2f}] (95% over seeds)")
+               title=f"target {tname}: margin vs error, {_slope_words(fit)}")
         ax.legend(fontsize=7)
-    fig.tight_layout()
+    finish_figure(fig, result, extra=title)
     atomic_savefig(fig, path, dpi=100)
+
+
+def _slope_words(fit: dict) -> str:
+    """A slope with its 95% interval over seeds, in words where the numbers say nothing."""
+    mean, lo, hi = (float(fit.get(k, float("nan"))) for k in ("mean", "lo", "hi"))
+    if not np.isfinite(mean):
+        return "slope undetermined (too few points)"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"slope {mean:.2f} (no interval: too few seeds)"
+    sign = "; holds 0, sign undetermined" if lo <= 0 <= hi else ""
+    return f"slope {mean:.2f}, 95% CI [{lo:.2f}, {hi:.2f}] over seeds{sign}"
     plt.close(fig)

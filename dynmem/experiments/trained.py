@@ -40,6 +40,7 @@ from ..residual import DIVERGENCE, FORMS, G_MAPS, MarginPenalty, ResidualRNN, in
 from ..residual import time_weights
 from .. import residual as rs
 from ..stability import first_exceed
+from . import verbose
 from ..targets import ExponentialKernel, PowerLawKernel
 from ..train import TrainOptions, cosine_lr, train_epochs
 
@@ -303,7 +304,8 @@ def fit(net: Net, p0: dict, data: dict, training: dict, *, seed: int, threshold:
     """
     options = training_options(training, threshold=threshold, checkpoint=checkpoint, key=key,
                                time_budget=time_budget, save_every=save_every)
-    res = train_epochs(net.model(p0), data, options, seed=seed, progress=progress, label=label)
+    # per-epoch lines only with `dynmem reproduce --verbose` (one line per trained model otherwise)
+    res = train_epochs(net.model(p0), data, options, seed=seed, progress=progress and verbose(), label=label)
     return FitState(_as_dict(res.model, net.names), _as_dict(res.best_model, net.names), res.history,
                     {e: _as_dict(m, net.names) for e, m in res.snapshots.items()}, res.epochs, res.steps, res.stopped,
                     res.best_val, res.last_val, res.seconds, res.resumed)

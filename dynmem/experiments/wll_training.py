@@ -7,7 +7,7 @@ Model (both experiments)
 ------------------------
 A tanh CTRNN run through its forward-Euler recurrence
 (:class:`~dynmem.models.EulerRNN`, ``dt = 1``; the residual form of [WLL]'s
-public code, THEORY.md section 4)::
+public code, docs/theory.md section 4)::
 
     h_{k+1} = h_k + tanh(W h_k + U x_k + b),     y_k = c^T h_{k+1},
 

@@ -1,4 +1,4 @@
-r"""Ergodic data sequences for the kernel limit of [LSS] (THEORY.md section 7).
+r"""Ergodic data sequences for the kernel limit of [LSS] (docs/theory.md section 7).
 
 [LSS] (Lam, Sirignano, Spiliopoulos, arXiv 2308.14555) train an RNN online
 along one stream :math:`X_0, X_1, \dots` of an ergodic Markov chain, with a

@@ -1,6 +1,6 @@
 r"""Convergence of the trained finite network to the [LSS] kernel limit.
 
-THEORY.md section 7; [LSS] arXiv 2308.14555.  For each width ``N`` and seed,
+docs/theory.md section 7; [LSS] arXiv 2308.14555.  For each width ``N`` and seed,
 :func:`kernel_convergence` trains an :class:`~dynmem.kernel.network.LSSNetwork`
 online along one stream (:func:`~dynmem.kernel.network.train_online`) and
 measures
@@ -17,7 +17,7 @@ enumerated histories of the chain, and the maximal parameter drift
 slopes of :math:`\log E_N` and :math:`\log\epsilon_N` against
 :math:`\log N` (:func:`scipy.stats.linregress` on all (N, seed) pairs), with a
 95% confidence interval from the slope's standard error and the Student t
-quantile.  THEORY.md expects both slopes near :math:`-1/2` at
+quantile.  docs/theory.md expects both slopes near :math:`-1/2` at
 :math:`\beta = 1/2`.
 
 Reproducibility: every (N, seed) task draws its randomness from
@@ -210,8 +210,10 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
         first); results are identical to the serial run.
     rng : None, int, SeedSequence or Generator
         Root of every task's seed (see the module docstring).
-    progress : bool
-        Print one line per task to stderr.
+    progress : bool or callable
+        One line per task: printed to stderr when True, handed to the
+        callable when one is given (``dynmem reproduce`` redraws it in place
+        on a terminal).
 
     Returns
     -------
@@ -255,9 +257,10 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
     limit = solve_limit_ode(lk.K, grid.weights, y, alpha=alpha)
     times = np.linspace(0.0, t_final, n_times)
     h_lim = limit(times)
+    say = progress if callable(progress) else (lambda line: print(line, file=sys.stderr, flush=True))
     if progress:
-        print(f"[kernel_convergence] limit kernel on {grid.n} histories: QMC stderr {lk.max_stderr:.2g}; "
-              f"{len(N_list) * len(seeds)} training tasks", file=sys.stderr, flush=True)
+        say(f"[kernel_convergence] limit kernel on {grid.n} histories: QMC stderr {lk.max_stderr:.2g}; "
+            f"{len(N_list) * len(seeds)} training tasks")
 
     common = dict(entropy=entropy, d=chain.dim, law=law, beta=beta, recurrence=recurrence, activation=activation,
                   H=grid.values, weights=grid.weights, A=lk.K, chain=chain, target=target, alpha=alpha,
@@ -270,7 +273,7 @@ def kernel_convergence(N_values, seeds=(0, 1, 2), *, beta: float = 0.5, alpha: f
             outs[j] = _convergence_task(tasks[j])
             if progress:
                 o = outs[j]
-                print(f"[kernel_convergence] N={o['N']} seed={o['seed']}: {o['seconds']:.1f}s", file=sys.stderr, flush=True)
+                say(f"[kernel_convergence] N={o['N']} seed={o['seed']}: {o['seconds']:.1f}s")
     else:
         results = list(executor.map(_convergence_task, [tasks[j] for j in order]))
         outs = dict(zip(order, results))

@@ -1,6 +1,6 @@
 r"""The limit ODE of the [LSS] kernel limit on a grid of histories.
 
-THEORY.md section 7; [LSS] arXiv 2308.14555.  On histories
+docs/theory.md section 7; [LSS] arXiv 2308.14555.  On histories
 :math:`z_1, \dots, z_n` with stationary weights :math:`\nu_j > 0` the limit of
 the network output solves the linear ODE
 

@@ -1,9 +1,9 @@
 r"""The finite network of the [LSS] kernel limit and its online RTRL training.
 
-THEORY.md section 7; [LSS] = Lam, Sirignano, Spiliopoulos, *Kernel Limit of
+docs/theory.md section 7; [LSS] = Lam, Sirignano, Spiliopoulos, *Kernel Limit of
 Recurrent Neural Networks Trained on Ergodic Data Sequences*, arXiv
 2308.14555.  The body of [LSS] could not be checked against this code: the
-class below is the one documented in THEORY.md, with its structural choices
+class below is the one documented in docs/theory.md, with its structural choices
 exposed as options (``recurrence``, ``beta``, the parameter law).
 
 Model
@@ -23,8 +23,8 @@ Width ``N``, unit parameters :math:`\theta^i = (c^i, w^i, b^i, u^i)`
 Both recursions contract in the state when
 :math:`\sup_i |b^i| \sup|\sigma'| < 1` (checked; a violation is an error).
 
-Training ([LSS]; THEORY.md section 7)
--------------------------------------
+Training ([LSS]; docs/theory.md section 7)
+------------------------------------------
 Online SGD on :math:`\tfrac12(\hat y_k - Y_k)^2` along one stream, one step per
 sample, hidden state never reset, learning rate :math:`\alpha / N^{2-2\beta}`,
 gradients from forward-mode real-time recurrent learning (RTRL) with the
@@ -491,7 +491,7 @@ def check_beta(beta) -> float:
 
 @dataclass(frozen=True)
 class LSSNetwork:
-    r"""A width-``N`` network of the [LSS] class (THEORY.md section 7).
+    r"""A width-``N`` network of the [LSS] class (docs/theory.md section 7).
 
     Parameters
     ----------
@@ -828,7 +828,7 @@ class TrainingResult:
 
 def train_online(network: LSSNetwork, chain, target, *, alpha: float = 1.0, t_final: float = 4.0,
                  record_times=None, histories=None, burn_in: int = 100, rng=None) -> TrainingResult:
-    r"""Online SGD with RTRL along one stream of ``chain`` ([LSS]; THEORY.md section 7).
+    r"""Online SGD with RTRL along one stream of ``chain`` ([LSS]; docs/theory.md section 7).
 
     Parameters
     ----------

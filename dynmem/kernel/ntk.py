@@ -1,6 +1,6 @@
 r"""Empirical and limit neural tangent kernels of the [LSS] network class.
 
-THEORY.md section 7; [LSS] arXiv 2308.14555.  Under the learning rate
+docs/theory.md section 7; [LSS] arXiv 2308.14555.  Under the learning rate
 :math:`\alpha / N^{2-2\beta}` and the time scale :math:`t = k/N` the network
 output on a history ``z`` moves by
 

@@ -1,4 +1,4 @@
-"""The Recurrent Neural Tangent Kernel ([RNTK]; THEORY.md section 7, last bullet).
+"""The Recurrent Neural Tangent Kernel ([RNTK]; docs/theory.md section 7, last bullet).
 
 [RNTK] S. Alemohammad, Z. Wang, R. Balestriero, R. Baraniuk, *The Recurrent
 Neural Tangent Kernel*, ICLR 2021, arXiv 2006.10246 (single-layer case,
@@ -415,7 +415,7 @@ class RNTKResult:
 def rntk(X, X2=None, *, activation: str = "relu", sigma_w: float = 1.0, sigma_u: float = 1.0,
          sigma_b: float = 1.0, sigma_v: float = 1.0, method: str = "auto", nodes: int | None = None,
          tol: float | None = None) -> RNTKResult:
-    """Analytic Recurrent Neural Tangent Kernel and NNGP kernel ([RNTK] Theorem 1; THEORY.md section 7).
+    """Analytic Recurrent Neural Tangent Kernel and NNGP kernel ([RNTK] Theorem 1; docs/theory.md section 7).
 
     Parameters
     ----------
@@ -902,7 +902,7 @@ _MAX_JACOBIAN_ENTRIES = 1 << 24
 
 
 def empirical_rntk(params: RNTKParams, X, X2=None, *, method: str = "auto") -> np.ndarray:
-    """Empirical NTK ``J(X) J(X2)^T`` of a finite-width RNN ([RNTK]; THEORY.md section 7).
+    """Empirical NTK ``J(X) J(X2)^T`` of a finite-width RNN ([RNTK]; docs/theory.md section 7).
 
     Parameters
     ----------

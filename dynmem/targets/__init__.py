@@ -1,9 +1,9 @@
-"""Target functionals with known memory ([WLL] Def. 3.1; THEORY.md sections 2, 4, 6).
+"""Target functionals with known memory ([WLL] Def. 3.1; docs/theory.md sections 2, 4, 6).
 
 A target is a causal, time-homogeneous functional ``H`` of an input path
 ``x`` that is zero before the path's ``t_start`` (the time origin of the
 functional).  Linear targets are convolutions with a kernel ``rho``
-([LHEL]; THEORY.md section 1):
+([LHEL]; docs/theory.md section 1):
 
 .. math::
 
@@ -40,7 +40,7 @@ Targets:
 * linear, user kernel: :class:`LinearFunctional`;
 * nonlinear: :class:`PointwiseNonlinear` (``f(L_t(x))``), :class:`Volterra2`
   (second order, separable kernel), :class:`TeacherRNN` (a CTRNN);
-* registries: :func:`wll_targets` (the paper's experiments, THEORY.md
+* registries: :func:`wll_targets` (the paper's experiments, docs/theory.md
   section 4) and :func:`wll_code_targets` (the public code's kernels).
 
 How outputs are computed

@@ -230,7 +230,7 @@ class LinearTarget(Target):
 
     Notes
     -----
-    Exact identities ([WLL] Def. 3.1; THEORY.md section 2):
+    Exact identities ([WLL] Def. 3.1; docs/theory.md section 2):
 
     .. math::
 

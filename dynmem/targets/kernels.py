@@ -94,7 +94,7 @@ class PowerLawKernel(TermKernel):
 
     Decay: ``("polynomial", p)``.  As an exponential mixture,
     ``(1 + t)^{-p} = Gamma(p)^{-1} int_0^inf s^{p-1} e^{-s} e^{-st} ds``
-    (THEORY.md section 6).
+    (docs/theory.md section 6).
     """
 
     p: float
@@ -128,7 +128,7 @@ class ExponentialSum(TermKernel):
 
     Decay: ``("exponential", min lambda_i)`` over the rates whose (merged)
     weight is non-zero.  Realised by ``W = -diag(lambda)``, ``U = w``, ``c = 1``
-    (THEORY.md section 4).
+    (docs/theory.md section 4).
     """
 
     rates: np.ndarray
@@ -175,7 +175,7 @@ class ShiftedBump(TermKernel):
         \\Big[\\operatorname{erf}\\tfrac{s_b - c}{w} - \\operatorname{erf}\\tfrac{s_a - c}{w}\\Big] .
 
     Decay: faster than any exponential, ``("exponential", inf)``.  The
-    plateau identity of THEORY.md section 6 is
+    plateau identity of docs/theory.md section 6 is
     ``int_0^inf e^{-wt} e^{-(t-T)^2} dt = (sqrt(pi)/2) e^{w^2/4 - wT} (1 + erf(T - w/2))``.
     """
 
@@ -531,7 +531,7 @@ class LinearFunctional(LinearTarget):
 
 
 def wll_targets() -> dict:
-    """The linear targets of the [WLL] experiments (THEORY.md section 4), by name.
+    """The linear targets of the [WLL] experiments (docs/theory.md section 4), by name.
 
     Returns
     -------

@@ -152,8 +152,8 @@ class TeacherRNN(Target):
     ``step_derivative`` and ``exact_memory`` raise
     :class:`NotImplementedError`: :func:`dynmem.memory.memory_function`
     handles teacher RNNs through their ``.model`` (the exact flow of
-    THEORY.md section 2).  Decay: unknown (for tanh the memory need not decay
-    even for Hurwitz ``W``, THEORY.md section 2).
+    docs/theory.md section 2).  Decay: unknown (for tanh the memory need not decay
+    even for Hurwitz ``W``, docs/theory.md section 2).
     """
 
     model: CTRNN
