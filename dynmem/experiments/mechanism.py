@@ -734,7 +734,9 @@ def plot(result: dict, path: str) -> None:
     ax[2].set(xscale="log", yscale="log", xlabel="width $m$", ylabel=r"effective margin $\times\, \tau$ (median over seeds)",
               title="horizon control")
     ax[2].legend(fontsize=7)
-    finish_figure(fig, result, extra=f"mechanism test, rule outcome {result['criteria']['outcome']}")
+    ph = result["criteria"].get("post_hoc") or {}
+    finish_figure(fig, result, extra=f"mechanism test, rule outcome {result['criteria']['outcome']}"
+                  + (f" (post-hoc readings: {ph['outcome']})" if ph.get("outcome") else ""))
     for a in ax[2:]:  # the widths as they are
         ws = sorted({n["width"] for n in nets if n["arm"] in ("main", "horizon")})
         a.set_xticks(ws, [str(w) for w in ws])
