@@ -1,7 +1,7 @@
 """Memory capacity ([JAE]): how much of its i.i.d. input past a discrete model's state can linearly recall.
 
 For a discrete model ``s_{k+1} = F(s_k, x_k)`` driven by an i.i.d. scalar
-input ``x_t`` (THEORY.md section 9), the state after reading ``x_t`` is
+input ``x_t`` (docs/theory.md section 9), the state after reading ``x_t`` is
 ``s_{t+1}``, and
 
 .. math::

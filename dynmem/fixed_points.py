@@ -1,4 +1,4 @@
-"""Fixed and slow points of a model at a constant input ([SB], [GOL]; THEORY.md section 9).
+"""Fixed and slow points of a model at a constant input ([SB], [GOL]; docs/theory.md section 9).
 
 For a flow ``dh/dt = F(h, x*)`` (a continuous model) or a map
 ``s -> F(s, x*)`` (a discrete model, for which the residual is

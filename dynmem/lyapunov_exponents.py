@@ -1,7 +1,7 @@
 """Lyapunov spectra by the QR (Benettin) method, for discrete maps along an input sequence and for flows.
 
 An orthonormal frame ``Q`` (n, k) is carried along a trajectory by the
-variational equation and re-orthonormalised by QR ([BEN]; THEORY.md section 9)::
+variational equation and re-orthonormalised by QR ([BEN]; docs/theory.md section 9)::
 
     maps:   Q <- J_t Q = Q' R,   J_t = dF/ds (s_t, x_t)             every step
     flows:  dQ/dt = J(h(t)) Q,   Q(t + tau) = Q' R                  every tau

@@ -2,7 +2,7 @@
 
 A module of its own (not :mod:`dynmem.spectra`): spectra is ground-level
 linear algebra on one matrix ``W``, while a system norm is a property of the
-whole input-output map ``(A, B, C, D)`` of a *model* (THEORY.md section 9).
+whole input-output map ``(A, B, C, D)`` of a *model* (docs/theory.md section 9).
 The functions take any model with the :class:`~dynmem.models.LinearSystem`
 capability (``LinearRNN``, ``DiagonalSSM``, ``DiscreteDiagonalSSM``, an
 identity-activation ``DiscreteRNN`` / ``EulerRNN``) or a tuple

@@ -1,4 +1,4 @@
-"""Sensitivity of a diagonal recurrence's state to its eigenvalues ([ZO]; THEORY.md section 9).
+"""Sensitivity of a diagonal recurrence's state to its eigenvalues ([ZO]; docs/theory.md section 9).
 
 For ``h_t = lambda h_{t-1} + b x_t`` with i.i.d. zero-mean unit-variance real input,
 ``dh_t/dlambda = sum_{k>=1} k lambda^{k-1} b x_{t-k}``, so in the stationary regime

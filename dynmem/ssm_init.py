@@ -1,6 +1,6 @@
 """Initialisers of diagonal state-space models: the LRU ring ([LRU]) and S5's HiPPO-N ([S5]).
 
-THEORY.md section 9.
+docs/theory.md section 9.
 
 * :func:`lru_ring` - ``lambda = exp(-exp(nu) + i theta)`` with
   ``nu = log(-log(u (r_max^2 - r_min^2) + r_min^2) / 2)``, u ~ U(0, 1), so that

@@ -48,13 +48,13 @@ Verdict criteria (computed per arm and function; thresholds fixed here):
   reparameterisation the same approximants would be fragile.  (The control's
   *blow-up* ``beta``, first ``E > 1``, is reported but not used: on ``T = 100``
   an unstable mode grows at most ``e^{(beta - margin) T}``, so it sits near
-  ``log(1 / rho(T)) / T`` whatever the margin, THEORY.md section 4.2 B3.)
+  ``log(1 / rho(T)) / T`` whatever the margin, docs/theory.md section 4.2 B3.)
 * C1 the error falls: ``E_{m_max}(0) <= 0.5 E_{m_min}(0)``;
 * C2 no leftward drift: the *material* crossings of consecutive widths'
   random curves (the first ``beta`` where the wider model's error is twice the
   narrower one's) have a log-log slope in ``m`` >= -0.5 (fewer than two such
   crossings: pass).  Plain sign changes are reported too, but two curves that
-  differ by sampling noise alone cross many times (THEORY.md section 4), so
+  differ by sampling noise alone cross many times (docs/theory.md section 4), so
   they are not the criterion;
 * C3 the boundary does not shrink: the random and theorem-direction blow-up
   betas have log-log slopes >= -0.5 (never blowing up counts as the grid's
