@@ -183,7 +183,7 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
     previous = os.environ.get(VERBOSE_ENV)
     os.environ[VERBOSE_ENV] = "1" if verbose else "0"  # reaches pool workers started from here
     try:
-        _run_all(names, out, size, protocol, seeds, resume, progress, executor, written)
+        _run_all(names, out, size, protocol, seeds, resume, progress, executor, written, asked_all="all" in experiments)
     finally:
         if previous is None:
             os.environ.pop(VERBOSE_ENV, None)
@@ -202,14 +202,14 @@ def _fmt_elapsed(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def _run_all(names, out, size, protocol, seeds, resume, progress, executor, written):
+def _run_all(names, out, size, protocol, seeds, resume, progress, executor, written, asked_all=False):
     start = time.perf_counter()
     for i, name in enumerate(names):
         tag = f"[{i + 1}/{len(names)}]"
         mod = get_experiment(name)
         missing = missing_extras(mod)
         if missing:
-            if "all" not in experiments:
+            if not asked_all:
                 raise ImportError(f"experiment {name!r} needs the optional extra(s) {missing}: "
                                   f"pip install 'dynmem[{','.join(missing)}]'.")
             print(f"{name}: skipped (needs the optional extra {','.join(missing)}: "

@@ -385,11 +385,13 @@ def plot(result: dict, path: str) -> None:
                     ec = np.asarray(r["control"], float)
                     okc = np.isfinite(ec) & (ec > 0)
                     ax.loglog(betas[okc], np.minimum(ec[okc], 1e3), ":", color=line.get_color(), lw=1.0)
-            ax.axhline(BLOWUP, color="k", lw=0.6, ls="--")
-            ax.set(title=f"W = -{kind}(M): {label}", xlabel="beta", ylabel="E_m(beta) (sup over t)")
+            ax.axhline(BLOWUP, color="k", lw=0.6, ls="--", label="blow-up level")
+            ax.set(title=f"$W = -\\mathrm{{{kind}}}(M)$: {label}".replace("beta", "$\\beta$"),
+                   xlabel=r"$\beta$", ylabel=r"$E_m(\beta)$ (sup over $t$)")
             ax.title.set_fontsize(8)
             ax.legend(fontsize=6)
-    fig.suptitle(TITLE + f" ({result['size']})", fontsize=10)
-    fig.tight_layout()
+    from ..plotting import finish_figure
+
+    finish_figure(fig, result)
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
