@@ -208,3 +208,17 @@ def test_quick_run_gives_every_criterion_and_says_it_is_not_evidence(tmp_path):
     assert ls["points"][0]["kernel_error"] < 0.05
     mc.plot(r, str(tmp_path / "m.png"))
     assert (tmp_path / "m.png").stat().st_size > 10_000
+
+
+def test_report_answer_states_the_rule_and_the_post_hoc_outcome_from_the_verdict(planted):
+    from dynmem.experiments import report
+
+    r = _edit(planted, lambda n: n["arm"] == "main" and n["target"] == "pol" and n["width"] == 8 and n["seed"] < 2,
+              lambda n: [q.update(effective_margin=REQ) for q in n["points"]])
+    v = mc.verdict(r)
+    row = {"experiment": "mechanism", "size": "full", "stem": "mechanism-mechanism-full", "numbers": v["numbers"],
+           "verdict": v["verdict"], "why": v["why"], "protocol": "mechanism"}
+    text = "\n".join(report.answer([row]))
+    assert "**refuted**" in text and "failing: C1" in text
+    assert v["numbers"]["post_hoc_outcome"] == "refuted"  # C1 is not one of the re-read criteria
+    assert "has not been run here" in text  # no fig2 rows: said, not invented

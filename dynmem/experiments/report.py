@@ -353,10 +353,19 @@ def answer(rows: list) -> list:
     if mech is None:
         s1 = "The mechanism experiment has not been run in this folder (`dynmem reproduce mechanism --full`)."
     else:
-        outcome = mech["numbers"].get("outcome", "?")
-        s1 = (f"Under dynmem's `mechanism` protocol ({mech['size']} size"
-              + ("; quick: not evidence" if mech["size"] != "full" else "") + f") the fixed decision rule says "
-              f"**{markdown_text(outcome)}**: {markdown_text(mech['why'])}.")
+        num = mech["numbers"] if isinstance(mech.get("numbers"), dict) else {}
+        outcome = num.get("outcome", "?")
+        flags = {k: num[k] for k in ("C1", "C2", "C3", "C4", "C5", "C6") if isinstance(num.get(k), bool)}
+        held = ", ".join(k for k, v in flags.items() if v) or "none"
+        failed = ", ".join(k for k, v in flags.items() if not v) or "none"
+        post = num.get("post_hoc_outcome")
+        s1 = (f"Under dynmem's `mechanism` protocol ({markdown_text(mech['size'])} size"
+              + ("; quick: not evidence" if mech["size"] != "full" else "") + f") the decision rule fixed before the run "
+              f"says **{markdown_text(outcome)}** (criteria holding: {markdown_text(held)}; failing: "
+              f"{markdown_text(failed)})"
+              + (f"; read with the post-hoc criteria that replace the ill-posed ones it says "
+                 f"**{markdown_text(post)}**" if post else "")
+              + f". The numbers of every criterion are in the row {markdown_code(mech['stem'])} below.")
     paper = [r for r in rows if r["experiment"] == "fig2" and r["protocol"] == "paper"]
     code = [r for r in rows if r["experiment"] == "fig2" and r["protocol"] == "code"]
     s2 = ("The paper's own protocol (fig2 `paper`): **" + markdown_text(paper[0]["verdict"]) + "**: "
