@@ -244,7 +244,7 @@ def main(argv=None) -> int:
                    help=f"{listed} or all (default: all)")
     mode = r.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="quick", action="store_true", default=True,
-                      help="small sizes, about a minute for all on 2 cores (default)")
+                      help="small sizes, about two minutes for all on 2 cores (default)")
     mode.add_argument("--full", dest="quick", action="store_false", help="the protocol's full budget (hours for the trained figures; resumable)")
     r.add_argument("--out", default="dynmem-results", help="output folder (default dynmem-results)")
     r.add_argument("--protocol", choices=("paper", "code", "dynmem"),
