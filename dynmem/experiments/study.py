@@ -707,6 +707,7 @@ def plot_study(result: dict, path: str, title: str = "") -> None:
         ax.legend(fontsize=7)
     finish_figure(fig, result, extra=title)
     atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)
 
 
 def _slope_words(fit: dict) -> str:
@@ -718,4 +719,3 @@ def _slope_words(fit: dict) -> str:
         return f"slope {mean:.2f} (no interval: too few seeds)"
     sign = "; holds 0, sign undetermined" if lo <= 0 <= hi else ""
     return f"slope {mean:.2f}, 95% CI [{lo:.2f}, {hi:.2f}] over seeds{sign}"
-    plt.close(fig)
