@@ -52,6 +52,7 @@ import numpy as np
 from ._validation import as_float_array, check_choice, check_int, check_nonnegative, check_rng, describe
 from .activations import tanh_block
 from .compiling import announce_compilation
+from .recurrences import sequence_loss
 
 __all__ = ["GRUCell", "LSTMCell", "CTGRU", "GatedTrajectory", "GatedGradient", "gated_forward", "gated_value_and_grad"]
 
@@ -917,19 +918,7 @@ def gated_value_and_grad(model, X, Y, *, h0=None, s0=None, loss: str = "mse") ->
     traj = gated_forward(model, X, h0=h0, s0=s0)
     B, T = traj.y.shape
     Y = as_float_array("Y", Y, shape=(B, T))
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = traj.y - Y
-        if loss == "mse":
-            value = float(np.mean(r * r))
-            dy = (2.0 / r.size) * r
-        else:
-            value = 0.5 * float(np.sum(r * r))
-            dy = r
-    if not np.isfinite(value):
-        from .errors import FloatOverflowError
-
-        raise FloatOverflowError(f"the loss overflowed float64 ({loss} = {value}): max|Y| = {np.max(np.abs(Y)):.3g}, "
-                                 f"max|y| = {np.max(np.abs(traj.y)):.3g}; rescale `Y`.")
+    value, dy = sequence_loss(traj.y, Y, loss)
     dY = np.ascontiguousarray(dy.T)
     m, d = model.hidden, model.inputs
     g = model._n_gates

@@ -40,6 +40,7 @@ from ._validation import as_float_array, check_choice, describe
 from .activations import TANH, act_and_deriv_scalar, get_activation, tanh_block
 from .models import DiscreteRNN, EulerRNN, recurrence_coefficients
 from .compiling import announce_compilation
+from .errors import FloatOverflowError
 
 __all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_grad", "outputs_many"]
 
@@ -486,6 +487,34 @@ _LOSSES = ("mse", "sse")
 
 
 @announce_compilation("value_and_grad")
+def sequence_loss(y: np.ndarray, Y: np.ndarray, loss: str) -> tuple[float, np.ndarray]:
+    r"""The loss of outputs ``y`` against targets ``Y`` (both (B, T)) and its derivative ``dL/dy``.
+
+    ``"mse"``: :math:`L = \operatorname{mean}(r^2)`, ``dy = 2 r / r.size``;
+    ``"sse"``: :math:`L = \tfrac12 \sum r^2`, ``dy = r`` (``r = y - Y``).
+    Shared by every BPTT entry point (discrete RNNs, gated cells).
+
+    Raises
+    ------
+    FloatOverflowError
+        If the loss overflows float64 (the message names `Y`).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = y - Y
+        if loss == "mse":
+            value = float(np.mean(r * r))
+            dy = (2.0 / r.size) * r
+        else:
+            value = 0.5 * float(np.sum(r * r))
+            dy = r
+    if not np.isfinite(value):
+        raise FloatOverflowError(
+            f"the {loss} loss overflowed float64 (max |y - Y| = {float(np.max(np.abs(r))):.3g}, max |Y| = "
+            f"{float(np.max(np.abs(Y))):.3g}); rescale the targets `Y` (and the model's output weights)."
+        )
+    return value, dy
+
+
 def value_and_grad(model, X, Y, *, h0=None, loss: str = "mse") -> GradientResult:
     """Loss on the outputs and its gradient with respect to every parameter and ``h0``.
 
@@ -514,18 +543,6 @@ def value_and_grad(model, X, Y, *, h0=None, loss: str = "mse") -> GradientResult
     traj = forward(model, X, h0=h0)
     B, T = traj.y.shape
     Y = as_float_array("Y", Y, shape=(B, T))
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = traj.y - Y
-        if loss == "mse":
-            value = float(np.mean(r * r))
-            dy = (2.0 / r.size) * r
-        else:
-            value = 0.5 * float(np.sum(r * r))
-            dy = r
-    if not np.isfinite(value):
-        raise FloatingPointError(
-            f"the {loss} loss overflowed float64 (max |y - Y| = {float(np.max(np.abs(r))):.3g}, max |Y| = "
-            f"{float(np.max(np.abs(Y))):.3g}); rescale the targets `Y` (and the model's output weights)."
-        )
+    value, dy = sequence_loss(traj.y, Y, loss)
     res = _backward(model, traj, dy, None, reuse_s=True)
     return GradientResult(loss=value, grad=res.grad, dh0=res.dh0)

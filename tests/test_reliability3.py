@@ -464,14 +464,12 @@ def test_ctgru_contract_methods_check_their_arguments():
 
 
 def test_ssm_messages_name_h0_and_dt():
-    from dynmem.errors import FloatOverflowError
     from dynmem.ssm import DiagonalSSM, ssm_value_and_grad
 
     m = DiagonalSSM(np.array([-1 + 0j]), np.ones((1, 1)) + 0j, np.ones(1) + 0j, np.zeros(1))
     with pytest.raises(FloatingPointError, match=r"`h0`") as info:
         ssm_value_and_grad(m, np.ones((1, 3, 1)), np.zeros((1, 3)), h0=np.array([1e308 + 0j]))
-    assert "`Y`" not in str(info.value) and isinstance(info.value, FloatingPointError)
-    assert FloatOverflowError  # the policy's error class
+    assert "`Y`" not in str(info.value)
     m2 = DiagonalSSM(np.array([-1e-10 + 1e10j]), np.ones((1, 1)) + 0j, np.ones(1) + 0j, np.zeros(1))
     with pytest.raises(ValueError, match=r"`dt`"):
         m2.discretize(1e300)
