@@ -486,7 +486,6 @@ def _backward(model, trajectory, dy, dh_final, reuse_s):
 _LOSSES = ("mse", "sse")
 
 
-@announce_compilation("value_and_grad")
 def sequence_loss(y: np.ndarray, Y: np.ndarray, loss: str) -> tuple[float, np.ndarray]:
     r"""The loss of outputs ``y`` against targets ``Y`` (both (B, T)) and its derivative ``dL/dy``.
 
@@ -515,6 +514,7 @@ def sequence_loss(y: np.ndarray, Y: np.ndarray, loss: str) -> tuple[float, np.nd
     return value, dy
 
 
+@announce_compilation("value_and_grad")
 def value_and_grad(model, X, Y, *, h0=None, loss: str = "mse") -> GradientResult:
     """Loss on the outputs and its gradient with respect to every parameter and ``h0``.
 
