@@ -296,12 +296,14 @@ class Stack:
         if not isinstance(trajectory, StackTrajectory) or trajectory.model is not self:
             raise ValueError(f"`trajectory` must come from forward() of this same stack; got {describe(trajectory)}.")
         B, T = trajectory.y.shape
-        dy = as_float_array("dy", dy, shape=(B, T))
+        return self._backward(trajectory, None, as_float_array("dy", dy, shape=(B, T)))
+
+    def _backward(self, trajectory, dF, dy, reduce_shared: bool = True) -> StackGradient:
         phi = get_activation(self.nonlinearity)
         passes = trajectory._passes
         grads = [None] * self.depth
         dS0 = [None] * self.depth
-        dF, dyl = None, dy
+        dyl = dy
         for i in range(self.depth - 1, -1, -1):
             g = self.layers[i].sequence_backward(passes[i], dF, dyl)
             grads[i], dS0[i] = g.flat, g.dS0
@@ -310,7 +312,7 @@ class Stack:
                 dyl = None
         dS = np.concatenate(dS0, axis=1)
         return StackGradient(loss=float("nan"), flat=np.concatenate(grads), layers=tuple(grads), dX=g.dX,
-                             dS0=dS.sum(axis=0) if trajectory._shared else dS)
+                             dS0=dS.sum(axis=0) if (trajectory._shared and reduce_shared) else dS)
 
     def value_and_grad(self, X, Y, *, S0=None, loss: str = "mse") -> StackGradient:
         """Loss on the outputs and its gradient with respect to every layer's parameters, ``X`` and ``S0``.
@@ -342,6 +344,25 @@ class Stack:
         value, dy = sequence_loss(tr.y, Y, loss)
         res = self.backward(tr, dy)
         return StackGradient(loss=value, flat=res.flat, layers=res.layers, dX=res.dX, dS0=res.dS0)
+
+    # -- a stack as a layer of a larger stack (dynmem.models.SequenceLayer) --
+    def sequence_forward(self, X, S0=None):
+        """:meth:`forward` as a layer pass: the top layer's features, the outputs, the trajectory as tape."""
+        from .models import LayerPass
+
+        tr = self.forward(X, S0)
+        return LayerPass(features=tr.features[-1], y=tr.y, tape=tr)
+
+    def sequence_backward(self, passed, dF=None, dy=None):
+        """BPTT of :meth:`sequence_forward` with cotangents on the top features and the outputs."""
+        from .models import LayerGradient
+
+        tr = getattr(passed, "tape", None)
+        if not isinstance(tr, StackTrajectory) or tr.model is not self:
+            raise ValueError(f"`passed` must be the LayerPass of sequence_forward() of this same stack; "
+                             f"got {describe(passed)}.")
+        res = self._backward(tr, dF, dy, reduce_shared=False)
+        return LayerGradient(flat=res.flat, dX=res.dX, dS0=res.dS0)
 
     # -- the discrete-model contract (dynmem.models.DiscreteModel) ---------
     def outputs(self, X, S0) -> np.ndarray:
