@@ -47,6 +47,12 @@ capabilities are written down as :class:`typing.Protocol` classes
   ``step_jacobian(S, X)`` (``dF/ds``, batched).  Lyapunov spectra, fixed
   points and memory capacity of discrete models (:mod:`dynmem.lyapunov_exponents`,
   :mod:`dynmem.fixed_points`, :mod:`dynmem.capacity`) need it.
+* :class:`SequenceLayer` - a :class:`DiscreteModel` that can be a layer of a
+  :class:`dynmem.stack.Stack`: ``feature_size``, ``features(S)`` (the sequence
+  it passes up: its hidden state, or an SSM's flat state),
+  ``sequence_forward(X, S0)`` (a :class:`LayerPass`) and
+  ``sequence_backward(passed, dF, dy)`` (a :class:`LayerGradient` with
+  ``dL/dX`` for the layer below), each family on its own compiled kernels.
 * :class:`LinearSystem` - ``linear_system()`` returns real ``(A, B, C, D)``
   of shapes (n, n), (n, d), (p, n), (p, d): ``dh/dt = A h + B x``,
   ``y = C h + D x`` for a continuous model, ``s_{k+1} = A s_k + B x_k``,
