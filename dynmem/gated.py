@@ -490,6 +490,72 @@ class _DiscreteCell(_GatedCell):
         tr = gated_forward(self, X, h0=h0, s0=s0)
         return tr._H[-1] if tr._S is None else np.concatenate([tr._H[-1], tr._S[-1]], axis=1)
 
+    # -- the one-step map (dynmem.models.DiscreteMap) ------------------------
+    def _step_parts(self, S, X):
+        h, cell = self._split(S)
+        X = as_float_array("X", X, ndim=2, shape=(h.shape[0], self.inputs))
+        m = self.hidden
+        gi = X @ self.weight_ih.T + self.bias_ih
+        gh = h @ self.weight_hh.T + self.bias_hh
+        return h, cell, gi, gh, m
+
+    def step(self, S, X) -> np.ndarray:
+        """One step of the cell on flat states S (k, state_size) and inputs X (k, d); shape (k, state_size).
+
+        GRU: ``(1 - z) n + z h``; LSTM: ``(o tanh(s'), s')`` with ``s' = f s + i g``
+        (equations in the module docstring).
+        """
+        h, cell, gi, gh, m = self._step_parts(S, X)
+        if self._n_gates == 3:
+            r = _sigmoid(gi[:, :m] + gh[:, :m])
+            z = _sigmoid(gi[:, m:2 * m] + gh[:, m:2 * m])
+            n = np.tanh(gi[:, 2 * m:] + r * gh[:, 2 * m:])
+            return (1.0 - z) * n + z * h
+        a = gi + gh
+        i, f, o = _sigmoid(a[:, :m]), _sigmoid(a[:, m:2 * m]), _sigmoid(a[:, 3 * m:])
+        s_new = f * cell + i * np.tanh(a[:, 2 * m:3 * m])
+        return np.concatenate([o * np.tanh(s_new), s_new], axis=1)
+
+    def step_jacobian(self, S, X) -> np.ndarray:
+        """``dF/ds`` of :meth:`step` at each pair; shape (k, state_size, state_size).
+
+        GRU (with ``q = W_hn h + b_hn``)::
+
+            dF/dh = diag(z) + diag((h - n) z (1 - z)) W_hz
+                    + diag((1 - z)(1 - n^2)) (diag(r) W_hn + diag(q r (1 - r)) W_hr)
+
+        LSTM on ``(h, s)``, with ``s' = f s + i g`` and ``t = tanh(s')``::
+
+            ds'/dh = diag(s f (1-f)) W_hf + diag(g i (1-i)) W_hi + diag(i (1-g^2)) W_hg,   ds'/ds = diag(f)
+            dh'/dh = diag(t o (1-o)) W_ho + diag(o (1-t^2)) ds'/dh,                        dh'/ds = diag(o (1-t^2) f)
+        """
+        h, cell, gi, gh, m = self._step_parts(S, X)
+        Whh = self.weight_hh
+        if self._n_gates == 3:
+            r = _sigmoid(gi[:, :m] + gh[:, :m])
+            z = _sigmoid(gi[:, m:2 * m] + gh[:, m:2 * m])
+            q = gh[:, 2 * m:]
+            n = np.tanh(gi[:, 2 * m:] + r * q)
+            J = ((h - n) * z * (1 - z))[:, :, None] * Whh[m:2 * m]
+            dn = r[:, :, None] * Whh[2 * m:] + (q * r * (1 - r))[:, :, None] * Whh[:m]
+            J += ((1 - z) * (1 - n * n))[:, :, None] * dn
+            J[:, np.arange(m), np.arange(m)] += z
+            return J
+        a = gi + gh
+        i, f, o = _sigmoid(a[:, :m]), _sigmoid(a[:, m:2 * m]), _sigmoid(a[:, 3 * m:])
+        g = np.tanh(a[:, 2 * m:3 * m])
+        s_new = f * cell + i * g
+        t = np.tanh(s_new)
+        ds_dh = ((cell * f * (1 - f))[:, :, None] * Whh[m:2 * m] + (g * i * (1 - i))[:, :, None] * Whh[:m]
+                 + (i * (1 - g * g))[:, :, None] * Whh[2 * m:3 * m])
+        k = h.shape[0]
+        J = np.zeros((k, 2 * m, 2 * m))
+        J[:, :m, :m] = (t * o * (1 - o))[:, :, None] * Whh[3 * m:] + (o * (1 - t * t))[:, :, None] * ds_dh
+        J[:, :m, m:] = np.einsum("ki,ij->kij", o * (1 - t * t) * f, np.eye(m))
+        J[:, m:, :m] = ds_dh
+        J[:, m:, m:] = np.einsum("ki,ij->kij", f, np.eye(m))
+        return J
+
     # -- a layer of a stack (dynmem.models.SequenceLayer) -------------------
     @property
     def feature_size(self) -> int:
