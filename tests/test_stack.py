@@ -451,3 +451,27 @@ def test_a_stack_of_stacks_is_the_flat_stack():
     assert a.loss == b.loss
     for x, y in ((a.flat, b.flat), (a.dX, b.dX), (a.dS0, b.dS0)):
         np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-16)
+
+
+def test_train_trains_a_stack_through_the_trainable_contract():
+    import dynmem as dm
+
+    rng = np.random.default_rng(12)
+    stack = make_stack(["gru", "ssm"], [4, 3], 1, rng, "tanh")
+    X = rng.standard_normal((8, 20, 1))
+    Y = np.cumsum(X[..., 0], axis=1) * 0.1  # a leaky-integrator target
+    res = dm.train(stack, X, Y, steps=150, lr=1e-2, rng=0)
+    first = float(np.mean((stack.outputs(X, None) - Y) ** 2))
+    final = float(np.mean((res.model.outputs(X, None) - Y) ** 2))
+    assert isinstance(res.model, Stack) and final < 0.5 * first
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm", "ssm"])
+def test_layer_backward_refuses_a_pass_of_another_model(kind):
+    rng = np.random.default_rng(13)
+    a, b = make_layer(kind, 3, 2, rng), make_layer(kind, 3, 2, rng)
+    passed = a.sequence_forward(rng.standard_normal((1, 4, 2)))
+    with pytest.raises(ValueError, match=r"`passed` must be the LayerPass of .* with this same `model`"):
+        b.sequence_backward(passed, dy=np.zeros((1, 4)))
+    with pytest.raises(ValueError, match=r"`dF` must have shape|`dF`"):
+        a.sequence_backward(passed, dF=np.zeros((1, 4, a.feature_size + 1)))
