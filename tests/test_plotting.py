@@ -100,3 +100,26 @@ def test_plot_fixed_points_places_each_kind_and_reads():
     with pytest.raises(ValueError, match="`states` must have the fixed points' state size 8"):
         plot_fixed_points(fp, traj[..., :3])
     plt.close(ax.figure)
+
+
+def test_fixed_points_example_writes_a_figure_that_reads(tmp_path, monkeypatch):
+    import importlib.util
+    import os
+
+    from dynmem.plotting import layout_problems
+
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "fixed_points_hopfield.py")
+    spec = importlib.util.spec_from_file_location("fixed_points_hopfield", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    seen = {}
+    real = plt.Figure.savefig
+
+    def spy(fig, *a, **k):
+        seen["problems"] = layout_problems(fig)
+        return real(fig, *a, **k)
+
+    monkeypatch.setattr(plt.Figure, "savefig", spy)
+    fp = mod.main(str(tmp_path / "fp.png"))
+    assert os.path.exists(tmp_path / "fp.png") and seen["problems"] == []
+    assert sum(k == "stable" for k in fp.kinds) == 6  # +-xi for the three stored patterns
