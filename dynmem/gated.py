@@ -556,6 +556,30 @@ class _DiscreteCell(_GatedCell):
         J[:, m:, m:] = np.einsum("ki,ij->kij", f, np.eye(m))
         return J
 
+    def step_input_jacobian(self, S, X) -> np.ndarray:
+        """``dF/dx`` of :meth:`step` at each pair; shape (k, state_size, d) (a stack's step Jacobian needs it).
+
+        The formulas of :meth:`step_jacobian` with the ``W_i*`` blocks in place of ``W_h*``
+        (r enters the GRU's n through ``q = W_hn h + b_hn`` only, so ``W_in`` appears bare).
+        """
+        h, cell, gi, gh, m = self._step_parts(S, X)
+        Wih = self.weight_ih
+        if self._n_gates == 3:
+            r = _sigmoid(gi[:, :m] + gh[:, :m])
+            z = _sigmoid(gi[:, m:2 * m] + gh[:, m:2 * m])
+            q = gh[:, 2 * m:]
+            n = np.tanh(gi[:, 2 * m:] + r * q)
+            dn = Wih[2 * m:][None] + (q * r * (1 - r))[:, :, None] * Wih[:m]
+            return ((h - n) * z * (1 - z))[:, :, None] * Wih[m:2 * m] + ((1 - z) * (1 - n * n))[:, :, None] * dn
+        a = gi + gh
+        i, f, o = _sigmoid(a[:, :m]), _sigmoid(a[:, m:2 * m]), _sigmoid(a[:, 3 * m:])
+        g = np.tanh(a[:, 2 * m:3 * m])
+        t = np.tanh(f * cell + i * g)
+        ds_dx = ((cell * f * (1 - f))[:, :, None] * Wih[m:2 * m] + (g * i * (1 - i))[:, :, None] * Wih[:m]
+                 + (i * (1 - g * g))[:, :, None] * Wih[2 * m:3 * m])
+        dh_dx = (t * o * (1 - o))[:, :, None] * Wih[3 * m:] + (o * (1 - t * t))[:, :, None] * ds_dx
+        return np.concatenate([dh_dx, ds_dx], axis=1)
+
     # -- a layer of a stack (dynmem.models.SequenceLayer) -------------------
     @property
     def feature_size(self) -> int:

@@ -52,7 +52,9 @@ capabilities are written down as :class:`typing.Protocol` classes
   it passes up: its hidden state, or an SSM's flat state),
   ``sequence_forward(X, S0)`` (a :class:`LayerPass`) and
   ``sequence_backward(passed, dF, dy)`` (a :class:`LayerGradient` with
-  ``dL/dX`` for the layer below), each family on its own compiled kernels.
+  ``dL/dX`` for the layer below), each family on its own compiled kernels;
+  with ``step_input_jacobian(S, X)`` (``dF/dx``, (k, n, d)) as well, a stack
+  of such layers is a :class:`DiscreteMap` too.
 * :class:`LinearSystem` - ``linear_system()`` returns real ``(A, B, C, D)``
   of shapes (n, n), (n, d), (p, n), (p, d): ``dh/dt = A h + B x``,
   ``y = C h + D x`` for a continuous model, ``s_{k+1} = A s_k + B x_k``,
@@ -867,6 +869,14 @@ class DiscreteRNN(_ParamModel):
 
         return hidden_backward(self, passed, dF, dy)
 
+    def step_input_jacobian(self, S, X) -> np.ndarray:
+        """``dF/dx = eta diag(sigma'(z)) U`` at each pair; shape (k, m, d) (a stack's step Jacobian needs it)."""
+        S = as_float_array("S", S, ndim=2, shape=(None, self.hidden))
+        X = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
+        _, eta = recurrence_coefficients(self)
+        z = S @ np.asarray(self.W).T + X @ np.asarray(self.U).T + self.b
+        return eta * get_activation(self.activation).deriv(z)[:, :, None] * np.asarray(self.U)[None]
+
     def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(A, B, C, D)`` of the recurrence when the activation is the identity (:class:`LinearSystem`).
 
@@ -955,6 +965,7 @@ class EulerRNN(_ParamModel):
     step = DiscreteRNN.step
     step_jacobian = DiscreteRNN.step_jacobian
     linear_system = DiscreteRNN.linear_system
+    step_input_jacobian = DiscreteRNN.step_input_jacobian
     feature_size = DiscreteRNN.feature_size
     features = DiscreteRNN.features
     sequence_forward = DiscreteRNN.sequence_forward

@@ -464,6 +464,11 @@ class DiscreteDiagonalSSM(_ComplexFlatParams):
         k = self._complex_state(S).shape[0]
         return np.broadcast_to(self.linear_system()[0], (k, 2 * self.hidden, 2 * self.hidden)).copy()
 
+    def step_input_jacobian(self, S, X) -> np.ndarray:
+        """The constant ``dF/dx = [Re B_bar; Im B_bar]`` at each pair; shape (k, 2m, d)."""
+        k = self._complex_state(S).shape[0]
+        return np.broadcast_to(self.linear_system()[1], (k, 2 * self.hidden, self.inputs)).copy()
+
     def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Real ``(A, B, C, D)`` on the flat state ``(Re h, Im h)`` (:class:`~dynmem.models.LinearSystem`).
 

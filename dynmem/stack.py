@@ -22,8 +22,11 @@ parameter layout.
 
 The stack is a :class:`~dynmem.models.DiscreteModel` on the flat state
 ``(s^1, .., s^L)``, so :func:`dynmem.memory.memory_function` takes its
-memory (Def. 3.1 applies to the whole input-output map unchanged), and a
-:class:`~dynmem.models.Trainable` one, so :func:`dynmem.train.train` trains it.
+memory (Def. 3.1 applies to the whole input-output map unchanged), a
+:class:`~dynmem.models.Trainable` one, so :func:`dynmem.train.train` trains it,
+and a :class:`~dynmem.models.DiscreteMap` (``step``, ``step_jacobian``), so
+fixed points and Lyapunov spectra of a multi-layer network are those of the
+whole map.
 
 BPTT through the stack (:meth:`Stack.value_and_grad`): the loss's
 cotangent enters the top layer's read-out; each layer runs its own compiled
@@ -378,6 +381,58 @@ class Stack:
         """The top layer's features of flat stack states S (k, n); shape (k, p_L)."""
         S = as_float_array("S", S, ndim=2, shape=(None, self.state_size))
         return self.layers[-1].features(S[:, self.state_slices[-1]])
+
+    # -- the one-step map (dynmem.models.DiscreteMap) ------------------------
+    def _map_layers(self):
+        for i, layer in enumerate(self.layers):
+            missing = [a for a in ("step", "step_jacobian", "step_input_jacobian") if not hasattr(layer, a)]
+            if missing:
+                raise TypeError(f"`layers[{i}]` must have step, step_jacobian and step_input_jacobian for the stack's "
+                                f"one-step map; {describe(layer)} lacks {', '.join(missing)}.")
+        return self.layers
+
+    def step(self, S, X) -> np.ndarray:
+        """One step of the stack on flat states S (k, n) and inputs X (k, d); shape (k, n).
+
+        Layer by layer: ``s^l' = F_l(s^l, phi(feat_{l-1}(s^{l-1}')))`` (layer l reads the new state of
+        the layer below, as in the run).
+        """
+        S = as_float_array("S", S, ndim=2, shape=(None, self.state_size))
+        u = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
+        phi = get_activation(self.nonlinearity)
+        out = []
+        for i, (layer, sl) in enumerate(zip(self._map_layers(), self.state_slices)):
+            s = np.asarray(layer.step(S[:, sl], u), dtype=float)
+            out.append(s)
+            if i < self.depth - 1:
+                u = phi.fn(layer.features(s))
+        return np.concatenate(out, axis=1)
+
+    def step_jacobian(self, S, X) -> np.ndarray:
+        """``dF/ds`` of :meth:`step` at each pair; shape (k, n, n), block lower triangular.
+
+        With ``J_l = dF_l/ds^l``, ``Jx_l = dF_l/du`` (``step_input_jacobian``), the feature selection
+        ``P_l`` (``features`` is a linear selection of the state) and ``D_l = diag(phi'(f^l))``, the rows
+        of layer l are ``J_l`` on its own block plus ``Jx_l D_{l-1} P_{l-1}`` times the rows of layer l-1.
+        """
+        S = as_float_array("S", S, ndim=2, shape=(None, self.state_size))
+        u = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
+        phi = get_activation(self.nonlinearity)
+        k, n = S.shape
+        J = np.zeros((k, n, n))
+        below = None  # (k, n_{l-1}, n): d s^{l-1}' / d S
+        for i, (layer, sl) in enumerate(zip(self._map_layers(), self.state_slices)):
+            s_old = S[:, sl]
+            J[:, sl, sl] = layer.step_jacobian(s_old, u)
+            if below is not None:
+                J[:, sl, :] += np.einsum("kij,kjn->kin", layer.step_input_jacobian(s_old, u), below)
+            if i < self.depth - 1:
+                s_new = np.asarray(layer.step(s_old, u), dtype=float)
+                f = layer.features(s_new)
+                P = layer.features(np.eye(layer.state_size)).T  # (p, n_l): the selection of the features
+                below = np.einsum("kp,pj,kjn->kpn", phi.deriv(f), P, J[:, sl, :])
+                u = phi.fn(f)
+        return J
 
     def equilibrium(self, X) -> np.ndarray:
         """Fixed points of the stack under constant inputs X (k, d), layer by layer; flat, shape (k, n).

@@ -475,3 +475,61 @@ def test_layer_backward_refuses_a_pass_of_another_model(kind):
         b.sequence_backward(passed, dy=np.zeros((1, 4)))
     with pytest.raises(ValueError, match=r"`dF` must have shape|`dF`"):
         a.sequence_backward(passed, dF=np.zeros((1, 4, a.feature_size + 1)))
+
+
+# ---------------------------------------------------------------------------
+# the stack as a map: step, Jacobian, fixed points
+
+
+@pytest.mark.parametrize("nonlinearity", ["identity", "tanh"])
+def test_stack_step_is_one_step_of_the_run_and_its_jacobian_matches_differences(nonlinearity):
+    from dynmem.models import DiscreteMap
+
+    rng = np.random.default_rng(14)
+    stack = make_stack(["lstm", "ssm", "gru", "rnn", "euler"], [2, 2, 3, 2, 2], 2, rng, nonlinearity)
+    assert isinstance(stack, DiscreteMap)
+    S = 0.4 * rng.standard_normal((3, stack.state_size))
+    X = rng.standard_normal((3, 2))
+    new = stack.step(S, X)
+    tr = stack.forward(X[:, None, :], S)
+    for l, (layer, sl) in enumerate(zip(stack.layers, stack.state_slices)):
+        np.testing.assert_allclose(layer.features(new[:, sl]), tr.features[l][:, 0], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(stack.readout(new), tr.y[:, 0], rtol=0, atol=1e-14)
+    J = stack.step_jacobian(S, X)
+
+    def cd(h):
+        return np.stack([(stack.step(S + h * e, X) - stack.step(S - h * e, X)) / (2 * h)
+                         for e in np.eye(stack.state_size)], axis=2)
+
+    np.testing.assert_allclose(J, (4 * cd(1e-4) - cd(2e-4)) / 3, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm", "ssm"])
+def test_step_input_jacobians_match_differences(kind):
+    rng = np.random.default_rng(15)
+    layer = make_layer(kind, 3, 2, rng)
+    S, X = 0.5 * rng.standard_normal((2, layer.state_size)), rng.standard_normal((2, 2))
+    Jx = layer.step_input_jacobian(S, X)
+
+    def cd(h):
+        return np.stack([(layer.step(S, X + h * e) - layer.step(S, X - h * e)) / (2 * h) for e in np.eye(2)], axis=2)
+
+    np.testing.assert_allclose(Jx, (4 * cd(1e-4) - cd(2e-4)) / 3, rtol=0, atol=1e-9)
+
+
+def test_fixed_points_and_lyapunov_spectrum_of_a_stack():
+    import dynmem as dm
+    from dynmem.testing import assert_fixed_point_stable
+
+    rng = np.random.default_rng(16)
+    stack = make_stack(["gru", "lstm"], [3, 3], 1, rng, "tanh")
+    s_star = stack.equilibrium(np.zeros((1, 1)))[0]
+    assert_fixed_point_stable(stack, s_star, tol=1e-12)
+    fp = dm.find_fixed_points(stack, starts=s_star[None] + 0.1 * rng.standard_normal((5, stack.state_size)), rng=0)
+    assert fp.discrete and fp.stable.shape[0] >= 1
+    assert np.min(np.linalg.norm(fp.stable - s_star, axis=1)) < 1e-10
+    spec = dm.lyapunov_spectrum(stack, X=np.zeros((3000, 1)), s0=s_star, transient=1000, rng=0)
+    # at a stable fixed point under zero input the exponents are the log-moduli of the Jacobian's eigenvalues
+    eig = np.sort(np.log(np.abs(np.linalg.eigvals(stack.step_jacobian(s_star[None], np.zeros((1, 1)))[0]))))[::-1]
+    np.testing.assert_allclose(spec.exponents[:3], eig[:3], atol=1e-3)  # QR converges as O(1/T) here
+    assert abs(spec.exponents.sum() - spec.volume_rate) < 1e-10
