@@ -24,9 +24,10 @@ The stack is a :class:`~dynmem.models.DiscreteModel` on the flat state
 ``(s^1, .., s^L)``, so :func:`dynmem.memory.memory_function` takes its
 memory (Def. 3.1 applies to the whole input-output map unchanged), a
 :class:`~dynmem.models.Trainable` one, so :func:`dynmem.train.train` trains it,
-and a :class:`~dynmem.models.DiscreteMap` (``step``, ``step_jacobian``), so
+a :class:`~dynmem.models.DiscreteMap` (``step``, ``step_jacobian``), so
 fixed points and Lyapunov spectra of a multi-layer network are those of the
-whole map.
+whole map, and, when every layer is linear and ``phi`` the identity, a
+:class:`~dynmem.models.LinearSystem` (system norms, exact memory capacity).
 
 BPTT through the stack (:meth:`Stack.value_and_grad`): the loss's
 cotangent enters the top layer's read-out; each layer runs its own compiled
@@ -433,6 +434,38 @@ class Stack:
                 below = np.einsum("kp,pj,kjn->kpn", phi.deriv(f), P, J[:, sl, :])
                 u = phi.fn(f)
         return J
+
+    def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Real ``(A, B, C, D)`` of a linear stack (:class:`~dynmem.models.LinearSystem`, discrete convention).
+
+        ``s_{k+1} = A s_k + B x_k`` and ``y_k = C s_k + D x_k`` on the flat stack state: with the
+        layers' ``(A_l, B_l, C_l, D_l)`` and feature selections ``P_l``, the rows of layer l are
+        ``A_l`` on its block plus ``B_l P_{l-1}`` times the rows of layer l-1 (it reads the new state
+        below), and the read-out is the top layer's ``C_L s^L + D_L u^{L-1}``.  Raises ``ValueError``
+        unless every layer is linear and ``nonlinearity`` is the identity.
+        """
+        if not self.is_linear:
+            raise ValueError("the stack must be linear for a linear system: every layer linear and `nonlinearity` = "
+                             f"'identity'; got {self!r}.")
+        n, d = self.state_size, self.inputs
+        A, B = np.zeros((n, n)), np.zeros((n, d))
+        rows_A, rows_B = None, None  # d s^{l-1}' / d(S, x), and the features' selection below
+        for i, (layer, sl) in enumerate(zip(self.layers, self.state_slices)):
+            Al, Bl, Cl, Dl = (np.asarray(a, dtype=float) for a in layer.linear_system())
+            A[sl, sl] = Al
+            if rows_A is None:
+                B[sl] = Bl
+                in_A, in_B = np.zeros((d, n)), np.eye(d)  # u^0 = x
+            else:
+                in_A, in_B = rows_A, rows_B
+                A[sl] += Bl @ in_A
+                B[sl] = Bl @ in_B
+            P = layer.features(np.eye(layer.state_size)).T
+            rows_A, rows_B = P @ A[sl], P @ B[sl]
+        C = np.zeros((Cl.shape[0], n))
+        C[:, self.state_slices[-1]] = Cl
+        C += Dl @ in_A
+        return A, B, C, Dl @ in_B
 
     def equilibrium(self, X) -> np.ndarray:
         """Fixed points of the stack under constant inputs X (k, d), layer by layer; flat, shape (k, n).

@@ -533,3 +533,29 @@ def test_fixed_points_and_lyapunov_spectrum_of_a_stack():
     eig = np.sort(np.log(np.abs(np.linalg.eigvals(stack.step_jacobian(s_star[None], np.zeros((1, 1)))[0]))))[::-1]
     np.testing.assert_allclose(spec.exponents[:3], eig[:3], atol=1e-3)  # QR converges as O(1/T) here
     assert abs(spec.exponents.sum() - spec.volume_rate) < 1e-10
+
+
+def test_linear_stack_as_a_linear_system_norms_and_capacity():
+    import dynmem as dm
+
+    rng = np.random.default_rng(17)
+    l1 = DiscreteRNN.random(3, 1, spectral_radius=0.8, activation="identity", rng=rng)
+    l2 = DiagonalSSM.random(2, 3, rng=rng, feedthrough=True).discretize(1.0)
+    l3 = DiscreteRNN.random(2, 4, spectral_radius=0.6, activation="identity", rng=rng)
+    stack = Stack([l1, l2, l3])
+    A, B, C, D = stack.linear_system()
+    # the system reproduces the stack's outputs from any state (independent: the compiled run)
+    S0, X = rng.standard_normal((2, stack.state_size)), rng.standard_normal((2, 12, 1))
+    s, ys = S0.copy(), []
+    for k in range(12):
+        ys.append(s @ C.T + X[:, k] @ D.T)
+        s = s @ A.T + X[:, k] @ B.T
+    np.testing.assert_allclose(np.concatenate(ys, axis=1), stack.outputs(X, S0), rtol=1e-12, atol=1e-13)
+    # H2 = sqrt(sum_k g_k^2) of the impulse response g_0 = D, g_k = C A^{k-1} B
+    g = [D[0, 0]] + [(C @ np.linalg.matrix_power(A, k - 1) @ B)[0, 0] for k in range(1, 400)]
+    assert dm.h2_norm(stack) == pytest.approx(np.sqrt(np.sum(np.square(g))), rel=1e-10)
+    # capacity: the stack's state reached by a scalar input has the Kalman rank of (A, B)
+    K = np.column_stack([np.linalg.matrix_power(A, k) @ B[:, 0] for k in range(A.shape[0])])
+    assert dm.linear_memory_capacity(stack).total == np.linalg.matrix_rank(K)
+    with pytest.raises(ValueError, match="the stack must be linear"):
+        stack.replace(nonlinearity="tanh").linear_system()
