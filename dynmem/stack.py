@@ -285,6 +285,14 @@ class Stack:
     def backward(self, trajectory: StackTrajectory, dy) -> StackGradient:
         """Vector-Jacobian product of :meth:`forward` (BPTT through every layer).
 
+        .. math::
+
+            \frac{\partial L}{\partial f^{l-1}_k} = \varphi'(f^{l-1}_k) \odot
+            \frac{\partial L}{\partial u^{l-1}_k},\qquad
+            \frac{\partial L}{\partial u^{l-1}} = \texttt{layers[l].sequence\_backward}(\cdot)\texttt{.dX}
+
+        from the top layer (which receives ``dy``) down; each layer's sweep is its family's compiled kernel.
+
         Parameters
         ----------
         trajectory : StackTrajectory
