@@ -283,7 +283,7 @@ class Stack:
                                _passes=tuple(passes), _shared=shared)
 
     def backward(self, trajectory: StackTrajectory, dy) -> StackGradient:
-        """Vector-Jacobian product of :meth:`forward` (BPTT through every layer).
+        r"""Vector-Jacobian product of :meth:`forward` (BPTT through every layer).
 
         .. math::
 
