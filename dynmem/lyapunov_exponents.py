@@ -65,7 +65,8 @@ from ._validation import (as_float_array, check_choice, check_int, check_nonnega
 from .activations import act_and_deriv_scalar, available_activations, get_activation
 from .models import CTRNNField, DiscreteMap
 
-__all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "FLOW_METHODS", "COMPILED_METHOD"]
+__all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "has_compiled_flow", "FLOW_METHODS",
+           "COMPILED_METHOD"]
 
 SCIPY_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
 COMPILED_METHOD = "dop853"
