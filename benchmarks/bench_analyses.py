@@ -4,14 +4,15 @@ All systems are float64, one thread.  The references are independent of both
 sides (closed forms in the eigenbasis, a local maximisation, the controllability
 rank) unless a case says otherwise.
 
-* ``norms_h2_m{m}``: the H2 norm of a random stable :class:`~dynmem.models.LinearRNN`
-  (m = 32, d = 1, spectral abscissa -0.1, non-normal).
+* ``norms_h2_m{m}``: the H2 norm of a stable :class:`~dynmem.models.LinearRNN`
+  (m = 32, d = 1): a random non-normal block of spectral abscissa -0.1 and a
+  lightly damped mode ``-0.01 +- 1.7317 i``, mixed by a random rotation.
 
   - dynmem: :func:`dynmem.norms.h2_norm` (controllability Gramian from
     ``scipy.linalg.solve_continuous_lyapunov``, ``sqrt(c^T P c)``).
   - peer: ``sqrt(int_0^T |rho(t)|^2 dt)``, ``rho(t) = c^T expm(W t) U`` with
     one ``scipy.linalg.expm`` per point of a 4001-point grid on
-    ``[0, T]``, ``T = 40 / |alpha(W)|`` (e^{-80} below rounding),
+    ``[0, T]``, ``T = 40 / |alpha(W)|`` (e^{-80}, below rounding),
     Simpson's rule.
   - reference: the modal closed form ``int |rho|^2 = sum_ij a_i conj(a_j) /
     -(lambda_i + conj(lambda_j))``, ``a = (V^T c) * (V^{-1} U)``.
@@ -73,7 +74,15 @@ from _common import Case
 
 
 def _system(m: int):
-    model = dynmem.LinearRNN.random(m, 1, spectral_abscissa=-0.1, rng=np.random.default_rng(3))
+    # a random non-normal block (abscissa -0.1) and a lightly damped mode, -0.01 +- 1.7317 i, mixed by a rotation:
+    # the frequency response has a sharp peak (relative width 0.6 %) that a sweep must land on
+    rng = np.random.default_rng(3)
+    rest = dynmem.LinearRNN.random(m - 2, 1, spectral_abscissa=-0.1, rng=rng)
+    A = np.zeros((m, m))
+    A[:2, :2] = [[-0.01, 1.7317], [-1.7317, -0.01]]
+    A[2:, 2:] = rest.W
+    R = np.linalg.qr(rng.standard_normal((m, m)))[0]
+    model = dynmem.LinearRNN(R @ A @ R.T, rng.standard_normal((m, 1)), rng.standard_normal(m) / np.sqrt(m))
     W, U, c = (np.array(a, dtype=float) for a in (model.W, model.U, model.c))
     return model, W, U, c
 
@@ -142,10 +151,10 @@ def _norm_cases(m: int, points: int):
         keep = ref > 1e-4 * ref[0]
         return float(np.max(np.abs(x[keep] - ref[keep]) / ref[keep]))
 
-    params = dict(m=m, d=1, spectral_abscissa=-0.1, grid_points=points)
+    params = dict(m=m, d=1, spectral_abscissa=-0.01, grid_points=points)
     return [
         ("norms_h2", "analyses", lambda: Case(
-            name=f"norms_h2_m{m}", group="analyses", description=f"H2 norm, LinearRNN m={m} (non-normal, alpha -0.1)",
+            name=f"norms_h2_m{m}", group="analyses", description=f"H2 norm, LinearRNN m={m} (non-normal, a mode at -0.01 +- 1.73i)",
             params=params, dynmem=lambda: np.array([h2_norm(model)]), peer=h2_peer, reference=h2_reference,
             peer_name=f"int |c^T expm(W t) U|^2 dt, expm per point, {points}-point Simpson",
             reference_name="modal closed form sum a_i conj(a_j) / -(lambda_i + conj lambda_j)")),

@@ -243,33 +243,40 @@ def _advance_one(W, wdiag, code, leak, drive, Y, tau, h_abs, rtol, atol, A, Bw, 
             t_new = min(t + h_abs, tau)
             h = t_new - t
             for st in range(1, ns + 1):  # stages 1..11 into Yt, then the new point (weights B) into Yn
+                Z = Yt if st < ns else Yn
                 for i in range(m):
                     for j in range(kp1):
-                        acc = Y[i, j]
-                        for r in range(st):
-                            acc += (h * (A[st, r] if st < ns else Bw[r])) * K[r, i, j]
-                        if st < ns:
-                            Yt[i, j] = acc
-                        else:
-                            Yn[i, j] = acc
+                        Z[i, j] = Y[i, j]
+                for r in range(st):  # stage by stage: contiguous rows, vectorised
+                    a = h * (A[st, r] if st < ns else Bw[r])
+                    if a != 0.0:
+                        for i in range(m):
+                            for j in range(kp1):
+                                Z[i, j] += a * K[r, i, j]
                 if st < ns:
                     Ktr[st] = _field(W, wdiag, code, leak, drive, Yt, K[st], WY)
             trn = tr_y
             for r in range(ns):
                 trn += h * Bw[r] * Ktr[r]
             Ktr[ns] = _field(W, wdiag, code, leak, drive, Yn, K[ns], WY)
+            for i in range(m):  # the two error estimates into the free scratch Yt (fifth order), WY (third)
+                for j in range(kp1):
+                    Yt[i, j] = 0.0
+                    WY[i, j] = 0.0
+            for r in range(ns + 1):
+                a5 = E5[r]
+                a3 = E3[r]
+                for i in range(m):
+                    for j in range(kp1):
+                        Yt[i, j] += a5 * K[r, i, j]
+                        WY[i, j] += a3 * K[r, i, j]
             e5 = 0.0
             e3 = 0.0
             for i in range(m):
                 for j in range(kp1):
                     sc = atol + max(abs(Y[i, j]), abs(Yn[i, j])) * rtol
-                    u5 = 0.0
-                    u3 = 0.0
-                    for r in range(ns + 1):
-                        u5 += E5[r] * K[r, i, j]
-                        u3 += E3[r] * K[r, i, j]
-                    e5 += (u5 / sc) ** 2
-                    e3 += (u3 / sc) ** 2
+                    e5 += (Yt[i, j] / sc) ** 2
+                    e3 += (WY[i, j] / sc) ** 2
             sc = atol + max(abs(tr_y), abs(trn)) * rtol
             u5 = 0.0
             u3 = 0.0
