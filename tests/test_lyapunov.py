@@ -193,3 +193,12 @@ def test_method_dispatch_and_validation():
     kw = dict(s0=np.ones(5), t_end=5.0, reorth=1.0, rng=0)
     auto, compiled = lyapunov_spectrum(model, **kw), lyapunov_spectrum(model, method="dop853", **kw)
     np.testing.assert_array_equal(auto.running, compiled.running)
+
+
+def test_compiled_path_reports_a_blow_up():
+    # relu with W = 5 I: h grows like e^{5 t} until the step size collapses; reported, not returned as numbers
+    model = dm.CTRNN(5.0 * np.eye(2), np.ones((2, 1)), np.zeros(2), np.ones(2), activation="relu")
+    res = lyapunov_spectrum(model, s0=np.ones(2), t_end=400.0, method="dop853", rng=0)
+    assert not res.success and "integration failed at t =" in res.message and "trajectory 0" in res.message
+    # before it failed, the running estimate had found both exponents: J = 5 I exactly where h > 0
+    np.testing.assert_allclose(res.running[-1], [5.0, 5.0], atol=1e-6)
