@@ -378,9 +378,9 @@ def lyapunov_spectrum(model, *, X=None, x=None, s0=None, k: int | None = None, t
         (``"DOP853"``, ``"RK45"``, ...) integrates with
         :func:`scipy.integrate.solve_ivp` (any continuous model); ``"auto"``
         (default) is ``"dop853"`` where it applies and ``"DOP853"`` otherwise.
-        Both DOP853 paths take the same steps' worth of accuracy: the same pair,
-        error norm and controller, the compiled one per trajectory, scipy's over
-        the batch.  Ignored for maps.
+        The two DOP853 paths share the pair, the error norm and the step
+        controller (the compiled one per trajectory, scipy's over the stacked
+        batch), so ``rtol`` and ``atol`` mean the same on both.  Ignored for maps.
     rtol, atol : float
         Flows: the integrator's tolerances on the stacked ``(h, Q, int tr J)``.
     rng : None, int or Generator
