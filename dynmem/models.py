@@ -62,6 +62,11 @@ capabilities are written down as :class:`typing.Protocol` classes
   state, ``y_k = c^T s_{k+1}``, returns ``C = c^T A`` and ``D = c^T B``).
   The system norms of :mod:`dynmem.norms` and the exact linear memory
   capacity need it.
+* :class:`CTRNNField` - a continuous model whose field is
+  ``sigma(W h + U x + b) - leak h`` with ``W``, ``U``, ``b``, ``activation``
+  (a registered name) and ``leak`` as attributes (:class:`CTRNN`,
+  :class:`LinearRNN`); compiled analyses (Lyapunov spectra of flows) read
+  them and evaluate the field in numba.
 * :class:`ClosedFormMemory` - ``closed_form_memory(t, input=...)`` for models whose
   memory is known in closed form (linear ones); used before the probes.
 * :class:`Trainable` - :class:`Parametrized` plus ``value_and_grad(X, Y,
@@ -97,7 +102,7 @@ from .activations import available_activations, get_activation
 from .spectra import spectral_abscissa
 
 __all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN", "Parametrized", "ContinuousModel", "DiscreteModel",
-           "DiscreteMap", "SequenceLayer", "LayerPass", "LayerGradient", "LinearSystem", "ClosedFormMemory",
+           "DiscreteMap", "SequenceLayer", "LayerPass", "LayerGradient", "LinearSystem", "CTRNNField", "ClosedFormMemory",
            "Trainable"]
 
 
@@ -313,6 +318,42 @@ class LinearSystem(Protocol):
     """
 
     def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class CTRNNField(Protocol):
+    """A continuous model whose field is ``f(h, x) = sigma(W h + U x + b) - leak h``, arrays in the open.
+
+    Attributes
+    ----------
+    hidden, inputs : int
+        m and d.
+    W : ndarray, shape (m, m)
+    U : ndarray, shape (m, d)
+    b : ndarray, shape (m,)
+    activation : str
+        A name of :func:`dynmem.activations.available_activations` (its numba code is what compiled
+        code evaluates).
+    leak : float
+        ``leak >= 0``.
+
+    Declaring these promises that ``vector_field`` and ``jacobian`` are exactly that field and its
+    ``diag(sigma'(z)) W - leak I``: analyses with a compiled path
+    (:func:`dynmem.lyapunov_exponents.lyapunov_spectrum`) read the arrays and evaluate the field
+    themselves.  :class:`CTRNN` and :class:`LinearRNN` (identity, ``b = 0``, ``leak = 0``) have it.
+    """
+
+    hidden: int
+    inputs: int
+    W: np.ndarray
+    U: np.ndarray
+    b: np.ndarray
+    activation: str
+    leak: float
+
+    def vector_field(self, H, X) -> np.ndarray: ...
+
+    def jacobian(self, H, X) -> np.ndarray: ...
 
 
 @runtime_checkable

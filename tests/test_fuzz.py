@@ -775,6 +775,17 @@ mutate("memory_capacity", dm.memory_capacity, {"model": _DRNN, "max_delay": 5, "
 mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {"X": np.zeros((50, 1))}, "model", {"string": "x", "None": None})
 mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {"model": _DRNN}, "X", {"nan": np.full((50, 1), np.nan), "3d": np.zeros((1, 2, 3, 4))})
 mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {"model": _DRNN, "X": np.zeros((50, 1))}, "n_blocks", {"0": 0, "1.5": 1.5})
+_FLOW = {"model": M_CT, "s0": np.ones(2), "t_end": 2.0}
+mutate("lyapunov_spectrum", dm.lyapunov_spectrum, _FLOW, "method", {"rk4": "rk4", "None": None, "1": 1})
+mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {**_FLOW, "method": "dop853"}, "rtol", {"0": 0.0, "nan": np.nan, "-1": -1.0})
+mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {**_FLOW, "method": "dop853"}, "atol", {"-1": -1.0, "nan": np.nan})
+mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {**_FLOW, "method": "dop853"}, "s0",
+       {"nan": np.full(2, np.nan), "wrong width": np.ones(3)})
+mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {**_FLOW, "method": "dop853"}, "s0", {"huge": np.full(2, 1e300)},
+       kind="edge")
+mutate("lyapunov_spectrum", dm.lyapunov_spectrum, {"model": M_UNSTABLE_RELU, "s0": np.ones(2), "t_end": 400.0,
+                                                   "method": "dop853"}, "reorth", {"1 (blows up)": 1.0}, kind="edge")
+mutate("lyapunov_spectrum", dm.lyapunov_spectrum, _FLOW, "reorth", {"inf": np.inf, "0": 0.0})
 mutate("kaplan_yorke_dimension", dm.kaplan_yorke_dimension, {}, "exponents", {"nan": [np.nan, -1.0], "string": "x", "empty": []})
 case("kaplan_yorke_dimension", "exponents=all positive", lambda: dm.kaplan_yorke_dimension([0.5, 0.1]), "edge", "exponents")
 mutate("find_fixed_points", dm.find_fixed_points, {"n_starts": 4, "x": np.zeros(1)}, "model", {"string": "x", "None": None})
