@@ -233,8 +233,9 @@ class LinearMemoryCapacity:
     ----------
     total : int
         ``MC = rank [b, A b, ..., A^{n-1} b]``, the dimension of the Krylov space.
-    delays : ndarray of int, shape (K,)
-    mc : ndarray, shape (K,)
+    delays : ndarray of int, shape (K + 1,)
+        ``0 .. max_delay``.
+    mc : ndarray, shape (K + 1,)
         ``MC_k = u_k^T P^+ u_k`` in orthonormal coordinates of the Krylov space
         (a profile; its own sum is only as good as the Gramian's conditioning,
         the total is not).

@@ -132,6 +132,8 @@ def kaplan_yorke_dimension(exponents) -> float:
     and ``len(exponents)`` if every partial sum is non-negative.
     """
     lam = np.sort(as_float_array("exponents", exponents, ndim=1))[::-1]
+    if lam.size == 0:
+        raise ValueError("`exponents` must hold at least one exponent; got an empty array.")
     c = np.cumsum(lam)
     nonneg = np.flatnonzero(c >= 0)
     if nonneg.size == 0:

@@ -434,7 +434,8 @@ def frontier_error(rho, margin: float, *, l1_bound: float = math.inf, n_poles: i
     x = _nnls_l1(M, y, l1_bound) if math.isfinite(l1_bound) else nnls(M, y, maxiter=50 * M.shape[1])[0]
     a = x[:poles.size] - x[poles.size:]
     keep = a != 0
-    err = float(np.sum((M @ x - y) ** 2) / np.sum(y * y))
+    scale = float(np.max(np.abs(y))) or 1.0  # relative error computed on scaled vectors: no overflow for huge rho
+    err = float(np.sum(((M @ x - y) / scale) ** 2) / np.sum((y / scale) ** 2))
     return FrontierFit(err, float(np.abs(a).sum()), poles[keep], a[keep])
 
 

@@ -33,7 +33,14 @@ __all__ = ["sensitivity_law", "LambdaSensitivity", "lambda_sensitivity"]
 
 def sensitivity_law(lam) -> np.ndarray:
     """``(1 + |lambda|^2) / (1 - |lambda|^2)^3``: stationary ``E|dh/dlambda|^2`` per unit ``|b|^2``; shape of ``lam``."""
-    r2 = np.abs(np.asarray(lam, dtype=complex)) ** 2
+    arr = np.asarray(lam)
+    if not np.issubdtype(arr.dtype, np.number) or arr.dtype == bool:
+        raise TypeError(f"`lam` must be real or complex numbers; got {describe(lam)}.")
+    arr = arr.astype(complex)
+    bad = ~np.isfinite(arr)
+    if np.any(bad):
+        raise ValueError(f"`lam` must be finite; got {arr[bad].ravel()[0]} at index {tuple(int(i) for i in np.argwhere(bad)[0])}.")
+    r2 = np.abs(arr) ** 2
     if np.any(r2 >= 1):
         raise ValueError(f"`lam` must lie inside the unit disc; got max |lam| = {np.sqrt(r2.max()):.6g}.")
     return (1 + r2) / (1 - r2) ** 3

@@ -688,11 +688,6 @@ def _check(c: Case):
     assert outcome in c.allowed, f"{c.id}: {outcome} ({detail})"
 
 
-@pytest.mark.parametrize("c", [_param(c) for c in CASES])
-def test_policy(c):
-    _check(c)
-
-
 def test_max_transient_growth_of_a_near_jordan_W_reports_within_its_evaluation_budget():
     # Formerly a non-strict xfail of the fuzz table ("~40 s"); since it reports in ~5 s, a wall-clock
     # budget of 6 s cannot tell a regression from a loaded machine: the budget is the evaluation count.
@@ -766,7 +761,10 @@ mutate("frequency_response", dm.frequency_response, {"system": _LIN}, "omega", {
 mutate("hinf_norm", dm.hinf_norm, {"system": _LIN}, "rtol", {"0": 0.0, "-1": -1.0})
 mutate("linear_memory_capacity", dm.linear_memory_capacity, {}, "system", {"string": "x", "None": None})
 mutate("linear_memory_capacity", dm.linear_memory_capacity, {"system": _DRNN.replace(activation="identity")}, "max_delay",
-       {"0": 0, "-1": -1, "1.5": 1.5})
+       {"-1": -1, "1.5": 1.5})
+# delays run 0..max_delay, so 0 is a one-point profile; `margin` is documented inf when no direction was rejected
+case("linear_memory_capacity", "max_delay=0", lambda: dm.linear_memory_capacity(_DRNN.replace(activation="identity"),
+                                                                               max_delay=0), "edge", "max_delay", inf_ok=True)
 mutate("memory_capacity", dm.memory_capacity, {"max_delay": 5, "n_samples": 500, "washout": 10}, "model",
        {"string": "x", "None": None})
 mutate("memory_capacity", dm.memory_capacity, {"model": _DRNN, "max_delay": 5, "washout": 10}, "n_samples", {"0": 0, "-5": -5})
@@ -881,6 +879,19 @@ def test_hypothesis_inputs(knots, values):
 @given(M=hnp.arrays(np.float64, st.integers(0, 12), elements=_FLOATS))
 def test_hypothesis_fit_decay(M):
     _hcheck("fit_decay", lambda: dm.fit_decay(np.arange(float(M.size)), M), "M")
+
+
+# Last, after every case above is registered: the parameter list is built when this line runs.
+@pytest.mark.parametrize("c", [_param(c) for c in CASES])
+def test_policy(c):
+    _check(c)
+
+
+def test_every_registered_case_is_a_parameter_of_test_policy():
+    # a case registered after test_policy's decorator would never run
+    marks = test_policy.pytestmark
+    params = next(m for m in marks if m.name == "parametrize").args[1]
+    assert len(params) == len(CASES)
 
 
 # ----------------------------------------------------------------------------------------------
