@@ -8,13 +8,15 @@ disk).  For each entry point the table gives the median over ``--repeats``
 such pairs of:
 
 * ``import`` - ``import dynmem`` plus the imports the call needs;
-* ``cold`` - the first call with an empty cache (compilation included);
+* ``cold`` - the first call with an empty cache (compilation included), wall
+  clock, and ``cold cpu``, its CPU time (compilation is single-threaded, so
+  on a loaded machine the CPU time is what an idle machine's wall clock would be);
 * ``cached`` - the first call in a new process whose cache is filled;
 * ``warm`` - a second call in the cold process (no compilation at all);
 * ``kernels`` - how many numba signatures were compiled in the cold call.
 
 ``--detail`` adds, per entry point, every compiled kernel and signature with
-its compile time (from numba's ``numba:compile`` events; *exclusive* time,
+its compile CPU time (from numba's ``numba:compile`` events; *exclusive* time,
 without the kernels it compiled on the way, which are listed on their own).
 
 The calls are those of ``dynmem warmup`` (small sizes: compilation dominates).
@@ -120,17 +122,17 @@ t_import = time.perf_counter() - t0
 starts, spans = {}, []
 class _Listener(event.Listener):
     def on_start(self, ev):
-        starts[id(ev.data)] = (time.perf_counter(), ev.data)
+        starts[id(ev.data)] = (time.process_time(), ev.data)
     def on_end(self, ev):
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         s, data = starts.pop(id(ev.data))
         disp = data["dispatcher"]
         spans.append((s, t1, f"{disp.py_func.__module__}.{disp.py_func.__qualname__}", str(data["args"])))
 
 with event.install_listener("numba:compile", _Listener()):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     call()
-    t_first = time.perf_counter() - t0
+    t_first, c_first = time.perf_counter() - t0, time.process_time() - c0
 t0 = time.perf_counter()
 call()
 t_second = time.perf_counter() - t0
@@ -141,7 +143,7 @@ for i, (s, e, name, args) in enumerate(spans):
     inner = [(s2, e2) for (s2, e2, _, _) in spans if s < s2 and e2 <= e]
     top = [(a, b) for (a, b) in inner if not any(c < a and b <= d for (c, d) in inner)]
     rows.append([name, args, e - s, (e - s) - sum(b - a for a, b in top)])
-print("RESULT " + json.dumps({"import": t_import, "first": t_first, "second": t_second, "compiles": rows}))
+print("RESULT " + json.dumps({"import": t_import, "first": t_first, "first_cpu": c_first, "second": t_second, "compiles": rows}))
 '''
 
 
@@ -177,6 +179,8 @@ def measure(name: str, repeats: int, root: Path) -> dict:
         "import": med(r["import"] for r in cold),
         "cold": med(r["first"] for r in cold),
         "cold_samples": [r["first"] for r in cold],
+        "cold_cpu": med(r["first_cpu"] for r in cold),
+        "cold_cpu_samples": [r["first_cpu"] for r in cold],
         "cached": med(r["first"] for r in cached),
         "warm": med(r["second"] for r in cold),
         "kernels": len(cold[0]["compiles"]),
@@ -196,13 +200,14 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     names = args.only or (sorted(CALLS, key=list(CALLS).index) if args.all else DEFAULT)
     print(f"cold first calls: fresh process, fresh NUMBA_CACHE_DIR; median of {args.repeats}; dynmem from {args.root}")
-    print(f"{'entry point':<30s} {'import':>7s} {'cold':>7s} {'cached':>7s} {'warm':>9s} {'kernels':>8s}   cold samples")
+    print(f"{'entry point':<30s} {'import':>7s} {'cold':>7s} {'cold cpu':>8s} {'cached':>7s} {'warm':>9s} {'kernels':>8s}"
+          f"   cold samples (wall)")
     results = []
     for name in names:
         r = measure(name, args.repeats, args.root)
         results.append(r)
         samples = ", ".join(f"{s:.2f}" for s in r["cold_samples"])
-        print(f"{name:<30s} {r['import']:6.2f}s {r['cold']:6.2f}s {r['cached']:6.2f}s {1e3 * r['warm']:7.2f}ms "
+        print(f"{name:<30s} {r['import']:6.2f}s {r['cold']:6.2f}s {r['cold_cpu']:7.2f}s {r['cached']:6.2f}s {1e3 * r['warm']:7.2f}ms "
               f"{r['kernels']:8d}   [{samples}]", flush=True)
         if r["cached_compiles"]:
             print(f"    (the cached process still compiled {r['cached_compiles']} signatures: not cacheable)")

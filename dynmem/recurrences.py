@@ -75,23 +75,24 @@ def _activate(code, z, a, s):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
+def _forward_kernel(WT, b, c, gamma, eta, code, H, S, Y):
     """Sequential part of the forward pass, with the read-out.
 
-    W (m, m); b, c (m,); h0 (B, m); H (T+1, B, m) holds ``U x_k`` in
-    ``H[k+1]`` on entry (one GEMM for all steps, made by the caller; each is
-    read once, just before ``h_{k+1}`` overwrites it; ``b`` is added here,
-    in the same pass).  Writes the states into
+    WT (m, m) = W^T, C-contiguous; b, c (m,); H (T+1, B, m) holds ``h_0`` in
+    ``H[0]`` and ``U x_k`` in ``H[k+1]`` on entry (one GEMM for all steps,
+    made by the caller; each is read once, just before ``h_{k+1}`` overwrites
+    it; ``b`` is added here, in the same pass).  Writes the states into
     H, S (T, B, m) = sigma'(z) and Y (T, B) = c^T h_{k+1}; returns the first
     step k >= 1 whose state ``h_k`` is not finite (-1 if every state is).  Per step: one
     ``h_k W^T`` product (BLAS from ``_SMALL_WIDTH``), the activation by the
     vectorised :func:`~dynmem.activations.tanh_block` (or the scalar forms of
     the cheap activations) and the read-out while the state is in cache.
+    The caller transposes W and sets ``H[0]``: an array copy or an assignment
+    of an array into a slice here would compile numba's shape-mismatch
+    message machinery (string formatting, seconds of compilation) into the kernel.
     """
     T, B, m = S.shape
     n = B * m
-    WT = np.ascontiguousarray(W.T)
-    H[0] = h0
     Z = np.empty((B, m))
     zf = Z.reshape(n)
     A = np.empty(n)
@@ -410,8 +411,10 @@ def forward(model, X, *, h0=None) -> Trajectory:
     P = H[1:].reshape(T * B, m)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow here surfaces as a non-finite state below
         np.dot(Xt.reshape(T * B, d), np.ascontiguousarray(model.U.T), out=P)
+    H[0] = h0_arr
     Yt = np.empty((T, B))
-    bad = _forward_kernel(_rw(model.W), _rw(model.b), _rw(model.c), h0_arr, float(gamma), float(eta), code, H, S, Yt)
+    bad = _forward_kernel(np.ascontiguousarray(model.W.T), _rw(model.b), _rw(model.c), float(gamma), float(eta), code,
+                          H, S, Yt)
     if bad >= 0:
         raise FloatingPointError(
             f"the recurrence diverged: the hidden state h_{bad} became non-finite (step {bad} of {T}); "
