@@ -98,6 +98,15 @@ t = np.arange(11.0)
 def call():
     return memory_function(model, t)
 """,
+    "memory_function[LinearRNN]": """
+from dynmem.memory import memory_function
+from dynmem.models import LinearRNN
+rng = np.random.default_rng(1)
+model = LinearRNN(-np.eye(4) + 0.3 * rng.standard_normal((4, 4)), rng.standard_normal((4, 2)), rng.standard_normal(4))
+t = np.linspace(0, 5, 11)
+def call():
+    return memory_function(model, t)
+""",
     "gated_value_and_grad[LSTM]": """
 from dynmem.gated import LSTMCell, gated_value_and_grad
 model = LSTMCell.random(4, 2, rng=0)
