@@ -39,7 +39,7 @@ import numpy as np
 from ._validation import as_float_array, check_choice, describe
 from .activations import TANH, act_and_deriv_scalar, get_activation, tanh_block
 from .models import DiscreteRNN, EulerRNN, recurrence_coefficients
-from .compiling import announce_compilation
+from .compiling import announce_compilation, kernel_array
 from .errors import FloatOverflowError
 
 __all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_grad", "outputs_many"]
@@ -221,10 +221,10 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
     W = as_float_array("params['W']", params["W"], ndim=3)
     K = W.shape[0]
     shapes = {"W": (K, m, m), "U": (K, m, d), "b": (K, m), "c": (K, m)}
-    arrs = {k: np.ascontiguousarray(as_float_array(f"params[{k!r}]", params[k], shape=v))
+    arrs = {k: kernel_array(as_float_array(f"params[{k!r}]", params[k], shape=v))
             for k, v in shapes.items()}
     gamma, eta = recurrence_coefficients(model)
-    Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
+    Xt = kernel_array(X.transpose(1, 0, 2))
     Y = np.empty((K, T, B))
     finite = _outputs_many_kernel(arrs["W"], arrs["U"], arrs["b"], arrs["c"], Xt, float(gamma), float(eta),
                                   get_activation(model.activation).code, Y)
@@ -365,11 +365,6 @@ def _check_h0(model, h0, batch: int) -> tuple[np.ndarray, tuple]:
     raise ValueError(f"`h0` must have shape ({m},) or ({batch}, {m}); got shape {h0.shape}.")
 
 
-def _rw(a: np.ndarray) -> np.ndarray:
-    # Model arrays are read-only; numba would compile a second signature for them.
-    return a if a.flags.writeable else a.copy()
-
-
 @announce_compilation("forward")
 def forward(model, X, *, h0=None) -> Trajectory:
     """Run a discrete recurrence over a batch of input sequences.
@@ -411,8 +406,8 @@ def forward(model, X, *, h0=None) -> Trajectory:
         np.dot(Xt.reshape(T * B, d), np.ascontiguousarray(model.U.T), out=P)
     H[0] = h0_arr
     Yt = np.empty((T, B))
-    bad = _forward_kernel(np.ascontiguousarray(model.W.T), _rw(model.b), _rw(model.c), float(gamma), float(eta), code,
-                          H, S, Yt, np.empty((B, m)), np.empty(B * m))
+    bad = _forward_kernel(kernel_array(model.W.T), kernel_array(model.b), kernel_array(model.c), float(gamma),
+                          float(eta), code, H, S, Yt, np.empty((B, m)), np.empty(B * m))
     if bad >= 0:
         raise FloatingPointError(
             f"the recurrence diverged: the hidden state h_{bad} became non-finite (step {bad} of {T}); "
@@ -463,11 +458,12 @@ def _backward(model, trajectory, dy, dh_final, reuse_s):
     d = Xt.shape[2]
     dy = as_float_array("dy", dy, shape=(B, T))
     aT = np.zeros((B, m)) if dh_final is None else as_float_array("dh_final", dh_final, shape=(B, m)).copy()
-    G = np.ascontiguousarray(dy.T)
+    G = kernel_array(dy.T)
     gamma, eta = recurrence_coefficients(model)
     Delta = S if reuse_s else np.empty((T, B, m))
     a0 = aT  # the kernel turns the cotangent of h_T into dL/dh_0, in place
-    _backward_kernel(_rw(model.W), S, G, _rw(model.c), a0, float(gamma), float(eta), Delta, np.empty((B, m)))
+    _backward_kernel(kernel_array(model.W), S, G, kernel_array(model.c), a0, float(gamma), float(eta), Delta,
+                     np.empty((B, m)))
     # Off the sequential path: each weight gradient is one matrix product.
     D2 = Delta.reshape(T * B, m)
     dW = D2.T @ H[:-1].reshape(T * B, m)
