@@ -60,12 +60,14 @@ def test_figure_heading_names_experiment_protocol_and_size():
     assert "quick: not evidence" in figure_heading({"experiment": "fig1", "size": "quick"})
 
 
-_FAST = ["fig2", "fig3", "fig4", "fig11", "fig10", "fig78", "ablation"]
+_FAST = ["fig2", "fig3", "fig4", "fig11", "fig10", "fig78", "ablation", "appc", "fig12", "fig9"]
 _SLOW = ["fig1", "mechanism", "kernel-limit"]
 
 
 @pytest.mark.parametrize("name", _FAST + [pytest.param(n, marks=pytest.mark.slow) for n in _SLOW])
 def test_experiment_figure_reads(name, tmp_path, monkeypatch):
+    if name == "fig9":
+        pytest.importorskip("sklearn", reason="fig9 reads scikit-learn's digits (the data extra)")
     mod = get_experiment(name)
     seen = {}
     real = dynmem.io.atomic_savefig
