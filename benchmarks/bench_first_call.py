@@ -23,10 +23,12 @@ The calls are those of ``dynmem warmup`` (small sizes: compilation dominates).
 One BLAS/numba thread in every child.  Compile times depend on the load of
 the machine: read the medians, and compare trees in one run of the script::
 
-    python benchmarks/bench_first_call.py [--repeats 3] [--root PATH] [--only NAME ...] [--detail] [--json PATH]
+    python benchmarks/bench_first_call.py [--repeats 3] [--root PATH] [--baseline PATH] [--only NAME ...]
+                                          [--all] [--detail] [--json PATH]
 
-``--root`` runs the children against another checkout (``PYTHONPATH=PATH``),
-e.g. a copy of an earlier commit, so that before/after are measured alike.
+``--root`` runs the children against another checkout (``PYTHONPATH=PATH``);
+``--baseline PATH`` measures a second checkout (e.g. ``git archive`` of an
+earlier commit) in turns with it, so that before and after see the same load.
 """
 
 from __future__ import annotations
@@ -172,19 +174,34 @@ def _child(name: str, cache: str, root: Path) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
-def measure(name: str, repeats: int, root: Path) -> dict:
-    """Cold and cached first calls of one entry point, ``repeats`` times each (fresh cache directories)."""
-    cold, cached = [], []
-    for _ in range(repeats):
-        cache = tempfile.mkdtemp(prefix="dynmem-numba-cache-")
-        try:
-            cold.append(_child(name, cache, root))
-            cached.append(_child(name, cache, root))
-        finally:
-            shutil.rmtree(cache, ignore_errors=True)
+def _pair(name: str, root: Path) -> tuple[dict, dict]:
+    cache = tempfile.mkdtemp(prefix="dynmem-numba-cache-")
+    try:
+        return _child(name, cache, root), _child(name, cache, root)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def measure(name: str, repeats: int, roots: list) -> list:
+    """Cold and cached first calls of one entry point for each checkout in ``roots``, ``repeats`` times each.
+
+    The checkouts take turns within each repeat (fresh cache directories
+    every time), so a change in the machine's load falls on all of them.
+    """
+    runs = {str(r): ([], []) for r in roots}
+    for i in range(repeats):
+        for root in (roots if i % 2 == 0 else roots[::-1]):
+            cold, cached = _pair(name, root)
+            runs[str(root)][0].append(cold)
+            runs[str(root)][1].append(cached)
+    return [_summary(name, str(r), *runs[str(r)]) for r in roots]
+
+
+def _summary(name: str, root: str, cold: list, cached: list) -> dict:
     med = statistics.median
     return {
         "name": name,
+        "root": root,
         "import": med(r["import"] for r in cold),
         "cold": med(r["first"] for r in cold),
         "cold_samples": [r["first"] for r in cold],
@@ -198,31 +215,39 @@ def measure(name: str, repeats: int, root: Path) -> dict:
     }
 
 
+def _print_row(label: str, r: dict, detail: bool) -> None:
+    samples = ", ".join(f"{s:.2f}" for s in r["cold_samples"])
+    print(f"{label:<36s} {r['import']:6.2f}s {r['cold']:6.2f}s {r['cold_cpu']:7.2f}s {r['cached']:6.2f}s "
+          f"{1e3 * r['warm']:7.2f}ms {r['kernels']:8d}   [{samples}]", flush=True)
+    if r["cached_compiles"]:
+        print(f"    (the cached process still compiled {r['cached_compiles']} signatures: not cacheable)")
+    if detail:
+        for mod_name, sig, incl, excl in sorted(r["compiles"], key=lambda row: -row[3]):
+            print(f"    {excl:6.2f}s excl {incl:6.2f}s incl  {mod_name}{sig}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--root", type=Path, default=REPO, help="checkout whose dynmem the children import")
+    parser.add_argument("--baseline", type=Path, help="a second checkout measured alike, in turns (before/after)")
     parser.add_argument("--only", nargs="+", choices=sorted(CALLS), help=f"entry points (default: {', '.join(DEFAULT)})")
     parser.add_argument("--all", action="store_true", help="every entry point in the list, the extra rows too")
     parser.add_argument("--detail", action="store_true", help="list the compiled kernels and their compile times")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     names = args.only or (sorted(CALLS, key=list(CALLS).index) if args.all else DEFAULT)
-    print(f"cold first calls: fresh process, fresh NUMBA_CACHE_DIR; median of {args.repeats}; dynmem from {args.root}")
-    print(f"{'entry point':<30s} {'import':>7s} {'cold':>7s} {'cold cpu':>8s} {'cached':>7s} {'warm':>9s} {'kernels':>8s}"
+    roots = [args.baseline, args.root] if args.baseline else [args.root]
+    print(f"cold first calls: fresh process, fresh NUMBA_CACHE_DIR; median of {args.repeats}; dynmem from "
+          f"{' and '.join(map(str, roots))}")
+    print(f"{'entry point':<36s} {'import':>7s} {'cold':>7s} {'cold cpu':>8s} {'cached':>7s} {'warm':>9s} {'kernels':>8s}"
           f"   cold samples (wall)")
     results = []
     for name in names:
-        r = measure(name, args.repeats, args.root)
-        results.append(r)
-        samples = ", ".join(f"{s:.2f}" for s in r["cold_samples"])
-        print(f"{name:<30s} {r['import']:6.2f}s {r['cold']:6.2f}s {r['cold_cpu']:7.2f}s {r['cached']:6.2f}s {1e3 * r['warm']:7.2f}ms "
-              f"{r['kernels']:8d}   [{samples}]", flush=True)
-        if r["cached_compiles"]:
-            print(f"    (the cached process still compiled {r['cached_compiles']} signatures: not cacheable)")
-        if args.detail:
-            for mod_name, sig, incl, excl in sorted(r["compiles"], key=lambda row: -row[3]):
-                print(f"    {excl:6.2f}s excl {incl:6.2f}s incl  {mod_name}{sig}")
+        for r in measure(name, args.repeats, roots):
+            results.append(r)
+            _print_row(name if len(roots) == 1 else f"{name} ({'before' if r['root'] == str(roots[0]) else 'after'})",
+                       r, args.detail)
     if args.json:
         tmp = args.json.with_suffix(".tmp")
         tmp.write_text(json.dumps({"root": str(args.root), "repeats": args.repeats, "results": results}, indent=1))

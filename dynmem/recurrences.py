@@ -75,15 +75,14 @@ def _activate(code, z, a, s):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _forward_kernel(WT, b, c, gamma, eta, code, H, S, Y, Z, A):
+def _forward_kernel(WT, b, c, gamma, eta, code, H, S, Y):
     """Sequential part of the forward pass, with the read-out.
 
     WT (m, m) = W^T, C-contiguous; b, c (m,); H (T+1, B, m) holds ``h_0`` in
     ``H[0]`` and ``U x_k`` in ``H[k+1]`` on entry (one GEMM for all steps,
     made by the caller; each is read once, just before ``h_{k+1}`` overwrites
     it; ``b`` is added here, in the same pass).  Writes the states into
-    H, S (T, B, m) = sigma'(z) and Y (T, B) = c^T h_{k+1} (Z (B, m) and A
-    (B * m,) are scratch); returns the first
+    H, S (T, B, m) = sigma'(z) and Y (T, B) = c^T h_{k+1}; returns the first
     step k >= 1 whose state ``h_k`` is not finite (-1 if every state is).  Per step: one
     ``h_k W^T`` product (BLAS from ``_SMALL_WIDTH``), the activation by the
     vectorised :func:`~dynmem.activations.tanh_block` (or the scalar forms of
@@ -94,7 +93,9 @@ def _forward_kernel(WT, b, c, gamma, eta, code, H, S, Y, Z, A):
     """
     T, B, m = S.shape
     n = B * m
+    Z = np.empty((B, m))
     zf = Z.reshape(n)
+    A = np.empty(n)
     first_bad = -1
     for k in range(T):
         hk = H[k]
@@ -232,21 +233,21 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _backward_kernel(W, S, G, c, a, gamma, eta, Delta, tmp):
+def _backward_kernel(W, S, G, c, a_T, gamma, eta, Delta):
     """Sequential part of BPTT.
 
-    S (T, B, m) = sigma'(z); G (T, B) = dL/dy; a (B, m) holds the extra
-    dL/dh_T on entry and dL/dh_0 on return (updated in place); tmp (B, m) is
-    scratch.  Writes Delta (T, B, m) = dL/dz.  ``Delta`` may be ``S`` itself
-    (each ``S[k]`` is read once, just before ``Delta[k]`` overwrites it).
-    Scratch and state come from the caller: ``np.empty`` or ``copy`` here
-    would compile their implementations into the kernel on a cold cache.
+    S (T, B, m) = sigma'(z); G (T, B) = dL/dy; a_T (B, m) extra dL/dh_T.
+    Writes Delta (T, B, m) = dL/dz and returns dL/dh_0, shape (B, m).
+    ``Delta`` may be ``S`` itself (each ``S[k]`` is read once, just before
+    ``Delta[k]`` overwrites it).
     """
     T, B, m = S.shape
+    a = a_T.copy()
     for bi in range(B):
         g = G[T - 1, bi]
         for i in range(m):
             a[bi, i] += g * c[i]
+    tmp = np.empty((B, m))
     for k in range(T - 1, -1, -1):
         Sk = S[k]
         Dk = Delta[k]
@@ -272,6 +273,7 @@ def _backward_kernel(W, S, G, c, a, gamma, eta, Delta, tmp):
             for bi in range(B):
                 for i in range(m):
                     a[bi, i] = gamma * a[bi, i] + tmp[bi, i]
+    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -407,7 +409,7 @@ def forward(model, X, *, h0=None) -> Trajectory:
     H[0] = h0_arr
     Yt = np.empty((T, B))
     bad = _forward_kernel(kernel_array(model.W.T), kernel_array(model.b), kernel_array(model.c), float(gamma),
-                          float(eta), code, H, S, Yt, np.empty((B, m)), np.empty(B * m))
+                          float(eta), code, H, S, Yt)
     if bad >= 0:
         raise FloatingPointError(
             f"the recurrence diverged: the hidden state h_{bad} became non-finite (step {bad} of {T}); "
@@ -461,9 +463,7 @@ def _backward(model, trajectory, dy, dh_final, reuse_s):
     G = kernel_array(dy.T)
     gamma, eta = recurrence_coefficients(model)
     Delta = S if reuse_s else np.empty((T, B, m))
-    a0 = aT  # the kernel turns the cotangent of h_T into dL/dh_0, in place
-    _backward_kernel(kernel_array(model.W), S, G, kernel_array(model.c), a0, float(gamma), float(eta), Delta,
-                     np.empty((B, m)))
+    a0 = _backward_kernel(kernel_array(model.W), S, G, kernel_array(model.c), aT, float(gamma), float(eta), Delta)
     # Off the sequential path: each weight gradient is one matrix product.
     D2 = Delta.reshape(T * B, m)
     dW = D2.T @ H[:-1].reshape(T * B, m)
