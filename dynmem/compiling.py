@@ -13,7 +13,7 @@ compiling, and a second line how long it took.  Nothing is said on a fast
 The notice goes to a terminal; set ``DYNMEM_COMPILE_NOTICE=1`` to have it in
 a log too, or ``0`` to silence it.  (The on-disk cache is keyed on each
 module's path and modification time, so reinstalling the package starts it
-afresh; ``dynmem quickstart`` right after an install compiles the common
+afresh; ``dynmem warmup`` right after an install compiles the common
 kernels ahead.)
 """
 
