@@ -72,7 +72,11 @@ def _short_numbers(numbers: dict, limit: int = 70) -> str:
 
 
 def verify(names=None, *, json_path=None, list_only=False, out=None) -> int:
-    """Run the theorem catalogue; print a table; return the exit status (1 if any outcome is unexpected)."""
+    """Run the theorem catalogue; print a table; return the exit status (1 if any outcome is unexpected).
+
+    Each row is printed as soon as its claim has finished, with its time; on a
+    terminal a transient line names the claim that is running.
+    """
     import json
 
     from .theory_loader import load_theory
@@ -83,23 +87,33 @@ def verify(names=None, *, json_path=None, list_only=False, out=None) -> int:
         for c in theory.all_claims():
             print(f"{c.name:58s} {c.method:17s} expected {c.expected}", file=out)
         return 0
+    live = bool(getattr(out, "isatty", lambda: False)())
+    header = f"{'claim':56s} {'method':16s} {'outcome':12s} {'expected':9s} {'time':>7s}  key numbers"
+
+    def started(claim, index, total):
+        if index == 0:
+            print(header, file=out)
+            print("-" * len(header), file=out, flush=True)
+        if live:  # overwritten by the claim's row when it finishes
+            print(f"  running {claim.name} ({index + 1} of {total}) ...", end="\r", file=out, flush=True)
+
+    def finished(r):
+        mark = "" if r.as_expected else "  <-- UNEXPECTED"
+        clear = "\r\x1b[K" if live else ""  # the running line goes
+        print(f"{clear}{r.claim.name:56s} {r.claim.method:16s} {r.outcome.outcome:12s} "
+              f"{r.claim.expected:9s} {r.seconds:6.2f}s  {_short_numbers(r.outcome.numbers)}{mark}", file=out, flush=True)
+
+    t0 = time.perf_counter()
     try:
-        results = theory.run_catalogue(names)
+        results = theory.run_catalogue(names, progress=finished, started=started)
     except ValueError as exc:
         print(f"dynmem verify: {exc}", file=sys.stderr)
         return 2
-    header = f"{'claim':56s} {'method':16s} {'outcome':12s} {'expected':9s} {'time':>7s}  key numbers"
-    print(header, file=out)
-    print("-" * len(header), file=out)
-    for r in results:
-        mark = "" if r.as_expected else "  <-- UNEXPECTED"
-        print(f"{r.claim.name:56s} {r.claim.method:16s} {r.outcome.outcome:12s} {r.claim.expected:9s} "
-              f"{r.seconds:6.2f}s  {_short_numbers(r.outcome.numbers)}{mark}", file=out)
     bad = [r for r in results if not r.as_expected]
     print(f"\n{len(results)} claims: {sum(r.outcome.outcome == 'verified' for r in results)} verified, "
           f"{sum(r.outcome.outcome == 'refuted' for r in results)} refuted, "
           f"{sum(r.outcome.outcome == 'inconclusive' for r in results)} inconclusive; "
-          f"{len(bad)} differ from their expectation.", file=out)
+          f"{len(bad)} differ from their expectation ({time.perf_counter() - t0:.0f} s).", file=out)
     for r in bad:
         print(f"  {r.claim.name}: expected {r.claim.expected}, got {r.outcome.outcome}: {r.outcome.detail.splitlines()[0] if r.outcome.detail else ''}",
               file=out)

@@ -13,7 +13,7 @@ compiling, and a second line how long it took.  Nothing is said on a fast
 The notice goes to a terminal; set ``DYNMEM_COMPILE_NOTICE=1`` to have it in
 a log too, or ``0`` to silence it.  (The on-disk cache is keyed on each
 module's path and modification time, so reinstalling the package starts it
-afresh; ``dynmem quickstart`` right after an install compiles the common
+afresh; ``dynmem warmup`` right after an install compiles the common
 kernels ahead.)
 """
 
@@ -25,7 +25,9 @@ import sys
 import threading
 import time
 
-__all__ = ["announce_compilation", "NOTICE_DELAY", "NOTICE_ENV"]
+import numpy as np
+
+__all__ = ["announce_compilation", "kernel_array", "NOTICE_DELAY", "NOTICE_ENV"]
 
 NOTICE_DELAY = 1.0
 NOTICE_ENV = "DYNMEM_COMPILE_NOTICE"
@@ -77,3 +79,18 @@ def announce_compilation(name: str):
         return wrapper
 
     return decorate
+
+
+def kernel_array(a: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """``a`` as the one array type the compiled kernels are specialised for: C-contiguous, writeable, ``dtype``.
+
+    numba compiles a kernel once per combination of argument types, and a
+    read-only array (a model's frozen weights, a user's read-only input, or
+    a contiguous view of either such as ``W.T`` of a 1 x 1 ``W``) is a
+    different type from a writeable one: passed as it is, it would compile
+    (and cache) the kernel a second time.  ``a`` itself is returned when it
+    already has that type, otherwise a copy (the values are unchanged).
+    """
+    if a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable:
+        return a
+    return np.array(a, dtype=dtype, order="C", copy=True)

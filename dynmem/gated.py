@@ -51,7 +51,7 @@ import numpy as np
 
 from ._validation import as_float_array, check_choice, check_int, check_nonnegative, check_rng, describe
 from .activations import tanh_block
-from .compiling import announce_compilation
+from .compiling import announce_compilation, kernel_array
 from .recurrences import sequence_loss
 
 __all__ = ["GRUCell", "LSTMCell", "CTGRU", "GatedTrajectory", "GatedGradient", "gated_forward", "gated_value_and_grad"]
@@ -964,9 +964,9 @@ def gated_forward(model, X, *, h0=None, s0=None) -> GatedTrajectory:
     if not lstm and s0 is not None:
         raise ValueError(f"`s0` is the LSTM cell state and must be None for a GRUCell; got {describe(s0)}.")
     h0a, h_shared = _check_state("h0", h0, m, B)
-    Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
+    Xt = kernel_array(X.transpose(1, 0, 2))  # one kernel signature: a user's read-only X is copied
     g = model._n_gates
-    WihT = np.ascontiguousarray(model.weight_ih.T)
+    WihT = kernel_array(model.weight_ih.T)
     bih = model.bias_ih.copy()
     if d <= FUSE_INPUTS_MAX:
         P = _EMPTY3  # the kernels form W_ih x_k + b_ih on the fly
@@ -977,7 +977,7 @@ def gated_forward(model, X, *, h0=None, s0=None) -> GatedTrajectory:
     H[0] = h0a
     G = np.empty((T, B, 4 * m))
     Yt = np.empty((T, B))
-    WhhT = np.ascontiguousarray(model.weight_hh.T)
+    WhhT = kernel_array(model.weight_hh.T)
     bhh = model.bias_hh.copy()
     c = model.c.copy()
     if lstm:
@@ -1028,7 +1028,7 @@ def gated_value_and_grad(model, X, Y, *, h0=None, s0=None, loss: str = "mse") ->
     B, T = traj.y.shape
     Y = as_float_array("Y", Y, shape=(B, T))
     value, dy = sequence_loss(traj.y, Y, loss)
-    dY = np.ascontiguousarray(dy.T)
+    dY = kernel_array(dy.T)
     m, d = model.hidden, model.inputs
     g = model._n_gates
     Xt, H = traj._X, traj._H

@@ -112,19 +112,21 @@ class MemoryResult:
 
 @numba.njit(cache=True)
 def _propagate(E, v, n, out, start):
-    """``out[start + j] = E^j v`` for j = 0 .. n-1 (plain loops: no BLAS call per step)."""
+    """``out[start + j] = E^j v`` for j = 0 .. n-1 (plain loops: no BLAS call per step).
+
+    Each row is computed from the previous row of ``out`` in place, element
+    by element: a row copied in as an array (``out[j] = cur``) would compile
+    numba's shape-mismatch message (string formatting, seconds) into the kernel.
+    """
     m = v.shape[0]
-    cur = v.copy()
-    nxt = np.empty(m)
-    for j in range(n):
-        out[start + j] = cur
-        if j + 1 < n:
-            for i in range(m):
-                acc = 0.0
-                for k in range(m):
-                    acc += E[i, k] * cur[k]
-                nxt[i] = acc
-            cur, nxt = nxt, cur
+    for i in range(m):
+        out[start, i] = v[i]
+    for j in range(1, n):
+        for i in range(m):
+            acc = 0.0
+            for k in range(m):
+                acc += E[i, k] * out[start + j - 1, k]
+            out[start + j, i] = acc
 
 
 def _expm_times_vector(A: np.ndarray, v: np.ndarray, t: np.ndarray, anchor_every: int) -> np.ndarray:

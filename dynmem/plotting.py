@@ -402,9 +402,13 @@ def layout_problems(fig) -> list:
         texts += list(ax.texts)
         for axis in (ax.xaxis, ax.yaxis):
             lo, hi = sorted(axis.get_view_interval())
-            span = (hi - lo) * 1e-9
+            if axis.get_scale() == "log":  # a relative margin: (hi - lo) * 1e-9 can exceed lo by decades
+                lo, hi = lo * (1 - 1e-9), hi * (1 + 1e-9)
+            else:
+                span = (hi - lo) * 1e-9
+                lo, hi = lo - span, hi + span
             for tick in axis.get_major_ticks() + axis.get_minor_ticks():  # only the ticks drawn: inside the view
-                if lo - span <= tick.get_loc() <= hi + span:
+                if lo <= tick.get_loc() <= hi:
                     texts += [lab for lab in (tick.label1, tick.label2) if lab.get_visible()]
         leg = ax.get_legend()
         if leg is not None:

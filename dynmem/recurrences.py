@@ -39,7 +39,7 @@ import numpy as np
 from ._validation import as_float_array, check_choice, describe
 from .activations import TANH, act_and_deriv_scalar, get_activation, tanh_block
 from .models import DiscreteRNN, EulerRNN, recurrence_coefficients
-from .compiling import announce_compilation
+from .compiling import announce_compilation, kernel_array
 from .errors import FloatOverflowError
 
 __all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_grad", "outputs_many"]
@@ -75,23 +75,24 @@ def _activate(code, z, a, s):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _forward_kernel(W, b, c, h0, gamma, eta, code, H, S, Y):
+def _forward_kernel(WT, b, c, gamma, eta, code, H, S, Y):
     """Sequential part of the forward pass, with the read-out.
 
-    W (m, m); b, c (m,); h0 (B, m); H (T+1, B, m) holds ``U x_k`` in
-    ``H[k+1]`` on entry (one GEMM for all steps, made by the caller; each is
-    read once, just before ``h_{k+1}`` overwrites it; ``b`` is added here,
-    in the same pass).  Writes the states into
+    WT (m, m) = W^T, C-contiguous; b, c (m,); H (T+1, B, m) holds ``h_0`` in
+    ``H[0]`` and ``U x_k`` in ``H[k+1]`` on entry (one GEMM for all steps,
+    made by the caller; each is read once, just before ``h_{k+1}`` overwrites
+    it; ``b`` is added here, in the same pass).  Writes the states into
     H, S (T, B, m) = sigma'(z) and Y (T, B) = c^T h_{k+1}; returns the first
     step k >= 1 whose state ``h_k`` is not finite (-1 if every state is).  Per step: one
     ``h_k W^T`` product (BLAS from ``_SMALL_WIDTH``), the activation by the
     vectorised :func:`~dynmem.activations.tanh_block` (or the scalar forms of
     the cheap activations) and the read-out while the state is in cache.
+    The caller transposes W and sets ``H[0]``: an array copy or an assignment
+    of an array into a slice here would compile numba's shape-mismatch
+    message machinery (string formatting, seconds of compilation) into the kernel.
     """
     T, B, m = S.shape
     n = B * m
-    WT = np.ascontiguousarray(W.T)
-    H[0] = h0
     Z = np.empty((B, m))
     zf = Z.reshape(n)
     A = np.empty(n)
@@ -221,10 +222,10 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
     W = as_float_array("params['W']", params["W"], ndim=3)
     K = W.shape[0]
     shapes = {"W": (K, m, m), "U": (K, m, d), "b": (K, m), "c": (K, m)}
-    arrs = {k: np.ascontiguousarray(as_float_array(f"params[{k!r}]", params[k], shape=v))
+    arrs = {k: kernel_array(as_float_array(f"params[{k!r}]", params[k], shape=v))
             for k, v in shapes.items()}
     gamma, eta = recurrence_coefficients(model)
-    Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
+    Xt = kernel_array(X.transpose(1, 0, 2))
     Y = np.empty((K, T, B))
     finite = _outputs_many_kernel(arrs["W"], arrs["U"], arrs["b"], arrs["c"], Xt, float(gamma), float(eta),
                                   get_activation(model.activation).code, Y)
@@ -366,11 +367,6 @@ def _check_h0(model, h0, batch: int) -> tuple[np.ndarray, tuple]:
     raise ValueError(f"`h0` must have shape ({m},) or ({batch}, {m}); got shape {h0.shape}.")
 
 
-def _rw(a: np.ndarray) -> np.ndarray:
-    # Model arrays are read-only; numba would compile a second signature for them.
-    return a if a.flags.writeable else a.copy()
-
-
 @announce_compilation("forward")
 def forward(model, X, *, h0=None) -> Trajectory:
     """Run a discrete recurrence over a batch of input sequences.
@@ -410,8 +406,10 @@ def forward(model, X, *, h0=None) -> Trajectory:
     P = H[1:].reshape(T * B, m)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow here surfaces as a non-finite state below
         np.dot(Xt.reshape(T * B, d), np.ascontiguousarray(model.U.T), out=P)
+    H[0] = h0_arr
     Yt = np.empty((T, B))
-    bad = _forward_kernel(_rw(model.W), _rw(model.b), _rw(model.c), h0_arr, float(gamma), float(eta), code, H, S, Yt)
+    bad = _forward_kernel(kernel_array(model.W.T), kernel_array(model.b), kernel_array(model.c), float(gamma),
+                          float(eta), code, H, S, Yt)
     if bad >= 0:
         raise FloatingPointError(
             f"the recurrence diverged: the hidden state h_{bad} became non-finite (step {bad} of {T}); "
@@ -462,10 +460,10 @@ def _backward(model, trajectory, dy, dh_final, reuse_s):
     d = Xt.shape[2]
     dy = as_float_array("dy", dy, shape=(B, T))
     aT = np.zeros((B, m)) if dh_final is None else as_float_array("dh_final", dh_final, shape=(B, m)).copy()
-    G = np.ascontiguousarray(dy.T)
+    G = kernel_array(dy.T)
     gamma, eta = recurrence_coefficients(model)
     Delta = S if reuse_s else np.empty((T, B, m))
-    a0 = _backward_kernel(_rw(model.W), S, G, _rw(model.c), aT, float(gamma), float(eta), Delta)
+    a0 = _backward_kernel(kernel_array(model.W), S, G, kernel_array(model.c), aT, float(gamma), float(eta), Delta)
     # Off the sequential path: each weight gradient is one matrix product.
     D2 = Delta.reshape(T * B, m)
     dW = D2.T @ H[:-1].reshape(T * B, m)

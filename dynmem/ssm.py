@@ -73,6 +73,7 @@ import numba
 import numpy as np
 
 from ._validation import as_float_array, check_choice, check_int, check_positive, check_rng, describe
+from .compiling import kernel_array
 
 __all__ = ["DiagonalSSM", "DiscreteDiagonalSSM", "SSMGradient", "ssm_value_and_grad", "ssm_reparam_value_and_grad"]
 
@@ -550,7 +551,7 @@ class DiscreteDiagonalSSM(_ComplexFlatParams):
                 raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {h0.shape}.")
             H = np.array(np.broadcast_to(_as_complex("h0", h0, h0.shape), (nb, m)), dtype=np.complex128)
         Y = _ssm_kernel(self.Lambda_bar.copy(), self.B_bar.copy(), self.C.copy(), self.D.copy(),
-                        np.ascontiguousarray(X), H)
+                        kernel_array(X), H)
         if not (np.all(np.isfinite(H)) and np.all(np.isfinite(Y))):
             raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
         return Y, H
@@ -731,7 +732,7 @@ def ssm_value_and_grad(model, X, Y, *, dt: float | None = None, method: str | No
             raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {h0.shape}.")
         shared = h0.shape == (m,)
         H[:, 0] = _as_complex("h0", h0, h0.shape)
-    X = np.ascontiguousarray(X)
+    X = kernel_array(X)  # one kernel signature: a user's read-only X is copied
     lam, Bbar, C, D = disc.Lambda_bar.copy(), disc.B_bar.copy(), disc.C.copy(), disc.D.copy()
     yk = _ssm_forward_store(lam, Bbar, C, D, X, H)
     if not (np.all(np.isfinite(H[:, -1])) and np.all(np.isfinite(yk))):

@@ -1,7 +1,9 @@
 """The theorem catalogue runs, computes, and meets its expectations; `dynmem verify` reports it."""
 
 import dataclasses
+import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -51,6 +53,46 @@ def test_verify_cli_table_json_and_exit_status(tmp_path, capsys):
     data = json.loads(path.read_text())
     assert {d["name"] for d in data} == {c.name for c in CLAIMS if c.module == "approximation_rates"}
     assert all(d["as_expected"] and d["outcome"] == "verified" for d in data)
+
+
+def _two_quick_claims():
+    return [c.name for c in CLAIMS if c.module == "approximation_rates"][:2]
+
+
+def test_verify_prints_each_row_as_its_claim_finishes(monkeypatch):
+    out = io.StringIO()  # not a terminal: plain rows, no transient line
+    seen = []
+    real = theory.run_claim
+
+    def spy(claim):
+        seen.append((claim.name, out.getvalue()))
+        return real(claim)
+
+    monkeypatch.setattr(theory, "run_claim", spy)
+    first, second = _two_quick_claims()
+    assert cli.verify([first, second], out=out) == 0
+    assert [name for name, _ in seen] == [first, second]
+    before_first, before_second = seen[0][1], seen[1][1]
+    assert "key numbers" in before_first and first not in before_first  # the header, before any result
+    row = next(line for line in before_second.splitlines() if line.startswith(first))  # printed before claim 2 ran
+    assert re.search(r"verified\s+verified\s+\d+\.\d\ds", row), row
+    text = out.getvalue()
+    assert "\r" not in text and "running" not in text
+    assert text.index(second) < text.index("2 claims: 2 verified")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_verify_on_a_terminal_names_the_running_claim_and_replaces_it_by_its_row():
+    out = _Terminal()
+    first, second = _two_quick_claims()
+    assert cli.verify([first, second], out=out) == 0
+    text = out.getvalue()
+    assert f"  running {first} (1 of 2) ...\r\r\x1b[K{first} " in text
+    assert f"  running {second} (2 of 2) ...\r\r\x1b[K{second} " in text
 
 
 def test_verify_exit_status_is_nonzero_when_an_expectation_fails(monkeypatch, capsys):

@@ -30,8 +30,13 @@ def all_claims() -> list[Claim]:
     return [c for mod in MODULES for c in mod.CLAIMS]
 
 
-def run_catalogue(names=None, *, progress=None) -> list[ClaimResult]:
-    """Run the claims whose names (or name prefixes, e.g. a module name) are in ``names`` (all by default)."""
+def run_catalogue(names=None, *, progress=None, started=None) -> list[ClaimResult]:
+    """Run the claims whose names (or name prefixes, e.g. a module name) are in ``names`` (all by default).
+
+    ``started(claim, index, total)`` is called before each claim runs and
+    ``progress(result)`` as soon as it has finished (``dynmem verify`` prints
+    each row of its table there); both only after ``names`` has been checked.
+    """
     claims = all_claims()
     if names:
         wanted = list(names)
@@ -41,7 +46,9 @@ def run_catalogue(names=None, *, progress=None) -> list[ClaimResult]:
             raise ValueError(f"`names` must be claim names or module names; unknown: {unknown}. Known claims: {known}")
         claims = [c for c in claims if any(c.name == n or c.name.startswith(n + ".") for n in wanted)]
     results = []
-    for c in claims:
+    for i, c in enumerate(claims):
+        if started is not None:
+            started(c, i, len(claims))
         r = run_claim(c)
         if progress is not None:
             progress(r)

@@ -239,35 +239,49 @@ def verdict(result: dict) -> dict:
     return {"verdict": v, "why": why, "numbers": {"criteria": c, "rho1": s1, "rho2": s2}}
 
 
+_MATH = {"rho1": r"$\rho_1 = \sum_k k^{-2} e^{-t/k}$", "rho2": r"$\rho_2 = \sum_k k^{-2} e^{-t/k^2}$"}
+
+
 def plot(result: dict, path: str) -> None:
+    """``E_m(beta)`` of both targets (solid: ``w + beta``, dotted: random draws) and the thresholds against m."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from ..plotting import finish_figure
 
     betas = np.asarray(result["betas"], float)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    for ax, name, label in ((axes[0], "rho1", "sum k^-2 e^(-t/k)"), (axes[1], "rho2", "sum k^-2 e^(-t/k^2)")):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
+    for ax, name in ((axes[0], "rho1"), (axes[1], "rho2")):
+        unbounded = False
         for r in result["targets"][name][0]["rows"]:
             e = np.asarray(r["theorem"], float)
             ok = np.isfinite(e)
-            line, = ax.loglog(betas[ok], e[ok], "o-", ms=3, label=f"m={r['m']}: w + beta")
+            line, = ax.loglog(betas[ok], e[ok], "o-", ms=3, label=f"$m = {r['m']}$")
             er = np.asarray(r["random"], float)
             okr = np.isfinite(er)
             ax.loglog(betas[okr], er[okr], ":", color=line.get_color(), lw=1)
             if not ok.all():
+                unbounded = True
                 ax.axvline(betas[~ok][0], color=line.get_color(), lw=0.6, ls="--")
-        ax.set(title=f"{label}: E_m(beta) (solid: w + beta; dotted: random; dashed: unbounded from)",
-               xlabel="beta", ylabel="sup_t error")
-        ax.title.set_fontsize(8)
-        ax.legend(fontsize=6)
+        styles = [Line2D([], [], color="0.3", marker="o", ms=3, ls="-", label=r"$w + \beta$ (every unit)"),
+                  Line2D([], [], color="0.3", ls=":", label="random draws (max)")]
+        if unbounded:
+            styles.append(Line2D([], [], color="0.3", lw=0.6, ls="--", label=r"$w + \beta$ unbounded from here"))
+        handles = ax.get_legend_handles_labels()[0]
+        ax.legend(handles=handles + styles, fontsize=7, ncol=2)
+        ax.set(title=f"{_MATH[name]}: error under perturbation", xlabel=r"perturbation size $\beta$",
+               ylabel=r"$E_m(\beta) = \sup_t$ error")
     ax = axes[2]
     for name in TARGETS:
         s = result["targets"][name][0]["summary"]
-        ax.loglog(s["widths"], s["threshold"], "o-", label=f"{name}: instability threshold beta*(m)")
-        ax.loglog(s["widths"], s["error0"], "s--", label=f"{name}: E_m(0)")
-    ax.set(xlabel="m", title="threshold and truncation error against m")
+        sym = _MATH[name].split(" =")[0] + "$"
+        ax.loglog(s["widths"], s["threshold"], "o-", label=f"{sym}: instability threshold $\\beta^*(m)$")
+        ax.loglog(s["widths"], s["error0"], "s--", label=f"{sym}: $E_m(0)$")
+    ax.set(xlabel="width $m$", title="threshold and truncation error against $m$")
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    finish_figure(fig, result, extra=r"[WLL] App. C: rescaled RNN, $\rho_1$ stable, $\rho_2$ not")
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)

@@ -221,17 +221,20 @@ def plot(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    from ..plotting import finish_figure
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.6))
     t = np.asarray(result["teacher"]["t"], float)
     mem = np.asarray(result["teacher"]["memory"], float)
     ok = mem > 0
     ax.semilogy(t[ok], mem[ok], "-")
-    ax.set(xlabel="token k + 1/2", ylabel="memory |y_{k+1} - y_k| (sup over amplitudes)",
+    ax.set(xlabel=r"token $k + \frac{1}{2}$", ylabel=r"memory $|y_{k+1} - y_k|$ (sup over amplitudes)",
            title=f"transformer teacher memory ({result['teacher']['decay_kind']})")
     st = sorted(result["students"], key=lambda s: s["m"])
-    ax2.loglog([s["m"] for s in st], [s["relative_error"] for s in st], "o-")
-    ax2.axhline(result["config"]["tol"], color="k", lw=0.8, ls="--")
-    ax2.set(xlabel="student width m", ylabel="relative test error", title="tanh RNN students (dashed: tolerance)")
-    fig.tight_layout()
+    ax2.loglog([s["m"] for s in st], [s["relative_error"] for s in st], "o-", label="one student per width")
+    ax2.axhline(result["config"]["tol"], color="k", lw=0.8, ls="--", label=f"tolerance {result['config']['tol']:g}")
+    ax2.set(xlabel="student width $m$", ylabel="relative test error", title="tanh RNN students")
+    ax2.legend(fontsize=7)
+    finish_figure(fig, result, extra=TITLE)
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)

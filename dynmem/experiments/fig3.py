@@ -274,41 +274,69 @@ def verdict(result: dict) -> dict:
     return {"verdict": v, "why": why, "numbers": dict(s)}
 
 
+def _teacher_name(tch: dict) -> str:
+    return f"#{tch['index']} " + (rf"RNN $\alpha = {tch['abscissa']:.2f}$" if tch["kind"] == "rnn" else tch["kind"])
+
+
 def plot(result: dict, path: str) -> None:
+    """Teachers' memories (solid: kept, dotted: rejected), the students' errors and stability thresholds in m.
+
+    One colour per teacher in every panel; each panel's legend explains its
+    line styles and markers, and a style that does not occur (no teacher
+    kept, or none rejected) is not in the key.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     from ..io import atomic_savefig
+    from ..plotting import finish_figure
 
-    fig, (ax, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.4))
+    teachers = result["teachers"]
+    fig, (ax, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 5.4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {tch["index"]: colours[i % len(colours)] for i, tch in enumerate(teachers)}
+    any_kept = any(tch["kept"] for tch in teachers)
+    any_rejected = not all(tch["kept"] for tch in teachers)
     t = np.asarray(result["t"], float)
-    any_kept = any(tch["kept"] for tch in result["teachers"])
-    for tch in result["teachers"]:
+    for tch in teachers:
         mem = np.asarray(tch["memory"], float)
         ok = mem > 0
-        style = "-" if tch["kept"] else ":"
-        name = f"a={tch['abscissa']:.2f}" if tch["kind"] == "rnn" else tch["kind"]
-        ax.semilogy(t[ok], mem[ok], style, lw=1.2 if tch["kept"] else 0.8,
-                    label=f"#{tch['index']} {name} {'kept' if tch['kept'] else 'rejected'}: {tch['decay_kind']}")
-    key = "solid: kept, dotted: rejected" if any_kept else "no teacher kept: all dotted (rejected)"
-    ax.set(xlabel="t", ylabel="teacher memory M(t)", title=f"teacher memories ({key})")
-    ax.legend(fontsize=6)
-    widths = result["config"]["widths"]
-    for tch in result["teachers"]:
-        ax2.loglog(widths, np.maximum(tch["relative_error"], 1e-16), "o-" if tch["kept"] else "x:")
-    ax2.axhline(result["config"]["tol"], color="k", lw=0.8, ls="--")
-    ax2.set(xlabel="student width m", ylabel="relative test error", title="students (dashed: tolerance)")
-    for tch in result["teachers"]:
+        ax.semilogy(t[ok], mem[ok], "-" if tch["kept"] else ":", color=colour[tch["index"]],
+                    lw=1.4 if tch["kept"] else 1.0,
+                    label=f"{_teacher_name(tch)}, {'kept' if tch['kept'] else 'rejected'}: {tch['decay_kind']}")
+    if any_kept:
+        key = "solid: kept, dotted: rejected" if any_rejected else "solid: kept"
+    else:
+        key = "no teacher kept: all dotted (rejected)"
+    ax.set(xlabel="$t$", ylabel="teacher memory $M(t)$", title=f"teacher memories ({key})")
+    ax.legend(fontsize=7, title="teacher, filter: memory class", title_fontsize=7)
+
+    widths = np.asarray(result["config"]["widths"], float)
+    for tch in teachers:
+        err = np.maximum(np.asarray(tch["relative_error"], float), 1e-16)
+        ax2.loglog(widths, err, "o-" if tch["kept"] else "x:", color=colour[tch["index"]])
+    tol = float(result["config"]["tol"])
+    ax2.axhline(tol, color="k", lw=0.8, ls="--")
+    ax2.set(xlabel="student width $m$", ylabel="relative test error", title="students' test error")
+    ax2.legend(handles=[h for h, wanted in (
+        (Line2D([], [], color="0.3", marker="o", ls="-", label="teacher kept"), any_kept),
+        (Line2D([], [], color="0.3", marker="x", ls=":", label="teacher rejected"), any_rejected),
+        (Line2D([], [], color="k", lw=0.8, ls="--", label=f"tolerance {tol:g}"), True)) if wanted],
+        fontsize=7, title="colours: teachers as on the left", title_fontsize=7)
+
+    for tch in teachers:
         th = np.asarray(tch["shift_threshold"], float)
         ok = np.isfinite(th) & (th > 0)
-        ax3.loglog(np.asarray(widths)[ok], th[ok], "o-" if tch["kept"] else "x:", label=f"#{tch['index']} {tch['kind']}")
+        ax3.loglog(widths[ok], th[ok], "o-" if tch["kept"] else "x:", color=colour[tch["index"]],
+                   label=_teacher_name(tch))
     H = float(result["config"]["T"]) * float(result["protocol"]["model"]["dt"])
-    ax3.axhline(1.0 / H, color="k", lw=0.8, ls="--")
-    ax3.set(xlabel="student width m", ylabel="W + beta I threshold (per unit time)",
-            title="students' stability thresholds (dashed: 1/H floor)")
-    ax3.legend(fontsize=6)
-    fig.tight_layout()
+    ax3.axhline(1.0 / H, color="k", lw=0.8, ls="--", label=f"floor $1/H$, $H = {H:g}$")
+    ax3.set(xlabel="student width $m$", ylabel=r"$\beta$ where $W + \beta I$ loses stability (per unit time)",
+            title="students' stability thresholds")
+    ax3.legend(fontsize=7, title="o: kept, x: rejected", title_fontsize=7)
+    finish_figure(fig, result, extra=TITLE)
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
