@@ -663,7 +663,7 @@ def hidden_backward(model, passed, dF=None, dy=None):
     A = hidden_cotangent("dF", dF, dy, model.c, B, T, m)
     gamma, eta = recurrence_coefficients(model)
     Delta = np.empty((T, B, m))
-    a0 = _hidden_backward_kernel(_rw(model.W), S, A, float(gamma), float(eta), Delta)
+    a0 = _hidden_backward_kernel(kernel_array(model.W), S, A, float(gamma), float(eta), Delta)
     D2 = Delta.reshape(T * B, m)
     dW = D2.T @ H[:-1].reshape(T * B, m)
     dU = D2.T @ Xt.reshape(T * B, d)
