@@ -19,7 +19,6 @@ the discrete adjoint's by two products over all the stored steps.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 
@@ -30,11 +29,11 @@ from .._validation import as_float_array, check_choice, check_int, check_nonnega
 from ..activations import get_activation
 from ..errors import SimulationError
 from ..inputs import InputPath
-from .control import (DIVERGED, NONFINITE, MAX_STEPS, STATUS_MESSAGES, STEP_UNDERFLOW, SUCCESS, accept_factor,
-                      all_finite, first_trial_step, initial_step, reject_factor, rms_scaled)
+from .control import (DIVERGED, NONFINITE, MAX_STEPS, STATUS_MESSAGES, STEP_UNDERFLOW, SUCCESS, all_finite,
+                      first_trial_step, initial_step, rms_error, rms_scaled, step_verdict)
 from .field import adjoint_rhs, as_ctrnn, stage_transpose
 from .loop import combine, empty_store, interpolate, solve_one
-from .registry import ADJOINT_COMPILED_METHODS, ADJOINTS, COMPILED_METHODS, check_compiled_method, method_info, pair_of
+from .registry import ADJOINT_COMPILED_METHODS, ADJOINTS, REGISTRY, check_compiled_method, pair_of
 from .solve import kernel_field, path_tables, prepare
 
 __all__ = ["ctrnn_loss_gradient", "loss_gradient_validated", "AdjointODEResult", "resolve_adjoint", "forward_store",
@@ -162,22 +161,12 @@ def _adjoint_backward(field, tabs, tol, P, Q, Xo, Xs, bbreaks, jumps, a_T, S, ns
                 adjoint_rhs(W, code, leak, TS, p, q, t_new - base, Hst[nb], anew, K[nb], V[nb])
                 nfev += nb
                 combine(E, K, E.shape[0], acc_v)
-                ssum = 0.0
-                for i in range(m):
-                    r = hs * acc_v[i] / (atol + rtol * max(abs(a[i]), abs(anew[i])))
-                    ssum += r * r
-                err = math.sqrt(ssum / m)
+                err = rms_error(hs, acc_v, a, anew, rtol, atol)
                 finite_trial = all_finite(anew) and all_finite(K[nb])
-                if finite_trial and err < 1.0:
-                    factor = accept_factor(err, expo, rejected)
+                accepted, factor, h_abs, bad_trial = step_verdict(err, finite_trial, rejected, h_abs, expo)
+                if accepted:
                     break
                 rejected = True
-                if finite_trial:
-                    bad_trial = False
-                    h_abs *= reject_factor(err, expo)
-                else:
-                    bad_trial = True
-                    h_abs *= 0.2
             # parameter integrals over [t_new, t] by the step's own fifth-order weights:
             # int f dt = |hs| sum_j B_j f(t + C_j hs, a_j), with a_j the stage arguments
             # The nodes are buffered as rows (weighted sigma' * a) and (h, x, 1) and summed by one matrix
@@ -505,7 +494,8 @@ def ctrnn_loss_gradient(
     dynmem.simulate.SimulationError
         When the forward or the backward solve fails.
     """
-    if method in COMPILED_METHODS and not method_info(method).adjoints:
+    info = REGISTRY.get(method) if isinstance(method, str) else None
+    if info is not None and info.compiled and not info.adjoints:
         raise ValueError(f"`method` = {method!r} has no compiled adjoint: ctrnn_loss_gradient takes "
                          f"{', '.join(repr(c) for c in ADJOINT_COMPILED_METHODS)} (or use a scipy method such as "
                          "'DOP853' in dynmem.adjoint_gradient).")

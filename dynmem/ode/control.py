@@ -76,3 +76,27 @@ def all_finite(v):
         if not math.isfinite(v[i]):
             return False
     return True
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def rms_error(hs, e, y, ynew, rtol, atol):
+    # scipy's error norm: RMS of hs e_i / (atol + rtol max(|y_i|, |ynew_i|)); inf when the squares overflow,
+    # NaN for a non-finite trial
+    s = 0.0
+    m = y.shape[0]
+    for i in range(m):
+        sc = atol + rtol * max(abs(y[i]), abs(ynew[i]))
+        r = hs * e[i] / sc
+        s += r * r
+    return math.sqrt(s / m)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def step_verdict(err, finite_trial, rejected, h_abs, expo):
+    # scipy's controller on a trial step: (accepted, factor for the next step, h_abs to retry with, bad_trial);
+    # a non-finite trial is retried with a fifth of the step
+    if finite_trial and err < 1.0:
+        return True, accept_factor(err, expo, rejected), h_abs, False
+    if finite_trial:
+        return False, 1.0, h_abs * reject_factor(err, expo), False
+    return False, 1.0, h_abs * 0.2, True

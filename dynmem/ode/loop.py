@@ -34,8 +34,8 @@ import math
 import numba
 import numpy as np
 
-from .control import (DIVERGED, MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS, accept_factor, all_finite,
-                      first_trial_step, initial_step, reject_factor, rms_scaled)
+from .control import (DIVERGED, MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS, all_finite, first_trial_step,
+                      initial_step, rms_error, rms_scaled, step_verdict)
 from .field import field_from_z, matvec, rhs
 from .pair import DENSE_HAIRER
 
@@ -146,6 +146,18 @@ def _stage(field, preact, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp
         rhs(W, code, leak, TS, p, q, tau, ytmp, out)
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _knot_stage(field, preact, y, zy, p, q, TS, ztmp, out, dout, want_d):
+    # out = f(y) at the start of a piece (tau = 0), from zy = W y with preact
+    W, code, leak = field
+    if preact:
+        for i in range(y.shape[0]):
+            ztmp[i] = zy[i] + p[i]
+        field_from_z(code, leak, TS, ztmp, y, out, dout, want_d)
+    else:
+        rhs(W, code, leak, TS, p, q, 0.0, y, out)
+
+
 @numba.njit(cache=True, error_model="numpy")
 def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy, cv, DY):
     """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject, S).
@@ -206,11 +218,7 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
     q = Q[0]
     if preact:
         matvec(W, y, zy)
-        for i in range(m):
-            ztmp[i] = zy[i] + p[i]
-        field_from_z(code, leak, TS, ztmp, y, K[0], D[0], store)
-    else:
-        rhs(W, code, leak, TS, p, q, 0.0, y, K[0])
+    _knot_stage(field, preact, y, zy, p, q, TS, ztmp, K[0], D[0], store)
     nfev += 1
     if not all_finite(K[0]):
         return NONFINITE, t, nfev, nacc, nrej, S
@@ -252,12 +260,7 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
         p = P[seg]
         q = Q[seg]
         if seg > 0:  # the input may jump at the knot: the stage derivative there is re-evaluated
-            if preact:
-                for i in range(m):
-                    ztmp[i] = zy[i] + p[i]
-                field_from_z(code, leak, TS, ztmp, y, K[0], D[0], store)
-            else:
-                rhs(W, code, leak, TS, p, q, 0.0, y, K[0])
+            _knot_stage(field, preact, y, zy, p, q, TS, ztmp, K[0], D[0], store)
             nfev += 1
             if not all_finite(K[0]):
                 return NONFINITE, t, nfev, nacc, nrej, S
@@ -303,12 +306,7 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
                 nfev += nb
                 combine(E, K, E.shape[0], acc_v)
                 if E2.shape[0] == 0:  # scipy's RMS norm of hs * e
-                    s = 0.0
-                    for i in range(m):
-                        sc = atol + rtol * max(abs(y[i]), abs(ynew[i]))
-                        r = hs * acc_v[i] / sc
-                        s += r * r
-                    err = math.sqrt(s / m)  # inf when the squares overflow, NaN for a non-finite trial
+                    err = rms_error(hs, acc_v, y, ynew, rtol, atol)
                 else:  # Hairer's combined norm of two estimates (DOP853)
                     combine(E2, K, E2.shape[0], acc_z)
                     s5 = 0.0
@@ -326,17 +324,11 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
                 finite_trial = all_finite(ynew) and all_finite(K[nb])
                 if finite_trial and math.isnan(err):
                     err = math.inf  # inf / inf: the squares overflowed
-                if finite_trial and err < 1.0:
-                    factor = accept_factor(err, expo, rejected)
+                accepted, factor, h_abs, bad_trial = step_verdict(err, finite_trial, rejected, h_abs, expo)
+                if accepted:
                     break
                 nrej += 1
                 rejected = True
-                if finite_trial:
-                    bad_trial = False
-                    h_abs *= reject_factor(err, expo)
-                else:
-                    bad_trial = True
-                    h_abs *= 0.2
             # accepted step [t, t_new] of length hs
             if preact:
                 matvec(W, K[nb], ZK[nb])

@@ -53,7 +53,7 @@ def _dense():
         (-34.87065786149660974, [th, th, [-1.2, 1.0], [-2.0 / 3.0, 1.0]]),
         (2.5, [th, th, [-1.0, 1.0], [-0.6, 1.0]]),
     ]
-    out = np.zeros((7, 4))
+    out = np.zeros((len(fac), 4))
     for i, (k, factors) in enumerate(fac):
         poly = np.array([k])
         for f in factors:
