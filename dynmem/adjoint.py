@@ -51,10 +51,11 @@ from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .compiling import announce_compilation
-from .activations import dact_scalar, get_activation
+from .activations import get_activation
 from .models import CTRNN, LinearRNN
 from .errors import SimulationError
 from .ode.adjoint import loss_gradient_validated, resolve_adjoint
+from .ode.field import ctrnn_adjoint
 from .ode.registry import ADJOINT_COMPILED_METHODS, ADJOINTS, AUTO, check_method, method_info, resolve_method
 from .simulate import simulate
 from .solvers import BudgetExceeded, EvalBudget, as_ctrnn, check_path, pack_rk_interpolant, segments
@@ -98,25 +99,10 @@ def _rk_eval_many(ts, t_lo, t_old, hs, Y0, Q, out):
 
 @numba.njit(cache=True)
 def _adjoint_rhs(t, a, W, p, q, tp, code, leak, t_lo, t_old, hs, Y0, Q):
-    # da/dt = leak a - W^T (sigma'(z) * a)
-    m = a.shape[0]
-    h = np.empty(m)
+    # da/dt = leak a - W^T (sigma'(z) * a), the forward state from the packed interpolant
+    h = np.empty(a.shape[0])
     _rk_eval(t, t_lo, t_old, hs, Y0, Q, h)
-    g = np.empty(m)
-    tau = t - tp
-    for i in range(m):
-        z = p[i] + tau * q[i]
-        for j in range(m):
-            z += W[i, j] * h[j]
-        g[i] = dact_scalar(code, z) * a[i]
-    out = np.empty(m)
-    for i in range(m):
-        out[i] = leak * a[i]
-    for j in range(m):
-        gj = g[j]
-        for i in range(m):
-            out[i] -= W[j, i] * gj
-    return out
+    return ctrnn_adjoint(t - tp, h, a, W, p, q, code, leak)
 
 
 def _evaluate(sol, packed, ts: np.ndarray) -> np.ndarray:

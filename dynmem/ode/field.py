@@ -5,9 +5,11 @@ from the piece's start).  The engine's loops (:mod:`dynmem.ode.loop`,
 :mod:`dynmem.ode.adjoint`) form a 5(4) pair's stages in pre-activation space
 (:func:`field_from_z`, with :func:`matvec`) or from the state (:func:`rhs`);
 the continuous adjoint reads :func:`adjoint_rhs`, the discrete one
-:func:`stage_transpose`.  scipy's integrators (:mod:`dynmem.simulate`) call
-:func:`ctrnn_rhs` and :func:`ctrnn_jac`, which sum ``z`` in the order scipy's
-path always has (libm's scalar activation, ``z = p + tau q + sum_j W_ij h_j``).
+:func:`stage_transpose`.  scipy's integrators (:mod:`dynmem.simulate`,
+:mod:`dynmem.adjoint`) call :func:`ctrnn_rhs`, :func:`ctrnn_jac` and
+:func:`ctrnn_adjoint`, which share :func:`preactivation` (``z = p + tau q +
+sum_j W_ij h_j`` summed in that order, libm's scalar activation): the two forms
+round differently, and each path keeps the numbers it has always had.
 tanh goes through :func:`dynmem.activations.tanh_block` on the engine's paths
 (vectorised, <= 4 ulp; libm's scalar tanh was ~70% of the right-hand side at m = 32).
 """
@@ -21,7 +23,8 @@ from .._validation import describe
 from ..activations import act_scalar, dact_scalar, tanh_block
 from ..models import CTRNN, ContinuousModel, LinearRNN
 
-__all__ = ["matvec", "field_from_z", "rhs", "adjoint_rhs", "stage_transpose", "ctrnn_rhs", "ctrnn_jac", "as_ctrnn"]
+__all__ = ["matvec", "field_from_z", "rhs", "adjoint_rhs", "stage_transpose", "preactivation", "ctrnn_rhs", "ctrnn_jac",
+           "ctrnn_adjoint", "as_ctrnn"]
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -106,6 +109,15 @@ def stage_transpose(WT, leak, Dst, Kbst, v, g):
 
 
 
+@numba.njit(cache=True, inline="always")
+def preactivation(W, p, q, tau, h, i):
+    # z_i = p_i + tau q_i + sum_j W_ij h_j, summed in that order (the scipy paths' field, Jacobian and adjoint)
+    z = p[i] + tau * q[i]
+    for j in range(h.shape[0]):
+        z += W[i, j] * h[j]
+    return z
+
+
 @numba.njit(cache=True)
 def ctrnn_rhs(t, h, W, p, q, a, code, leak):
     # dh/dt = sigma(W h + p + (t - a) q) - leak h
@@ -113,10 +125,7 @@ def ctrnn_rhs(t, h, W, p, q, a, code, leak):
     out = np.empty(m)
     tau = t - a
     for i in range(m):
-        z = p[i] + tau * q[i]
-        for j in range(m):
-            z += W[i, j] * h[j]
-        out[i] = act_scalar(code, z) - leak * h[i]
+        out[i] = act_scalar(code, preactivation(W, p, q, tau, h, i)) - leak * h[i]
     return out
 
 
@@ -127,15 +136,28 @@ def ctrnn_jac(t, h, W, p, q, a, code, leak):
     J = np.empty((m, m))
     tau = t - a
     for i in range(m):
-        z = p[i] + tau * q[i]
-        for j in range(m):
-            z += W[i, j] * h[j]
-        s = dact_scalar(code, z)
+        s = dact_scalar(code, preactivation(W, p, q, tau, h, i))
         for j in range(m):
             J[i, j] = s * W[i, j]
         J[i, i] -= leak
     return J
 
+
+@numba.njit(cache=True)
+def ctrnn_adjoint(tau, h, a, W, p, q, code, leak):
+    # da/dt = leak a - W^T (sigma'(z) * a), z the pre-activation at the forward state h (scipy's path)
+    m = a.shape[0]
+    g = np.empty(m)
+    for i in range(m):
+        g[i] = dact_scalar(code, preactivation(W, p, q, tau, h, i)) * a[i]
+    out = np.empty(m)
+    for i in range(m):
+        out[i] = leak * a[i]
+    for j in range(m):
+        gj = g[j]
+        for i in range(m):
+            out[i] -= W[j, i] * gj
+    return out
 
 
 def as_ctrnn(model):
