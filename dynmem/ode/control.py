@@ -78,7 +78,7 @@ def all_finite(v):
     return True
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def rms_error(hs, e, y, ynew, rtol, atol):
     # scipy's error norm: RMS of hs e_i / (atol + rtol max(|y_i|, |ynew_i|)); inf when the squares overflow,
     # NaN for a non-finite trial
@@ -91,7 +91,7 @@ def rms_error(hs, e, y, ynew, rtol, atol):
     return math.sqrt(s / m)
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def step_verdict(err, finite_trial, rejected, h_abs, expo):
     # scipy's controller on a trial step: (accepted, factor for the next step, h_abs to retry with, bad_trial);
     # a non-finite trial is retried with a fifth of the step

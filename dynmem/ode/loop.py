@@ -86,7 +86,7 @@ def interpolate(K, y, hs, x, Pd, out):
         out[i] = y[i] + hs * out[i]
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def _dense_hairer(F, y, x, out):
     # y + x (F0 + (1-x) (F1 + x (F2 + ...))): scipy's Dop853DenseOutput, Horner from the last coefficient
     m = out.shape[0]
@@ -127,7 +127,7 @@ def grown_store(S):
     return T_t, T_h, T_y, T_K, T_D, T_seg
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def _stage(field, preact, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout, want_d):
     # out = f(y + hs sum_{j<nst} coef_j K_j) at the stage time (tau from the piece's start); with preact from the
     # pre-activations (dout = sigma' there when want_d), else from the state
@@ -146,7 +146,7 @@ def _stage(field, preact, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp
         rhs(W, code, leak, TS, p, q, tau, ytmp, out)
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def _knot_stage(field, preact, y, zy, p, q, TS, ztmp, out, dout, want_d):
     # out = f(y) at the start of a piece (tau = 0), from zy = W y with preact
     W, code, leak = field
