@@ -23,7 +23,7 @@ from .._validation import describe
 from ..activations import act_scalar, dact_scalar, tanh_block
 from ..models import CTRNN, ContinuousModel, LinearRNN
 
-__all__ = ["matvec", "field_from_z", "rhs", "adjoint_rhs", "stage_transpose", "preactivation", "ctrnn_rhs", "ctrnn_jac",
+__all__ = ["matvec", "field_from_z", "rhs", "adjoint_rhs", "stage_transpose", "preactivation", "transpose_apply", "ctrnn_rhs", "ctrnn_jac",
            "ctrnn_adjoint", "as_ctrnn"]
 
 
@@ -70,6 +70,18 @@ def rhs(W, code, leak, TS, p, q, tau, h, out):
 
 
 
+@numba.njit(cache=True, inline="always")
+def transpose_apply(W, leak, a, v, out):
+    # out = leak a - W^T v, the rows of W read in order; inlined, so each caller keeps its own float flags
+    m = a.shape[0]
+    for i in range(m):
+        out[i] = leak * a[i]
+    for i in range(m):
+        vi = v[i]
+        for j in range(m):
+            out[j] -= W[i, j] * vi
+
+
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def adjoint_rhs(W, code, leak, TS, p, q, tau, h, a, out, v):
     # v = sigma'(W h + p + tau q) * a ;  out = leak a - W^T v
@@ -86,12 +98,7 @@ def adjoint_rhs(W, code, leak, TS, p, q, tau, h, a, out, v):
     else:
         for i in range(m):
             v[i] = dact_scalar(code, v[i]) * a[i]
-    for i in range(m):
-        out[i] = leak * a[i]
-    for i in range(m):
-        vi = v[i]
-        for j in range(m):
-            out[j] -= W[i, j] * vi
+    transpose_apply(W, leak, a, v, out)
 
 
 
@@ -151,12 +158,7 @@ def ctrnn_adjoint(tau, h, a, W, p, q, code, leak):
     for i in range(m):
         g[i] = dact_scalar(code, preactivation(W, p, q, tau, h, i)) * a[i]
     out = np.empty(m)
-    for i in range(m):
-        out[i] = leak * a[i]
-    for j in range(m):
-        gj = g[j]
-        for i in range(m):
-            out[i] -= W[j, i] * gj
+    transpose_apply(W, leak, a, g, out)
     return out
 
 
