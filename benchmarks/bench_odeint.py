@@ -1,4 +1,4 @@
-"""Forward CTRNN solve: dynmem's scipy RK45 path vs the compiled dopri5 of dynmem.odeint.
+"""Forward CTRNN solve: dynmem's scipy RK45 path vs the compiled dopri5 of dynmem.ode.
 
 A last section adds torchdiffeq (dopri5, odeint / odeint_adjoint with jump_t), the nonlinear
 memory_function case of the issue and train_ctrnn, default method vs RK45.
@@ -14,7 +14,7 @@ calls ``solve_ivp`` knot to knot from Python, ``simulate(method="dopri5")``
 runs the whole solve in one numba call.  Error: norm-wise relative error of
 ``y(t_obs)`` against scipy DOP853 at ``rtol = 1e-13, atol = 1e-15``.
 The adjoint rows time the loss gradient, ``dynmem.adjoint_gradient`` (scipy
-RK45, the Python adjoint) vs ``dynmem.odeint.ctrnn_loss_gradient`` (compiled),
+RK45, the Python adjoint) vs ``dynmem.ode.ctrnn_loss_gradient`` (compiled),
 error of the flat gradient against ``adjoint_gradient(method="DOP853",
 rtol=atol=1e-12)``, and the compiled adjoint's cost over its forward solve.
 A last row solves a batch of 16 input sequences in one compiled call.
@@ -68,7 +68,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dynmem  # noqa: E402
 from bench_adjoint import make_problem  # noqa: E402
-from dynmem.odeint import ctrnn_loss_gradient, solve_ctrnn  # noqa: E402
+from dynmem.ode import ctrnn_loss_gradient, solve_ctrnn  # noqa: E402
 
 RTOLS = (1e-6, 1e-8, 1e-10)
 N_BATCH = 16

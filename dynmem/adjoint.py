@@ -33,12 +33,12 @@ interpolant from Python.  The gradient is exact for the discretised
 solution up to ``O(rtol)``: its error falls in proportion to ``rtol``.
 
 With the compiled ``method="dopri5"`` (the default for affine inputs and no
-running loss) both solves run in :mod:`dynmem.odeint`, and ``adjoint=``
+running loss) both solves run in :mod:`dynmem.ode`, and ``adjoint=``
 chooses between this continuous adjoint and the *discrete* one, the
 transpose of the stored forward steps (the exact gradient of the computed
 loss, no backward solve); ``"auto"`` takes the discrete adjoint for smooth
 activations and the continuous one for kinked ones
-(:func:`dynmem.odeint.resolve_adjoint`).
+(:func:`dynmem.ode.resolve_adjoint`).
 """
 
 from __future__ import annotations
@@ -51,13 +51,14 @@ from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .compiling import announce_compilation
-from .activations import dact_scalar, get_activation
+from .activations import get_activation
 from .models import CTRNN, LinearRNN
-from .odeint import ADJOINTS, loss_gradient_validated, resolve_adjoint
+from .errors import SimulationError
+from .ode.adjoint import loss_gradient_validated, resolve_adjoint
+from .ode.field import ctrnn_adjoint
+from .ode.registry import ADJOINT_COMPILED_METHODS, ADJOINTS, AUTO, check_method, method_info, resolve_method
 from .simulate import simulate
-from .solvers import (ADJOINT_COMPILED_METHODS, AUTO, COMPILED_METHODS, EVALS_PER_STEP, STIFF_METHODS, BudgetExceeded, EvalBudget,
-                      SimulationError, as_ctrnn, check_method, check_path, pack_rk_interpolant, resolve_method,
-                      segments)
+from .solvers import BudgetExceeded, EvalBudget, as_ctrnn, check_path, pack_rk_interpolant, segments
 
 __all__ = ["adjoint_gradient", "AdjointResult"]
 
@@ -98,25 +99,10 @@ def _rk_eval_many(ts, t_lo, t_old, hs, Y0, Q, out):
 
 @numba.njit(cache=True)
 def _adjoint_rhs(t, a, W, p, q, tp, code, leak, t_lo, t_old, hs, Y0, Q):
-    # da/dt = leak a - W^T (sigma'(z) * a)
-    m = a.shape[0]
-    h = np.empty(m)
+    # da/dt = leak a - W^T (sigma'(z) * a), the forward state from the packed interpolant
+    h = np.empty(a.shape[0])
     _rk_eval(t, t_lo, t_old, hs, Y0, Q, h)
-    g = np.empty(m)
-    tau = t - tp
-    for i in range(m):
-        z = p[i] + tau * q[i]
-        for j in range(m):
-            z += W[i, j] * h[j]
-        g[i] = dact_scalar(code, z) * a[i]
-    out = np.empty(m)
-    for i in range(m):
-        out[i] = leak * a[i]
-    for j in range(m):
-        gj = g[j]
-        for i in range(m):
-            out[i] -= W[j, i] * gj
-    return out
+    return ctrnn_adjoint(t - tp, h, a, W, p, q, code, leak)
 
 
 def _evaluate(sol, packed, ts: np.ndarray) -> np.ndarray:
@@ -215,7 +201,7 @@ def adjoint_gradient(
         ``"auto"`` (default: ``"dopri5"`` for an affine input path without a
         running loss, ``"RK45"`` otherwise; ``result.method`` says which ran),
         a scipy integrator for both solves, or ``"dopri5"``: the compiled
-        forward and adjoint solves of :func:`dynmem.odeint.ctrnn_loss_gradient`
+        forward and adjoint solves of :func:`dynmem.ode.ctrnn_loss_gradient`
         (affine input paths; a running loss with the discrete adjoint only;
         ``n_quadrature_nodes`` reports the backward stage points or stage
         transposes, which carry the parameter sums); ``"tsit5"`` runs the
@@ -236,7 +222,7 @@ def adjoint_gradient(
         solve's stored steps (the exact gradient of the computed loss; no
         backward solve), ``"continuous"`` solves the adjoint ODE;
         ``"auto"`` takes the discrete one for smooth activations and the
-        continuous one for kinked ones (:func:`dynmem.odeint.resolve_adjoint`,
+        continuous one for kinked ones (:func:`dynmem.ode.resolve_adjoint`,
         with the measurements behind the choice).  The scipy methods compute
         the continuous adjoint only (``"auto"`` or ``"continuous"``).
 
@@ -287,22 +273,23 @@ def adjoint_gradient(
         h0 = as_float_array("h0", h0, shape=(model.hidden,))  # one state: the same rule for every method
     adjoint = check_choice("adjoint", adjoint, ADJOINTS)
     method = resolve_method(method, model, x, running_loss=rho != 0.0)
-    if method in COMPILED_METHODS:
+    info = method_info(method)  # what the method can do: compiled, its adjoints, which of them carry a running loss
+    if info.compiled:
         adjoint = resolve_adjoint(adjoint, model)
-    if adjoint == "discrete" and method not in COMPILED_METHODS:
-        raise ValueError(f"`adjoint` = 'discrete' needs a compiled method ('dopri5'); got method={method!r}, "
+    elif adjoint != "auto" and adjoint not in info.adjoints:
+        raise ValueError(f"`adjoint` = {adjoint!r} needs a compiled method ('dopri5'); got method={method!r}, "
                          "whose adjoint is the continuous one.")
-    if method in COMPILED_METHODS:
-        if rho != 0.0 and adjoint != "discrete":
+    if info.compiled:
+        if not info.adjoints:
+            raise ValueError(f"`method` = {method!r} has no compiled adjoint: the compiled gradients take "
+                             f"{', '.join(repr(c) for c in ADJOINT_COMPILED_METHODS)} (or use a scipy method such as "
+                             "'DOP853').")
+        if rho != 0.0 and adjoint not in info.running_loss:
             raise ValueError(f"`running_target` with method={method!r} needs adjoint='discrete' (the compiled "
                              f"continuous adjoint has no running loss); got adjoint={adjoint!r}; or use a scipy method.")
         if not x.affine:
             raise TypeError(f"`x` must be affine on each piece (x.affine) for method={method!r}; got {describe(x)}.")
         # every argument is validated above or here: the compiled core directly (no second validation pass)
-        if method not in ADJOINT_COMPILED_METHODS:
-            raise ValueError(f"`method` = {method!r} has no compiled adjoint: the compiled gradients take "
-                             f"{', '.join(repr(c) for c in ADJOINT_COMPILED_METHODS)} (or use a scipy method such as "
-                             "'DOP853').")
         max_steps = check_int("max_steps", max_steps, minimum=1, maximum=2**62)
         if not (x.t_start <= t0 <= x.t_end):
             raise ValueError(f"`t0` must lie in the input's domain [{x.t_start}, {x.t_end}]; got {t0}.")
@@ -325,7 +312,7 @@ def adjoint_gradient(
     m, d = model.hidden, model.inputs
     fwd = simulate(model, x, t_obs, h0=h0, t0=t0, method=method, rtol=rtol, atol=atol, dense_output=True,
                    max_steps=max_steps)
-    budget = EvalBudget(int(max_steps) * EVALS_PER_STEP.get(method, 1))
+    budget = EvalBudget(int(max_steps) * info.evals_per_step)
     t0 = float(fwd.sol.breaks[0]) if fwd.sol is not None else float(t0)
     y = fwd.y
     r_obs = w * (y - y_obs)
@@ -401,12 +388,12 @@ def adjoint_gradient(
                 return out
 
         kwargs = dict(method=method, rtol=rtol, atol=atol, dense_output=True)
-        if last_step is not None and method in ("RK45", "RK23"):
+        if last_step is not None and info.warm_start:
             # Start from the previous segment's step instead of scipy's fresh guess
             # (measured to save ~15% on the adjoint benchmark; for DOP853 it made the
             # error's dependence on rtol irregular, so the others keep scipy's guess).
             kwargs["first_step"] = min(last_step, hi - lo)
-        if method in STIFF_METHODS:
+        if info.stiff:
             def jac(t, av, fseg=fseg, u_of=u_of):
                 z = W @ fseg(t) + u_of(t)
                 J = -W.T * dact(z)[None, :]

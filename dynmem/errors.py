@@ -35,7 +35,11 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["DynmemOverflowWarning", "FloatOverflowError", "warn_overflow"]
+__all__ = ["DynmemOverflowWarning", "FloatOverflowError", "SimulationError", "warn_overflow"]
+
+
+class SimulationError(RuntimeError):
+    """The integrator failed (step size collapse, divergence or a non-finite state)."""
 
 
 class DynmemOverflowWarning(RuntimeWarning):

@@ -607,10 +607,10 @@ class _DiscreteCell(_GatedCell):
 
         Raises
         ------
-        dynmem.simulate.SimulationError
+        dynmem.SimulationError
             If it has not settled within ``max_steps`` steps (no attracting rest state).
         """
-        from .simulate import SimulationError
+        from .errors import SimulationError
 
         X = as_float_array("X", X, ndim=2)
         if X.shape[1] != self.inputs:
@@ -789,11 +789,11 @@ class CTGRU(_GatedCell):
         """Rest states ``n(h, x) = h`` for constant inputs X (k, d) by ``scipy.optimize.root`` (shape (k, m)).
 
         Started from the zero state with the analytic Jacobian; raises
-        :class:`dynmem.simulate.SimulationError` if the root finder fails.
+        :class:`dynmem.SimulationError` if the root finder fails.
         """
         import scipy.optimize
 
-        from .simulate import SimulationError
+        from .errors import SimulationError
 
         X = as_float_array("X", X, ndim=2)
         m = self.hidden

@@ -57,7 +57,9 @@ from .errors import warn_overflow
 from .inputs import step
 from .activations import get_activation
 from .models import CTRNN, ClosedFormMemory, ContinuousModel, DiscreteModel, LinearRNN
-from .solvers import AUTO, COMPILED_METHODS, STIFF_METHODS, SimulationError, as_ctrnn, check_method, resolve_method
+from .errors import SimulationError
+from .ode.registry import AUTO, check_method, method_info, resolve_method
+from .solvers import as_ctrnn
 
 # The decay fits moved to dynmem.decay; re-exported here, where they were.
 from .decay import DecayFit, fit_decay  # noqa: E402,F401
@@ -364,7 +366,7 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
 
     All probes are integrated at once: for a CTRNN or LinearRNN with
     ``method`` "auto" or "dopri5" in one compiled DOPRI5 call
-    (:func:`dynmem.odeint.solve_ctrnn_constant`, which returns c^T f(h) at the
+    (:func:`dynmem.ode.solve_ctrnn_constant`, which returns c^T f(h) at the
     observation times), otherwise through the
     :class:`~dynmem.models.ContinuousModel` contract as one batched scipy ODE
     ``dH/dt = f(H, X)``.
@@ -386,7 +388,7 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
         Xd = zero
 
     method = resolve_method(method, model)  # "auto" -> "dopri5" or scipy's "RK45" (other ContinuousModels)
-    if method in COMPILED_METHODS:
+    if method_info(method).compiled:
         if not isinstance(model, (CTRNN, LinearRNN)):
             raise ValueError(f"`method` = {method!r} is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
@@ -443,9 +445,9 @@ def _mirror_pairs(model, Xd: np.ndarray, H0: np.ndarray):
 
 def _compiled_probe_states(model, Xd: np.ndarray, H0: np.ndarray, t: np.ndarray, rtol: float, atol: float,
                            c=None, method: str = "dopri5") -> np.ndarray:
-    """All k probes in one compiled DOPRI5 call (dynmem.odeint): states (n, k, m), or with a readout ``c``
+    """All k probes in one compiled DOPRI5 call (dynmem.ode): states (n, k, m), or with a readout ``c``
     the output derivatives ``c^T dh/dt = c^T f(h(t))`` (k, n), the exact field at the interpolated states."""
-    from .odeint import solve_ctrnn_constant
+    from .ode.solve import solve_ctrnn_constant
 
     out = solve_ctrnn_constant(model, Xd, t, h0=H0, rtol=rtol, atol=atol, output_derivative=c, method=method)
     res, dy = out if c is not None else (out, None)
@@ -467,7 +469,7 @@ def _scipy_probe_states(model, Xd: np.ndarray, H0: np.ndarray, t: np.ndarray, me
         return model.vector_field(y.reshape(k, m), Xd).ravel()
 
     kwargs = dict(method=method, rtol=rtol, atol=atol, t_eval=t)
-    if method in STIFF_METHODS:
+    if method_info(method).stiff:
         import scipy.sparse
 
         def jac(_t, y):
@@ -580,7 +582,7 @@ def memory_function(
     method, rtol, atol
         Integrator for the probes of continuous models (all probes are
         integrated at once).  The default ``"auto"`` runs CTRNN/LinearRNN
-        probes in one compiled DOPRI5 call (``"dopri5"``, :mod:`dynmem.odeint`)
+        probes in one compiled DOPRI5 call (``"dopri5"``, :mod:`dynmem.ode`)
         and other continuous models as one batched scipy ``"RK45"`` system;
         scipy's methods and the compiled ``"tsit5"`` / ``"dop853"`` are
         accepted by name.

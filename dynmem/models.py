@@ -152,7 +152,7 @@ class ContinuousModel(Protocol):
         ``df/dh`` at each pair.
     equilibrium(X) -> ndarray, shape (k, m)
         A rest state ``f(h, x) = 0`` for each constant input row of X (k, d);
-        raises :class:`dynmem.simulate.SimulationError` when none is found.
+        raises :class:`dynmem.SimulationError` when none is found.
         ``equilibrium(zeros((1, d)))[0]`` is the rest state the memory
         probes start from.
     impulse_kick(X) -> ndarray, shape (k, m)
@@ -199,7 +199,7 @@ class DiscreteModel(Protocol):
         ``g(s)`` for states S (k, n).
     equilibrium(X) -> ndarray, shape (k, n)
         Fixed points ``s = F(s, x)`` for constant inputs X (k, d); raises
-        :class:`dynmem.simulate.SimulationError` when the recurrence does not settle.
+        :class:`dynmem.SimulationError` when the recurrence does not settle.
     """
 
     inputs: int
@@ -641,7 +641,7 @@ class CTRNN(_ParamModel):
         ------
         ValueError
             If ``W`` is numerically singular (leak = 0).
-        dynmem.simulate.SimulationError
+        dynmem.SimulationError
             If the root finder fails (leak > 0).
         """
         drive = self._drive(np.atleast_2d(X))
@@ -660,7 +660,7 @@ class CTRNN(_ParamModel):
             lu = scipy.linalg.lu_factor(W, check_finite=False)
             out[rows] = -scipy.linalg.lu_solve(lu, drive[rows].T).T
             return out
-        from .simulate import SimulationError
+        from .errors import SimulationError
 
         act, leak = get_activation(self.activation), self.leak
         for i in rows:
@@ -936,10 +936,10 @@ class DiscreteRNN(_ParamModel):
     def equilibrium(self, X, *, max_iter: int = 100000, tol: float = 1e-14) -> np.ndarray:
         """Fixed points ``h = gamma h + eta sigma(W h + U x + b)`` for constant inputs X (k, d), by iteration.
 
-        A zero drive gives ``h = 0``.  Raises :class:`dynmem.simulate.SimulationError`
+        A zero drive gives ``h = 0``.  Raises :class:`dynmem.SimulationError`
         when the iteration does not settle to ``tol`` (relative) in ``max_iter`` steps.
         """
-        from .simulate import SimulationError
+        from .errors import SimulationError
 
         drive = np.atleast_2d(np.asarray(X, dtype=float)) @ np.asarray(self.U).T + self.b
         out = np.zeros_like(drive)

@@ -13,52 +13,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from scipy.integrate import solve_ivp
 
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_positive
 from .compiling import announce_compilation
-from .activations import act_scalar, dact_scalar, get_activation
+from .activations import get_activation
+from .errors import SimulationError
 from .inputs import InputPath
 from .models import CTRNN
-from .odeint import DIVERGED, MAX_STEPS, STATUS_MESSAGES, SUCCESS, solve_path_validated
-from .solvers import (AUTO, COMPILED_METHODS, EVALS_PER_STEP, METHODS, STIFF_METHODS, BudgetExceeded, EvalBudget,
-                      SimulationError, as_ctrnn, check_method, check_path, resolve_method, segments, stiffness_hint,
-                      MAX_STEPS_LIMIT)
+from .ode.control import DIVERGED, MAX_STEPS, STATUS_MESSAGES, SUCCESS
+from .ode.field import ctrnn_jac, ctrnn_rhs
+from .ode.registry import AUTO, COMPILED_METHODS, METHODS, check_method, method_info, resolve_method
+from .ode.solve import solve_path_validated
+from .solvers import BudgetExceeded, EvalBudget, as_ctrnn, check_path, segments, stiffness_hint, MAX_STEPS_LIMIT
 
 __all__ = ["simulate", "SimulationResult", "PiecewiseSolution", "SimulationError", "METHODS"]
-
-@numba.njit(cache=True)
-def _ctrnn_rhs(t, h, W, p, q, a, code, leak):
-    # dh/dt = sigma(W h + p + (t - a) q) - leak h
-    m = h.shape[0]
-    out = np.empty(m)
-    tau = t - a
-    for i in range(m):
-        z = p[i] + tau * q[i]
-        for j in range(m):
-            z += W[i, j] * h[j]
-        out[i] = act_scalar(code, z) - leak * h[i]
-    return out
-
-
-@numba.njit(cache=True)
-def _ctrnn_jac(t, h, W, p, q, a, code, leak):
-    # d/dh [sigma(W h + u) - leak h] = diag(sigma'(z)) W - leak I
-    m = h.shape[0]
-    J = np.empty((m, m))
-    tau = t - a
-    for i in range(m):
-        z = p[i] + tau * q[i]
-        for j in range(m):
-            z += W[i, j] * h[j]
-        s = dact_scalar(code, z)
-        for j in range(m):
-            J[i, j] = s * W[i, j]
-        J[i, i] -= leak
-    return J
-
 
 class _Field:
     """Vector field and Jacobian of a CTRNN on one piece of the input."""
@@ -80,10 +50,10 @@ class _Field:
             q = model.U @ self.x.slopes[k]
 
             def fun(t, h):
-                return _ctrnn_rhs(t, h, W, p, q, a, code, leak)
+                return ctrnn_rhs(t, h, W, p, q, a, code, leak)
 
             def jac(t, h):
-                return _ctrnn_jac(t, h, W, p, q, a, code, leak)
+                return ctrnn_jac(t, h, W, p, q, a, code, leak)
 
             return fun, jac
         act, U, b, xfn = self.act, model.U, model.b, self.x.fn
@@ -248,7 +218,7 @@ def simulate(
     method : {"auto", "RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA", "dopri5", "tsit5", "dop853"}
         scipy integrator (stiff ones get the analytic Jacobian), or
         ``"dopri5"``: the numba-compiled Dormand-Prince 5(4) of
-        :mod:`dynmem.odeint` (same pair and step-size controls as scipy's
+        :mod:`dynmem.ode` (same pair and step-size controls as scipy's
         RK45, the whole solve in one compiled call; CTRNN/LinearRNN models,
         affine input paths, no ``dense_output``); ``"tsit5"`` (Tsitouras
         5(4), the same controls) and ``"dop853"`` (scipy's DOP853 pair and
@@ -337,14 +307,15 @@ def simulate(
     m = model.hidden
     h = np.zeros(m) if h0 is None else as_float_array("h0", h0, shape=(m,)).copy()
 
-    if method in COMPILED_METHODS:
+    info = method_info(method)
+    if info.compiled:
         if not isinstance(model, CTRNN):
             raise ValueError(f"`method` = {method!r} is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
         return _simulate_compiled(model, x, t_eval, h, t0, rtol, atol, max_step, dense_output, threshold, on_failure,
                                   max_steps, method)
     field = _Field(model, x) if isinstance(model, CTRNN) else _ContractField(model, x)
-    budget = EvalBudget(max_steps * EVALS_PER_STEP.get(method, 1))
+    budget = EvalBudget(max_steps * info.evals_per_step)
     H = np.full((t_eval.size, m), np.nan)
     done = np.zeros(t_eval.size, dtype=bool)
     nfev = njev = nlu = 0
@@ -363,9 +334,9 @@ def simulate(
             te = np.append(te, b)  # the end state seeds the next segment
         kwargs = dict(method=method, rtol=rtol, atol=atol, max_step=max_step, dense_output=dense_output,
                       t_eval=te, events=event)
-        if method in STIFF_METHODS:
+        if info.stiff:
             kwargs["jac"] = jac
-        if last_step is not None and method in ("RK45", "RK23"):
+        if last_step is not None and info.warm_start:
             # Start from the previous segment's step instead of scipy's fresh guess
             # (measured to save ~15% on the adjoint benchmark; for DOP853 it made the
             # error's dependence on rtol irregular, so the others keep scipy's guess).
@@ -374,7 +345,7 @@ def simulate(
             sol = solve_ivp(budget.wrap(fun), (a, b), h, **kwargs)
         except BudgetExceeded:
             success = False
-            hint = stiffness_hint(model, float(t_eval[-1]) - t0, max_steps, method) if method in ("RK45", "RK23", "DOP853") else ""
+            hint = stiffness_hint(model, float(t_eval[-1]) - t0, max_steps, method) if not info.stiff else ""
             message = (f"{method} used its budget of max_steps = {max_steps} steps on the segment "
                        f"[{a:.6g}, {b:.6g}] (raise `max_steps` to allow more){hint}.")
             break

@@ -1,13 +1,14 @@
-"""Solver layer shared by :mod:`dynmem.simulate`, :mod:`dynmem.adjoint`, :mod:`dynmem.memory` and :mod:`dynmem.odeint`.
+"""Solver layer shared by :mod:`dynmem.simulate`, :mod:`dynmem.adjoint` and :mod:`dynmem.memory` (scipy side).
 
 The pieces every continuous-time routine needs and that used to live as
 private names of :mod:`dynmem.simulate`:
 
-* the method names (:data:`METHODS` of scipy, :data:`COMPILED_METHODS` of
-  :mod:`dynmem.odeint`, :data:`STIFF_METHODS`) and the default ``"auto"``
-  with its resolution rule (:func:`resolve_method`);
-* the model and input checks at the public boundary (:func:`as_ctrnn`,
-  :func:`check_path`);
+* the method names and the default ``"auto"`` with its resolution rule,
+  re-exported from the method registry :mod:`dynmem.ode.registry`
+  (:data:`METHODS` of scipy, :data:`COMPILED_METHODS`, :data:`STIFF_METHODS`,
+  :func:`check_method`, :func:`resolve_method`);
+* the model and input checks at the public boundary (:func:`as_ctrnn`, from
+  :mod:`dynmem.ode.field`, and :func:`check_path`);
 * knot-to-knot segmentation of an input path (:func:`segments`);
 * the step budget of scipy solves (:class:`EvalBudget`,
   :class:`BudgetExceeded`, :data:`EVALS_PER_STEP`) and the stiffness scale
@@ -15,10 +16,10 @@ private names of :mod:`dynmem.simulate`:
 * packing of scipy's Runge-Kutta dense output into plain arrays
   (:func:`pack_rk_interpolant`) - the one place a private scipy class
   (``scipy.integrate._ivp.rk.RkDenseOutput``) is referred to;
-* the coefficients of the DOP853 pair (:data:`DOP853_COEFFICIENTS`), read
-  from scipy's private ``scipy.integrate._ivp.dop853_coefficients`` here and
-  nowhere else;
-* :class:`SimulationError`, re-exported by :mod:`dynmem.simulate` (same class).
+* the coefficients of the DOP853 pair (:data:`DOP853_COEFFICIENTS`,
+  re-exported from :mod:`dynmem.ode.dop853`, which reads them from scipy);
+* :class:`SimulationError` (defined in :mod:`dynmem.errors`), re-exported here
+  and by :mod:`dynmem.simulate` (same class).
 
 These names are public within the package but not re-exported from
 ``dynmem`` itself.
@@ -27,112 +28,21 @@ These names are public within the package but not re-exported from
 from __future__ import annotations
 
 import numpy as np
-from scipy.integrate._ivp import dop853_coefficients as _dop853
 from scipy.integrate._ivp.rk import RkDenseOutput
 
-from ._validation import check_choice, describe
-from .activations import get_activation
+from ._validation import describe
+from .errors import SimulationError
 from .inputs import InputPath
-from .models import CTRNN, ContinuousModel, LinearRNN
+from .ode.dop853 import COEFFICIENTS as DOP853_COEFFICIENTS
+from .ode.field import as_ctrnn
+from .ode.registry import (ADJOINT_COMPILED_METHODS, AUTO, COMPILED_METHODS, EVALS_PER_STEP, METHODS, STIFF_METHODS,
+                           check_method, method_info, resolve_method)
 
 __all__ = [
     "SimulationError", "METHODS", "COMPILED_METHODS", "STIFF_METHODS", "AUTO", "EVALS_PER_STEP",
     "as_ctrnn", "check_path", "segments", "EvalBudget", "BudgetExceeded", "stiffness_scale", "stiffness_hint", "MAX_STEPS_LIMIT",
     "pack_rk_interpolant", "check_method", "resolve_method", "ADJOINT_COMPILED_METHODS", "DOP853_COEFFICIENTS",
 ]
-
-METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
-"""scipy's :func:`~scipy.integrate.solve_ivp` methods, accepted by name."""
-COMPILED_METHODS = ("dopri5", "tsit5", "dop853")
-"""Compiled methods of :mod:`dynmem.odeint`: Dormand-Prince 5(4), Tsitouras 5(4), Hairer's DOP853 (8(5,3))."""
-ADJOINT_COMPILED_METHODS = ("dopri5", "tsit5")
-"""Compiled methods that :func:`dynmem.odeint.ctrnn_loss_gradient` (the compiled adjoint) takes."""
-STIFF_METHODS = ("Radau", "BDF", "LSODA")
-"""Implicit scipy methods (they receive the analytic Jacobian)."""
-AUTO = "auto"
-"""The default method name: see :func:`resolve_method`."""
-EVALS_PER_STEP = {"RK45": 6, "RK23": 3, "DOP853": 12}
-"""Right-hand-side evaluations per step of scipy's explicit methods (1 assumed for the others)."""
-
-
-def _frozen(a) -> np.ndarray:
-    out = np.array(a, dtype=float)
-    out.flags.writeable = False
-    return out
-
-
-# Hairer, Norsett & Wanner, *Solving ODEs I* (2nd ed.), sec. II.5 and II.10, and Hairer's DOP853 Fortran code:
-# the coefficients as scipy ships them (scipy.integrate._ivp.dop853_coefficients, used by its DOP853).
-DOP853_COEFFICIENTS = {
-    "C": _frozen(_dop853.C),  # (16,): 12 stages, the FSAL stage (index 12) and 3 dense-output stages
-    "A": _frozen(_dop853.A),  # (16, 16)
-    "B": _frozen(_dop853.B),  # (12,): eighth-order weights
-    "E3": _frozen(_dop853.E3),  # (13,): third-order error weights (incl. the FSAL stage)
-    "E5": _frozen(_dop853.E5),  # (13,): fifth-order error weights
-    "D": _frozen(_dop853.D),  # (4, 16): the seventh-order dense output's higher coefficients
-}
-"""Read-only arrays of the DOP853 pair (the numbers of scipy's ``DOP853``)."""
-
-
-class SimulationError(RuntimeError):
-    """The integrator failed (step size collapse, divergence or a non-finite state)."""
-
-
-def check_method(method, *, compiled: bool = True) -> str:
-    """Validate a ``method`` argument: ``"auto"``, a scipy method or (with ``compiled``) a compiled one."""
-    if method == AUTO:
-        return method
-    choices = METHODS + (COMPILED_METHODS if compiled else ())
-    try:
-        return check_choice("method", method, choices)
-    except ValueError as exc:
-        raise ValueError(f"{exc} The default {AUTO!r} picks the compiled 'dopri5' where it applies and 'RK45' "
-                         "otherwise.") from None
-
-
-def resolve_method(method: str, model, x=None, *, dense_output: bool = False, running_loss: bool = False) -> str:
-    """The integrator ``method="auto"`` stands for; any other name is returned unchanged.
-
-    ``"auto"`` resolves to the compiled ``"dopri5"`` (:mod:`dynmem.odeint`:
-    the same Dormand-Prince 5(4) pair and step-size controls as scipy's
-    ``RK45``, the whole solve in one compiled call) when all of these hold:
-
-    * the model is a :class:`~dynmem.models.CTRNN` (a LinearRNN counts, as
-      its CTRNN form);
-    * the input path is affine on each piece (``x.affine``; every path of
-      :mod:`dynmem.inputs` except :class:`~dynmem.inputs.FunctionPath`), or
-      there is no path (constant inputs);
-    * no dense output is asked for, and no running loss unless the
-      activation is smooth (the compiled running loss rides on the discrete
-      adjoint, which ``adjoint="auto"`` uses for smooth activations only).
-
-    Otherwise it resolves to scipy's ``"RK45"``.  Both are explicit methods:
-    a stiff model needs ``"Radau"`` or ``"BDF"`` by name under either (the
-    step budget reports it).
-    """
-    if method != AUTO:
-        return method
-    if isinstance(model, LinearRNN):
-        model = model.as_ctrnn()
-    ok = isinstance(model, CTRNN) and not dense_output
-    ok = ok and (not running_loss or get_activation(model.activation).smooth)
-    if x is not None:
-        ok = ok and isinstance(x, InputPath) and bool(x.affine)
-    return "dopri5" if ok else "RK45"
-
-
-def as_ctrnn(model):
-    """A CTRNN for a LinearRNN, the model itself for a CTRNN or another ContinuousModel; TypeError otherwise."""
-    if isinstance(model, CTRNN):
-        return model
-    if isinstance(model, LinearRNN):
-        return model.as_ctrnn()
-    if isinstance(model, ContinuousModel):
-        return model  # any model of the contract: integrated through its vector_field / jacobian
-    raise TypeError(
-        f"`model` must be a CTRNN or a LinearRNN (discrete models run with dynmem.recurrences.forward); got "
-        f"{describe(model)}. Any other dynmem.models.ContinuousModel (e.g. dynmem.CTGRU) is accepted too."
-    )
 
 
 def check_path(model, x) -> InputPath:
@@ -199,7 +109,7 @@ def stiffness_hint(model, span: float, max_steps: int, method: str) -> str:
     stiff) and those steps are at least half the budget.  Otherwise the span
     or the budget is the reason, and the message says so.
     """
-    if method in STIFF_METHODS or method in ("Radau", "BDF"):
+    if method_info(method).stiff:
         return ""
     scale = stiffness_scale(model)
     # stiff: W's fastest rate is far (100x) beyond the leak's unit rate, and its stability limit alone spends the budget

@@ -572,7 +572,7 @@ def train_ctrnn(
         ``history`` holds the loss at the start and after each iteration.
     """
     from .adjoint import adjoint_gradient
-    from .simulate import SimulationError
+    from .errors import SimulationError
 
     if not isinstance(model, (CTRNN, LinearRNN)):
         raise TypeError(f"`model` must be a CTRNN or a LinearRNN (for discrete models use train); got {describe(model)}.")

@@ -338,7 +338,7 @@ def test_memory_mirrored_probes_equal_direct_solves(monkeypatch, input, activati
 
 def test_one_compiled_signature():
     # read-only, list and broadcast inputs all reach the kernel with the same array types (CI starts cold)
-    from dynmem.odeint import _solve_batch
+    from dynmem.ode.loop import solve_batch as _solve_batch
 
     model, x, _ = _problem(8)
     te = np.linspace(0.0, 6.0, 4)
@@ -473,13 +473,15 @@ def test_discrete_adjoint_is_the_gradient_of_the_computed_steps(kind, leak, acti
     h0 = 0.3 * rng.standard_normal(3)
     res = ctrnn_loss_gradient(model, x, t_obs, y_obs, h0=h0, rtol=1e-5, atol=1e-7, adjoint="discrete", method=method)
     tab = odeint.TSIT5_TABLEAU if method == "tsit5" else DOPRI5_TABLEAU
-    breaks, Xa, Xs = odeint._path_tables(x, 0.0, 6.0)
+    from dynmem.ode import adjoint as ode_adjoint, pair_of, solve as ode_solve
+
+    breaks, Xa, Xs = ode_solve.path_tables(x, 0.0, 6.0)
     U, bb = np.array(model.U), np.array(model.b)
     H = np.full((t_obs.size, 3), np.nan)
-    st_, _, _, nacc, S_t, S_h, _, _, _, S_seg = odeint._forward_store(
-        np.array(model.W), np.int64(dm.activations.get_activation(activation).code), float(model.leak),
-        Xa @ U.T + bb, Xs @ U.T, breaks, t_obs, h0, 1e-5, 1e-7, np.inf, np.int64(10 ** 6), 1e12,
-        *(np.asarray(tab[k]) for k in "CABEP"), H, *odeint._step_storage(3))
+    st_, _, _, nacc, (S_t, S_h, _, _, _, S_seg) = ode_adjoint.forward_store(
+        (np.array(model.W), np.int64(dm.activations.get_activation(activation).code), float(model.leak)),
+        pair_of(method).tables(), (1e-5, 1e-7, np.inf, np.int64(10 ** 6), 1e12),
+        Xa @ U.T + bb, Xs @ U.T, breaks, t_obs, h0, H, ode_adjoint.step_storage(3, pair_of(method).stages))
     assert st_ == 0 and 5 < nacc < 200
     steps = (S_t[:nacc], S_h[:nacc], S_seg[:nacc], breaks, 6.0)
     loss = _fixed_step_loss(model, x, t_obs, y_obs, h0, *steps, tab=tab)
@@ -526,13 +528,13 @@ def test_adjoint_failure_and_validation():
 @pytest.mark.parametrize("adjoint", ["discrete", "continuous"])
 def test_adjoint_storage_regrowth_is_exact(monkeypatch, adjoint):
     # a forward solve longer than the first storage grows it (doubling): the same numbers as with room for all
-    import dynmem.odeint as odeint
+    import dynmem.ode.adjoint as ode_adjoint
 
     model, x, t_obs, y_obs, _ = _obs_problem(23)
     full = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11, adjoint=adjoint)
     assert full.naccept_forward > 3
-    monkeypatch.setattr(odeint, "_STORE_CAPACITY", 3)
-    odeint._STORE.buf = None  # no storage kept from earlier calls: the 3-step one must grow
+    monkeypatch.setattr(ode_adjoint, "_STORE_CAPACITY", 3)
+    ode_adjoint._STORE.buf = None  # no storage kept from earlier calls: the 3-step one must grow
     small = ctrnn_loss_gradient(model, x, t_obs, y_obs, rtol=1e-9, atol=1e-11, adjoint=adjoint)
     for name in ("dW", "dU", "db", "dc", "dh0", "y"):
         np.testing.assert_array_equal(getattr(small, name), getattr(full, name))
@@ -590,7 +592,7 @@ def test_compiled_running_loss_matches_scipy_adjoint(kind, leak):
 
 def test_compiled_tanh_field_matches_numpy_field():
     # the compiled field and adjoint field (tanh through activations.tanh_block) against numpy, to a few ulp
-    from dynmem.odeint import _adj_rhs, _field_from_z, _matvec
+    from dynmem.ode.field import adjoint_rhs as _adj_rhs, field_from_z as _field_from_z, matvec as _matvec
 
     rng = np.random.default_rng(3)
     m = 32
@@ -613,7 +615,7 @@ def test_compiled_tanh_field_matches_numpy_field():
 
 
 def test_path_tables_cached_per_path_and_span():
-    from dynmem.odeint import _PATH_TABLES, _path_tables
+    from dynmem.ode.solve import PATH_TABLES as _PATH_TABLES, path_tables as _path_tables
 
     model, x, _ = _problem(21)
     te = np.linspace(0.5, 5.5, 9)

@@ -50,7 +50,7 @@ def basin_ends(W, grid, *, t_end: float = 200.0, rtol: float = 1e-9, atol: float
     The flow is that of ``v = tanh(z)`` for ``dz/dt = W tanh(z)`` (docs/theory.md
     section 2), which is the CTRNN ``dh/dt = tanh(W h)`` in ``z = W h``; all
     ``n^2`` starts ``h_0 = W^{-1} artanh(v_0)`` are one batch of
-    :func:`dynmem.odeint.solve_ctrnn` (Dormand-Prince, one compiled call), and
+    :func:`dynmem.ode.solve_ctrnn` (Dormand-Prince, one compiled call), and
     ``v = tanh(W h(t_end))``.  In ``h`` the corners ``|v_i| = 1`` are reached
     without the rounding of ``1 - v^2`` to 0 that stalls an integration in ``v``.
     Starts are row-major: ``(grid[i], grid[j])`` is row ``i * n + j``.
@@ -58,7 +58,7 @@ def basin_ends(W, grid, *, t_end: float = 200.0, rtol: float = 1e-9, atol: float
     from .._validation import as_float_array, check_positive
     from ..inputs import PiecewiseConstant
     from ..models import CTRNN
-    from ..odeint import solve_ctrnn
+    from ..ode import solve_ctrnn
 
     W = as_float_array("W", W, shape=(2, 2))
     grid = as_float_array("grid", grid, ndim=1)

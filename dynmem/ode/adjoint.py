@@ -1,0 +1,633 @@
+"""The compiled adjoints of the engine: the observation loss of a CTRNN and its gradient.
+
+:func:`ctrnn_loss_gradient` runs the forward solve of the step loop
+(:mod:`dynmem.ode.loop`) with its steps stored (start state, the stage
+derivatives and ``sigma'`` at the stages), then either
+
+* the discrete adjoint (the transpose of the stored steps; the default for
+  smooth activations), or
+* the continuous adjoint (a backward solve of the adjoint ODE with the same
+  pair and controls, reading the forward interpolant; the default for kinked
+  activations).
+
+Any pair whose record keeps the step store (a pre-activation pair; see the
+method registry, :mod:`dynmem.ode.registry`) runs both.  The continuous
+adjoint's parameter quadrature is summed by one matrix product per 256 nodes,
+the discrete adjoint's by two products over all the stored steps.
+:func:`dynmem.adjoint_gradient` is the public door; this is the engine's own API.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .._validation import as_float_array, check_choice, check_int, check_nonnegative, describe
+from ..activations import get_activation
+from ..errors import SimulationError
+from ..inputs import InputPath
+from .control import (DIVERGED, NONFINITE, MAX_STEPS, STATUS_MESSAGES, STEP_UNDERFLOW, SUCCESS, all_finite,
+                      first_trial_step, initial_step, rms_error, rms_scaled, step_verdict)
+from .field import adjoint_rhs, as_ctrnn, stage_transpose
+from .loop import combine, empty_store, interpolate, solve_one
+from .registry import ADJOINT_COMPILED_METHODS, ADJOINTS, REGISTRY, check_compiled_method, pair_of
+from .solve import kernel_field, path_tables, prepare
+
+__all__ = ["ctrnn_loss_gradient", "loss_gradient_validated", "AdjointODEResult", "resolve_adjoint", "forward_store",
+           "step_storage"]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, out):
+    # forward state h(t) from the stored DOPRI5 interpolant (binary search on the step starts)
+    lo = 0
+    hi = nsteps - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if S_t[mid] <= t:
+            lo = mid
+        else:
+            hi = mid - 1
+    hs = S_h[lo]
+    interpolate(S_K[lo], S_y[lo], hs, (t - S_t[lo]) / hs, Pd, out)
+
+
+_QUAD_ROWS = 256
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _flush_quadrature(QV, QZ, nq, gW, gU, gb):
+    # [gW | gU | gb] += QV[:nq]^T QZ[:nq]  (one BLAS product)
+    if nq == 0:
+        return
+    m = gW.shape[0]
+    d = gU.shape[1]
+    G = np.dot(QV[:nq].T, QZ[:nq])
+    for i in range(m):
+        for j in range(m):
+            gW[i, j] += G[i, j]
+        for k in range(d):
+            gU[i, k] += G[i, m + k]
+        gb[i] += G[i, m + d]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _adjoint_backward(field, tabs, tol, P, Q, Xo, Xs, bbreaks, jumps, a_T, S, nsteps, grads, a_out):
+    """Backward DOPRI5 solve of the adjoint from bbreaks[-1] to bbreaks[0], with parameter quadrature.
+
+    ``jumps[k]`` (m,) is added to ``a`` on arriving at ``bbreaks[k]`` (k < nseg).
+    ``field = (W, code, leak)``, ``tabs`` the pair's tables, ``tol = (rtol, atol, max_steps)``,
+    ``S`` the forward step store, ``grads = (gW, gU, gb)`` (accumulated into).
+    Returns (status, t_reached, nfev).
+    """
+    W, code, leak = field
+    C, A, B, E, E2, Pd, expo, dense, preact = tabs
+    rtol, atol, max_steps = tol
+    S_t, S_h, S_y, S_K = S[0], S[1], S[2], S[3]
+    gW, gU, gb = grads
+    nb = B.shape[0]  # the step's own stages; stage nb is the FSAL one
+    m = a_T.shape[0]
+    d = Xo.shape[1]
+    nseg = bbreaks.shape[0] - 1
+    K = np.empty((nb + 1, m))
+    V = np.empty((nb + 1, m))   # sigma' * a at each stage
+    Hst = np.empty((nb + 1, m))  # forward state at each stage
+    QV = np.empty((_QUAD_ROWS, m))  # quadrature nodes, see below
+    QZ = np.empty((_QUAD_ROWS, m + d + 1))
+    nq = 0
+    a = a_T.copy()
+    anew = np.empty(m)
+    atmp = np.empty(m)
+    acc_v = np.empty(m)
+    TS = np.empty((1, m))  # tanh_block's 1 - tanh^2
+    t = bbreaks[nseg]
+    nfev = 0
+    attempts = 0
+    h_abs = -1.0
+    for seg in range(nseg - 1, -1, -1):
+        lo = bbreaks[seg]
+        base = bbreaks[seg]  # tau is measured from the segment's left end
+        p = P[seg]
+        q = Q[seg]
+        _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[0])
+        adjoint_rhs(W, code, leak, TS, p, q, t - base, Hst[0], a, K[0], V[0])
+        nfev += 1
+        if not all_finite(K[0]):
+            return NONFINITE, t, nfev
+        if h_abs < 0.0:  # scipy's initial step on the first backward piece
+            span = t - lo
+            d0 = rms_scaled(a, a, rtol, atol)
+            d1 = rms_scaled(K[0], a, rtol, atol)
+            hh = first_trial_step(d0, d1, span)
+            for i in range(m):
+                atmp[i] = a[i] - hh * K[0, i]
+            _dense_eval(t - hh, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[1])
+            adjoint_rhs(W, code, leak, TS, p, q, t - hh - base, Hst[1], atmp, K[1], V[1])
+            nfev += 1
+            for i in range(m):
+                anew[i] = K[1, i] - K[0, i]
+            d2 = rms_scaled(anew, a, rtol, atol) / hh
+            h_abs = initial_step(hh, d1, d2, span, expo)
+        while t > lo:
+            min_step = 10.0 * abs(np.nextafter(t, -np.inf) - t)
+            if h_abs < min_step:
+                h_abs = min_step
+            rejected = False
+            bad_trial = False
+            while True:
+                if h_abs < min_step:
+                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev
+                if attempts >= max_steps:
+                    return MAX_STEPS, t, nfev
+                attempts += 1
+                t_new = t - h_abs
+                if t_new <= lo:
+                    t_new = lo
+                hs = t_new - t  # negative
+                for st in range(1, nb):
+                    combine(A[st], K, st, acc_v)
+                    for i in range(m):
+                        atmp[i] = a[i] + hs * acc_v[i]
+                    ts = t + C[st] * hs
+                    _dense_eval(ts, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[st])
+                    adjoint_rhs(W, code, leak, TS, p, q, ts - base, Hst[st], atmp, K[st], V[st])
+                combine(B, K, nb, acc_v)
+                for i in range(m):
+                    anew[i] = a[i] + hs * acc_v[i]
+                _dense_eval(t_new, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[nb])
+                adjoint_rhs(W, code, leak, TS, p, q, t_new - base, Hst[nb], anew, K[nb], V[nb])
+                nfev += nb
+                combine(E, K, E.shape[0], acc_v)
+                err = rms_error(hs, acc_v, a, anew, rtol, atol)
+                finite_trial = all_finite(anew) and all_finite(K[nb])
+                accepted, factor, h_abs, bad_trial = step_verdict(err, finite_trial, rejected, h_abs, expo)
+                if accepted:
+                    break
+                rejected = True
+            # parameter integrals over [t_new, t] by the step's own fifth-order weights:
+            # int f dt = |hs| sum_j B_j f(t + C_j hs, a_j), with a_j the stage arguments
+            # The nodes are buffered as rows (weighted sigma' * a) and (h, x, 1) and summed by one matrix
+            # product per _QUAD_ROWS nodes: [dW | dU | db] += QV^T QZ.
+            w = -hs
+            for st in range(nb):
+                bw = w * B[st]
+                if bw == 0.0:
+                    continue
+                if nq == QV.shape[0]:
+                    _flush_quadrature(QV, QZ, nq, gW, gU, gb)
+                    nq = 0
+                ts = t + C[st] * hs
+                for i in range(m):
+                    QV[nq, i] = bw * V[st, i]
+                    QZ[nq, i] = Hst[st, i]
+                for k in range(d):
+                    QZ[nq, m + k] = Xo[seg, k] + (ts - base) * Xs[seg, k]
+                QZ[nq, m + d] = 1.0
+                nq += 1
+            wanted = h_abs
+            t = t_new
+            for i in range(m):
+                a[i] = anew[i]
+                K[0, i] = K[nb, i]
+                V[0, i] = V[nb, i]
+                Hst[0, i] = Hst[nb, i]
+            h_abs = -hs * factor
+            if t == lo and wanted > -hs:
+                h_abs = max(h_abs, wanted)
+        for i in range(m):
+            a[i] += jumps[seg, i]
+    _flush_quadrature(QV, QZ, nq, gW, gU, gb)
+    for i in range(m):
+        a_out[i] = a[i]
+    return SUCCESS, t, nfev
+
+
+@numba.njit(cache=True, error_model="numpy")
+def forward_store(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, S):
+    """The forward solve with its steps stored in ``S`` (replaced by larger arrays when they fill up).
+
+    Returns ``(status, t_reached, nfev, naccept, S)``.
+    """
+    st, tr, nfev, nacc, nrej, S = solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, True, S, False, S[0],
+                                            S[0])
+    return st, tr, nfev, nacc, S
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _discrete_adjoint(WT, leak, tabs, breaks, t_obs, r, c, S, nsteps, factors, a_out):
+    """Reverse pass through the stored steps of a pre-activation pair: the exact gradient of the computed loss.
+
+    The forward solve is a composition of step maps ``y_{n+1} = y_n + hs sum_j B_j K_j`` with stages
+    ``K_j = f(Y_j)``, ``Y_j = y_n + hs sum_{l<j} A_jl K_l`` (``K_n = f(y_{n+1})``, the FSAL stage, ``n = B.size``) and
+    dense-output observations ``y_n + hs sum_j w_j(x) K_j``; this is its transpose, step by step from the
+    last, with the steps held as the forward controller chose them.  ``WT = W^T``; one ``W^T`` product
+    per stage.  ``a_out`` receives ``dL/dh0``.
+
+    The parameter sums are left in factored form, so that no stage argument is rebuilt: with
+    ``v_j = sigma'(z_j) * Kbar_j`` (the adjoint of the stage pre-activation),
+    ``sum_j v_j Y_j^T = Vs[n] y_n^T + sum_l Uk[n, l] K_l^T`` where ``Vs[n] = sum_j v_j`` and
+    ``Uk[n, l] = hs sum_j A_jl v_j``; ``Vt[n] = sum_j tau_j v_j`` (``tau_j`` the stage time from the
+    piece's start) carries the input slope.  The caller contracts them with the stored ``y_n``, ``K``
+    and the piece tables by BLAS (``factors = (Uk, Vs, Vt)``).  Returns the number of stage transposes
+    (vector-Jacobian products).
+    """
+    C, A, B, E, E2, Pd, expo, dense, preact = tabs
+    S_t, S_h, S_K, S_D, S_seg = S[0], S[1], S[3], S[4], S[5]
+    Uk, Vs, Vt = factors
+    nb = B.shape[0]  # the step's own stages; stage nb is the FSAL one
+    nd = Pd.shape[0]
+    m = WT.shape[0]
+    n = t_obs.shape[0]
+    Kb = np.empty((nb + 1, m))   # adjoints of the stage derivatives
+    v = np.empty(m)
+    yb = np.empty(m)
+    g = np.empty(m)
+    beta = np.empty(nb + 1)
+    abar = np.zeros(m)      # adjoint of y_{n+1}
+    i_obs = n - 1
+    nvjp = 0
+    for s in range(nsteps - 1, -1, -1):
+        t = S_t[s]
+        hs = S_h[s]
+        base = breaks[S_seg[s]]
+        t_new = S_t[s + 1] if s + 1 < nsteps else breaks[breaks.shape[0] - 1]
+        Ds = S_D[s]
+        U = Uk[s]
+        vs = Vs[s]
+        vt = Vt[s]
+        # observations in (t, t_new]: at t_new they are y_{n+1}, inside they are the dense output
+        for j in range(nb + 1):
+            beta[j] = 0.0
+        rsum = 0.0
+        interior = False
+        while i_obs >= 0 and t_obs[i_obs] > t:
+            te = t_obs[i_obs]
+            ri = r[i_obs]
+            if te >= t_new:
+                for i in range(m):
+                    abar[i] += ri * c[i]
+            else:
+                x = (te - t) / hs
+                x2 = x * x
+                for j in range(nd):
+                    beta[j] += hs * ri * (Pd[j, 0] * x + Pd[j, 1] * x2 + Pd[j, 2] * x2 * x + Pd[j, 3] * x2 * x2)
+                rsum += ri
+                interior = True
+            i_obs -= 1
+        for j in range(nb + 1):
+            bj = beta[j]
+            for i in range(m):
+                Kb[j, i] = bj * c[i]
+                U[j, i] = 0.0
+        for i in range(m):
+            yb[i] = rsum * c[i]
+            vs[i] = 0.0
+            vt[i] = 0.0
+        nvjp += nb
+        if interior:  # K_nb = f(y_{n+1}) feeds only this step's dense output
+            nvjp += 1
+            stage_transpose(WT, leak, Ds[nb], Kb[nb], v, g)
+            tau = t_new - base
+            for i in range(m):
+                abar[i] += g[i]
+                vs[i] += v[i]
+                vt[i] += tau * v[i]
+            for l in range(nb):  # Y_nb = y_{n+1} = y_n + hs sum_l B_l K_l
+                w = hs * B[l]
+                if w != 0.0:
+                    for i in range(m):
+                        U[l, i] += w * v[i]
+        # y_{n+1} = y_n + hs sum_{l<nb} B_l K_l: its adjoint, now complete, flows to y_n and to the K_l
+        for i in range(m):
+            yb[i] += abar[i]
+        for l in range(nb):
+            w = hs * B[l]
+            if w != 0.0:
+                for i in range(m):
+                    Kb[l, i] += w * abar[i]
+        for st in range(nb - 1, -1, -1):
+            stage_transpose(WT, leak, Ds[st], Kb[st], v, g)
+            tau = t + C[st] * hs - base
+            for i in range(m):
+                yb[i] += g[i]
+                vs[i] += v[i]
+                vt[i] += tau * v[i]
+            for l in range(st):  # Y_st = y_n + hs sum_{l<st} A_st,l K_l
+                w = hs * A[st, l]
+                if w != 0.0:
+                    for i in range(m):
+                        Kb[l, i] += w * g[i]
+                        U[l, i] += w * v[i]
+        for i in range(m):
+            abar[i] = yb[i]
+    while i_obs >= 0:  # observations at t0: the initial state itself
+        for i in range(m):
+            abar[i] += r[i_obs] * c[i]
+        i_obs -= 1
+    for i in range(m):
+        a_out[i] = abar[i]
+    return nvjp
+
+
+def resolve_adjoint(adjoint, model) -> str:
+    """``"discrete"`` or ``"continuous"`` for an ``adjoint`` argument; ``"auto"`` picks by the activation.
+
+    ``"auto"`` is ``"discrete"`` for a smooth activation (tanh, identity): at
+    equal achieved gradient error it is 1.3-1.6x faster than the continuous
+    adjoint on the issue-13 problems (benchmarks/README.md).  It is
+    ``"continuous"`` for a kinked one (relu, hardtanh): the derivative of the
+    discrete solution converges slowly where steps straddle a kink (measured
+    1e-4 relative at rtol 1e-10 on a relu CTRNN, against 6e-9 for the
+    continuous adjoint, whose own step control sees the adjoint).
+    """
+    adjoint = check_choice("adjoint", adjoint, ADJOINTS)
+    if adjoint == "auto":
+        return "discrete" if get_activation(as_ctrnn(model).activation).smooth else "continuous"
+    return adjoint
+
+_STORE_CAPACITY = 512  # forward steps stored at first; the storage doubles when full
+_STORE_MAX_BYTES = 64 * 2 ** 20  # larger step storage is not kept between calls
+_STORE = threading.local()  # the last call's step storage, per thread (a fresh 512-step one at m = 32 costs
+                            # ~0.08 ms of page faults, a quarter of the forward solve: measured)
+
+
+def step_storage(m: int, stages: int):
+    """Step storage for a forward solve of width ``m`` with ``stages`` stage derivatives: this thread's last one
+    if it fits, else a fresh one."""
+    buf = getattr(_STORE, "buf", None)
+    if buf is not None and buf[3].shape[1:] == (stages, m):
+        _STORE.buf = None  # held by this call until it hands it back (a re-entrant call gets its own)
+        return buf
+    return empty_store(_STORE_CAPACITY, stages, m)
+
+
+def _keep_step_storage(buf) -> None:
+    if sum(a.nbytes for a in buf) <= _STORE_MAX_BYTES:
+        _STORE.buf = buf
+
+
+@dataclass(frozen=True, eq=False)
+class AdjointODEResult:
+    """Result of :func:`ctrnn_loss_gradient`.
+
+    Attributes
+    ----------
+    loss : float
+        ``L = 1/2 sum_i w_i (y(t_i) - y_i^obs)^2`` (plus the running loss, if any).
+    dW, dU, db, dc : ndarray
+        Gradients of ``L``, shapes of ``W, U, b, c``.
+    dh0 : ndarray, shape (m,)
+        ``dL/dh(t0)``.
+    y : ndarray, shape (n,)
+        Outputs at the observation times.
+    nfev_forward, nfev_backward : int
+        Right-hand-side evaluations of the forward solve and of the backward
+        solve (``adjoint="continuous"``)
+        or the number of stage transposes, vector-Jacobian products
+        (``adjoint="discrete"``).
+    naccept_forward : int
+        Accepted forward steps (the stored dense output).
+    adjoint : str
+        ``"discrete"`` or ``"continuous"``: which gradient was computed.
+    """
+
+    loss: float
+    dW: np.ndarray
+    dU: np.ndarray
+    db: np.ndarray
+    dc: np.ndarray
+    dh0: np.ndarray
+    y: np.ndarray
+    nfev_forward: int
+    nfev_backward: int
+    naccept_forward: int
+    adjoint: str
+
+
+def ctrnn_loss_gradient(
+    model,
+    x,
+    t_obs,
+    y_obs,
+    *,
+    h0=None,
+    t0: float | None = None,
+    weights=None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 1_000_000,
+    divergence_threshold: float = 1e12,
+    adjoint: str = "auto",
+    running_target=None,
+    running_weight: float = 1.0,
+    quadrature_nodes: int = 4,
+    method: str = "dopri5",
+) -> AdjointODEResult:
+    """Observation loss of a CTRNN and its gradient by a discrete or continuous adjoint, compiled.
+
+    ``L = 1/2 sum_i w_i (c^T h(t_i) - y_i)^2``.  The forward DOPRI5 solve (see
+    :func:`solve_ctrnn`) keeps its steps in compiled storage (start state,
+    the seven stage derivatives and ``sigma'`` at the stages).
+
+    ``adjoint="discrete"`` (what ``"auto"``, the default, picks for smooth
+    activations: :func:`resolve_adjoint`) differentiates the computed solution:
+    the reverse pass runs through the stored steps from the last, transposing
+    each stage ``K_j = f(Y_j)`` (``Ybar = -leak Kbar + W^T (sigma'(z_j) * Kbar)``),
+    each step update and each dense-output observation, with the steps held
+    as the forward controller chose them.  The result is the gradient of the
+    loss the forward solve returned, to rounding (what a checkpointed
+    autodiff solver such as diffrax's ``RecursiveCheckpointAdjoint`` gives);
+    it differs from the exact gradient by the order of the forward error.
+    Cost: one ``W^T`` product per stage, no field evaluation, no step-size
+    control.
+
+    ``adjoint="continuous"`` (the ``"auto"`` choice for kinked activations)
+    solves the adjoint ODE: ``a = dL/dh`` solves ``da/dt = leak a - W^T (sigma'(z) * a)``
+    backwards from ``a(T^+) = 0`` with the same pair and controls (error norm
+    on ``a`` only), reading ``h(t)`` from the forward interpolant (never by
+    backsolving), jumping by ``w_i (y(t_i) - y_i) c`` at every observation and
+    stopping at every input knot.  The parameter integrals
+    ``dL/dW = int (sigma' * a) h^T dt``, ``dL/dU = int (sigma' * a) x^T dt``,
+    ``dL/db = int sigma' * a dt`` are accumulated on each backward step with
+    the step's fifth-order weights (they are the quadrature components of the
+    augmented adjoint system).  ``dL/dc = sum_i w_i (y(t_i) - y_i) h(t_i)``.
+
+    Parameters
+    ----------
+    model : CTRNN or LinearRNN
+    x : InputPath
+        Affine on each piece.
+    t_obs, y_obs : array_like, shape (n,)
+        Strictly increasing times in ``[t0, x.t_end]`` and observed outputs.
+    h0, t0, rtol, atol, max_steps, divergence_threshold
+        As in :func:`solve_ctrnn` (the continuous adjoint's backward solve uses ``rtol``/``atol`` too).
+    weights : array_like, shape (n,), optional
+        ``w_i >= 0`` (ones by default).
+    adjoint : {"auto", "discrete", "continuous"}
+        Which gradient: see above and :func:`resolve_adjoint`.
+    running_target : callable, optional
+        ``r(t)`` (vectorised over a 1-D array of times) for a running loss
+        ``rho/2 int_{t0}^{T} (y - r)^2 dt`` added to ``L``; computed by
+        Gauss-Legendre quadrature with ``quadrature_nodes`` nodes on every
+        forward step of the computed solution (its dense output), whose
+        nodes the discrete adjoint then treats as weighted observations.
+        Needs the discrete adjoint (smooth activations under ``"auto"``).
+    running_weight : float
+        ``rho >= 0``.
+    quadrature_nodes : int
+        Gauss-Legendre nodes per forward step for the running loss.
+    method : {"dopri5", "tsit5"}
+        The pair of the forward solve and of the continuous adjoint's backward
+        solve (whose quadrature uses its fifth-order weights); the discrete
+        adjoint transposes the steps of that pair.  ``"dop853"`` has no
+        compiled adjoint (ValueError).
+
+    Returns
+    -------
+    AdjointODEResult
+
+    Raises
+    ------
+    dynmem.simulate.SimulationError
+        When the forward or the backward solve fails.
+    """
+    info = REGISTRY.get(method) if isinstance(method, str) else None
+    if info is not None and info.compiled and not info.adjoints:
+        raise ValueError(f"`method` = {method!r} has no compiled adjoint: ctrnn_loss_gradient takes "
+                         f"{', '.join(repr(c) for c in ADJOINT_COMPILED_METHODS)} (or use a scipy method such as "
+                         "'DOP853' in dynmem.adjoint_gradient).")
+    method = check_compiled_method(method, adjoint=True)
+    model = as_ctrnn(model)
+    if not isinstance(x, InputPath):
+        raise TypeError(f"`x` must be an InputPath from dynmem.inputs; got {describe(x)}.")
+    adjoint = resolve_adjoint(adjoint, model)
+    rho = check_nonnegative("running_weight", running_weight)
+    nq = check_int("quadrature_nodes", quadrature_nodes, minimum=1)
+    if running_target is not None and not callable(running_target):
+        raise TypeError(f"`running_target` must be callable r(t) or None; got {describe(running_target)}.")
+    if running_target is not None and rho and adjoint != "discrete":
+        raise ValueError("`running_target` needs `adjoint` = 'discrete' (the compiled continuous adjoint has no "
+                         f"running loss); got adjoint = {adjoint!r} (a kinked activation resolves 'auto' to it).")
+    model, _, t_obs, H0, t0, rtol, atol, _, max_steps, threshold, _, _, _ = prepare(
+        model, x, t_obs, h0, t0, rtol, atol, np.inf, max_steps, divergence_threshold, "t_obs")
+    y_obs = as_float_array("y_obs", y_obs, shape=t_obs.shape)
+    w = np.ones(t_obs.size) if weights is None else as_float_array("weights", weights, shape=t_obs.shape)
+    if np.any(w < 0):
+        raise ValueError(f"`weights` must be non-negative; got {describe(w)}.")
+    return loss_gradient_validated(model, x, t_obs, y_obs, H0[0], t0, w, rtol, atol, max_steps, threshold, adjoint,
+                                   running_target, rho, nq, method)
+
+
+def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_steps, threshold, adjoint,
+                            running_target=None, running_weight=0.0, quadrature_nodes=4, method="dopri5"):
+    """:func:`ctrnn_loss_gradient` with its arguments already validated (by it, or by :func:`dynmem.adjoint_gradient`).
+
+    No checks here: ``model`` a CTRNN, ``x`` an affine path of its input
+    dimension, ``t_obs`` a strictly increasing float64 array in
+    ``[t0, x.t_end]``, ``y_obs`` and ``w`` (``w >= 0``) float64 arrays of its
+    shape, ``h0`` the initial state (m,), ``adjoint`` ``"discrete"`` or
+    ``"continuous"``, the tolerances and limits positive floats / ints;
+    ``running_target`` a callable or None, ``running_weight >= 0``,
+    ``quadrature_nodes >= 1`` (a running loss needs ``adjoint="discrete"``),
+    ``method`` ``"dopri5"`` or ``"tsit5"``.
+    """
+    pair = pair_of(method)
+    tabs = pair.tables()
+    Pd = pair.P
+    m, d = model.hidden, model.inputs
+    t0 = float(t0)
+    T = float(t_obs[-1])
+    breaks, Xa, Xs = path_tables(x, t0, T)
+    if breaks.size > 1:
+        U = np.asarray(model.U)
+        P, Q = Xa @ U.T + np.asarray(model.b), Xs @ U.T
+    else:
+        P = Q = np.zeros((1, m))
+    H0 = np.array(h0, dtype=float)
+    field = kernel_field(model)
+    W, leak = field[0], field[2]
+    H = np.full((t_obs.size, m), np.nan)
+    st, tr, nfev_f, nacc, S = forward_store(
+        field, tabs, (float(rtol), float(atol), np.inf, np.int64(max_steps), float(threshold)), P, Q, breaks,
+        np.array(t_obs), H0, H, step_storage(m, pair.stages))
+    S_t, S_h, S_y, S_K, S_D, S_seg = S
+    if st == DIVERGED:
+        raise SimulationError(f"the state diverged: max|h| reached divergence_threshold = {threshold:g} by t = "
+                              f"{tr:.6g} ({method} forward solve).")
+    if st != SUCCESS:
+        raise SimulationError(f"{method} forward solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
+    c = np.array(model.c)
+    y = H @ c
+    r = w * (y - y_obs)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = 0.5 * float(np.sum(w * (y - y_obs) ** 2))
+    if not (np.isfinite(loss) and np.all(np.isfinite(r))):
+        from ..errors import FloatOverflowError
+
+        raise FloatOverflowError(f"the loss overflowed float64 (0.5 sum w (y - y_obs)^2 = {loss}): max|y_obs| = "
+                                 f"{np.max(np.abs(y_obs)):.3g}, max|y| = {np.max(np.abs(y)):.3g}; rescale `y_obs`.")
+    dc = r @ H
+    t_all, r_all = t_obs, r
+    if running_target is not None and running_weight and T > t0:
+        # rho/2 int (y - r)^2 dt by Gauss-Legendre on every step of the computed solution: the nodes are
+        # observations of its dense output with weights rho w_q (the adjoint below treats them so)
+        gx, gw = np.polynomial.legendre.leggauss(int(quadrature_nodes))
+        gx, gw = 0.5 * (gx + 1.0), 0.5 * gw
+        hs = S_h[:nacc, None]
+        tn = (S_t[:nacc, None] + hs * gx[None, :]).ravel()
+        wn = (hs * gw[None, :]).ravel()
+        Wx = (Pd @ np.stack([gx, gx ** 2, gx ** 3, gx ** 4])).T  # (q, stages) dense-output weights at the nodes
+        Hn = (S_y[:nacc, None, :] + hs[:, :, None] * np.einsum("qj,sjm->sqm", Wx, S_K[:nacc])).reshape(-1, m)
+        with np.errstate(all="ignore"):
+            rn = np.asarray(running_target(tn), dtype=float)
+        if rn.shape not in (tn.shape, (tn.size, 1)) or not np.all(np.isfinite(rn)):
+            raise ValueError(f"`running_target` must return finite values of shape ({tn.size},) for times of shape "
+                             f"({tn.size},); got {describe(rn)}.")
+        en = Hn @ c - rn.reshape(tn.shape)
+        rr = running_weight * wn * en
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss += 0.5 * running_weight * float(wn @ (en * en))
+        if not np.isfinite(loss):
+            from ..errors import FloatOverflowError
+
+            raise FloatOverflowError(f"the running loss overflowed float64: max|r(t)| = {np.max(np.abs(rn)):.3g}; "
+                                     "rescale `running_target`.")
+        dc = dc + rr @ Hn
+        order = np.argsort(np.concatenate([t_obs, tn]), kind="stable")
+        t_all = np.concatenate([t_obs, tn])[order]
+        r_all = np.concatenate([r, rr])[order]
+    dW, dU, db = np.zeros((m, m)), np.zeros((m, d)), np.zeros(m)
+    a0 = np.zeros(m)
+    nfev_b = 0
+    if T > t0 and adjoint == "discrete":
+        ns = pair.stages
+        Uk, Vs, Vt = np.empty((nacc, ns, m)), np.empty((nacc, m)), np.empty((nacc, m))
+        nfev_b = _discrete_adjoint(np.ascontiguousarray(W.T), leak, tabs, breaks, t_all, r_all, c, S, np.int64(nacc),
+                                   (Uk, Vs, Vt), a0)
+        # the factored parameter sums (see _discrete_adjoint), contracted by BLAS
+        dW = Vs.T @ S_y[:nacc] + Uk.reshape(ns * nacc, m).T @ S_K[:nacc].reshape(ns * nacc, m)
+        seg = S_seg[:nacc]
+        dU = Vs.T @ Xa[seg] + Vt.T @ Xs[seg]
+        db = Vs.sum(axis=0)
+    elif T > t0:
+        # backward grid: the forward breaks and the observation times (cached per path)
+        bb, Xo, Xb = path_tables(x, t0, T, t_obs)
+        U = np.asarray(model.U)
+        Pb = Xo @ U.T + np.asarray(model.b)
+        Qb = Xb @ U.T
+        jumps = np.zeros((bb.size, m))
+        jumps[np.searchsorted(bb, t_obs)] = r[:, None] * c[None, :]  # distinct rows: t_obs strictly increases
+        st, tr, nfev_b = _adjoint_backward(field, tabs, (float(rtol), float(atol), np.int64(max_steps)), Pb, Qb, Xo,
+                                           Xb, bb, jumps, jumps[-1].copy(), S, np.int64(nacc), (dW, dU, db), a0)
+        if st != SUCCESS:
+            raise SimulationError(f"{method} adjoint (backward) solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
+    else:
+        a0 = r.sum() * c  # all observations at t0
+    _keep_step_storage(S)  # nothing returned refers to it
+    return AdjointODEResult(loss=loss, dW=dW, dU=dU, db=db, dc=dc, dh0=a0, y=y, nfev_forward=int(nfev_f),
+                            nfev_backward=int(nfev_b), naccept_forward=int(nacc), adjoint=adjoint)
+
+

@@ -1,0 +1,440 @@
+"""The step loop of the compiled engine: one explicit Runge-Kutta loop, parameterised by the pair's record.
+
+:func:`solve_one` integrates a CTRNN on one sequence with any
+:class:`~dynmem.ode.pair.Pair` (its :meth:`~dynmem.ode.pair.Pair.tables`
+come in as arrays; the number of stages is read from their shapes), with
+scipy's error norm and controller (:mod:`dynmem.ode.control`), and optionally
+keeps its accepted steps (the store the adjoints of :mod:`dynmem.ode.adjoint`
+read).  Every knot of the input path inside the span ends a step exactly (the
+input, or its slope, may jump there), and the stage derivative at the knot is
+re-evaluated with the new piece.  After a step cut short to land on a knot,
+the next step starts from the larger of the controller's proposal and the step
+size the controller had wanted before the cut.  Observation times are filled by
+the dense output of the step that contains them (the step's end value itself
+when they coincide), so observations never shorten steps.
+
+The pair's record selects three small hooks, all read at run time (one compiled
+specialisation serves every pair):
+
+* ``preactivation``: a 5(4) pair's stages are formed in pre-activation space:
+  with ``zy = W y`` and ``ZK[j] = W K[j]`` kept alongside ``y`` and ``K[j]``,
+  the pre-activation of ``y + hs sum_j a_j K[j]`` is ``zy + hs sum_j a_j ZK[j]
+  + p + tau q`` with no matrix product: one product per stage, and none for
+  the exact field at a dense-output point.  DOP853's are formed from the state;
+* ``E2``: a second error estimate selects Hairer's combined norm;
+* ``dense``: the polynomial continuous extension of the 5(4) pairs, or
+  Hairer's form with extra stages (computed only for a step that holds an
+  observation).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .control import (DIVERGED, MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS, all_finite, first_trial_step,
+                      initial_step, rms_error, rms_scaled, step_verdict)
+from .field import field_from_z, matvec, rhs
+from .pair import DENSE_HAIRER
+
+__all__ = ["solve_one", "solve_batch", "interpolate", "combine", "empty_store", "grown_store"]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def combine(coef, K, nst, out):
+    # out[i] = sum_{j < nst} coef[j] K[j, i], summed over j in increasing order for every i
+    m = out.shape[0]
+    for i in range(m):
+        out[i] = 0.0
+    for j in range(nst):
+        cj = coef[j]
+        for i in range(m):
+            out[i] += cj * K[j, i]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _combine2(coef, K, ZK, nst, out, zout):
+    # out = sum_{j < nst} coef[j] K[j], zout = the same sum of ZK[j] (in increasing j for every component)
+    m = out.shape[0]
+    for i in range(m):
+        out[i] = 0.0
+        zout[i] = 0.0
+    for j in range(nst):
+        cj = coef[j]
+        for i in range(m):
+            out[i] += cj * K[j, i]
+            zout[i] += cj * ZK[j, i]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def interpolate(K, y, hs, x, Pd, out):
+    # out = h(t + x hs): the polynomial dense output y + hs sum_j K[j] sum_k Pd[j, k] x^(k+1) (degree 4 here),
+    # the loop over components innermost (contiguous), each component summed over j in increasing order
+    x2 = x * x
+    x3 = x2 * x
+    x4 = x3 * x
+    m = out.shape[0]
+    for i in range(m):
+        out[i] = 0.0
+    for j in range(Pd.shape[0]):
+        wj = Pd[j, 0] * x + Pd[j, 1] * x2 + Pd[j, 2] * x3 + Pd[j, 3] * x4
+        for i in range(m):
+            out[i] += K[j, i] * wj
+    for i in range(m):
+        out[i] = y[i] + hs * out[i]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _dense_hairer(F, y, x, out):
+    # y + x (F0 + (1-x) (F1 + x (F2 + ...))): scipy's Dop853DenseOutput, Horner from the last coefficient
+    m = out.shape[0]
+    nf = F.shape[0]
+    for i in range(m):
+        v = 0.0
+        for r in range(nf):
+            v += F[nf - 1 - r, i]
+            if r % 2 == 0:
+                v *= x
+            else:
+                v *= 1.0 - x
+        out[i] = y[i] + v
+
+
+def empty_store(n: int, stages: int, m: int) -> tuple:
+    """Step storage for ``n`` accepted steps of a pair with ``stages`` stage derivatives, width ``m``."""
+    return (np.empty(n), np.empty(n), np.empty((n, m)), np.empty((n, stages, m)), np.empty((n, stages, m)),
+            np.empty(n, dtype=np.int64))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def grown_store(S):
+    # the step storage with twice the room, the stored steps copied over
+    S_t, S_h, S_y, S_K, S_D, S_seg = S
+    n = S_t.shape[0]
+    n2 = 2 * n + 16
+    m = S_y.shape[1]
+    ns = S_K.shape[1]
+    T_t, T_h, T_y, T_K = np.empty(n2), np.empty(n2), np.empty((n2, m)), np.empty((n2, ns, m))
+    T_D, T_seg = np.empty((n2, ns, m)), np.empty(n2, dtype=np.int64)
+    T_t[:n] = S_t
+    T_h[:n] = S_h
+    T_y[:n] = S_y
+    T_K[:n] = S_K
+    T_D[:n] = S_D
+    T_seg[:n] = S_seg
+    return T_t, T_h, T_y, T_K, T_D, T_seg
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _stage(field, preact, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout, want_d):
+    # out = f(y + hs sum_{j<nst} coef_j K_j) at the stage time (tau from the piece's start); with preact from the
+    # pre-activations (dout = sigma' there when want_d), else from the state
+    W, code, leak = field
+    m = y.shape[0]
+    if preact:
+        _combine2(coef, K, ZK, nst, acc_v, acc_z)
+        for i in range(m):
+            ytmp[i] = y[i] + hs * acc_v[i]
+            ztmp[i] = zy[i] + hs * acc_z[i] + p[i] + tau * q[i]
+        field_from_z(code, leak, TS, ztmp, ytmp, out, dout, want_d)
+    else:
+        combine(coef, K, nst, acc_v)
+        for i in range(m):
+            ytmp[i] = y[i] + hs * acc_v[i]
+        rhs(W, code, leak, TS, p, q, tau, ytmp, out)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _knot_stage(field, preact, y, zy, p, q, TS, ztmp, out, dout, want_d):
+    # out = f(y) at the start of a piece (tau = 0), from zy = W y with preact
+    W, code, leak = field
+    if preact:
+        for i in range(y.shape[0]):
+            ztmp[i] = zy[i] + p[i]
+        field_from_z(code, leak, TS, ztmp, y, out, dout, want_d)
+    else:
+        rhs(W, code, leak, TS, p, q, 0.0, y, out)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy, cv, DY):
+    """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject, S).
+
+    ``field = (W, code, leak)``, ``tabs`` the pair's :meth:`~dynmem.ode.pair.Pair.tables`,
+    ``ctrl = (rtol, atol, max_step, max_steps, threshold)``; ``P[k], Q[k]``
+    the input piece ``p + tau q`` on ``[breaks[k], breaks[k+1]]``.
+
+    With ``store`` (a pre-activation pair) the accepted steps are written to
+    ``S = (S_t, S_h, S_y, S_K, S_D, S_seg)``: start, length, start state, the
+    stage derivatives, ``sigma'`` at the stage pre-activations and the input
+    piece - the dense output of the whole solve and what its discrete adjoint
+    needs.  Full arrays are replaced by arrays of twice the length (the
+    returned ones hold the steps; without ``store`` ``S`` is returned
+    untouched).  With ``want_dy``, ``DY[i] = cv . f(h(t_eval[i]))``, the exact
+    field at the interpolated state, is written instead of ``H``, which is left
+    untouched (it may be (1, m)).
+    """
+    W, code, leak = field
+    C, A, B, E, E2, Pd, expo, dense, preact = tabs
+    rtol, atol, max_step, max_steps, threshold = ctrl
+    m = h0.shape[0]
+    n = t_eval.shape[0]
+    nseg = breaks.shape[0] - 1
+    nb = B.shape[0]                   # the step's own stages; stage nb is the FSAL one, f(t + h, y_new)
+    ns = max(A.shape[0], nb + 1)      # stage derivatives kept, with any dense-output stages
+    hairer = dense == DENSE_HAIRER
+    K = np.empty((ns, m))
+    ZK = np.empty((ns, m))  # W K[j] (pre-activation pairs)
+    D = np.empty((ns, m))   # sigma' at the stage pre-activations (written with store only)
+    F = np.empty((Pd.shape[0] + 3, m))  # Hairer's dense-output coefficients
+    y = h0.copy()
+    zy = np.empty(m)       # W y
+    ynew = np.empty(m)
+    zynew = np.empty(m)
+    ytmp = np.empty(m)
+    ztmp = np.empty(m)
+    acc_v = np.empty(m)
+    acc_z = np.empty(m)
+    TS = np.empty((1, m))  # tanh_block's 1 - tanh^2
+    t = breaks[0]
+    nfev = 0
+    nacc = 0
+    nrej = 0
+    i_obs = 0
+    if not all_finite(y):
+        return NONFINITE, t, nfev, nacc, nrej, S
+    while i_obs < n and t_eval[i_obs] <= t:
+        if not want_dy:
+            H[i_obs, :] = y
+        i_obs += 1
+    n_first = i_obs
+    if nseg == 0 and not want_dy:
+        return SUCCESS, t, nfev, nacc, nrej, S
+
+    # scipy's select_initial_step on the first piece
+    p = P[0]
+    q = Q[0]
+    if preact:
+        matvec(W, y, zy)
+    _knot_stage(field, preact, y, zy, p, q, TS, ztmp, K[0], D[0], store)
+    nfev += 1
+    if not all_finite(K[0]):
+        return NONFINITE, t, nfev, nacc, nrej, S
+    if want_dy:
+        acc = 0.0
+        for i in range(m):
+            acc += cv[i] * K[0, i]
+        for r in range(n_first):
+            DY[r] = acc
+    if nseg == 0:
+        return SUCCESS, t, nfev, nacc, nrej, S
+    if preact:
+        matvec(W, K[0], ZK[0])
+    span = breaks[1] - breaks[0]
+    d0 = rms_scaled(y, y, rtol, atol)
+    d1 = rms_scaled(K[0], y, rtol, atol)
+    hh = first_trial_step(d0, d1, span)
+    if preact:
+        for i in range(m):
+            ytmp[i] = y[i] + hh * K[0, i]
+            ztmp[i] = zy[i] + hh * ZK[0, i] + p[i] + hh * q[i]
+        field_from_z(code, leak, TS, ztmp, ytmp, K[1], D[1], False)
+    else:
+        for i in range(m):
+            ytmp[i] = y[i] + hh * K[0, i]
+        rhs(W, code, leak, TS, p, q, hh, ytmp, K[1])
+    nfev += 1
+    for i in range(m):
+        ynew[i] = K[1, i] - K[0, i]
+    d2 = rms_scaled(ynew, y, rtol, atol) / hh
+    h_abs = initial_step(hh, d1, d2, min(span, max_step), expo)
+    if not math.isfinite(h_abs):  # a NaN from the derivative estimate
+        return NONFINITE, t, nfev, nacc, nrej, S
+
+    attempts = 0
+    for seg in range(nseg):
+        a = breaks[seg]
+        bnd = breaks[seg + 1]
+        p = P[seg]
+        q = Q[seg]
+        if seg > 0:  # the input may jump at the knot: the stage derivative there is re-evaluated
+            _knot_stage(field, preact, y, zy, p, q, TS, ztmp, K[0], D[0], store)
+            nfev += 1
+            if not all_finite(K[0]):
+                return NONFINITE, t, nfev, nacc, nrej, S
+            if preact:
+                matvec(W, K[0], ZK[0])
+        while t < bnd:
+            min_step = 10.0 * abs(np.nextafter(t, np.inf) - t)
+            if h_abs > max_step:
+                h_abs = max_step
+            elif h_abs < min_step:
+                h_abs = min_step
+            rejected = False
+            bad_trial = False
+            while True:
+                if h_abs < min_step:
+                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev, nacc, nrej, S
+                if attempts >= max_steps:
+                    return MAX_STEPS, t, nfev, nacc, nrej, S
+                attempts += 1
+                t_new = t + h_abs
+                if t_new >= bnd:
+                    t_new = bnd
+                hs = t_new - t
+                for st in range(1, nb):
+                    _stage(field, preact, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
+                           acc_v, acc_z, K[st], D[st], store)
+                    if preact:
+                        matvec(W, K[st], ZK[st])
+                # the new state and the FSAL stage f(t_new, y_new)
+                tau = t_new - a
+                if preact:
+                    _combine2(B, K, ZK, nb, acc_v, acc_z)
+                    for i in range(m):
+                        ynew[i] = y[i] + hs * acc_v[i]
+                        zynew[i] = zy[i] + hs * acc_z[i]
+                        ztmp[i] = zynew[i] + p[i] + tau * q[i]
+                    field_from_z(code, leak, TS, ztmp, ynew, K[nb], D[nb], store)
+                else:
+                    combine(B, K, nb, acc_v)
+                    for i in range(m):
+                        ynew[i] = y[i] + hs * acc_v[i]
+                    rhs(W, code, leak, TS, p, q, tau, ynew, K[nb])
+                nfev += nb
+                combine(E, K, E.shape[0], acc_v)
+                if E2.shape[0] == 0:  # scipy's RMS norm of hs * e
+                    err = rms_error(hs, acc_v, y, ynew, rtol, atol)
+                else:  # Hairer's combined norm of two estimates (DOP853)
+                    combine(E2, K, E2.shape[0], acc_z)
+                    s5 = 0.0
+                    s3 = 0.0
+                    for i in range(m):
+                        sc = atol + rtol * max(abs(y[i]), abs(ynew[i]))
+                        e5 = acc_v[i] / sc
+                        e3 = acc_z[i] / sc
+                        s5 += e5 * e5
+                        s3 += e3 * e3
+                    if s5 == 0.0 and s3 == 0.0:
+                        err = 0.0
+                    else:
+                        err = hs * s5 / math.sqrt((s5 + 0.01 * s3) * m)  # NaN / inf for a non-finite trial
+                finite_trial = all_finite(ynew) and all_finite(K[nb])
+                if finite_trial and math.isnan(err):
+                    err = math.inf  # inf / inf: the squares overflowed
+                accepted, factor, h_abs, bad_trial = step_verdict(err, finite_trial, rejected, h_abs, expo)
+                if accepted:
+                    break
+                nrej += 1
+                rejected = True
+            # accepted step [t, t_new] of length hs
+            if preact:
+                matvec(W, K[nb], ZK[nb])
+            if store:
+                if nacc == S[0].shape[0]:  # full: twice the room, the stored steps copied over
+                    S = grown_store(S)
+                S_t, S_h, S_y, S_K, S_D, S_seg = S
+                S_t[nacc] = t
+                S_h[nacc] = hs
+                S_seg[nacc] = seg
+                for i in range(m):
+                    S_y[nacc, i] = y[i]
+                for j in range(nb + 1):
+                    for i in range(m):
+                        S_K[nacc, j, i] = K[j, i]
+                        S_D[nacc, j, i] = D[j, i]
+            nacc += 1
+            big = 0.0
+            for i in range(m):
+                big = max(big, abs(ynew[i]))
+            if big >= threshold:
+                return DIVERGED, t_new, nfev, nacc, nrej, S
+            dense_ready = not hairer
+            while i_obs < n and t_eval[i_obs] <= t_new:
+                te = t_eval[i_obs]
+                if te == t_new:
+                    if want_dy:
+                        acc = 0.0
+                        for i in range(m):
+                            acc += cv[i] * K[nb, i]
+                        DY[i_obs] = acc
+                    else:
+                        H[i_obs, :] = ynew
+                    i_obs += 1
+                    continue
+                if not dense_ready:
+                    # Hairer's extra stages and the interpolant's coefficients of this step
+                    for st in range(nb + 1, ns):
+                        _stage(field, preact, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp,
+                               ztmp, acc_v, acc_z, K[st], D[st], False)
+                        if preact:
+                            matvec(W, K[st], ZK[st])
+                    nfev += ns - nb - 1
+                    for i in range(m):
+                        dlt = ynew[i] - y[i]
+                        F[0, i] = dlt
+                        F[1, i] = hs * K[0, i] - dlt
+                        F[2, i] = 2.0 * dlt - hs * (K[nb, i] + K[0, i])
+                    for r in range(Pd.shape[0]):
+                        combine(Pd[r], K, ns, acc_v)
+                        for i in range(m):
+                            F[3 + r, i] = hs * acc_v[i]
+                    dense_ready = True
+                x = (te - t) / hs
+                if want_dy:
+                    # cv . f(h(te)): the exact field at the interpolated state
+                    if preact and not hairer:
+                        # its pre-activation interpolated from zy and ZK like the state from y and K
+                        interpolate(ZK, zy, hs, x, Pd, ztmp)
+                        if leak != 0.0:
+                            interpolate(K, y, hs, x, Pd, ytmp)
+                        tau = te - a
+                        for i in range(m):
+                            ztmp[i] += p[i] + tau * q[i]
+                        field_from_z(code, leak, TS, ztmp, ytmp, acc_v, acc_z, False)  # leak = 0: ytmp unused
+                    else:
+                        if hairer:
+                            _dense_hairer(F, y, x, ytmp)
+                        else:
+                            interpolate(K, y, hs, x, Pd, ytmp)
+                        rhs(W, code, leak, TS, p, q, te - a, ytmp, acc_v)
+                    nfev += 1
+                    acc = 0.0
+                    for i in range(m):
+                        acc += cv[i] * acc_v[i]
+                    DY[i_obs] = acc
+                elif hairer:
+                    _dense_hairer(F, y, x, H[i_obs])
+                else:
+                    interpolate(K, y, hs, x, Pd, H[i_obs])
+                i_obs += 1
+            wanted = h_abs  # the step size before any cut onto the knot
+            t = t_new
+            for i in range(m):
+                y[i] = ynew[i]
+                K[0, i] = K[nb, i]
+            if preact:
+                for i in range(m):
+                    zy[i] = zynew[i]
+                    ZK[0, i] = ZK[nb, i]
+                    D[0, i] = D[nb, i]
+            h_abs = hs * factor
+            if t == bnd and wanted > hs:
+                h_abs = max(h_abs, wanted)
+    return SUCCESS, t, nfev, nacc, nrej, S
+
+
+@numba.njit(cache=True, error_model="numpy")
+def solve_batch(field, tabs, ctrl, P, Q, breaks, t_eval, H0, H, status, t_reached, counts, want_dy, cv, DY):
+    """:func:`solve_one` for every sequence ``s`` (``P[s], Q[s], H0[s]``), no step store."""
+    none = (np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1, 1)),
+            np.zeros(1, dtype=np.int64))
+    for s in range(P.shape[0]):
+        out = solve_one(field, tabs, ctrl, P[s], Q[s], breaks, t_eval, H0[s], H[s], False, none, want_dy, cv, DY[s])
+        status[s] = out[0]
+        t_reached[s] = out[1]
+        counts[s, 0] = out[2]
+        counts[s, 1] = out[3]
+        counts[s, 2] = out[4]
