@@ -48,6 +48,7 @@ from scipy.special import erf
 
 from ..decay import loglog_slope
 from ..io import atomic_savefig
+from .record import Experiment
 
 TITLE = "[WLL] App. C: rescaled RNN, sum k^-2 e^(-t/k) stable, sum k^-2 e^(-t/k^2) not"
 CLAIM = ("rho = sum_k k^-2 e^{-t/k} is stably approximated by the rescaled RNN sum_k c_k e^{w_k t/k} although its "
@@ -193,6 +194,7 @@ def summarise(rows: list, betas) -> dict:
 
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
+    """The rescaled RNN's least-squares fits of both App. C kernels at every width, and their perturbation curves."""
     start = time.perf_counter()
     betas = [float(b) for b in config["betas"]]
     out = {"experiment": "appc", "protocol_name": "paper", "size": config["size"], "config": dict(config),
@@ -224,6 +226,7 @@ def criteria(result: dict) -> dict:
 
 
 def verdict(result: dict) -> dict:
+    """Reproduced when every criterion of :func:`criteria` holds, partly when S1 or S2 does, with the numbers behind them."""
     c = criteria(result)
     s1, s2 = (summarise(result["targets"][n][0]["rows"], result["betas"]) for n in TARGETS)
     if all(c.values()):
@@ -240,6 +243,7 @@ def verdict(result: dict) -> dict:
 
 
 def plot(result: dict, path: str) -> None:
+    """``E_m(beta)`` of both kernels (one curve per width, ``w + beta`` and random draws) and a summary panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -271,3 +275,6 @@ def plot(result: dict, path: str) -> None:
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
+
+EXPERIMENT = Experiment(name="appc", title=TITLE, claim=CLAIM, protocols=PROTOCOLS, config=config, run=run,
+                        plot=plot, verdict=verdict, criteria=criteria)
