@@ -57,7 +57,8 @@ import numpy as np  # noqa: E402
 
 from _common import BENCH_EXTRA_HINT, Case, import_torch  # noqa: E402
 
-MODULES = ("bench_recurrences", "bench_gated", "bench_adjoint", "bench_memory", "bench_stability", "bench_kernel", "bench_sweep")
+MODULES = ("bench_recurrences", "bench_gated", "bench_stack", "bench_adjoint", "bench_memory", "bench_stability", "bench_kernel",
+           "bench_sweep")
 DEFAULT_JSON = HERE / "results" / "latest.json"
 FULL_REPEATS = 7
 QUICK_REPEATS = 3
@@ -82,7 +83,7 @@ def _select(cases, patterns):
             chosen.append((name, group, build))
     if not chosen:
         names = ", ".join(n for n, _, _ in cases)
-        raise SystemExit(f"--only {' '.join(patterns)}: no case matches; cases are: {names} (groups: recurrences, adjoint, memory, stability, kernel, sweep)")
+        raise SystemExit(f"--only {' '.join(patterns)}: no case matches; cases are: {names} (groups: recurrences, gated, stack, adjoint, memory, stability, kernel, sweep)")
     return chosen
 
 
@@ -290,7 +291,7 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes and 3 repeats (smoke run)")
-    ap.add_argument("--only", nargs="+", metavar="NAME", help="case names, groups (recurrences, gated, adjoint, memory, stability, kernel, sweep) or globs")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="case names, groups (recurrences, gated, stack, adjoint, memory, stability, kernel, sweep) or globs")
     ap.add_argument("--repeats", type=int, default=None, help=f"timed repeats per side (default {FULL_REPEATS}; "
                     f"{QUICK_REPEATS} with --quick)")
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"output file (default {DEFAULT_JSON.relative_to(REPO)})")

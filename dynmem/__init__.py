@@ -45,6 +45,7 @@ from .memory import MemoryResult, linear_memory, memory_function
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
 from .gated import CTGRU, GatedGradient, GatedTrajectory, GRUCell, LSTMCell, gated_forward, gated_value_and_grad
 from .ssm import DiagonalSSM, DiscreteDiagonalSSM, SSMGradient, ssm_reparam_value_and_grad, ssm_value_and_grad
+from .stack import Stack, StackGradient, StackTrajectory
 from .spectra import (
     SpectralSummary,
     check_hurwitz,
@@ -99,6 +100,10 @@ __all__ = [
     "ssm_value_and_grad",
     "ssm_reparam_value_and_grad",
     "SSMGradient",
+    # stacks
+    "Stack",
+    "StackTrajectory",
+    "StackGradient",
     # spectra
     "spectral_abscissa",
     "spectral_radius",

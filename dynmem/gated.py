@@ -490,6 +490,115 @@ class _DiscreteCell(_GatedCell):
         tr = gated_forward(self, X, h0=h0, s0=s0)
         return tr._H[-1] if tr._S is None else np.concatenate([tr._H[-1], tr._S[-1]], axis=1)
 
+    # -- the one-step map (dynmem.models.DiscreteMap) ------------------------
+    def _step_parts(self, S, X):
+        h, cell = self._split(S)
+        X = as_float_array("X", X, ndim=2, shape=(h.shape[0], self.inputs))
+        m = self.hidden
+        gi = X @ self.weight_ih.T + self.bias_ih
+        gh = h @ self.weight_hh.T + self.bias_hh
+        return h, cell, gi, gh, m
+
+    def step(self, S, X) -> np.ndarray:
+        """One step of the cell on flat states S (k, state_size) and inputs X (k, d); shape (k, state_size).
+
+        GRU: ``(1 - z) n + z h``; LSTM: ``(o tanh(s'), s')`` with ``s' = f s + i g``
+        (equations in the module docstring).
+        """
+        h, cell, gi, gh, m = self._step_parts(S, X)
+        if self._n_gates == 3:
+            r = _sigmoid(gi[:, :m] + gh[:, :m])
+            z = _sigmoid(gi[:, m:2 * m] + gh[:, m:2 * m])
+            n = np.tanh(gi[:, 2 * m:] + r * gh[:, 2 * m:])
+            return (1.0 - z) * n + z * h
+        a = gi + gh
+        i, f, o = _sigmoid(a[:, :m]), _sigmoid(a[:, m:2 * m]), _sigmoid(a[:, 3 * m:])
+        s_new = f * cell + i * np.tanh(a[:, 2 * m:3 * m])
+        return np.concatenate([o * np.tanh(s_new), s_new], axis=1)
+
+    def step_jacobian(self, S, X) -> np.ndarray:
+        """``dF/ds`` of :meth:`step` at each pair; shape (k, state_size, state_size).
+
+        GRU (with ``q = W_hn h + b_hn``)::
+
+            dF/dh = diag(z) + diag((h - n) z (1 - z)) W_hz
+                    + diag((1 - z)(1 - n^2)) (diag(r) W_hn + diag(q r (1 - r)) W_hr)
+
+        LSTM on ``(h, s)``, with ``s' = f s + i g`` and ``t = tanh(s')``::
+
+            ds'/dh = diag(s f (1-f)) W_hf + diag(g i (1-i)) W_hi + diag(i (1-g^2)) W_hg,   ds'/ds = diag(f)
+            dh'/dh = diag(t o (1-o)) W_ho + diag(o (1-t^2)) ds'/dh,                        dh'/ds = diag(o (1-t^2) f)
+        """
+        h, cell, gi, gh, m = self._step_parts(S, X)
+        Whh = self.weight_hh
+        if self._n_gates == 3:
+            r = _sigmoid(gi[:, :m] + gh[:, :m])
+            z = _sigmoid(gi[:, m:2 * m] + gh[:, m:2 * m])
+            q = gh[:, 2 * m:]
+            n = np.tanh(gi[:, 2 * m:] + r * q)
+            J = ((h - n) * z * (1 - z))[:, :, None] * Whh[m:2 * m]
+            dn = r[:, :, None] * Whh[2 * m:] + (q * r * (1 - r))[:, :, None] * Whh[:m]
+            J += ((1 - z) * (1 - n * n))[:, :, None] * dn
+            J[:, np.arange(m), np.arange(m)] += z
+            return J
+        a = gi + gh
+        i, f, o = _sigmoid(a[:, :m]), _sigmoid(a[:, m:2 * m]), _sigmoid(a[:, 3 * m:])
+        g = np.tanh(a[:, 2 * m:3 * m])
+        s_new = f * cell + i * g
+        t = np.tanh(s_new)
+        ds_dh = ((cell * f * (1 - f))[:, :, None] * Whh[m:2 * m] + (g * i * (1 - i))[:, :, None] * Whh[:m]
+                 + (i * (1 - g * g))[:, :, None] * Whh[2 * m:3 * m])
+        k = h.shape[0]
+        J = np.zeros((k, 2 * m, 2 * m))
+        J[:, :m, :m] = (t * o * (1 - o))[:, :, None] * Whh[3 * m:] + (o * (1 - t * t))[:, :, None] * ds_dh
+        J[:, :m, m:] = np.einsum("ki,ij->kij", o * (1 - t * t) * f, np.eye(m))
+        J[:, m:, :m] = ds_dh
+        J[:, m:, m:] = np.einsum("ki,ij->kij", f, np.eye(m))
+        return J
+
+    def step_input_jacobian(self, S, X) -> np.ndarray:
+        """``dF/dx`` of :meth:`step` at each pair; shape (k, state_size, d) (a stack's step Jacobian needs it).
+
+        The formulas of :meth:`step_jacobian` with the ``W_i*`` blocks in place of ``W_h*``
+        (r enters the GRU's n through ``q = W_hn h + b_hn`` only, so ``W_in`` appears bare).
+        """
+        h, cell, gi, gh, m = self._step_parts(S, X)
+        Wih = self.weight_ih
+        if self._n_gates == 3:
+            r = _sigmoid(gi[:, :m] + gh[:, :m])
+            z = _sigmoid(gi[:, m:2 * m] + gh[:, m:2 * m])
+            q = gh[:, 2 * m:]
+            n = np.tanh(gi[:, 2 * m:] + r * q)
+            dn = Wih[2 * m:][None] + (q * r * (1 - r))[:, :, None] * Wih[:m]
+            return ((h - n) * z * (1 - z))[:, :, None] * Wih[m:2 * m] + ((1 - z) * (1 - n * n))[:, :, None] * dn
+        a = gi + gh
+        i, f, o = _sigmoid(a[:, :m]), _sigmoid(a[:, m:2 * m]), _sigmoid(a[:, 3 * m:])
+        g = np.tanh(a[:, 2 * m:3 * m])
+        t = np.tanh(f * cell + i * g)
+        ds_dx = ((cell * f * (1 - f))[:, :, None] * Wih[m:2 * m] + (g * i * (1 - i))[:, :, None] * Wih[:m]
+                 + (i * (1 - g * g))[:, :, None] * Wih[2 * m:3 * m])
+        dh_dx = (t * o * (1 - o))[:, :, None] * Wih[3 * m:] + (o * (1 - t * t))[:, :, None] * ds_dx
+        return np.concatenate([dh_dx, ds_dx], axis=1)
+
+    # -- a layer of a stack (dynmem.models.SequenceLayer) -------------------
+    @property
+    def feature_size(self) -> int:
+        """Width of the sequence passed up in a stack: the hidden width m (an LSTM passes h, not its cell state)."""
+        return self.hidden
+
+    def features(self, S) -> np.ndarray:
+        """The hidden part ``h`` of flat states S (k, state_size); shape (k, m)."""
+        h, _ = self._split(S)
+        return h
+
+    def sequence_forward(self, X, S0=None):
+        """Features ``h_1 .. h_T``, outputs and tape (:func:`gated_hidden_forward`)."""
+        return gated_hidden_forward(self, X, S0)
+
+    def sequence_backward(self, passed, dF=None, dy=None):
+        """BPTT with cotangents on every hidden state (:func:`gated_hidden_backward`)."""
+        return gated_hidden_backward(self, passed, dF, dy)
+
     def equilibrium(self, X, *, max_steps: int = 200000, tol: float = 1e-14) -> np.ndarray:
         """Fixed points of the cell under constant inputs X (k, d), by iterating the cell from zero.
 
@@ -958,3 +1067,174 @@ def gated_value_and_grad(model, X, Y, *, h0=None, s0=None, loss: str = "mse") ->
     dh0 = a.sum(axis=0) if h_shared else a
     ds0 = None if e is None else (e.sum(axis=0) if s_shared else e)
     return GatedGradient(loss=value, grad=model.replace(**grads), dh0=dh0, ds0=ds0)
+
+
+# ---------------------------------------------------------------------------
+# the cells as layers of a stack (dynmem.stack): cotangents on every state, dL/dx
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _gru_hidden_backward_kernel(Whh, H, G, A, Dih, Dhh):
+    """GRU BPTT with a cotangent ``A[k] = dL/dh_{k+1}`` (T, B, m) from outside the cell on every state.
+
+    The step is that of :func:`_gru_backward_kernel` with ``a + A[k]`` in
+    place of ``a + dY_k c``; the input-side cotangents ``[dar, daz, dan]``
+    are always stored in Dih (T, B, 3m) (``dL/dx_k = Dih[k] @ weight_ih``),
+    the recurrent ones in Dhh (T, B, 3m).  Returns ``dL/dh_0`` (B, m).
+    """
+    T, B, m4 = G.shape
+    m = m4 // 4
+    a = np.zeros((B, m))
+    tmp = np.empty((B, m))
+    for k in range(T - 1, -1, -1):
+        Gk = G[k]
+        hk = H[k]
+        Dh = Dhh[k]
+        Di = Dih[k]
+        Ak = A[k]
+        for bi in range(B):
+            for i in range(m):
+                ai = a[bi, i] + Ak[bi, i]
+                r = Gk[bi, i]
+                z = Gk[bi, m + i]
+                n = Gk[bi, 2 * m + i]
+                q = Gk[bi, 3 * m + i]
+                dan = ai * (1.0 - z) * (1.0 - n * n)
+                dar = dan * q * r * (1.0 - r)
+                daz = ai * (hk[bi, i] - n) * z * (1.0 - z)
+                Di[bi, i] = dar
+                Di[bi, m + i] = daz
+                Di[bi, 2 * m + i] = dan
+                Dh[bi, i] = dar
+                Dh[bi, m + i] = daz
+                Dh[bi, 2 * m + i] = dan * r
+                a[bi, i] = ai * z
+        np.dot(Dh, Whh, tmp)
+        for bi in range(B):
+            for i in range(m):
+                a[bi, i] += tmp[bi, i]
+    return a
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _lstm_hidden_backward_kernel(Whh, H, S, G, A, D):
+    """LSTM BPTT with a cotangent ``A[k] = dL/dh_{k+1}`` (T, B, m) from outside the cell on every state.
+
+    The step of :func:`_lstm_backward_kernel` with ``a + A[k]`` in place of
+    ``a + dY_k c``; D (T, B, 4m) receives the pre-activation cotangents
+    (``dL/dx_k = D[k] @ weight_ih``).  Returns ``(dL/dh_0, dL/ds_0)``.
+    """
+    T, B, m4 = G.shape
+    m = m4 // 4
+    a = np.zeros((B, m))
+    e = np.zeros((B, m))
+    for k in range(T - 1, -1, -1):
+        Gk = G[k]
+        sk = S[k]
+        sn = S[k + 1]
+        hn = H[k + 1]
+        Dk = D[k]
+        Ak = A[k]
+        for bi in range(B):
+            for i in range(m):
+                ai = a[bi, i] + Ak[bi, i]
+                ig = Gk[bi, i]
+                fg = Gk[bi, m + i]
+                gg = Gk[bi, 2 * m + i]
+                og = Gk[bi, 3 * m + i]
+                t = hn[bi, i] / og if og > 1e-100 else np.tanh(sn[bi, i])
+                ds = e[bi, i] + ai * og * (1.0 - t * t)
+                Dk[bi, i] = ds * gg * ig * (1.0 - ig)
+                Dk[bi, m + i] = ds * sk[bi, i] * fg * (1.0 - fg)
+                Dk[bi, 2 * m + i] = ds * ig * (1.0 - gg * gg)
+                Dk[bi, 3 * m + i] = ai * t * og * (1.0 - og)
+                e[bi, i] = ds * fg
+        np.dot(Dk, Whh, a)
+    return a, e
+
+
+def gated_hidden_forward(model, X, S0=None):
+    """A GRU/LSTM cell as a stack layer: :func:`gated_forward` with the hidden states as features.
+
+    Parameters
+    ----------
+    model : GRUCell or LSTMCell
+    X : array_like, shape (B, T, d)
+    S0 : array_like, shape (B, n) or (n,), optional
+        Flat initial state (``h`` for a GRU, ``(h, s)`` for an LSTM); zeros by default.
+
+    Returns
+    -------
+    dynmem.models.LayerPass
+        ``features = h_1 .. h_T`` (B, T, m), ``y`` (B, T), the :class:`GatedTrajectory` as tape.
+    """
+    from .models import LayerPass
+
+    _check_cell(model)
+    if S0 is None:
+        h0 = s0 = None
+    else:
+        S0 = as_float_array("S0", S0, ndim=(1, 2))
+        h0, s0 = model._split(np.atleast_2d(S0))
+        if S0.ndim == 1:
+            h0, s0 = h0[0], (None if s0 is None else s0[0])
+    traj = gated_forward(model, X, h0=h0, s0=s0)
+    return LayerPass(features=traj.h[:, 1:], y=traj.y, tape=traj)
+
+
+def gated_hidden_backward(model, passed, dF=None, dy=None):
+    """BPTT of :func:`gated_hidden_forward` with cotangents on every hidden state and on the outputs.
+
+    Parameters
+    ----------
+    model : GRUCell or LSTMCell
+    passed : dynmem.models.LayerPass
+        From :func:`gated_hidden_forward` with this model.
+    dF : array_like, shape (B, T, m), optional
+        ``dL/dh_{k+1}`` from the layer above.
+    dy : array_like, shape (B, T), optional
+        ``dL/dy_k`` (adds ``dy_k c`` to the cotangent of ``h_{k+1}``).
+
+    Returns
+    -------
+    dynmem.models.LayerGradient
+        ``flat`` in ``model.flatten()`` order, ``dX = D @ weight_ih`` (B, T, d)
+        from the stored input-side cotangents D, ``dS0`` (B, state_size).
+    """
+    from .models import LayerGradient
+    from .recurrences import hidden_cotangent
+
+    _check_cell(model)
+    traj = getattr(passed, "tape", None)
+    if not isinstance(traj, GatedTrajectory) or traj.model is not model:
+        raise ValueError(f"`passed` must be the LayerPass of gated_hidden_forward() with this same `model`; "
+                         f"got {describe(passed)}.")
+    Xt, H = traj._X, traj._H
+    T, B, d = Xt.shape
+    m = model.hidden
+    g = model._n_gates
+    A = hidden_cotangent("dF", dF, dy, model.c, B, T, m)
+    Whh = model.weight_hh.copy()
+    if g == 4:
+        D = np.empty((T, B, 4 * m))
+        a, e = _lstm_hidden_backward_kernel(Whh, H, traj._S, traj._G, A, D)
+        Dih = Dhh = D.reshape(T * B, 4 * m)
+        dS0 = np.concatenate([a, e], axis=1)
+    else:
+        Dih3 = np.empty((T, B, 3 * m))
+        Dhh3 = np.empty((T, B, 3 * m))
+        dS0 = _gru_hidden_backward_kernel(Whh, H, traj._G, A, Dih3, Dhh3)
+        Dih, Dhh = Dih3.reshape(T * B, 3 * m), Dhh3.reshape(T * B, 3 * m)
+    dc = np.zeros(m) if dy is None else np.asarray(dy, dtype=float).T.reshape(T * B) @ H[1:].reshape(T * B, m)
+    parts = {
+        "weight_ih": Dih.T @ Xt.reshape(T * B, d),
+        "weight_hh": Dhh.T @ H[:-1].reshape(T * B, m),
+        "bias_ih": Dih.sum(axis=0),
+        "bias_hh": Dhh.sum(axis=0),
+        "c": dc,
+    }
+    flat = np.concatenate([parts[n].ravel() for n in model.param_names])
+    dX = (Dih @ model.weight_ih).reshape(T, B, d).transpose(1, 0, 2)
+    if not (np.all(np.isfinite(flat)) and np.all(np.isfinite(dX)) and np.all(np.isfinite(dS0))):
+        raise FloatingPointError("BPTT produced a non-finite gradient (exploding gradients through the recurrence).")
+    return LayerGradient(flat=flat, dX=dX, dS0=dS0)

@@ -8,10 +8,15 @@ source                  conditions                                      dynmem m
 ``torch.nn.GRU``        one layer, unidirectional                       :class:`~dynmem.gated.GRUCell`
 ``torch.nn.LSTM``       one layer, unidirectional, ``proj_size = 0``    :class:`~dynmem.gated.LSTMCell`
 ``torch.nn.RNN``        one layer, unidirectional, tanh or relu         :class:`~dynmem.models.DiscreteRNN`
+any of the three        ``num_layers = L > 1``, unidirectional          :class:`~dynmem.stack.Stack` of L of the above
 ======================  ==============================================  =================
 
-``bias=False`` modules give zero biases.  Multi-layer and bidirectional
-modules are refused (a stack of cells is not a single dynmem model yet).
+``bias=False`` modules give zero biases.  A multi-layer module becomes a
+:class:`~dynmem.stack.Stack` (layer l reads layer l-1's hidden sequence, no
+nonlinearity between layers, as torch; the read-out belongs to the top layer
+and the lower layers' ``c`` are zeros).  Dropout between layers is a
+training-time device: the stack is the module in ``eval()`` mode.
+Bidirectional modules are refused (a stack runs forward in time only).
 The torch modules have no read-out; dynmem's models emit the scalar
 ``y_k = c^T h_{k+1}``, so a read-out is required: an array ``c`` of shape
 (m,) or a ``torch.nn.Linear(m, 1)``.  A Linear's bias only shifts y by a
@@ -29,12 +34,14 @@ which pins ``torch==2.13.0``).
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
 from ._validation import as_float_array, check_choice, describe
 from .gated import GRUCell, LSTMCell
 from .models import DiscreteRNN
+from .stack import Stack
 
 __all__ = ["from_torch", "from_state_dict", "to_state_dict"]
 
@@ -93,16 +100,18 @@ def from_torch(module, *, readout):
     Parameters
     ----------
     module : torch.nn.GRU, torch.nn.LSTM or torch.nn.RNN
-        One layer, unidirectional (LSTM without projection); any dtype (the
-        arrays are converted to float64).
+        Unidirectional (LSTM without projection), any number of layers; any
+        dtype (the arrays are converted to float64).
     readout : array_like, shape (m,), or torch.nn.Linear(m, 1)
-        The read-out ``c`` of ``y = c^T h`` (a Linear's bias is dropped).
+        The read-out ``c`` of ``y = c^T h`` of the (top) layer (a Linear's bias is dropped).
 
     Returns
     -------
-    GRUCell, LSTMCell or DiscreteRNN
-        For GRU/LSTM the arrays keep PyTorch's layout; for RNN
+    GRUCell, LSTMCell, DiscreteRNN or Stack
+        One layer: for GRU/LSTM the arrays keep PyTorch's layout; for RNN
         ``W = weight_hh_l0``, ``U = weight_ih_l0``, ``b = bias_ih_l0 + bias_hh_l0``.
+        ``num_layers = L > 1``: a :class:`~dynmem.stack.Stack` of L such
+        layers (layer l from the ``*_l{l}`` arrays), the read-out on the top one.
 
     Raises
     ------
@@ -116,32 +125,47 @@ def from_torch(module, *, readout):
     kind = next((k for cls, k in kinds if isinstance(module, cls)), None)
     if kind is None:
         raise TypeError(f"`module` must be a torch.nn.GRU, torch.nn.LSTM or torch.nn.RNN; got {describe(module)}.")
-    if module.num_layers != 1:
-        raise ValueError(f"`module` must have num_layers = 1 (stacked layers are not supported); got {module.num_layers}.")
     if module.bidirectional:
-        raise ValueError("`module` must be unidirectional (bidirectional=False); got bidirectional=True.")
+        raise ValueError("`module` must be unidirectional (bidirectional=False): a dynmem model or stack runs forward "
+                         "in time only; got bidirectional=True.")
     if kind == "lstm" and getattr(module, "proj_size", 0):
         raise ValueError(f"`module` must have proj_size = 0 (projected LSTMs are not supported); got {module.proj_size}.")
-    arrays = {}
-    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-        p = getattr(module, name + "_l0", None)
-        if p is not None:
-            arrays[name] = np.asarray(p.detach().cpu().double().numpy())
-    return _build(kind, arrays, readout, getattr(module, "nonlinearity", "tanh"))
+    layers = []
+    for layer in range(module.num_layers):
+        arrays = {}
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            p = getattr(module, f"{name}_l{layer}", None)
+            if p is not None:
+                arrays[name] = np.asarray(p.detach().cpu().double().numpy())
+        top = layer == module.num_layers - 1
+        c = readout if top else np.zeros(module.hidden_size)
+        layers.append(_build(kind, arrays, c, getattr(module, "nonlinearity", "tanh")))
+    return layers[0] if len(layers) == 1 else Stack(tuple(layers))
 
 
 _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "c")
 _MAX_ELEMENTS = 1 << 26  # per array of an .npz: 64 Mi numbers (512 MiB in float64)
 
 
+_KEY = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|c)(?:_l(\d+))?")
+
+
 def _base_name(key: str):
-    """The parameter a state key names (``weight_hh_l0`` -> ``weight_hh``), None for other keys; refuses other layers."""
+    """The parameter a state key names (``weight_hh_l0`` -> ``weight_hh``, ``weight_hh_l2`` -> ``weight_hh_l2``).
+
+    None for other keys; a bidirectional module's ``*_reverse`` keys are refused.
+    """
     if not isinstance(key, str):
         raise ValueError(f"`state` keys must be strings; got the key {key!r}.")
-    base = key[:-3] if key.endswith("_l0") else key
-    if base.endswith("_reverse") or any(key.endswith(f"_l{i}") for i in range(1, 100)):
-        raise ValueError(f"`state` must hold one unidirectional layer; got the key {key!r}.")
-    return base if base in _NAMES else None
+    if key.endswith("_reverse"):
+        raise ValueError(f"`state` must hold unidirectional layers (bidirectional=False); got the key {key!r}.")
+    match = _KEY.fullmatch(key)
+    if match is None:
+        return None
+    base, layer = match.group(1), int(match.group(2) or 0)
+    if base == "c" and layer:
+        return None
+    return base if layer == 0 else f"{base}_l{layer}"
 
 
 def _needed_keys(keys) -> dict:
@@ -238,7 +262,9 @@ def from_state_dict(kind: str, state, *, readout=None, nonlinearity: str = "tanh
 
     Returns
     -------
-    GRUCell, LSTMCell or DiscreteRNN
+    GRUCell, LSTMCell, DiscreteRNN or Stack
+        A :class:`~dynmem.stack.Stack` when ``state`` holds layers ``_l1``, ``_l2`` ...
+        (a multi-layer module's state dict), with the read-out on the top layer.
 
     Raises
     ------
@@ -260,7 +286,19 @@ def from_state_dict(kind: str, state, *, readout=None, nonlinearity: str = "tanh
         raise ValueError(f"`state` must hold {' and '.join(missing)} (or with the _l0 suffix); got keys {keys}.")
     if readout is None:
         readout = arrays.get("c")
-    return _build(kind, arrays, readout, nonlinearity)
+    depth = 1 + max([int(k.rsplit("_l", 1)[1]) for k in arrays if "_l" in k] or [0])
+    if depth == 1:
+        return _build(kind, arrays, readout, nonlinearity)
+    layers = []
+    for layer in range(depth):
+        sub = {n: arrays[f"{n}_l{layer}" if layer else n] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+               if (f"{n}_l{layer}" if layer else n) in arrays}
+        missing = [f"{n}_l{layer}" for n in ("weight_ih", "weight_hh") if n not in sub]
+        if missing:
+            raise ValueError(f"`state` must hold {' and '.join(missing)} for layer {layer} of {depth}; got keys {keys}.")
+        m = as_float_array(f"weight_hh_l{layer}", sub["weight_hh"], ndim=2).shape[1]
+        layers.append(_build(kind, sub, readout if layer == depth - 1 else np.zeros(m), nonlinearity))
+    return Stack(tuple(layers))
 
 
 def to_state_dict(model) -> dict:

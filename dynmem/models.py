@@ -47,6 +47,14 @@ capabilities are written down as :class:`typing.Protocol` classes
   ``step_jacobian(S, X)`` (``dF/ds``, batched).  Lyapunov spectra, fixed
   points and memory capacity of discrete models (:mod:`dynmem.lyapunov_exponents`,
   :mod:`dynmem.fixed_points`, :mod:`dynmem.capacity`) need it.
+* :class:`SequenceLayer` - a :class:`DiscreteModel` that can be a layer of a
+  :class:`dynmem.stack.Stack`: ``feature_size``, ``features(S)`` (the sequence
+  it passes up: its hidden state, or an SSM's flat state),
+  ``sequence_forward(X, S0)`` (a :class:`LayerPass`) and
+  ``sequence_backward(passed, dF, dy)`` (a :class:`LayerGradient` with
+  ``dL/dX`` for the layer below), each family on its own compiled kernels;
+  with ``step_input_jacobian(S, X)`` (``dF/dx``, (k, n, d)) as well, a stack
+  of such layers is a :class:`DiscreteMap` too.
 * :class:`LinearSystem` - ``linear_system()`` returns real ``(A, B, C, D)``
   of shapes (n, n), (n, d), (p, n), (p, d): ``dh/dt = A h + B x``,
   ``y = C h + D x`` for a continuous model, ``s_{k+1} = A s_k + B x_k``,
@@ -89,7 +97,8 @@ from .activations import available_activations, get_activation
 from .spectra import spectral_abscissa
 
 __all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN", "Parametrized", "ContinuousModel", "DiscreteModel",
-           "DiscreteMap", "LinearSystem", "ClosedFormMemory", "Trainable"]
+           "DiscreteMap", "SequenceLayer", "LayerPass", "LayerGradient", "LinearSystem", "ClosedFormMemory",
+           "Trainable"]
 
 
 # ---------------------------------------------------------------------------
@@ -217,6 +226,82 @@ class DiscreteMap(Protocol):
     def step(self, S, X) -> np.ndarray: ...
 
     def step_jacobian(self, S, X) -> np.ndarray: ...
+
+
+@runtime_checkable
+class SequenceLayer(Protocol):
+    """A :class:`DiscreteModel` that can be a layer of a :class:`dynmem.stack.Stack`.
+
+    The layer passes a *feature sequence* up (its hidden states ``h_1 .. h_T``,
+    or for a diagonal SSM the flat state ``(Re h, Im h)``) and takes the
+    cotangents of that sequence back, returning ``dL/dx`` for the layer below.
+
+    Attributes
+    ----------
+    feature_size : int
+        Width p of the feature sequence (the next layer's input dimension).
+
+    Methods
+    -------
+    features(S) -> ndarray, shape (k, p)
+        The features of flat states S (k, n).
+    sequence_forward(X, S0) -> LayerPass
+        The run on inputs X (B, T, d) from flat states S0 (B, n) (zeros when None):
+        features ``f_k = features(s_{k+1})`` (B, T, p), the layer's own outputs
+        ``y`` (B, T) and a tape for the backward pass.
+    sequence_backward(passed, dF, dy) -> LayerGradient
+        BPTT of that run with cotangents ``dF = dL/df`` (B, T, p) and
+        ``dy = dL/dy`` (B, T) (either may be None): the parameter gradient in
+        ``flatten()`` order, ``dL/dX`` (B, T, d) and ``dL/dS0`` (B, n).
+    """
+
+    inputs: int
+    state_size: int
+    feature_size: int
+
+    def features(self, S) -> np.ndarray: ...
+
+    def sequence_forward(self, X, S0=None): ...
+
+    def sequence_backward(self, passed, dF=None, dy=None): ...
+
+
+@dataclass(frozen=True, eq=False)
+class LayerPass:
+    """One layer's forward run (:meth:`SequenceLayer.sequence_forward`).
+
+    Attributes
+    ----------
+    features : ndarray, shape (B, T, p)
+        ``f_k = features(s_{k+1})``, the sequence the next layer reads.
+    y : ndarray, shape (B, T)
+        The layer's own read-out ``y_k``.
+    tape : object
+        What the layer's ``sequence_backward`` needs (its trajectory).
+    """
+
+    features: np.ndarray
+    y: np.ndarray
+    tape: object
+
+
+@dataclass(frozen=True, eq=False)
+class LayerGradient:
+    """One layer's BPTT (:meth:`SequenceLayer.sequence_backward`).
+
+    Attributes
+    ----------
+    flat : ndarray, shape (n_params,)
+        ``dL/dtheta`` in the order of the layer's ``flatten()``.
+    dX : ndarray, shape (B, T, d)
+        ``dL/dx_k``: the cotangent handed to the layer below.
+    dS0 : ndarray, shape (B, n)
+        ``dL/ds_0`` on the flat initial state.
+    """
+
+    flat: np.ndarray
+    dX: np.ndarray
+    dS0: np.ndarray
 
 
 @runtime_checkable
@@ -762,6 +847,36 @@ class DiscreteRNN(_ParamModel):
         J[:, np.arange(self.hidden), np.arange(self.hidden)] += gamma
         return J
 
+    # -- a layer of a stack (SequenceLayer) --------------------------------
+    @property
+    def feature_size(self) -> int:
+        """Width of the sequence passed up in a stack: the hidden width m."""
+        return self.W.shape[0]
+
+    def features(self, S) -> np.ndarray:
+        """The hidden states themselves: S (k, m) -> (k, m)."""
+        return as_float_array("S", S, ndim=2, shape=(None, self.hidden))
+
+    def sequence_forward(self, X, S0=None) -> LayerPass:
+        """Features ``h_1 .. h_T`` (B, T, m), outputs and tape (:func:`dynmem.recurrences.hidden_forward`)."""
+        from .recurrences import hidden_forward
+
+        return hidden_forward(self, X, S0)
+
+    def sequence_backward(self, passed, dF=None, dy=None) -> LayerGradient:
+        """BPTT with cotangents on every state (:func:`dynmem.recurrences.hidden_backward`)."""
+        from .recurrences import hidden_backward
+
+        return hidden_backward(self, passed, dF, dy)
+
+    def step_input_jacobian(self, S, X) -> np.ndarray:
+        """``dF/dx = eta diag(sigma'(z)) U`` at each pair; shape (k, m, d) (a stack's step Jacobian needs it)."""
+        S = as_float_array("S", S, ndim=2, shape=(None, self.hidden))
+        X = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
+        _, eta = recurrence_coefficients(self)
+        z = S @ np.asarray(self.W).T + X @ np.asarray(self.U).T + self.b
+        return eta * get_activation(self.activation).deriv(z)[:, :, None] * np.asarray(self.U)[None]
+
     def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(A, B, C, D)`` of the recurrence when the activation is the identity (:class:`LinearSystem`).
 
@@ -850,6 +965,11 @@ class EulerRNN(_ParamModel):
     step = DiscreteRNN.step
     step_jacobian = DiscreteRNN.step_jacobian
     linear_system = DiscreteRNN.linear_system
+    step_input_jacobian = DiscreteRNN.step_input_jacobian
+    feature_size = DiscreteRNN.feature_size
+    features = DiscreteRNN.features
+    sequence_forward = DiscreteRNN.sequence_forward
+    sequence_backward = DiscreteRNN.sequence_backward
 
 
 def recurrence_coefficients(model) -> tuple[float, float]:

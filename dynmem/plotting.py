@@ -15,7 +15,8 @@ from .decay import DecayFit, fit_decay
 from .memory import MemoryResult
 
 __all__ = ["plot_memory", "plot_memory_panels", "decay_curve", "plot_error_vs_width", "plot_trajectories",
-           "figure_heading", "readable_log_ticks", "finish_figure", "layout_problems"]
+           "plot_fixed_points", "principal_components", "figure_heading", "readable_log_ticks", "finish_figure",
+           "layout_problems"]
 
 _SCALES = ("semilogy", "loglog", "linear")
 
@@ -178,6 +179,111 @@ def plot_trajectories(result: "ConvergenceResult", ax=None, *, n_show: int = 4, 
         ax.plot(result.times, result.h_network[width_index, seed_index, :, j], "o", color=color, ms=3)
     ax.set(xlabel="$t = k / N$", ylabel="output on history",
            title=f"N = {int(result.N_values[width_index])}: network (dots) vs limit ODE (lines)")
+    ax.legend(fontsize=7)
+    return ax
+
+
+# --------------------------------------------------------------------------
+# fixed points on the leading principal components of trajectories ([SB])
+
+
+def principal_components(states, n_components: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The leading principal axes of a cloud of states.
+
+    Parameters
+    ----------
+    states : array_like, shape (N, n) or (k, T, n)
+        Visited states (trajectories are flattened over their time axis).
+    n_components : int
+
+    Returns
+    -------
+    mean : ndarray, shape (n,)
+    axes : ndarray, shape (n_components, n)
+        Orthonormal rows: the right singular vectors of the centred states,
+        by decreasing singular value (the projection is ``(h - mean) @ axes.T``).
+    explained : ndarray, shape (n_components,)
+        The fraction of the total variance along each axis.
+    """
+    from ._validation import check_int
+
+    X = as_float_array("states", states, ndim=(2, 3))
+    X = X.reshape(-1, X.shape[-1])
+    n_components = check_int("n_components", n_components, minimum=1, maximum=X.shape[1])
+    if X.shape[0] < 2:
+        raise ValueError(f"`states` must hold at least 2 states for principal components; got shape {X.shape}.")
+    mean = X.mean(axis=0)
+    _, sv, Vt = np.linalg.svd(X - mean, full_matrices=False)
+    total = float(np.sum(sv ** 2))
+    explained = sv[:n_components] ** 2 / total if total > 0 else np.zeros(n_components)
+    axes = np.zeros((n_components, X.shape[1]))
+    axes[:min(n_components, Vt.shape[0])] = Vt[:n_components]
+    return mean, axes, explained
+
+
+_FP_STYLE = {"stable": dict(marker="o", color="C0", ms=8), "saddle": dict(marker="X", color="C3", ms=8),
+             "unstable": dict(marker="^", color="C1", ms=8), "marginal": dict(marker="s", color="C2", ms=7)}
+
+
+def plot_fixed_points(fixed_points, states, *, ax=None, max_trajectories: int = 30, title: str | None = None):
+    """Fixed points (by kind) and slow points on the two leading principal components of trajectories ([SB] Fig. 2).
+
+    Parameters
+    ----------
+    fixed_points : dynmem.fixed_points.FixedPoints
+        From :func:`~dynmem.fixed_points.find_fixed_points`.
+    states : array_like, shape (k, T, n) or (N, n)
+        States of the model on real inputs (the same flat state as the fixed
+        points); trajectories (k, T, n) are drawn as thin lines, a cloud (N, n)
+        as dots.  Their principal axes (:func:`principal_components`) define the plane.
+    ax : matplotlib Axes, optional
+    max_trajectories : int
+        At most this many trajectories are drawn (all are used for the axes).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+
+    from ._validation import check_int
+
+    X = as_float_array("states", states, ndim=(2, 3))
+    n = fixed_points.points.shape[1]
+    if X.shape[-1] != n:
+        raise ValueError(f"`states` must have the fixed points' state size {n} as last axis; got shape {X.shape}.")
+    max_trajectories = check_int("max_trajectories", max_trajectories, minimum=0)
+    mean, axes, explained = principal_components(X, min(2, n))
+    if axes.shape[0] == 1:
+        axes = np.vstack([axes, np.zeros((1, n))])
+        explained = np.append(explained, 0.0)
+
+    def proj(P):
+        return (np.asarray(P, dtype=float).reshape(-1, n) - mean) @ axes.T
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 4.4))
+    if X.ndim == 3:
+        for tr in X[:max_trajectories]:
+            p = proj(tr)
+            ax.plot(p[:, 0], p[:, 1], "-", color="0.75", lw=0.7, zorder=1)
+        ax.plot([], [], "-", color="0.75", lw=0.7, label="trajectories")
+    else:
+        p = proj(X)
+        ax.plot(p[:, 0], p[:, 1], ".", color="0.75", ms=2, zorder=1, label="visited states")
+    kinds = np.array(fixed_points.kinds, dtype=object)
+    for kind, style in _FP_STYLE.items():
+        sel = kinds == kind
+        if np.any(sel):
+            p = proj(fixed_points.points[sel])
+            ax.plot(p[:, 0], p[:, 1], ls="none", mec="k", zorder=3, label=f"{kind} ({int(sel.sum())})", **style)
+    if fixed_points.slow_points.shape[0]:
+        p = proj(fixed_points.slow_points)
+        ax.plot(p[:, 0], p[:, 1], "d", color="0.4", ms=5, ls="none", zorder=2,
+                label=f"slow points ({p.shape[0]})")
+    ax.set(xlabel=f"PC 1 ({100 * explained[0]:.0f}% of variance)", ylabel=f"PC 2 ({100 * explained[1]:.0f}% of variance)",
+           title=title if title is not None else "fixed points on the leading principal components")
     ax.legend(fontsize=7)
     return ax
 

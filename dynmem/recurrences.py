@@ -546,3 +546,133 @@ def value_and_grad(model, X, Y, *, h0=None, loss: str = "mse") -> GradientResult
     value, dy = sequence_loss(traj.y, Y, loss)
     res = _backward(model, traj, dy, None, reuse_s=True)
     return GradientResult(loss=value, grad=res.grad, dh0=res.dh0)
+
+
+# ---------------------------------------------------------------------------
+# a recurrence as a layer of a stack (dynmem.stack): cotangents on every state, dL/dx
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _hidden_backward_kernel(W, S, A, gamma, eta, Delta):
+    """BPTT with a cotangent on every state.
+
+    S (T, B, m) = sigma'(z); A (T, B, m) holds ``dL/dh_{k+1}`` from outside the
+    recurrence (the layer above, and ``dy_k c`` for the read-out).  With
+    ``a_T = A[T-1]``::
+
+        delta_k = eta s_k a_{k+1},   a_k = gamma a_{k+1} + W^T delta_k + A[k-1]   (no A term at k = 0)
+
+    Writes Delta (T, B, m) = dL/dz and returns ``dL/dh_0`` (B, m).
+    """
+    T, B, m = S.shape
+    a = A[T - 1].copy()
+    tmp = np.empty((B, m))
+    for k in range(T - 1, -1, -1):
+        Sk = S[k]
+        Dk = Delta[k]
+        for bi in range(B):
+            for i in range(m):
+                Dk[bi, i] = eta * Sk[bi, i] * a[bi, i]
+        _rowmat(Dk, W, tmp)
+        if k > 0:
+            Ak = A[k - 1]
+            for bi in range(B):
+                for i in range(m):
+                    a[bi, i] = gamma * a[bi, i] + tmp[bi, i] + Ak[bi, i]
+        else:
+            for bi in range(B):
+                for i in range(m):
+                    a[bi, i] = gamma * a[bi, i] + tmp[bi, i]
+    return a
+
+
+def hidden_cotangent(name_dF, dF, dy, c, B: int, T: int, p: int) -> np.ndarray:
+    """Time-major ``A_k = dF_k + dy_k c`` (T, B, p) from the cotangents of a layer's features and outputs.
+
+    ``dF`` (B, T, p) and ``dy`` (B, T) may each be None (zero); shared by the
+    layer backward passes of every family (recurrences, gated cells, SSMs).
+    """
+    A = np.zeros((T, B, p))
+    if dF is not None:
+        A += as_float_array(name_dF, dF, shape=(B, T, p)).transpose(1, 0, 2)
+    if dy is not None:
+        A += as_float_array("dy", dy, shape=(B, T)).T[:, :, None] * np.asarray(c)[None, None, :]
+    return A
+
+
+def hidden_forward(model, X, S0=None):
+    """A discrete recurrence as a stack layer: :func:`forward` with its hidden states as features.
+
+    Parameters
+    ----------
+    model : DiscreteRNN or EulerRNN
+    X : array_like, shape (B, T, d)
+    S0 : array_like, shape (B, m) or (m,), optional
+        Initial state (zeros by default).
+
+    Returns
+    -------
+    dynmem.models.LayerPass
+        ``features = h_1 .. h_T`` (B, T, m), ``y`` (B, T), the :class:`Trajectory` as tape.
+    """
+    from .models import LayerPass
+
+    traj = forward(model, X, h0=S0)
+    return LayerPass(features=traj.h[:, 1:], y=traj.y, tape=traj)
+
+
+def hidden_backward(model, passed, dF=None, dy=None):
+    """BPTT of :func:`hidden_forward` with cotangents on every hidden state and on the outputs.
+
+    .. math::
+
+        a_T = A_{T-1},\\quad \\delta_k = \\eta\\, \\sigma'(z_k) \\odot a_{k+1},\\quad
+        a_k = \\gamma a_{k+1} + W^T \\delta_k + A_{k-1},\\quad
+        \\frac{\\partial L}{\\partial x_k} = U^T \\delta_k
+
+    with ``A_k = dF_k + dy_k c`` (the cotangent of ``h_{k+1}`` from outside
+    the recurrence).
+
+    Parameters
+    ----------
+    model : DiscreteRNN or EulerRNN
+    passed : dynmem.models.LayerPass
+        From :func:`hidden_forward` with this model.
+    dF : array_like, shape (B, T, m), optional
+        ``dL/dh_{k+1}`` (from the layer above).
+    dy : array_like, shape (B, T), optional
+        ``dL/dy_k``.
+
+    Returns
+    -------
+    dynmem.models.LayerGradient
+        ``flat`` in ``model.flatten()`` order (W, U, b, c), ``dX`` (B, T, d), ``dS0`` (B, m).
+
+    Raises
+    ------
+    FloatingPointError
+        If a gradient entry is not finite.
+    """
+    from .models import LayerGradient
+
+    _check_model(model)
+    traj = getattr(passed, "tape", None)
+    if not isinstance(traj, Trajectory) or traj.model is not model:
+        raise ValueError(f"`passed` must be the LayerPass of hidden_forward() with this same `model`; got {describe(passed)}.")
+    Xt, H, S = traj._X, traj._H, traj._S
+    T, B, m = S.shape
+    d = Xt.shape[2]
+    A = hidden_cotangent("dF", dF, dy, model.c, B, T, m)
+    gamma, eta = recurrence_coefficients(model)
+    Delta = np.empty((T, B, m))
+    a0 = _hidden_backward_kernel(_rw(model.W), S, A, float(gamma), float(eta), Delta)
+    D2 = Delta.reshape(T * B, m)
+    dW = D2.T @ H[:-1].reshape(T * B, m)
+    dU = D2.T @ Xt.reshape(T * B, d)
+    db = D2.sum(axis=0)
+    dc = np.zeros(m) if dy is None else np.asarray(dy, dtype=float).T.reshape(T * B) @ H[1:].reshape(T * B, m)
+    dX = (D2 @ model.U).reshape(T, B, d).transpose(1, 0, 2)
+    flat = np.concatenate([dW.ravel(), dU.ravel(), db, dc])
+    if not (np.all(np.isfinite(flat)) and np.all(np.isfinite(dX)) and np.all(np.isfinite(a0))):
+        raise FloatingPointError("BPTT produced a non-finite gradient (exploding gradients through the recurrence).")
+    return LayerGradient(flat=flat, dX=dX, dS0=a0)

@@ -464,6 +464,11 @@ class DiscreteDiagonalSSM(_ComplexFlatParams):
         k = self._complex_state(S).shape[0]
         return np.broadcast_to(self.linear_system()[0], (k, 2 * self.hidden, 2 * self.hidden)).copy()
 
+    def step_input_jacobian(self, S, X) -> np.ndarray:
+        """The constant ``dF/dx = [Re B_bar; Im B_bar]`` at each pair; shape (k, 2m, d)."""
+        k = self._complex_state(S).shape[0]
+        return np.broadcast_to(self.linear_system()[1], (k, 2 * self.hidden, self.inputs)).copy()
+
     def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Real ``(A, B, C, D)`` on the flat state ``(Re h, Im h)`` (:class:`~dynmem.models.LinearSystem`).
 
@@ -484,6 +489,24 @@ class DiscreteDiagonalSSM(_ComplexFlatParams):
             raise ValueError("`Lambda_bar` must not contain 1 (no isolated fixed point).")
         h = (X @ self.B_bar.T) / (1.0 - self.Lambda_bar)
         return np.concatenate([h.real, h.imag], axis=1)
+
+    # -- a layer of a stack (dynmem.models.SequenceLayer) -------------------
+    @property
+    def feature_size(self) -> int:
+        """Width of the sequence passed up in a stack: 2m, the flat state ``(Re h, Im h)``."""
+        return 2 * self.hidden
+
+    def features(self, S) -> np.ndarray:
+        """The flat state itself: S (k, 2m) -> (k, 2m)."""
+        return as_float_array("S", S, ndim=2, shape=(None, 2 * self.hidden))
+
+    def sequence_forward(self, X, S0=None):
+        """Features ``(Re h_k, Im h_k)``, k = 1..T, outputs and tape (:func:`ssm_hidden_forward`)."""
+        return ssm_hidden_forward(self, X, S0)
+
+    def sequence_backward(self, passed, dF=None, dy=None):
+        """BPTT with cotangents on every state (:func:`ssm_hidden_backward`)."""
+        return ssm_hidden_backward(self, passed, dF, dy)
 
     # -- parameters (dynmem.models.Parametrized) ---------------------------
     @property
@@ -794,3 +817,129 @@ def ssm_reparam_value_and_grad(w, frequency, B, C, X, Y, D=None, *, reparam: str
     grad = {"w": gw, "frequency": gL.imag.copy(), "B": res.grad["B"], "C": res.grad["C"], "D": res.grad["D"]}
     flat = np.concatenate([gw, gL.imag, res.flat[2 * model.hidden:]])
     return SSMGradient(loss=res.loss, grad=grad, flat=flat, dh0=res.dh0)
+
+
+# ---------------------------------------------------------------------------
+# the discrete SSM as a layer of a stack (dynmem.stack)
+
+
+@numba.njit(cache=True)
+def _ssm_hidden_backward(lam, C, D, Bbar, X, H, G, E, glam, gB, gC, gD, dh0, dX):
+    """BPTT of the diagonal recurrence with a cotangent on every state.
+
+    E (B, T, m) c16 holds ``dL/dh_{k+1}`` from outside (``dL/dRe + i dL/dIm``),
+    G (B, T) ``dL/dy_k``.  As :func:`_ssm_backward` with
+    ``e_k = conj(Lambda_bar) e_{k+1} + g_k conj(C) + E_k``, and writes
+    ``dX[b, k] = Re(B_bar^H e_k) + g_k D`` (B, T, d).
+    """
+    nb, T, d = X.shape
+    m = lam.size
+    e = np.empty(m, dtype=np.complex128)
+    lc = np.conj(lam)
+    cc = np.conj(C)
+    bc = np.conj(Bbar)
+    for bi in range(nb):
+        for i in range(m):
+            e[i] = 0.0
+        for k in range(T - 1, -1, -1):
+            g = G[bi, k]
+            for j in range(d):
+                gD[j] += g * X[bi, k, j]
+                dX[bi, k, j] = g * D[j]
+            for i in range(m):
+                ei = lc[i] * e[i] + g * cc[i] + E[bi, k, i]
+                e[i] = ei
+                glam[i] += np.conj(H[bi, k, i]) * ei
+                gC[i] += g * np.conj(H[bi, k + 1, i])
+                for j in range(d):
+                    gB[i, j] += ei * X[bi, k, j]
+                    dX[bi, k, j] += (bc[i, j] * ei).real
+        for i in range(m):
+            dh0[bi, i] = lc[i] * e[i]
+
+
+def ssm_hidden_forward(model, X, S0=None):
+    """A :class:`DiscreteDiagonalSSM` as a stack layer: the run with the flat states as features.
+
+    Parameters
+    ----------
+    model : DiscreteDiagonalSSM
+    X : array_like, shape (B, T, d)
+    S0 : array_like, shape (B, 2m) or (2m,), optional
+        Flat initial state ``(Re h_0, Im h_0)`` (zeros by default).
+
+    Returns
+    -------
+    dynmem.models.LayerPass
+        ``features = (Re h_k, Im h_k)``, k = 1..T (B, T, 2m), ``y`` (B, T).
+    """
+    from .models import LayerPass
+
+    if not isinstance(model, DiscreteDiagonalSSM):
+        raise TypeError(f"`model` must be a DiscreteDiagonalSSM (discretise a DiagonalSSM first); got {describe(model)}.")
+    X = as_float_array("X", X)
+    if X.ndim != 3 or X.shape[2] != model.inputs or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"`X` must have shape (batch, T, {model.inputs}) with batch, T >= 1; got shape {X.shape}.")
+    nb, T, _ = X.shape
+    m = model.hidden
+    H = np.zeros((nb, T + 1, m), dtype=np.complex128)
+    if S0 is not None:
+        S0 = as_float_array("S0", S0, ndim=(1, 2))
+        if S0.shape not in ((2 * m,), (nb, 2 * m)):
+            raise ValueError(f"`S0` must have shape ({2 * m},) or ({nb}, {2 * m}) (the flat state (Re h, Im h)); "
+                             f"got shape {S0.shape}.")
+        H[:, 0] = S0[..., :m] + 1j * S0[..., m:]
+    X = np.ascontiguousarray(X)
+    y = _ssm_forward_store(model.Lambda_bar.copy(), model.B_bar.copy(), model.C.copy(), model.D.copy(), X, H)
+    if not (np.all(np.isfinite(H)) and np.all(np.isfinite(y))):
+        raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
+    F = np.concatenate([H[:, 1:].real, H[:, 1:].imag], axis=2)
+    return LayerPass(features=F, y=y, tape=(model, X, H))
+
+
+def ssm_hidden_backward(model, passed, dF=None, dy=None):
+    """BPTT of :func:`ssm_hidden_forward` with cotangents on every flat state and on the outputs.
+
+    Parameters
+    ----------
+    model : DiscreteDiagonalSSM
+    passed : dynmem.models.LayerPass
+        From :func:`ssm_hidden_forward` with this model.
+    dF : array_like, shape (B, T, 2m), optional
+        ``dL/d(Re h_{k+1}, Im h_{k+1})``.
+    dy : array_like, shape (B, T), optional
+        ``dL/dy_k``.
+
+    Returns
+    -------
+    dynmem.models.LayerGradient
+        ``flat`` in ``model.flatten()`` order ``(Re Lb, Im Lb, Re B_bar, Im B_bar, Re C, Im C, D)``,
+        ``dX`` (B, T, d), ``dS0`` (B, 2m).
+    """
+    from .models import LayerGradient
+
+    tape = getattr(passed, "tape", None)
+    if not (isinstance(tape, tuple) and len(tape) == 3 and tape[0] is model):
+        raise ValueError(f"`passed` must be the LayerPass of ssm_hidden_forward() with this same `model`; "
+                         f"got {describe(passed)}.")
+    _, X, H = tape
+    nb, T, d = X.shape
+    m = model.hidden
+    E = np.zeros((nb, T, m), dtype=np.complex128)
+    if dF is not None:
+        dF = as_float_array("dF", dF, shape=(nb, T, 2 * m))
+        E += dF[..., :m] + 1j * dF[..., m:]
+    G = np.zeros((nb, T)) if dy is None else np.ascontiguousarray(as_float_array("dy", dy, shape=(nb, T)))
+    glam = np.zeros(m, dtype=np.complex128)
+    gB = np.zeros((m, d), dtype=np.complex128)
+    gC = np.zeros(m, dtype=np.complex128)
+    gD = np.zeros(d)
+    dh0 = np.empty((nb, m), dtype=np.complex128)
+    dX = np.empty((nb, T, d))
+    _ssm_hidden_backward(model.Lambda_bar.copy(), model.C.copy(), model.D.copy(), model.B_bar.copy(), X, H, G, E,
+                         glam, gB, gC, gD, dh0, dX)
+    flat = np.concatenate([glam.real, glam.imag, gB.real.ravel(), gB.imag.ravel(), gC.real, gC.imag, gD])
+    dS0 = np.concatenate([dh0.real, dh0.imag], axis=1)
+    if not (np.all(np.isfinite(flat)) and np.all(np.isfinite(dX)) and np.all(np.isfinite(dS0))):
+        raise FloatingPointError("BPTT produced a non-finite gradient (exploding gradients through the recurrence).")
+    return LayerGradient(flat=flat, dX=dX, dS0=dS0)

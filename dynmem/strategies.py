@@ -23,7 +23,8 @@ Models
     :func:`ctrnns`, :func:`linear_rnns`, :func:`discrete_rnns` (also
     ``EulerRNN`` with ``kinds=("discrete", "euler")``), :func:`euler_rnns`,
     :func:`gated_cells` (GRU / LSTM cells, continuous-time GRU),
-    :func:`diagonal_ssms` (continuous or discretised diagonal SSMs).
+    :func:`diagonal_ssms` (continuous or discretised diagonal SSMs),
+    :func:`stacks` (:class:`~dynmem.stack.Stack` of discrete layers).
 Inputs
     :func:`piecewise_inputs`, :func:`sequences`, :func:`input_sequences`.
 Targets
@@ -51,6 +52,7 @@ from .inputs import PiecewiseConstant, PiecewiseLinear
 from .gated import CTGRU, GRUCell, LSTMCell
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
 from .ssm import DiagonalSSM
+from .stack import Stack
 from .targets import ExponentialKernel, ExponentialSum, PowerLawKernel
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "euler_rnns",
     "gated_cells",
     "diagonal_ssms",
+    "stacks",
     "piecewise_inputs",
     "sequences",
     "input_sequences",
@@ -667,6 +670,65 @@ def _diagonal_ssms(draw, min_hidden, max_hidden, min_inputs, max_inputs, min_dec
         return model
     method = draw(st.sampled_from(methods))
     return model.discretize(draw(st.floats(min_value=min_dt, max_value=max_dt)), method=method)
+
+
+_STACK_KINDS = ("rnn", "gru", "lstm", "ssm")
+
+
+def stacks(*, kinds=_STACK_KINDS, min_depth: int = 1, max_depth: int = 3, min_hidden: int = 1, max_hidden: int = 4,
+           min_inputs: int = 1, max_inputs: int = 3, nonlinearities=("identity", "tanh")):
+    """Stacks of discrete layers (:class:`~dynmem.stack.Stack`), each layer of a kind drawn from ``kinds``.
+
+    ``"rnn"``: :meth:`DiscreteRNN.random <dynmem.models.DiscreteRNN.random>` (tanh, spectral radius in
+    [0.3, 0.95]); ``"gru"``, ``"lstm"``: the cells with PyTorch's initialisation scaled by a drawn
+    ``s`` in [0.3, 1]; ``"ssm"``: a stable :class:`~dynmem.ssm.DiagonalSSM` discretised by ZOH with
+    dt = 1 (it passes its flat state ``(Re h, Im h)``, width 2m, up).  Layer l reads the feature
+    width of layer l - 1; the layer-wise nonlinearity is drawn from ``nonlinearities``.  Every layer
+    has dt = 1, so every drawn stack is valid.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> @given(stacks(max_depth=2, max_hidden=3))
+    ... def test(stack):
+    ...     assert 1 <= stack.depth <= 2 and stack.outputs(np.zeros((1, 4, stack.inputs)), None).shape == (1, 4)
+    >>> test()
+    """
+    kinds = tuple(kinds)
+    if not kinds:
+        raise ValueError(f"`kinds` must hold at least one of {_STACK_KINDS}; got an empty sequence.")
+    for k in kinds:
+        check_choice("kinds", k, _STACK_KINDS)
+    nonlinearities = _check_activations(nonlinearities)
+    min_depth, max_depth = _check_range("min_depth", min_depth, "max_depth", max_depth, integer=True)
+    min_hidden, max_hidden = _check_range("min_hidden", min_hidden, "max_hidden", max_hidden, integer=True)
+    min_inputs, max_inputs = _check_range("min_inputs", min_inputs, "max_inputs", max_inputs, integer=True)
+    return _stacks(kinds, min_depth, max_depth, min_hidden, max_hidden, min_inputs, max_inputs, nonlinearities)
+
+
+@st.composite
+def _stacks(draw, kinds, min_depth, max_depth, min_hidden, max_hidden, min_inputs, max_inputs, nonlinearities):
+    L = draw(st.integers(min_value=min_depth, max_value=max_depth))
+    width_in = draw(st.integers(min_value=min_inputs, max_value=max_inputs))
+    layers = []
+    for _ in range(L):
+        kind = draw(st.sampled_from(kinds))
+        m = draw(st.integers(min_value=min_hidden, max_value=max_hidden))
+        rng = np.random.default_rng(draw(_seeds()))
+        if kind == "rnn":
+            layer = DiscreteRNN.random(m, width_in, spectral_radius=draw(st.floats(0.3, 0.95)), rng=rng)
+        elif kind == "ssm":
+            rates = np.array(draw(st.lists(st.floats(0.05, 2.0), min_size=m, max_size=m)))
+            lam = -rates + 1j * rng.uniform(-np.pi, np.pi, m)
+            B = (rng.standard_normal((m, width_in)) + 1j * rng.standard_normal((m, width_in))) / np.sqrt(2 * width_in)
+            C = (rng.standard_normal(m) + 1j * rng.standard_normal(m)) / np.sqrt(2 * m)
+            layer = DiagonalSSM(lam, B, C, np.zeros(width_in)).discretize(1.0)
+        else:
+            s = draw(st.floats(0.3, 1.0))
+            layer = _GATED[kind].random(m, width_in, scale=s / np.sqrt(m), rng=rng)
+        layers.append(layer)
+        width_in = layer.feature_size
+    return Stack(tuple(layers), nonlinearity=draw(st.sampled_from(nonlinearities)))
 
 
 # --------------------------------------------------------------------------

@@ -18,6 +18,8 @@ Contents
     memory function + :func:`~dynmem.memory.fit_decay`, compared with the expected class and rate.
 :func:`assert_hurwitz`
     ``alpha(W) < -margin``.
+:func:`assert_fixed_point_stable`
+    a state is a fixed point of a model (residual) and an attractor (eigenvalues of the Jacobian).
 :func:`assert_gradients_match`
     an analytic gradient against finite differences (central, Richardson, complex step).
 :func:`departure_from_normality`
@@ -52,7 +54,7 @@ from hypothesis import HealthCheck, settings
 
 from ._validation import as_float_array, check_choice, check_nonnegative, check_positive, describe
 from .memory import DecayFit, fit_decay, memory_function
-from .models import CTRNN, ContinuousModel, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN
+from .models import CTRNN, ContinuousModel, DiscreteMap, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN
 from .spectra import departure_from_normality, spectral_abscissa  # departure_from_normality: re-exported
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "departure_from_normality",
     "default_memory_times",
     "step_map_radius",
+    "assert_fixed_point_stable",
     "load_profile",
     "DEV",
     "CI",
@@ -482,3 +485,66 @@ def assert_gradients_match(f, x, grad, *, method: str = "richardson", rtol: floa
             f"{float(err[i]) / denom:.3g} > rtol {rtol:.3g} (atol {atol:.3g})."
         )
     return num
+
+
+# --------------------------------------------------------------------------
+# fixed points
+
+
+def assert_fixed_point_stable(model, h, *, x=None, tol: float = 1e-10, margin: float = 0.0) -> float:
+    """Assert that ``h`` is a fixed point of ``model`` at the constant input ``x`` and that it attracts.
+
+    For a discrete model with ``step``/``step_jacobian`` (:class:`~dynmem.models.DiscreteMap`) the
+    residual is ``F(h, x) - h`` and the point attracts when the spectral radius of ``dF/ds`` is below
+    ``1 - margin``; for a flow (``vector_field``, ``jacobian``) the residual is ``f(h, x)`` and the
+    spectral abscissa of ``df/dh`` must be below ``-margin``.
+
+    Parameters
+    ----------
+    model : DiscreteMap or continuous model
+    h : array_like, shape (n,)
+    x : array_like, shape (d,), optional
+        The constant input (zeros by default).
+    tol : float
+        Largest accepted residual ``|R(h)|_2``.
+    margin : float
+        Required distance of the spectrum from the stability boundary.
+
+    Returns
+    -------
+    float
+        The spectral radius (maps) or abscissa (flows) at ``h``.
+
+    Raises
+    ------
+    AssertionError
+        With the residual and the leading eigenvalue in the message.
+    """
+    tol = check_positive("tol", tol)
+    margin = check_nonnegative("margin", margin)
+    if isinstance(model, DiscreteMap):
+        n, d = model.state_size, model.inputs
+    elif hasattr(model, "vector_field") and hasattr(model, "jacobian") and hasattr(model, "hidden"):
+        n, d = int(model.hidden), int(model.inputs)
+    else:
+        raise TypeError("`model` must be a discrete model with step/step_jacobian or a continuous model with "
+                        f"vector_field, jacobian and hidden; got {describe(model)}.")
+    h = as_float_array("h", h, shape=(n,))
+    xv = np.zeros(d) if x is None else as_float_array("x", x, shape=(d,))
+    if isinstance(model, DiscreteMap):
+        r = np.asarray(model.step(h[None], xv[None]), dtype=float)[0] - h
+        ev = np.linalg.eigvals(np.asarray(model.step_jacobian(h[None], xv[None]), dtype=float)[0])
+        lead = float(np.max(np.abs(ev)))
+        stable, what, bound = lead < 1.0 - margin, "spectral radius of dF/ds", 1.0 - margin
+    else:
+        r = np.asarray(model.vector_field(h[None], xv[None]), dtype=float)[0]
+        ev = np.linalg.eigvals(np.asarray(model.jacobian(h[None], xv[None]), dtype=float)[0])
+        lead = float(np.max(ev.real))
+        stable, what, bound = lead < -margin, "spectral abscissa of df/dh", -margin
+    res = float(np.linalg.norm(r))
+    if not res <= tol:
+        raise AssertionError(f"h is not a fixed point: |R(h)|_2 = {res:.3g} > tol = {tol:g} ({what} there: {lead:.6g}).")
+    if not stable:
+        raise AssertionError(f"the fixed point is not stable: {what} = {lead:.6g}, must be < {bound:g} "
+                             f"(residual {res:.3g}).")
+    return lead

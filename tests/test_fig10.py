@@ -13,14 +13,14 @@ from dynmem.memory import memory_function
 
 
 def test_heaviside_vs_impulse_small_run():
-    res = heaviside_vs_impulse(widths=(4,), repeats=2, steps=16, rng=0)
-    assert set(res.discrepancy) == {(k, 4) for k in ("rnn", "gru", "lstm", "ssm")}
+    res = heaviside_vs_impulse(widths=(4,), depths=(1, 2), repeats=2, steps=16, rng=0)
+    assert set(res.discrepancy) == {(k, 4, L) for k in ("rnn", "gru", "lstm", "ssm") for L in (1, 2)}
     for key, d in res.discrepancy.items():
         assert d.shape == (2,) and np.all(np.isfinite(d)) and np.all(d >= 0)
         H, I = res.heaviside[key], res.impulse[key]
         np.testing.assert_allclose(d, np.max(np.abs(H - I), axis=1) / np.max(H, axis=1))
     # The discretised SSM is linear: both memories are the same up to rounding.
-    assert np.max(res.discrepancy[("ssm", 4)]) < 1e-12
+    assert np.max(res.discrepancy[("ssm", 4, 1)]) < 1e-12 and np.max(res.discrepancy[("ssm", 4, 2)]) < 1e-12
     assert "median rel. diff" in res.summary()
 
 
@@ -31,10 +31,24 @@ def test_memories_are_those_of_memory_function_on_the_same_random_models():
 
     model = GRUCell.random(5, 1, rng=np.random.default_rng(3))
     k = np.arange(12)
-    np.testing.assert_allclose(res.heaviside[("gru", 5)][0], memory_function(model, k, input="heaviside").values,
+    np.testing.assert_allclose(res.heaviside[("gru", 5, 1)][0], memory_function(model, k, input="heaviside").values,
                                rtol=1e-13)
-    np.testing.assert_allclose(res.impulse[("gru", 5)][0], memory_function(model, k, input="impulse").values,
+    np.testing.assert_allclose(res.impulse[("gru", 5, 1)][0], memory_function(model, k, input="impulse").values,
                                rtol=1e-13)
+
+
+def test_deeper_rows_are_memories_of_torch_style_stacks_drawn_bottom_up():
+    from dynmem.gated import LSTMCell
+    from dynmem.stack import Stack
+
+    res = heaviside_vs_impulse(models=("lstm",), widths=(3,), depths=(2,), repeats=1, steps=10, rng=4)
+    rng = np.random.default_rng(4)
+    l1 = LSTMCell.random(3, 1, rng=rng)
+    stack = Stack([l1, LSTMCell.random(3, 3, rng=rng)])
+    k = np.arange(10)
+    np.testing.assert_allclose(res.heaviside[("lstm", 3, 2)][0], memory_function(stack, k, input="heaviside").values,
+                               rtol=1e-13)
+    assert res.depths == (2,) and "layers" in res.summary()
 
 
 def test_validation():
@@ -46,6 +60,8 @@ def test_validation():
         fig10.config("quick", "paper")
     with pytest.raises(ValueError, match="unknown fig10 setting 'depth'"):
         fig10.config("quick", depth=2)
+    with pytest.raises(ValueError, match="`depths`"):
+        heaviside_vs_impulse(depths=(0,))
     with pytest.raises(ValueError, match="`size`"):
         fig10.config("huge")
 
@@ -55,6 +71,7 @@ def test_registered_with_twenty_repeats_and_several_widths():
     for size in ("quick", "full"):
         cfg = fig10.config(size)
         assert cfg["repeats"] == 20 and len(cfg["widths"]) >= 2 and cfg["models"] == ["rnn", "gru", "lstm", "ssm"]
+        assert cfg["depths"] == [1, 2, 4]  # the layer counts of [WLL] Fig. 10's legend
 
 
 def test_quick_reproduce_writes_result_figure_and_a_computed_verdict(tmp_path):
@@ -66,7 +83,8 @@ def test_quick_reproduce_writes_result_figure_and_a_computed_verdict(tmp_path):
     path = written["fig10-dynmem"]
     assert os.path.exists(os.path.join(tmp_path, "fig10-dynmem.png"))
     d = _decode(read_json(path))
-    assert set(d["rows"]) == {f"{k}-{w}" for k in cfg["models"] for w in cfg["widths"]}
+    assert set(d["rows"]) == {f"{k}-{w}" + (f"-L{L}" if L > 1 else "") for k in cfg["models"] for w in cfg["widths"]
+                              for L in cfg["depths"]}
     for row in d["rows"].values():
         disc = np.asarray(row["discrepancy"])
         assert disc.shape == (cfg["repeats"],)

@@ -91,3 +91,77 @@ def test_validation():
         find_fixed_points(object())
     with pytest.raises(ValueError, match="`starts`"):
         find_fixed_points(dm.DiscreteRNN.random(3, rng=0), starts=np.zeros((2, 4)))
+
+
+# ---------------------------------------------------------------------------
+# gated cells as maps, and the 3-bit flip-flop GRU ([SB], [GOL])
+
+
+@pytest.mark.parametrize("cls", [dm.GRUCell, dm.LSTMCell])
+def test_gated_step_is_the_compiled_cell_and_its_jacobian_matches_differences(cls):
+    rng = np.random.default_rng(11)
+    cell = cls.random(4, 2, scale=1.2, rng=rng)
+    assert isinstance(cell, dm.models.DiscreteMap)
+    S, X = rng.standard_normal((3, cell.state_size)), rng.standard_normal((3, 2))
+    # one step of the map = one step of the compiled forward kernel
+    np.testing.assert_allclose(cell.step(S, X), cell.final_state(X[:, None, :], S), rtol=0, atol=1e-15)
+    J = cell.step_jacobian(S, X)
+    # central differences at two steps: the O(h^2) error falls by 4, so extrapolate (Richardson)
+    def cd(h):
+        return np.stack([(cell.step(S + h * e, X) - cell.step(S - h * e, X)) / (2 * h)
+                         for e in np.eye(cell.state_size)], axis=2)
+    rich = (4 * cd(1e-4) - cd(2e-4)) / 3
+    np.testing.assert_allclose(J, rich, rtol=0, atol=1e-10)
+
+
+def _flipflop(rng, B, T, p=0.1):
+    """3-bit flip-flop data [SB]: +-1 pulses on 3 channels (one at step 0 on each); targets hold the last pulse."""
+    X = np.zeros((B, T, 3))
+    pulses = rng.random((B, T, 3)) < p
+    pulses[:, 0, :] = True
+    X[pulses] = rng.choice([-1.0, 1.0], size=int(pulses.sum()))
+    Y = np.zeros_like(X)
+    last = np.zeros((B, 3))
+    for k in range(T):
+        last = np.where(X[:, k] != 0, X[:, k], last)
+        Y[:, k] = last
+    return X, Y
+
+
+def _train_flipflop_gru(m=16, iterations=900, seed=0):
+    """A GRU trained on the task through the library: the cell's layer forward/BPTT with a 3-output read-out."""
+    rng = np.random.default_rng(seed)
+    cell = dm.GRUCell.random(m, 3, rng=rng)
+    C = rng.standard_normal((m, 3)) / np.sqrt(m)
+    theta = np.concatenate([cell.flatten(), C.ravel()])
+    n1 = cell.n_params
+    mom, var = np.zeros_like(theta), np.zeros_like(theta)
+    for it in range(1, iterations + 1):  # Adam, lr 1e-2
+        X, Y = _flipflop(rng, 32, 40)
+        cell, C = cell.unflatten(theta[:n1]), theta[n1:].reshape(m, 3)
+        passed = cell.sequence_forward(X)
+        r = passed.features @ C - Y
+        dY = 2 * r / r.size
+        g = cell.sequence_backward(passed, dY @ C.T)
+        grad = np.concatenate([g.flat, np.einsum("btm,btj->mj", passed.features, dY).ravel()])
+        mom = 0.9 * mom + 0.1 * grad
+        var = 0.999 * var + 0.001 * grad ** 2
+        theta -= 1e-2 * (mom / (1 - 0.9 ** it)) / (np.sqrt(var / (1 - 0.999 ** it)) + 1e-8)
+    return cell.unflatten(theta[:n1]), theta[n1:].reshape(m, 3), float(np.mean(r * r))
+
+
+def test_flipflop_gru_has_eight_stable_fixed_points():
+    cell, C, loss = _train_flipflop_gru()
+    assert loss < 1e-2
+    X, _ = _flipflop(np.random.default_rng(1), 32, 60)
+    states = cell.sequence_forward(X).features.reshape(-1, cell.hidden)
+    starts = states[np.random.default_rng(2).choice(len(states), 64, replace=False)]
+    fp = find_fixed_points(cell, starts=starts, noise=0.02, rng=3)
+    assert fp.stable.shape[0] == 8, fp.message
+    assert np.all(fp.residuals <= 1e-12)
+    # one attractor per memory: the read-out signs of the 8 stable points are the 8 corners of {-1, 1}^3
+    corners = {tuple(v) for v in np.sign(fp.stable @ C).astype(int)}
+    assert corners == {(a, b, c) for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)}
+    # each is a fixed point of the compiled cell too (independent of the step method used to find it)
+    nxt = cell.final_state(np.zeros((8, 1, 3)), fp.stable)
+    np.testing.assert_allclose(nxt, fp.stable, rtol=0, atol=1e-12)

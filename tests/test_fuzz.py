@@ -415,6 +415,23 @@ mutate("DiscreteDiagonalSSM", dm.DiscreteDiagonalSSM,
 case("memory_function", "DiagonalSSM t=1e6", lambda: dm.memory_function(_SSM2, [0.0, 1e6]), "edge")
 case("memory_function", "GRUCell t=[0, 3]", lambda: dm.memory_function(_G2, [0, 3]), "edge")
 
+# -- stacks (issue 25)
+_STACK = dm.Stack([dm.GRUCell.random(2, 1, rng=0), dm.LSTMCell.random(2, 2, rng=1)], nonlinearity="tanh")
+mutate("Stack", dm.Stack, {}, "layers", {"empty": [], "string": "abc", "None": None, "CTRNN": [M_CT],
+                                         "width mismatch": [_G2, _G2], "continuous SSM": [_G2, _SSM2]})
+mutate("Stack", dm.Stack, {"layers": [_G2]}, "nonlinearity", {"unknown": "softsign", "None": None})
+mutate("Stack", _STACK.forward, {}, "X", {"nan": np.full((1, 3, 1), np.nan), "wrong width": np.ones((1, 3, 2)),
+                                          "2-d": np.ones((3, 1)), "string": "abc", "empty": np.zeros((1, 0, 1))})
+mutate("Stack", _STACK.forward, {"X": np.ones((1, 3, 1))}, "S0", {"nan": np.full(_STACK.state_size, np.nan),
+                                                                   "wrong shape": np.ones(3)})
+mutate("Stack", _STACK.value_and_grad, {"X": np.ones((1, 3, 1))}, "Y",
+       {"nan": np.full((1, 3), np.nan), "wrong shape": np.ones((1, 4)), "string": "abc"})
+mutate("Stack", _STACK.value_and_grad, {"X": np.ones((1, 3, 1)), "Y": np.ones((1, 3))}, "loss", {"unknown": "l7"})
+mutate("Stack", _STACK.unflatten, {}, "theta", {"wrong length": np.ones(3), "nan": np.full(_STACK.n_params, np.nan)})
+case("Stack", "X=1e300", lambda: _STACK.forward(np.full((1, 4, 1), 1e300)), "edge")
+case("Stack", "Y=1e300", lambda: _STACK.value_and_grad(np.ones((1, 3, 1)), np.full((1, 3), 1e300)), "edge")
+case("memory_function", "Stack t=[0, 3]", lambda: dm.memory_function(_STACK, [0, 3]), "edge")
+
 _DSSM2 = _SSM2.discretize(1.0)
 _SVG = dict(model=_DSSM2, X=np.ones((2, 3, 1)), Y=np.zeros((2, 3)))
 mutate("ssm_value_and_grad", dm.ssm_value_and_grad, _SVG, "X",
@@ -790,7 +807,7 @@ def _is_result_type(obj) -> bool:
                    dm.Activation, dm.GatedTrajectory, dm.GatedGradient, dm.SSMGradient, dm.ModalDecomposition,
                    dm.EffectiveMargin, dm.FrontierFit, dm.Gramians, dm.HinfNorm, dm.StateSpace,
                    dm.LinearMemoryCapacity, dm.MemoryCapacity, dm.LyapunovSpectrum, dm.FixedPoints,
-                   dm.LambdaSensitivity}
+                   dm.LambdaSensitivity, dm.StackTrajectory, dm.StackGradient}
 
 
 # -- hypothesis: random bad and edge arrays -----------------------------------------------------------

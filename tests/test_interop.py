@@ -59,21 +59,40 @@ def test_npz_roundtrip(tmp_path):
 
 def test_refusals_and_messages():
     torch = pytest.importorskip("torch")
-    with pytest.raises(ValueError, match="num_layers = 1"):
-        from_torch(torch.nn.GRU(2, 3, num_layers=2), readout=np.ones(3))
-    with pytest.raises(ValueError, match="unidirectional"):
+    with pytest.raises(ValueError, match=r"unidirectional \(bidirectional=False\).*got bidirectional=True"):
         from_torch(torch.nn.LSTM(2, 3, bidirectional=True), readout=np.ones(3))
+    with pytest.raises(ValueError, match="unidirectional"):
+        from_torch(torch.nn.GRU(2, 3, num_layers=2, bidirectional=True), readout=np.ones(3))
     with pytest.raises(ValueError, match="proj_size = 0"):
         from_torch(torch.nn.LSTM(2, 3, proj_size=2), readout=np.ones(3))
     with pytest.raises(ValueError, match=r"`readout` must be given"):
         from_torch(torch.nn.GRU(2, 3), readout=None)
     with pytest.raises(TypeError, match="torch.nn.GRU, torch.nn.LSTM or torch.nn.RNN"):
         from_torch(torch.nn.Linear(2, 3), readout=np.ones(3))
-    with pytest.raises(ValueError, match="one unidirectional layer"):
-        from_state_dict("gru", torch.nn.GRU(2, 3, num_layers=2).state_dict(), readout=np.ones(3))
+    with pytest.raises(ValueError, match=r"unidirectional layers \(bidirectional=False\)"):
+        from_state_dict("gru", torch.nn.GRU(2, 3, bidirectional=True).state_dict(), readout=np.ones(3))
 
 
 def test_missing_torch_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
     with pytest.raises(ImportError, match=r"`bench` extra.*torch==2\.13\.0"):
         from_torch(object(), readout=np.ones(1))
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn"])
+def test_multilayer_modules_become_stacks_live(kind):
+    # the live twin of tests/test_stack.py's stored-torch test (runs where torch is installed)
+    torch = pytest.importorskip("torch")
+    from dynmem.stack import Stack
+
+    torch.manual_seed(4)
+    cls = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM, "rnn": torch.nn.RNN}[kind]
+    net = cls(2, 3, num_layers=3, batch_first=True, dropout=0.25).double().eval()
+    head = torch.nn.Linear(3, 1).double()
+    model = from_torch(net, readout=head)
+    assert isinstance(model, Stack) and model.depth == 3
+    X = np.random.default_rng(0).standard_normal((2, 7, 2))
+    with torch.no_grad():
+        H, _ = net(torch.from_numpy(X))
+        want = (H @ head.weight[0]).numpy()
+    np.testing.assert_allclose(model.outputs(X, np.zeros((2, model.state_size))), want, rtol=0, atol=1e-13)

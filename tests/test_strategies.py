@@ -277,3 +277,32 @@ def test_reparameterisations_names():
     assert seen == {"direct", "exp"}
     with pytest.raises(ValueError, match="names"):
         reparameterisations(["lstm"])
+
+
+# --------------------------------------------------------------------------
+# stacks
+
+from dynmem.strategies import stacks  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(stacks(max_depth=3, max_hidden=3))
+def test_stacks_are_valid_runnable_stacks(stack):
+    from dynmem.models import DiscreteModel, SequenceLayer
+
+    assert isinstance(stack, DiscreteModel) and isinstance(stack, SequenceLayer)
+    assert 1 <= stack.depth <= 3 and stack.nonlinearity in ("identity", "tanh")
+    for below, above in zip(stack.layers, stack.layers[1:]):
+        assert above.inputs == below.feature_size
+    X = np.random.default_rng(0).standard_normal((2, 5, stack.inputs))
+    y = stack.outputs(X, None)
+    assert y.shape == (2, 5) and np.all(np.isfinite(y))
+
+
+def test_stacks_strategy_validates_its_arguments():
+    with pytest.raises(ValueError, match="`kinds`"):
+        stacks(kinds=("transformer",))
+    with pytest.raises(ValueError, match="`min_depth` must be <= `max_depth`"):
+        stacks(min_depth=3, max_depth=2)
+    with pytest.raises(ValueError, match="`activations`"):
+        stacks(nonlinearities=("softsign",))

@@ -266,3 +266,38 @@ def test_load_profile_short_names():
         settings.load_profile(before)
     with pytest.raises(ValueError, match="name"):
         dt.load_profile("thorough-ish")
+
+
+# --------------------------------------------------------------------------
+# assert_fixed_point_stable
+
+
+def test_assert_fixed_point_stable_on_maps_and_flows():
+    import scipy.optimize
+
+    import dynmem as dm
+    from dynmem.testing import assert_fixed_point_stable
+
+    n = 3
+    # h -> tanh(W h): for W = 2 I the origin is a repelling fixed point and h* = tanh(2 h*) attracts on each axis
+    W = 2.0 * np.eye(n)
+    rnn = dm.DiscreteRNN(W, np.zeros((n, 1)), np.zeros(n), np.ones(n))
+    hstar = scipy.optimize.brentq(lambda v: np.tanh(2 * v) - v, 0.5, 1.5)
+    lead = assert_fixed_point_stable(rnn, np.full(n, hstar))
+    assert lead == pytest.approx(2 * (1 - hstar ** 2), rel=1e-10)  # sigma'(2 h*) * 2, independent of the code
+    with pytest.raises(AssertionError, match=r"not stable: spectral radius of dF/ds = 2, must be < 1"):
+        assert_fixed_point_stable(rnn, np.zeros(n))
+    with pytest.raises(AssertionError, match=r"not a fixed point: \|R\(h\)\|_2 = "):
+        assert_fixed_point_stable(rnn, np.full(n, 0.5))
+    with pytest.raises(AssertionError, match="must be < 0.9"):
+        assert_fixed_point_stable(dm.DiscreteRNN(0.95 * np.eye(n), np.zeros((n, 1)), np.zeros(n), np.ones(n),
+                                                 activation="identity"), np.zeros(n), margin=0.1)
+    flow = dm.LinearRNN(np.array([[-1.0, 5.0, 0.0], [0.0, -0.5, 0.0], [0.0, 0.0, -2.0]]), np.ones((n, 1)), np.ones(n))
+    assert assert_fixed_point_stable(flow, np.zeros(n)) == pytest.approx(-0.5)
+    assert_fixed_point_stable(flow, -np.linalg.solve(flow.W, np.ones(n)), x=[1.0])  # the rest state under x = 1
+    with pytest.raises(AssertionError, match="not stable: spectral abscissa of df/dh"):
+        assert_fixed_point_stable(dm.LinearRNN(np.diag([0.1, -1.0, -1.0]), np.ones((n, 1)), np.ones(n)), np.zeros(n))
+    with pytest.raises(TypeError, match="`model` must be a discrete model"):
+        assert_fixed_point_stable(object(), np.zeros(n))
+    with pytest.raises(ValueError, match="`h`"):
+        assert_fixed_point_stable(rnn, np.zeros(n + 1))

@@ -125,3 +125,28 @@ def test_constrained_lower_bound_refutes_a_bound_twenty_percent_too_large():
     ok = theory.approximation_rates.constrained_lower_bound_check()
     # the near-optimal fit comes within 16% of the true bound (measured ratio 1.156)
     assert ok.outcome == "verified" and 1.0 <= ok.numbers["ratio"] < 1.2
+
+
+# dynamical-systems identities (theory/dynamical_systems.py): each planted wrong formula is refuted
+
+
+def test_linear_lyapunov_claim_refutes_log_singular_values():
+    # log sigma_i(W) equals log|eig| only for normal W; the maps of the check are non-normal
+    out = theory.dynamical_systems.linear_lyapunov_check(
+        lambda W: np.sort(np.log(np.linalg.svd(W, compute_uv=False)))[::-1], max_examples=2)
+    assert out.outcome == "refuted" and out.numbers["max_abs_error"] > 1e-2, out.detail
+
+
+@pytest.mark.parametrize("wrong", [lambda A, b: A.shape[0], lambda A, b: 1])
+def test_capacity_claim_refutes_state_dimension_and_rank_of_b(wrong):
+    out = theory.dynamical_systems.capacity_rank_check(wrong, max_examples=6)
+    assert out.outcome == "refuted", out.detail
+
+
+@pytest.mark.parametrize("wrong", ["squared", "one_percent_high"])
+def test_h2_claim_refutes_a_planted_wrong_norm(wrong):
+    import dynmem as dm
+
+    h2 = {"squared": lambda m: dm.h2_norm(m) ** 2, "one_percent_high": lambda m: 1.01 * dm.h2_norm(m)}[wrong]
+    out = theory.dynamical_systems.h2_quadrature_check(h2, max_examples=3)
+    assert out.outcome == "refuted", out.detail

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._claim import Claim, ClaimResult, Outcome, run_claim
 from . import (
     approximation_rates,
+    dynamical_systems,
     gated_and_ssm,
     inverse_approximation,
     kernel_limit,
@@ -19,7 +20,7 @@ from . import (
 )
 
 MODULES = (linear_memory, inverse_approximation, stable_reparameterisation, approximation_rates, kernel_limit,
-           recurrent_ntk, gated_and_ssm)
+           recurrent_ntk, gated_and_ssm, dynamical_systems)
 
 __all__ = ["Claim", "ClaimResult", "Outcome", "all_claims", "run_catalogue", "MODULES"]
 

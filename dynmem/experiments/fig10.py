@@ -1,10 +1,12 @@
 """[WLL] Fig. 10: Heaviside against impulse memories of random sequence models.
 
 [WLL] report that the Heaviside and impulse memories of randomly initialised
-RNN, GRU, LSTM and S4 models "agree numerically".  :func:`heaviside_vs_impulse`
-measures how close, on dynmem's single-layer discrete models (single layer
-only: the paper also varies the layer count, and stacks are not models in
-dynmem yet):
+RNN, GRU, LSTM and S4 models "agree numerically", for several layer counts
+(the legend's 1, 2 and 4 layers).  :func:`heaviside_vs_impulse` measures how
+close, on dynmem's discrete models and their stacks (:class:`~dynmem.stack.Stack`,
+L layers of the same kind and width, layer l reading layer l-1's hidden
+sequence, no nonlinearity between layers, as ``torch.nn.GRU(num_layers=L)``;
+a stacked SSM passes its flat state ``(Re h, Im h)`` up and stays linear):
 
 * ``"rnn"`` - :meth:`DiscreteRNN.random <dynmem.models.DiscreteRNN.random>` (spectral radius 0.9, tanh),
 * ``"gru"``, ``"lstm"`` - :class:`~dynmem.gated.GRUCell` / :class:`~dynmem.gated.LSTMCell`
@@ -14,7 +16,8 @@ dynmem yet):
 For each model both memories come from :func:`dynmem.memory.memory_function`
 on steps ``0 .. steps - 1`` with the default probes; the agreement number is
 ``max_k |M_H(k) - M_I(k)| / max_k M_H(k)``.  Both are exactly equal for a
-linear model and the SSM values are a check of that (rounding only).
+linear model and the SSM values are a check of that (rounding only), at
+every depth.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..io import atomic_savefig
 from ..memory import memory_function
 from ..models import DiscreteRNN
 from ..ssm import DiagonalSSM
+from ..stack import Stack
 from . import verbose
 from .record import Experiment
 
@@ -50,21 +54,35 @@ AGREE, LOOSE, ROUNDING = 0.05, 0.25, 1e-10
 
 _SIZES = {
     # quick: a few seconds once numba's cache is warm (the README's `dynmem reproduce` runs it)
-    "quick": {"widths": [8, 16], "repeats": 20, "steps": 32},
-    "full": {"widths": [8, 32, 128], "repeats": 20, "steps": 128},
+    "quick": {"widths": [8, 16], "depths": [1, 2, 4], "repeats": 20, "steps": 32},
+    "full": {"widths": [8, 32, 128], "depths": [1, 2, 4], "repeats": 20, "steps": 128},
 }
 
 FIG10_MODELS = ("rnn", "gru", "lstm", "ssm")
 
 
-def _random_model(kind: str, width: int, rng):
+def _random_layer(kind: str, width: int, inputs: int, rng):
     if kind == "rnn":
-        return DiscreteRNN.random(width, 1, rng=rng)
+        return DiscreteRNN.random(width, inputs, rng=rng)
     if kind == "gru":
-        return GRUCell.random(width, 1, rng=rng)
+        return GRUCell.random(width, inputs, rng=rng)
     if kind == "lstm":
-        return LSTMCell.random(width, 1, rng=rng)
-    return DiagonalSSM.random(width, 1, rng=rng).discretize(1.0)
+        return LSTMCell.random(width, inputs, rng=rng)
+    return DiagonalSSM.random(width, inputs, rng=rng).discretize(1.0)
+
+
+def _random_model(kind: str, width: int, rng, depth: int = 1):
+    """One random model of ``kind``; for ``depth > 1`` a :class:`~dynmem.stack.Stack` of such layers (drawn bottom up)."""
+    layers, inputs = [], 1
+    for _ in range(depth):
+        layers.append(_random_layer(kind, width, inputs, rng))
+        inputs = layers[-1].feature_size
+    return layers[0] if depth == 1 else Stack(tuple(layers))
+
+
+def _key(kind: str, width: int, depth: int = 1) -> str:
+    """Row name: ``"gru-8"`` for one layer, ``"gru-8-L4"`` for a stack of 4."""
+    return f"{kind}-{width}" if depth == 1 else f"{kind}-{width}-L{depth}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,29 +93,31 @@ class Fig10Result:
     ----------
     models : tuple of str
     widths : tuple of int
+    depths : tuple of int
     steps : ndarray, shape (n,)
     heaviside, impulse : dict
-        ``(model, width) -> ndarray (repeats, n)`` memories.
+        ``(model, width, depth) -> ndarray (repeats, n)`` memories.
     discrepancy : dict
-        ``(model, width) -> ndarray (repeats,)``: ``max_k |M_H - M_I| / max_k M_H`` per repeat.
+        ``(model, width, depth) -> ndarray (repeats,)``: ``max_k |M_H - M_I| / max_k M_H`` per repeat.
     """
 
     models: tuple
     widths: tuple
+    depths: tuple
     steps: np.ndarray
     heaviside: dict
     impulse: dict
     discrepancy: dict
 
     def summary(self) -> str:
-        """One line per (model, width): median and max of the discrepancy over the repeats."""
-        lines = ["model  width  median rel. diff  max rel. diff"]
+        """One line per (model, width, depth): median and max of the discrepancy over the repeats."""
+        lines = ["model  width  layers  median rel. diff  max rel. diff"]
         for key, d in self.discrepancy.items():
-            lines.append(f"{key[0]:5s}  {key[1]:5d}  {np.median(d):16.3e}  {np.max(d):13.3e}")
+            lines.append(f"{key[0]:5s}  {key[1]:5d}  {key[2]:6d}  {np.median(d):16.3e}  {np.max(d):13.3e}")
         return "\n".join(lines)
 
 
-def heaviside_vs_impulse(*, models=FIG10_MODELS, widths=(8, 32), repeats: int = 20, steps: int = 64,
+def heaviside_vs_impulse(*, models=FIG10_MODELS, widths=(8, 32), depths=(1,), repeats: int = 20, steps: int = 64,
                          rng=None) -> Fig10Result:
     """Heaviside and impulse memories of ``repeats`` random models of each kind and width.
 
@@ -106,6 +126,8 @@ def heaviside_vs_impulse(*, models=FIG10_MODELS, widths=(8, 32), repeats: int = 
     models : sequence of {"rnn", "gru", "lstm", "ssm"}
     widths : sequence of int
         Hidden widths (input dimension 1).
+    depths : sequence of int
+        Layer counts ([WLL]'s legend: 1, 2 and 4); every layer has the width.
     repeats : int
         Random models per (kind, width) ([WLL] use 20).
     steps : int
@@ -121,23 +143,26 @@ def heaviside_vs_impulse(*, models=FIG10_MODELS, widths=(8, 32), repeats: int = 
         if kind not in FIG10_MODELS:
             raise ValueError(f"`models` must hold names from {FIG10_MODELS}; got {kind!r}.")
     widths = tuple(check_int("widths", w, minimum=1) for w in widths)
+    depths = tuple(check_int("depths", L, minimum=1, maximum=64) for L in depths)
     repeats = check_int("repeats", repeats, minimum=1)
     steps = check_int("steps", steps, minimum=2)
     rng = np.random.default_rng(rng)
     k = np.arange(steps)
     heav, imp, disc = {}, {}, {}
     for kind in models:
-        for w in widths:
-            H = np.empty((repeats, steps))
-            I = np.empty((repeats, steps))
-            for r in range(repeats):
-                model = _random_model(kind, w, rng)
-                H[r] = memory_function(model, k, input="heaviside").values
-                I[r] = memory_function(model, k, input="impulse").values
-            heav[(kind, w)] = H
-            imp[(kind, w)] = I
-            disc[(kind, w)] = np.max(np.abs(H - I), axis=1) / np.max(H, axis=1)
-    return Fig10Result(models=models, widths=widths, steps=k, heaviside=heav, impulse=imp, discrepancy=disc)
+        for L in depths:
+            for w in widths:
+                H = np.empty((repeats, steps))
+                I = np.empty((repeats, steps))
+                for r in range(repeats):
+                    model = _random_model(kind, w, rng, L)
+                    H[r] = memory_function(model, k, input="heaviside").values
+                    I[r] = memory_function(model, k, input="impulse").values
+                heav[(kind, w, L)] = H
+                imp[(kind, w, L)] = I
+                disc[(kind, w, L)] = np.max(np.abs(H - I), axis=1) / np.max(H, axis=1)
+    return Fig10Result(models=models, widths=widths, depths=depths, steps=k, heaviside=heav, impulse=imp,
+                       discrepancy=disc)
 
 
 # ---------------------------------------------------------------------------
@@ -145,7 +170,7 @@ def heaviside_vs_impulse(*, models=FIG10_MODELS, widths=(8, 32), repeats: int = 
 
 
 def config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
-    """Widths, repeats (20, as [WLL]), steps and seed for ``size`` ("quick" or "full")."""
+    """Widths, depths (1, 2, 4 as [WLL]'s legend), repeats (20, as [WLL]), steps and seed for ``size``."""
     if (protocol or "dynmem") != "dynmem":
         raise ValueError(f"fig10 runs the 'dynmem' protocol only; got {protocol!r}.")
     if size not in _SIZES:
@@ -156,29 +181,25 @@ def config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
         if k == "workdir":
             continue
         if k not in cfg or k in ("experiment", "protocol", "size"):
-            raise ValueError(f"unknown fig10 setting {k!r}; known: models, widths, repeats, steps, seed.")
-        cfg[k] = list(v) if k in ("models", "widths") else v
+            raise ValueError(f"unknown fig10 setting {k!r}; known: models, widths, depths, repeats, steps, seed.")
+        cfg[k] = list(v) if k in ("models", "widths", "depths") else v
     return cfg
-
-
-def _key(kind: str, width: int) -> str:
-    return f"{kind}-{width}"
 
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
     """Both memories of every model and the agreement numbers, as JSON data."""
-    res = heaviside_vs_impulse(models=config["models"], widths=config["widths"], repeats=config["repeats"],
-                               steps=config["steps"], rng=config["seed"])
+    res = heaviside_vs_impulse(models=config["models"], widths=config["widths"], depths=config.get("depths", [1]),
+                               repeats=config["repeats"], steps=config["steps"], rng=config["seed"])
     rows = {}
-    for (kind, w), d in res.discrepancy.items():
-        H, I = res.heaviside[(kind, w)], res.impulse[(kind, w)]
-        rows[_key(kind, w)] = {
-            "model": kind, "width": int(w), "discrepancy": d,
+    for (kind, w, L), d in res.discrepancy.items():
+        H, I = res.heaviside[(kind, w, L)], res.impulse[(kind, w, L)]
+        rows[_key(kind, w, L)] = {
+            "model": kind, "width": int(w), "depth": int(L), "discrepancy": d,
             "median": float(np.median(d)), "max": float(np.max(d)),
             "median_heaviside": np.median(H, axis=0), "median_impulse": np.median(I, axis=0),
         }
         if progress and verbose():
-            print(f"  fig10 {kind} width {w}: median rel. diff {np.median(d):.3g}, max {np.max(d):.3g}",
+            print(f"  fig10 {kind} width {w} layers {L}: median rel. diff {np.median(d):.3g}, max {np.max(d):.3g}",
                   file=sys.stderr, flush=True)
     return {"experiment": "fig10", "protocol_name": "dynmem", "config": dict(config), "size": config["size"],
             "steps": res.steps, "rows": rows, "summary": res.summary(),
@@ -206,7 +227,7 @@ def verdict(result: dict) -> dict:
 
 
 def plot(result: dict, path: str) -> None:
-    """Median Heaviside and impulse memories per model and width, and the spread of the discrepancy."""
+    """Median Heaviside and impulse memories per model and layer count (widest models), and the discrepancies."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,16 +246,24 @@ def plot(result: dict, path: str) -> None:
     for ax in axes[n:]:
         ax.set_visible(False)
     for ax, kind in zip(axes, kinds):
-        for key, r in rows.items():
-            if r["model"] != kind:
+        mine = [r for r in rows.values() if r["model"] == kind]
+        width = max(int(r["width"]) for r in mine)
+        for r in mine:
+            if int(r["width"]) != width:
                 continue
+            L = int(r.get("depth", 1))
             h = np.asarray(r["median_heaviside"], float)
             i = np.asarray(r["median_impulse"], float)
-            line, = ax.semilogy(k[h > 0], h[h > 0], label=f"$m = {r['width']}$, Heaviside")
-            ax.semilogy(k[i > 0], i[i > 0], "--", color=line.get_color(), label=f"$m = {r['width']}$, impulse")
-        ax.set(title=f"{kind}: median over repeats", xlabel="step $k$", ylabel="memory $M(k)$")
+            line, = ax.semilogy(k[h > 0], h[h > 0], label=f"{L} layer{'s' if L > 1 else ''}, Heaviside")
+            ax.semilogy(k[i > 0], i[i > 0], "--", color=line.get_color(), label=f"{L} layer{'s' if L > 1 else ''}, impulse")
+        ax.set(title=f"{kind}, $m = {width}$: median over repeats", xlabel="step $k$", ylabel="memory $M(k)$")
         ax.legend(fontsize=7)
     ax = axes[n - 1]
+    spare = nrows * ncols - n
+    if spare:  # the discrepancy panel (many labels) takes the free cells of the last row
+        col = (n - 1) % ncols
+        ax.set_visible(False)
+        ax = fig.add_subplot(grid[0, 0].get_gridspec()[nrows - 1, col:])
     labels = list(rows)
     data = [np.maximum(np.asarray(rows[key]["discrepancy"], float), 1e-17) for key in labels]
     ax.boxplot(data)
