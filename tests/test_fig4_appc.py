@@ -236,3 +236,20 @@ def test_appc_planted_failures(appc_quick):
     # all three at once: not reproduced
     r = _edit(appc_quick, "rho2", lambda row: row.update(threshold=0.5, theorem=[0.3] * len(row["theorem"]), error0=0.2))
     assert appc.verdict(r)["verdict"] == "not reproduced"
+
+
+def test_appc_post_hoc_reading_of_the_jump_when_the_grid_starts_above_two_over_m(appc_quick):
+    import copy
+
+    # widths up to 4096 as at full size: 2 / m_max = 4.9e-4 is below the grid's first beta (1e-3)
+    r = copy.deepcopy(appc_quick)
+    r["config"] = dict(r["config"], widths=list(r["config"]["widths"][:-1]) + [4096])
+    r = _edit(r, "rho2", lambda row: row.update(theorem=[math.inf] * len(row["theorem"]), error0=0.25 * (4.0 / row["m"]) ** 3))
+    r = _edit(r, "rho1", lambda row: row.update(error0=0.25 * (4.0 / row["m"]) ** 3))  # S3 holds for m_max = 4096
+    v = appc.verdict(r)
+    assert not v["numbers"]["criteria"]["S2"]  # the rule as written cannot hold on this grid
+    assert v["numbers"]["post_hoc"]["criteria"]["S2"] and v["numbers"]["post_hoc"]["bound"] == r["betas"][0]
+    assert "post-hoc reading (not the rule)" in v["why"]
+    # a jump that only starts at the grid's second beta fails the post-hoc S2 too
+    r2 = _edit(r, "rho2", lambda row: row.update(theorem=[0.3] + [math.inf] * (len(row["theorem"]) - 1)))
+    assert not appc.verdict(r2)["numbers"]["post_hoc"]["criteria"]["S2"]
