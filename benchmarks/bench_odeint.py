@@ -521,7 +521,7 @@ def _memory_row(repeats):
 
 def _train_row(model, x, t_obs, y_obs):
     """train_ctrnn, 30 L-BFGS steps at rtol 1e-8: default (compiled adjoint) vs method='RK45'."""
-    from dynmem.train import train_ctrnn
+    from dynmem.training import train_ctrnn
 
     out = {}
     for meth in ("auto", "RK45"):

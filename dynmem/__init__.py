@@ -25,7 +25,7 @@ from . import (
     ssm,
     stability,
     targets,
-    train,
+    training,
 )
 from .activations import Activation, available_activations, get_activation
 from .errors import DynmemOverflowWarning
@@ -64,7 +64,7 @@ from .recurrences import GradientResult, Trajectory, backward, forward, outputs_
 from .reparam import Reparam, get_reparam
 from .stability import PerturbationCurve, StabilityBoundary, perturbation_curve, stability_boundary
 from .expsum import ExpSumFit, fit_exponential_sum
-from .train import TrainResult, train, train_ctrnn
+from .training import TrainResult, train, train_ctrnn
 from .simulate import PiecewiseSolution, SimulationError, SimulationResult, simulate
 from .sweep import Grid, SweepInterrupted, SweepRun, SweepTable, TaskRecord, dask_executor, load_sweep, run_sweep
 from .norms import Gramians, HinfNorm, StateSpace, frequency_response, gramians, h2_norm, hankel_singular_values, hinf_norm, state_space

@@ -10,7 +10,7 @@ memory kernel by an ``m``-term exponential sum, realised as a diagonal
     \qquad a_k \ge 0,\ \mu_k > 0,
 
 which is the kernel ``c^T e^{W t} U`` of ``W = -diag(mu)``,
-``U = c = sqrt(a)`` (``d = 1``).  (Part of :mod:`dynmem.train` before; it is
+``U = c = sqrt(a)`` (``d = 1``).  (Part of :mod:`dynmem.training` before; it is
 re-exported there.)
 
 References

@@ -71,7 +71,7 @@ capabilities are written down as :class:`typing.Protocol` classes
   memory is known in closed form (linear ones); used before the probes.
 * :class:`Trainable` - :class:`Parametrized` plus ``value_and_grad(X, Y,
   loss=...)`` returning an object with ``loss`` and ``flat`` (the gradient in
-  ``flatten()`` order); :func:`dynmem.train.train` trains any such model
+  ``flatten()`` order); :func:`dynmem.training.train` trains any such model
   that is also a :class:`DiscreteModel` (the GRU/LSTM cells, the discrete
   SSM), and :func:`dynmem.stability.perturbation_curve` perturbs any
   :class:`Parametrized` :class:`DiscreteModel` through ``flatten``/``unflatten``.

@@ -24,37 +24,21 @@ incomplete (``[]``, ``null``, a truncated file) is recomputed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
 
 from .experiments import VERBOSE_ENV, experiment_names, get_experiment, model_line, progress_line, renamed_note
-from .io import atomic_write_json, read_json, to_jsonable
+from .io import atomic_write_json, config_digest, read_json, remove_stale_temporaries
 
-__all__ = ["EXPERIMENTS", "reproduce", "run_fig1", "run_fig11", "experiment_stem", "resolve_protocol", "all_protocols"]
+__all__ = ["EXPERIMENTS", "reproduce", "experiment_stem", "resolve_protocol", "all_protocols"]
 
 EXPERIMENTS = experiment_names()
 
 
-def run_fig1(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False) -> dict:
-    """[WLL] Fig. 1 (see :mod:`dynmem.experiments.fig1`)."""
-    from .experiments.fig1 import run_fig1 as _run
-
-    return _run(quick=quick, seeds=seeds, progress=progress)
-
-
-def run_fig11(*, quick: bool = True, seeds=(0,), progress: bool = False) -> dict:
-    """[WLL] Fig. 11 (see :mod:`dynmem.experiments.fig11`)."""
-    from .experiments.fig11 import run_fig11 as _run
-
-    return _run(quick=quick, seeds=seeds, progress=progress)
-
-
 def resolve_protocol(name: str, protocol: str | None) -> str:
     """The protocol ``name`` runs: ``protocol`` when the experiment has it, else the experiment's default."""
-    protos = tuple(get_experiment(name).PROTOCOLS)
+    protos = tuple(get_experiment(name).protocols)
     return protocol if protocol in protos else protos[0]
 
 
@@ -62,7 +46,7 @@ def all_protocols() -> tuple:
     """Every protocol some experiment has, in first-seen registry order (``--protocol`` accepts these)."""
     seen = []
     for name in EXPERIMENTS:
-        for p in get_experiment(name).PROTOCOLS:
+        for p in get_experiment(name).protocols:
             if p not in seen:
                 seen.append(p)
     return tuple(seen)
@@ -74,9 +58,8 @@ def experiment_stem(name: str, protocol: str, size: str) -> str:
 
 
 def _digest(cfg: dict) -> str:
-    keep = {k: v for k, v in cfg.items() if k != "workdir"}
-    text = json.dumps(to_jsonable(keep), sort_keys=True, default=str)
-    return hashlib.sha256(text.replace(str(cfg.get("workdir")), "<workdir>").encode()).hexdigest()[:16]
+    """The digest a result file records of its config (:func:`dynmem.io.config_digest`, 16 hex digits)."""
+    return config_digest(cfg, length=16)
 
 
 def _finished(path: str, digest: str) -> bool:
@@ -91,31 +74,11 @@ def _finished(path: str, digest: str) -> bool:
     return isinstance(rep, dict) and rep.get("complete") is True and rep.get("config_digest") == digest
 
 
-def _remove_stale_temporaries(out: str, age: float = 600.0) -> list:
-    """Delete temporaries a killed writer left in ``out`` (``dynmem.io`` names them ``.dynmem-*``).
-
-    Only files older than ``age`` seconds go: a writer in flight renames its
-    temporary within seconds.  Returns the removed names.
-    """
-    removed = []
-    now = time.time()
-    for f in os.listdir(out):
-        p = os.path.join(out, f)
-        if f.startswith(".dynmem-") and os.path.isfile(p):
-            try:
-                if now - os.path.getmtime(p) > age:
-                    os.remove(p)
-                    removed.append(f)
-            except OSError:
-                pass
-    return removed
-
-
-def missing_extras(mod) -> list:
-    """The optional extras an experiment module needs (its ``REQUIRES``: module -> extra) that are not installed."""
+def missing_extras(experiment) -> list:
+    """The optional extras an experiment record needs (its ``requires``: module -> extra) that are not installed."""
     import importlib.util
 
-    need = getattr(mod, "REQUIRES", {}) or {}
+    need = experiment.requires
     return sorted({extra for module, extra in need.items() if importlib.util.find_spec(module) is None})
 
 
@@ -178,7 +141,7 @@ def reproduce(experiments=("all",), *, out: str = "dynmem-results", quick: bool 
     from .experiments.study import remove_orphan_task_folders
 
     remove_orphan_task_folders()  # task stores of a killed earlier run
-    _remove_stale_temporaries(out)
+    remove_stale_temporaries(out, older_than=600.0)
     written = {}
     previous = os.environ.get(VERBOSE_ENV)
     os.environ[VERBOSE_ENV] = "1" if verbose else "0"  # reaches pool workers started from here
@@ -206,8 +169,8 @@ def _run_all(names, out, size, protocol, seeds, resume, progress, executor, writ
     start = time.perf_counter()
     for i, name in enumerate(names):
         tag = f"[{i + 1}/{len(names)}]"
-        mod = get_experiment(name)
-        missing = missing_extras(mod)
+        exp = get_experiment(name)
+        missing = missing_extras(exp)
         if missing:
             if not asked_all:
                 raise ImportError(f"experiment {name!r} needs the optional extra(s) {missing}: "
@@ -221,9 +184,9 @@ def _run_all(names, out, size, protocol, seeds, resume, progress, executor, writ
         stem = experiment_stem(name, proto, size)
         jpath, ppath = os.path.join(out, f"{stem}.json"), os.path.join(out, f"{stem}.png")
         changes = {"workdir": os.path.abspath(os.path.join(out, "work", f"{name}-{proto}-{size}"))} if size == "full" else {}
-        cfg = mod.config(size, proto, **changes)
+        cfg = exp.config(size, proto, **changes)
         if seeds is not None and isinstance(cfg, dict) and "seeds" in cfg:
-            cfg = mod.config(size, proto, seeds=[int(s) for s in seeds], **changes)
+            cfg = exp.config(size, proto, seeds=[int(s) for s in seeds], **changes)
         digest = _digest(cfg)
         if resume and _finished(jpath, digest) and os.path.exists(ppath):
             if progress:
@@ -235,11 +198,11 @@ def _run_all(names, out, size, protocol, seeds, resume, progress, executor, writ
             # on a terminal the model lines that follow redraw this one; the "done" line stays
             model_line(f"{tag} {stem}: running ({what}; {_fmt_elapsed(time.perf_counter() - start)} elapsed)")
         t0 = time.perf_counter()
-        result = mod.run(cfg, executor=executor, progress=progress)
+        result = exp.run(cfg, executor=executor, progress=progress)
         seconds = time.perf_counter() - t0
         result["reproduce"] = {"experiment": name, "protocol": proto, "size": size, "stem": stem,
                                "config_digest": digest, "seconds": seconds, "complete": True}
-        mod.plot(result, ppath)
+        exp.plot(result, ppath)
         atomic_write_json(jpath, result)  # last: its presence marks the experiment finished
         written[stem] = jpath
         if progress:

@@ -32,8 +32,8 @@ the time-weighted MSE and its gradient by hand-written BPTT,
     \frac{\partial L}{\partial w} = -\operatorname{diag}(P G P^\top)\odot g'(w), \qquad
     \frac{\partial L}{\partial P} = -\operatorname{diag}(g(w))\, P\, (G + G^\top),
 
-``G = dL/dW`` (``P = I`` for ``"diag"``)).  :func:`dynmem.train.train` and
-:func:`dynmem.train.train_epochs` train it, and every trained experiment's
+``G = dL/dW`` (``P = I`` for ``"diag"``)).  :func:`dynmem.training.train` and
+:func:`dynmem.training.train_epochs` train it, and every trained experiment's
 network is one (:mod:`dynmem.experiments.trained`).
 
 The parameter order is ``U, b, c, [d]`` and then the recurrent block
@@ -375,7 +375,7 @@ class ResidualRNN:
     def weighted_error(self, X, Y, weights=None, *, divergence: float = DIVERGENCE) -> float:
         """The time-weighted MSE on ``(X, Y)`` without gradient; ``inf`` for a diverged run.
 
-        The validation loss of :func:`dynmem.train.train_epochs`: :func:`stacked_errors`
+        The validation loss of :func:`dynmem.training.train_epochs`: :func:`stacked_errors`
         of this one parameter set.
         """
         X = as_float_array("X", X, ndim=3)
@@ -482,7 +482,7 @@ class MarginPenalty:
 
     Called on a :class:`ResidualRNN`, returns ``(value, {"w": dvalue/dw})``
     (``(0.0, {})`` when inactive or for ``form="free"``), the penalty hook of
-    :class:`dynmem.train.TrainOptions`.  The margin is the code's
+    :class:`dynmem.training.TrainOptions`.  The margin is the code's
     ``stability_margin()``: the smallest positive ``w_i`` for ``g = relu`` (no
     penalty if none is positive), ``g(min w)`` otherwise.
     """

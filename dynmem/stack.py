@@ -23,7 +23,7 @@ parameter layout.
 The stack is a :class:`~dynmem.models.DiscreteModel` on the flat state
 ``(s^1, .., s^L)``, so :func:`dynmem.memory.memory_function` takes its
 memory (Def. 3.1 applies to the whole input-output map unchanged), a
-:class:`~dynmem.models.Trainable` one, so :func:`dynmem.train.train` trains it,
+:class:`~dynmem.models.Trainable` one, so :func:`dynmem.train` trains it,
 a :class:`~dynmem.models.DiscreteMap` (``step``, ``step_jacobian``), so
 fixed points and Lyapunov spectra of a multi-layer network are those of the
 whole map, and, when every layer is linear and ``phi`` the identity, a

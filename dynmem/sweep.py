@@ -660,12 +660,9 @@ def _bytes_io(data: bytes):
 
 def _remove_stale_temporaries(store: str) -> None:
     # Left by a process killed between mkstemp and os.replace; never under a final name.  Called
-    # with the writer lock held, so no other writer has a temporary in flight.
+    # with the writer lock held, so no other writer has a temporary in flight: every one goes.
     for folder in (store, _tasks_dir(store)):
-        for name in os.listdir(folder):
-            if name.startswith(".dynmem-"):
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(folder, name))
+        _io.remove_stale_temporaries(folder)
 
 
 def _write_task(store, key, index, params, study, root, spawn_key, outcome) -> None:

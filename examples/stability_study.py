@@ -31,7 +31,7 @@ import numpy as np
 
 import dynmem
 from dynmem.targets import LinearFunctional
-from dynmem.train import fit_exponential_sum
+from dynmem.training import fit_exponential_sum
 
 
 def user_kernel(s):

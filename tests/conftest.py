@@ -33,3 +33,30 @@ if "dynmem.theory" not in sys.modules and (_theory_dir / "_claim.py").exists():
     _module = importlib.util.module_from_spec(_spec)
     sys.modules["dynmem.theory"] = _module
     _spec.loader.exec_module(_module)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def patch_experiment(monkeypatch):
+    """``patch_experiment(name, run=..., plot=...)``: the registered record of ``name`` with those members replaced.
+
+    Records are frozen, so the test swaps a copy of the record into the module
+    the registry reads it from, for the test's duration.  The copy skips the
+    record's checks (a test double needs no docstring).
+    """
+    import copy
+    import importlib
+
+    from dynmem.experiments import REGISTRY, get_experiment
+
+    def patch(name, **members):
+        module, attr = REGISTRY[name].split(":")
+        mod = importlib.import_module(f"dynmem.experiments.{module}")
+        rec = copy.copy(get_experiment(name))
+        for key, value in members.items():
+            object.__setattr__(rec, key, value)
+        monkeypatch.setattr(mod, attr, rec)
+
+    return patch

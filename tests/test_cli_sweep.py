@@ -105,8 +105,7 @@ def test_reproduce_cli_workers_gives_the_serial_json(tmp_path, monkeypatch, caps
     assert (tmp_path / "pool" / "fig2-dynmem.png").stat().st_size > 1000
 
 
-def test_reproduce_hands_the_executor_to_every_experiment(tmp_path, monkeypatch, pool):
-    from dynmem.experiments import get_experiment
+def test_reproduce_hands_the_executor_to_every_experiment(tmp_path, monkeypatch, pool, patch_experiment):
 
     seen = {}
 
@@ -118,8 +117,7 @@ def test_reproduce_hands_the_executor_to_every_experiment(tmp_path, monkeypatch,
         open(path, "wb").close()
 
     for name in ("fig1", "fig11"):
-        monkeypatch.setattr(get_experiment(name), "run", run)
-        monkeypatch.setattr(get_experiment(name), "plot", plot)
+        patch_experiment(name, run=run, plot=plot)
     rp.reproduce(["fig1", "fig11"], out=str(tmp_path), seeds=(0,), executor=pool, report=False)
     assert seen == {"fig1": pool, "fig11": pool}
 

@@ -12,7 +12,7 @@ from dynmem.stability import flat_blocks, perturbation_blocks, perturbation_curv
 from dynmem.strategies import diagonal_ssms, gated_cells
 from dynmem.targets import ExponentialKernel
 from dynmem.testing import assert_gradients_match, assert_memory_decays, default_memory_times, step_map_radius
-from dynmem.train import train
+from dynmem.training import train
 
 
 def _models():

@@ -38,7 +38,9 @@ def test_the_remark_holds_and_fails_on_planted_histories():
 
 
 def test_fig2_verdict_reports_the_number():
-    from dynmem.experiments import fig2
+    from dynmem.experiments import get_experiment
+
+    fig2 = get_experiment("fig2")
 
     r = fig2.run(fig2.config("quick", widths=[2], seeds=[0],
                              overrides={"training__max_epochs": 3, "training__snapshots": [1, 3]}))

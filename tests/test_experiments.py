@@ -1,6 +1,7 @@
 """The trained-experiment machinery (dynmem.experiments): protocol ingredients against hand-computed values,
 gradients against finite differences, resumable training, the study findings and the replication report."""
 
+import json
 import math
 import os
 
@@ -200,7 +201,7 @@ def test_interrupt_mid_epoch_resumes_from_the_last_checkpoint(tmp_path, monkeypa
     net, p0, data, training = _tiny()
     ref = tr.fit(net, p0, data, training, seed=2)
     ck = str(tmp_path / "ck.npz")
-    real = ResidualRNN.value_and_grad  # the gradient fit's trainer (dynmem.train.train_epochs) calls
+    real = ResidualRNN.value_and_grad  # the gradient fit's trainer (dynmem.training.train_epochs) calls
     count = {"n": 0}
 
     def flaky(*a, **k):
@@ -250,15 +251,43 @@ def test_findings_follow_the_stated_criteria():
 # ---------------------------------------------------------------- experiments, report, reproduce
 
 
-def test_every_registered_experiment_has_the_contract():
+def test_every_registered_experiment_is_a_documented_record():
+    import inspect
+
+    from dynmem.experiments.record import Experiment
+
     for name in experiment_names():
-        mod = get_experiment(name)
-        for attr in ("TITLE", "CLAIM", "PROTOCOLS", "config", "run", "plot", "verdict"):
-            assert hasattr(mod, attr), (name, attr)
-        cfg = mod.config("quick", mod.PROTOCOLS[0])
-        assert isinstance(cfg, dict)
+        exp = get_experiment(name)  # imports the entry
+        assert isinstance(exp, Experiment) and exp.name == name, name
+        for member in ("config", "run", "plot", "verdict"):
+            assert inspect.getdoc(getattr(exp, member)).strip(), (name, member)
+        for proto in exp.protocols:
+            cfg = exp.config("quick", proto)
+            assert isinstance(cfg, dict) and json.loads(json.dumps(cfg, default=str)) is not None
+        with pytest.raises((ValueError, TypeError), match="no_such_setting"):  # named, not ignored
+            exp.config("quick", exp.protocols[0], no_such_setting=1)
     with pytest.raises(ValueError, match="must be one of"):
         get_experiment("fig99")
+
+
+def test_a_record_refuses_an_undocumented_member():
+    from dynmem.experiments.record import Experiment
+
+    def documented(*a, **k):
+        """Does a thing."""
+
+    def bare(*a, **k):
+        return None
+
+    ok = dict(name="x", title="t", claim="c", protocols=("paper",), config=documented, run=documented,
+              plot=documented, verdict=documented)
+    assert Experiment(**ok).default_protocol == "paper"
+    with pytest.raises(TypeError, match=r"`run` .*has no docstring"):
+        Experiment(**{**ok, "run": bare})
+    with pytest.raises(ValueError, match="`protocols` must be a non-empty tuple"):
+        Experiment(**{**ok, "protocols": ()})
+    with pytest.raises(TypeError, match="`plot` must be callable"):
+        Experiment(**{**ok, "plot": 3})
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +356,7 @@ def test_ablation_switches_one_ingredient_each():
         ablation.config("quick", ingredients=["colour"])
 
 
-def test_resume_redoes_malformed_and_skips_finished(tmp_path, monkeypatch):
+def test_resume_redoes_malformed_and_skips_finished(tmp_path, monkeypatch, patch_experiment):
     from dynmem import reproduce as rp
 
     out = str(tmp_path)
@@ -336,8 +365,7 @@ def test_resume_redoes_malformed_and_skips_finished(tmp_path, monkeypatch):
             fh.write(bad)
         rp.reproduce(["fig11"], out=out, report=False)
         assert read_json(os.path.join(out, "fig11-dynmem.json"))["reproduce"]["complete"]
-    mod = get_experiment("fig11")
-    monkeypatch.setattr(mod, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
+    patch_experiment("fig11", run=lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
     rp.reproduce(["fig11"], out=out, report=False)  # finished: skipped
     old = os.path.join(out, ".dynmem-stale.png")
     open(old, "w").close()
@@ -346,15 +374,13 @@ def test_resume_redoes_malformed_and_skips_finished(tmp_path, monkeypatch):
     assert not os.path.exists(old)
 
 
-def test_cli_ctrl_c_ends_with_one_line(tmp_path, monkeypatch, capsys):
+def test_cli_ctrl_c_ends_with_one_line(tmp_path, monkeypatch, capsys, patch_experiment):
     from dynmem import cli
-
-    mod = get_experiment("fig11")
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mod, "run", interrupted)
+    patch_experiment("fig11", run=interrupted)
     assert cli.main(["reproduce", "fig11", "--out", str(tmp_path), "--quiet"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "interrupted" in err[0]

@@ -67,7 +67,7 @@ def test_validation():
 
 
 def test_registered_with_twenty_repeats_and_several_widths():
-    assert "fig10" in experiment_names() and get_experiment("fig10") is fig10
+    assert "fig10" in experiment_names() and get_experiment("fig10") is fig10.EXPERIMENT
     for size in ("quick", "full"):
         cfg = fig10.config(size)
         assert cfg["repeats"] == 20 and len(cfg["widths"]) >= 2 and cfg["models"] == ["rnn", "gru", "lstm", "ssm"]

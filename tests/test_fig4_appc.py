@@ -130,13 +130,37 @@ def test_fig4_planted_failures(fig4_quick):
     assert not fig4.verdict(r)["numbers"]["criteria"]["train"]["softplus"]["C3"]
 
 
+def test_fig4_post_hoc_reading_counts_instability_from_the_rates(fig4_quick):
+    base = _set_curves(fig4_quick, lambda row, b: row.update(margin=0.1 / row["m"] ** 2))
+    for arm in fig4.ARMS:  # the quick run keeps the per-beta counts, all zero: both readings agree
+        for kind in fig4.FUNCTIONS:
+            for row in base["arms"][arm][kind][0]["rows"]:
+                assert len(row["unstable_rates_by_beta"]) == len(base["betas"]) and sum(row["unstable_by_beta"]) == 0
+    v0 = fig4.verdict(base)
+    assert v0["numbers"]["post_hoc"]["outcome"] == v0["verdict"]
+
+    def reassembled_only(row, b):  # round-off instabilities of the reassembled W at the largest beta, rates positive
+        row.update(n_unstable=3, unstable_by_beta=[0] * (len(b) - 1) + [3])
+
+    r = _set_curves(base, reassembled_only)
+    v = fig4.verdict(r)
+    assert not v["numbers"]["criteria"]["lsq"]["exp"]["C3"]  # the rule as written fails
+    post = v["numbers"]["post_hoc"]
+    assert post["criteria"]["lsq"]["exp"]["C3"] and post["n_unstable_rates"]["lsq"]["exp"] == 0
+    assert post["first_reassembled_instability_beta"] == pytest.approx(r["betas"][-1])
+    assert "post-hoc reading (not the rule)" in v["why"]
+    # a rate that really is <= 0 fails the post-hoc C3 too
+    r2 = _set_curves(r, lambda row, b: row.update(unstable_rates_by_beta=[1] + [0] * (len(b) - 1)))
+    assert not fig4.verdict(r2)["numbers"]["post_hoc"]["criteria"]["lsq"]["exp"]["C3"]
+
+
 def test_fig4_plot(fig4_quick, tmp_path):
     fig4.plot(fig4_quick, str(tmp_path / "f.png"))
     assert (tmp_path / "f.png").stat().st_size > 1000
 
 
 def test_the_old_fig4_is_fig8b_with_a_message():
-    assert "fig8b" in experiment_names() and get_experiment("fig8b").FIGURE == "fig8b"
+    assert "fig8b" in experiment_names() and get_experiment("fig8b").name == "fig8b"
     assert "fig8b" in renamed_note("fig4", "code") and renamed_note("fig4", "paper") == ""
     from dynmem.experiments import experiment_of
     assert experiment_of({"experiment": "fig4", "config": {"figure": "fig4", "protocol": "code"}}) == "fig8b"
@@ -212,3 +236,20 @@ def test_appc_planted_failures(appc_quick):
     # all three at once: not reproduced
     r = _edit(appc_quick, "rho2", lambda row: row.update(threshold=0.5, theorem=[0.3] * len(row["theorem"]), error0=0.2))
     assert appc.verdict(r)["verdict"] == "not reproduced"
+
+
+def test_appc_post_hoc_reading_of_the_jump_when_the_grid_starts_above_two_over_m(appc_quick):
+    import copy
+
+    # widths up to 4096 as at full size: 2 / m_max = 4.9e-4 is below the grid's first beta (1e-3)
+    r = copy.deepcopy(appc_quick)
+    r["config"] = dict(r["config"], widths=list(r["config"]["widths"][:-1]) + [4096])
+    r = _edit(r, "rho2", lambda row: row.update(theorem=[math.inf] * len(row["theorem"]), error0=0.25 * (4.0 / row["m"]) ** 3))
+    r = _edit(r, "rho1", lambda row: row.update(error0=0.25 * (4.0 / row["m"]) ** 3))  # S3 holds for m_max = 4096
+    v = appc.verdict(r)
+    assert not v["numbers"]["criteria"]["S2"]  # the rule as written cannot hold on this grid
+    assert v["numbers"]["post_hoc"]["criteria"]["S2"] and v["numbers"]["post_hoc"]["bound"] == r["betas"][0]
+    assert "post-hoc reading (not the rule)" in v["why"]
+    # a jump that only starts at the grid's second beta fails the post-hoc S2 too
+    r2 = _edit(r, "rho2", lambda row: row.update(theorem=[0.3] + [math.inf] * (len(row["theorem"]) - 1)))
+    assert not appc.verdict(r2)["numbers"]["post_hoc"]["criteria"]["S2"]

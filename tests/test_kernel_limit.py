@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dynmem.kernel import (HistoryTarget, LSSNetwork, MarkovChain, ParamLaw, empirical_ntk, kernel_convergence,
-                           kernel_error, limit_kernel, plot_error_vs_width, plot_trajectories, solve_limit_ode,
-                           solve_limit_ode_ivp)
+                           kernel_error, limit_kernel, solve_limit_ode, solve_limit_ode_ivp)
+from dynmem.plotting import plot_error_vs_width, plot_trajectories
 from dynmem.kernel.convergence import _convergence_task
 
 CHAIN = MarkovChain([[0.7, 0.3], [0.4, 0.6]], [-1.0, 1.0])

@@ -419,27 +419,18 @@ def test_adaptive_rule_warns_when_the_tolerance_is_out_of_reach():
     assert nodes == 1025 and np.isfinite(K).all() and np.isfinite(D).all()
 
 
-def test_old_module_path_warns_and_keeps_working():
-    # in a fresh interpreter: importing the deprecated module rebinds dynmem.kernel.rntk
-    import subprocess
-    import sys
+def test_the_retired_module_path_is_gone_and_the_function_keeps_its_name():
+    # the callable-module shim dynmem.kernel.rntk was retired: the name is the function's alone
+    import importlib
 
-    code = ("import warnings, numpy as np\n"
-            "import dynmem.kernel as k\n"
-            "f = k.rntk\n"
-            "with warnings.catch_warnings(record=True) as w:\n"
-            "    warnings.simplefilter('always')\n"
-            "    from dynmem.kernel.rntk import RNTKParams, rntk\n"
-            "import dynmem.kernel.recurrent_ntk as new\n"
-            "assert [x.category.__name__ for x in w] == ['DeprecationWarning'], w\n"
-            "assert 'dynmem.kernel.recurrent_ntk' in str(w[0].message)\n"
-            "assert RNTKParams is new.RNTKParams and rntk is new.rntk\n"
-            "X = np.ones((2, 3, 1))\n"
-            "assert np.array_equal(k.rntk(X).ntk, f(X).ntk)\n"
-            "print('ok')\n")
-    out = subprocess.run([sys.executable, "-W", "error::DeprecationWarning:dynmem", "-c", code], capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    import dynmem.kernel as k
+    import dynmem.kernel.recurrent_ntk as new
+
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("dynmem.kernel.rntk")
+    assert k.rntk is new.rntk and callable(k.rntk)
+    X = np.ones((2, 3, 1))
+    assert np.array_equal(k.rntk(X).ntk, new.rntk(X).ntk)
 
 
 def test_rntk_params_old_vector_spellings_warn_and_agree():

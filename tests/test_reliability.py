@@ -122,7 +122,7 @@ def _overflowing_run(monkeypatch):
     m = dm.DiscreteRNN(np.array([[10 ** (10 / T)]]), np.ones((1, 1)), np.zeros(1), np.ones(1), activation="identity")
     X = np.zeros((1, T, 1))
     X[0, 0, 0] = 1.0
-    train_module = importlib.import_module("dynmem.train")
+    train_module = importlib.import_module("dynmem.training")
     original, raised = train_module.value_and_grad, []
 
     def spy(model, X, Y, loss="mse"):

@@ -44,27 +44,23 @@ def test_fig11_shows_non_decaying_memory_at_large_amplitude(out_dir):
     assert d["starts_to_corners"] > 0 and d["starts_to_zero"] > 0
 
 
-def test_resume_skips_finished_experiments(out_dir, monkeypatch):
-    from dynmem.experiments import get_experiment
-
+def test_resume_skips_finished_experiments(out_dir, monkeypatch, patch_experiment):
     path = os.path.join(out_dir, "fig11-dynmem.json")
     before = os.path.getmtime(path)
 
     def boom(*a, **kw):
         raise AssertionError("a finished experiment was recomputed")
 
-    monkeypatch.setattr(get_experiment("fig11"), "run", boom)
+    patch_experiment("fig11", run=boom)
     rp.reproduce(["fig11"], out=str(out_dir), quick=True, seeds=(0,))
     assert os.path.getmtime(path) == before
 
 
-def test_interrupted_experiment_leaves_no_partial_file(tmp_path, monkeypatch):
-    from dynmem.experiments import get_experiment
-
+def test_interrupted_experiment_leaves_no_partial_file(tmp_path, monkeypatch, patch_experiment):
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(get_experiment("fig11"), "run", interrupted)
+    patch_experiment("fig11", run=interrupted)
     with pytest.raises(KeyboardInterrupt):
         rp.reproduce(["fig11"], out=str(tmp_path), quick=True, seeds=(0,))
     assert os.listdir(tmp_path) == []
@@ -93,7 +89,7 @@ def test_an_experiment_whose_extra_is_missing_is_skipped_under_all_and_refused_b
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
-    assert rp.missing_extras(fig9) == ["data"]
+    assert rp.missing_extras(fig9.EXPERIMENT) == ["data"]
     with pytest.raises(ImportError, match=r"dynmem\[data\]"):
         rp.reproduce(["fig9"], out=str(tmp_path), report=False)
     # under "all" it is skipped with one line (the other experiments are not run here: the registry is cut to fig9)

@@ -1,4 +1,4 @@
-"""dynmem.residual.ResidualRNN on the model contract and dynmem.train.train_epochs.
+"""dynmem.residual.ResidualRNN on the model contract and dynmem.training.train_epochs.
 
 The bit-for-bit tests compare with tests/fixtures/residual_fit_reference.npz, a REGRESSION FIXTURE written
 by the old training loop of dynmem/experiments/trained.py (commit 9cbd0a2, before issue 22 item 3 moved it
@@ -18,7 +18,7 @@ import dynmem as dm
 from dynmem.experiments import trained as tr
 from dynmem.models import DiscreteModel, Parametrized, Trainable
 from dynmem.residual import MarginPenalty, ResidualRNN, init_residual, time_weights
-from dynmem.train import EpochResult, TrainOptions, train_epochs
+from dynmem.training import EpochResult, TrainOptions, train_epochs
 
 FIXTURES = Path(__file__).with_name("fixtures")
 _spec = importlib.util.spec_from_file_location("make_residual_fit_reference", FIXTURES / "make_residual_fit_reference.py")

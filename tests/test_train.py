@@ -1,4 +1,4 @@
-"""Tests for dynmem.train: exponential-sum fits (THEORY.md section 4) and gradient training."""
+"""Tests for dynmem.training: exponential-sum fits (THEORY.md section 4) and gradient training."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from dynmem.inputs import from_sequence
 from dynmem.models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
 from dynmem.recurrences import forward, value_and_grad
-from dynmem.train import ExpSumFit, TrainResult, fit_exponential_sum, train, train_ctrnn
+from dynmem.training import ExpSumFit, TrainResult, fit_exponential_sum, train, train_ctrnn
 
 T_GRID = np.arange(1001.0)
 

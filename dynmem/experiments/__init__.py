@@ -1,15 +1,15 @@
-"""The reproduced experiments: one module per experiment, one contract, one registry.
+"""The reproduced experiments: one record per experiment, one registry.
 
-Every experiment module provides
+Each experiment is an :class:`~dynmem.experiments.record.Experiment` record
+(name, title, claim, protocols, and its ``config`` / ``run`` / ``plot`` /
+``verdict`` functions, each documented), defined at the end of its module as
+``EXPERIMENT`` (Figs. 2 and 8b share :mod:`dynmem.experiments.trained_figure`,
+as ``FIG2`` and ``FIG8B``):
 
-``TITLE``, ``CLAIM``
-    What it reproduces and the paper's claim, in words.
-``PROTOCOLS``
-    The protocols it runs (:mod:`dynmem.experiments.protocols`); the first
-    is its default.
 ``config(size="quick", protocol=None, **changes) -> dict``
     Its configuration (plain JSON data) for a size (``"quick"``: about a
-    second to a minute; ``"full"``: the protocol's own budget) and protocol.
+    second to a minute; ``"full"``: the protocol's own budget) and protocol;
+    an unknown setting in ``changes`` is an error.
 ``run(config, *, executor=None, progress=False) -> dict``
     The result (``progress``: one line per trained model on stderr; the
     per-epoch and per-item detail only when :func:`verbose` is on): every number, JSON-serialisable, with the config, the
@@ -23,8 +23,9 @@ Every experiment module provides
     ``why`` and the ``numbers`` behind it, computed from the result (for the
     replication report, :mod:`dynmem.experiments.report`).
 
-:data:`REGISTRY` maps experiment names to modules; the ``dynmem reproduce``
-command reads it.  :data:`RENAMED` records names whose meaning changed:
+:data:`REGISTRY` maps experiment names to where their records live
+(``"module:NAME"``); :func:`get_experiment` imports a record on first use, and
+the ``dynmem reproduce`` command reads it.  :data:`RENAMED` records names whose meaning changed:
 ``fig4`` was dynmem's trained tanh net with a diagonal softplus ``W`` (the
 paper's Fig. 8b) and is now the paper's Fig. 4 (a linear RNN); the tanh
 experiment is ``fig8b``.  :func:`experiment_of` reads an old result file by
@@ -47,21 +48,21 @@ __all__ = ["REGISTRY", "RENAMED", "experiment_names", "get_experiment", "experim
 VERBOSE_ENV = "DYNMEM_VERBOSE"
 
 REGISTRY = {
-    "mechanism": "mechanism",
-    "fig1": "fig1",
-    "fig2": "fig2",
-    "fig3": "fig3",
-    "fig4": "fig4",
-    "fig8b": "fig8b",
-    "appc": "appc",
-    "fig12": "fig12",
-    "fig9": "fig9",
-    "fig78": "fig78",
-    "fig11": "fig11",
-    "kernel-limit": "kernel_limit",
-    "ablation": "ablation",
+    "mechanism": "mechanism:EXPERIMENT",
+    "fig1": "fig1:EXPERIMENT",
+    "fig2": "trained_figure:FIG2",
+    "fig3": "fig3:EXPERIMENT",
+    "fig4": "fig4:EXPERIMENT",
+    "fig8b": "trained_figure:FIG8B",
+    "appc": "appc:EXPERIMENT",
+    "fig12": "fig12:EXPERIMENT",
+    "fig9": "fig9:EXPERIMENT",
+    "fig78": "fig78:EXPERIMENT",
+    "fig11": "fig11:EXPERIMENT",
+    "kernel-limit": "kernel_limit:EXPERIMENT",
+    "ablation": "ablation:EXPERIMENT",
     # last: argparse wraps the `dynmem reproduce --help` list at hyphens, and before kernel-limit it splits that name
-    "fig10": "fig10",
+    "fig10": "fig10:EXPERIMENT",
 }
 
 
@@ -71,10 +72,14 @@ def experiment_names() -> tuple[str, ...]:
 
 
 def get_experiment(name: str):
-    """The module of experiment ``name`` (imported on first use)."""
+    """The :class:`~dynmem.experiments.record.Experiment` record of experiment ``name`` (its module imported on first use)."""
     if name not in REGISTRY:
         raise ValueError(f"`name` must be one of {list(REGISTRY)}; got {name!r}.")
-    return importlib.import_module(f"{__name__}.{REGISTRY[name]}")
+    module, attr = REGISTRY[name].split(":")
+    rec = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    if rec.name != name:  # a registry line pointing at another experiment's record
+        raise RuntimeError(f"registry entry {name!r} -> {REGISTRY[name]!r} holds the record of {rec.name!r}.")
+    return rec
 
 
 RENAMED = {
@@ -93,7 +98,7 @@ def renamed_note(name: str, protocol: str | None = None) -> str:
     r = RENAMED.get(name)
     if r is None:
         return ""
-    if protocol is None or (protocol in r["old_protocols"] and protocol not in get_experiment(name).PROTOCOLS):
+    if protocol is None or (protocol in r["old_protocols"] and protocol not in get_experiment(name).protocols):
         return r["note"]
     return ""
 

@@ -34,6 +34,7 @@ import time
 
 from . import study
 from .protocols import protocol as get_protocol
+from .record import Experiment
 
 TITLE = "Ablation: paper vs code protocol, one ingredient at a time (Fig. 2 study)"
 CLAIM = ("Not a claim of the paper: which of the protocols' differences (perturbation norm, parameterisation and "
@@ -137,6 +138,7 @@ def _summary(r: dict) -> dict:
 
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
+    """Every variant of the ablation ladder (:func:`dynmem.experiments.study.run_study` each), and the comparison."""
     start = time.perf_counter()
     rows = []
     for v in config["variants"]:
@@ -226,3 +228,6 @@ def plot(result: dict, path: str) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
+
+EXPERIMENT = Experiment(name="ablation", title=TITLE, claim=CLAIM, protocols=PROTOCOLS, config=config, run=run,
+                        plot=plot, verdict=verdict)

@@ -19,14 +19,18 @@ import numpy as np
 from ..decay import loglog_slope
 from ..io import atomic_savefig
 from . import verbose
+from .record import Experiment
 
 TITLE = "[WLL] Fig. 1: linear RNN approximants of exponential and power-law kernels"
 CLAIM = ("Exponential target: curves share one crossing that does not drift with m. Power-law target: "
          "crossings move left as m grows (the limit curve jumps at 0).")
 PROTOCOLS = ("dynmem",)
+PAPER_BETAS = 5e-4 * 2.0 ** np.arange(0, 21)  # the paper-style curves' beta grid (21 doublings from 5e-4)
 
 
 def config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
+    """Fig. 1's settings: the ``"dynmem"`` protocol, ``size`` ``"quick"`` (13 betas, one seed for the paper-style
+    fits) or ``"full"`` (21 betas, every seed), and ``seeds`` (default 0, 1, 2), the only setting ``changes`` may set."""
     if (protocol or "dynmem") != "dynmem":
         raise ValueError(f"fig1 runs the 'dynmem' protocol only; got {protocol!r}.")
     if size not in ("quick", "full"):
@@ -42,12 +46,14 @@ def config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
 
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
+    """Fit, perturb and summarise both variants (:func:`run_fig1`); ``executor`` is not used (the run is serial)."""
     r = run_fig1(quick=config["size"] == "quick", seeds=tuple(config["seeds"]), progress=progress)
     r.update(protocol_name="dynmem", config=dict(config), size=config["size"])
     return r
 
 
 def plot(result: dict, path: str) -> None:
+    """The figure of :func:`plot_fig1`."""
     plot_fig1(result, path)
 
 
@@ -73,7 +79,7 @@ def _fig1_study(name, target, t, widths, variant, betas, seeds, n_samples, progr
     """Fit every width, perturb each fit with every seed; per-width numbers and per-seed curves."""
     from ..spectra import spectral_abscissa
     from ..stability import perturbation_curve
-    from ..train import fit_exponential_sum
+    from ..training import fit_exponential_sum
 
     rho = np.asarray(target.kernel(t), dtype=float).reshape(t.size, -1)[:, 0]
     rows = []
@@ -148,7 +154,7 @@ def run_fig1(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False) -> 
 
     paper = {}
     t = np.arange(1, 101, dtype=float)
-    pbetas = np.concatenate([[0.0], 5e-4 * 2.0 ** np.arange(0, 21)])
+    pbetas = np.concatenate([[0.0], PAPER_BETAS])
     for key, target in targets.items():
         if progress and verbose():
             print(f"fig1 paper-style: {key} target", file=sys.stderr, flush=True)
@@ -156,6 +162,7 @@ def run_fig1(*, quick: bool = True, seeds=(0, 1, 2), progress: bool = False) -> 
                            n_samples, progress)
         paper[key] = dict(rows=rows, trends=_trends(rows, (2, 4, 6, 8, 14)))
     out["paper_style"] = paper
+    out["paper_betas"] = PAPER_BETAS.copy()
 
     # The acceptance numbers of the stability issue, computed (not asserted) here.
     e, p = mech["exp_T1000"], mech["pow_T1000"]
@@ -254,7 +261,9 @@ def _mark_crossings(ax, betas, curves):
                     ax.plot([b], [y], "kx", ms=7)
 
 
-def betas_paper(result):
-    return 5e-4 * 2.0 ** np.arange(0, 21)
+def betas_paper(result: dict) -> np.ndarray:
+    """The perturbation sizes of the paper-style curves of ``result`` (files written before they were stored: :data:`PAPER_BETAS`)."""
+    return np.asarray(result.get("paper_betas", PAPER_BETAS), float)
 
-
+EXPERIMENT = Experiment(name="fig1", title=TITLE, claim=CLAIM, protocols=PROTOCOLS, config=config, run=run,
+                        plot=plot, verdict=verdict)

@@ -36,6 +36,7 @@ from ..models import DiscreteRNN
 from ..ssm import DiagonalSSM
 from ..stack import Stack
 from . import verbose
+from .record import Experiment
 
 __all__ = ["Fig10Result", "heaviside_vs_impulse", "FIG10_MODELS", "TITLE", "CLAIM", "PROTOCOLS", "config", "run",
            "plot", "verdict"]
@@ -272,3 +273,6 @@ def plot(result: dict, path: str) -> None:
     finish_figure(fig, result, extra="[WLL] Fig. 10, Heaviside against impulse memory at initialisation")
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
+
+EXPERIMENT = Experiment(name="fig10", title=TITLE, claim=CLAIM, protocols=PROTOCOLS, config=config, run=run,
+                        plot=plot, verdict=verdict)

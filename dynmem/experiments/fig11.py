@@ -8,6 +8,7 @@ import numpy as np
 
 from ..io import atomic_savefig
 from . import verbose
+from .record import Experiment
 
 TITLE = "[WLL] Fig. 11: non-decaying memory of a Hurwitz tanh RNN"
 CLAIM = ("A tanh RNN with Hurwitz W (double eigenvalue -1) is multistable: small inputs give decaying memory, "
@@ -16,24 +17,31 @@ PROTOCOLS = ("dynmem",)
 
 
 def config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
+    """Fig. 11's settings: the ``"dynmem"`` protocol and ``size`` (``"quick"``: a coarser basin grid); it has no other settings."""
     if (protocol or "dynmem") != "dynmem":
         raise ValueError(f"fig11 runs the 'dynmem' protocol only; got {protocol!r}.")
     if size not in ("quick", "full"):
         raise ValueError(f"`size` must be 'quick' or 'full'; got {size!r}.")
+    unknown = sorted(k for k in changes if k != "workdir")
+    if unknown:
+        raise ValueError(f"unknown fig11 setting(s) {unknown}; fig11 has none besides size and protocol.")
     return {"experiment": "fig11", "protocol": "dynmem", "size": size}
 
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
+    """The memory curves by input amplitude and the basin grid (:func:`run_fig11`); ``executor`` is not used."""
     r = run_fig11(quick=config["size"] == "quick", progress=progress)
     r.update(protocol_name="dynmem", config=dict(config), size=config["size"])
     return r
 
 
 def plot(result: dict, path: str) -> None:
+    """The figure of :func:`plot_fig11`."""
     plot_fig11(result, path)
 
 
 def verdict(result: dict) -> dict:
+    """Reproduced when small inputs (amplitude <= 1) give exponential memory and some larger one does not."""
     kinds = {a: c["kind"] for a, c in result["curves"].items()}
     small = all(kinds[a] == "exponential" for a in kinds if float(a) <= 1.0)
     large = any(kinds[a] in ("non-decaying", "growing") for a in kinds if float(a) > 1.0)
@@ -131,4 +139,5 @@ def plot_fig11(result: dict, path: str) -> None:
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
 
-
+EXPERIMENT = Experiment(name="fig11", title=TITLE, claim=CLAIM, protocols=PROTOCOLS, config=config, run=run,
+                        plot=plot, verdict=verdict)

@@ -50,6 +50,7 @@ import numpy as np
 
 from ..decay import loglog_slope
 from ..io import atomic_savefig
+from .record import Experiment
 
 TITLE = "[WLL] Fig. 12: random causal transformer teacher, tanh RNN students"
 CLAIM = ("A random 1-layer causal transformer has non-decaying memory; tanh RNN students do not approximate it "
@@ -136,6 +137,7 @@ def teacher_memory(teacher: Transformer, n: int) -> tuple[np.ndarray, np.ndarray
 
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
+    """The transformer teacher's memory and the students trained on it at every width, with their thresholds."""
     import sys
 
     from . import trained as tr
@@ -177,6 +179,7 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
 
 
 def criteria(result: dict) -> dict:
+    """F1 (non-decaying teacher memory), F2 (width does not help), F3 (no stable approximation), with their numbers."""
     mem = np.asarray(result["teacher"]["memory"], float)
     q = max(1, mem.size // 4)
     late_ratio = float(np.mean(mem[-q:]) / max(np.mean(mem[:q]), 1e-300))
@@ -197,6 +200,7 @@ def criteria(result: dict) -> dict:
 
 
 def verdict(result: dict) -> dict:
+    """F1-F3 of the module docstring; ``not informative`` when the best student's relative error is above 0.5."""
     c = criteria(result)
     best = min(s["relative_error"] for s in result["students"])
     if not best <= 0.5:
@@ -216,6 +220,7 @@ def verdict(result: dict) -> dict:
 
 
 def plot(result: dict, path: str) -> None:
+    """The teacher's memory function, and the students' errors and thresholds per width."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,3 +243,6 @@ def plot(result: dict, path: str) -> None:
     finish_figure(fig, result, extra=TITLE)
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
+
+EXPERIMENT = Experiment(name="fig12", title=TITLE, claim=CLAIM, protocols=PROTOCOLS, config=config, run=run,
+                        plot=plot, verdict=verdict, criteria=criteria)

@@ -49,6 +49,7 @@ from ..decay import loglog_slope
 from . import trained as tr
 from .study import config_digest, stability_measures, sweep_tasks
 from .protocols import protocol as get_protocol
+from .record import Experiment
 
 TITLE = "[WLL] Fig. 3: teacher-student filtering"
 CLAIM = ("Among random RNN teachers, those that students approximate stably (approximated, positive stability "
@@ -206,6 +207,7 @@ def teacher_task(teacher: int, *, config: dict, rng=None) -> dict:
 
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
+    """Every teacher of the pool, its students and memory (:func:`teacher_task`, through :mod:`dynmem.sweep`), and the summary."""
     start = time.perf_counter()
     fn = functools.partial(teacher_task, config=config)
     idx = list(range(len(config["pool"])))
@@ -340,3 +342,6 @@ def plot(result: dict, path: str) -> None:
     finish_figure(fig, result, extra=TITLE)
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
+
+EXPERIMENT = Experiment(name="fig3", title=TITLE, claim=CLAIM, protocols=PROTOCOLS, config=config, run=run,
+                        plot=plot, verdict=verdict)

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from . import study
+from .record import Experiment
 
 TITLE = "[WLL] Figs. 7/8: activation x parameterisation (polynomial target)"
 CLAIM = ("ReLU RNNs without reparameterisation are unstable (their stability boundary shrinks); with W = "
@@ -50,6 +51,7 @@ def config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
 
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
+    """Every activation x parameterisation study of the grid (:func:`dynmem.experiments.study.run_study`)."""
     start = time.perf_counter()
     cells = []
     for c in config["cells"]:
@@ -95,6 +97,7 @@ def verdict(result: dict) -> dict:
 
 
 def plot(result: dict, path: str) -> None:
+    """One panel per activation and parameterisation: the students' perturbation curves per width."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -127,3 +130,6 @@ def plot(result: dict, path: str) -> None:
     finish_figure(fig, result, extra=TITLE)
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
+
+EXPERIMENT = Experiment(name="fig78", title=TITLE, claim=CLAIM, protocols=PROTOCOLS, config=config, run=run,
+                        plot=plot, verdict=verdict)

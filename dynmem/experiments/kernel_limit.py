@@ -29,6 +29,7 @@ import numpy as np
 
 from ..io import atomic_savefig
 from . import model_line, progress_line
+from .record import Experiment
 
 __all__ = ["TITLE", "CLAIM", "PROTOCOLS", "SETTINGS", "config", "run", "plot", "verdict", "run_kernel_limit",
            "plot_kernel_limit"]
@@ -209,17 +210,22 @@ PROTOCOLS = ("dynmem",)
 
 
 def config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
+    """The kernel-limit settings: the ``"dynmem"`` protocol, ``size`` (:data:`SETTINGS`) and ``seeds``, the only setting ``changes`` may set."""
     if (protocol or "dynmem") != "dynmem":
         raise ValueError(f"kernel-limit runs the 'dynmem' protocol only; got {protocol!r}.")
     if size not in ("quick", "full"):
         raise ValueError(f"`size` must be 'quick' or 'full'; got {size!r}.")
     cfg = {"experiment": "kernel-limit", "protocol": "dynmem", "size": size, "seeds": [0, 1, 2]}
+    unknown = sorted(k for k in changes if k not in ("seeds", "workdir"))
+    if unknown:
+        raise ValueError(f"unknown kernel-limit setting(s) {unknown}; known: seeds.")
     if "seeds" in changes:
         cfg["seeds"] = list(changes["seeds"])
     return cfg
 
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
+    """The width sweep of :func:`run_kernel_limit` (its seeds on ``executor`` when given)."""
     r = run_kernel_limit(quick=config["size"] == "quick", seeds=tuple(config["seeds"]), progress=progress,
                          executor=executor)
     r.update(protocol_name="dynmem", config=dict(config), size=config["size"])
@@ -227,13 +233,18 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
 
 
 def plot(result: dict, path: str) -> None:
+    """The figure of :func:`plot_kernel_limit`."""
     plot_kernel_limit(result, path)
 
 
 def verdict(result: dict) -> dict:
+    """Reproduced when the sup-error slope in N is consistent with -1/2 (its 95 % CI contains it, or it lies in [-0.65, -0.35])."""
     f = result["findings"]
     ok = bool(f.get("ci_contains_-0.5")) or bool(f.get("convergence_slope_in_[-0.65,-0.35]"))
     why = (f"sup-error slope {f['convergence_slope']:.3f} CI [{f['convergence_slope_ci95'][0]:.3f}, "
            f"{f['convergence_slope_ci95'][1]:.3f}]; NTK slope {f['ntk_slope']:.3f}; widths up to {f['max_width']}")
     return {"verdict": "reproduced" if ok else "not reproduced", "why": why,
             "numbers": {k: f[k] for k in ("convergence_slope", "convergence_slope_ci95", "ntk_slope", "max_width")}}
+
+EXPERIMENT = Experiment(name="kernel-limit", title=TITLE, claim=CLAIM, protocols=PROTOCOLS, config=config, run=run,
+                        plot=plot, verdict=verdict)

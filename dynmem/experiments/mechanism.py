@@ -35,7 +35,7 @@ separate validation set (256 x 256) and a long test (64 x 1024); the target
 output is the causal convolution ``y_k = sum_{j <= k} rho_j x_{k-j}``.
 Training: Adam (0.9, 0.999), batch 64, cosine lr 3e-3 -> 3e-5 over 800
 epochs, plain MSE, float64, no clipping (:func:`dynmem.experiments.trained.fit`, i.e.
-:func:`dynmem.train.train_epochs`).
+:func:`dynmem.training.train_epochs`).
 
 Measured at every checkpoint (epochs 0, 25, 50, 100, 200, 400, 600, 800):
 relative MSE on validation and on the long test; the linearised kernel's
@@ -81,6 +81,7 @@ from ..spectra import stability_radius
 from . import model_line
 from . import trained as tr
 from .study import config_digest, sweep_tasks
+from .record import Experiment
 
 TITLE = "Mechanism test: the margin of trained tanh RNNs on long-memory targets"
 CLAIM = ("[WLL] Thm 3.9's mechanism: trained on a polynomial-memory target, a nonlinear RNN's stability margin goes "
@@ -743,3 +744,6 @@ def plot(result: dict, path: str) -> None:
         a.xaxis.set_minor_formatter(NullFormatter())
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
+
+EXPERIMENT = Experiment(name="mechanism", title=TITLE, claim=CLAIM, protocols=PROTOCOLS, config=config, run=run,
+                        plot=plot, verdict=verdict, criteria=criteria)

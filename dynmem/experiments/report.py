@@ -254,16 +254,16 @@ def report_rows(out: str) -> list:
     rows = []
     for stem, r in collect(out):
         name = experiment_of(r)
-        mod = get_experiment(name)
+        exp = get_experiment(name)
         try:
-            v = mod.verdict(r)
+            v = exp.verdict(r)
         except Exception as exc:  # a result the verdict cannot read is reported, not hidden
             v = {"verdict": "unreadable", "why": f"verdict failed: {type(exc).__name__}: {exc}", "numbers": {}}
         png = f"{stem}.png"
         proto = r.get("protocol_name") or (r.get("reproduce") or {}).get("protocol") or "-"
         size = r.get("size") or (r.get("reproduce") or {}).get("size") or "-"
         rows.append({
-            "stem": stem, "experiment": name, "title": mod.TITLE, "claim": mod.CLAIM, "protocol": proto,
+            "stem": stem, "experiment": name, "title": exp.title, "claim": exp.claim, "protocol": proto,
             "size": size, "sizes": _guard(_sizes, r), "budget": _guard(_budget, r), "verdict": v["verdict"],
             "why": in_words(v["why"]), "quick": _guard(lambda x: quick_note(x, name, str(proto), str(size)), r, ""),
             "numbers": v.get("numbers", {}), "figure": png if os.path.isfile(os.path.join(out, png)) else None,

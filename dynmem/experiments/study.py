@@ -100,12 +100,11 @@ def _training_overrides(cfg) -> list:
 def _ckpt_path(cfg, target, m, seed):
     if not cfg.get("workdir"):
         return None
-    import hashlib
+    from ..io import short_digest
 
     act = cfg.get("activation") or "default"
-    digest = hashlib.sha256(repr((_training_overrides(cfg), cfg["data_scale"], cfg["parameterisation"])).encode())
-    name = (f"{cfg['figure']}-{cfg['protocol']}-{cfg['parameterisation']}-{act}-{target}-m{m}-s{seed}-"
-            f"{digest.hexdigest()[:10]}.npz")
+    digest = short_digest(repr((_training_overrides(cfg), cfg["data_scale"], cfg["parameterisation"])), 10)
+    name = f"{cfg['figure']}-{cfg['protocol']}-{cfg['parameterisation']}-{act}-{target}-m{m}-s{seed}-{digest}.npz"
     return os.path.join(cfg["workdir"], "ckpt", name)
 
 
@@ -290,14 +289,10 @@ def _tasks(cfg, proto):
 
 
 def config_digest(cfg) -> str:
-    """A short digest of a config (without its workdir): names the sweep store of that config."""
-    import hashlib
-    import json
+    """A short digest of a config (without its workdir): names the sweep store of that config (:func:`dynmem.io.config_digest`)."""
+    from ..io import config_digest as digest
 
-    from ..io import to_jsonable
-
-    keep = {k: v for k, v in cfg.items() if k not in ("workdir", "progress")}
-    return hashlib.sha256(json.dumps(to_jsonable(keep), sort_keys=True).encode()).hexdigest()[:12]
+    return digest(cfg, length=12, exclude=("workdir", "progress"))
 
 
 TASKS_PREFIX = "dynmem-tasks-"

@@ -10,7 +10,7 @@ The network of every trained experiment is the library's
 
 with ``W = M`` (``"free"``), ``-diag(g(w))`` (``"diag"``) or
 ``-P^T diag(g(w)) P`` (``"orth"``, the public code's ``"rnn"`` /
-``"softplusrnn"``), and it trains with :func:`dynmem.train.train_epochs`
+``"softplusrnn"``), and it trains with :func:`dynmem.training.train_epochs`
 (Adam/AdamW, cosine or plateau schedule, clipping, margin penalty, snapshots,
 atomic checkpoints and resume).  The public code's ``Wbar h`` with
 ``Wbar = P^T diag(g(w)) P`` is ``-W h`` here, its encoder ``A x + a`` is
@@ -18,11 +18,11 @@ atomic checkpoints and resume).  The public code's ``Wbar h`` with
 
 This module keeps the experiments' side: :class:`Net` (an architecture,
 whose parameters travel as dicts of arrays), the protocol's ``training``
-section turned into :class:`dynmem.train.TrainOptions` (:func:`training_options`),
+section turned into :class:`dynmem.training.TrainOptions` (:func:`training_options`),
 data and targets, and the perturbation study.  :func:`init_params`,
 :func:`recurrent_matrix`, :func:`loss_and_grad`, :func:`margin_penalty`,
 :func:`predict`, :func:`evaluate` and :func:`fit` are thin wrappers over
-:mod:`dynmem.residual` and :mod:`dynmem.train`; their numbers are those of the
+:mod:`dynmem.residual` and :mod:`dynmem.training`; their numbers are those of the
 training loop that lived here before (``tests/test_residual.py`` checks them
 bit for bit against ``tests/fixtures/residual_fit_reference.npz``), and a
 checkpoint written by that loop resumes under the new one (same file layout).
@@ -42,7 +42,7 @@ from .. import residual as rs
 from ..stability import first_exceed
 from . import verbose
 from ..targets import ExponentialKernel, PowerLawKernel
-from ..train import TrainOptions, cosine_lr, train_epochs
+from ..training import TrainOptions, cosine_lr, train_epochs
 
 __all__ = [
     "Net",
@@ -208,7 +208,7 @@ def _stack(p: dict, K: int = 1) -> dict:
 
 @dataclass(frozen=True)
 class FitState:
-    """The outcome of :func:`fit` (plain data: :class:`dynmem.train.EpochResult` with parameter dicts).
+    """The outcome of :func:`fit` (plain data: :class:`dynmem.training.EpochResult` with parameter dicts).
 
     Attributes
     ----------
@@ -245,7 +245,7 @@ class FitState:
 
 
 def training_options(training: dict, **changes) -> TrainOptions:
-    """A protocol's ``training`` section as :class:`dynmem.train.TrainOptions` (``changes`` set further fields).
+    """A protocol's ``training`` section as :class:`dynmem.training.TrainOptions` (``changes`` set further fields).
 
     ``optimizer`` ("adam"/"adamw"; a non-zero ``weight_decay`` is decoupled,
     i.e. AdamW, under either name, as the loop here always did), ``lr``,
@@ -281,7 +281,7 @@ def fit(net: Net, p0: dict, data: dict, training: dict, *, seed: int, threshold:
         checkpoint: str | None = None, key: str = "", progress: bool = False, label: str = "",
         time_budget: float | None = None, save_every: float = 15.0) -> FitState:
     """Train ``p0`` epoch by epoch under a protocol's ``training`` section, resumably:
-    :func:`dynmem.train.train_epochs` on ``net.model(p0)`` with :func:`training_options`.
+    :func:`dynmem.training.train_epochs` on ``net.model(p0)`` with :func:`training_options`.
 
     Parameters
     ----------
@@ -296,7 +296,7 @@ def fit(net: Net, p0: dict, data: dict, training: dict, *, seed: int, threshold:
     seed : int
         Epoch ``e`` shuffles with ``default_rng([seed, e])``.
     threshold, checkpoint, key, time_budget, save_every
-        As in :class:`dynmem.train.TrainOptions`.
+        As in :class:`dynmem.training.TrainOptions`.
 
     Returns
     -------

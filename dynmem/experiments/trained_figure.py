@@ -1,8 +1,18 @@
-"""What Figs. 2 and 8b (formerly dynmem's ``fig4``; and the activation grid of Figs. 7/8) share: configs per protocol, run, plot, verdicts.
+"""[WLL] Figs. 2 and 8b: trained tanh RNNs with a free ``W`` and with ``W = -softplus(w)``, two records of one module.
 
-``"paper"`` and ``"code"`` run :func:`dynmem.experiments.study.run_study`;
-``"dynmem"`` runs the earlier experiment (:mod:`dynmem.experiments.wll_training`)
-unchanged, so its numbers stay comparable with earlier reports.
+The two experiments differ only in the parameterisation of the recurrent
+matrix, so they share configs per protocol, the run, the plot and the
+frontier read-out; each has its own record (:data:`FIG2`, :data:`FIG8B`),
+title, claim and verdict.  Fig. 8b was registered as ``fig4`` until the
+paper's own Fig. 4 (a linear RNN, :mod:`dynmem.experiments.fig4`) was added;
+result files that say ``fig4`` with a ``paper`` / ``code`` / ``dynmem`` study
+config are read as ``fig8b`` (:func:`dynmem.experiments.experiment_of`).
+
+Protocols: ``"paper"`` and ``"code"`` run :func:`dynmem.experiments.study.run_study`
+(Fig. 8b under ``"code"`` is the code's ``"softplusrnn"``, ``W = -P^T
+diag(softplus(w)) P``); ``"dynmem"`` runs the earlier experiment
+(:mod:`dynmem.experiments.wll_training`) unchanged, so its numbers stay
+comparable with earlier reports.
 """
 
 from __future__ import annotations
@@ -15,8 +25,18 @@ from ..margins import linear_frontier
 from . import study
 from . import trained as tr
 from .protocols import protocol as get_protocol
+from .record import Experiment
 
-__all__ = ["config", "run", "plot", "verdict_fig2", "verdict_fig4", "window_frontier"]
+__all__ = ["FIG2", "FIG8B", "config", "run", "plot", "verdict_fig2", "verdict_fig8b", "window_frontier"]
+
+PROTOCOLS = ("paper", "code", "dynmem")
+TITLE_FIG2 = "[WLL] Fig. 2: trained tanh RNN, free W"
+CLAIM_FIG2 = ("For a polynomial-memory target the stability boundary of trained tanh RNNs shrinks as the width grows "
+              "(perturbation curves cross further left); the spectral margin goes to 0 as the error does "
+              "(Thm 3.9's mechanism), while an exponential target keeps a bounded margin.")
+TITLE_FIG8B = "[WLL] Fig. 8b: trained tanh RNN, W = -softplus(w)"
+CLAIM_FIG8B = ("With W = -softplus(w) the polynomial target is stably approximated: perturbations never make W "
+               "unstable, the boundary does not shrink with m and the error falls with m.")
 
 
 def config(figure: str, size: str, protocol: str, **changes) -> dict:
@@ -40,6 +60,7 @@ def config(figure: str, size: str, protocol: str, **changes) -> dict:
 
 
 def run(cfg: dict, *, executor=None, progress: bool = False) -> dict:
+    """Train and measure every model of ``cfg`` (either figure): a study for ``"paper"`` / ``"code"``, the earlier run for ``"dynmem"``."""
     if cfg["protocol"] == "dynmem":
         from . import wll_training as rt
 
@@ -52,6 +73,7 @@ def run(cfg: dict, *, executor=None, progress: bool = False) -> dict:
 
 
 def plot(result: dict, path: str, title: str) -> None:
+    """The study figure of ``result`` under ``title`` (the earlier figures for the ``"dynmem"`` protocol)."""
     if result.get("protocol_name") == "dynmem":
         from . import wll_training as rt
 
@@ -189,7 +211,7 @@ def verdict_fig2(result: dict) -> dict:
     return {"verdict": verdict, "why": why, "numbers": numbers}
 
 
-def verdict_fig4(result: dict) -> dict:
+def verdict_fig8b(result: dict) -> dict:
     """Reproduced when perturbations never destabilise W, the blow-up beta does not shrink and the error falls with m."""
     if result.get("protocol_name") == "dynmem":
         return _dynmem_verdict(result)
@@ -214,3 +236,29 @@ def verdict_fig4(result: dict) -> dict:
            f"(blow-up slope in m {_fmt(s)}{', never blows up' if all_inf else ''}); "
            f"unstable perturbed W: {n_unstable} (none by construction of the parameterisation)")
     return {"verdict": verdict, "why": why, "numbers": numbers}
+
+
+def fig2_config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
+    """Fig. 2's config (free ``W``) at ``size`` under ``protocol`` (default ``"paper"``); see :func:`config`."""
+    return config("fig2", size, protocol or PROTOCOLS[0], **changes)
+
+
+def fig8b_config(size: str = "quick", protocol: str | None = None, **changes) -> dict:
+    """Fig. 8b's config (``W = -softplus(w)``) at ``size`` under ``protocol`` (default ``"paper"``); see :func:`config`."""
+    return config("fig8b", size, protocol or PROTOCOLS[0], **changes)
+
+
+def fig2_plot(result: dict, path: str) -> None:
+    """Fig. 2's figure (:func:`plot` with its title)."""
+    plot(result, path, TITLE_FIG2)
+
+
+def fig8b_plot(result: dict, path: str) -> None:
+    """Fig. 8b's figure (:func:`plot` with its title)."""
+    plot(result, path, TITLE_FIG8B)
+
+
+FIG2 = Experiment(name="fig2", title=TITLE_FIG2, claim=CLAIM_FIG2, protocols=PROTOCOLS, config=fig2_config, run=run,
+                  plot=fig2_plot, verdict=verdict_fig2)
+FIG8B = Experiment(name="fig8b", title=TITLE_FIG8B, claim=CLAIM_FIG8B, protocols=PROTOCOLS, config=fig8b_config,
+                   run=run, plot=fig8b_plot, verdict=verdict_fig8b)

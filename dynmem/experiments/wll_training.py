@@ -11,7 +11,7 @@ public code, docs/theory.md section 4)::
 
     h_{k+1} = h_k + tanh(W h_k + U x_k + b),     y_k = c^T h_{k+1},
 
-trained with :func:`dynmem.train.train` (Adam, MSE, hand-written BPTT) on
+trained with :func:`dynmem.training.train` (Adam, MSE, hand-written BPTT) on
 white-noise inputs ``x_k ~ N(0, 1)`` against the power-law target
 ``rho(t) = (t + 1)^{-1.5}`` (:class:`~dynmem.targets.PowerLawKernel`),
 ``Y = target.output_sequence(X, dt=1)``.  Both experiments start every width
@@ -68,7 +68,7 @@ from ..models import EulerRNN
 from ..reparam import get_reparam
 from ..stability import PerturbationCurve, ball_sup, PerturbationEvaluator, unit_directions, perturbation_curve, stability_boundary
 from ..targets import PowerLawKernel
-from ..train import train
+from ..training import train
 
 __all__ = ["run_fig2", "run_fig4", "plot_fig2", "plot_fig4", "SETTINGS"]
 

@@ -24,8 +24,7 @@ Modules
 :mod:`~dynmem.kernel.recurrent_ntk`
     The analytic recurrent NTK (:func:`rntk`) and the empirical one
     (:func:`empirical_rntk`) of the dense Elman RNN of [RNTK].  (The module
-    was ``dynmem.kernel.rntk``, the name of its function; that import path
-    warns.)
+    was once ``dynmem.kernel.rntk``; that name is the function's alone now.)
 
 The plots of the width sweeps are in :mod:`dynmem.plotting`.
 """
@@ -42,16 +41,6 @@ __all__ = [
     "LimitKernel", "empirical_ntk", "kernel_error", "limit_kernel",
     "LimitSolution", "l2_nu", "solve_limit_ode", "solve_limit_ode_ivp",
     "ConvergenceResult", "SlopeFit", "default_chain", "default_target", "kernel_convergence", "loglog_slope",
-    "plot_error_vs_width", "plot_trajectories",
     "RNTKParams", "RNTKResult", "empirical_rntk", "init_params", "rnn_jacobian", "rnn_output", "rntk",
 ]
 from .recurrent_ntk import RNTKParams, RNTKResult, empirical_rntk, init_params, rnn_jacobian, rnn_output, rntk  # noqa: E402
-
-
-def __getattr__(name):
-    # plot_error_vs_width / plot_trajectories live in dynmem.plotting; imported on first use
-    if name in ("plot_error_vs_width", "plot_trajectories"):
-        from .. import plotting
-
-        return getattr(plotting, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -42,22 +42,11 @@ from .network import LSSNetwork, ParamLaw, check_beta, train_online
 from .ntk import empirical_ntk, kernel_error, limit_kernel
 
 # The log-log slope fit lives in dynmem.decay (re-exported here, where it was); the plots of a
-# width sweep live in dynmem.plotting and are reached here through __getattr__ (lazily: an
-# analysis does not import the plotting layer).
+# width sweep are dynmem.plotting.plot_error_vs_width / plot_trajectories (an analysis does not
+# import the plotting layer).
 from ..decay import SlopeFit, loglog_slope  # noqa: E402,F401
 
-_PLOTS = ("plot_error_vs_width", "plot_trajectories")
-
-
-def __getattr__(name):
-    if name in _PLOTS:
-        from .. import plotting
-
-        return getattr(plotting, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-__all__ = ["ConvergenceResult", "SlopeFit", "kernel_convergence", "default_chain", "default_target", "plot_error_vs_width",
-           "plot_trajectories", "loglog_slope"]
+__all__ = ["ConvergenceResult", "SlopeFit", "kernel_convergence", "default_chain", "default_target", "loglog_slope"]
 
 _LIMIT_KEY = 2**31 - 1  # spawn key of the QMC limit kernel
 _GRID_KEY = 2**31 - 2   # spawn key of the sampled history grid (AR(1) chains)

@@ -6,6 +6,7 @@ See :mod:`dynmem.targets` for the definitions (memory function, normalisations).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import quad_vec
@@ -15,7 +16,7 @@ from .._validation import as_float_array, check_choice, check_increasing, check_
 from ..inputs import InputPath, from_sequence
 from .numerics import Decay, PAIR_CHUNK, UNKNOWN_DECAY, slowest_decay
 
-__all__ = ["NORMALIZATIONS", "DECAY_KINDS", "Target", "LinearTarget", "TermKernel"]
+__all__ = ["NORMALIZATIONS", "DECAY_KINDS", "Target", "LinearTarget", "TermKernel", "LinearSum"]
 
 NORMALIZATIONS = ("x", "x+1")
 DECAY_KINDS = ("exponential", "polynomial", "non-decaying", "unknown")
@@ -243,8 +244,6 @@ class LinearTarget(Target):
     def __add__(self, other):
         if not isinstance(other, LinearTarget):
             return NotImplemented
-        from .kernels import LinearSum  # kernels.py builds on this module
-
         return LinearSum((self, other))
 
     # -- kernel access ---------------------------------------------------------
@@ -406,3 +405,52 @@ class TermKernel(LinearTarget):
         for w, k in self._terms:
             merged[k] = merged.get(k, 0.0) + w
         return slowest_decay(k.decay for k, w in merged.items() if np.any(w != 0))
+
+
+@dataclass(frozen=True, eq=False)
+class LinearSum(LinearTarget):
+    """The sum of linear targets of one input dimension: ``rho = sum_i rho_i``.
+
+    ``A + B`` of two linear targets builds one.  Decay: the slowest term's
+    (an exact cancellation between different classes is not detected).
+
+    Parameters
+    ----------
+    terms : sequence of LinearTarget
+    """
+
+    terms: tuple
+
+    def __post_init__(self):
+        terms = tuple(self.terms) if not isinstance(self.terms, LinearTarget) else (self.terms,)
+        if not terms:
+            raise ValueError("`terms` must hold at least one linear target; got an empty sequence.")
+        for i, term in enumerate(terms):
+            if not isinstance(term, LinearTarget):
+                raise TypeError(f"`terms[{i}]` must be a LinearTarget; got {describe(term)}.")
+            if term.dim != terms[0].dim:
+                raise ValueError(
+                    f"`terms` must share one input dimension; terms[0] has {terms[0].dim}, terms[{i}] has {term.dim}."
+                )
+        object.__setattr__(self, "terms", terms)
+        object.__setattr__(self, "_breaks", tuple(b for term in terms for b in term._breaks))
+
+    @property
+    def dim(self) -> int:
+        return self.terms[0].dim
+
+    def _rho(self, s):
+        return sum(term._rho(s) for term in self.terms)
+
+    def _moments(self, sa, L):
+        m0 = np.zeros((sa.size, self.dim))
+        m1 = np.zeros((sa.size, self.dim))
+        for term in self.terms:
+            a0, a1 = term._moments(sa, L)
+            m0 += a0
+            m1 += a1
+        return m0, m1
+
+    @property
+    def decay(self) -> Decay:
+        return slowest_decay(term.decay for term in self.terms)

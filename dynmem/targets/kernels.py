@@ -11,7 +11,7 @@ from .._validation import (as_float_array, check_choice, check_finite, check_int
     describe)
 from .numerics import (AiryTerm, BoxTerm, BumpTerm, CumulativeTable, Decay, ExpTerm, PowTerm, SineTerm, TwoPartTerm,
     UNKNOWN_DECAY, gauss_legendre_direct, slowest_decay, unique_pairs)
-from .base import DECAY_KINDS, LinearTarget, TermKernel, channel_weights
+from .base import DECAY_KINDS, LinearSum, LinearTarget, TermKernel, channel_weights
 
 __all__ = [
     "ExponentialKernel", "PowerLawKernel", "ExponentialSum", "ShiftedBump", "AiryKernel", "TwoPartKernel",
@@ -362,55 +362,6 @@ class SineKernel(TermKernel):
         object.__setattr__(self, "a", channel_weights("a", self.a))
         object.__setattr__(self, "phase", check_finite("phase", self.phase))
         self._set_terms([(self.a, SineTerm(self.freq, self.phase))])
-
-
-@dataclass(frozen=True, eq=False)
-class LinearSum(LinearTarget):
-    """The sum of linear targets of one input dimension: ``rho = sum_i rho_i``.
-
-    ``A + B`` of two linear targets builds one.  Decay: the slowest term's
-    (an exact cancellation between different classes is not detected).
-
-    Parameters
-    ----------
-    terms : sequence of LinearTarget
-    """
-
-    terms: tuple
-
-    def __post_init__(self):
-        terms = tuple(self.terms) if not isinstance(self.terms, LinearTarget) else (self.terms,)
-        if not terms:
-            raise ValueError("`terms` must hold at least one linear target; got an empty sequence.")
-        for i, term in enumerate(terms):
-            if not isinstance(term, LinearTarget):
-                raise TypeError(f"`terms[{i}]` must be a LinearTarget; got {describe(term)}.")
-            if term.dim != terms[0].dim:
-                raise ValueError(
-                    f"`terms` must share one input dimension; terms[0] has {terms[0].dim}, terms[{i}] has {term.dim}."
-                )
-        object.__setattr__(self, "terms", terms)
-        object.__setattr__(self, "_breaks", tuple(b for term in terms for b in term._breaks))
-
-    @property
-    def dim(self) -> int:
-        return self.terms[0].dim
-
-    def _rho(self, s):
-        return sum(term._rho(s) for term in self.terms)
-
-    def _moments(self, sa, L):
-        m0 = np.zeros((sa.size, self.dim))
-        m1 = np.zeros((sa.size, self.dim))
-        for term in self.terms:
-            a0, a1 = term._moments(sa, L)
-            m0 += a0
-            m1 += a1
-        return m0, m1
-
-    @property
-    def decay(self) -> Decay:
-        return slowest_decay(term.decay for term in self.terms)
 
 
 class LinearFunctional(LinearTarget):

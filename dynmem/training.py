@@ -381,7 +381,7 @@ def train(
 def _say(progress, step, value, val=None):
     if progress:
         extra = "" if val is None else f"  val {val:.6g}"
-        print(f"[dynmem.train] step {step}: loss {value:.6g}{extra}", file=sys.stderr)
+        print(f"[dynmem.training] step {step}: loss {value:.6g}{extra}", file=sys.stderr)
 
 
 def _after_step(prob, monitor, theta, k, value, Xv, Yv, loss, val_history, progress, report_every, callback, unit):
@@ -846,12 +846,12 @@ def _load_epochs(path, key, blocks):
         out = dict(meta=meta, p=vec("p"), best=vec("best"), m=vec("m"), v=vec("v"), history=data["history"],
                    snaps={int(e): vec(f"snap{int(e)}") for e in meta["snapshots"]})
     except (OSError, ValueError, KeyError, EOFError) as exc:  # unreadable: start again, say so
-        print(f"[dynmem.train] checkpoint {path} unreadable ({type(exc).__name__}); training from the start",
+        print(f"[dynmem.training] checkpoint {path} unreadable ({type(exc).__name__}); training from the start",
               file=sys.stderr, flush=True)
         return None
     n = sum(int(np.prod(s)) for _, s in blocks)
     if out["p"].size != n:
-        print(f"[dynmem.train] checkpoint {path} holds {out['p'].size} parameters, the model {n}; training from "
+        print(f"[dynmem.training] checkpoint {path} holds {out['p'].size} parameters, the model {n}; training from "
               "the start", file=sys.stderr, flush=True)
         return None
     return out
@@ -927,7 +927,7 @@ def train_epochs(model, data, options: TrainOptions, *, seed: int, progress: boo
                                {e: model.unflatten(v) for e, v in snaps.items()}, epoch, steps, meta["stopped"],
                                best_val, float(hist[-1, 3]) if hist.size else math.inf, seconds, meta["resumed"])
         if progress:
-            print(f"[dynmem.train] {label}: resuming at epoch {epoch}", file=sys.stderr, flush=True)
+            print(f"[dynmem.training] {label}: resuming at epoch {epoch}", file=sys.stderr, flush=True)
     else:
         theta = np.array(model.flatten(), dtype=float)
         best = theta.copy()
@@ -996,7 +996,7 @@ def train_epochs(model, data, options: TrainOptions, *, seed: int, progress: boo
         now = _time.perf_counter()
         history.append([epoch, steps, tot / max(nb, 1), val, lr, seconds + now - start])
         if progress and (epoch <= 3 or epoch % 10 == 0):
-            print(f"[dynmem.train] {label}: epoch {epoch} steps {steps} train {tot / max(nb, 1):.3e} "
+            print(f"[dynmem.training] {label}: epoch {epoch} steps {steps} train {tot / max(nb, 1):.3e} "
                   f"val {val:.3e} lr {lr:.1e} ({seconds + now - start:.0f} s)", file=sys.stderr, flush=True)
         if not math.isfinite(val):
             stopped, done = "diverged", True

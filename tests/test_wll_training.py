@@ -1,4 +1,4 @@
-"""Training-based reproduction experiments (fig2, fig4) and the stability-study example."""
+"""The earlier ("dynmem" protocol) training experiments of Figs. 2 and 8b (dynmem.experiments.wll_training) and the stability-study example."""
 
 import importlib.util
 import json
