@@ -185,7 +185,7 @@ def _field(W, wdiag, code, leak, drive, Y, out, WY):
 
 @numba.njit(cache=True)
 def _initial_step(W, wdiag, code, leak, drive, Y, f0, tr0, tau, rtol, atol, order, Yt, f1, WY):
-    # scipy.integrate._ivp.common.select_initial_step (Hairer, Norsett & Wanner sec. II.4) on (Y, int tr = 0)
+    # the initial-step rule of solve_ivp (scipy's select_initial_step; Hairer, Norsett & Wanner sec. II.4) on (Y, int tr = 0)
     m, kp1 = Y.shape
     size = m * kp1 + 1
     tsc = 1.0 / atol if atol > 0.0 else 0.0  # the trace component starts at 0: its scale is atol
