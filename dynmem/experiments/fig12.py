@@ -50,6 +50,7 @@ import numpy as np
 
 from ..decay import loglog_slope
 from ..io import atomic_savefig
+from . import model_line
 from .record import Experiment
 
 TITLE = "[WLL] Fig. 12: random causal transformer teacher, tanh RNN students"
@@ -138,7 +139,6 @@ def teacher_memory(teacher: Transformer, n: int) -> tuple[np.ndarray, np.ndarray
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
     """The transformer teacher's memory and the students trained on it at every width, with their thresholds."""
-    import sys
 
     from . import trained as tr
     from .protocols import protocol as get_protocol
@@ -171,7 +171,7 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
         students.append({"m": int(m), "relative_error": e / var, "shift_threshold": float(meas["shift_threshold"]),
                          "effective_margin": float(meas["effective_margin"]), "steps": int(fs.steps)})
         if progress:
-            print(f"fig12 m={m}: relative error {e / var:.3g}", file=sys.stderr, flush=True)
+            model_line(f"fig12 m={m}: relative error {e / var:.3g}")
     return {"experiment": "fig12", "protocol_name": "paper", "size": cfg["size"], "config": dict(cfg),
             "protocol": proto, "teacher": {"t": t.tolist(), "memory": mem.tolist(), "decay_kind": kind,
                                            "output_mean": mean, "output_std": scale},

@@ -76,6 +76,7 @@ import numpy as np
 from .. import spectral_reparam as sr
 from ..decay import loglog_slope
 from ..io import atomic_savefig
+from . import model_line
 from .record import Experiment
 
 TITLE = "[WLL] Fig. 4: linear RNN, W = -expm(M) and W = -softplus(M), polynomial target"
@@ -299,8 +300,6 @@ def criteria(s: dict) -> dict:
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
     """Least-squares and trained ``E_m(beta)`` curves of both reparameterisations at every width, with random draws."""
-    import sys
-
     start = time.perf_counter()
     T, p_exp = int(config["T"]), float(config["p"])
     t = np.arange(T + 1, dtype=float)
@@ -328,8 +327,8 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
                         row["loss_first_last"] = [float(hist[0]), float(hist[-1])]
                     rows.append(row)
                     if progress:
-                        print(f"fig4 {arm}/{kind} seed {seed} m={m}: E(0)={row['error0']:.3g} "
-                              f"margin={row['margin']:.3g}", file=sys.stderr, flush=True)
+                        model_line(f"fig4 {arm}/{kind} seed {seed} m={m}: E(0)={row['error0']:.3g} "
+                                   f"margin={row['margin']:.3g}")
                 s = summarise(rows, betas)
                 per_seed.append({"seed": int(seed), "rows": rows, "summary": s, "criteria": criteria(s)})
             out["arms"][arm][kind] = per_seed

@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from ..io import atomic_savefig
+from . import model_line
 from .record import Experiment
 
 TITLE = "[WLL] Fig. 9 / Table 1 surrogate on 8x8 digits (digits, not MNIST): parameterisations of W"
@@ -162,7 +163,6 @@ def train_one(X, y, Xt, yt, par: str, cfg: dict, seed: int) -> dict:
 
 def run(config: dict, *, executor=None, progress: bool = False) -> dict:
     """Train every parameterisation with every seed on the digits sequences; test loss and accuracy per run."""
-    import sys
 
     start = time.perf_counter()
     X, y = load_digits_sequences()
@@ -177,7 +177,7 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
         out["results"][par] = {"runs": runs, "accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
                                "test_loss_mean": float(np.mean([r["test_loss"] for r in runs]))}
         if progress:
-            print(f"fig9 (digits) {par}: accuracy {np.mean(acc):.2f} %", file=sys.stderr, flush=True)
+            model_line(f"fig9 (digits) {par}: accuracy {np.mean(acc):.2f} %")
     out["seconds"] = time.perf_counter() - start
     return out
 
