@@ -209,6 +209,12 @@ def run(config: dict, *, executor=None, progress: bool = False) -> dict:
     return out
 
 
+def _rho1_continuous(s1: dict, betas) -> bool:
+    """S2's first half: rho1's limit curve is finite for every grid ``beta < 0.5`` and continuous at 0."""
+    small = [e for b, e in zip(betas, s1["sup_theorem"]) if b < 0.5]
+    return bool(all(math.isfinite(e) for e in small) and s1["sup_theorem"][0] <= 10 * betas[0] + 2 * s1["sup_error0"])
+
+
 def criteria(result: dict) -> dict:
     """S1-S3, each holding when it holds in every seed, recomputed from the per-width rows."""
     betas = result["betas"]
@@ -217,10 +223,7 @@ def criteria(result: dict) -> dict:
     for p1, p2 in zip(result["targets"]["rho1"], result["targets"]["rho2"]):
         s1, s2 = summarise(p1["rows"], betas), summarise(p2["rows"], betas)
         out["S1"] &= bool(s1["threshold_slope"] >= -0.3 and s2["threshold_slope"] <= -0.7)
-        small = [e for b, e in zip(betas, s1["sup_theorem"]) if b < 0.5]
-        cont = bool(all(math.isfinite(e) for e in small)
-                    and s1["sup_theorem"][0] <= 10 * betas[0] + 2 * s1["sup_error0"])
-        out["S2"] &= bool(cont and s2["first_infinite_beta"] <= 2.0 / m_max)
+        out["S2"] &= bool(_rho1_continuous(s1, betas) and s2["first_infinite_beta"] <= 2.0 / m_max)
         out["S3"] &= bool(min(s1["error0_fall"], s2["error0_fall"]) >= 0.5 * m_max / m_min)
     return out
 
@@ -261,10 +264,7 @@ def _post_hoc(result: dict, c: dict) -> dict:
     s2p = True
     for p1, p2 in zip(result["targets"]["rho1"], result["targets"]["rho2"]):
         s1, s2 = summarise(p1["rows"], betas), summarise(p2["rows"], betas)
-        small = [e for b, e in zip(betas, s1["sup_theorem"]) if b < 0.5]
-        cont = bool(all(math.isfinite(e) for e in small)
-                    and s1["sup_theorem"][0] <= 10 * betas[0] + 2 * s1["sup_error0"])
-        s2p &= bool(cont and s2["first_infinite_beta"] <= bound)
+        s2p &= bool(_rho1_continuous(s1, betas) and s2["first_infinite_beta"] <= bound)
     cp = {**c, "S2": s2p}
     outcome = "reproduced" if all(cp.values()) else ("partly" if cp["S1"] or cp["S2"] else "not reproduced")
     return {"outcome": outcome, "criteria": cp, "bound": bound,

@@ -348,7 +348,6 @@ def verdict(result: dict) -> dict:
     held = {arm: {kind: {c: all(ps["criteria"][c] for ps in arms[arm][kind]) for c in ("C1", "C2", "C3")}
                   for kind in arms[arm]} for arm in arms}
     c0 = any(max(ps["summary"]["margin_slope"] for ps in arms["lsq"][kind]) < -0.5 for kind in arms["lsq"])
-    ok = {arm: {kind: all(held[arm][kind].values()) for kind in held[arm]} for arm in held}
     numbers = {
         "C0_margin_slopes": {k: [ps["summary"]["margin_slope"] for ps in arms["lsq"][k]] for k in arms["lsq"]},
         "criteria": held,
@@ -359,17 +358,16 @@ def verdict(result: dict) -> dict:
         "n_unstable": {a: {k: sum(ps["summary"]["n_unstable"] for ps in arms[a][k]) for k in arms[a]} for a in arms},
     }
     failed = [f"{a}/{k}:{c}" for a in held for k in held[a] for c, v in held[a][k].items() if not v]
-    lsq_c23 = [held["lsq"][k]["C2"] and held["lsq"][k]["C3"] for k in held["lsq"]]
-    if not c0:
-        v = "not informative"
+    v = _outcome(held, c0)
+    if v == "not informative":
         why = ("the control's W + beta I threshold (the margin) does not shrink with m (slopes "
                f"{numbers['C0_margin_slopes']}): no fragility for the reparameterisation to remove")
-    elif all(all(ok[a].values()) for a in ok):
-        v, why = "reproduced", "C0-C3 hold in both arms and both matrix functions"
-    elif not any(lsq_c23):
-        v, why = "not reproduced", "the least-squares approximants drift or lose their boundary: " + ", ".join(failed)
+    elif v == "reproduced":
+        why = "C0-C3 hold in both arms and both matrix functions"
+    elif v == "not reproduced":
+        why = "the least-squares approximants drift or lose their boundary: " + ", ".join(failed)
     else:
-        v, why = "partly", "failed: " + ", ".join(failed)
+        why = "failed: " + ", ".join(failed)
     s0 = arms["lsq"]["exp"][0]["summary"]
     why += (f"; lsq/exp: E(0) falls {s0['error_fall']:.3g}x from m={s0['widths'][0]} to {s0['widths'][-1]}, "
             f"margin (control threshold) slope {s0['margin_slope']:.3g}, random blow-up slope "
@@ -378,6 +376,17 @@ def verdict(result: dict) -> dict:
     if post["outcome"] != v:
         why += f"; post-hoc reading (not the rule): {post['outcome']} ({post['what']})"
     return {"verdict": v, "why": why, "numbers": numbers}
+
+
+def _outcome(held: dict, c0: bool) -> str:
+    """The verdict from C0 and the per-arm, per-function C1-C3 (module docstring)."""
+    if not c0:
+        return "not informative"
+    if all(all(held[a][k].values()) for a in held for k in held[a]):
+        return "reproduced"
+    if not any(held["lsq"][k]["C2"] and held["lsq"][k]["C3"] for k in held["lsq"]):
+        return "not reproduced"
+    return "partly"
 
 
 def _post_hoc(arms: dict, held: dict, c0: bool) -> dict:
@@ -401,16 +410,7 @@ def _post_hoc(arms: dict, held: dict, c0: bool) -> dict:
         return bool(slopes and (s["n_unstable_rates"] == 0 if rates_known else True))
 
     held_p = {a: {k: {**held[a][k], "C3": all(c3p(ps["summary"]) for ps in arms[a][k])} for k in held[a]} for a in held}
-    ok = {a: {k: all(held_p[a][k].values()) for k in held_p[a]} for a in held_p}
-    lsq_c23 = [held_p["lsq"][k]["C2"] and held_p["lsq"][k]["C3"] for k in held_p["lsq"]]
-    if not c0:
-        outcome = "not informative"
-    elif all(all(ok[a].values()) for a in ok):
-        outcome = "reproduced"
-    elif not any(lsq_c23):
-        outcome = "not reproduced"
-    else:
-        outcome = "partly"
+    outcome = _outcome(held_p, c0)
     first = [ps["summary"].get("first_unstable_beta") for a in arms for k in arms[a] for ps in arms[a][k]]
     first = [b for b in first if b is not None]
     return {
