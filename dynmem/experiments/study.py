@@ -466,8 +466,10 @@ def _late_effective(points: list) -> list:
 def findings(target_results: dict) -> dict:
     """The study's findings per target, from the data, with the criteria written into the result.
 
-    Criteria
-    --------
+    Notes
+    -----
+    The criteria:
+
     * *margin -> 0 with the error* (the theorem's mechanism): the lower end
       of the 95% interval of the per-seed slope of ``log margin`` against
       ``log E_m(0)`` is above 0.
