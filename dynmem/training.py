@@ -443,7 +443,14 @@ def _adam(prob, theta, X, Y, Xv, Yv, loss, steps, lr, batch_size, betas, eps, pa
         history.append(value)
         # [KB] Algorithm 1, with bias-corrected moments.
         mom = b1 * mom + (1.0 - b1) * g
-        vel = b2 * vel + (1.0 - b2) * g * g
+        with np.errstate(over="ignore"):
+            vel = b2 * vel + (1.0 - b2) * g * g
+        if not np.all(np.isfinite(vel)):
+            # g * g overflowed: the step would be 0 in those entries and the run would stall in silence.
+            success, message, k = False, (f"diverged at step {k}: the gradient's second moment overflowed "
+                                          f"(max |g| = {np.max(np.abs(g)):.3g}; the model is the last finite "
+                                          "iterate)"), k - 1
+            break
         m_hat = mom / (1.0 - b1**k)
         v_hat = vel / (1.0 - b2**k)
         new = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
@@ -473,6 +480,11 @@ def _lbfgs(prob, theta0, X, Y, Xv, Yv, loss, steps, patience, tol, progress, rep
     state = {"k": 0, "best": theta0.copy(), "msg": None, "why": ""}
 
     def fun(theta):
+        if not np.all(np.isfinite(theta)):
+            # scipy's line search can propose a non-finite point after an overflowing gradient;
+            # an infinite value makes it backtrack or stop, as for a diverging recurrence.
+            state["why"] = "the line search proposed non-finite parameters (the gradient overflowed)"
+            return np.inf, np.zeros_like(theta)
         try:
             return prob.value_and_grad(theta, X, Y, loss)
         except FloatingPointError as exc:
@@ -481,9 +493,11 @@ def _lbfgs(prob, theta0, X, Y, Xv, Yv, loss, steps, patience, tol, progress, rep
             return np.inf, np.zeros_like(theta)
 
     def cb(intermediate_result):
+        value = float(intermediate_result.fun)
+        if not np.isfinite(value):  # an accepted non-finite iterate: stop before counting it
+            raise StopIteration
         state["k"] += 1
         k = state["k"]
-        value = float(intermediate_result.fun)
         theta = intermediate_result.x
         history.append(value)
         new_best, stop_message = _after_step(prob, monitor, theta, k, value, Xv, Yv, loss, val_history, progress,
@@ -512,6 +526,8 @@ def _lbfgs(prob, theta0, X, Y, Xv, Yv, loss, steps, patience, tol, progress, rep
     if not (np.all(np.isfinite(theta)) and np.isfinite(res.fun)):  # pragma: no cover - scipy keeps the best iterate
         theta = state["best"]
     message = state["msg"] if stopped else str(res.message)
+    if not np.isfinite(res.fun):
+        message = f"diverged: {state['why'] or 'a non-finite loss'} (the model is the last finite iterate)"
     # Hitting maxiter is not a numerical failure.
     success = (bool(res.success) or stopped or res.status == 1) and bool(np.isfinite(res.fun))
     return theta, history, val_history, state["k"], success, message, stopped
@@ -966,7 +982,11 @@ def train_epochs(model, data, options: TrainOptions, *, seed: int, progress: boo
                 if wd:
                     theta *= 1.0 - lr * wd
                 mom = b1 * mom + (1 - b1) * g
-                vel = b2 * vel + (1 - b2) * g * g
+                with np.errstate(over="ignore"):
+                    vel = b2 * vel + (1 - b2) * g * g
+                if not np.all(np.isfinite(vel)):
+                    # g * g overflowed: those entries would take no step from now on, a silent stall.
+                    raise FloatingPointError("the gradient's second moment overflowed.")
                 theta = theta - lr * (mom / bc1) / (np.sqrt(vel / bc2) + eps)
                 if not np.all(np.isfinite(theta)):
                     raise FloatingPointError("the parameters became non-finite.")

@@ -277,3 +277,38 @@ def test_divergence_is_reported_not_returned_as_numbers(optimizer):
     res = train(model, X, np.zeros((4, 1000)), optimizer=optimizer, steps=5)
     assert not res.success and "diverged" in res.message
     assert res.loss == np.inf and res.n_steps == 0
+
+
+def _overflowing_gradient_case():
+    # A linear Euler net read at 1e80: the loss (~1e160) is finite, its gradient (~5e160) is finite,
+    # but Adam's second moment g * g (~1e321) overflows; before, those entries then took no step, in silence.
+    model = EulerRNN(np.zeros((1, 1)), np.ones((1, 1)), np.zeros(1), np.ones(1), dt=1.0, activation="identity")
+    return model, np.full((1, 2, 1), 1e80), np.zeros((1, 2))
+
+
+def test_adam_stops_when_the_second_moment_overflows():
+    model, X, Y = _overflowing_gradient_case()
+    res = train(model, X, Y, optimizer="adam", steps=5)
+    assert not res.success and "second moment overflowed" in res.message
+    assert res.n_steps == 0
+    np.testing.assert_array_equal(res.model.U, model.U)  # the last finite iterate: the initial one
+
+
+def test_train_epochs_stops_when_the_second_moment_overflows():
+    from dynmem.training import TrainOptions, train_epochs
+
+    model, X, Y = _overflowing_gradient_case()
+    out = train_epochs(model, {"X": X, "Y": Y, "Xv": X, "Yv": Y}, TrainOptions(lr=1e-3, batch_size=1, max_epochs=3),
+                       seed=0)
+    assert out.stopped == "diverged" and out.steps == 0
+    np.testing.assert_array_equal(out.model.U, model.U)
+
+
+def test_lbfgs_reports_a_non_finite_trial_point_as_divergence():
+    # After the overflowing gradient scipy's line search proposes NaN parameters; before, unflatten raised
+    # "`theta` must be finite" from inside scipy.
+    model, X, Y = _overflowing_gradient_case()
+    res = train(model, X, Y, optimizer="lbfgs", steps=5)
+    assert not res.success and res.message.startswith("diverged") and "non-finite parameters" in res.message
+    assert res.n_steps == 0 and np.isfinite(res.loss)
+    np.testing.assert_array_equal(res.model.c, model.c)
