@@ -784,7 +784,7 @@ def _slices(blocks) -> dict:
 
 
 def _weighted(model) -> bool:
-    from .residual import ResidualRNN
+    from .models.residual import ResidualRNN
 
     return isinstance(model, ResidualRNN)
 
@@ -892,7 +892,7 @@ def train_epochs(model, data, options: TrainOptions, *, seed: int, progress: boo
                         f"Trainable DiscreteModel); got {describe(model)}.")
     if not isinstance(options, TrainOptions):
         raise TypeError(f"`options` must be a TrainOptions; got {describe(options)}.")
-    from .residual import time_weights
+    from .models.residual import time_weights
 
     o = options
     X = as_float_array("data['X']", data["X"], ndim=3)
