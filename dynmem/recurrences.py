@@ -43,7 +43,7 @@ import numba
 import numpy as np
 
 from ._validation import as_float_array, check_choice, describe
-from .activations import TANH, act_and_deriv_scalar, get_activation, tanh_block
+from .activations import TANH, act_and_deriv_scalar, tanh_block
 from .compiling import announce_compilation, kernel_array
 from .errors import FloatOverflowError
 
@@ -58,7 +58,9 @@ class Recurrence(Protocol):
     ----------
     W, U, b, c : ndarray, shapes (m, m), (m, d), (m,), (m,)
     activation : str
-        A registered activation name (its numba code selects the kernel's branch).
+        A registered activation name.
+    act : dynmem.activations.Activation
+        Its registry record, resolved once by the model (its numba ``code`` selects the kernel's branch).
     hidden, inputs : int
 
     Methods
@@ -76,6 +78,7 @@ class Recurrence(Protocol):
     b: np.ndarray
     c: np.ndarray
     activation: str
+    act: object
     hidden: int
     inputs: int
 
@@ -267,7 +270,7 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
     Xt = kernel_array(X.transpose(1, 0, 2))
     Y = np.empty((K, T, B))
     finite = _outputs_many_kernel(arrs["W"], arrs["U"], arrs["b"], arrs["c"], Xt, float(gamma), float(eta),
-                                  get_activation(model.activation).code, Y)
+                                  model.act.code, Y)
     return Y.transpose(0, 2, 1), finite
 
 
@@ -452,7 +455,7 @@ def forward(model, X, *, h0=None) -> Trajectory:
     B, T, d = X.shape
     h0_arr, h0_shape = _check_h0(model, h0, B)
     gamma, eta = model.recurrence_coefficients()
-    code = get_activation(model.activation).code
+    code = model.act.code
     m = model.hidden
     Xt = np.ascontiguousarray(X.transpose(1, 0, 2))  # (T, B, d)
     H = np.empty((T + 1, B, m))

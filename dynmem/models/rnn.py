@@ -75,6 +75,11 @@ class _ParamModel(ParamArrays):
         """Input dimension d."""
         return self.U.shape[1]
 
+    @property
+    def act(self):
+        """The activation's registry record (:class:`dynmem.activations.Activation`), resolved once at construction."""
+        return self._act
+
     def __repr__(self) -> str:
         extra = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.name not in self._param_names]
         return f"{type(self).__name__}(hidden={self.hidden}, inputs={self.inputs}{''.join(', ' + e for e in extra)})"
@@ -86,6 +91,7 @@ def _check_activation(obj) -> None:
         act = get_activation(act).name
     check_choice("activation", act, available_activations())
     object.__setattr__(obj, "activation", act)
+    object.__setattr__(obj, "_act", get_activation(act))  # resolved once, here
 
 
 def _random_matrix(m: int, rng: np.random.Generator, normal: bool) -> np.ndarray:
@@ -217,7 +223,7 @@ class CTRNN(_ParamModel):
         H = np.asarray(H, dtype=float)
         Z = H @ np.asarray(self.W).T
         Z += self._drive(X)
-        F = get_activation(self.activation).fn(Z)
+        F = self.act.fn(Z)
         if self.leak:
             F = F - self.leak * H
         return F
@@ -225,7 +231,7 @@ class CTRNN(_ParamModel):
     def jacobian(self, H, X) -> np.ndarray:
         """``diag(sigma'(W h + U x + b)) W - leak I`` at each pair; shape (k, m, m)."""
         H = np.asarray(H, dtype=float)
-        S = get_activation(self.activation).deriv(H @ np.asarray(self.W).T + self._drive(X))
+        S = self.act.deriv(H @ np.asarray(self.W).T + self._drive(X))
         J = S[:, :, None] * np.asarray(self.W)[None]
         if self.leak:
             J = J - self.leak * np.eye(self.hidden)
@@ -267,7 +273,7 @@ class CTRNN(_ParamModel):
             return out
         from ..errors import SimulationError
 
-        act, leak = get_activation(self.activation), self.leak
+        act, leak = self.act, self.leak
         for i in rows:
             p = drive[i]
             sol = scipy.optimize.root(lambda h: act.fn(W @ h + p) - leak * h, np.zeros(m),
@@ -285,7 +291,7 @@ class CTRNN(_ParamModel):
         """
         h = self.equilibrium(np.zeros((1, self.inputs)))[0] if h_star is None else as_float_array(
             "h_star", h_star, shape=(self.hidden,))
-        s = get_activation(self.activation).deriv(np.asarray(self.W) @ h + self.b)
+        s = self.act.deriv(np.asarray(self.W) @ h + self.b)
         J = s[:, None] * np.asarray(self.W) - self.leak * np.eye(self.hidden)
         return LinearRNN(J, s[:, None] * np.asarray(self.U), self.c)
 
@@ -313,6 +319,7 @@ class LinearRNN(_ParamModel):
     _param_names: ClassVar[tuple[str, ...]] = ("W", "U", "c")
     activation: ClassVar[str] = "identity"
     leak: ClassVar[float] = 0.0
+    _act: ClassVar = get_activation("identity")
 
     def __post_init__(self):
         self._check_params()
@@ -501,7 +508,7 @@ class DiscreteRNN(_ParamModel):
         X = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
         gamma, eta = self.recurrence_coefficients()
         z = S @ np.asarray(self.W).T + X @ np.asarray(self.U).T + self.b
-        return gamma * S + eta * get_activation(self.activation).fn(z)
+        return gamma * S + eta * self.act.fn(z)
 
     def step_jacobian(self, S, X) -> np.ndarray:
         """``dF/ds = gamma I + eta diag(sigma'(z)) W`` at each pair; shape (k, m, m)."""
@@ -509,7 +516,7 @@ class DiscreteRNN(_ParamModel):
         X = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
         gamma, eta = self.recurrence_coefficients()
         z = S @ np.asarray(self.W).T + X @ np.asarray(self.U).T + self.b
-        J = eta * get_activation(self.activation).deriv(z)[:, :, None] * np.asarray(self.W)[None]
+        J = eta * self.act.deriv(z)[:, :, None] * np.asarray(self.W)[None]
         J[:, np.arange(self.hidden), np.arange(self.hidden)] += gamma
         return J
 
@@ -543,7 +550,7 @@ class DiscreteRNN(_ParamModel):
         X = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
         _, eta = self.recurrence_coefficients()
         z = S @ np.asarray(self.W).T + X @ np.asarray(self.U).T + self.b
-        return eta * get_activation(self.activation).deriv(z)[:, :, None] * np.asarray(self.U)[None]
+        return eta * self.act.deriv(z)[:, :, None] * np.asarray(self.U)[None]
 
     def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(A, B, C, D)`` of the recurrence when the activation is the identity (:class:`LinearSystem`).
@@ -575,7 +582,7 @@ class DiscreteRNN(_ParamModel):
             return out
         drive = drive[rows]
         gamma, eta = self.recurrence_coefficients()
-        act = get_activation(self.activation)
+        act = self.act
         W = np.array(self.W)
         H = np.zeros_like(drive)
         for _ in range(max_iter):

@@ -151,6 +151,7 @@ class Stack:
             raise ValueError(f"`layers` must share one time step dt; got dt = {dts}.")
         check_choice("nonlinearity", self.nonlinearity, available_activations())
         object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "_phi", get_activation(self.nonlinearity))  # resolved once, here
 
     # -- structure ---------------------------------------------------------
     @property
@@ -273,7 +274,7 @@ class Stack:
         """
         X = self._check_X(X)
         states, shared = self._split_state(S0, X.shape[0])
-        phi = get_activation(self.nonlinearity)
+        phi = self._phi
         passes, u = [], X
         for i, layer in enumerate(self.layers):
             p = layer.sequence_forward(u, states[i])
@@ -312,7 +313,7 @@ class Stack:
         return self._backward(trajectory, None, as_float_array("dy", dy, shape=(B, T)))
 
     def _backward(self, trajectory, dF, dy, reduce_shared: bool = True) -> StackGradient:
-        phi = get_activation(self.nonlinearity)
+        phi = self._phi
         passes = trajectory._passes
         grads = [None] * self.depth
         dS0 = [None] * self.depth
@@ -403,7 +404,7 @@ class Stack:
         """
         S = as_float_array("S", S, ndim=2, shape=(None, self.state_size))
         u = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
-        phi = get_activation(self.nonlinearity)
+        phi = self._phi
         out = []
         for i, (layer, sl) in enumerate(zip(self._map_layers(), self.state_slices)):
             s = np.asarray(layer.step(S[:, sl], u), dtype=float)
@@ -421,7 +422,7 @@ class Stack:
         """
         S = as_float_array("S", S, ndim=2, shape=(None, self.state_size))
         u = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
-        phi = get_activation(self.nonlinearity)
+        phi = self._phi
         k, n = S.shape
         J = np.zeros((k, n, n))
         below = None  # (k, n_{l-1}, n): d s^{l-1}' / d S
@@ -478,7 +479,7 @@ class Stack:
         :class:`dynmem.simulate.SimulationError` when a layer does not settle.
         """
         X = as_float_array("X", X, ndim=2, shape=(None, self.inputs))
-        phi = get_activation(self.nonlinearity)
+        phi = self._phi
         out, u = [], X
         for i, layer in enumerate(self.layers):
             s = np.asarray(layer.equilibrium(u), dtype=float)
