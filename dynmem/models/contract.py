@@ -55,9 +55,28 @@ capabilities are written down as :class:`typing.Protocol` classes
   SSM), and :func:`dynmem.stability.perturbation_curve` perturbs any
   :class:`Parametrized` :class:`DiscreteModel` through ``flatten``/``unflatten``.
 
+The capabilities the engines and analyses choose their fast paths by
+(instead of asking for a class):
+
+* :class:`CTRNNForm` - ``as_ctrnn()``: the CTRNN with the same field (a CTRNN
+  itself, a LinearRNN with the identity); the compiled engine, the continuous
+  adjoint, ``train_ctrnn`` and the teacher target run that form.
+* :class:`LinearKernel` - ``W``, ``U``, ``c`` and ``kernel(t)`` of a linear
+  continuous model (LinearRNN): perturbation studies take errors on the kernel.
+* :class:`EulerStep` - a discrete recurrence that is the Euler image of a
+  flow (``dt``, ``as_ctrnn()``: EulerRNN); a recurrence without it is a map.
+* :class:`dynmem.recurrences.Recurrence` - the arrays and
+  ``recurrence_coefficients()`` the compiled discrete kernels read
+  (DiscreteRNN, EulerRNN).
+
+:class:`ParamArrays` is the one parameter-array base: named arrays as the
+trainable parameters, with ``param_names``, ``n_params``, ``flatten``,
+``unflatten`` and ``replace`` (the RNNs and the gated cells derive from it).
+
 Adding a model (the recipe): write a frozen dataclass with the methods of
 one protocol above (plus ``flatten``/``unflatten`` if it is trained) in its
-own module, export it from ``dynmem/__init__.py``, and test it in
+own module of ``dynmem/models/``, export it from ``dynmem/models/__init__.py``
+and ``dynmem/__init__.py``, and test it in
 ``tests/`` - that is all :func:`~dynmem.memory.memory_function` and
 :func:`~dynmem.simulate.simulate` need (``tests/test_contract.py`` defines
 two models that way).  Files touched outside tests: the new module and
