@@ -438,7 +438,8 @@ class ParamArrays:
     """The one parameter-array base: named float64 arrays as the trainable parameters.
 
     A subclass (a frozen dataclass) lists its trainable fields in ``_param_names``
-    and validates them in ``__post_init__``; this base gives the
+    (or overrides :attr:`param_names` when they depend on its settings) and
+    validates them in ``__post_init__``; this base gives the
     :class:`Parametrized` contract (``param_names``, ``param_shapes``,
     ``n_params``, ``params()``, ``flatten()``, ``unflatten(theta)``) and
     ``replace(**changes)``.
@@ -454,23 +455,23 @@ class ParamArrays:
     @property
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shape of each trainable array (``name -> shape``, in flattening order)."""
-        return {n: getattr(self, n).shape for n in self._param_names}
+        return {n: getattr(self, n).shape for n in self.param_names}
 
     @property
     def n_params(self) -> int:
         """Total number of trainable scalars."""
-        return int(sum(getattr(self, n).size for n in self._param_names))
+        return int(sum(getattr(self, n).size for n in self.param_names))
 
     def params(self) -> dict[str, np.ndarray]:
         """The trainable arrays by name (read-only views)."""
-        return {n: getattr(self, n) for n in self._param_names}
+        return {n: getattr(self, n) for n in self.param_names}
 
     def flatten(self) -> np.ndarray:
         """All trainable arrays concatenated into one float64 vector.
 
         The order is :attr:`param_names`, each array raveled in C order.
         """
-        return np.concatenate([getattr(self, n).ravel() for n in self._param_names])
+        return np.concatenate([getattr(self, n).ravel() for n in self.param_names])
 
     def unflatten(self, theta):
         """A model of the same class and settings with parameters ``theta``.
@@ -484,7 +485,7 @@ class ParamArrays:
         if theta.size != self.n_params:
             raise ValueError(f"`theta` must have length {self.n_params} (n_params of this model); got length {theta.size}.")
         updates, i = {}, 0
-        for n in self._param_names:
+        for n in self.param_names:
             shape = getattr(self, n).shape
             size = int(np.prod(shape))
             updates[n] = theta[i : i + size].reshape(shape)

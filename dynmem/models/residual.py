@@ -65,6 +65,7 @@ from ..activations import available_activations
 from .rnn import EulerRNN
 from ..recurrences import backward, forward, outputs_many
 from ..reparam import get_reparam
+from .contract import ParamArrays
 
 __all__ = ["G_MAPS", "FORMS", "ResidualRNN", "ResidualGradient", "MarginPenalty", "g_map", "g_prime", "g_inverse",
            "recurrent_matrix", "time_weights", "init_residual", "stacked_outputs", "stacked_errors", "DIVERGENCE"]
@@ -167,7 +168,7 @@ def _head(form: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class ResidualRNN:
+class ResidualRNN(ParamArrays):
     r"""``h_{k+1} = h_k + dt sigma(W(theta) h_k + U x_k + b)``, ``y_k = c^T h_{k+1} + d`` (module notes).
 
     Parameters
@@ -247,39 +248,6 @@ class ResidualRNN:
     def param_names(self) -> tuple[str, ...]:
         """``U, b, c, [d]``, then ``M`` / ``w`` / ``w, P`` (module notes)."""
         return ("U", "b", "c") + (("d",) if self.d is not None else ()) + _head(self.form)
-
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shape of each trainable array, in ``param_names`` order."""
-        return {n: getattr(self, n).shape for n in self.param_names}
-
-    @property
-    def n_params(self) -> int:
-        return int(sum(getattr(self, n).size for n in self.param_names))
-
-    def params(self) -> dict[str, np.ndarray]:
-        """The trainable arrays by name (read-only), in ``param_names`` order."""
-        return {n: getattr(self, n) for n in self.param_names}
-
-    def flatten(self) -> np.ndarray:
-        """The trainable arrays concatenated (``param_names`` order, C order)."""
-        return np.concatenate([getattr(self, n).ravel() for n in self.param_names])
-
-    def unflatten(self, theta) -> "ResidualRNN":
-        """The model with the same settings and parameters ``theta`` (validated like the constructor)."""
-        theta = as_float_array("theta", theta, ndim=1)
-        if theta.size != self.n_params:
-            raise ValueError(f"`theta` must have length {self.n_params} (n_params of this model); got length {theta.size}.")
-        updates, i = {}, 0
-        for n, shape in self.param_shapes.items():
-            size = int(np.prod(shape))
-            updates[n] = theta[i:i + size].reshape(shape)
-            i += size
-        return dataclasses.replace(self, **updates)
-
-    def replace(self, **changes) -> "ResidualRNN":
-        """A copy with some fields changed (validated like the constructor)."""
-        return dataclasses.replace(self, **changes)
 
     def __repr__(self) -> str:
         return (f"ResidualRNN(hidden={self.hidden}, inputs={self.inputs}, form={self.form!r}, g={self.g!r}, "
