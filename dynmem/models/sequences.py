@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_float_array, describe
+from ..compiling import announce_compilation
 from ..recurrences import GradientResult, Trajectory
 from .contract import DiscreteModel, Parametrized
 
@@ -49,6 +50,7 @@ def _capability(model, name: str, rule: str):
     return method
 
 
+@announce_compilation("forward")
 def forward(model, X, **state) -> Trajectory:
     """Run a discrete model over a batch of input sequences.
 
@@ -83,6 +85,7 @@ def forward(model, X, **state) -> Trajectory:
                       _h0_shape=None, detail=record)
 
 
+@announce_compilation("value_and_grad")
 def value_and_grad(model, X, Y, *, loss: str = "mse", **state) -> GradientResult:
     """Loss of a discrete model on ``(X, Y)`` and its gradient with respect to every parameter.
 
