@@ -11,22 +11,19 @@ from . import (
     activations,
     adjoint,
     errors,
-    gated,
     inputs,
-    interop,
     margins,
     memory,
     models,
     plotting,
     recurrences,
     reparam,
-    residual,
     spectra,
-    ssm,
     stability,
     targets,
     training,
 )
+from . import gated, interop, residual, ssm  # the old import paths of the families in dynmem.models
 from .activations import Activation, available_activations, get_activation
 from .errors import DynmemOverflowWarning
 from .adjoint import AdjointResult, adjoint_gradient
@@ -43,9 +40,9 @@ from .inputs import (
 from .decay import DecayFit, fit_decay
 from .memory import MemoryResult, linear_memory, memory_function
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
-from .gated import CTGRU, GatedGradient, GatedTrajectory, GRUCell, LSTMCell, gated_forward, gated_value_and_grad
-from .ssm import DiagonalSSM, DiscreteDiagonalSSM, SSMGradient, ssm_reparam_value_and_grad, ssm_value_and_grad
-from .stack import Stack, StackGradient, StackTrajectory
+from .models.gated import CTGRU, GatedGradient, GatedTrajectory, GRUCell, LSTMCell, gated_forward, gated_value_and_grad
+from .models.ssm import DiagonalSSM, DiscreteDiagonalSSM, SSMGradient, ssm_reparam_value_and_grad, ssm_value_and_grad
+from .models.stack import Stack, StackGradient, StackTrajectory
 from .spectra import (
     SpectralSummary,
     check_hurwitz,
@@ -60,7 +57,8 @@ from .spectra import (
     stability_radius,
     transient_growth,
 )
-from .recurrences import GradientResult, Trajectory, backward, forward, outputs_many, value_and_grad
+from .recurrences import GradientResult, Trajectory, backward
+from .models.sequences import forward, outputs_many, value_and_grad
 from .reparam import Reparam, get_reparam
 from .stability import PerturbationCurve, StabilityBoundary, perturbation_curve, stability_boundary
 from .expsum import ExpSumFit, fit_exponential_sum

@@ -52,7 +52,7 @@ from scipy.integrate import solve_ivp
 from ._validation import as_float_array, check_choice, check_finite, check_increasing, check_int, check_nonnegative, check_positive, describe
 from .compiling import announce_compilation
 from .activations import get_activation
-from .models import CTRNN, LinearRNN
+from .models import CTRNNForm
 from .errors import SimulationError
 from .ode.adjoint import loss_gradient_validated, resolve_adjoint
 from .ode.field import ctrnn_adjoint
@@ -156,6 +156,12 @@ class AdjointResult:
         return self.grad.flatten()
 
 
+def _own_gradient(model, dW, dU, db, dc):
+    """The gradient as a model of ``model``'s class: its own parameters (``param_names``) of the CTRNN form's."""
+    grads = {"W": dW, "U": dU, "b": db, "c": dc}
+    return model.replace(**{name: grads[name] for name in model.param_names})
+
+
 @announce_compilation("adjoint_gradient")
 def adjoint_gradient(
     model,
@@ -238,7 +244,7 @@ def adjoint_gradient(
     AdjointResult
     """
     original = model
-    if not isinstance(model, (CTRNN, LinearRNN)):
+    if not isinstance(model, CTRNNForm):
         # simulate() takes any ContinuousModel; the adjoint equations here are the CTRNN's only.
         raise TypeError(
             f"`model` must be a CTRNN or a LinearRNN (the adjoint is written for dh/dt = sigma(W h + U x + b) - leak h; "
@@ -301,10 +307,7 @@ def adjoint_gradient(
 
             raise FloatOverflowError(f"the loss overflowed float64 (0.5 sum w (y - y_obs)^2 = {res.loss}): max|y_obs| = "
                                      f"{np.max(np.abs(y_obs)):.3g}; rescale `y_obs`.")
-        if isinstance(original, LinearRNN):
-            grad = LinearRNN(res.dW, res.dU, res.dc)
-        else:
-            grad = model.replace(W=res.dW, U=res.dU, b=res.db, c=res.dc)
+        grad = _own_gradient(original, res.dW, res.dU, res.db, res.dc)
         return AdjointResult(loss=res.loss, grad=grad, dh0=res.dh0, y=res.y, nfev_forward=res.nfev_forward,
                              nfev_backward=res.nfev_backward, n_quadrature_nodes=res.nfev_backward,
                              method=method, adjoint=res.adjoint)
@@ -441,9 +444,6 @@ def adjoint_gradient(
         a = a + r_obs[obs_index[t0]] * c  # an observation at the initial time
     if not (np.all(np.isfinite(dW)) and np.all(np.isfinite(a))):
         raise SimulationError("the adjoint gradient is non-finite.")
-    if isinstance(original, LinearRNN):
-        grad = LinearRNN(dW, dU, dc)
-    else:
-        grad = model.replace(W=dW, U=dU, b=db, c=dc)
+    grad = _own_gradient(original, dW, dU, db, dc)
     return AdjointResult(loss=loss, grad=grad, dh0=a, y=y, nfev_forward=fwd.nfev, nfev_backward=int(nfev_b),
                          n_quadrature_nodes=int(n_nodes), method=method)

@@ -56,7 +56,7 @@ from .compiling import announce_compilation
 from .errors import warn_overflow
 from .inputs import step
 from .activations import get_activation
-from .models import CTRNN, ClosedFormMemory, ContinuousModel, DiscreteModel, LinearRNN
+from .models import ClosedFormMemory, ContinuousModel, CTRNNForm, DiscreteModel, LinearRNN
 from .errors import SimulationError
 from .ode.registry import AUTO, check_method, method_info, resolve_method
 from .solvers import as_ctrnn
@@ -290,13 +290,11 @@ def _as_linear(model) -> LinearRNN:
     lin = _linear_form(model)
     if lin is not None:
         return lin
-    if isinstance(model, LinearRNN):
-        return model
-    if isinstance(model, CTRNN) and model.activation == "identity" and not np.any(model.b) and model.leak == 0:
-        return LinearRNN(model.W, model.U, model.c)
-    if isinstance(model, CTRNN) and model.activation == "identity":
-        W = np.array(model.W) - model.leak * np.eye(model.hidden)
-        return LinearRNN(W, model.U, model.c)
+    if isinstance(model, CTRNNForm) and model.as_ctrnn().activation == "identity":
+        # an identity CTRNN with a bias (as_linear() declined): the bias only shifts the rest state
+        ctrnn = model.as_ctrnn()
+        W = np.array(ctrnn.W) - ctrnn.leak * np.eye(ctrnn.hidden)
+        return LinearRNN(W, ctrnn.U, ctrnn.c)
     raise TypeError(f"`model` must be a LinearRNN or an identity-activation CTRNN; got {describe(model)}.")
 
 
@@ -389,7 +387,7 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
 
     method = resolve_method(method, model)  # "auto" -> "dopri5" or scipy's "RK45" (other ContinuousModels)
     if method_info(method).compiled:
-        if not isinstance(model, (CTRNN, LinearRNN)):
+        if not isinstance(model, CTRNNForm):
             raise ValueError(f"`method` = {method!r} is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
         keep, rep, sign = _mirror_pairs(model, Xd, H0)

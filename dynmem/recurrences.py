@@ -1,4 +1,4 @@
-"""Discrete recurrences: numba forward pass and hand-written BPTT.
+"""Discrete recurrences: numba forward pass and hand-written BPTT, array kernels below the models.
 
 Both :class:`~dynmem.models.DiscreteRNN` and the forward-Euler
 :class:`~dynmem.models.EulerRNN` are instances of one recurrence::
@@ -27,22 +27,64 @@ kernel evaluates tanh with the vectorised
 most of the step) and forms the read-out ``y_k`` while ``h_{k+1}`` is in cache.
 Arrays are stored time-major internally, ``(T, batch, m)``, so each step
 touches one contiguous block.
+
+This module knows no model class: it reads what :class:`Recurrence` names
+(the arrays, the activation's name and ``recurrence_coefficients()``), so it
+sits below :mod:`dynmem.models`, whose RNN classes call it for their outputs
+and gradients.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numba
 import numpy as np
 
 from ._validation import as_float_array, check_choice, describe
-from .activations import TANH, act_and_deriv_scalar, get_activation, tanh_block
-from .models import DiscreteRNN, EulerRNN, recurrence_coefficients
+from .activations import TANH, act_and_deriv_scalar, tanh_block
 from .compiling import announce_compilation, kernel_array
 from .errors import FloatOverflowError
 
-__all__ = ["Trajectory", "GradientResult", "forward", "backward", "value_and_grad", "outputs_many"]
+__all__ = ["Recurrence", "Trajectory", "GradientResult", "forward", "backward", "value_and_grad", "outputs_many"]
+
+
+@runtime_checkable
+class Recurrence(Protocol):
+    """What the kernels of this module read: ``h_{k+1} = gamma h_k + eta sigma(W h_k + U x_k + b)``, ``y_k = c^T h_{k+1}``.
+
+    Attributes
+    ----------
+    W, U, b, c : ndarray, shapes (m, m), (m, d), (m,), (m,)
+    activation : str
+        A registered activation name.
+    act : dynmem.activations.Activation
+        Its registry record, resolved once by the model (its numba ``code`` selects the kernel's branch).
+    hidden, inputs : int
+
+    Methods
+    -------
+    recurrence_coefficients() -> (gamma, eta)
+        ``(0, 1)`` for a plain recurrence, ``(1 - dt leak, dt)`` for a forward-Euler step.
+    replace(**arrays)
+        The model of the same class with other arrays (its gradient is returned that way).
+
+    :class:`~dynmem.models.DiscreteRNN` and :class:`~dynmem.models.EulerRNN` have it.
+    """
+
+    W: np.ndarray
+    U: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    activation: str
+    act: object
+    hidden: int
+    inputs: int
+
+    def recurrence_coefficients(self) -> tuple[float, float]: ...
+
+    def replace(self, **changes): ...
 
 # Below this width a hand-written matrix-vector loop beats a BLAS call per step.
 _SMALL_WIDTH = 24
@@ -212,7 +254,7 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
         If a parameter array holds NaN or inf (``params['W']`` and so on are
         named in the message).
     """
-    _check_model(model)
+    check_recurrence(model)
     X = _check_inputs(model, X)
     B, T, d = X.shape
     m = model.hidden
@@ -224,11 +266,11 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
     shapes = {"W": (K, m, m), "U": (K, m, d), "b": (K, m), "c": (K, m)}
     arrs = {k: kernel_array(as_float_array(f"params[{k!r}]", params[k], shape=v))
             for k, v in shapes.items()}
-    gamma, eta = recurrence_coefficients(model)
+    gamma, eta = model.recurrence_coefficients()
     Xt = kernel_array(X.transpose(1, 0, 2))
     Y = np.empty((K, T, B))
     finite = _outputs_many_kernel(arrs["W"], arrs["U"], arrs["b"], arrs["c"], Xt, float(gamma), float(eta),
-                                  get_activation(model.activation).code, Y)
+                                  model.act.code, Y)
     return Y.transpose(0, 2, 1), finite
 
 
@@ -287,16 +329,22 @@ class Trajectory:
     h : ndarray, shape (batch, T + 1, m)
         Hidden states ``h_0 .. h_T`` (a view on time-major storage).
     model : DiscreteRNN or EulerRNN
-        The model that produced them.
+        The model that produced them (any discrete model through the door
+        :func:`dynmem.forward`).
+    detail : object or None
+        The family's own record when another family ran through :func:`dynmem.forward`
+        (``GatedTrajectory``, ``StackTrajectory``); None for a recurrence of this module.
+        ``h`` is then that record's states (None for a Stack).
     """
 
     y: np.ndarray
-    h: np.ndarray
+    h: np.ndarray | None
     model: object
-    _X: np.ndarray  # (T, B, d) time-major inputs
-    _H: np.ndarray  # (T+1, B, m)
-    _S: np.ndarray  # (T, B, m) sigma'(z_k)
-    _h0_shape: tuple
+    _X: np.ndarray | None  # (T, B, d) time-major inputs
+    _H: np.ndarray | None  # (T+1, B, m)
+    _S: np.ndarray | None  # (T, B, m) sigma'(z_k)
+    _h0_shape: tuple | None
+    detail: object = None
 
     @property
     def h_final(self) -> np.ndarray:
@@ -319,15 +367,24 @@ class GradientResult:
     dh0 : ndarray
         ``dL/dh_0``, with the shape of the ``h0`` that was passed ((m,) when
         ``h0`` was None or shared across the batch).
+    detail : object or None
+        The family's own record when another family's gradient came through
+        :func:`dynmem.value_and_grad` (``GatedGradient``, ``SSMGradient``,
+        ``StackGradient``, ``ResidualGradient``); ``grad`` is then that
+        family's form of the gradient (a model, a dict, or None for a Stack)
+        and ``flat`` its flat vector.  None for a recurrence of this module.
     """
 
     loss: float | None
     grad: object
-    dh0: np.ndarray
+    dh0: np.ndarray | None
+    detail: object = None
 
     @property
     def flat(self) -> np.ndarray:
         """The parameter gradient as one vector (order of ``model.flatten()``)."""
+        if self.detail is not None:
+            return self.detail.flat
         return self.grad.flatten()
 
     def __getattr__(self, name):
@@ -337,9 +394,12 @@ class GradientResult:
         raise AttributeError(name)
 
 
-def _check_model(model):
-    if not isinstance(model, (DiscreteRNN, EulerRNN)):
-        recurrence_coefficients(model)  # raises the explanatory TypeError
+def check_recurrence(model):
+    """``model`` if it has the :class:`Recurrence` capability, else the explanatory TypeError."""
+    if not isinstance(model, Recurrence):
+        raise TypeError(
+            f"`model` must be a DiscreteRNN or an EulerRNN (use CTRNN.discretize(dt)); got {describe(model)}."
+        )
     return model
 
 
@@ -390,12 +450,12 @@ def forward(model, X, *, h0=None) -> Trajectory:
         If any state ``h_1 .. h_T`` becomes non-finite (the recurrence
         diverged), even if later states are finite again.
     """
-    _check_model(model)
+    check_recurrence(model)
     X = _check_inputs(model, X)
     B, T, d = X.shape
     h0_arr, h0_shape = _check_h0(model, h0, B)
-    gamma, eta = recurrence_coefficients(model)
-    code = get_activation(model.activation).code
+    gamma, eta = model.recurrence_coefficients()
+    code = model.act.code
     m = model.hidden
     Xt = np.ascontiguousarray(X.transpose(1, 0, 2))  # (T, B, d)
     H = np.empty((T + 1, B, m))
@@ -448,7 +508,7 @@ def backward(model, trajectory: Trajectory, dy, *, dh_final=None) -> GradientRes
 def _backward(model, trajectory, dy, dh_final, reuse_s):
     # reuse_s: write dL/dz over the trajectory's sigma'(z) (value_and_grad owns its
     # trajectory; a user's Trajectory must stay valid for further backward calls).
-    _check_model(model)
+    check_recurrence(model)
     if not isinstance(trajectory, Trajectory):
         raise TypeError(f"`trajectory` must be the Trajectory returned by forward(model, ...); got {describe(trajectory)}.")
     if trajectory.model is not model:
@@ -461,7 +521,7 @@ def _backward(model, trajectory, dy, dh_final, reuse_s):
     dy = as_float_array("dy", dy, shape=(B, T))
     aT = np.zeros((B, m)) if dh_final is None else as_float_array("dh_final", dh_final, shape=(B, m)).copy()
     G = kernel_array(dy.T)
-    gamma, eta = recurrence_coefficients(model)
+    gamma, eta = model.recurrence_coefficients()
     Delta = S if reuse_s else np.empty((T, B, m))
     a0 = _backward_kernel(kernel_array(model.W), S, G, kernel_array(model.c), aT, float(gamma), float(eta), Delta)
     # Off the sequential path: each weight gradient is one matrix product.
@@ -598,29 +658,8 @@ def hidden_cotangent(name_dF, dF, dy, c, B: int, T: int, p: int) -> np.ndarray:
     return A
 
 
-def hidden_forward(model, X, S0=None):
-    """A discrete recurrence as a stack layer: :func:`forward` with its hidden states as features.
-
-    Parameters
-    ----------
-    model : DiscreteRNN or EulerRNN
-    X : array_like, shape (B, T, d)
-    S0 : array_like, shape (B, m) or (m,), optional
-        Initial state (zeros by default).
-
-    Returns
-    -------
-    dynmem.models.LayerPass
-        ``features = h_1 .. h_T`` (B, T, m), ``y`` (B, T), the :class:`Trajectory` as tape.
-    """
-    from .models import LayerPass
-
-    traj = forward(model, X, h0=S0)
-    return LayerPass(features=traj.h[:, 1:], y=traj.y, tape=traj)
-
-
-def hidden_backward(model, passed, dF=None, dy=None):
-    """BPTT of :func:`hidden_forward` with cotangents on every hidden state and on the outputs.
+def hidden_backward(model, trajectory, dF=None, dy=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BPTT of :func:`forward` with cotangents on every hidden state and on the outputs (a layer of a stack).
 
     .. math::
 
@@ -634,8 +673,8 @@ def hidden_backward(model, passed, dF=None, dy=None):
     Parameters
     ----------
     model : DiscreteRNN or EulerRNN
-    passed : dynmem.models.LayerPass
-        From :func:`hidden_forward` with this model.
+    trajectory : Trajectory
+        From :func:`forward` with this model.
     dF : array_like, shape (B, T, m), optional
         ``dL/dh_{k+1}`` (from the layer above).
     dy : array_like, shape (B, T), optional
@@ -643,25 +682,23 @@ def hidden_backward(model, passed, dF=None, dy=None):
 
     Returns
     -------
-    dynmem.models.LayerGradient
-        ``flat`` in ``model.flatten()`` order (W, U, b, c), ``dX`` (B, T, d), ``dS0`` (B, m).
+    flat : ndarray, shape (n_params,)
+        ``dL/dtheta`` in ``model.flatten()`` order (W, U, b, c).
+    dX : ndarray, shape (B, T, d)
+    dS0 : ndarray, shape (B, m)
 
     Raises
     ------
     FloatingPointError
         If a gradient entry is not finite.
     """
-    from .models import LayerGradient
-
-    _check_model(model)
-    traj = getattr(passed, "tape", None)
-    if not isinstance(traj, Trajectory) or traj.model is not model:
-        raise ValueError(f"`passed` must be the LayerPass of hidden_forward() with this same `model`; got {describe(passed)}.")
+    check_recurrence(model)
+    traj = trajectory
     Xt, H, S = traj._X, traj._H, traj._S
     T, B, m = S.shape
     d = Xt.shape[2]
     A = hidden_cotangent("dF", dF, dy, model.c, B, T, m)
-    gamma, eta = recurrence_coefficients(model)
+    gamma, eta = model.recurrence_coefficients()
     Delta = np.empty((T, B, m))
     a0 = _hidden_backward_kernel(kernel_array(model.W), S, A, float(gamma), float(eta), Delta)
     D2 = Delta.reshape(T * B, m)
@@ -673,4 +710,4 @@ def hidden_backward(model, passed, dF=None, dy=None):
     flat = np.concatenate([dW.ravel(), dU.ravel(), db, dc])
     if not (np.all(np.isfinite(flat)) and np.all(np.isfinite(dX)) and np.all(np.isfinite(a0))):
         raise FloatingPointError("BPTT produced a non-finite gradient (exploding gradients through the recurrence).")
-    return LayerGradient(flat=flat, dX=dX, dS0=a0)
+    return flat, dX, a0

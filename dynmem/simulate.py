@@ -21,7 +21,7 @@ from .compiling import announce_compilation
 from .activations import get_activation
 from .errors import SimulationError
 from .inputs import InputPath
-from .models import CTRNN
+from .models.contract import CTRNNForm
 from .ode.control import DIVERGED, MAX_STEPS, STATUS_MESSAGES, SUCCESS
 from .ode.field import ctrnn_jac, ctrnn_rhs
 from .ode.registry import AUTO, COMPILED_METHODS, METHODS, check_method, method_info, resolve_method
@@ -33,7 +33,7 @@ __all__ = ["simulate", "SimulationResult", "PiecewiseSolution", "SimulationError
 class _Field:
     """Vector field and Jacobian of a CTRNN on one piece of the input."""
 
-    def __init__(self, model: CTRNN, x: InputPath):
+    def __init__(self, model, x: InputPath):
         self.model = model
         self.x = x
         self.W = np.array(model.W)  # writeable copy: one numba signature
@@ -309,12 +309,12 @@ def simulate(
 
     info = method_info(method)
     if info.compiled:
-        if not isinstance(model, CTRNN):
+        if not isinstance(model, CTRNNForm):
             raise ValueError(f"`method` = {method!r} is written for CTRNN and LinearRNN models; got a "
                              f"{type(model).__name__}: use a scipy method such as 'RK45'.")
         return _simulate_compiled(model, x, t_eval, h, t0, rtol, atol, max_step, dense_output, threshold, on_failure,
                                   max_steps, method)
-    field = _Field(model, x) if isinstance(model, CTRNN) else _ContractField(model, x)
+    field = _Field(model, x) if isinstance(model, CTRNNForm) else _ContractField(model, x)
     budget = EvalBudget(max_steps * info.evals_per_step)
     H = np.full((t_eval.size, m), np.nan)
     done = np.zeros(t_eval.size, dtype=bool)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import check_int, check_nonnegative, check_positive, check_rng
-from .ssm import DiagonalSSM, DiscreteDiagonalSSM
+from .models.ssm import DiagonalSSM, DiscreteDiagonalSSM
 
 __all__ = ["lru_ring", "hippo_n", "hippo_legs"]
 

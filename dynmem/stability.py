@@ -65,8 +65,8 @@ from ._validation import (
     describe,
 )
 from .decay import loglog_slope
-from .models import CTRNN, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN, Parametrized
-from .recurrences import outputs_many
+from .models import CTRNNForm, DiscreteModel, EulerStep, LinearKernel, Parametrized
+from .recurrences import Recurrence, outputs_many
 from .spectra import spectral_abscissa, spectral_radius, stability_radius
 from .targets import LinearTarget, Target
 
@@ -103,7 +103,8 @@ def _block_norms(arr: np.ndarray) -> np.ndarray:
     return np.linalg.norm(arr, axis=1)
 
 
-_RNNS = (LinearRNN, CTRNN, DiscreteRNN, EulerRNN)
+# The RNNs with a matrix W in the open (LinearRNN, CTRNN, DiscreteRNN, EulerRNN): a CTRNN form or a recurrence.
+_RNNS = (CTRNNForm, Recurrence)
 
 
 def perturbation_blocks(model) -> dict:
@@ -289,7 +290,7 @@ class PerturbationEvaluator:
             self.ref = target.output_sequence(X_test, float(model.dt))
             return
         self.base = model.params()
-        if isinstance(model, LinearRNN):
+        if isinstance(model, LinearKernel):
             self.kind = "linear"
             if error == "sup":
                 self.t = t_grid
@@ -300,11 +301,11 @@ class PerturbationEvaluator:
                 self.ref = target.output_sequence(X_test, dt)  # (B, T)
         else:
             self.kind = "recurrent"
-            if isinstance(model, CTRNN):
-                self.runner, self.sub, step = model.discretize(dt / substeps), substeps, dt
+            if isinstance(model, CTRNNForm):
+                self.runner, self.sub, step = model.as_ctrnn().discretize(dt / substeps), substeps, dt
             else:
                 self.runner, self.sub = model, 1
-                step = model.dt if isinstance(model, EulerRNN) else dt
+                step = model.dt if isinstance(model, EulerStep) else dt  # a plain recurrence takes the caller's dt
             self.X = X_test
             self.Xrun = np.ascontiguousarray(np.repeat(X_test, self.sub, axis=1)) if self.sub > 1 else X_test
             self.ref = target.output_sequence(X_test, step)
@@ -623,7 +624,7 @@ def perturbation_curve(
     ascent_candidates = check_int("ascent_candidates", ascent_candidates, minimum=1)
     ascent_starts = check_int("ascent_starts", ascent_starts, minimum=1)
     rng = np.random.default_rng(rng)
-    linear = isinstance(model, LinearRNN)
+    linear = isinstance(model, LinearKernel)
     if linear and error == "sup":
         if not isinstance(target, LinearTarget):
             raise TypeError(
@@ -909,7 +910,7 @@ def _spectra(model):
     if model is None or not isinstance(model, _RNNS):
         return np.nan, np.nan
     W = np.asarray(model.W)
-    if isinstance(model, DiscreteRNN):
+    if isinstance(model, Recurrence) and not isinstance(model, EulerStep):  # a map: its margin is 1 - rho(W)
         return 1.0 - spectral_radius(W), np.nan
     margin = -spectral_abscissa(W)
     if margin <= 0:

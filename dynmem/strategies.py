@@ -49,10 +49,10 @@ from hypothesis import strategies as st
 from ._validation import check_choice, check_int, check_nonnegative, check_positive, describe
 from .activations import available_activations
 from .inputs import PiecewiseConstant, PiecewiseLinear
-from .gated import CTGRU, GRUCell, LSTMCell
+from .models.gated import CTGRU, GRUCell, LSTMCell
 from .models import CTRNN, DiscreteRNN, EulerRNN, LinearRNN
-from .ssm import DiagonalSSM
-from .stack import Stack
+from .models.ssm import DiagonalSSM
+from .models.stack import Stack
 from .targets import ExponentialKernel, ExponentialSum, PowerLawKernel
 
 __all__ = [

@@ -54,7 +54,8 @@ from hypothesis import HealthCheck, settings
 
 from ._validation import as_float_array, check_choice, check_nonnegative, check_positive, describe
 from .memory import DecayFit, fit_decay, memory_function
-from .models import CTRNN, ContinuousModel, DiscreteMap, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN
+from .models import ContinuousModel, CTRNNForm, DiscreteMap, DiscreteModel
+from .recurrences import Recurrence
 from .spectra import departure_from_normality, spectral_abscissa  # departure_from_normality: re-exported
 
 __all__ = [
@@ -184,18 +185,19 @@ def default_memory_times(H, *, n: int = 300, e_folds: float = 30.0) -> np.ndarra
     TypeError
         For other ``H`` (a callable has no known time scale: pass ``t``).
     """
-    if isinstance(H, (LinearRNN, CTRNN)):
-        alpha = spectral_abscissa(H.W)
+    if isinstance(H, CTRNNForm):
+        alpha = spectral_abscissa(H.as_ctrnn().W)
         t_end = e_folds / -alpha if alpha < 0 else 100.0
         return np.linspace(0.0, t_end, n)
-    if isinstance(H, (DiscreteRNN, EulerRNN)):
+    if isinstance(H, Recurrence):
         W = np.asarray(H.W)
-        A = W if isinstance(H, DiscreteRNN) else (1.0 - H.dt * H.leak) * np.eye(H.hidden) + H.dt * W
+        gamma, eta = H.recurrence_coefficients()
+        A = W if (gamma, eta) == (0.0, 1.0) else gamma * np.eye(H.hidden) + eta * W
         return _steps_for_radius(float(np.max(np.abs(np.linalg.eigvals(A)))), e_folds)
     if hasattr(H, "closed_form_memory") and hasattr(H, "Lambda"):  # DiagonalSSM
         alpha = float(np.max(np.asarray(H.Lambda).real))
         return np.linspace(0.0, e_folds / -alpha if alpha < 0 else 100.0, n)
-    if isinstance(H, ContinuousModel) and not isinstance(H, (LinearRNN, CTRNN)):
+    if isinstance(H, ContinuousModel) and not isinstance(H, CTRNNForm):
         alpha = spectral_abscissa(np.asarray(H.linearize().W))
         return np.linspace(0.0, e_folds / -alpha if alpha < 0 else 100.0, n)
     if isinstance(H, DiscreteModel):

@@ -40,8 +40,9 @@ import scipy.optimize
 
 from ._validation import as_float_array, check_choice, check_increasing, check_int, check_nonnegative, check_positive, describe, check_rng
 from .io import atomic_savez
-from .models import CTRNN, DiscreteModel, DiscreteRNN, EulerRNN, LinearRNN, Trainable
-from .recurrences import forward, value_and_grad
+from .models import CTRNNForm, DiscreteModel, Trainable
+from .models.sequences import value_and_grad  # the one door: every model's own gradient
+from .recurrences import Recurrence, forward
 
 # The exponential-sum fits moved to dynmem.expsum; re-exported here, where they were.
 from .expsum import ExpSumFit, fit_exponential_sum  # noqa: E402,F401
@@ -113,8 +114,9 @@ class _Problem:
         self.template = model
         self.reparam = reparam
         self.m = model.hidden
-        # The RNNs' gradients come from dynmem.recurrences; every other model brings its own (Trainable).
-        self.own_grad = not isinstance(model, (DiscreteRNN, EulerRNN))
+        # W = diag(f(w)) needs the recurrence's arrays (dynmem.recurrences.Recurrence); every model brings its
+        # own gradient (Trainable: the RNNs through dynmem.recurrences).
+        self.own_grad = not isinstance(model, Recurrence)
         if self.own_grad and reparam is not None:
             raise ValueError(f"`reparam` (W = diag(f(w))) applies to a DiscreteRNN or an EulerRNN only; got a "
                              f"{type(model).__name__}.")
@@ -152,12 +154,12 @@ class _Problem:
 
     def value_and_grad(self, theta, X, Y, loss):
         model = self.model(theta)
-        res = model.value_and_grad(X, Y, loss=loss) if self.own_grad else value_and_grad(model, X, Y, loss=loss)
+        res = value_and_grad(model, X, Y, loss=loss)
         return res.loss, self.grad_theta(theta, res.flat)
 
 
 def _outputs(model, X) -> np.ndarray:
-    if isinstance(model, (DiscreteRNN, EulerRNN)):
+    if isinstance(model, Recurrence):
         return forward(model, X).y
     return model.outputs(X, np.zeros((X.shape[0], model.state_size)))
 
@@ -181,8 +183,7 @@ def _resolve_reparam(reparam):
 
 
 def _check_training_data(model, X, Y):
-    if not (isinstance(model, (DiscreteRNN, EulerRNN))
-            or (isinstance(model, Trainable) and isinstance(model, DiscreteModel))):
+    if not (isinstance(model, Trainable) and isinstance(model, DiscreteModel)):  # the RNNs too
         raise TypeError(
             "`model` must be a DiscreteRNN or an EulerRNN, or a discrete model with its own gradient (the "
             "dynmem.models.Trainable and DiscreteModel contracts: GRUCell, LSTMCell, DiscreteDiagonalSSM); for a "
@@ -590,7 +591,7 @@ def train_ctrnn(
     from .adjoint import adjoint_gradient
     from .errors import SimulationError
 
-    if not isinstance(model, (CTRNN, LinearRNN)):
+    if not isinstance(model, CTRNNForm):
         raise TypeError(f"`model` must be a CTRNN or a LinearRNN (for discrete models use train); got {describe(model)}.")
     steps = check_int("steps", steps, minimum=1)
     tol = check_nonnegative("tol", tol)
@@ -800,18 +801,15 @@ def _slices(blocks) -> dict:
 
 
 def _weighted(model) -> bool:
-    from .residual import ResidualRNN
-
-    return isinstance(model, ResidualRNN)
+    """Whether the model trains on time-weighted errors (``weighted_error``; its ``value_and_grad`` takes ``weights``)."""
+    return callable(getattr(model, "weighted_error", None))
 
 
 def _epoch_grad(model, X, Y, wt2):
     if _weighted(model):
         res = model.value_and_grad(X, Y, weights=wt2)
-    elif isinstance(model, (DiscreteRNN, EulerRNN)):
-        res = value_and_grad(model, X, Y)
     else:
-        res = model.value_and_grad(X, Y)
+        res = value_and_grad(model, X, Y)
     flat = np.asarray(res.flat, dtype=float)
     if not (math.isfinite(res.loss) and np.all(np.isfinite(flat))):
         raise FloatingPointError("the training loss or its gradient became non-finite.")
@@ -903,12 +901,12 @@ def train_epochs(model, data, options: TrainOptions, *, seed: int, progress: boo
     A non-finite loss, gradient or parameter ends the run with
     ``stopped="diverged"`` and the best model so far as ``model``.
     """
-    if not (isinstance(model, (DiscreteRNN, EulerRNN)) or (isinstance(model, Trainable) and isinstance(model, DiscreteModel))):
+    if not (isinstance(model, Trainable) and isinstance(model, DiscreteModel)):
         raise TypeError(f"`model` must be a discrete model with a gradient (ResidualRNN, DiscreteRNN, EulerRNN or a "
                         f"Trainable DiscreteModel); got {describe(model)}.")
     if not isinstance(options, TrainOptions):
         raise TypeError(f"`options` must be a TrainOptions; got {describe(options)}.")
-    from .residual import time_weights
+    from .models.residual import time_weights
 
     o = options
     X = as_float_array("data['X']", data["X"], ndim=3)

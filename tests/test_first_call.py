@@ -92,7 +92,8 @@ def test_each_kernel_is_compiled_once_whatever_the_inputs_look_like():
     import numpy as np
 
     import dynmem as dm
-    from dynmem import gated, recurrences, ssm
+    from dynmem import recurrences
+    from dynmem.models import gated, ssm
 
     rng = np.random.default_rng(0)
     for m, d in ((1, 1), (3, 2)):

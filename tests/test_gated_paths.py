@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dynmem import gated
+from dynmem.models import gated
 from dynmem.gated import GRUCell, LSTMCell, gated_forward, gated_value_and_grad
 
 from test_gated import _case, _complex_step_grad, _ref_outputs

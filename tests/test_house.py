@@ -170,3 +170,186 @@ def test_no_submodule_shadows_a_public_function():
     for name in dynmem.__all__:
         obj = getattr(dynmem, name)
         assert not type(obj).__name__ == "module", f"dynmem.{name} is a module, not the public object it names"
+
+
+# ---------------------------------------------------------------------------
+# floors: every module sits on one floor and imports only from its floor or below
+
+# Lowest floor first.  A module's floor is that of the longest entry naming it or a package above it;
+# every module under dynmem/ must have one (a new module is placed here deliberately).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ground", ("dynmem._validation", "dynmem.errors", "dynmem.version", "dynmem.compiling", "dynmem.io",
+                "dynmem.theory_loader")),
+    ("basics", ("dynmem.activations", "dynmem.spectra", "dynmem.inputs", "dynmem.reparam", "dynmem.symbolic",
+                "dynmem.decay", "dynmem.recurrences")),
+    ("models", ("dynmem.models", "dynmem.gated", "dynmem.ssm", "dynmem.stack", "dynmem.residual", "dynmem.interop",
+                "dynmem.ssm_init")),
+    ("solvers", ("dynmem.ode", "dynmem.odeint", "dynmem.solvers", "dynmem.simulate", "dynmem.adjoint")),
+    ("analyses", ("dynmem.memory", "dynmem.stability", "dynmem.training", "dynmem.targets", "dynmem.kernel",
+                  "dynmem.expsum", "dynmem.norms", "dynmem.capacity", "dynmem.lyapunov_exponents",
+                  "dynmem.fixed_points", "dynmem.margins", "dynmem.sensitivity", "dynmem.spectral_reparam")),
+    ("face", ("dynmem", "dynmem.strategies", "dynmem.testing", "dynmem.plotting", "dynmem.sweep")),
+    ("experiments", ("dynmem.experiments", "dynmem.reproduce")),
+    ("cli", ("dynmem.cli",)),
+)
+FLOOR = {name: i for i, (name, _) in enumerate(LAYERS)}
+
+
+def floor_of(module: str) -> str | None:
+    """The floor of a dynmem module (longest matching entry of :data:`LAYERS`), None if it has none."""
+    best, found = -1, None
+    for name, entries in LAYERS:
+        for entry in entries:
+            if (module == entry or module.startswith(entry + ".")) and len(entry) > best:
+                best, found = len(entry), name
+    return found
+
+
+def _imports(module: str, is_package: bool, source: str, known) -> list[tuple[int, str]]:
+    """``(line, dynmem module)`` for every import in ``source`` (module level and inside functions).
+
+    ``from pkg import name`` imports the submodule ``pkg.name`` when there is one, else ``pkg`` itself.
+    """
+    package = module if is_package else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if _ours(a.name) and a.name.startswith("dynmem")]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                src = ".".join(base + ([node.module] if node.module else []))
+            else:
+                src = node.module or ""
+            if not (src == "dynmem" or src.startswith("dynmem.")):
+                continue
+            found += [(node.lineno, f"{src}.{a.name}" if f"{src}.{a.name}" in known else src) for a in node.names]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"
+              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+              and node.args[0].value.startswith("dynmem")):
+            found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def upward_imports(module: str, is_package: bool, source: str, known) -> list[str]:
+    """Imports in ``source`` of a module on a higher floor than ``module``'s (``known``: the dynmem modules)."""
+    own = floor_of(module)
+    bad = []
+    for line, target in _imports(module, is_package, source, known):
+        if target not in known or target == module or (target != "dynmem" and module.startswith(target + ".")):
+            continue  # not a module of ours; itself; its own package (the face, ``dynmem``, is no one's package)
+        floor = floor_of(target)
+        if floor is not None and own is not None and FLOOR[floor] > FLOOR[own]:
+            bad.append(f"{module}:{line}: imports {target} ({floor}, above {own})")
+    return bad
+
+
+def _dynmem_modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted((ROOT / "dynmem").rglob("*.py")):
+        out[_module_name(path)] = path
+    return out
+
+
+def test_every_module_has_a_floor():
+    missing = [m for m in _dynmem_modules() if floor_of(m) is None]
+    assert not missing, f"modules without a floor in LAYERS (place them): {missing}"
+
+
+def test_no_import_runs_upward():
+    modules = _dynmem_modules()
+    bad = []
+    for module, path in modules.items():
+        bad += upward_imports(module, path.name == "__init__.py", path.read_text(), modules)
+    assert not bad, "imports that run upward (LAYERS, lowest floor first):\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("module, source, expected", [
+    # a model importing an analysis, at module level and inside a function
+    ("dynmem.models.rnn", "from ..memory import memory_function\n", ["dynmem.memory"]),
+    ("dynmem.models.rnn", "def f():\n    from ..simulate import simulate\n", ["dynmem.simulate"]),
+    ("dynmem.recurrences", "from .models import DiscreteRNN\n", ["dynmem.models"]),
+    ("dynmem.recurrences", "import dynmem.models.rnn as r\n", ["dynmem.models.rnn"]),
+    ("dynmem.memory", "from . import sweep\n", ["dynmem.sweep"]),
+    ("dynmem.memory", "from dynmem import simulate, memory_function\n", ["dynmem"]),  # the face, by a name
+    ("dynmem.ode.field", "import importlib\nm = importlib.import_module('dynmem.training')\n", ["dynmem.training"]),
+    # allowed: same floor, below, the own package
+    ("dynmem.memory", "from .models import CTRNN\nfrom .stability import perturbation_curve\n", []),
+    ("dynmem.models.rnn", "from ..recurrences import forward\nfrom .contract import ParamArrays\n", []),
+    ("dynmem.cli", "from .experiments import report\n", []),
+])
+def test_floor_checker_finds_what_it_should(module, source, expected):
+    modules = _dynmem_modules()
+    got = [line.split(" imports ")[1].split(" ")[0] for line in upward_imports(module, False, source, modules)]
+    assert got == expected
+
+
+# ---------------------------------------------------------------------------
+# capabilities, not classes: no isinstance on a concrete RNN class outside the model wing
+
+CONCRETE = {"CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN"}
+
+
+def concrete_checks(source: str) -> list[tuple[int, list[str]]]:
+    """``(line, classes)`` of every isinstance / issubclass / ``type(x) is`` test naming a concrete RNN class.
+
+    A module-level tuple of classes (``_RNNS = (CTRNN, LinearRNN)``) counts as the classes it holds.
+    """
+    tree = ast.parse(source)
+    aliases = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple):
+            names = {e.id for e in node.value.elts if isinstance(e, ast.Name)} & CONCRETE
+            for t in node.targets:
+                if isinstance(t, ast.Name) and names:
+                    aliases[t.id] = names
+
+    def named(expr) -> set[str]:
+        out = set()
+        for n in ast.walk(expr):
+            if isinstance(n, ast.Name):
+                out |= ({n.id} & CONCRETE) | aliases.get(n.id, set())
+            elif isinstance(n, ast.Attribute):
+                out |= {n.attr} & CONCRETE
+        return out
+
+    found = []
+    for node in ast.walk(tree):
+        hit = set()
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("isinstance", "issubclass")
+                and len(node.args) == 2):
+            hit = named(node.args[1])
+        elif isinstance(node, ast.Compare) and any(isinstance(op, (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)) for op in node.ops):
+            sides = [node.left, *node.comparators]
+            if any(isinstance(s, ast.Call) and isinstance(s.func, ast.Name) and s.func.id == "type" for s in sides):
+                hit = set().union(*(named(s) for s in sides if not isinstance(s, ast.Call)))
+        if hit:
+            found.append((node.lineno, sorted(hit)))
+    return found
+
+
+def test_no_concrete_class_check_outside_the_model_wing():
+    bad = []
+    for folder in ("dynmem", "theory", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("dynmem/models/"):
+                continue
+            bad += [f"{rel}:{line}: {names}" for line, names in concrete_checks(path.read_text())]
+    assert not bad, ("isinstance on concrete model classes outside dynmem/models/ (ask for a capability of the "
+                     "contract instead, dynmem.models.contract):\n" + "\n".join(bad))
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("if isinstance(m, CTRNN):\n    pass\n", [["CTRNN"]]),
+    ("ok = isinstance(m, (DiscreteRNN, models.EulerRNN))\n", [["DiscreteRNN", "EulerRNN"]]),
+    ("_RNNS = (LinearRNN, CTRNN)\ndef f(m):\n    return isinstance(m, _RNNS)\n", [["CTRNN", "LinearRNN"]]),
+    ("ok = issubclass(cls, LinearRNN)\n", [["LinearRNN"]]),
+    ("ok = type(m) is EulerRNN\n", [["EulerRNN"]]),
+    # capabilities are fine
+    ("ok = isinstance(m, CTRNNForm) or isinstance(m, Recurrence)\n", []),
+    ("m = CTRNN(W, U, b, c)\n", []),
+])
+def test_concrete_check_finder_finds_what_it_should(source, expected):
+    assert [names for _, names in concrete_checks(source)] == expected

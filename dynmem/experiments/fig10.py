@@ -29,12 +29,12 @@ import numpy as np
 import sys
 
 from .._validation import check_int
-from ..gated import GRUCell, LSTMCell
+from ..models.gated import GRUCell, LSTMCell
 from ..io import atomic_savefig
 from ..memory import memory_function
 from ..models import DiscreteRNN
-from ..ssm import DiagonalSSM
-from ..stack import Stack
+from ..models.ssm import DiagonalSSM
+from ..models.stack import Stack
 from . import verbose
 from .record import Experiment
 

@@ -116,7 +116,7 @@ def warmup(*, verbose: bool = True) -> dict:
     CI image, before a timing).
     """
     from ..adjoint import adjoint_gradient
-    from ..gated import GRUCell, gated_forward
+    from ..models.gated import GRUCell, gated_forward
     from ..inputs import PiecewiseConstant
     from ..memory import memory_function
     from ..models import CTRNN

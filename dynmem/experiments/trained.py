@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models import EulerRNN
-from ..residual import DIVERGENCE, FORMS, G_MAPS, MarginPenalty, ResidualRNN, init_residual, stacked_errors, stacked_outputs
-from ..residual import time_weights
-from .. import residual as rs
+from ..models.residual import DIVERGENCE, FORMS, G_MAPS, MarginPenalty, ResidualRNN, init_residual, stacked_errors, stacked_outputs
+from ..models.residual import time_weights
+from ..models import residual as rs
 from ..stability import first_exceed
 from . import verbose
 from ..targets import ExponentialKernel, PowerLawKernel

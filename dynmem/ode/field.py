@@ -21,7 +21,7 @@ import numpy as np
 
 from .._validation import describe
 from ..activations import act_scalar, dact_scalar, tanh_block
-from ..models import CTRNN, ContinuousModel, LinearRNN
+from ..models.contract import ContinuousModel, CTRNNForm
 
 __all__ = ["matvec", "field_from_z", "rhs", "adjoint_rhs", "stage_transpose", "preactivation", "transpose_apply", "ctrnn_rhs", "ctrnn_jac",
            "ctrnn_adjoint", "as_ctrnn"]
@@ -164,9 +164,7 @@ def ctrnn_adjoint(tau, h, a, W, p, q, code, leak):
 
 def as_ctrnn(model):
     """A CTRNN for a LinearRNN, the model itself for a CTRNN or another ContinuousModel; TypeError otherwise."""
-    if isinstance(model, CTRNN):
-        return model
-    if isinstance(model, LinearRNN):
+    if isinstance(model, CTRNNForm):  # a CTRNN (itself) or a LinearRNN (identity, b = 0, leak = 0)
         return model.as_ctrnn()
     if isinstance(model, ContinuousModel):
         return model  # any model of the contract: integrated through its vector_field / jacobian

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .._validation import check_choice, describe
 from ..activations import get_activation
 from ..inputs import InputPath
-from ..models import CTRNN, LinearRNN
+from ..models.contract import CTRNNForm
 from . import dop853, dopri5, tsit5
 from .pair import Pair
 
@@ -151,9 +151,9 @@ def resolve_method(method: str, model, x=None, *, dense_output: bool = False, ru
     """
     if method != AUTO:
         return method
-    if isinstance(model, LinearRNN):
+    ok = isinstance(model, CTRNNForm) and not dense_output
+    if ok:
         model = model.as_ctrnn()
-    ok = isinstance(model, CTRNN) and not dense_output
     ok = ok and (not running_loss or get_activation(model.activation).smooth)
     if x is not None:
         ok = ok and isinstance(x, InputPath) and bool(x.affine)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._validation import check_choice, check_nonnegative, check_positive, describe
 from ..inputs import from_sequence
-from ..models import CTRNN, LinearRNN
+from ..models import CTRNNForm
 from ..recurrences import forward
 from ..simulate import METHODS, simulate
 from .numerics import Decay, UNKNOWN_DECAY
@@ -163,7 +163,7 @@ class TeacherRNN(Target):
     atol: float = 1e-12
 
     def __post_init__(self):
-        if not isinstance(self.model, (CTRNN, LinearRNN)):
+        if not isinstance(self.model, CTRNNForm):
             raise TypeError(
                 f"`model` must be a CTRNN or a LinearRNN (a continuous-time teacher); got {describe(self.model)}."
             )

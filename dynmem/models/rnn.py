@@ -21,69 +21,7 @@ Gradients computed by :mod:`dynmem.recurrences` and :mod:`dynmem.adjoint`
 are returned as models of the same class whose arrays hold the derivatives,
 so ``grad.flatten()`` lines up with ``model.flatten()``.
 
-The model contract
-------------------
-Analyses dispatch on what a model *can do*, not on its class.  The
-capabilities are written down as :class:`typing.Protocol` classes
-(checked structurally with ``isinstance``, so a model needs no base class):
-
-* :class:`Parametrized` - ``param_names``, ``n_params``, ``flatten()`` and
-  ``unflatten(theta)`` (C-order concatenation of the trainable arrays).
-* :class:`ContinuousModel` - a state ``h`` in R^m driven by ``x`` in R^d,
-  ``dh/dt = f(h, x)``, read out linearly as ``y = c^T h``:
-  ``vector_field(H, X)`` (batched), ``jacobian(H, X)`` (``df/dh``, batched),
-  ``equilibrium(X)`` (rest states under constant inputs), ``impulse_kick(X)``
-  (the state displacement an impulse of area x causes) and
-  ``linearize(h_star)`` (the :class:`LinearRNN` of the linearisation at an
-  equilibrium of the zero input).  :func:`dynmem.memory.memory_function`
-  takes the memory of any such model by integrating its exact vector field.
-* :class:`DiscreteModel` - a recurrence ``s_{k+1} = F(s_k, x_k)``,
-  ``y_k = g(s_{k+1})`` on a flat state ``s`` in R^n: ``state_size``,
-  ``dt`` (the time one step stands for), ``outputs(X, s0)`` (batched run),
-  ``readout(S)`` and ``equilibrium(X)``.  Memory by differences of the step
-  response.
-* :class:`DiscreteMap` - a :class:`DiscreteModel` whose step can be taken on
-  its own: ``step(S, X)`` (the next flat states, batched) and
-  ``step_jacobian(S, X)`` (``dF/ds``, batched).  Lyapunov spectra, fixed
-  points and memory capacity of discrete models (:mod:`dynmem.lyapunov_exponents`,
-  :mod:`dynmem.fixed_points`, :mod:`dynmem.capacity`) need it.
-* :class:`SequenceLayer` - a :class:`DiscreteModel` that can be a layer of a
-  :class:`dynmem.stack.Stack`: ``feature_size``, ``features(S)`` (the sequence
-  it passes up: its hidden state, or an SSM's flat state),
-  ``sequence_forward(X, S0)`` (a :class:`LayerPass`) and
-  ``sequence_backward(passed, dF, dy)`` (a :class:`LayerGradient` with
-  ``dL/dX`` for the layer below), each family on its own compiled kernels;
-  with ``step_input_jacobian(S, X)`` (``dF/dx``, (k, n, d)) as well, a stack
-  of such layers is a :class:`DiscreteMap` too.
-* :class:`LinearSystem` - ``linear_system()`` returns real ``(A, B, C, D)``
-  of shapes (n, n), (n, d), (p, n), (p, d): ``dh/dt = A h + B x``,
-  ``y = C h + D x`` for a continuous model, ``s_{k+1} = A s_k + B x_k``,
-  ``y_k = C s_k + D x_k`` for a discrete one (a model that reads out the new
-  state, ``y_k = c^T s_{k+1}``, returns ``C = c^T A`` and ``D = c^T B``).
-  The system norms of :mod:`dynmem.norms` and the exact linear memory
-  capacity need it.
-* :class:`CTRNNField` - a continuous model whose field is
-  ``sigma(W h + U x + b) - leak h`` with ``W``, ``U``, ``b``, ``activation``
-  (a registered name) and ``leak`` as attributes (:class:`CTRNN`,
-  :class:`LinearRNN`); compiled analyses (Lyapunov spectra of flows) read
-  them and evaluate the field in numba.
-* :class:`ClosedFormMemory` - ``closed_form_memory(t, input=...)`` for models whose
-  memory is known in closed form (linear ones); used before the probes.
-* :class:`Trainable` - :class:`Parametrized` plus ``value_and_grad(X, Y,
-  loss=...)`` returning an object with ``loss`` and ``flat`` (the gradient in
-  ``flatten()`` order); :func:`dynmem.training.train` trains any such model
-  that is also a :class:`DiscreteModel` (the GRU/LSTM cells, the discrete
-  SSM), and :func:`dynmem.stability.perturbation_curve` perturbs any
-  :class:`Parametrized` :class:`DiscreteModel` through ``flatten``/``unflatten``.
-
-Adding a model (the recipe): write a frozen dataclass with the methods of
-one protocol above (plus ``flatten``/``unflatten`` if it is trained) in its
-own module, export it from ``dynmem/__init__.py``, and test it in
-``tests/`` - that is all :func:`~dynmem.memory.memory_function` and
-:func:`~dynmem.simulate.simulate` need (``tests/test_contract.py`` defines
-two models that way).  Files touched outside tests: the new module and
-``__init__.py``.  (``train``, ``stability.perturbation_curve`` and the
-hypothesis strategies need nothing more than the protocols above.)
+The model contract (the protocols these classes meet) is :mod:`dynmem.models.contract`.
 """
 
 from __future__ import annotations
@@ -91,310 +29,24 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar
 
 import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from ._validation import as_float_array, as_square_matrix, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
-from .activations import available_activations, get_activation
-from .spectra import spectral_abscissa
+from .._validation import as_float_array, as_square_matrix, check_choice, check_finite, check_int, check_nonnegative, check_positive, describe, check_rng
+from ..activations import available_activations, get_activation
+from ..recurrences import GradientResult, Trajectory, backward, forward, hidden_backward, outputs_many, value_and_grad
+from ..spectra import spectral_abscissa
+from .contract import LayerGradient, LayerPass, ParamArrays
 
-__all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN", "Parametrized", "ContinuousModel", "DiscreteModel",
-           "DiscreteMap", "SequenceLayer", "LayerPass", "LayerGradient", "LinearSystem", "CTRNNField", "ClosedFormMemory",
-           "Trainable"]
 
+__all__ = ["CTRNN", "LinearRNN", "DiscreteRNN", "EulerRNN", "recurrence_coefficients"]
 
-# ---------------------------------------------------------------------------
-# the model contract
 
-
-@runtime_checkable
-class Parametrized(Protocol):
-    """A model with a flat parameter vector.
-
-    ``flatten()`` returns the trainable arrays (in ``param_names`` order, each
-    raveled in C order) as one float64 vector of length ``n_params``;
-    ``unflatten(theta)`` builds the model of the same class and settings with
-    those parameters (validated like the constructor).
-    """
-
-    @property
-    def param_names(self) -> tuple[str, ...]: ...
-
-    @property
-    def n_params(self) -> int: ...
-
-    def flatten(self) -> np.ndarray: ...
-
-    def unflatten(self, theta): ...
-
-
-@runtime_checkable
-class ContinuousModel(Protocol):
-    """A continuous-time model ``dh/dt = f(h, x)``, ``y = c^T h`` with h in R^m, x in R^d.
-
-    Attributes
-    ----------
-    hidden : int
-        State width m.
-    inputs : int
-        Input dimension d.
-    c : ndarray, shape (m,)
-        Linear read-out.
-
-    Methods
-    -------
-    vector_field(H, X) -> ndarray, shape (k, m)
-        ``f(H[i], X[i])`` for states H (k, m) and inputs X (k, d).
-    jacobian(H, X) -> ndarray, shape (k, m, m)
-        ``df/dh`` at each pair.
-    equilibrium(X) -> ndarray, shape (k, m)
-        A rest state ``f(h, x) = 0`` for each constant input row of X (k, d);
-        raises :class:`dynmem.SimulationError` when none is found.
-        ``equilibrium(zeros((1, d)))[0]`` is the rest state the memory
-        probes start from.
-    impulse_kick(X) -> ndarray, shape (k, m)
-        The displacement of the state by an impulse of area x (``U x`` for a
-        CTRNN: the limit of a short pulse of the input term).
-    linearize(h_star) -> LinearRNN
-        ``dh/dt = J (h - h*) + B x`` with ``J = df/dh``, ``B = df/dx`` at
-        ``(h*, 0)``, read out by c.
-    """
-
-    hidden: int
-    inputs: int
-    c: np.ndarray
-
-    def vector_field(self, H, X) -> np.ndarray: ...
-
-    def jacobian(self, H, X) -> np.ndarray: ...
-
-    def equilibrium(self, X) -> np.ndarray: ...
-
-    def impulse_kick(self, X) -> np.ndarray: ...
-
-    def linearize(self, h_star=None): ...
-
-
-@runtime_checkable
-class DiscreteModel(Protocol):
-    """A recurrence ``s_{k+1} = F(s_k, x_k)``, ``y_k = g(s_{k+1})`` on a flat state s in R^n.
-
-    Attributes
-    ----------
-    inputs : int
-        Input dimension d.
-    state_size : int
-        n (m for an RNN or GRU, 2m for an LSTM: ``s = (h, cell)``).
-    dt : float
-        The time one step stands for (1 for a plain discrete model).
-
-    Methods
-    -------
-    outputs(X, S0) -> ndarray, shape (k, T)
-        ``y_0 .. y_{T-1}`` for inputs X (k, T, d) from states S0 (k, n).
-    readout(S) -> ndarray, shape (k,)
-        ``g(s)`` for states S (k, n).
-    equilibrium(X) -> ndarray, shape (k, n)
-        Fixed points ``s = F(s, x)`` for constant inputs X (k, d); raises
-        :class:`dynmem.SimulationError` when the recurrence does not settle.
-    """
-
-    inputs: int
-    state_size: int
-    dt: float
-
-    def outputs(self, X, S0) -> np.ndarray: ...
-
-    def readout(self, S) -> np.ndarray: ...
-
-    def equilibrium(self, X) -> np.ndarray: ...
-
-
-@runtime_checkable
-class DiscreteMap(Protocol):
-    """A :class:`DiscreteModel` whose one-step map ``F`` and its Jacobian are available.
-
-    Methods
-    -------
-    step(S, X) -> ndarray, shape (k, n)
-        ``F(S[i], X[i])`` for flat states S (k, n) and inputs X (k, d).
-    step_jacobian(S, X) -> ndarray, shape (k, n, n)
-        ``dF/ds`` at each pair.
-    """
-
-    inputs: int
-    state_size: int
-
-    def step(self, S, X) -> np.ndarray: ...
-
-    def step_jacobian(self, S, X) -> np.ndarray: ...
-
-
-@runtime_checkable
-class SequenceLayer(Protocol):
-    """A :class:`DiscreteModel` that can be a layer of a :class:`dynmem.stack.Stack`.
-
-    The layer passes a *feature sequence* up (its hidden states ``h_1 .. h_T``,
-    or for a diagonal SSM the flat state ``(Re h, Im h)``) and takes the
-    cotangents of that sequence back, returning ``dL/dx`` for the layer below.
-
-    Attributes
-    ----------
-    feature_size : int
-        Width p of the feature sequence (the next layer's input dimension).
-
-    Methods
-    -------
-    features(S) -> ndarray, shape (k, p)
-        The features of flat states S (k, n).
-    sequence_forward(X, S0) -> LayerPass
-        The run on inputs X (B, T, d) from flat states S0 (B, n) (zeros when None):
-        features ``f_k = features(s_{k+1})`` (B, T, p), the layer's own outputs
-        ``y`` (B, T) and a tape for the backward pass.
-    sequence_backward(passed, dF, dy) -> LayerGradient
-        BPTT of that run with cotangents ``dF = dL/df`` (B, T, p) and
-        ``dy = dL/dy`` (B, T) (either may be None): the parameter gradient in
-        ``flatten()`` order, ``dL/dX`` (B, T, d) and ``dL/dS0`` (B, n).
-    """
-
-    inputs: int
-    state_size: int
-    feature_size: int
-
-    def features(self, S) -> np.ndarray: ...
-
-    def sequence_forward(self, X, S0=None): ...
-
-    def sequence_backward(self, passed, dF=None, dy=None): ...
-
-
-@dataclass(frozen=True, eq=False)
-class LayerPass:
-    """One layer's forward run (:meth:`SequenceLayer.sequence_forward`).
-
-    Attributes
-    ----------
-    features : ndarray, shape (B, T, p)
-        ``f_k = features(s_{k+1})``, the sequence the next layer reads.
-    y : ndarray, shape (B, T)
-        The layer's own read-out ``y_k``.
-    tape : object
-        What the layer's ``sequence_backward`` needs (its trajectory).
-    """
-
-    features: np.ndarray
-    y: np.ndarray
-    tape: object
-
-
-@dataclass(frozen=True, eq=False)
-class LayerGradient:
-    """One layer's BPTT (:meth:`SequenceLayer.sequence_backward`).
-
-    Attributes
-    ----------
-    flat : ndarray, shape (n_params,)
-        ``dL/dtheta`` in the order of the layer's ``flatten()``.
-    dX : ndarray, shape (B, T, d)
-        ``dL/dx_k``: the cotangent handed to the layer below.
-    dS0 : ndarray, shape (B, n)
-        ``dL/ds_0`` on the flat initial state.
-    """
-
-    flat: np.ndarray
-    dX: np.ndarray
-    dS0: np.ndarray
-
-
-@runtime_checkable
-class LinearSystem(Protocol):
-    """A linear time-invariant model that can state its real ``(A, B, C, D)``.
-
-    ``linear_system()`` returns ``(A (n, n), B (n, d), C (p, n), D (p, d))``
-    (module docstring for the continuous and discrete conventions).
-    """
-
-    def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
-
-
-@runtime_checkable
-class CTRNNField(Protocol):
-    """A continuous model whose field is ``f(h, x) = sigma(W h + U x + b) - leak h``, arrays in the open.
-
-    Attributes
-    ----------
-    hidden, inputs : int
-        m and d.
-    W : ndarray, shape (m, m)
-    U : ndarray, shape (m, d)
-    b : ndarray, shape (m,)
-    activation : str
-        A name of :func:`dynmem.activations.available_activations` (its numba code is what compiled
-        code evaluates).
-    leak : float
-        ``leak >= 0``.
-
-    Declaring these promises that ``vector_field`` and ``jacobian`` are exactly that field and its
-    ``diag(sigma'(z)) W - leak I``: analyses with a compiled path
-    (:func:`dynmem.lyapunov_exponents.lyapunov_spectrum`) read the arrays and evaluate the field
-    themselves.  :class:`CTRNN` and :class:`LinearRNN` (identity, ``b = 0``, ``leak = 0``) have it.
-    """
-
-    hidden: int
-    inputs: int
-    W: np.ndarray
-    U: np.ndarray
-    b: np.ndarray
-    activation: str
-    leak: float
-
-    def vector_field(self, H, X) -> np.ndarray: ...
-
-    def jacobian(self, H, X) -> np.ndarray: ...
-
-
-@runtime_checkable
-class ClosedFormMemory(Protocol):
-    """A model whose memory function is known in closed form.
-
-    ``closed_form_memory(t, input=...)`` returns ``(values (n,), argmax (n, d))``
-    for ``normalize="x"`` (``argmax`` the maximising input of unit inf-norm).
-    """
-
-    def closed_form_memory(self, t, *, input: str = "heaviside"): ...
-
-
-@runtime_checkable
-class Trainable(Protocol):
-    """A :class:`Parametrized` model with its own loss gradient.
-
-    ``value_and_grad(X, Y, *, loss="mse")`` for inputs X (batch, T, d) and
-    targets Y (batch, T) returns an object with ``loss`` (float) and ``flat``
-    (ndarray, shape (n_params,): ``dL/dtheta`` in ``flatten()`` order; for a
-    complex parameter ``a + i b`` the entries ``dL/da``, ``dL/db``), raising
-    ``FloatingPointError`` when the forward pass or the gradient is non-finite.
-    """
-
-    @property
-    def param_names(self) -> tuple[str, ...]: ...
-
-    @property
-    def n_params(self) -> int: ...
-
-    def flatten(self) -> np.ndarray: ...
-
-    def unflatten(self, theta): ...
-
-    def value_and_grad(self, X, Y, *, loss: str = "mse"): ...
-
-
-class _ParamModel:
-    """Shared machinery: validation, flattening, replacement."""
-
-    _param_names: ClassVar[tuple[str, ...]] = ()
+class _ParamModel(ParamArrays):
+    """The RNNs' arrays: ``W`` (m, m), ``U`` (m, d) and, where trainable, ``b`` and ``c`` (m,)."""
 
     def _check_params(self) -> None:
         W = as_square_matrix("W", self.W, copy=True, rows_hint=" (hidden width m >= 1)")
@@ -424,55 +76,9 @@ class _ParamModel:
         return self.U.shape[1]
 
     @property
-    def param_names(self) -> tuple[str, ...]:
-        """Names of the trainable arrays, in flattening order."""
-        return self._param_names
-
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shape of each trainable array."""
-        return {n: getattr(self, n).shape for n in self._param_names}
-
-    @property
-    def n_params(self) -> int:
-        """Total number of trainable scalars."""
-        return int(sum(getattr(self, n).size for n in self._param_names))
-
-    # -- flattening ------------------------------------------------------
-    def params(self) -> dict[str, np.ndarray]:
-        """The trainable arrays by name (read-only views)."""
-        return {n: getattr(self, n) for n in self._param_names}
-
-    def flatten(self) -> np.ndarray:
-        """All trainable arrays concatenated into one float64 vector.
-
-        The order is :attr:`param_names`, each array raveled in C order.
-        """
-        return np.concatenate([getattr(self, n).ravel() for n in self._param_names])
-
-    def unflatten(self, theta):
-        """A model of the same class and settings with parameters ``theta``.
-
-        Parameters
-        ----------
-        theta : array_like, shape (n_params,)
-            As produced by :meth:`flatten`.
-        """
-        theta = as_float_array("theta", theta, ndim=1)
-        if theta.size != self.n_params:
-            raise ValueError(f"`theta` must have length {self.n_params} (n_params of this model); got length {theta.size}.")
-        updates, i = {}, 0
-        for n in self._param_names:
-            shape = getattr(self, n).shape
-            size = int(np.prod(shape))
-            updates[n] = theta[i : i + size].reshape(shape)
-            i += size
-        # Validated like the constructor: a non-finite theta is reported there.
-        return dataclasses.replace(self, **updates)
-
-    def replace(self, **changes):
-        """A copy with some fields changed (validated like the constructor)."""
-        return dataclasses.replace(self, **changes)
+    def act(self):
+        """The activation's registry record (:class:`dynmem.activations.Activation`), resolved once at construction."""
+        return self._act
 
     def __repr__(self) -> str:
         extra = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.name not in self._param_names]
@@ -485,6 +91,7 @@ def _check_activation(obj) -> None:
         act = get_activation(act).name
     check_choice("activation", act, available_activations())
     object.__setattr__(obj, "activation", act)
+    object.__setattr__(obj, "_act", get_activation(act))  # resolved once, here
 
 
 def _random_matrix(m: int, rng: np.random.Generator, normal: bool) -> np.ndarray:
@@ -594,6 +201,10 @@ class CTRNN(_ParamModel):
         U, b, c = _random_io(m, d, rng, input_scale, bias_scale)
         return cls(W, U, b, c, activation=activation)
 
+    def as_ctrnn(self) -> "CTRNN":
+        """The model itself (its CTRNN form, :class:`~dynmem.models.contract.CTRNNForm`)."""
+        return self
+
     def discretize(self, dt: float) -> "EulerRNN":
         """The forward-Euler recurrence ``h_{k+1} = h_k + dt * (sigma(W h_k + U x_k + b) - leak h_k)``.
 
@@ -612,7 +223,7 @@ class CTRNN(_ParamModel):
         H = np.asarray(H, dtype=float)
         Z = H @ np.asarray(self.W).T
         Z += self._drive(X)
-        F = get_activation(self.activation).fn(Z)
+        F = self.act.fn(Z)
         if self.leak:
             F = F - self.leak * H
         return F
@@ -620,7 +231,7 @@ class CTRNN(_ParamModel):
     def jacobian(self, H, X) -> np.ndarray:
         """``diag(sigma'(W h + U x + b)) W - leak I`` at each pair; shape (k, m, m)."""
         H = np.asarray(H, dtype=float)
-        S = get_activation(self.activation).deriv(H @ np.asarray(self.W).T + self._drive(X))
+        S = self.act.deriv(H @ np.asarray(self.W).T + self._drive(X))
         J = S[:, :, None] * np.asarray(self.W)[None]
         if self.leak:
             J = J - self.leak * np.eye(self.hidden)
@@ -660,9 +271,9 @@ class CTRNN(_ParamModel):
             lu = scipy.linalg.lu_factor(W, check_finite=False)
             out[rows] = -scipy.linalg.lu_solve(lu, drive[rows].T).T
             return out
-        from .errors import SimulationError
+        from ..errors import SimulationError
 
-        act, leak = get_activation(self.activation), self.leak
+        act, leak = self.act, self.leak
         for i in rows:
             p = drive[i]
             sol = scipy.optimize.root(lambda h: act.fn(W @ h + p) - leak * h, np.zeros(m),
@@ -680,7 +291,7 @@ class CTRNN(_ParamModel):
         """
         h = self.equilibrium(np.zeros((1, self.inputs)))[0] if h_star is None else as_float_array(
             "h_star", h_star, shape=(self.hidden,))
-        s = get_activation(self.activation).deriv(np.asarray(self.W) @ h + self.b)
+        s = self.act.deriv(np.asarray(self.W) @ h + self.b)
         J = s[:, None] * np.asarray(self.W) - self.leak * np.eye(self.hidden)
         return LinearRNN(J, s[:, None] * np.asarray(self.U), self.c)
 
@@ -708,6 +319,7 @@ class LinearRNN(_ParamModel):
     _param_names: ClassVar[tuple[str, ...]] = ("W", "U", "c")
     activation: ClassVar[str] = "identity"
     leak: ClassVar[float] = 0.0
+    _act: ClassVar = get_activation("identity")
 
     def __post_init__(self):
         self._check_params()
@@ -812,7 +424,7 @@ class LinearRNN(_ParamModel):
             out[i] = np.sign(k) * mag
             n_inf += int(np.sum(np.isinf(mag)))
         if n_inf:
-            from .errors import warn_overflow
+            from ..errors import warn_overflow
 
             warn_overflow("LinearRNN.kernel", n_inf, out.size, "non-Hurwitz W at large t")
         return out
@@ -862,9 +474,29 @@ class DiscreteRNN(_ParamModel):
 
     def outputs(self, X, S0) -> np.ndarray:
         """``y_0 .. y_{T-1}`` for inputs X (k, T, d) from states S0 (k, m); shape (k, T)."""
-        from .recurrences import forward
-
         return forward(self, X, h0=S0).y
+
+    # -- the recurrence the kernels run (dynmem.recurrences.Recurrence) -----
+    def recurrence_coefficients(self) -> tuple[float, float]:
+        """``(gamma, eta) = (0, 1)``: ``h_{k+1} = gamma h_k + eta sigma(z_k)`` is the plain recurrence."""
+        return 0.0, 1.0
+
+    # -- outputs and gradients (the discrete door, dynmem.models.sequences) --
+    def forward(self, X, *, h0=None) -> Trajectory:
+        """Outputs and states on inputs ``X`` (batch, T, d) (:func:`dynmem.recurrences.forward`)."""
+        return forward(self, X, h0=h0)
+
+    def backward(self, trajectory, dy, *, dh_final=None) -> GradientResult:
+        """BPTT of :meth:`forward` for cotangents ``dy`` (:func:`dynmem.recurrences.backward`)."""
+        return backward(self, trajectory, dy, dh_final=dh_final)
+
+    def value_and_grad(self, X, Y, *, h0=None, loss: str = "mse") -> GradientResult:
+        """Loss on ``(X, Y)`` and its gradient (:func:`dynmem.recurrences.value_and_grad`)."""
+        return value_and_grad(self, X, Y, h0=h0, loss=loss)
+
+    def outputs_many(self, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
+        """Outputs of K variants (stacked ``W, U, b, c``) in one compiled kernel (:func:`dynmem.recurrences.outputs_many`)."""
+        return outputs_many(self, params, X)
 
     def readout(self, S) -> np.ndarray:
         """``c^T s`` for states S (k, m); shape (k,)."""
@@ -874,17 +506,17 @@ class DiscreteRNN(_ParamModel):
         """One step ``gamma s + eta sigma(W s + U x + b)`` for states S (k, m) and inputs X (k, d); shape (k, m)."""
         S = as_float_array("S", S, ndim=2, shape=(None, self.hidden))
         X = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
-        gamma, eta = recurrence_coefficients(self)
+        gamma, eta = self.recurrence_coefficients()
         z = S @ np.asarray(self.W).T + X @ np.asarray(self.U).T + self.b
-        return gamma * S + eta * get_activation(self.activation).fn(z)
+        return gamma * S + eta * self.act.fn(z)
 
     def step_jacobian(self, S, X) -> np.ndarray:
         """``dF/ds = gamma I + eta diag(sigma'(z)) W`` at each pair; shape (k, m, m)."""
         S = as_float_array("S", S, ndim=2, shape=(None, self.hidden))
         X = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
-        gamma, eta = recurrence_coefficients(self)
+        gamma, eta = self.recurrence_coefficients()
         z = S @ np.asarray(self.W).T + X @ np.asarray(self.U).T + self.b
-        J = eta * get_activation(self.activation).deriv(z)[:, :, None] * np.asarray(self.W)[None]
+        J = eta * self.act.deriv(z)[:, :, None] * np.asarray(self.W)[None]
         J[:, np.arange(self.hidden), np.arange(self.hidden)] += gamma
         return J
 
@@ -899,24 +531,26 @@ class DiscreteRNN(_ParamModel):
         return as_float_array("S", S, ndim=2, shape=(None, self.hidden))
 
     def sequence_forward(self, X, S0=None) -> LayerPass:
-        """Features ``h_1 .. h_T`` (B, T, m), outputs and tape (:func:`dynmem.recurrences.hidden_forward`)."""
-        from .recurrences import hidden_forward
-
-        return hidden_forward(self, X, S0)
+        """Features ``h_1 .. h_T`` (B, T, m), outputs and the :class:`~dynmem.recurrences.Trajectory` as tape."""
+        traj = forward(self, X, h0=S0)
+        return LayerPass(features=traj.h[:, 1:], y=traj.y, tape=traj)
 
     def sequence_backward(self, passed, dF=None, dy=None) -> LayerGradient:
         """BPTT with cotangents on every state (:func:`dynmem.recurrences.hidden_backward`)."""
-        from .recurrences import hidden_backward
-
-        return hidden_backward(self, passed, dF, dy)
+        traj = getattr(passed, "tape", None)
+        if not isinstance(traj, Trajectory) or traj.model is not self:
+            raise ValueError(f"`passed` must be the LayerPass of sequence_forward() with this same `model`; got "
+                             f"{describe(passed)}.")
+        flat, dX, dS0 = hidden_backward(self, traj, dF, dy)
+        return LayerGradient(flat=flat, dX=dX, dS0=dS0)
 
     def step_input_jacobian(self, S, X) -> np.ndarray:
         """``dF/dx = eta diag(sigma'(z)) U`` at each pair; shape (k, m, d) (a stack's step Jacobian needs it)."""
         S = as_float_array("S", S, ndim=2, shape=(None, self.hidden))
         X = as_float_array("X", X, ndim=2, shape=(S.shape[0], self.inputs))
-        _, eta = recurrence_coefficients(self)
+        _, eta = self.recurrence_coefficients()
         z = S @ np.asarray(self.W).T + X @ np.asarray(self.U).T + self.b
-        return eta * get_activation(self.activation).deriv(z)[:, :, None] * np.asarray(self.U)[None]
+        return eta * self.act.deriv(z)[:, :, None] * np.asarray(self.U)[None]
 
     def linear_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(A, B, C, D)`` of the recurrence when the activation is the identity (:class:`LinearSystem`).
@@ -927,7 +561,7 @@ class DiscreteRNN(_ParamModel):
         """
         if self.activation != "identity":
             raise ValueError(f"`activation` must be 'identity' for a linear system; got {self.activation!r}.")
-        gamma, eta = recurrence_coefficients(self)
+        gamma, eta = self.recurrence_coefficients()
         A = gamma * np.eye(self.hidden) + eta * np.asarray(self.W)
         B = eta * np.asarray(self.U)
         c = np.asarray(self.c)[None, :]
@@ -939,7 +573,7 @@ class DiscreteRNN(_ParamModel):
         A zero drive gives ``h = 0``.  Raises :class:`dynmem.SimulationError`
         when the iteration does not settle to ``tol`` (relative) in ``max_iter`` steps.
         """
-        from .errors import SimulationError
+        from ..errors import SimulationError
 
         drive = np.atleast_2d(np.asarray(X, dtype=float)) @ np.asarray(self.U).T + self.b
         out = np.zeros_like(drive)
@@ -947,8 +581,8 @@ class DiscreteRNN(_ParamModel):
         if rows.size == 0:
             return out
         drive = drive[rows]
-        gamma, eta = recurrence_coefficients(self)
-        act = get_activation(self.activation)
+        gamma, eta = self.recurrence_coefficients()
+        act = self.act
         W = np.array(self.W)
         H = np.zeros_like(drive)
         for _ in range(max_iter):
@@ -999,8 +633,16 @@ class EulerRNN(_ParamModel):
         warnings.warn("EulerRNN.to_ctrnn() is deprecated; use as_ctrnn()", DeprecationWarning, stacklevel=2)
         return self.as_ctrnn()
 
+    def recurrence_coefficients(self) -> tuple[float, float]:
+        """``(gamma, eta) = (1 - dt leak, dt)``: ``h_{k+1} = gamma h_k + eta sigma(z_k)`` is the Euler step."""
+        return 1.0 - self.dt * self.leak, self.dt
+
     state_size = DiscreteRNN.state_size
     outputs = DiscreteRNN.outputs
+    forward = DiscreteRNN.forward
+    backward = DiscreteRNN.backward
+    value_and_grad = DiscreteRNN.value_and_grad
+    outputs_many = DiscreteRNN.outputs_many
     readout = DiscreteRNN.readout
     equilibrium = DiscreteRNN.equilibrium
     step = DiscreteRNN.step
@@ -1014,11 +656,10 @@ class EulerRNN(_ParamModel):
 
 
 def recurrence_coefficients(model) -> tuple[float, float]:
-    """``(gamma, eta)`` with ``h_{k+1} = gamma h_k + eta sigma(z_k)`` for a discrete model."""
-    if isinstance(model, DiscreteRNN):
-        return 0.0, 1.0
-    if isinstance(model, EulerRNN):
-        return 1.0 - model.dt * model.leak, model.dt
-    raise TypeError(
-        f"`model` must be a DiscreteRNN or an EulerRNN (use CTRNN.discretize(dt)); got {describe(model)}."
-    )
+    """``(gamma, eta)`` with ``h_{k+1} = gamma h_k + eta sigma(z_k)`` for a discrete model (its own method)."""
+    method = getattr(model, "recurrence_coefficients", None)
+    if not callable(method):
+        raise TypeError(
+            f"`model` must be a DiscreteRNN or an EulerRNN (use CTRNN.discretize(dt)); got {describe(model)}."
+        )
+    return method()
