@@ -55,7 +55,7 @@ __all__ = ["MemoryCapacity", "memory_capacity", "LinearMemoryCapacity", "linear_
 
 
 def run_states(model, X, s0=None) -> np.ndarray:
-    """The states ``s_1 .. s_T`` of a :class:`~dynmem.models.DiscreteMap` model; shape (k, T, n).
+    """The states ``s_1`` to ``s_T`` of a :class:`~dynmem.models.DiscreteMap` model; shape (k, T, n).
 
     Parameters
     ----------

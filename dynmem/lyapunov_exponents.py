@@ -126,9 +126,10 @@ class LyapunovSpectrum:
 
 
 def kaplan_yorke_dimension(exponents) -> float:
-    """``j + (lambda_1 + ... + lambda_j) / |lambda_{j+1}|`` for the descending ``exponents``.
+    """The Kaplan-Yorke dimension of a Lyapunov spectrum ``exponents``.
 
-    j is the largest index with a non-negative partial sum; 0 if ``lambda_1 < 0``
+    ``D = j + (lambda_1 + ... + lambda_j) / |lambda_{j+1}|`` with the exponents
+    sorted in descending order; j is the largest index with a non-negative partial sum; 0 if ``lambda_1 < 0``
     and ``len(exponents)`` if every partial sum is non-negative.
     """
     lam = np.sort(as_float_array("exponents", exponents, ndim=1))[::-1]
