@@ -34,7 +34,7 @@ from .control import (DIVERGED, NONFINITE, MAX_STEPS, STATUS_MESSAGES, STEP_UNDE
 from .field import adjoint_rhs, as_ctrnn, stage_transpose
 from .loop import combine, empty_store, interpolate, solve_one
 from .registry import ADJOINT_COMPILED_METHODS, ADJOINTS, REGISTRY, check_compiled_method, pair_of
-from .solve import kernel_field, path_tables, prepare
+from .solve import NO_READOUT, kernel_field, path_tables, prepare
 
 __all__ = ["ctrnn_loss_gradient", "loss_gradient_validated", "AdjointODEResult", "resolve_adjoint", "forward_store",
            "step_storage"]
@@ -84,7 +84,7 @@ def _adjoint_backward(field, tabs, tol, P, Q, Xo, Xs, bbreaks, jumps, a_T, S, ns
     Returns (status, t_reached, nfev).
     """
     W, code, leak = field
-    C, A, B, E, E2, Pd, expo, dense, preact = tabs
+    C, A, B, E, Pd, expo = tabs
     rtol, atol, max_steps = tol
     S_t, S_h, S_y, S_K = S[0], S[1], S[2], S[3]
     gW, gU, gb = grads
@@ -205,14 +205,16 @@ def _adjoint_backward(field, tabs, tol, P, Q, Xo, Xs, bbreaks, jumps, a_T, S, ns
     return SUCCESS, t, nfev
 
 
-@numba.njit(cache=True, error_model="numpy")
-def forward_store(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, S):
+def forward_store(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, S, hooks=(None, None, None)):
     """The forward solve with its steps stored in ``S`` (replaced by larger arrays when they fill up).
 
+    The step loop itself (:func:`~dynmem.ode.loop.solve_one`, called from Python: no compiled layer around it);
+    ``hooks`` the pair's :meth:`~dynmem.ode.pair.Pair.hooks` (a pair that keeps the store has none).
     Returns ``(status, t_reached, nfev, naccept, S)``.
     """
-    st, tr, nfev, nacc, nrej, S = solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, True, S, False, S[0],
-                                            S[0])
+    E2, hairer, state = hooks
+    st, tr, nfev, nacc, nrej, S = solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S,
+                                            None, NO_READOUT)
     return st, tr, nfev, nacc, S
 
 
@@ -234,7 +236,7 @@ def _discrete_adjoint(WT, leak, tabs, breaks, t_obs, r, c, S, nsteps, factors, a
     and the piece tables by BLAS (``factors = (Uk, Vs, Vt)``).  Returns the number of stage transposes
     (vector-Jacobian products).
     """
-    C, A, B, E, E2, Pd, expo, dense, preact = tabs
+    C, A, B, E, Pd, expo = tabs
     S_t, S_h, S_K, S_D, S_seg = S[0], S[1], S[3], S[4], S[5]
     Uk, Vs, Vt = factors
     nb = B.shape[0]  # the step's own stages; stage nb is the FSAL one
@@ -552,7 +554,7 @@ def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_s
     H = np.full((t_obs.size, m), np.nan)
     st, tr, nfev_f, nacc, S = forward_store(
         field, tabs, (float(rtol), float(atol), np.inf, np.int64(max_steps), float(threshold)), P, Q, breaks,
-        np.array(t_obs), H0, H, step_storage(m, pair.stages))
+        np.array(t_obs), H0, H, step_storage(m, pair.stages), pair.hooks())
     S_t, S_h, S_y, S_K, S_D, S_seg = S
     if st == DIVERGED:
         raise SimulationError(f"the state diverged: max|h| reached divergence_threshold = {threshold:g} by t = "
