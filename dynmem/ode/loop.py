@@ -193,7 +193,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     W, code, leak = field
     C, A, B, E, Pd, expo = tabs
     rtol, atol, max_step, max_steps, threshold = ctrl
-    keep = S is not None  # sigma' at the stages is wanted for the store only
+    keep = S is not None  # sigma' at the stages is wanted for the store only (one type for every call below)
     St = S  # the store as it grows (S itself stays the argument: its None-ness prunes the store's branches)
     m = h0.shape[0]
     n = t_eval.shape[0]
@@ -256,7 +256,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         for i in range(m):
             ytmp[i] = y[i] + hh * K[0, i]
             ztmp[i] = zy[i] + hh * ZK[0, i] + p[i] + hh * q[i]
-        field_from_z(code, leak, TS, ztmp, ytmp, K[1], D[1], False)
+        field_from_z(code, leak, TS, ztmp, ytmp, K[1], D[1], keep)  # (D[1] rewritten by the first step)
     else:
         for i in range(m):
             ytmp[i] = y[i] + hh * K[0, i]
@@ -385,7 +385,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                     # Hairer's extra stages and the interpolant's coefficients of this step
                     for st in range(nb + 1, ns):
                         _stage(field, state, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp,
-                               ztmp, acc_v, acc_z, K[st], D[st], False)
+                               ztmp, acc_v, acc_z, K[st], D[st], keep)
                         if state is None:
                             matvec(W, K[st], ZK[st])
                     nfev += ns - nb - 1
@@ -410,7 +410,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                         tau = te - a
                         for i in range(m):
                             ztmp[i] += p[i] + tau * q[i]
-                        field_from_z(code, leak, TS, ztmp, ytmp, acc_v, acc_z, False)  # leak = 0: ytmp unused
+                        field_from_z(code, leak, TS, ztmp, ytmp, acc_v, acc_z, keep)  # leak = 0: ytmp unused; acc_z scratch
                     else:
                         if hairer is not None:
                             _dense_hairer(F, y, x, ytmp)
