@@ -338,7 +338,7 @@ def test_memory_mirrored_probes_equal_direct_solves(monkeypatch, input, activati
 
 def test_one_compiled_signature():
     # read-only, list and broadcast inputs all reach the kernel with the same array types (CI starts cold)
-    from dynmem.ode.loop import solve_batch as _solve_batch
+    from dynmem.ode.loop import solve_one
 
     model, x, _ = _problem(8)
     te = np.linspace(0.0, 6.0, 4)
@@ -350,12 +350,14 @@ def test_one_compiled_signature():
 
     solve_ctrnn_constant(model, np.ones((2, model.inputs)), te)
     solve_ctrnn_constant(model, np.ones((2, model.inputs)), list(te), output_derivative=list(model.c))
+    dm.simulate(model, x, te)  # simulate's one path calls the same specialisation
     # one signature without a readout and one with it (the readout's code is compiled only where it is used)
     import numba
 
     from dynmem.ode import pair_of
 
-    sigs = [sig for sig in _solve_batch.signatures if sig[2] == numba.typeof(pair_of("dopri5").hooks())]
+    sigs = [sig for sig in solve_one.signatures
+            if sig[2:5] == tuple(numba.typeof(pair_of("dopri5").hooks())) and sig[12] == numba.types.none]
     assert len(sigs) == 2 and len({sig[13] for sig in sigs}) == 2
 
 

@@ -46,7 +46,7 @@ from .control import (DIVERGED, MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS, a
                       initial_step, rms_error, rms_scaled, step_verdict)
 from .field import field_from_z, matvec, rhs
 
-__all__ = ["solve_one", "solve_batch", "interpolate", "combine", "empty_store", "grown_store"]
+__all__ = ["solve_one", "interpolate", "combine", "empty_store", "grown_store"]
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -441,18 +441,3 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
             if t == bnd and wanted > hs:
                 h_abs = max(h_abs, wanted)
     return SUCCESS, t, nfev, nacc, nrej, St
-
-
-@numba.njit(cache=True, error_model="numpy")
-def solve_batch(field, tabs, hooks, ctrl, P, Q, breaks, t_eval, H0, H, status, t_reached, counts, cv, DY):
-    """:func:`solve_one` for every sequence ``s`` (``P[s], Q[s], H0[s]``), no step store; ``cv`` as there
-    (``DY[s]`` the readouts of sequence ``s``; ``DY`` unread without ``cv``)."""
-    E2, hairer, state = hooks
-    for s in range(P.shape[0]):
-        out = solve_one(field, tabs, E2, hairer, state, ctrl, P[s], Q[s], breaks, t_eval, H0[s], H[s], None, cv,
-                        DY[s])
-        status[s] = out[0]
-        t_reached[s] = out[1]
-        counts[s, 0] = out[2]
-        counts[s, 1] = out[3]
-        counts[s, 2] = out[4]
