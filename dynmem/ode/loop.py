@@ -140,7 +140,10 @@ def grown_store(S):
     return T_t, T_h, T_y, T_K, T_D, T_seg
 
 
-@numba.njit(cache=True, error_model="numpy")
+# _stage and _knot_stage are inlined by numba (their tests of `state` are then decided in the loop's
+# specialisation, as the loop's own are): no compiled layer of their own, whose code numba would link into
+# the loop and optimise there a second time
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _stage(field, state, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout, want_d):
     # out = f(y + hs sum_{j<nst} coef_j K_j) at the stage time (tau from the piece's start); for a pre-activation
     # pair (state None) from the pre-activations (dout = sigma' there when want_d), else from the state
@@ -159,7 +162,7 @@ def _stage(field, state, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
         rhs(W, code, leak, TS, p, q, tau, ytmp, out)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _knot_stage(field, state, y, zy, p, q, TS, ztmp, out, dout, want_d):
     # out = f(y) at the start of a piece (tau = 0), from zy = W y for a pre-activation pair (state None)
     W, code, leak = field
