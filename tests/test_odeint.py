@@ -375,6 +375,29 @@ def _obs_problem(seed, m=4, d=2, kind="constant", leak=0.0, activation="tanh"):
     return model, x, t_obs, y_obs, rng
 
 
+def test_a_full_step_store_is_replaced_and_the_solve_repeated():
+    # the loop never grows the store: it stops when it is full and forward_store solves again with a larger one
+    # (the same steps: a deterministic solve), from a store of one step or of plenty alike
+    from dynmem.ode import adjoint as ode_adjoint, pair_of, solve as ode_solve
+    from dynmem.ode.loop import empty_store
+
+    model, x, t_obs, _, _ = _obs_problem(7, m=3)
+    breaks, Xa, Xs = ode_solve.path_tables(x, 0.0, 6.0)
+    U, bb = np.array(model.U), np.array(model.b)
+    pair = pair_of("dopri5")
+    runs = []
+    for capacity in (1, 4096):
+        H = np.full((t_obs.size, 3), np.nan)
+        st, _, nfev, nacc, S = ode_adjoint.forward_store(
+            ode_solve.kernel_field(model), pair.tables(), (1e-7, 1e-9, np.inf, np.int64(10 ** 6), 1e12),
+            Xa @ U.T + bb, Xs @ U.T, breaks, t_obs, np.zeros(3), H, empty_store(capacity, pair.stages, 3),
+            pair.hooks())
+        assert st == 0 and S[0].shape[0] >= nacc > 20
+        runs.append((H, nfev, nacc) + tuple(a[:nacc] for a in S))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
 def _flat(r):
     return np.concatenate([r.dW.ravel(), r.dU.ravel(), r.db, r.dc])
 

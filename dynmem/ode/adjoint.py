@@ -29,8 +29,8 @@ from .._validation import as_float_array, check_choice, check_int, check_nonnega
 from ..activations import get_activation
 from ..errors import SimulationError
 from ..inputs import InputPath
-from .control import (DIVERGED, NONFINITE, MAX_STEPS, STATUS_MESSAGES, STEP_UNDERFLOW, SUCCESS, all_finite,
-                      first_trial_step, initial_step, rms_error, rms_scaled, step_verdict)
+from .control import (DIVERGED, NONFINITE, MAX_STEPS, STATUS_MESSAGES, STEP_UNDERFLOW, STORE_FULL, SUCCESS,
+                      all_finite, first_trial_step, initial_step, rms_error, rms_scaled, step_verdict)
 from .field import adjoint_rhs, as_ctrnn, stage_transpose
 from .loop import combine, empty_store, interpolate, solve_one
 from .registry import ADJOINT_COMPILED_METHODS, ADJOINTS, REGISTRY, check_compiled_method, pair_of
@@ -206,16 +206,23 @@ def _adjoint_backward(field, tabs, tol, P, Q, Xo, Xs, bbreaks, jumps, a_T, S, ns
 
 
 def forward_store(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, S, hooks=(None, None, None)):
-    """The forward solve with its steps stored in ``S`` (replaced by larger arrays when they fill up).
+    """The forward solve with its steps stored in ``S``, solved again with a larger store when it fills up.
 
     The step loop itself (:func:`~dynmem.ode.loop.solve_one`, called from Python: no compiled layer around it);
     ``hooks`` the pair's :meth:`~dynmem.ode.pair.Pair.hooks` (a pair that keeps the store has none).
-    Returns ``(status, t_reached, nfev, naccept, S)``.
+    A full store stops the solve at ``t``; the next one has room for the whole span at the rate of steps so
+    far, a quarter more, and at least twice the steps (the solve is deterministic: the same steps again).
+    Returns ``(status, t_reached, nfev, naccept, S)``, ``S`` the store that holds the steps.
     """
     E2, hairer, state = hooks
-    st, tr, nfev, nacc, nrej, S = solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S,
-                                            None, NO_READOUT)
-    return st, tr, nfev, nacc, S
+    while True:
+        st, tr, nfev, nacc, _ = solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S,
+                                          None, NO_READOUT)
+        if st != STORE_FULL:
+            return st, tr, nfev, nacc, S
+        t0, t1 = float(breaks[0]), float(breaks[-1])
+        rate = nacc / (tr - t0) if tr > t0 else 0.0
+        S = empty_store(max(2 * nacc + 16, int(1.25 * rate * (t1 - t0)) + 16), S[3].shape[1], S[3].shape[2])
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -350,7 +357,7 @@ def resolve_adjoint(adjoint, model) -> str:
         return "discrete" if get_activation(as_ctrnn(model).activation).smooth else "continuous"
     return adjoint
 
-_STORE_CAPACITY = 512  # forward steps stored at first; the storage doubles when full
+_STORE_CAPACITY = 512  # forward steps stored at first; a larger store when full (forward_store)
 _STORE_MAX_BYTES = 64 * 2 ** 20  # larger step storage is not kept between calls
 _STORE = threading.local()  # the last call's step storage, per thread (a fresh 512-step one at m = 32 costs
                             # ~0.08 ms of page faults, a quarter of the forward solve: measured)

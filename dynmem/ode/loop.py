@@ -42,11 +42,11 @@ import math
 import numba
 import numpy as np
 
-from .control import (DIVERGED, MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS, all_finite, first_trial_step,
-                      initial_step, rms_error, rms_scaled, step_verdict)
+from .control import (DIVERGED, MAX_STEPS, NONFINITE, STEP_UNDERFLOW, STORE_FULL, SUCCESS, all_finite,
+                      first_trial_step, initial_step, rms_error, rms_scaled, step_verdict)
 from .field import field_from_z, matvec, rhs
 
-__all__ = ["solve_one", "interpolate", "combine", "empty_store", "grown_store"]
+__all__ = ["solve_one", "interpolate", "combine", "empty_store"]
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -115,31 +115,6 @@ def empty_store(n: int, stages: int, m: int) -> tuple:
             np.empty(n, dtype=np.int64))
 
 
-@numba.njit(cache=True, error_model="numpy")
-def grown_store(S):
-    # the step storage with twice the room, the stored steps copied over
-    S_t, S_h, S_y, S_K, S_D, S_seg = S
-    n = S_t.shape[0]
-    n2 = 2 * n + 16
-    m = S_y.shape[1]
-    ns = S_K.shape[1]
-    T_t, T_h, T_y, T_K = np.empty(n2), np.empty(n2), np.empty((n2, m)), np.empty((n2, ns, m))
-    T_D, T_seg = np.empty((n2, ns, m)), np.empty(n2, dtype=np.int64)
-    # element by element: a slice assignment compiles numba's broadcast checks and their error messages
-    # (seconds of a cold first call)
-    for k in range(n):
-        T_t[k] = S_t[k]
-        T_h[k] = S_h[k]
-        T_seg[k] = S_seg[k]
-        for i in range(m):
-            T_y[k, i] = S_y[k, i]
-        for j in range(ns):
-            for i in range(m):
-                T_K[k, j, i] = S_K[k, j, i]
-                T_D[k, j, i] = S_D[k, j, i]
-    return T_t, T_h, T_y, T_K, T_D, T_seg
-
-
 # _stage and _knot_stage are inlined by numba (their tests of `state` are then decided in the loop's
 # specialisation, as the loop's own are): no compiled layer of their own, whose code numba would link into
 # the loop and optimise there a second time
@@ -176,7 +151,7 @@ def _knot_stage(field, state, y, zy, p, q, TS, ztmp, out, dout, want_d):
 
 @numba.njit(cache=True, error_model="numpy")
 def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S, cv, DY):
-    """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject, S).
+    """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject).
 
     ``field = (W, code, leak)``, ``tabs`` the pair's :meth:`~dynmem.ode.pair.Pair.tables`,
     ``E2, hairer, state`` its :meth:`~dynmem.ode.pair.Pair.hooks` (``None`` where absent),
@@ -187,9 +162,11 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     pair; ``None`` for none) the accepted steps are written to it: start,
     length, start state, the stage derivatives, ``sigma'`` at the stage
     pre-activations and the input piece - the dense output of the whole solve
-    and what its discrete adjoint needs.  Full arrays are replaced by arrays of
-    twice the length (the returned ones hold the steps; without a store
-    ``None`` is returned).  With a readout ``cv`` (else ``None``),
+    and what its discrete adjoint needs.  A full store ends the solve with
+    :data:`~dynmem.ode.control.STORE_FULL` (``t_reached`` where it filled up):
+    the caller solves again with a larger one (the store is never replaced
+    here: carrying a growing tuple of arrays through the loop cost ~2 s of
+    compilation).  With a readout ``cv`` (else ``None``),
     ``DY[i] = cv . f(h(t_eval[i]))``, the exact field at the interpolated state,
     is written instead of ``H``, which is left untouched (it may be (1, m)).
     """
@@ -197,7 +174,6 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     C, A, B, E, Pd, expo = tabs
     rtol, atol, max_step, max_steps, threshold = ctrl
     keep = S is not None  # sigma' at the stages is wanted for the store only (one type for every call below)
-    St = S  # the store as it grows (S itself stays the argument: its None-ness prunes the store's branches)
     m = h0.shape[0]
     n = t_eval.shape[0]
     nseg = breaks.shape[0] - 1
@@ -222,7 +198,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     nrej = 0
     i_obs = 0
     if not all_finite(y):
-        return NONFINITE, t, nfev, nacc, nrej, St
+        return NONFINITE, t, nfev, nacc, nrej
     while i_obs < n and t_eval[i_obs] <= t:
         if cv is None:
             for i in range(m):
@@ -230,7 +206,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         i_obs += 1
     n_first = i_obs
     if nseg == 0 and cv is None:
-        return SUCCESS, t, nfev, nacc, nrej, St
+        return SUCCESS, t, nfev, nacc, nrej
 
     # scipy's select_initial_step on the first piece
     p = P[0]
@@ -240,7 +216,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     _knot_stage(field, state, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
     nfev += 1
     if not all_finite(K[0]):
-        return NONFINITE, t, nfev, nacc, nrej, St
+        return NONFINITE, t, nfev, nacc, nrej
     if cv is not None:
         acc = 0.0
         for i in range(m):
@@ -248,7 +224,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         for r in range(n_first):
             DY[r] = acc
     if nseg == 0:
-        return SUCCESS, t, nfev, nacc, nrej, St
+        return SUCCESS, t, nfev, nacc, nrej
     if state is None:
         matvec(W, K[0], ZK[0])
     span = breaks[1] - breaks[0]
@@ -270,7 +246,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     d2 = rms_scaled(ynew, y, rtol, atol) / hh
     h_abs = initial_step(hh, d1, d2, min(span, max_step), expo)
     if not math.isfinite(h_abs):  # a NaN from the derivative estimate
-        return NONFINITE, t, nfev, nacc, nrej, St
+        return NONFINITE, t, nfev, nacc, nrej
 
     attempts = 0
     for seg in range(nseg):
@@ -282,7 +258,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
             _knot_stage(field, state, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
             nfev += 1
             if not all_finite(K[0]):
-                return NONFINITE, t, nfev, nacc, nrej, St
+                return NONFINITE, t, nfev, nacc, nrej
             if state is None:
                 matvec(W, K[0], ZK[0])
         while t < bnd:
@@ -295,9 +271,9 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
             bad_trial = False
             while True:
                 if h_abs < min_step:
-                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev, nacc, nrej, St
+                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev, nacc, nrej
                 if attempts >= max_steps:
-                    return MAX_STEPS, t, nfev, nacc, nrej, St
+                    return MAX_STEPS, t, nfev, nacc, nrej
                 attempts += 1
                 t_new = t + h_abs
                 if t_new >= bnd:
@@ -352,9 +328,9 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
             if state is None:
                 matvec(W, K[nb], ZK[nb])
             if S is not None:
-                if nacc == St[0].shape[0]:  # full: twice the room, the stored steps copied over
-                    St = grown_store(St)
-                S_t, S_h, S_y, S_K, S_D, S_seg = St
+                S_t, S_h, S_y, S_K, S_D, S_seg = S
+                if nacc == S_t.shape[0]:  # full: the caller gives a larger store and solves again
+                    return STORE_FULL, t, nfev, nacc, nrej
                 S_t[nacc] = t
                 S_h[nacc] = hs
                 S_seg[nacc] = seg
@@ -369,7 +345,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
             for i in range(m):
                 big = max(big, abs(ynew[i]))
             if big >= threshold:
-                return DIVERGED, t_new, nfev, nacc, nrej, St
+                return DIVERGED, t_new, nfev, nacc, nrej
             dense_ready = False
             while i_obs < n and t_eval[i_obs] <= t_new:
                 te = t_eval[i_obs]
@@ -443,4 +419,4 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
             h_abs = hs * factor
             if t == bnd and wanted > hs:
                 h_abs = max(h_abs, wanted)
-    return SUCCESS, t, nfev, nacc, nrej, St
+    return SUCCESS, t, nfev, nacc, nrej

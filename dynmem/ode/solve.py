@@ -172,7 +172,7 @@ def solve_path_validated(model, x, t_eval, h, t0, rtol, atol, max_step, max_step
     pair = pair_of(method)
     E2, hairer, state = pair.hooks()
     # the loop itself, not the batch call around it: one compiled layer less on a cold first call
-    status, t_reached, nfev, _, _, _ = solve_one(
+    status, t_reached, nfev, _, _ = solve_one(
         kernel_field(model), pair.tables(), E2, hairer, state,
         (float(rtol), float(atol), float(max_step), np.int64(max_steps), float(threshold)), P[0], Q[0], breaks,
         np.array(t_eval, dtype=float), np.array(h, dtype=float), H, None, None, NO_READOUT)
