@@ -17,7 +17,7 @@ The adjoint rows time the loss gradient, ``dynmem.adjoint_gradient`` (scipy
 RK45, the Python adjoint) vs ``dynmem.ode.ctrnn_loss_gradient`` (compiled),
 error of the flat gradient against ``adjoint_gradient(method="DOP853",
 rtol=atol=1e-12)``, and the compiled adjoint's cost over its forward solve.
-A last row solves a batch of 16 input sequences in one compiled call.
+A last row solves a batch of 16 input sequences in one call (a compiled solve per sequence).
 
 One thread (set below, before numpy/numba are imported); every callable is
 run once untimed first (numba cache load / compile), then the two sides are
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     _memory_row(args.repeats)
     if not args.no_torch:
         _train_row(model, x, t_obs, y_obs)
-    # a batch of sequences in one compiled call vs one call per sequence
+    # a batch of sequences in one call (one compiled solve per sequence) vs one call per sequence
     rng = np.random.default_rng(11)
     paths = [dynmem.PiecewiseConstant(x.knots, rng.standard_normal((x.knots.size - 1, model.inputs)))
              for _ in range(N_BATCH)]

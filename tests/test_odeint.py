@@ -338,7 +338,7 @@ def test_memory_mirrored_probes_equal_direct_solves(monkeypatch, input, activati
 
 def test_one_compiled_signature():
     # read-only, list and broadcast inputs all reach the kernel with the same array types (CI starts cold)
-    from dynmem.ode.loop import solve_batch as _solve_batch
+    from dynmem.ode.loop import solve_one
 
     model, x, _ = _problem(8)
     te = np.linspace(0.0, 6.0, 4)
@@ -350,7 +350,15 @@ def test_one_compiled_signature():
 
     solve_ctrnn_constant(model, np.ones((2, model.inputs)), te)
     solve_ctrnn_constant(model, np.ones((2, model.inputs)), list(te), output_derivative=list(model.c))
-    assert len(_solve_batch.signatures) == 1
+    dm.simulate(model, x, te)  # simulate's one path calls the same specialisation
+    # one signature without a readout and one with it (the readout's code is compiled only where it is used)
+    import numba
+
+    from dynmem.ode import pair_of
+
+    sigs = [sig for sig in solve_one.signatures
+            if sig[2:5] == tuple(numba.typeof(pair_of("dopri5").hooks())) and sig[12] == numba.types.none]
+    assert len(sigs) == 2 and len({sig[13] for sig in sigs}) == 2
 
 
 # ---------------------------------------------------------------------------
@@ -365,6 +373,29 @@ def _obs_problem(seed, m=4, d=2, kind="constant", leak=0.0, activation="tanh"):
     t_obs = np.sort(rng.uniform(0.1, 6.0, size=5))
     y_obs = rng.standard_normal(t_obs.size)
     return model, x, t_obs, y_obs, rng
+
+
+def test_a_full_step_store_is_replaced_and_the_solve_repeated():
+    # the loop never grows the store: it stops when it is full and forward_store solves again with a larger one
+    # (the same steps: a deterministic solve), from a store of one step or of plenty alike
+    from dynmem.ode import adjoint as ode_adjoint, pair_of, solve as ode_solve
+    from dynmem.ode.loop import empty_store
+
+    model, x, t_obs, _, _ = _obs_problem(7, m=3)
+    breaks, Xa, Xs = ode_solve.path_tables(x, 0.0, 6.0)
+    U, bb = np.array(model.U), np.array(model.b)
+    pair = pair_of("dopri5")
+    runs = []
+    for capacity in (1, 4096):
+        H = np.full((t_obs.size, 3), np.nan)
+        st, _, nfev, nacc, S = ode_adjoint.forward_store(
+            ode_solve.kernel_field(model), pair.tables(), (1e-7, 1e-9, np.inf, np.int64(10 ** 6), 1e12),
+            Xa @ U.T + bb, Xs @ U.T, breaks, t_obs, np.zeros(3), H, empty_store(capacity, pair.stages, 3),
+            pair.hooks())
+        assert st == 0 and S[0].shape[0] >= nacc > 20
+        runs.append((H, nfev, nacc) + tuple(a[:nacc] for a in S))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
 
 
 def _flat(r):

@@ -384,7 +384,12 @@ def test_failures_are_reported():
 
 
 def test_one_compiled_signature_each():
-    from dynmem.ode.loop import solve_batch as _solve_batch
+    """Read-only, list and broadcast inputs reach the loop with one type: one specialisation per set of hooks
+    (the 5(4) pairs share theirs, DOP853 has its own: its hooks are arrays where theirs are None) and per
+    readout (none, or the output derivative)."""
+    import numba
+
+    from dynmem.ode.loop import solve_one
 
     model, x, _ = _problem(8)
     te = np.linspace(0.0, 6.0, 4)
@@ -394,7 +399,11 @@ def test_one_compiled_signature_each():
         solve_ctrnn(model, [x, x], list(te), h0=np.zeros(model.hidden), method=method)
         solve_ctrnn_constant(model, np.ones((2, model.inputs)), list(te), output_derivative=list(model.c),
                              method=method)
-    assert len(_solve_batch.signatures) == 1  # one loop for every pair
+    sigs = [sig for sig in solve_one.signatures if sig[12] == numba.types.none]  # no step store
+    hooks = {sig[2:5] for sig in sigs}
+    readouts = {sig[13] for sig in sigs}
+    assert len(sigs) == 4 and len(hooks) == 2 and len(readouts) == 2
+    assert {all(h is None for h in dm.ode.pair_of(m).hooks()) for m in COMPILED_METHODS} == {True, False}
 
 
 # ---------------------------------------------------------------------------

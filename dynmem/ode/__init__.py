@@ -3,9 +3,9 @@
 The vector field is the CTRNN's ``dh/dt = sigma(W h + U x(t) + b) - leak h``
 with an input path that is affine on each piece (every path in
 :mod:`dynmem.inputs` except :class:`~dynmem.inputs.FunctionPath`).  The whole
-solve of a batch of sequences runs inside one compiled call: no Python between
-steps.  :func:`dynmem.simulate` and :func:`dynmem.adjoint_gradient` are the
-public doors; the batched calls below are the engine's own API.
+solve of a sequence runs inside one compiled call: no Python between steps.
+:func:`dynmem.simulate` and :func:`dynmem.adjoint_gradient` are the public
+doors; the batched calls below are the engine's own API.
 
 Layout
 ------

@@ -29,12 +29,12 @@ from .._validation import as_float_array, check_choice, check_int, check_nonnega
 from ..activations import get_activation
 from ..errors import SimulationError
 from ..inputs import InputPath
-from .control import (DIVERGED, NONFINITE, MAX_STEPS, STATUS_MESSAGES, STEP_UNDERFLOW, SUCCESS, all_finite,
-                      first_trial_step, initial_step, rms_error, rms_scaled, step_verdict)
+from .control import (DIVERGED, NONFINITE, MAX_STEPS, STATUS_MESSAGES, STEP_UNDERFLOW, STORE_FULL, SUCCESS,
+                      all_finite, first_trial_step, initial_step, rms_error, rms_scaled, step_verdict)
 from .field import adjoint_rhs, as_ctrnn, stage_transpose
 from .loop import combine, empty_store, interpolate, solve_one
 from .registry import ADJOINT_COMPILED_METHODS, ADJOINTS, REGISTRY, check_compiled_method, pair_of
-from .solve import kernel_field, path_tables, prepare
+from .solve import NO_READOUT, kernel_field, path_tables, prepare
 
 __all__ = ["ctrnn_loss_gradient", "loss_gradient_validated", "AdjointODEResult", "resolve_adjoint", "forward_store",
            "step_storage"]
@@ -84,7 +84,7 @@ def _adjoint_backward(field, tabs, tol, P, Q, Xo, Xs, bbreaks, jumps, a_T, S, ns
     Returns (status, t_reached, nfev).
     """
     W, code, leak = field
-    C, A, B, E, E2, Pd, expo, dense, preact = tabs
+    C, A, B, E, Pd, expo = tabs
     rtol, atol, max_steps = tol
     S_t, S_h, S_y, S_K = S[0], S[1], S[2], S[3]
     gW, gU, gb = grads
@@ -205,15 +205,24 @@ def _adjoint_backward(field, tabs, tol, P, Q, Xo, Xs, bbreaks, jumps, a_T, S, ns
     return SUCCESS, t, nfev
 
 
-@numba.njit(cache=True, error_model="numpy")
-def forward_store(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, S):
-    """The forward solve with its steps stored in ``S`` (replaced by larger arrays when they fill up).
+def forward_store(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, S, hooks=(None, None, None)):
+    """The forward solve with its steps stored in ``S``, solved again with a larger store when it fills up.
 
-    Returns ``(status, t_reached, nfev, naccept, S)``.
+    The step loop itself (:func:`~dynmem.ode.loop.solve_one`, called from Python: no compiled layer around it);
+    ``hooks`` the pair's :meth:`~dynmem.ode.pair.Pair.hooks` (a pair that keeps the store has none).
+    A full store stops the solve at ``t``; the next one has room for the whole span at the rate of steps so
+    far, a quarter more, and at least twice the steps (the solve is deterministic: the same steps again).
+    Returns ``(status, t_reached, nfev, naccept, S)``, ``S`` the store that holds the steps.
     """
-    st, tr, nfev, nacc, nrej, S = solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, True, S, False, S[0],
-                                            S[0])
-    return st, tr, nfev, nacc, S
+    E2, hairer, state = hooks
+    while True:
+        st, tr, nfev, nacc, _ = solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S,
+                                          None, NO_READOUT)
+        if st != STORE_FULL:
+            return st, tr, nfev, nacc, S
+        t0, t1 = float(breaks[0]), float(breaks[-1])
+        rate = nacc / (tr - t0) if tr > t0 else 0.0
+        S = empty_store(max(2 * nacc + 16, int(1.25 * rate * (t1 - t0)) + 16), S[3].shape[1], S[3].shape[2])
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -234,7 +243,7 @@ def _discrete_adjoint(WT, leak, tabs, breaks, t_obs, r, c, S, nsteps, factors, a
     and the piece tables by BLAS (``factors = (Uk, Vs, Vt)``).  Returns the number of stage transposes
     (vector-Jacobian products).
     """
-    C, A, B, E, E2, Pd, expo, dense, preact = tabs
+    C, A, B, E, Pd, expo = tabs
     S_t, S_h, S_K, S_D, S_seg = S[0], S[1], S[3], S[4], S[5]
     Uk, Vs, Vt = factors
     nb = B.shape[0]  # the step's own stages; stage nb is the FSAL one
@@ -348,7 +357,7 @@ def resolve_adjoint(adjoint, model) -> str:
         return "discrete" if get_activation(as_ctrnn(model).activation).smooth else "continuous"
     return adjoint
 
-_STORE_CAPACITY = 512  # forward steps stored at first; the storage doubles when full
+_STORE_CAPACITY = 512  # forward steps stored at first; a larger store when full (forward_store)
 _STORE_MAX_BYTES = 64 * 2 ** 20  # larger step storage is not kept between calls
 _STORE = threading.local()  # the last call's step storage, per thread (a fresh 512-step one at m = 32 costs
                             # ~0.08 ms of page faults, a quarter of the forward solve: measured)
@@ -552,7 +561,7 @@ def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_s
     H = np.full((t_obs.size, m), np.nan)
     st, tr, nfev_f, nacc, S = forward_store(
         field, tabs, (float(rtol), float(atol), np.inf, np.int64(max_steps), float(threshold)), P, Q, breaks,
-        np.array(t_obs), H0, H, step_storage(m, pair.stages))
+        np.array(t_obs), H0, H, step_storage(m, pair.stages), pair.hooks())
     S_t, S_h, S_y, S_K, S_D, S_seg = S
     if st == DIVERGED:
         raise SimulationError(f"the state diverged: max|h| reached divergence_threshold = {threshold:g} by t = "

@@ -15,8 +15,8 @@ import math
 
 import numba
 
-__all__ = ["SUCCESS", "STEP_UNDERFLOW", "NONFINITE", "MAX_STEPS", "DIVERGED", "STATUS_MESSAGES", "rms_scaled",
-           "first_trial_step", "initial_step", "accept_factor", "reject_factor", "all_finite"]
+__all__ = ["SUCCESS", "STEP_UNDERFLOW", "NONFINITE", "MAX_STEPS", "DIVERGED", "STORE_FULL", "STATUS_MESSAGES",
+           "rms_scaled", "first_trial_step", "initial_step", "accept_factor", "reject_factor", "all_finite"]
 
 SUCCESS, STEP_UNDERFLOW, NONFINITE, MAX_STEPS, DIVERGED = 0, 1, 2, 3, 4
 STATUS_MESSAGES = {
@@ -26,6 +26,9 @@ STATUS_MESSAGES = {
     MAX_STEPS: "the number of step attempts exceeded max_steps",
     DIVERGED: "max|h| reached divergence_threshold",
 }
+STORE_FULL = 5
+"""Internal to the engine, never in a result: the step store is full, the caller gives a larger one and solves
+again (:func:`dynmem.ode.adjoint.forward_store`)."""
 
 
 @numba.njit(cache=True, error_model="numpy")

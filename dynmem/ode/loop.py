@@ -13,18 +13,26 @@ size the controller had wanted before the cut.  Observation times are filled by
 the dense output of the step that contains them (the step's end value itself
 when they coincide), so observations never shorten steps.
 
-The pair's record selects three small hooks, all read at run time (one compiled
-specialisation serves every pair):
+The pair's record selects three small hooks (:meth:`~dynmem.ode.pair.Pair.hooks`),
+each passed as its own argument that is ``None`` when the pair does not use it:
+numba prunes the branches of an absent hook when it compiles the loop (a test
+on an argument against ``None`` is decided from its type), so a 5(4) pair's
+specialisation holds none of DOP853's code, and DOP853 has a specialisation of
+its own, compiled only when it is used:
 
-* ``preactivation``: a 5(4) pair's stages are formed in pre-activation space:
-  with ``zy = W y`` and ``ZK[j] = W K[j]`` kept alongside ``y`` and ``K[j]``,
-  the pre-activation of ``y + hs sum_j a_j K[j]`` is ``zy + hs sum_j a_j ZK[j]
-  + p + tau q`` with no matrix product: one product per stage, and none for
-  the exact field at a dense-output point.  DOP853's are formed from the state;
+* ``state`` (``None`` for a pre-activation pair): a 5(4) pair's stages are formed
+  in pre-activation space: with ``zy = W y`` and ``ZK[j] = W K[j]`` kept
+  alongside ``y`` and ``K[j]``, the pre-activation of ``y + hs sum_j a_j K[j]``
+  is ``zy + hs sum_j a_j ZK[j] + p + tau q`` with no matrix product: one product
+  per stage, and none for the exact field at a dense-output point.  DOP853's
+  are formed from the state;
 * ``E2``: a second error estimate selects Hairer's combined norm;
-* ``dense``: the polynomial continuous extension of the 5(4) pairs, or
-  Hairer's form with extra stages (computed only for a step that holds an
-  observation).
+* ``hairer``: Hairer's dense output with extra stages (computed only for a step
+  that holds an observation) in place of the polynomial continuous extension
+  of the 5(4) pairs.
+
+So are the step store ``S`` and the readout ``cv`` of the field at the
+observations: a solve without them compiles none of their code.
 """
 
 from __future__ import annotations
@@ -34,12 +42,11 @@ import math
 import numba
 import numpy as np
 
-from .control import (DIVERGED, MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS, all_finite, first_trial_step,
-                      initial_step, rms_error, rms_scaled, step_verdict)
+from .control import (DIVERGED, MAX_STEPS, NONFINITE, STEP_UNDERFLOW, STORE_FULL, SUCCESS, all_finite,
+                      first_trial_step, initial_step, rms_error, rms_scaled, step_verdict)
 from .field import field_from_z, matvec, rhs
-from .pair import DENSE_HAIRER
 
-__all__ = ["solve_one", "solve_batch", "interpolate", "combine", "empty_store", "grown_store"]
+__all__ = ["solve_one", "interpolate", "combine", "empty_store"]
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -108,32 +115,16 @@ def empty_store(n: int, stages: int, m: int) -> tuple:
             np.empty(n, dtype=np.int64))
 
 
-@numba.njit(cache=True, error_model="numpy")
-def grown_store(S):
-    # the step storage with twice the room, the stored steps copied over
-    S_t, S_h, S_y, S_K, S_D, S_seg = S
-    n = S_t.shape[0]
-    n2 = 2 * n + 16
-    m = S_y.shape[1]
-    ns = S_K.shape[1]
-    T_t, T_h, T_y, T_K = np.empty(n2), np.empty(n2), np.empty((n2, m)), np.empty((n2, ns, m))
-    T_D, T_seg = np.empty((n2, ns, m)), np.empty(n2, dtype=np.int64)
-    T_t[:n] = S_t
-    T_h[:n] = S_h
-    T_y[:n] = S_y
-    T_K[:n] = S_K
-    T_D[:n] = S_D
-    T_seg[:n] = S_seg
-    return T_t, T_h, T_y, T_K, T_D, T_seg
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _stage(field, preact, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout, want_d):
-    # out = f(y + hs sum_{j<nst} coef_j K_j) at the stage time (tau from the piece's start); with preact from the
-    # pre-activations (dout = sigma' there when want_d), else from the state
+# _stage and _knot_stage are inlined by numba (their tests of `state` are then decided in the loop's
+# specialisation, as the loop's own are): no compiled layer of their own, whose code numba would link into
+# the loop and optimise there a second time
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _stage(field, state, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout, want_d):
+    # out = f(y + hs sum_{j<nst} coef_j K_j) at the stage time (tau from the piece's start); for a pre-activation
+    # pair (state None) from the pre-activations (dout = sigma' there when want_d), else from the state
     W, code, leak = field
     m = y.shape[0]
-    if preact:
+    if state is None:
         _combine2(coef, K, ZK, nst, acc_v, acc_z)
         for i in range(m):
             ytmp[i] = y[i] + hs * acc_v[i]
@@ -146,11 +137,11 @@ def _stage(field, preact, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp
         rhs(W, code, leak, TS, p, q, tau, ytmp, out)
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _knot_stage(field, preact, y, zy, p, q, TS, ztmp, out, dout, want_d):
-    # out = f(y) at the start of a piece (tau = 0), from zy = W y with preact
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _knot_stage(field, state, y, zy, p, q, TS, ztmp, out, dout, want_d):
+    # out = f(y) at the start of a piece (tau = 0), from zy = W y for a pre-activation pair (state None)
     W, code, leak = field
-    if preact:
+    if state is None:
         for i in range(y.shape[0]):
             ztmp[i] = zy[i] + p[i]
         field_from_z(code, leak, TS, ztmp, y, out, dout, want_d)
@@ -159,35 +150,38 @@ def _knot_stage(field, preact, y, zy, p, q, TS, ztmp, out, dout, want_d):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy, cv, DY):
-    """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject, S).
+def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S, cv, DY):
+    """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject).
 
     ``field = (W, code, leak)``, ``tabs`` the pair's :meth:`~dynmem.ode.pair.Pair.tables`,
+    ``E2, hairer, state`` its :meth:`~dynmem.ode.pair.Pair.hooks` (``None`` where absent),
     ``ctrl = (rtol, atol, max_step, max_steps, threshold)``; ``P[k], Q[k]``
     the input piece ``p + tau q`` on ``[breaks[k], breaks[k+1]]``.
 
-    With ``store`` (a pre-activation pair) the accepted steps are written to
-    ``S = (S_t, S_h, S_y, S_K, S_D, S_seg)``: start, length, start state, the
-    stage derivatives, ``sigma'`` at the stage pre-activations and the input
-    piece - the dense output of the whole solve and what its discrete adjoint
-    needs.  Full arrays are replaced by arrays of twice the length (the
-    returned ones hold the steps; without ``store`` ``S`` is returned
-    untouched).  With ``want_dy``, ``DY[i] = cv . f(h(t_eval[i]))``, the exact
-    field at the interpolated state, is written instead of ``H``, which is left
-    untouched (it may be (1, m)).
+    With a step store ``S = (S_t, S_h, S_y, S_K, S_D, S_seg)`` (a pre-activation
+    pair; ``None`` for none) the accepted steps are written to it: start,
+    length, start state, the stage derivatives, ``sigma'`` at the stage
+    pre-activations and the input piece - the dense output of the whole solve
+    and what its discrete adjoint needs.  A full store ends the solve with
+    :data:`~dynmem.ode.control.STORE_FULL` (``t_reached`` where it filled up):
+    the caller solves again with a larger one (the store is never replaced
+    here: carrying a growing tuple of arrays through the loop cost ~2 s of
+    compilation).  With a readout ``cv`` (else ``None``),
+    ``DY[i] = cv . f(h(t_eval[i]))``, the exact field at the interpolated state,
+    is written instead of ``H``, which is left untouched (it may be (1, m)).
     """
     W, code, leak = field
-    C, A, B, E, E2, Pd, expo, dense, preact = tabs
+    C, A, B, E, Pd, expo = tabs
     rtol, atol, max_step, max_steps, threshold = ctrl
+    keep = S is not None  # sigma' at the stages is wanted for the store only (one type for every call below)
     m = h0.shape[0]
     n = t_eval.shape[0]
     nseg = breaks.shape[0] - 1
     nb = B.shape[0]                   # the step's own stages; stage nb is the FSAL one, f(t + h, y_new)
     ns = max(A.shape[0], nb + 1)      # stage derivatives kept, with any dense-output stages
-    hairer = dense == DENSE_HAIRER
     K = np.empty((ns, m))
     ZK = np.empty((ns, m))  # W K[j] (pre-activation pairs)
-    D = np.empty((ns, m))   # sigma' at the stage pre-activations (written with store only)
+    D = np.empty((ns, m))   # sigma' at the stage pre-activations (written with a store only)
     F = np.empty((Pd.shape[0] + 3, m))  # Hairer's dense-output coefficients
     y = h0.copy()
     zy = np.empty(m)       # W y
@@ -204,43 +198,44 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
     nrej = 0
     i_obs = 0
     if not all_finite(y):
-        return NONFINITE, t, nfev, nacc, nrej, S
+        return NONFINITE, t, nfev, nacc, nrej
     while i_obs < n and t_eval[i_obs] <= t:
-        if not want_dy:
-            H[i_obs, :] = y
+        if cv is None:
+            for i in range(m):
+                H[i_obs, i] = y[i]
         i_obs += 1
     n_first = i_obs
-    if nseg == 0 and not want_dy:
-        return SUCCESS, t, nfev, nacc, nrej, S
+    if nseg == 0 and cv is None:
+        return SUCCESS, t, nfev, nacc, nrej
 
     # scipy's select_initial_step on the first piece
     p = P[0]
     q = Q[0]
-    if preact:
+    if state is None:
         matvec(W, y, zy)
-    _knot_stage(field, preact, y, zy, p, q, TS, ztmp, K[0], D[0], store)
+    _knot_stage(field, state, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
     nfev += 1
     if not all_finite(K[0]):
-        return NONFINITE, t, nfev, nacc, nrej, S
-    if want_dy:
+        return NONFINITE, t, nfev, nacc, nrej
+    if cv is not None:
         acc = 0.0
         for i in range(m):
             acc += cv[i] * K[0, i]
         for r in range(n_first):
             DY[r] = acc
     if nseg == 0:
-        return SUCCESS, t, nfev, nacc, nrej, S
-    if preact:
+        return SUCCESS, t, nfev, nacc, nrej
+    if state is None:
         matvec(W, K[0], ZK[0])
     span = breaks[1] - breaks[0]
     d0 = rms_scaled(y, y, rtol, atol)
     d1 = rms_scaled(K[0], y, rtol, atol)
     hh = first_trial_step(d0, d1, span)
-    if preact:
+    if state is None:
         for i in range(m):
             ytmp[i] = y[i] + hh * K[0, i]
             ztmp[i] = zy[i] + hh * ZK[0, i] + p[i] + hh * q[i]
-        field_from_z(code, leak, TS, ztmp, ytmp, K[1], D[1], False)
+        field_from_z(code, leak, TS, ztmp, ytmp, K[1], D[1], keep)  # (D[1] rewritten by the first step)
     else:
         for i in range(m):
             ytmp[i] = y[i] + hh * K[0, i]
@@ -251,7 +246,7 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
     d2 = rms_scaled(ynew, y, rtol, atol) / hh
     h_abs = initial_step(hh, d1, d2, min(span, max_step), expo)
     if not math.isfinite(h_abs):  # a NaN from the derivative estimate
-        return NONFINITE, t, nfev, nacc, nrej, S
+        return NONFINITE, t, nfev, nacc, nrej
 
     attempts = 0
     for seg in range(nseg):
@@ -260,11 +255,11 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
         p = P[seg]
         q = Q[seg]
         if seg > 0:  # the input may jump at the knot: the stage derivative there is re-evaluated
-            _knot_stage(field, preact, y, zy, p, q, TS, ztmp, K[0], D[0], store)
+            _knot_stage(field, state, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
             nfev += 1
             if not all_finite(K[0]):
-                return NONFINITE, t, nfev, nacc, nrej, S
-            if preact:
+                return NONFINITE, t, nfev, nacc, nrej
+            if state is None:
                 matvec(W, K[0], ZK[0])
         while t < bnd:
             min_step = 10.0 * abs(np.nextafter(t, np.inf) - t)
@@ -276,28 +271,28 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
             bad_trial = False
             while True:
                 if h_abs < min_step:
-                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev, nacc, nrej, S
+                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev, nacc, nrej
                 if attempts >= max_steps:
-                    return MAX_STEPS, t, nfev, nacc, nrej, S
+                    return MAX_STEPS, t, nfev, nacc, nrej
                 attempts += 1
                 t_new = t + h_abs
                 if t_new >= bnd:
                     t_new = bnd
                 hs = t_new - t
                 for st in range(1, nb):
-                    _stage(field, preact, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
-                           acc_v, acc_z, K[st], D[st], store)
-                    if preact:
+                    _stage(field, state, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
+                           acc_v, acc_z, K[st], D[st], keep)
+                    if state is None:
                         matvec(W, K[st], ZK[st])
                 # the new state and the FSAL stage f(t_new, y_new)
                 tau = t_new - a
-                if preact:
+                if state is None:
                     _combine2(B, K, ZK, nb, acc_v, acc_z)
                     for i in range(m):
                         ynew[i] = y[i] + hs * acc_v[i]
                         zynew[i] = zy[i] + hs * acc_z[i]
                         ztmp[i] = zynew[i] + p[i] + tau * q[i]
-                    field_from_z(code, leak, TS, ztmp, ynew, K[nb], D[nb], store)
+                    field_from_z(code, leak, TS, ztmp, ynew, K[nb], D[nb], keep)
                 else:
                     combine(B, K, nb, acc_v)
                     for i in range(m):
@@ -305,7 +300,7 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
                     rhs(W, code, leak, TS, p, q, tau, ynew, K[nb])
                 nfev += nb
                 combine(E, K, E.shape[0], acc_v)
-                if E2.shape[0] == 0:  # scipy's RMS norm of hs * e
+                if E2 is None:  # scipy's RMS norm of hs * e
                     err = rms_error(hs, acc_v, y, ynew, rtol, atol)
                 else:  # Hairer's combined norm of two estimates (DOP853)
                     combine(E2, K, E2.shape[0], acc_z)
@@ -330,12 +325,12 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
                 nrej += 1
                 rejected = True
             # accepted step [t, t_new] of length hs
-            if preact:
+            if state is None:
                 matvec(W, K[nb], ZK[nb])
-            if store:
-                if nacc == S[0].shape[0]:  # full: twice the room, the stored steps copied over
-                    S = grown_store(S)
+            if S is not None:
                 S_t, S_h, S_y, S_K, S_D, S_seg = S
+                if nacc == S_t.shape[0]:  # full: the caller gives a larger store and solves again
+                    return STORE_FULL, t, nfev, nacc, nrej
                 S_t[nacc] = t
                 S_h[nacc] = hs
                 S_seg[nacc] = seg
@@ -350,26 +345,27 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
             for i in range(m):
                 big = max(big, abs(ynew[i]))
             if big >= threshold:
-                return DIVERGED, t_new, nfev, nacc, nrej, S
-            dense_ready = not hairer
+                return DIVERGED, t_new, nfev, nacc, nrej
+            dense_ready = False
             while i_obs < n and t_eval[i_obs] <= t_new:
                 te = t_eval[i_obs]
                 if te == t_new:
-                    if want_dy:
+                    if cv is not None:
                         acc = 0.0
                         for i in range(m):
                             acc += cv[i] * K[nb, i]
                         DY[i_obs] = acc
                     else:
-                        H[i_obs, :] = ynew
+                        for i in range(m):
+                            H[i_obs, i] = ynew[i]
                     i_obs += 1
                     continue
-                if not dense_ready:
+                if hairer is not None and not dense_ready:
                     # Hairer's extra stages and the interpolant's coefficients of this step
                     for st in range(nb + 1, ns):
-                        _stage(field, preact, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp,
-                               ztmp, acc_v, acc_z, K[st], D[st], False)
-                        if preact:
+                        _stage(field, state, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp,
+                               ztmp, acc_v, acc_z, K[st], D[st], keep)
+                        if state is None:
                             matvec(W, K[st], ZK[st])
                     nfev += ns - nb - 1
                     for i in range(m):
@@ -383,9 +379,9 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
                             F[3 + r, i] = hs * acc_v[i]
                     dense_ready = True
                 x = (te - t) / hs
-                if want_dy:
+                if cv is not None:
                     # cv . f(h(te)): the exact field at the interpolated state
-                    if preact and not hairer:
+                    if state is None and hairer is None:
                         # its pre-activation interpolated from zy and ZK like the state from y and K
                         interpolate(ZK, zy, hs, x, Pd, ztmp)
                         if leak != 0.0:
@@ -393,9 +389,9 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
                         tau = te - a
                         for i in range(m):
                             ztmp[i] += p[i] + tau * q[i]
-                        field_from_z(code, leak, TS, ztmp, ytmp, acc_v, acc_z, False)  # leak = 0: ytmp unused
+                        field_from_z(code, leak, TS, ztmp, ytmp, acc_v, acc_z, keep)  # leak = 0: ytmp unused; acc_z scratch
                     else:
-                        if hairer:
+                        if hairer is not None:
                             _dense_hairer(F, y, x, ytmp)
                         else:
                             interpolate(K, y, hs, x, Pd, ytmp)
@@ -405,7 +401,7 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
                     for i in range(m):
                         acc += cv[i] * acc_v[i]
                     DY[i_obs] = acc
-                elif hairer:
+                elif hairer is not None:
                     _dense_hairer(F, y, x, H[i_obs])
                 else:
                     interpolate(K, y, hs, x, Pd, H[i_obs])
@@ -415,7 +411,7 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
             for i in range(m):
                 y[i] = ynew[i]
                 K[0, i] = K[nb, i]
-            if preact:
+            if state is None:
                 for i in range(m):
                     zy[i] = zynew[i]
                     ZK[0, i] = ZK[nb, i]
@@ -423,18 +419,4 @@ def solve_one(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, store, S, want_dy,
             h_abs = hs * factor
             if t == bnd and wanted > hs:
                 h_abs = max(h_abs, wanted)
-    return SUCCESS, t, nfev, nacc, nrej, S
-
-
-@numba.njit(cache=True, error_model="numpy")
-def solve_batch(field, tabs, ctrl, P, Q, breaks, t_eval, H0, H, status, t_reached, counts, want_dy, cv, DY):
-    """:func:`solve_one` for every sequence ``s`` (``P[s], Q[s], H0[s]``), no step store."""
-    none = (np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1, 1)),
-            np.zeros(1, dtype=np.int64))
-    for s in range(P.shape[0]):
-        out = solve_one(field, tabs, ctrl, P[s], Q[s], breaks, t_eval, H0[s], H[s], False, none, want_dy, cv, DY[s])
-        status[s] = out[0]
-        t_reached[s] = out[1]
-        counts[s, 0] = out[2]
-        counts[s, 1] = out[3]
-        counts[s, 2] = out[4]
+    return SUCCESS, t, nfev, nacc, nrej

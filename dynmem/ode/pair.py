@@ -123,6 +123,17 @@ class Pair:
         return 1.0 / (self.error_order + 1)
 
     def tables(self) -> tuple:
-        """``(C, A, B, E, E2, P, exponent, dense, preactivation)`` for the compiled loop (one type for every pair)."""
-        return (self.C, self.A, self.B, self.E, self.E2, self.P, float(self.exponent), np.int64(self.dense),
-                bool(self.preactivation))
+        """``(C, A, B, E, P, exponent)`` for the compiled loop (one type for every pair)."""
+        return self.C, self.A, self.B, self.E, self.P, float(self.exponent)
+
+    def hooks(self) -> tuple:
+        """``(E2, hairer, state)`` for the compiled loop: ``E2`` (the second error estimate), ``hairer`` (True:
+        Hairer's dense output) and ``state`` (True: stages formed from the state), each ``None`` when the pair
+        does without it.
+
+        They are arguments of their own, each ``None`` or not by its type: numba decides the loop's tests of
+        an argument against ``None`` when it compiles it and drops the code of an absent hook, so the 5(4)
+        pairs share one specialisation free of DOP853's code (and DOP853 compiles its own when it is used).
+        """
+        return (self.E2 if self.E2.size else None, True if self.dense == DENSE_HAIRER else None,
+                None if self.preactivation else True)

@@ -1,4 +1,4 @@
-"""The engine's batched calls: a batch of CTRNN solves in one compiled call.
+"""The engine's batched calls: a batch of CTRNN solves, one compiled step loop per sequence.
 
 :func:`solve_ctrnn` (affine input paths) and :func:`solve_ctrnn_constant`
 (constant inputs, the probes of :func:`dynmem.memory_function`) validate their
@@ -26,11 +26,11 @@ from ..activations import get_activation
 from ..inputs import InputPath
 from .control import STATUS_MESSAGES, SUCCESS
 from .field import as_ctrnn
-from .loop import solve_batch
+from .loop import solve_one
 from .registry import check_compiled_method, pair_of
 
 __all__ = ["ODEResult", "solve_ctrnn", "solve_ctrnn_constant", "solve_path_validated", "path_tables", "prepare",
-           "run_batch", "batch_result", "kernel_field", "PATH_TABLES"]
+           "run_batch", "batch_result", "kernel_field", "PATH_TABLES", "NO_READOUT"]
 
 
 def kernel_field(model) -> tuple:
@@ -38,10 +38,21 @@ def kernel_field(model) -> tuple:
     return np.array(model.W, dtype=float), np.int64(get_activation(model.activation).code), float(model.leak)
 
 
-def run_batch(method, model, P, Q, breaks, t_eval, H0, ctrl, H, status, t_reached, counts, want_dy, cv, DY):
-    """The step loop for every sequence of a batch, with the pair of ``method``."""
-    solve_batch(kernel_field(model), pair_of(method).tables(), ctrl, P, Q, breaks, t_eval, H0, H, status, t_reached,
-                counts, want_dy, cv, DY)
+def run_batch(method, model, P, Q, breaks, t_eval, H0, ctrl, H, status, t_reached, counts, cv, DY):
+    """The step loop for every sequence ``s`` of a batch (``P[s], Q[s], H0[s]``), with the pair of ``method``.
+
+    ``cv`` None: no readout (``DY`` unread), else ``DY[s]`` receives sequence ``s``'s readouts
+    (:func:`~dynmem.ode.loop.solve_one`).  The loop over the sequences is Python's: a compiled one around
+    the step loop would compile the step loop's whole code a second time (numba links every callee into
+    its caller and optimises it there again: ~1.3 s of a cold first call), for ~3 us per sequence saved.
+    """
+    pair = pair_of(method)
+    field, tabs = kernel_field(model), pair.tables()
+    E2, hairer, state = pair.hooks()
+    for s in range(P.shape[0]):
+        out = solve_one(field, tabs, E2, hairer, state, ctrl, P[s], Q[s], breaks, t_eval, H0[s], H[s], None, cv,
+                        DY[s])
+        status[s], t_reached[s], counts[s, 0], counts[s, 1], counts[s, 2] = out[:5]
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,14 +168,15 @@ def solve_path_validated(model, x, t_eval, h, t0, rtol, atol, max_step, max_step
         Q = (Xs @ U.T)[None]
     else:
         P = Q = np.zeros((1, 1, m))
-    H = np.full((1, t_eval.size, m), np.nan)
-    status = np.zeros(1, dtype=np.int64)
-    t_reached = np.zeros(1)
-    counts = np.zeros((1, 3), dtype=np.int64)
-    run_batch(method, model, P, Q, breaks, np.array(t_eval, dtype=float), np.array(h, dtype=float)[None],
-              (float(rtol), float(atol), float(max_step), np.int64(max_steps), float(threshold)), H, status, t_reached,
-              counts, False, _NO_CV, _NO_DY)
-    return H[0], int(status[0]), float(t_reached[0]), int(counts[0, 0])
+    H = np.full((t_eval.size, m), np.nan)
+    pair = pair_of(method)
+    E2, hairer, state = pair.hooks()
+    # the loop itself, not the batch call around it: one compiled layer less on a cold first call
+    status, t_reached, nfev, _, _ = solve_one(
+        kernel_field(model), pair.tables(), E2, hairer, state,
+        (float(rtol), float(atol), float(max_step), np.int64(max_steps), float(threshold)), P[0], Q[0], breaks,
+        np.array(t_eval, dtype=float), np.array(h, dtype=float), H, None, None, NO_READOUT)
+    return H, int(status), float(t_reached), int(nfev)
 
 
 def prepare(model, x, t_eval, h0, t0, rtol, atol, max_step, max_steps, divergence_threshold, t_name):
@@ -238,7 +250,7 @@ def solve_ctrnn(
     divergence_threshold: float = 1e12,
     method: str = "dopri5",
 ) -> ODEResult:
-    """Integrate a CTRNN for a batch of input paths in one compiled call (an explicit Runge-Kutta pair).
+    """Integrate a CTRNN for a batch of input paths, each in one compiled call (an explicit Runge-Kutta pair).
 
     Solves ``dh/dt = sigma(W h + U x_s(t) + b) - leak h``, ``h(t0) = h0_s``
     for every path ``x_s``; see the module docstring for the method and its
@@ -289,7 +301,7 @@ def solve_ctrnn(
     counts = np.zeros((nb, 3), dtype=np.int64)
     # fresh writeable C-contiguous arrays everywhere: one compiled signature
     run_batch(method, model, P, Q, breaks, np.array(t_eval), H0, (rtol, atol, max_step, np.int64(max_steps), threshold),
-              H, status, t_reached, counts, False, np.zeros(m), np.zeros((nb, 1)))
+              H, status, t_reached, counts, None, np.zeros((nb, 1)))
     return batch_result(t_eval, H, status, t_reached, counts, method)
 
 
@@ -306,7 +318,7 @@ def solve_ctrnn_constant(
     output_derivative=None,
     method: str = "dopri5",
 ):
-    """Integrate a CTRNN from ``t = 0`` under constant inputs, a batch of ``B`` of them in one compiled call.
+    """Integrate a CTRNN from ``t = 0`` under constant inputs, a batch of ``B`` of them, each in one compiled call.
 
     Solves ``dh/dt = sigma(W h + U X[s] + b) - leak h``, ``h(0) = h0[s]``,
     for every row ``X[s]`` (the probes of :func:`dynmem.memory_function`);
@@ -364,7 +376,7 @@ def solve_ctrnn_constant(
             raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {H0.shape}.")
         H0 = np.ascontiguousarray(np.broadcast_to(H0, (nb, m)), dtype=float).copy()
     want_dy = output_derivative is not None
-    cv = np.zeros(m) if output_derivative is None else as_float_array("output_derivative", output_derivative, shape=(m,)).copy()
+    cv = None if output_derivative is None else as_float_array("output_derivative", output_derivative, shape=(m,)).copy()
     DY = np.full((nb, t_eval.size if want_dy else 1), np.nan)
     t1 = float(t_eval[-1])
     breaks = np.array([0.0, t1]) if t1 > 0 else np.array([0.0])
@@ -375,7 +387,7 @@ def solve_ctrnn_constant(
     t_reached = np.zeros(nb)
     counts = np.zeros((nb, 3), dtype=np.int64)
     run_batch(method, model, P, Q, breaks, np.array(t_eval), H0, (rtol, atol, np.inf, np.int64(max_steps), threshold),
-              H, status, t_reached, counts, want_dy, cv, DY)
+              H, status, t_reached, counts, cv, DY)
     res = batch_result(t_eval, H, status, t_reached, counts, method)
     return (res, DY) if want_dy else res
 
@@ -393,5 +405,5 @@ def batch_result(t_eval, H, status, t_reached, counts, method="dopri5"):
                      naccept=counts[:, 1].copy(), nreject=counts[:, 2].copy(), success=bad.size == 0, message=message)
 
 
-_NO_CV = np.zeros(1)
-_NO_DY = np.zeros((1, 1))
+NO_READOUT = np.zeros(1)
+"""The unread ``DY`` of a solve without a readout (``cv`` None): the type the batch call passes there too."""
