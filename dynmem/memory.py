@@ -362,10 +362,10 @@ def _flow_probe_memory(model, probes: np.ndarray, t: np.ndarray, input: str, met
                        atol: float) -> np.ndarray:
     """``|dy/dt|`` (heaviside, reversed) or ``|y - y*|`` (impulse) for each probe row x, shape (k, n).
 
-    All probes are integrated at once: for a CTRNN or LinearRNN with
-    ``method`` "auto" or "dopri5" in one compiled DOPRI5 call
+    For a CTRNN or LinearRNN with ``method`` "auto" or "dopri5" each probe is
+    one call of the compiled DOPRI5 loop, the probes in a Python loop
     (:func:`dynmem.ode.solve_ctrnn_constant`, which returns c^T f(h) at the
-    observation times), otherwise through the
+    observation times); otherwise all probes are integrated at once through the
     :class:`~dynmem.models.ContinuousModel` contract as one batched scipy ODE
     ``dH/dt = f(H, X)``.
     """
@@ -443,7 +443,7 @@ def _mirror_pairs(model, Xd: np.ndarray, H0: np.ndarray):
 
 def _compiled_probe_states(model, Xd: np.ndarray, H0: np.ndarray, t: np.ndarray, rtol: float, atol: float,
                            c=None, method: str = "dopri5") -> np.ndarray:
-    """All k probes in one compiled DOPRI5 call (dynmem.ode): states (n, k, m), or with a readout ``c``
+    """The k probes through the compiled DOPRI5 loop (dynmem.ode, one call per probe): states (n, k, m), or with a readout ``c``
     the output derivatives ``c^T dh/dt = c^T f(h(t))`` (k, n), the exact field at the interpolated states."""
     from .ode.solve import solve_ctrnn_constant
 
@@ -579,8 +579,8 @@ def memory_function(
         with ``normalize="x"``).
     method, rtol, atol
         Integrator for the probes of continuous models (all probes are
-        integrated at once).  The default ``"auto"`` runs CTRNN/LinearRNN
-        probes in one compiled DOPRI5 call (``"dopri5"``, :mod:`dynmem.ode`)
+        integrated together).  The default ``"auto"`` runs CTRNN/LinearRNN
+        probes through the compiled DOPRI5 loop (``"dopri5"``, :mod:`dynmem.ode`)
         and other continuous models as one batched scipy ``"RK45"`` system;
         scipy's methods and the compiled ``"tsit5"`` / ``"dop853"`` are
         accepted by name.
