@@ -116,8 +116,7 @@ class _Problem:
         self.m = model.hidden
         # W = diag(f(w)) needs the recurrence's arrays (dynmem.recurrences.Recurrence); every model brings its
         # own gradient (Trainable: the RNNs through dynmem.recurrences).
-        self.own_grad = not isinstance(model, Recurrence)
-        if self.own_grad and reparam is not None:
+        if reparam is not None and not isinstance(model, Recurrence):
             raise ValueError(f"`reparam` (W = diag(f(w))) applies to a DiscreteRNN or an EulerRNN only; got a "
                              f"{type(model).__name__}.")
 
