@@ -429,3 +429,22 @@ def test_fig11_basin_ends_match_solve_ivp_in_v():
         basin_ends(np.ones((2, 2)), grid)
     with pytest.raises(ValueError, match=r"`grid` must lie in \(-1, 1\)"):
         basin_ends(W, [0.0, 1.0])
+
+
+@pytest.mark.parametrize("figure, protocol_name, expected", [
+    ("fig2", "paper", "[WLL] Fig. 2: trained tanh RNN, free W (paper protocol)"),
+    ("fig8b", "paper", "[WLL] Fig. 8b: trained tanh RNN, W = -diag(softplus(w)) (paper protocol)"),
+    ("fig2", "code", "[WLL] Fig. 2: trained tanh RNN, W = -P^T diag(relu(w)) P (code protocol)"),
+    ("fig8b", "code", "[WLL] Fig. 8b: trained tanh RNN, W = -P^T diag(softplus(w)) P (code protocol)"),
+])
+def test_study_titles_name_the_w_the_run_was_trained_with(figure, protocol_name, expected):
+    from dynmem.experiments import trained_figure as tf
+    from dynmem.experiments.protocols import protocol as get_protocol
+
+    cfg = tf.config(figure, "quick", protocol_name)
+    result = {"experiment": figure, "protocol_name": protocol_name, "protocol": get_protocol(protocol_name),
+              "config": cfg}
+    title = tf.TITLE_FIG2 if figure == "fig2" else tf.TITLE_FIG8B
+    assert tf.titled(result, title) == expected
+    # a result that does not say how W was formed keeps the registry's title
+    assert tf.titled({"experiment": figure}, title) == title

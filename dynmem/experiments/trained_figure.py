@@ -27,7 +27,8 @@ from . import trained as tr
 from .protocols import protocol as get_protocol
 from .record import Experiment
 
-__all__ = ["FIG2", "FIG8B", "config", "run", "plot", "verdict_fig2", "verdict_fig8b", "window_frontier"]
+__all__ = ["FIG2", "FIG8B", "config", "run", "plot", "titled", "verdict_fig2", "verdict_fig8b", "w_label",
+           "window_frontier"]
 
 PROTOCOLS = ("paper", "code", "dynmem")
 TITLE_FIG2 = "[WLL] Fig. 2: trained tanh RNN, free W"
@@ -248,14 +249,42 @@ def fig8b_config(size: str = "quick", protocol: str | None = None, **changes) ->
     return config("fig8b", size, protocol or PROTOCOLS[0], **changes)
 
 
+def w_label(result: dict) -> str | None:
+    """How ``W`` is formed in ``result``, read from its protocol's parameterisation (``None`` if it does not say).
+
+    ``"free W"``, ``"W = -diag(g(w))"`` or ``"W = -P^T diag(g(w)) P"`` with ``g`` the protocol's map
+    (left out when it is the identity).
+    """
+    proto = result.get("protocol") or {}
+    cfg = result.get("config") or {}
+    par = (proto.get("parameterisation") or {}).get(cfg.get("parameterisation", result.get("experiment")))
+    if not par:
+        return None
+    g = par.get("g")
+    gw = "w" if g in (None, "identity") else f"{g}(w)"
+    return {"free": "free W", "diag": f"W = -diag({gw})", "orth": f"W = -P^T diag({gw}) P"}.get(par.get("form"))
+
+
+def titled(result: dict, title: str) -> str:
+    """``title`` with its ``W`` description replaced by the one ``result`` was trained with, and the protocol named.
+
+    The registry titles name the paper's ``W``; under the ``"code"`` protocol both figures use the code's
+    orthogonal form, so a fixed title would misdescribe the run.
+    """
+    label = w_label(result)
+    head = title.rsplit(", ", 1)[0] if label else title
+    name = result.get("protocol_name")
+    return (f"{head}, {label}" if label else head) + (f" ({name} protocol)" if name else "")
+
+
 def fig2_plot(result: dict, path: str) -> None:
-    """Fig. 2's figure (:func:`plot` with its title)."""
-    plot(result, path, TITLE_FIG2)
+    """Fig. 2's figure (:func:`plot` with its title, naming the run's ``W`` and protocol)."""
+    plot(result, path, titled(result, TITLE_FIG2))
 
 
 def fig8b_plot(result: dict, path: str) -> None:
-    """Fig. 8b's figure (:func:`plot` with its title)."""
-    plot(result, path, TITLE_FIG8B)
+    """Fig. 8b's figure (:func:`plot` with its title, naming the run's ``W`` and protocol)."""
+    plot(result, path, titled(result, TITLE_FIG8B))
 
 
 FIG2 = Experiment(name="fig2", title=TITLE_FIG2, claim=CLAIM_FIG2, protocols=PROTOCOLS, config=fig2_config, run=run,
