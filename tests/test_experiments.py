@@ -432,10 +432,10 @@ def test_fig11_basin_ends_match_solve_ivp_in_v():
 
 
 @pytest.mark.parametrize("figure, protocol_name, expected", [
-    ("fig2", "paper", "[WLL] Fig. 2: trained tanh RNN, free W (paper protocol)"),
-    ("fig8b", "paper", "[WLL] Fig. 8b: trained tanh RNN, W = -diag(softplus(w)) (paper protocol)"),
-    ("fig2", "code", "[WLL] Fig. 2: trained tanh RNN, W = -P^T diag(relu(w)) P (code protocol)"),
-    ("fig8b", "code", "[WLL] Fig. 8b: trained tanh RNN, W = -P^T diag(softplus(w)) P (code protocol)"),
+    ("fig2", "paper", "[WLL] Fig. 2: trained tanh RNN, free W"),
+    ("fig8b", "paper", "[WLL] Fig. 8b: trained tanh RNN, W = -diag(softplus(w))"),
+    ("fig2", "code", "[WLL] Fig. 2: trained tanh RNN, W = -P^T diag(relu(w)) P"),
+    ("fig8b", "code", "[WLL] Fig. 8b: trained tanh RNN, W = -P^T diag(softplus(w)) P"),
 ])
 def test_study_titles_name_the_w_the_run_was_trained_with(figure, protocol_name, expected):
     from dynmem.experiments import trained_figure as tf

@@ -644,9 +644,13 @@ def run_study(cfg: dict, *, executor=None, progress: bool = False) -> dict:
 # figure
 
 
-def _pos(a):
+#: margins at or below this are drawn as 0: ``-alpha(W)`` of a singular ``W`` comes out as +-1e-17 or so
+MARGIN_FLOOR = 1e-12
+
+
+def _pos(a, floor: float = 0.0):
     a = np.asarray(a, dtype=float)
-    return np.where(np.isfinite(a) & (a > 0), a, np.nan)
+    return np.where(np.isfinite(a) & (a > floor), a, np.nan)
 
 
 def plot_study(result: dict, path: str, title: str = "") -> None:
@@ -685,20 +689,21 @@ def plot_study(result: dict, path: str, title: str = "") -> None:
         for col, m in zip(colors, widths):
             pts = [p for p in r["points"] if p["m"] == m]
             e = _pos([p["error0"] for p in pts])
-            mg = _pos([p["margin"] for p in pts])
+            mg = _pos([p["margin"] for p in pts], MARGIN_FLOOR)
             fin = [p["kind"] == "final" for p in pts]
             ax.scatter(e, mg, s=10, color=col, alpha=0.5)
             ax.scatter(e[fin], mg[fin], s=40, color=col, edgecolor="k", label=f"m = {m}")
         ax.scatter([], [], s=10, color="0.5", alpha=0.5, label="training snapshot")
         ax.scatter([], [], s=40, color="0.5", edgecolor="k", label="final model")
         fit = r["margin_vs_error"]["slope"]
-        pos_pts = [p for p in r["points"] if np.isfinite(p["margin"]) and p["margin"] > 0
+        pos_pts = [p for p in r["points"] if np.isfinite(p["margin"]) and p["margin"] > MARGIN_FLOOR
                    and np.isfinite(p["error0"]) and p["error0"] > 0]
         if pos_pts:
             ax.set_xscale("log")
             ax.set_yscale("log")
         else:  # e.g. the code protocol's relu(w) with a w <= 0: W is singular, margin 0 at every point
-            ax.text(0.5, 0.5, r"margin $\leq 0$ at every point", transform=ax.transAxes, ha="center")
+            ax.text(0.5, 0.5, r"margin $\leq 10^{-12}$ (0 to rounding) at every point", transform=ax.transAxes,
+                    ha="center")
         ax.set(xlabel=r"achieved error $E_m(0)$", ylabel=r"spectral margin $-\alpha(W_m)$",
                title=f"target {tname}: margin vs error, {_slope_words(fit)}")
         ax.legend(fontsize=7)

@@ -266,15 +266,13 @@ def w_label(result: dict) -> str | None:
 
 
 def titled(result: dict, title: str) -> str:
-    """``title`` with its ``W`` description replaced by the one ``result`` was trained with, and the protocol named.
+    """``title`` with its ``W`` description replaced by the one ``result`` was trained with.
 
     The registry titles name the paper's ``W``; under the ``"code"`` protocol both figures use the code's
-    orthogonal form, so a fixed title would misdescribe the run.
+    orthogonal form, so a fixed title would misdescribe the run (the figure's header names the protocol).
     """
     label = w_label(result)
-    head = title.rsplit(", ", 1)[0] if label else title
-    name = result.get("protocol_name")
-    return (f"{head}, {label}" if label else head) + (f" ({name} protocol)" if name else "")
+    return f"{title.rsplit(', ', 1)[0]}, {label}" if label else title
 
 
 def fig2_plot(result: dict, path: str) -> None:
