@@ -288,6 +288,16 @@ def test_a_record_refuses_an_undocumented_member():
         Experiment(**{**ok, "protocols": ()})
     with pytest.raises(TypeError, match="`plot` must be callable"):
         Experiment(**{**ok, "plot": 3})
+    # a per-result title: documented like every member, title_of falls back to the fixed title
+    assert Experiment(**ok).title_of({"any": 1}) == "t"
+
+    def per_run(result):
+        """The title of one run."""
+        return f"t ({result['w']})"
+
+    assert Experiment(**ok, title_for=per_run).title_of({"w": "orth"}) == "t (orth)"
+    with pytest.raises(TypeError, match=r"`title_for` .*has no docstring"):
+        Experiment(**ok, title_for=lambda r: "t")
 
 
 @pytest.fixture(scope="module")
@@ -446,5 +456,6 @@ def test_study_titles_name_the_w_the_run_was_trained_with(figure, protocol_name,
               "config": cfg}
     title = tf.TITLE_FIG2 if figure == "fig2" else tf.TITLE_FIG8B
     assert tf.titled(result, title) == expected
+    assert get_experiment(figure).title_of(result) == expected  # what the report's heading reads
     # a result that does not say how W was formed keeps the registry's title
     assert tf.titled({"experiment": figure}, title) == title

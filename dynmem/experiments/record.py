@@ -51,6 +51,10 @@ class Experiment:
     criteria : callable, optional
         ``criteria(result) -> dict``: the named criteria the verdict reads,
         where the experiment states them apart.
+    title_for : callable, optional
+        ``title_for(result) -> str``: the title of one result, where it
+        depends on how the run was made (e.g. which ``W`` a protocol trains);
+        :meth:`title_of` falls back to ``title``.
     requires : mapping, optional
         Optional modules it needs, each with the extra that installs it
         (``{"sklearn": "data"}``); ``dynmem reproduce all`` skips the
@@ -73,6 +77,7 @@ class Experiment:
     plot: Callable
     verdict: Callable
     criteria: Callable | None = None
+    title_for: Callable | None = None
     requires: Mapping = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -88,7 +93,7 @@ class Experiment:
                              f"got {self.protocols!r}.")
         object.__setattr__(self, "protocols", protos)
         object.__setattr__(self, "requires", dict(self.requires))
-        members = _CALLABLES + (("criteria",) if self.criteria is not None else ())
+        members = _CALLABLES + tuple(f for f in ("criteria", "title_for") if getattr(self, f) is not None)
         for field in members:
             fn = getattr(self, field)
             if not callable(fn):
@@ -96,6 +101,10 @@ class Experiment:
             if not (inspect.getdoc(fn) or "").strip():
                 raise TypeError(f"experiment {self.name!r}: `{field}` ({getattr(fn, '__qualname__', fn)!r}) "
                                 "has no docstring; every member of an experiment record says what it does.")
+
+    def title_of(self, result: dict) -> str:
+        """The title of ``result``: :attr:`title_for` of it when the record has one, else :attr:`title`."""
+        return self.title_for(result) if self.title_for is not None else self.title
 
     @property
     def default_protocol(self) -> str:

@@ -263,7 +263,8 @@ def report_rows(out: str) -> list:
         proto = r.get("protocol_name") or (r.get("reproduce") or {}).get("protocol") or "-"
         size = r.get("size") or (r.get("reproduce") or {}).get("size") or "-"
         rows.append({
-            "stem": stem, "experiment": name, "title": exp.title, "claim": exp.claim, "protocol": proto,
+            "stem": stem, "experiment": name, "title": _guard(exp.title_of, r, exp.title), "claim": exp.claim,
+            "protocol": proto,
             "size": size, "sizes": _guard(_sizes, r), "budget": _guard(_budget, r), "verdict": v["verdict"],
             "why": in_words(v["why"]), "quick": _guard(lambda x: quick_note(x, name, str(proto), str(size)), r, ""),
             "numbers": v.get("numbers", {}), "figure": png if os.path.isfile(os.path.join(out, png)) else None,

@@ -275,17 +275,27 @@ def titled(result: dict, title: str) -> str:
     return f"{title.rsplit(', ', 1)[0]}, {label}" if label else title
 
 
+def fig2_title(result: dict) -> str:
+    """Fig. 2's title for ``result``, naming the ``W`` it was trained with (:func:`titled`)."""
+    return titled(result, TITLE_FIG2)
+
+
+def fig8b_title(result: dict) -> str:
+    """Fig. 8b's title for ``result``, naming the ``W`` it was trained with (:func:`titled`)."""
+    return titled(result, TITLE_FIG8B)
+
+
 def fig2_plot(result: dict, path: str) -> None:
     """Fig. 2's figure (:func:`plot` with its title, naming the run's ``W`` and protocol)."""
-    plot(result, path, titled(result, TITLE_FIG2))
+    plot(result, path, fig2_title(result))
 
 
 def fig8b_plot(result: dict, path: str) -> None:
     """Fig. 8b's figure (:func:`plot` with its title, naming the run's ``W`` and protocol)."""
-    plot(result, path, titled(result, TITLE_FIG8B))
+    plot(result, path, fig8b_title(result))
 
 
 FIG2 = Experiment(name="fig2", title=TITLE_FIG2, claim=CLAIM_FIG2, protocols=PROTOCOLS, config=fig2_config, run=run,
-                  plot=fig2_plot, verdict=verdict_fig2)
+                  plot=fig2_plot, verdict=verdict_fig2, title_for=fig2_title)
 FIG8B = Experiment(name="fig8b", title=TITLE_FIG8B, claim=CLAIM_FIG8B, protocols=PROTOCOLS, config=fig8b_config,
-                   run=run, plot=fig8b_plot, verdict=verdict_fig8b)
+                   run=run, plot=fig8b_plot, verdict=verdict_fig8b, title_for=fig8b_title)
