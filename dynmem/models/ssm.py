@@ -367,32 +367,6 @@ class DiagonalSSM(_ComplexFlatParams):
         return DiscreteDiagonalSSM(lam_bar, b_scale[:, None] * self.B, self.C, self.D, dt=dt, method=method)
 
 
-@numba.njit(cache=True)
-def _ssm_kernel(lam, Bbar, C, D, X, H):
-    """h_{k+1} = lam h_k + Bbar x_k, y_k = Re(C h_{k+1}) + D x_k.
-
-    lam (m,) c16, Bbar (m, d) c16, C (m,) c16, D (d,) f8, X (B, T, d) f8,
-    H (B, m) c16 holding h_0 (overwritten with h_T).  Returns Y (B, T).
-    """
-    nb, T, d = X.shape
-    m = lam.size
-    Y = np.empty((nb, T))
-    for bi in range(nb):
-        for k in range(T):
-            acc = 0.0
-            for j in range(d):
-                acc += D[j] * X[bi, k, j]
-            for i in range(m):
-                u = 0.0j
-                for j in range(d):
-                    u += Bbar[i, j] * X[bi, k, j]
-                h = lam[i] * H[bi, i] + u
-                H[bi, i] = h
-                acc += C[i].real * h.real - C[i].imag * h.imag
-            Y[bi, k] = acc
-    return Y
-
-
 @dataclass(frozen=True, eq=False)
 class DiscreteDiagonalSSM(_ComplexFlatParams):
     """Discrete diagonal SSM ``h_{k+1} = Lambda_bar h_k + B_bar x_k``, ``y_k = Re(C^T h_{k+1}) + D^T x_k``.
@@ -552,8 +526,10 @@ class DiscreteDiagonalSSM(_ComplexFlatParams):
             if h0.shape not in ((m,), (nb, m)):
                 raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {h0.shape}.")
             H = np.array(np.broadcast_to(_as_complex("h0", h0, h0.shape), (nb, m)), dtype=np.complex128)
-        Y = _ssm_kernel(self.Lambda_bar.copy(), self.B_bar.copy(), self.C.copy(), self.D.copy(),
-                        kernel_array(X), H)
+        H = H[:, None, :]  # (B, 1, m): the kernel keeps the current state only
+        Y = _ssm_forward_store(self.Lambda_bar.copy(), self.B_bar.copy(), self.C.copy(), self.D.copy(),
+                               kernel_array(X), H)
+        H = H[:, 0]
         if not (np.all(np.isfinite(H)) and np.all(np.isfinite(Y))):
             raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
         return Y, H
@@ -630,14 +606,26 @@ def _unflatten(obj, theta) -> dict:
     return out
 
 
+_EMPTY_E = np.empty((0, 0, 0), dtype=np.complex128)
+_EMPTY_X = np.empty((0, 0, 0))
+
+
 @numba.njit(cache=True)
 def _ssm_forward_store(lam, Bbar, C, D, X, H):
-    """Like :func:`_ssm_kernel`, keeping every state: H (B, T+1, m) c16 with H[:, 0] = h_0 set; returns Y (B, T)."""
+    """h_{k+1} = lam h_k + Bbar x_k, y_k = Re(C h_{k+1}) + D x_k; returns Y (B, T).
+
+    lam (m,) c16, Bbar (m, d) c16, C (m,) c16, D (d,) f8, X (B, T, d) f8.
+    H (B, T+1, m) c16 with H[:, 0] = h_0 set keeps every state; H (B, 1, m)
+    holds h_0 and is overwritten with h_T (the run without a tape).
+    """
     nb, T, d = X.shape
     m = lam.size
+    store = H.shape[1] > 1
     Y = np.empty((nb, T))
     for bi in range(nb):
         for k in range(T):
+            src = k if store else 0
+            dst = k + 1 if store else 0
             acc = 0.0
             for j in range(d):
                 acc += D[j] * X[bi, k, j]
@@ -645,24 +633,32 @@ def _ssm_forward_store(lam, Bbar, C, D, X, H):
                 u = 0.0j
                 for j in range(d):
                     u += Bbar[i, j] * X[bi, k, j]
-                h = lam[i] * H[bi, k, i] + u
-                H[bi, k + 1, i] = h
+                h = lam[i] * H[bi, src, i] + u
+                H[bi, dst, i] = h
                 acc += C[i].real * h.real - C[i].imag * h.imag
             Y[bi, k] = acc
     return Y
 
 
 @numba.njit(cache=True)
-def _ssm_backward(lam, C, X, H, G, glam, gB, gC, gD, dh0):
+def _ssm_backward(lam, C, D, Bbar, X, H, G, E, glam, gB, gC, gD, dh0, dX):
     """BPTT of the diagonal recurrence (formulas in the module docstring); accumulates into glam, gB, gC, gD.
 
-    G (B, T) holds dL/dy_k; dh0 (B, m) c16 receives dL/dh_0.
+    The one backward sweep of the BPTT door and of the stack layer.  G (B, T)
+    holds dL/dy_k; E, empty or (B, T, m) c16, a cotangent ``dL/dh_{k+1}``
+    from outside on every state (``dL/dRe + i dL/dIm``), so that
+    ``e_k = conj(Lambda_bar) e_{k+1} + g_k conj(C) (+ E_k)``.  dX, empty or
+    (B, T, d), receives ``dL/dx_k = Re(B_bar^H e_k) + g_k D`` (D and Bbar
+    are read only then); dh0 (B, m) c16 receives dL/dh_0.
     """
     nb, T, d = X.shape
     m = lam.size
+    per_state = E.shape[0] > 0
+    to_x = dX.shape[0] > 0
     e = np.empty(m, dtype=np.complex128)
     lc = np.conj(lam)
     cc = np.conj(C)
+    bc = np.conj(Bbar)
     for bi in range(nb):
         for i in range(m):
             e[i] = 0.0
@@ -670,13 +666,19 @@ def _ssm_backward(lam, C, X, H, G, glam, gB, gC, gD, dh0):
             g = G[bi, k]
             for j in range(d):
                 gD[j] += g * X[bi, k, j]
+                if to_x:
+                    dX[bi, k, j] = g * D[j]
             for i in range(m):
                 ei = lc[i] * e[i] + g * cc[i]
+                if per_state:
+                    ei += E[bi, k, i]
                 e[i] = ei
                 glam[i] += np.conj(H[bi, k, i]) * ei
                 gC[i] += g * np.conj(H[bi, k + 1, i])
                 for j in range(d):
                     gB[i, j] += ei * X[bi, k, j]
+                    if to_x:
+                        dX[bi, k, j] += (bc[i, j] * ei).real
         for i in range(m):
             dh0[bi, i] = lc[i] * e[i]
 
@@ -791,7 +793,7 @@ def ssm_value_and_grad(model, X, Y, *, dt: float | None = None, method: str | No
     gC = np.zeros(m, dtype=np.complex128)
     gD = np.zeros(disc.inputs)
     dh0 = np.empty((nb, m), dtype=np.complex128)
-    _ssm_backward(lam, C, X, H, np.ascontiguousarray(G), glam, gB, gC, gD, dh0)
+    _ssm_backward(lam, C, D, Bbar, X, H, np.ascontiguousarray(G), _EMPTY_E, glam, gB, gC, gD, dh0, _EMPTY_X)
     if isinstance(model, DiagonalSSM):
         z = model.Lambda * dt
         if method == "zoh":
@@ -850,41 +852,6 @@ def ssm_reparam_value_and_grad(w, frequency, B, C, X, Y, D=None, *, reparam: str
 # the discrete SSM as a layer of a stack (dynmem.stack)
 
 
-@numba.njit(cache=True)
-def _ssm_hidden_backward(lam, C, D, Bbar, X, H, G, E, glam, gB, gC, gD, dh0, dX):
-    """BPTT of the diagonal recurrence with a cotangent on every state.
-
-    E (B, T, m) c16 holds ``dL/dh_{k+1}`` from outside (``dL/dRe + i dL/dIm``),
-    G (B, T) ``dL/dy_k``.  As :func:`_ssm_backward` with
-    ``e_k = conj(Lambda_bar) e_{k+1} + g_k conj(C) + E_k``, and writes
-    ``dX[b, k] = Re(B_bar^H e_k) + g_k D`` (B, T, d).
-    """
-    nb, T, d = X.shape
-    m = lam.size
-    e = np.empty(m, dtype=np.complex128)
-    lc = np.conj(lam)
-    cc = np.conj(C)
-    bc = np.conj(Bbar)
-    for bi in range(nb):
-        for i in range(m):
-            e[i] = 0.0
-        for k in range(T - 1, -1, -1):
-            g = G[bi, k]
-            for j in range(d):
-                gD[j] += g * X[bi, k, j]
-                dX[bi, k, j] = g * D[j]
-            for i in range(m):
-                ei = lc[i] * e[i] + g * cc[i] + E[bi, k, i]
-                e[i] = ei
-                glam[i] += np.conj(H[bi, k, i]) * ei
-                gC[i] += g * np.conj(H[bi, k + 1, i])
-                for j in range(d):
-                    gB[i, j] += ei * X[bi, k, j]
-                    dX[bi, k, j] += (bc[i, j] * ei).real
-        for i in range(m):
-            dh0[bi, i] = lc[i] * e[i]
-
-
 def ssm_hidden_forward(model, X, S0=None):
     """A :class:`DiscreteDiagonalSSM` as a stack layer: the run with the flat states as features.
 
@@ -914,7 +881,7 @@ def ssm_hidden_forward(model, X, S0=None):
             raise ValueError(f"`S0` must have shape ({2 * m},) or ({nb}, {2 * m}) (the flat state (Re h, Im h)); "
                              f"got shape {S0.shape}.")
         H[:, 0] = S0[..., :m] + 1j * S0[..., m:]
-    X = np.ascontiguousarray(X)
+    X = kernel_array(X)  # the one signature of the kernels (a read-only X is copied)
     y = _ssm_forward_store(model.Lambda_bar.copy(), model.B_bar.copy(), model.C.copy(), model.D.copy(), X, H)
     if not (np.all(np.isfinite(H)) and np.all(np.isfinite(y))):
         raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
@@ -959,8 +926,8 @@ def ssm_hidden_backward(model, passed, dF=None, dy=None):
     gD = np.zeros(d)
     dh0 = np.empty((nb, m), dtype=np.complex128)
     dX = np.empty((nb, T, d))
-    _ssm_hidden_backward(model.Lambda_bar.copy(), model.C.copy(), model.D.copy(), model.B_bar.copy(), X, H, G, E,
-                         glam, gB, gC, gD, dh0, dX)
+    _ssm_backward(model.Lambda_bar.copy(), model.C.copy(), model.D.copy(), model.B_bar.copy(), X, H, G, E,
+                  glam, gB, gC, gD, dh0, dX)
     flat = np.concatenate([glam.real, glam.imag, gB.real.ravel(), gB.imag.ravel(), gC.real, gC.imag, gD])
     dS0 = np.concatenate([dh0.real, dh0.imag], axis=1)
     if not (np.all(np.isfinite(flat)) and np.all(np.isfinite(dX)) and np.all(np.isfinite(dS0))):
