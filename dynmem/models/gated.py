@@ -51,7 +51,7 @@ import numpy as np
 from .._validation import as_float_array, check_choice, check_int, check_nonnegative, check_rng, describe
 from ..activations import tanh_block
 from ..compiling import announce_compilation, kernel_array
-from ..recurrences import hidden_cotangent, sequence_loss
+from ..recurrences import hidden_cotangent, outside_cotangent, sequence_loss
 from .contract import LayerGradient, LayerPass, ParamArrays
 
 __all__ = ["GRUCell", "LSTMCell", "CTGRU", "GatedTrajectory", "GatedGradient", "gated_forward", "gated_value_and_grad"]
@@ -93,19 +93,6 @@ def _input_part(Xk, WihT, bih, P, k, bi, A, lo, hi, mode):
         xj = Xk[bi, j]
         for i in range(lo, hi):
             A[bi, i] += xj * WihT[j, i]
-
-
-@numba.njit(cache=True, inline="always")
-def _add_state_cotangent(a, A, dY, c, k, bi, per_state):
-    """``a[bi] += A[k, bi]`` (a cotangent on every state) or ``a[bi] += dY[k, bi] c`` (through the read-out)."""
-    if per_state:
-        Akb = A[k, bi]
-        for i in range(a.shape[1]):
-            a[bi, i] += Akb[i]
-    else:
-        g = dY[k, bi]
-        for i in range(a.shape[1]):
-            a[bi, i] += g * c[i]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -172,10 +159,10 @@ def _gru_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, G, Y):
 def _gru_backward_kernel(Whh, c, X, H, G, dY, A, a, Dih, Dhh, gWihT, gbih, gbhh):
     """GRU BPTT, sequential part: the one backward sweep of the BPTT door and of the stack layer.
 
-    The cotangent of ``h_{k+1}`` from outside the cell is added to ``a``
-    first: ``dY_k c`` (the read-out; A empty) or ``A[k]`` (T, B, m), a
-    cotangent on every state (a stack layer; dY is not read).  Then, with
-    ``a = dL/dh_{k+1}``::
+    The cotangent of ``h_{k+1}`` from outside the cell is ``dY_k c`` (the
+    read-out; A empty) or ``A[k]`` (T, B, m), a cotangent on every state (a
+    stack layer; dY is not read): :func:`~dynmem.recurrences.outside_cotangent`.
+    With ``a = dL/dh_{k+1}`` (including it)::
 
         dn = a (1 - z),  dz = a (h_k - n),  dan = dn (1 - n^2)      (an = n's pre-activation)
         dr = dan q,      dar = dr r (1 - r),  daz = dz z (1 - z),   dq = dan r
@@ -201,9 +188,8 @@ def _gru_backward_kernel(Whh, c, X, H, G, dY, A, a, Dih, Dhh, gWihT, gbih, gbhh)
         Dh = Dhh[k]
         Xk = X[k]
         for bi in range(B):
-            _add_state_cotangent(a, A, dY, c, k, bi, per_state)
             for i in range(m):
-                ai = a[bi, i]
+                ai = a[bi, i] + outside_cotangent(A, dY, c, k, bi, i, per_state)
                 r = Gk[bi, i]
                 z = Gk[bi, m + i]
                 n = Gk[bi, 2 * m + i]
@@ -305,8 +291,8 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, A, a, e, D, gWihT, gb):
     """LSTM BPTT, sequential part: the one backward sweep of the BPTT door and of the stack layer.
 
     The cotangent of ``h_{k+1}`` from outside the cell, ``dY_k c`` (A
-    empty) or ``A[k]`` (T, B, m; dY not read), is added to ``a`` first, as
-    in :func:`_gru_backward_kernel`.  With ``a = dL/dh_{k+1}``, ``e =
+    empty) or ``A[k]`` (T, B, m; dY not read), as in
+    :func:`_gru_backward_kernel`.  With ``a = dL/dh_{k+1}`` (including it), ``e =
     dL/ds_{k+1}`` and ``t = tanh(s_{k+1})`` (recovered as ``h_{k+1} / o``:
     ``o > 0``, and ``h = o t`` was rounded once, so this is t to two
     roundings; libm's tanh is the fallback for ``o < 1e-100``)::
@@ -333,9 +319,8 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, A, a, e, D, gWihT, gb):
         Dk = D[k]
         Xk = X[k]
         for bi in range(B):
-            _add_state_cotangent(a, A, dY, c, k, bi, per_state)
             for i in range(m):
-                ai = a[bi, i]
+                ai = a[bi, i] + outside_cotangent(A, dY, c, k, bi, i, per_state)
                 ig = Gk[bi, i]
                 fg = Gk[bi, m + i]
                 gg = Gk[bi, 2 * m + i]
