@@ -74,7 +74,8 @@ import numpy as np
 
 from .._validation import as_float_array, check_choice, check_int, check_positive, check_rng, describe
 from ..compiling import kernel_array
-from ..recurrences import Trajectory
+from ..errors import FloatOverflowError
+from ..recurrences import Trajectory, sequence_loss
 from .contract import LayerGradient, LayerPass
 
 __all__ = ["DiagonalSSM", "DiscreteDiagonalSSM", "SSMGradient", "ssm_value_and_grad", "ssm_reparam_value_and_grad"]
@@ -768,17 +769,9 @@ def ssm_value_and_grad(model, X, Y, *, dt: float | None = None, method: str | No
             raise FloatingPointError(f"the SSM state became non-finite from `h0` (max|h0| = "
                                      f"{float(np.max(np.abs(H[:, 0]))):.3g}): rescale `h0`.")
         raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = yk - Y
-        if loss == "mse":
-            value = float(np.mean(r * r))
-            G = (2.0 / r.size) * r
-        else:
-            value = 0.5 * float(np.sum(r * r))
-            G = r
-    if not np.isfinite(value):
-        from ..errors import FloatOverflowError
-
+    try:
+        value, G = sequence_loss(yk, Y, loss)
+    except FloatOverflowError:
         big_y, big_out = float(np.max(np.abs(Y))), float(np.max(np.abs(yk)))
         if big_out > big_y:  # the model's outputs, not the targets, are out of range
             cause = ("`h0` (max|h0| = %.3g)" % float(np.max(np.abs(H[:, 0])))
@@ -786,8 +779,9 @@ def ssm_value_and_grad(model, X, Y, *, dt: float | None = None, method: str | No
             fix = f"rescale {cause.split(' (')[0]}"
         else:
             cause, fix = "`Y`", "rescale `Y`"
-        raise FloatOverflowError(f"the loss overflowed float64 ({loss} = {value}): max|Y| = {big_y:.3g}, "
-                                 f"max|y| = {big_out:.3g}; the cause is {cause}: {fix}.")
+        # y and Y are finite here, so the loss overflowed to inf (never nan)
+        raise FloatOverflowError(f"the loss overflowed float64 ({loss} = inf): max|Y| = {big_y:.3g}, "
+                                 f"max|y| = {big_out:.3g}; the cause is {cause}: {fix}.") from None
     glam = np.zeros(m, dtype=np.complex128)
     gB = np.zeros((m, disc.inputs), dtype=np.complex128)
     gC = np.zeros(m, dtype=np.complex128)
