@@ -277,17 +277,26 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, inline="always")
-def outside_cotangent(A, G, c, k, bi, i, per_state):
-    """The cotangent of ``h_{k+1}[bi, i]`` from outside a recurrence: ``A[k, bi, i]`` or ``G[k, bi] c[i]``.
+def add_outside_cotangent(a, A, G, c, k, per_state):
+    """``a += A[k]`` or ``a[b] += G[k, b] c``: the cotangent of ``h_{k+1}`` (B, m) from outside a recurrence.
 
     ``A`` (T, B, m) is a cotangent on every state (a layer of a stack);
     without it (``per_state`` False) the state is reached through the
-    read-out ``y_k = c^T h_{k+1}`` only, with ``G`` (T, B) = dL/dy.  Shared by
-    the backward sweeps of every family (recurrences here, the gated cells).
+    read-out ``y_k = c^T h_{k+1}`` only, with ``G`` (T, B) = dL/dy.  The
+    branch is taken once per step, outside the loops.  Shared by the backward
+    sweeps of every family (recurrences here, the gated cells).
     """
+    B, m = a.shape
     if per_state:
-        return A[k, bi, i]
-    return G[k, bi] * c[i]
+        Ak = A[k]
+        for bi in range(B):
+            for i in range(m):
+                a[bi, i] += Ak[bi, i]
+    else:
+        for bi in range(B):
+            g = G[k, bi]
+            for i in range(m):
+                a[bi, i] += g * c[i]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -297,7 +306,7 @@ def _backward_kernel(W, S, G, c, A, a_T, gamma, eta, Delta):
     S (T, B, m) = sigma'(z); a_T (B, m) extra dL/dh_T.  The cotangent of
     ``h_{k+1}`` from outside the recurrence is ``G_k c`` (G (T, B) = dL/dy; A
     empty) or ``A[k]`` (A (T, B, m), a cotangent on every state; G not read),
-    :func:`outside_cotangent`::
+    :func:`add_outside_cotangent`::
 
         a_T = a_T + A_{T-1},   delta_k = eta s_k a_{k+1},   a_k = gamma a_{k+1} + W^T delta_k + A_{k-1}
 
@@ -308,9 +317,7 @@ def _backward_kernel(W, S, G, c, A, a_T, gamma, eta, Delta):
     T, B, m = S.shape
     per_state = A.shape[0] > 0
     a = a_T.copy()
-    for bi in range(B):
-        for i in range(m):
-            a[bi, i] += outside_cotangent(A, G, c, T - 1, bi, i, per_state)
+    add_outside_cotangent(a, A, G, c, T - 1, per_state)
     tmp = np.empty((B, m))
     for k in range(T - 1, -1, -1):
         Sk = S[k]
@@ -321,20 +328,13 @@ def _backward_kernel(W, S, G, c, A, a_T, gamma, eta, Delta):
         # a <- gamma a + delta @ W  (row form of W^T delta)
         if gamma == 0.0:  # DiscreteRNN: the product is the new a
             _rowmat(Dk, W, a)
-            if k > 0:
-                for bi in range(B):
-                    for i in range(m):
-                        a[bi, i] += outside_cotangent(A, G, c, k - 1, bi, i, per_state)
-            continue
-        _rowmat(Dk, W, tmp)
-        if k > 0:
-            for bi in range(B):
-                for i in range(m):
-                    a[bi, i] = gamma * a[bi, i] + tmp[bi, i] + outside_cotangent(A, G, c, k - 1, bi, i, per_state)
         else:
+            _rowmat(Dk, W, tmp)
             for bi in range(B):
                 for i in range(m):
                     a[bi, i] = gamma * a[bi, i] + tmp[bi, i]
+        if k > 0:
+            add_outside_cotangent(a, A, G, c, k - 1, per_state)
     return a
 
 

@@ -51,7 +51,7 @@ import numpy as np
 from .._validation import as_float_array, check_choice, check_int, check_nonnegative, check_rng, describe
 from ..activations import tanh_block
 from ..compiling import announce_compilation, kernel_array
-from ..recurrences import hidden_cotangent, outside_cotangent, sequence_loss
+from ..recurrences import add_outside_cotangent, hidden_cotangent, sequence_loss
 from .contract import LayerGradient, LayerPass, ParamArrays
 
 __all__ = ["GRUCell", "LSTMCell", "CTGRU", "GatedTrajectory", "GatedGradient", "gated_forward", "gated_value_and_grad"]
@@ -161,15 +161,16 @@ def _gru_backward_kernel(Whh, c, X, H, G, dY, A, a, Dih, Dhh, gWihT, gbih, gbhh)
 
     The cotangent of ``h_{k+1}`` from outside the cell is ``dY_k c`` (the
     read-out; A empty) or ``A[k]`` (T, B, m), a cotangent on every state (a
-    stack layer; dY is not read): :func:`~dynmem.recurrences.outside_cotangent`.
-    With ``a = dL/dh_{k+1}`` (including it)::
+    stack layer; dY is not read), added to ``a`` first
+    (:func:`~dynmem.recurrences.add_outside_cotangent`).  Then, with
+    ``a = dL/dh_{k+1}``::
 
         dn = a (1 - z),  dz = a (h_k - n),  dan = dn (1 - n^2)      (an = n's pre-activation)
         dr = dan q,      dar = dr r (1 - r),  daz = dz z (1 - z),   dq = dan r
         dL/dh_k = a z + [dar, daz, dq] @ weight_hh
 
     Writes Dhh[k] = [dar, daz, dq] (cotangent of W_hh h_k + b_hh) and
-    accumulates its sum into gbhh.  The cotangent of W_ih x_k + b_ih,
+    accumulates its sum into gbhh (when non-empty).  The cotangent of W_ih x_k + b_ih,
     [dar, daz, dan], is either stored in Dih[k] (Dih non-empty, for a BLAS
     product afterwards, and ``dL/dx_k = Dih[k] @ weight_ih``) or contracted
     here with x_k into gWihT (d, 3m) and gbih.  ``a`` enters as the extra
@@ -180,6 +181,7 @@ def _gru_backward_kernel(Whh, c, X, H, G, dY, A, a, Dih, Dhh, gWihT, gbih, gbhh)
     d = X.shape[2]
     store = Dih.shape[0] > 0
     per_state = A.shape[0] > 0
+    sums = gbhh.shape[0] > 0
     tmp = np.empty((B, m))
     di = np.empty(3 * m)
     for k in range(T - 1, -1, -1):
@@ -187,9 +189,10 @@ def _gru_backward_kernel(Whh, c, X, H, G, dY, A, a, Dih, Dhh, gWihT, gbih, gbhh)
         hk = H[k]
         Dh = Dhh[k]
         Xk = X[k]
+        add_outside_cotangent(a, A, dY, c, k, per_state)
         for bi in range(B):
             for i in range(m):
-                ai = a[bi, i] + outside_cotangent(A, dY, c, k, bi, i, per_state)
+                ai = a[bi, i]
                 r = Gk[bi, i]
                 z = Gk[bi, m + i]
                 n = Gk[bi, 2 * m + i]
@@ -204,8 +207,9 @@ def _gru_backward_kernel(Whh, c, X, H, G, dY, A, a, Dih, Dhh, gWihT, gbih, gbhh)
                 Dh[bi, m + i] = daz
                 Dh[bi, 2 * m + i] = dan * r
                 a[bi, i] = ai * z
-            for i in range(3 * m):
-                gbhh[i] += Dh[bi, i]
+            if sums:
+                for i in range(3 * m):
+                    gbhh[i] += Dh[bi, i]
             if store:
                 for i in range(3 * m):
                     Dih[k, bi, i] = di[i]
@@ -292,7 +296,7 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, A, a, e, D, gWihT, gb):
 
     The cotangent of ``h_{k+1}`` from outside the cell, ``dY_k c`` (A
     empty) or ``A[k]`` (T, B, m; dY not read), as in
-    :func:`_gru_backward_kernel`.  With ``a = dL/dh_{k+1}`` (including it), ``e =
+    :func:`_gru_backward_kernel`, is added to ``a`` first.  With ``a = dL/dh_{k+1}``, ``e =
     dL/ds_{k+1}`` and ``t = tanh(s_{k+1})`` (recovered as ``h_{k+1} / o``:
     ``o > 0``, and ``h = o t`` was rounded once, so this is t to two
     roundings; libm's tanh is the fallback for ``o < 1e-100``)::
@@ -301,7 +305,7 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, A, a, e, D, gWihT, gb):
         D[k] = [di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)]      (dL/d pre-activation)
         dL/ds_k = ds f,   dL/dh_k = D[k] @ weight_hh
 
-    Accumulates the sum of D[k] into gb and, when ``gWihT`` (d, 4m) is
+    Accumulates the sum of D[k] into gb (when non-empty) and, when ``gWihT`` (d, 4m) is
     non-empty, ``x_k D[k]`` into it (the fused input projection; else
     ``dL/dx_k = D[k] @ weight_ih``).  ``a``, ``e`` enter as the extra
     cotangents of h_T, s_T and leave as dL/dh_0, dL/ds_0.
@@ -311,6 +315,7 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, A, a, e, D, gWihT, gb):
     d = X.shape[2]
     fused = gWihT.shape[0] > 0
     per_state = A.shape[0] > 0
+    sums = gb.shape[0] > 0
     for k in range(T - 1, -1, -1):
         Gk = G[k]
         sk = S[k]
@@ -318,9 +323,10 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, A, a, e, D, gWihT, gb):
         hn = H[k + 1]
         Dk = D[k]
         Xk = X[k]
+        add_outside_cotangent(a, A, dY, c, k, per_state)
         for bi in range(B):
             for i in range(m):
-                ai = a[bi, i] + outside_cotangent(A, dY, c, k, bi, i, per_state)
+                ai = a[bi, i]
                 ig = Gk[bi, i]
                 fg = Gk[bi, m + i]
                 gg = Gk[bi, 2 * m + i]
@@ -332,8 +338,9 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, A, a, e, D, gWihT, gb):
                 Dk[bi, 2 * m + i] = ds * ig * (1.0 - gg * gg)
                 Dk[bi, 3 * m + i] = ai * t * og * (1.0 - og)
                 e[bi, i] = ds * fg
-            for i in range(m4):
-                gb[i] += Dk[bi, i]
+            if sums:
+                for i in range(m4):
+                    gb[i] += Dk[bi, i]
             if fused:
                 for j in range(d):
                     xj = Xk[bi, j]
@@ -1102,13 +1109,13 @@ def gated_hidden_backward(model, passed, dF=None, dy=None):
     if g == 4:
         e = np.zeros((B, m))
         D = np.empty((T, B, 4 * m))
-        _lstm_backward_kernel(Whh, c, Xt, H, traj._S, traj._G, _EMPTY2, A, a, e, D, _EMPTY2, np.zeros(4 * m))
+        _lstm_backward_kernel(Whh, c, Xt, H, traj._S, traj._G, _EMPTY2, A, a, e, D, _EMPTY2, _EMPTY1)
         Dih = Dhh = D.reshape(T * B, 4 * m)
         dS0 = np.concatenate([a, e], axis=1)
     else:
         Dih3 = np.empty((T, B, 3 * m))
         Dhh3 = np.empty((T, B, 3 * m))
-        _gru_backward_kernel(Whh, c, Xt, H, traj._G, _EMPTY2, A, a, Dih3, Dhh3, _EMPTY2, _EMPTY1, np.zeros(3 * m))
+        _gru_backward_kernel(Whh, c, Xt, H, traj._G, _EMPTY2, A, a, Dih3, Dhh3, _EMPTY2, _EMPTY1, _EMPTY1)
         dS0 = a
         Dih, Dhh = Dih3.reshape(T * B, 3 * m), Dhh3.reshape(T * B, 3 * m)
     dc = np.zeros(m) if dy is None else np.asarray(dy, dtype=float).T.reshape(T * B) @ H[1:].reshape(T * B, m)

@@ -667,8 +667,6 @@ def _ssm_backward(lam, C, D, Bbar, X, H, G, E, glam, gB, gC, gD, dh0, dX):
             g = G[bi, k]
             for j in range(d):
                 gD[j] += g * X[bi, k, j]
-                if to_x:
-                    dX[bi, k, j] = g * D[j]
             for i in range(m):
                 ei = lc[i] * e[i] + g * cc[i]
                 if per_state:
@@ -678,8 +676,12 @@ def _ssm_backward(lam, C, D, Bbar, X, H, G, E, glam, gB, gC, gD, dh0, dX):
                 gC[i] += g * np.conj(H[bi, k + 1, i])
                 for j in range(d):
                     gB[i, j] += ei * X[bi, k, j]
-                    if to_x:
-                        dX[bi, k, j] += (bc[i, j] * ei).real
+            if to_x:  # e holds e_k now
+                for j in range(d):
+                    dX[bi, k, j] = g * D[j]
+                for i in range(m):
+                    for j in range(d):
+                        dX[bi, k, j] += (bc[i, j] * e[i]).real
         for i in range(m):
             dh0[bi, i] = lc[i] * e[i]
 
