@@ -51,7 +51,7 @@ import numpy as np
 from .._validation import as_float_array, check_choice, check_int, check_nonnegative, check_rng, describe
 from ..activations import tanh_block
 from ..compiling import announce_compilation, kernel_array
-from ..recurrences import add_outside_cotangent, hidden_cotangent, sequence_loss
+from ..recurrences import hidden_cotangent, sequence_loss
 from .contract import LayerGradient, LayerPass, ParamArrays
 
 __all__ = ["GRUCell", "LSTMCell", "CTGRU", "GatedTrajectory", "GatedGradient", "gated_forward", "gated_value_and_grad"]
@@ -159,11 +159,11 @@ def _gru_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, G, Y):
 def _gru_backward_kernel(Whh, c, X, H, G, dY, A, a, Dih, Dhh, gWihT, gbih, gbhh):
     """GRU BPTT, sequential part: the one backward sweep of the BPTT door and of the stack layer.
 
-    The cotangent of ``h_{k+1}`` from outside the cell is ``dY_k c`` (the
-    read-out; A empty) or ``A[k]`` (T, B, m), a cotangent on every state (a
-    stack layer; dY is not read), added to ``a`` first
-    (:func:`~dynmem.recurrences.add_outside_cotangent`).  Then, with
-    ``a = dL/dh_{k+1}``::
+    The cotangent of ``h_{k+1}`` from outside the cell is ``g v`` with
+    ``(g, v) = (dY[k, b], c)`` (the read-out; A empty) or ``(1, A[k, b])``
+    (A (T, B, m), a cotangent on every state: a stack layer; dY is not
+    read; ``1 * A`` is ``A`` exactly), as in the backward kernel of
+    :mod:`dynmem.recurrences`.  With ``a = dL/dh_{k+1}`` (including it)::
 
         dn = a (1 - z),  dz = a (h_k - n),  dan = dn (1 - n^2)      (an = n's pre-activation)
         dr = dan q,      dar = dr r (1 - r),  daz = dz z (1 - z),   dq = dan r
@@ -189,10 +189,10 @@ def _gru_backward_kernel(Whh, c, X, H, G, dY, A, a, Dih, Dhh, gWihT, gbih, gbhh)
         hk = H[k]
         Dh = Dhh[k]
         Xk = X[k]
-        add_outside_cotangent(a, A, dY, c, k, per_state)
         for bi in range(B):
+            g, v = (1.0, A[k, bi]) if per_state else (dY[k, bi], c)
             for i in range(m):
-                ai = a[bi, i]
+                ai = a[bi, i] + g * v[i]
                 r = Gk[bi, i]
                 z = Gk[bi, m + i]
                 n = Gk[bi, 2 * m + i]
@@ -296,7 +296,7 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, A, a, e, D, gWihT, gb):
 
     The cotangent of ``h_{k+1}`` from outside the cell, ``dY_k c`` (A
     empty) or ``A[k]`` (T, B, m; dY not read), as in
-    :func:`_gru_backward_kernel`, is added to ``a`` first.  With ``a = dL/dh_{k+1}``, ``e =
+    :func:`_gru_backward_kernel`.  With ``a = dL/dh_{k+1}`` (including it), ``e =
     dL/ds_{k+1}`` and ``t = tanh(s_{k+1})`` (recovered as ``h_{k+1} / o``:
     ``o > 0``, and ``h = o t`` was rounded once, so this is t to two
     roundings; libm's tanh is the fallback for ``o < 1e-100``)::
@@ -323,10 +323,10 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, A, a, e, D, gWihT, gb):
         hn = H[k + 1]
         Dk = D[k]
         Xk = X[k]
-        add_outside_cotangent(a, A, dY, c, k, per_state)
         for bi in range(B):
+            g, v = (1.0, A[k, bi]) if per_state else (dY[k, bi], c)
             for i in range(m):
-                ai = a[bi, i]
+                ai = a[bi, i] + g * v[i]
                 ig = Gk[bi, i]
                 fg = Gk[bi, m + i]
                 gg = Gk[bi, 2 * m + i]
