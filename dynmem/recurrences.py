@@ -119,42 +119,6 @@ def _activate(code, z, a, s):
             a[idx], s[idx] = act_and_deriv_scalar(code, z[idx])
 
 
-@numba.njit(cache=True, inline="always")
-def _step(hk, Pk, WT, b, c, gamma, eta, code, Z, A, Sk, Hn, Yk):
-    """One step with its read-out; returns whether the new state is finite.
-
-    ``Hn = gamma hk + eta sigma(z)``, ``z = hk W^T + Pk + b`` (``Pk = U x_k``,
-    (B, m)), ``Sk`` (B m,) = sigma'(z), ``Yk`` (B,) = c^T Hn.  ``Pk`` may be
-    ``Hn`` itself (read before it is overwritten) and ``Hn`` may be ``hk``.
-    Z (B, m) and A (B m,) are scratch.  For (gamma, eta) = (0, 1)
-    (DiscreteRNN) sigma(z) is the new state, written in place.  Every entry
-    of the state is checked (inf or nan), not only the last step's.
-    """
-    B, m = Z.shape
-    n = B * m
-    _rowmat(hk, WT, Z)
-    for bi in range(B):
-        for i in range(m):
-            Z[bi, i] += Pk[bi, i] + b[i]
-    Hnf = Hn.reshape(n)
-    simple = gamma == 0.0 and eta == 1.0
-    _activate(code, Z.reshape(n), Hnf if simple else A, Sk)
-    if not simple:
-        hkf = hk.reshape(n)
-        for idx in range(n):
-            Hnf[idx] = gamma * hkf[idx] + eta * A[idx]
-    finite = True
-    for bi in range(B):
-        acc = 0.0
-        for i in range(m):
-            hv = Hn[bi, i]
-            acc += c[i] * hv
-            if not (hv - hv == 0.0):
-                finite = False
-        Yk[bi] = acc
-    return finite
-
-
 @numba.njit(cache=True, error_model="numpy")
 def _forward_kernel(WT, b, c, gamma, eta, code, H, S, Y):
     """Sequential part of the forward pass, with the read-out.
@@ -164,7 +128,7 @@ def _forward_kernel(WT, b, c, gamma, eta, code, H, S, Y):
     made by the caller; each is read once, just before ``h_{k+1}`` overwrites
     it; ``b`` is added here, in the same pass).  Writes the states into
     H, S (T, B, m) = sigma'(z) and Y (T, B) = c^T h_{k+1}; returns the first
-    step k >= 1 whose state ``h_k`` is not finite (-1 if every state is).  Per step (:func:`_step`): one
+    step k >= 1 whose state ``h_k`` is not finite (-1 if every state is).  Per step: one
     ``h_k W^T`` product (BLAS from ``_SMALL_WIDTH``), the activation by the
     vectorised :func:`~dynmem.activations.tanh_block` (or the scalar forms of
     the cheap activations) and the read-out while the state is in cache.
@@ -175,13 +139,35 @@ def _forward_kernel(WT, b, c, gamma, eta, code, H, S, Y):
     T, B, m = S.shape
     n = B * m
     Z = np.empty((B, m))
+    zf = Z.reshape(n)
     A = np.empty(n)
     first_bad = -1
     for k in range(T):
-        # H[k + 1] holds U x_k, read once before h_{k+1} overwrites it
-        if not _step(H[k], H[k + 1], WT, b, c, gamma, eta, code, Z, A, S[k].reshape(n), H[k + 1], Y[k]):
-            if first_bad < 0:
-                first_bad = k + 1
+        hk = H[k]
+        _rowmat(hk, WT, Z)
+        Pk = H[k + 1]  # U x_k, read once before h_{k+1} overwrites it
+        for bi in range(B):
+            for i in range(m):
+                Z[bi, i] += Pk[bi, i] + b[i]
+        Sk = S[k].reshape(n)
+        Hn = H[k + 1]
+        Hnf = Hn.reshape(n)
+        # DiscreteRNN (gamma, eta) = (0, 1): sigma(z) is the new state, written in place.
+        out = Hnf if (gamma == 0.0 and eta == 1.0) else A
+        _activate(code, zf, out, Sk)
+        if not (gamma == 0.0 and eta == 1.0):
+            hkf = hk.reshape(n)
+            for idx in range(n):
+                Hnf[idx] = gamma * hkf[idx] + eta * A[idx]
+        for bi in range(B):
+            acc = 0.0
+            for i in range(m):
+                hv = Hn[bi, i]
+                acc += c[i] * hv
+                if not (hv - hv == 0.0):  # inf or nan: every state is checked, not only the last
+                    if first_bad < 0:
+                        first_bad = k + 1
+            Y[k, bi] = acc
     return first_bad
 
 
@@ -206,6 +192,7 @@ def _outputs_many_kernel(Ws, Us, bs, cs, Xt, gamma, eta, code, Y):
     h = np.empty((B, m))
     hf = h.reshape(n)
     Z = np.empty((B, m))
+    zf = Z.reshape(n)
     A = np.empty(n)
     S = np.empty(n)
     for q in range(K):
@@ -216,11 +203,25 @@ def _outputs_many_kernel(Ws, Us, bs, cs, Xt, gamma, eta, code, Y):
         c = cs[q]
         hf[:] = 0.0
         for k in range(T):
+            _rowmat(h, WT, Z)
             base = k * B
-            if not _step(h, P[base:base + B], WT, b, c, gamma, eta, code, Z, A, S, h, Y[q, k]):
+            for bi in range(B):
+                for i in range(m):
+                    Z[bi, i] += P[base + bi, i] + b[i]
+            _activate(code, zf, A, S)
+            for idx in range(n):
+                hf[idx] = gamma * hf[idx] + eta * A[idx]
+            for bi in range(B):
+                acc = 0.0
+                for i in range(m):
+                    hv = h[bi, i]
+                    acc += c[i] * hv
+                    if not (hv - hv == 0.0):
+                        finite[q] = False
+                Y[q, k, bi] = acc
+            if not finite[q]:
                 # Diverged (a state overflowed, even if a later one came back): the outputs
                 # from this step on mean nothing; report them as inf, never nan.
-                finite[q] = False
                 for kk in range(k, T):
                     for bi in range(B):
                         Y[q, kk, bi] = np.inf

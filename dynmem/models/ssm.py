@@ -368,6 +368,32 @@ class DiagonalSSM(_ComplexFlatParams):
         return DiscreteDiagonalSSM(lam_bar, b_scale[:, None] * self.B, self.C, self.D, dt=dt, method=method)
 
 
+@numba.njit(cache=True)
+def _ssm_kernel(lam, Bbar, C, D, X, H):
+    """h_{k+1} = lam h_k + Bbar x_k, y_k = Re(C h_{k+1}) + D x_k.
+
+    lam (m,) c16, Bbar (m, d) c16, C (m,) c16, D (d,) f8, X (B, T, d) f8,
+    H (B, m) c16 holding h_0 (overwritten with h_T).  Returns Y (B, T).
+    """
+    nb, T, d = X.shape
+    m = lam.size
+    Y = np.empty((nb, T))
+    for bi in range(nb):
+        for k in range(T):
+            acc = 0.0
+            for j in range(d):
+                acc += D[j] * X[bi, k, j]
+            for i in range(m):
+                u = 0.0j
+                for j in range(d):
+                    u += Bbar[i, j] * X[bi, k, j]
+                h = lam[i] * H[bi, i] + u
+                H[bi, i] = h
+                acc += C[i].real * h.real - C[i].imag * h.imag
+            Y[bi, k] = acc
+    return Y
+
+
 @dataclass(frozen=True, eq=False)
 class DiscreteDiagonalSSM(_ComplexFlatParams):
     """Discrete diagonal SSM ``h_{k+1} = Lambda_bar h_k + B_bar x_k``, ``y_k = Re(C^T h_{k+1}) + D^T x_k``.
@@ -527,10 +553,8 @@ class DiscreteDiagonalSSM(_ComplexFlatParams):
             if h0.shape not in ((m,), (nb, m)):
                 raise ValueError(f"`h0` must have shape ({m},) or ({nb}, {m}); got shape {h0.shape}.")
             H = np.array(np.broadcast_to(_as_complex("h0", h0, h0.shape), (nb, m)), dtype=np.complex128)
-        H = H[:, None, :]  # (B, 1, m): the kernel keeps the current state only
-        Y = _ssm_forward_store(self.Lambda_bar.copy(), self.B_bar.copy(), self.C.copy(), self.D.copy(),
-                               kernel_array(X), H)
-        H = H[:, 0]
+        Y = _ssm_kernel(self.Lambda_bar.copy(), self.B_bar.copy(), self.C.copy(), self.D.copy(),
+                        kernel_array(X), H)
         if not (np.all(np.isfinite(H)) and np.all(np.isfinite(Y))):
             raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
         return Y, H
@@ -613,20 +637,12 @@ _EMPTY_X = np.empty((0, 0, 0))
 
 @numba.njit(cache=True)
 def _ssm_forward_store(lam, Bbar, C, D, X, H):
-    """h_{k+1} = lam h_k + Bbar x_k, y_k = Re(C h_{k+1}) + D x_k; returns Y (B, T).
-
-    lam (m,) c16, Bbar (m, d) c16, C (m,) c16, D (d,) f8, X (B, T, d) f8.
-    H (B, T+1, m) c16 with H[:, 0] = h_0 set keeps every state; H (B, 1, m)
-    holds h_0 and is overwritten with h_T (the run without a tape).
-    """
+    """Like :func:`_ssm_kernel`, keeping every state: H (B, T+1, m) c16 with H[:, 0] = h_0 set; returns Y (B, T)."""
     nb, T, d = X.shape
     m = lam.size
-    store = H.shape[1] > 1
     Y = np.empty((nb, T))
     for bi in range(nb):
         for k in range(T):
-            src = k if store else 0
-            dst = k + 1 if store else 0
             acc = 0.0
             for j in range(d):
                 acc += D[j] * X[bi, k, j]
@@ -634,8 +650,8 @@ def _ssm_forward_store(lam, Bbar, C, D, X, H):
                 u = 0.0j
                 for j in range(d):
                     u += Bbar[i, j] * X[bi, k, j]
-                h = lam[i] * H[bi, src, i] + u
-                H[bi, dst, i] = h
+                h = lam[i] * H[bi, k, i] + u
+                H[bi, k + 1, i] = h
                 acc += C[i].real * h.real - C[i].imag * h.imag
             Y[bi, k] = acc
     return Y
