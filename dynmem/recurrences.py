@@ -86,6 +86,9 @@ class Recurrence(Protocol):
 
     def replace(self, **changes): ...
 
+_EMPTY2 = np.empty((0, 0))
+_EMPTY3 = np.empty((0, 0, 0))
+
 # Below this width a hand-written matrix-vector loop beats a BLAS call per step.
 _SMALL_WIDTH = 24
 
@@ -275,20 +278,29 @@ def outputs_many(model, params: dict, X) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _backward_kernel(W, S, G, c, a_T, gamma, eta, Delta):
-    """Sequential part of BPTT.
+def _backward_kernel(W, S, G, c, A, a_T, gamma, eta, Delta):
+    """Sequential part of BPTT: the one backward sweep of the BPTT door and of the stack layer.
 
-    S (T, B, m) = sigma'(z); G (T, B) = dL/dy; a_T (B, m) extra dL/dh_T.
-    Writes Delta (T, B, m) = dL/dz and returns dL/dh_0, shape (B, m).
-    ``Delta`` may be ``S`` itself (each ``S[k]`` is read once, just before
-    ``Delta[k]`` overwrites it).
+    S (T, B, m) = sigma'(z); a_T (B, m) extra dL/dh_T.  The cotangent of
+    ``h_{k+1}`` from outside the recurrence is ``g v`` with ``(g, v) = (G[k, b], c)``
+    (through the read-out, G (T, B) = dL/dy; A empty) or ``(1, A[k, b])`` (A (T, B, m),
+    a cotangent on every state, G not read; ``1 * A`` is ``A`` exactly)::
+
+        a_T = a_T + A_{T-1},   delta_k = eta s_k a_{k+1},   a_k = gamma a_{k+1} + W^T delta_k + A_{k-1}
+
+    (no outside term at k = 0).  Writes Delta (T, B, m) = dL/dz and returns
+    dL/dh_0, shape (B, m).  ``Delta`` may be ``S`` itself (each ``S[k]`` is
+    read once, just before ``Delta[k]`` overwrites it).  The pair (g, v) is
+    chosen per row in the kernel itself: an inline helper returning it, or
+    taking the arrays, measured 25-40% slower at small widths.
     """
     T, B, m = S.shape
+    per_state = A.shape[0] > 0
     a = a_T.copy()
     for bi in range(B):
-        g = G[T - 1, bi]
+        g, v = (1.0, A[T - 1, bi]) if per_state else (G[T - 1, bi], c)
         for i in range(m):
-            a[bi, i] += g * c[i]
+            a[bi, i] += g * v[i]
     tmp = np.empty((B, m))
     for k in range(T - 1, -1, -1):
         Sk = S[k]
@@ -301,16 +313,16 @@ def _backward_kernel(W, S, G, c, a_T, gamma, eta, Delta):
             _rowmat(Dk, W, a)
             if k > 0:
                 for bi in range(B):
-                    g = G[k - 1, bi]
+                    g, v = (1.0, A[k - 1, bi]) if per_state else (G[k - 1, bi], c)
                     for i in range(m):
-                        a[bi, i] += g * c[i]
+                        a[bi, i] += g * v[i]
             continue
         _rowmat(Dk, W, tmp)
         if k > 0:
             for bi in range(B):
-                g = G[k - 1, bi]
+                g, v = (1.0, A[k - 1, bi]) if per_state else (G[k - 1, bi], c)
                 for i in range(m):
-                    a[bi, i] = gamma * a[bi, i] + tmp[bi, i] + g * c[i]
+                    a[bi, i] = gamma * a[bi, i] + tmp[bi, i] + g * v[i]
         else:
             for bi in range(B):
                 for i in range(m):
@@ -523,7 +535,8 @@ def _backward(model, trajectory, dy, dh_final, reuse_s):
     G = kernel_array(dy.T)
     gamma, eta = model.recurrence_coefficients()
     Delta = S if reuse_s else np.empty((T, B, m))
-    a0 = _backward_kernel(kernel_array(model.W), S, G, kernel_array(model.c), aT, float(gamma), float(eta), Delta)
+    a0 = _backward_kernel(kernel_array(model.W), S, G, kernel_array(model.c), _EMPTY3, aT, float(gamma), float(eta),
+                          Delta)
     # Off the sequential path: each weight gradient is one matrix product.
     D2 = Delta.reshape(T * B, m)
     dW = D2.T @ H[:-1].reshape(T * B, m)
@@ -544,12 +557,13 @@ def _backward(model, trajectory, dy, dh_final, reuse_s):
 _LOSSES = ("mse", "sse")
 
 
-def sequence_loss(y: np.ndarray, Y: np.ndarray, loss: str) -> tuple[float, np.ndarray]:
+def sequence_loss(y: np.ndarray, Y: np.ndarray, loss: str, weights=None) -> tuple[float, np.ndarray]:
     r"""The loss of outputs ``y`` against targets ``Y`` (both (B, T)) and its derivative ``dL/dy``.
 
-    ``"mse"``: :math:`L = \operatorname{mean}(r^2)`, ``dy = 2 r / r.size``;
-    ``"sse"``: :math:`L = \tfrac12 \sum r^2`, ``dy = r`` (``r = y - Y``).
-    Shared by every BPTT entry point (discrete RNNs, gated cells).
+    ``"mse"``: :math:`L = \operatorname{mean}(\omega r^2)`, ``dy = 2 \omega r / r.size``;
+    ``"sse"``: :math:`L = \tfrac12 \sum \omega r^2`, ``dy = \omega r`` (``r = y - Y``; the
+    time weights ``omega`` (T,) are ``weights``, ones when None).  Shared by
+    every BPTT entry point (discrete RNNs, gated cells, SSMs, stacks, the residual net).
 
     Raises
     ------
@@ -558,12 +572,13 @@ def sequence_loss(y: np.ndarray, Y: np.ndarray, loss: str) -> tuple[float, np.nd
     """
     with np.errstate(over="ignore", invalid="ignore"):
         r = y - Y
+        lw = r if weights is None else weights[None, :] * r
         if loss == "mse":
-            value = float(np.mean(r * r))
-            dy = (2.0 / r.size) * r
+            value = float(np.mean(lw * r))
+            dy = (2.0 / r.size) * lw
         else:
-            value = 0.5 * float(np.sum(r * r))
-            dy = r
+            value = 0.5 * float(np.sum(lw * r))
+            dy = lw
     if not np.isfinite(value):
         raise FloatOverflowError(
             f"the {loss} loss overflowed float64 (max |y - Y| = {float(np.max(np.abs(r))):.3g}, max |Y| = "
@@ -608,40 +623,6 @@ def value_and_grad(model, X, Y, *, h0=None, loss: str = "mse") -> GradientResult
 
 # ---------------------------------------------------------------------------
 # a recurrence as a layer of a stack (dynmem.stack): cotangents on every state, dL/dx
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _hidden_backward_kernel(W, S, A, gamma, eta, Delta):
-    """BPTT with a cotangent on every state.
-
-    S (T, B, m) = sigma'(z); A (T, B, m) holds ``dL/dh_{k+1}`` from outside the
-    recurrence (the layer above, and ``dy_k c`` for the read-out).  With
-    ``a_T = A[T-1]``::
-
-        delta_k = eta s_k a_{k+1},   a_k = gamma a_{k+1} + W^T delta_k + A[k-1]   (no A term at k = 0)
-
-    Writes Delta (T, B, m) = dL/dz and returns ``dL/dh_0`` (B, m).
-    """
-    T, B, m = S.shape
-    a = A[T - 1].copy()
-    tmp = np.empty((B, m))
-    for k in range(T - 1, -1, -1):
-        Sk = S[k]
-        Dk = Delta[k]
-        for bi in range(B):
-            for i in range(m):
-                Dk[bi, i] = eta * Sk[bi, i] * a[bi, i]
-        _rowmat(Dk, W, tmp)
-        if k > 0:
-            Ak = A[k - 1]
-            for bi in range(B):
-                for i in range(m):
-                    a[bi, i] = gamma * a[bi, i] + tmp[bi, i] + Ak[bi, i]
-        else:
-            for bi in range(B):
-                for i in range(m):
-                    a[bi, i] = gamma * a[bi, i] + tmp[bi, i]
-    return a
 
 
 def hidden_cotangent(name_dF, dF, dy, c, B: int, T: int, p: int) -> np.ndarray:
@@ -700,7 +681,8 @@ def hidden_backward(model, trajectory, dF=None, dy=None) -> tuple[np.ndarray, np
     A = hidden_cotangent("dF", dF, dy, model.c, B, T, m)
     gamma, eta = model.recurrence_coefficients()
     Delta = np.empty((T, B, m))
-    a0 = _hidden_backward_kernel(kernel_array(model.W), S, A, float(gamma), float(eta), Delta)
+    a0 = _backward_kernel(kernel_array(model.W), S, _EMPTY2, kernel_array(model.c), A, np.zeros((B, m)), float(gamma),
+                          float(eta), Delta)
     D2 = Delta.reshape(T * B, m)
     dW = D2.T @ H[:-1].reshape(T * B, m)
     dU = D2.T @ Xt.reshape(T * B, d)

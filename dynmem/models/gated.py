@@ -66,6 +66,8 @@ __all__ = ["GRUCell", "LSTMCell", "CTGRU", "GatedTrajectory", "GatedGradient", "
 #: array); above it the projection is one BLAS product before the sweep.
 FUSE_INPUTS_MAX = 16
 
+_EMPTY1 = np.empty(0)
+_EMPTY2 = np.empty((0, 0))
 _EMPTY3 = np.empty((0, 0, 0))
 
 
@@ -154,25 +156,32 @@ def _gru_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, G, Y):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _gru_backward_kernel(Whh, c, X, H, G, dY, a, Dih, Dhh, gWihT, gbih, gbhh):
-    """GRU BPTT, sequential part.
+def _gru_backward_kernel(Whh, c, X, H, G, dY, A, a, Dih, Dhh, gWihT, gbih, gbhh):
+    """GRU BPTT, sequential part: the one backward sweep of the BPTT door and of the stack layer.
 
-    With ``a = dL/dh_{k+1}`` (including ``dY_k c``)::
+    The cotangent of ``h_{k+1}`` from outside the cell is ``g v`` with
+    ``(g, v) = (dY[k, b], c)`` (the read-out; A empty) or ``(1, A[k, b])``
+    (A (T, B, m), a cotangent on every state: a stack layer; dY is not
+    read; ``1 * A`` is ``A`` exactly), as in the backward kernel of
+    :mod:`dynmem.recurrences`.  With ``a = dL/dh_{k+1}`` (including it)::
 
         dn = a (1 - z),  dz = a (h_k - n),  dan = dn (1 - n^2)      (an = n's pre-activation)
         dr = dan q,      dar = dr r (1 - r),  daz = dz z (1 - z),   dq = dan r
         dL/dh_k = a z + [dar, daz, dq] @ weight_hh
 
     Writes Dhh[k] = [dar, daz, dq] (cotangent of W_hh h_k + b_hh) and
-    accumulates its sum into gbhh.  The cotangent of W_ih x_k + b_ih,
+    accumulates its sum into gbhh (when non-empty).  The cotangent of W_ih x_k + b_ih,
     [dar, daz, dan], is either stored in Dih[k] (Dih non-empty, for a BLAS
-    product afterwards) or contracted here with x_k into gWihT (d, 3m) and
-    gbih.  ``a`` enters as the extra cotangent of h_T and leaves as dL/dh_0.
+    product afterwards, and ``dL/dx_k = Dih[k] @ weight_ih``) or contracted
+    here with x_k into gWihT (d, 3m) and gbih.  ``a`` enters as the extra
+    cotangent of h_T and leaves as dL/dh_0.
     """
     T, B, m4 = G.shape
     m = m4 // 4
     d = X.shape[2]
     store = Dih.shape[0] > 0
+    per_state = A.shape[0] > 0
+    sums = gbhh.shape[0] > 0
     tmp = np.empty((B, m))
     di = np.empty(3 * m)
     for k in range(T - 1, -1, -1):
@@ -181,9 +190,9 @@ def _gru_backward_kernel(Whh, c, X, H, G, dY, a, Dih, Dhh, gWihT, gbih, gbhh):
         Dh = Dhh[k]
         Xk = X[k]
         for bi in range(B):
-            g = dY[k, bi]
+            g, v = (1.0, A[k, bi]) if per_state else (dY[k, bi], c)
             for i in range(m):
-                ai = a[bi, i] + g * c[i]
+                ai = a[bi, i] + g * v[i]
                 r = Gk[bi, i]
                 z = Gk[bi, m + i]
                 n = Gk[bi, 2 * m + i]
@@ -198,8 +207,9 @@ def _gru_backward_kernel(Whh, c, X, H, G, dY, a, Dih, Dhh, gWihT, gbih, gbhh):
                 Dh[bi, m + i] = daz
                 Dh[bi, 2 * m + i] = dan * r
                 a[bi, i] = ai * z
-            for i in range(3 * m):
-                gbhh[i] += Dh[bi, i]
+            if sums:
+                for i in range(3 * m):
+                    gbhh[i] += Dh[bi, i]
             if store:
                 for i in range(3 * m):
                     Dih[k, bi, i] = di[i]
@@ -281,27 +291,31 @@ def _lstm_forward_kernel(WhhT, bhh, WihT, bih, c, X, P, H, S, G, Y):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, a, e, D, gWihT, gb):
-    """LSTM BPTT, sequential part.
+def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, A, a, e, D, gWihT, gb):
+    """LSTM BPTT, sequential part: the one backward sweep of the BPTT door and of the stack layer.
 
-    With ``a = dL/dh_{k+1}`` (including ``dY_k c``), ``e = dL/ds_{k+1}`` and
-    ``t = tanh(s_{k+1})`` (recovered as ``h_{k+1} / o``: ``o > 0``, and
-    ``h = o t`` was rounded once, so this is t to two roundings; libm's
-    tanh is the fallback for ``o < 1e-100``)::
+    The cotangent of ``h_{k+1}`` from outside the cell, ``dY_k c`` (A
+    empty) or ``A[k]`` (T, B, m; dY not read), as in
+    :func:`_gru_backward_kernel`.  With ``a = dL/dh_{k+1}`` (including it), ``e =
+    dL/ds_{k+1}`` and ``t = tanh(s_{k+1})`` (recovered as ``h_{k+1} / o``:
+    ``o > 0``, and ``h = o t`` was rounded once, so this is t to two
+    roundings; libm's tanh is the fallback for ``o < 1e-100``)::
 
         do = a t,  ds = e + a o (1 - t^2),  di = ds g,  df = ds s_k,  dg = ds i
         D[k] = [di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)]      (dL/d pre-activation)
         dL/ds_k = ds f,   dL/dh_k = D[k] @ weight_hh
 
-    Accumulates the sum of D[k] into gb and, when ``gWihT`` (d, 4m) is
-    non-empty, ``x_k D[k]`` into it (the fused input projection).  ``a``,
-    ``e`` enter as the extra cotangents of h_T, s_T and leave as dL/dh_0,
-    dL/ds_0.
+    Accumulates the sum of D[k] into gb (when non-empty) and, when ``gWihT`` (d, 4m) is
+    non-empty, ``x_k D[k]`` into it (the fused input projection; else
+    ``dL/dx_k = D[k] @ weight_ih``).  ``a``, ``e`` enter as the extra
+    cotangents of h_T, s_T and leave as dL/dh_0, dL/ds_0.
     """
     T, B, m4 = G.shape
     m = m4 // 4
     d = X.shape[2]
     fused = gWihT.shape[0] > 0
+    per_state = A.shape[0] > 0
+    sums = gb.shape[0] > 0
     for k in range(T - 1, -1, -1):
         Gk = G[k]
         sk = S[k]
@@ -310,9 +324,9 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, a, e, D, gWihT, gb):
         Dk = D[k]
         Xk = X[k]
         for bi in range(B):
-            g = dY[k, bi]
+            g, v = (1.0, A[k, bi]) if per_state else (dY[k, bi], c)
             for i in range(m):
-                ai = a[bi, i] + g * c[i]
+                ai = a[bi, i] + g * v[i]
                 ig = Gk[bi, i]
                 fg = Gk[bi, m + i]
                 gg = Gk[bi, 2 * m + i]
@@ -324,8 +338,9 @@ def _lstm_backward_kernel(Whh, c, X, H, S, G, dY, a, e, D, gWihT, gb):
                 Dk[bi, 2 * m + i] = ds * ig * (1.0 - gg * gg)
                 Dk[bi, 3 * m + i] = ai * t * og * (1.0 - og)
                 e[bi, i] = ds * fg
-            for i in range(m4):
-                gb[i] += Dk[bi, i]
+            if sums:
+                for i in range(m4):
+                    gb[i] += Dk[bi, i]
             if fused:
                 for j in range(d):
                     xj = Xk[bi, j]
@@ -1001,15 +1016,15 @@ def gated_value_and_grad(model, X, Y, *, h0=None, s0=None, loss: str = "mse") ->
         e = np.zeros((B, m))
         D = np.empty((T, B, 4 * m))
         gb = np.zeros(4 * m)
-        _lstm_backward_kernel(Whh, c, Xt, H, traj._S, traj._G, dY, a, e, D, gWihT, gb)
+        _lstm_backward_kernel(Whh, c, Xt, H, traj._S, traj._G, dY, _EMPTY3, a, e, D, gWihT, gb)
         Dih = Dhh = D.reshape(T * B, 4 * m)
         gbih = gbhh = gb
     else:
         e = None
-        Dih3 = np.empty((0, 0, 0)) if fused else np.empty((T, B, 3 * m))
+        Dih3 = _EMPTY3 if fused else np.empty((T, B, 3 * m))
         Dhh3 = np.empty((T, B, 3 * m))
         gbih, gbhh = np.zeros(3 * m), np.zeros(3 * m)
-        _gru_backward_kernel(Whh, c, Xt, H, traj._G, dY, a, Dih3, Dhh3, gWihT, gbih, gbhh)
+        _gru_backward_kernel(Whh, c, Xt, H, traj._G, dY, _EMPTY3, a, Dih3, Dhh3, gWihT, gbih, gbhh)
         Dih = None if fused else Dih3.reshape(T * B, 3 * m)
         Dhh = Dhh3.reshape(T * B, 3 * m)
         if not fused:
@@ -1031,86 +1046,6 @@ def gated_value_and_grad(model, X, Y, *, h0=None, s0=None, loss: str = "mse") ->
 
 # ---------------------------------------------------------------------------
 # the cells as layers of a stack (dynmem.stack): cotangents on every state, dL/dx
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _gru_hidden_backward_kernel(Whh, H, G, A, Dih, Dhh):
-    """GRU BPTT with a cotangent ``A[k] = dL/dh_{k+1}`` (T, B, m) from outside the cell on every state.
-
-    The step is that of :func:`_gru_backward_kernel` with ``a + A[k]`` in
-    place of ``a + dY_k c``; the input-side cotangents ``[dar, daz, dan]``
-    are always stored in Dih (T, B, 3m) (``dL/dx_k = Dih[k] @ weight_ih``),
-    the recurrent ones in Dhh (T, B, 3m).  Returns ``dL/dh_0`` (B, m).
-    """
-    T, B, m4 = G.shape
-    m = m4 // 4
-    a = np.zeros((B, m))
-    tmp = np.empty((B, m))
-    for k in range(T - 1, -1, -1):
-        Gk = G[k]
-        hk = H[k]
-        Dh = Dhh[k]
-        Di = Dih[k]
-        Ak = A[k]
-        for bi in range(B):
-            for i in range(m):
-                ai = a[bi, i] + Ak[bi, i]
-                r = Gk[bi, i]
-                z = Gk[bi, m + i]
-                n = Gk[bi, 2 * m + i]
-                q = Gk[bi, 3 * m + i]
-                dan = ai * (1.0 - z) * (1.0 - n * n)
-                dar = dan * q * r * (1.0 - r)
-                daz = ai * (hk[bi, i] - n) * z * (1.0 - z)
-                Di[bi, i] = dar
-                Di[bi, m + i] = daz
-                Di[bi, 2 * m + i] = dan
-                Dh[bi, i] = dar
-                Dh[bi, m + i] = daz
-                Dh[bi, 2 * m + i] = dan * r
-                a[bi, i] = ai * z
-        np.dot(Dh, Whh, tmp)
-        for bi in range(B):
-            for i in range(m):
-                a[bi, i] += tmp[bi, i]
-    return a
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _lstm_hidden_backward_kernel(Whh, H, S, G, A, D):
-    """LSTM BPTT with a cotangent ``A[k] = dL/dh_{k+1}`` (T, B, m) from outside the cell on every state.
-
-    The step of :func:`_lstm_backward_kernel` with ``a + A[k]`` in place of
-    ``a + dY_k c``; D (T, B, 4m) receives the pre-activation cotangents
-    (``dL/dx_k = D[k] @ weight_ih``).  Returns ``(dL/dh_0, dL/ds_0)``.
-    """
-    T, B, m4 = G.shape
-    m = m4 // 4
-    a = np.zeros((B, m))
-    e = np.zeros((B, m))
-    for k in range(T - 1, -1, -1):
-        Gk = G[k]
-        sk = S[k]
-        sn = S[k + 1]
-        hn = H[k + 1]
-        Dk = D[k]
-        Ak = A[k]
-        for bi in range(B):
-            for i in range(m):
-                ai = a[bi, i] + Ak[bi, i]
-                ig = Gk[bi, i]
-                fg = Gk[bi, m + i]
-                gg = Gk[bi, 2 * m + i]
-                og = Gk[bi, 3 * m + i]
-                t = hn[bi, i] / og if og > 1e-100 else np.tanh(sn[bi, i])
-                ds = e[bi, i] + ai * og * (1.0 - t * t)
-                Dk[bi, i] = ds * gg * ig * (1.0 - ig)
-                Dk[bi, m + i] = ds * sk[bi, i] * fg * (1.0 - fg)
-                Dk[bi, 2 * m + i] = ds * ig * (1.0 - gg * gg)
-                Dk[bi, 3 * m + i] = ai * t * og * (1.0 - og)
-                e[bi, i] = ds * fg
-        np.dot(Dk, Whh, a)
-    return a, e
 
 
 def gated_hidden_forward(model, X, S0=None):
@@ -1169,16 +1104,19 @@ def gated_hidden_backward(model, passed, dF=None, dy=None):
     m = model.hidden
     g = model._n_gates
     A = hidden_cotangent("dF", dF, dy, model.c, B, T, m)
-    Whh = model.weight_hh.copy()
+    Whh, c = model.weight_hh.copy(), model.c.copy()
+    a = np.zeros((B, m))
     if g == 4:
+        e = np.zeros((B, m))
         D = np.empty((T, B, 4 * m))
-        a, e = _lstm_hidden_backward_kernel(Whh, H, traj._S, traj._G, A, D)
+        _lstm_backward_kernel(Whh, c, Xt, H, traj._S, traj._G, _EMPTY2, A, a, e, D, _EMPTY2, _EMPTY1)
         Dih = Dhh = D.reshape(T * B, 4 * m)
         dS0 = np.concatenate([a, e], axis=1)
     else:
         Dih3 = np.empty((T, B, 3 * m))
         Dhh3 = np.empty((T, B, 3 * m))
-        dS0 = _gru_hidden_backward_kernel(Whh, H, traj._G, A, Dih3, Dhh3)
+        _gru_backward_kernel(Whh, c, Xt, H, traj._G, _EMPTY2, A, a, Dih3, Dhh3, _EMPTY2, _EMPTY1, _EMPTY1)
+        dS0 = a
         Dih, Dhh = Dih3.reshape(T * B, 3 * m), Dhh3.reshape(T * B, 3 * m)
     dc = np.zeros(m) if dy is None else np.asarray(dy, dtype=float).T.reshape(T * B) @ H[1:].reshape(T * B, m)
     parts = {

@@ -62,7 +62,7 @@ import numpy as np
 from .._validation import as_float_array, check_choice, check_positive, describe
 from ..activations import available_activations
 from .rnn import EulerRNN
-from ..recurrences import backward, forward, outputs_many
+from ..recurrences import backward, forward, outputs_many, sequence_loss
 from ..reparam import get_reparam
 from .contract import ParamArrays
 
@@ -310,19 +310,9 @@ class ResidualRNN(ParamArrays):
         traj = forward(model, X)
         B, T = traj.y.shape
         Y = as_float_array("Y", Y, shape=(B, T))
-        wt2 = np.ones(T) if weights is None else as_float_array("weights", weights, shape=(T,))
+        wt2 = None if weights is None else as_float_array("weights", weights, shape=(T,))
         y = traj.y + (self.d[0] if self.d is not None else 0.0)
-        with np.errstate(over="ignore", invalid="ignore"):
-            r = y - Y
-            lw = wt2[None, :] * r
-            if loss == "mse":
-                value = float(np.mean(lw * r))
-                dy = (2.0 / r.size) * lw
-            else:
-                value = 0.5 * float(np.sum(lw * r))
-                dy = lw
-        if not math.isfinite(value):
-            raise FloatingPointError(f"the training loss became non-finite ({value}).")
+        value, dy = sequence_loss(y, Y, loss, wt2)
         gr = backward(model, traj, dy).grad
         grads = {"U": gr.U, "b": gr.b, "c": gr.c}
         if self.d is not None:

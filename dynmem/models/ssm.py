@@ -74,7 +74,8 @@ import numpy as np
 
 from .._validation import as_float_array, check_choice, check_int, check_positive, check_rng, describe
 from ..compiling import kernel_array
-from ..recurrences import Trajectory
+from ..errors import FloatOverflowError
+from ..recurrences import Trajectory, sequence_loss
 from .contract import LayerGradient, LayerPass
 
 __all__ = ["DiagonalSSM", "DiscreteDiagonalSSM", "SSMGradient", "ssm_value_and_grad", "ssm_reparam_value_and_grad"]
@@ -630,6 +631,10 @@ def _unflatten(obj, theta) -> dict:
     return out
 
 
+_EMPTY_E = np.empty((0, 0, 0), dtype=np.complex128)
+_EMPTY_X = np.empty((0, 0, 0))
+
+
 @numba.njit(cache=True)
 def _ssm_forward_store(lam, Bbar, C, D, X, H):
     """Like :func:`_ssm_kernel`, keeping every state: H (B, T+1, m) c16 with H[:, 0] = h_0 set; returns Y (B, T)."""
@@ -653,16 +658,24 @@ def _ssm_forward_store(lam, Bbar, C, D, X, H):
 
 
 @numba.njit(cache=True)
-def _ssm_backward(lam, C, X, H, G, glam, gB, gC, gD, dh0):
+def _ssm_backward(lam, C, D, Bbar, X, H, G, E, glam, gB, gC, gD, dh0, dX):
     """BPTT of the diagonal recurrence (formulas in the module docstring); accumulates into glam, gB, gC, gD.
 
-    G (B, T) holds dL/dy_k; dh0 (B, m) c16 receives dL/dh_0.
+    The one backward sweep of the BPTT door and of the stack layer.  G (B, T)
+    holds dL/dy_k; E, empty or (B, T, m) c16, a cotangent ``dL/dh_{k+1}``
+    from outside on every state (``dL/dRe + i dL/dIm``), so that
+    ``e_k = conj(Lambda_bar) e_{k+1} + g_k conj(C) (+ E_k)``.  dX, empty or
+    (B, T, d), receives ``dL/dx_k = Re(B_bar^H e_k) + g_k D`` (D and Bbar
+    are read only then); dh0 (B, m) c16 receives dL/dh_0.
     """
     nb, T, d = X.shape
     m = lam.size
+    per_state = E.shape[0] > 0
+    to_x = dX.shape[0] > 0
     e = np.empty(m, dtype=np.complex128)
     lc = np.conj(lam)
     cc = np.conj(C)
+    bc = np.conj(Bbar)
     for bi in range(nb):
         for i in range(m):
             e[i] = 0.0
@@ -672,11 +685,19 @@ def _ssm_backward(lam, C, X, H, G, glam, gB, gC, gD, dh0):
                 gD[j] += g * X[bi, k, j]
             for i in range(m):
                 ei = lc[i] * e[i] + g * cc[i]
+                if per_state:
+                    ei += E[bi, k, i]
                 e[i] = ei
                 glam[i] += np.conj(H[bi, k, i]) * ei
                 gC[i] += g * np.conj(H[bi, k + 1, i])
                 for j in range(d):
                     gB[i, j] += ei * X[bi, k, j]
+            if to_x:  # e holds e_k now
+                for j in range(d):
+                    dX[bi, k, j] = g * D[j]
+                for i in range(m):
+                    for j in range(d):
+                        dX[bi, k, j] += (bc[i, j] * e[i]).real
         for i in range(m):
             dh0[bi, i] = lc[i] * e[i]
 
@@ -766,17 +787,9 @@ def ssm_value_and_grad(model, X, Y, *, dt: float | None = None, method: str | No
             raise FloatingPointError(f"the SSM state became non-finite from `h0` (max|h0| = "
                                      f"{float(np.max(np.abs(H[:, 0]))):.3g}): rescale `h0`.")
         raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = yk - Y
-        if loss == "mse":
-            value = float(np.mean(r * r))
-            G = (2.0 / r.size) * r
-        else:
-            value = 0.5 * float(np.sum(r * r))
-            G = r
-    if not np.isfinite(value):
-        from ..errors import FloatOverflowError
-
+    try:
+        value, G = sequence_loss(yk, Y, loss)
+    except FloatOverflowError:
         big_y, big_out = float(np.max(np.abs(Y))), float(np.max(np.abs(yk)))
         if big_out > big_y:  # the model's outputs, not the targets, are out of range
             cause = ("`h0` (max|h0| = %.3g)" % float(np.max(np.abs(H[:, 0])))
@@ -784,14 +797,15 @@ def ssm_value_and_grad(model, X, Y, *, dt: float | None = None, method: str | No
             fix = f"rescale {cause.split(' (')[0]}"
         else:
             cause, fix = "`Y`", "rescale `Y`"
-        raise FloatOverflowError(f"the loss overflowed float64 ({loss} = {value}): max|Y| = {big_y:.3g}, "
-                                 f"max|y| = {big_out:.3g}; the cause is {cause}: {fix}.")
+        # y and Y are finite here, so the loss overflowed to inf (never nan)
+        raise FloatOverflowError(f"the loss overflowed float64 ({loss} = inf): max|Y| = {big_y:.3g}, "
+                                 f"max|y| = {big_out:.3g}; the cause is {cause}: {fix}.") from None
     glam = np.zeros(m, dtype=np.complex128)
     gB = np.zeros((m, disc.inputs), dtype=np.complex128)
     gC = np.zeros(m, dtype=np.complex128)
     gD = np.zeros(disc.inputs)
     dh0 = np.empty((nb, m), dtype=np.complex128)
-    _ssm_backward(lam, C, X, H, np.ascontiguousarray(G), glam, gB, gC, gD, dh0)
+    _ssm_backward(lam, C, D, Bbar, X, H, np.ascontiguousarray(G), _EMPTY_E, glam, gB, gC, gD, dh0, _EMPTY_X)
     if isinstance(model, DiagonalSSM):
         z = model.Lambda * dt
         if method == "zoh":
@@ -850,41 +864,6 @@ def ssm_reparam_value_and_grad(w, frequency, B, C, X, Y, D=None, *, reparam: str
 # the discrete SSM as a layer of a stack (dynmem.stack)
 
 
-@numba.njit(cache=True)
-def _ssm_hidden_backward(lam, C, D, Bbar, X, H, G, E, glam, gB, gC, gD, dh0, dX):
-    """BPTT of the diagonal recurrence with a cotangent on every state.
-
-    E (B, T, m) c16 holds ``dL/dh_{k+1}`` from outside (``dL/dRe + i dL/dIm``),
-    G (B, T) ``dL/dy_k``.  As :func:`_ssm_backward` with
-    ``e_k = conj(Lambda_bar) e_{k+1} + g_k conj(C) + E_k``, and writes
-    ``dX[b, k] = Re(B_bar^H e_k) + g_k D`` (B, T, d).
-    """
-    nb, T, d = X.shape
-    m = lam.size
-    e = np.empty(m, dtype=np.complex128)
-    lc = np.conj(lam)
-    cc = np.conj(C)
-    bc = np.conj(Bbar)
-    for bi in range(nb):
-        for i in range(m):
-            e[i] = 0.0
-        for k in range(T - 1, -1, -1):
-            g = G[bi, k]
-            for j in range(d):
-                gD[j] += g * X[bi, k, j]
-                dX[bi, k, j] = g * D[j]
-            for i in range(m):
-                ei = lc[i] * e[i] + g * cc[i] + E[bi, k, i]
-                e[i] = ei
-                glam[i] += np.conj(H[bi, k, i]) * ei
-                gC[i] += g * np.conj(H[bi, k + 1, i])
-                for j in range(d):
-                    gB[i, j] += ei * X[bi, k, j]
-                    dX[bi, k, j] += (bc[i, j] * ei).real
-        for i in range(m):
-            dh0[bi, i] = lc[i] * e[i]
-
-
 def ssm_hidden_forward(model, X, S0=None):
     """A :class:`DiscreteDiagonalSSM` as a stack layer: the run with the flat states as features.
 
@@ -914,7 +893,7 @@ def ssm_hidden_forward(model, X, S0=None):
             raise ValueError(f"`S0` must have shape ({2 * m},) or ({nb}, {2 * m}) (the flat state (Re h, Im h)); "
                              f"got shape {S0.shape}.")
         H[:, 0] = S0[..., :m] + 1j * S0[..., m:]
-    X = np.ascontiguousarray(X)
+    X = kernel_array(X)  # the one signature of the kernels (a read-only X is copied)
     y = _ssm_forward_store(model.Lambda_bar.copy(), model.B_bar.copy(), model.C.copy(), model.D.copy(), X, H)
     if not (np.all(np.isfinite(H)) and np.all(np.isfinite(y))):
         raise FloatingPointError("the SSM recurrence diverged: the state became non-finite (|Lambda_bar| > 1?).")
@@ -959,8 +938,8 @@ def ssm_hidden_backward(model, passed, dF=None, dy=None):
     gD = np.zeros(d)
     dh0 = np.empty((nb, m), dtype=np.complex128)
     dX = np.empty((nb, T, d))
-    _ssm_hidden_backward(model.Lambda_bar.copy(), model.C.copy(), model.D.copy(), model.B_bar.copy(), X, H, G, E,
-                         glam, gB, gC, gD, dh0, dX)
+    _ssm_backward(model.Lambda_bar.copy(), model.C.copy(), model.D.copy(), model.B_bar.copy(), X, H, G, E,
+                  glam, gB, gC, gD, dh0, dX)
     flat = np.concatenate([glam.real, glam.imag, gB.real.ravel(), gB.imag.ravel(), gC.real, gC.imag, gD])
     dS0 = np.concatenate([dh0.real, dh0.imag], axis=1)
     if not (np.all(np.isfinite(flat)) and np.all(np.isfinite(dX)) and np.all(np.isfinite(dS0))):
