@@ -44,7 +44,7 @@ import numpy as np
 
 from .control import (DIVERGED, MAX_STEPS, NONFINITE, STEP_UNDERFLOW, STORE_FULL, SUCCESS, all_finite,
                       first_trial_step, initial_step, rms_error, rms_scaled, step_verdict)
-from .field import field_from_z, matvec, rhs
+from .field import adjoint_rhs, field_from_z, matvec, rhs
 
 __all__ = ["solve_one", "interpolate", "combine", "empty_store"]
 
@@ -115,17 +115,71 @@ def empty_store(n: int, stages: int, m: int) -> tuple:
             np.empty(n, dtype=np.int64))
 
 
-# _stage and _knot_stage are inlined by numba (their tests of `state` are then decided in the loop's
-# specialisation, as the loop's own are): no compiled layer of their own, whose code numba would link into
-# the loop and optimise there a second time
+@numba.njit(cache=True, error_model="numpy")
+def dense_eval(t, S, nsteps, Pd, out):
+    # out = h(t) from the dense output of the stored steps S[:nsteps] of a polynomial pair (binary search on the
+    # step starts)
+    S_t, S_h, S_y, S_K = S[0], S[1], S[2], S[3]
+    lo = 0
+    hi = nsteps - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if S_t[mid] <= t:
+            lo = mid
+        else:
+            hi = mid - 1
+    hs = S_h[lo]
+    interpolate(S_K[lo], S_y[lo], hs, (t - S_t[lo]) / hs, Pd, out)
+
+
+QUAD_ROWS = 256
+"""Quadrature nodes of the adjoint solve buffered before one matrix product sums them (:func:`flush_quadrature`)."""
+
+
+@numba.njit(cache=True, error_model="numpy")
+def flush_quadrature(QV, QZ, nq, gW, gU, gb):
+    # [gW | gU | gb] += QV[:nq]^T QZ[:nq]  (one BLAS product)
+    if nq == 0:
+        return
+    m = gW.shape[0]
+    d = gU.shape[1]
+    G = np.dot(QV[:nq].T, QZ[:nq])
+    for i in range(m):
+        for j in range(m):
+            gW[i, j] += G[i, j]
+        for k in range(d):
+            gU[i, k] += G[i, m + k]
+        gb[i] += G[i, m + d]
+
+
+# _field_at, _stage, _knot_stage and _quadrature are inlined by numba (their tests of `state` and `adj` are then
+# decided in the loop's specialisation, as the loop's own are): no compiled layer of their own, whose code numba
+# would link into the loop and optimise there a second time
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _stage(field, state, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout, want_d):
-    # out = f(y + hs sum_{j<nst} coef_j K_j) at the stage time (tau from the piece's start); for a pre-activation
-    # pair (state None) from the pre-activations (dout = sigma' there when want_d), else from the state
+def _field_at(field, adj, Pd, TS, p, q, ts, tau, y, st, out, dout):
+    # out = the solve's field at (ts, y), tau = ts - the piece's start, from the state: the CTRNN field, or with
+    # the adjoint hook the adjoint field  leak y - W^T (sigma'(z) * y)  at the forward state h(ts), read from the
+    # store's dense output into the hook's Hst[st] (dout = sigma'(z) * y, what the quadrature weighs)
+    W, code, leak = field
+    if adj is None:
+        rhs(W, code, leak, TS, p, q, tau, y, out)
+    else:
+        Hst = adj[2]
+        dense_eval(ts, adj[0], adj[1], Pd, Hst[st])
+        adjoint_rhs(W, code, leak, TS, p, q, tau, Hst[st], y, out, dout)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _stage(field, state, adj, Pd, coef, nst, hs, ts, a, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout,
+           want_d):
+    # out = f(y + hs sum_{j<nst} coef_j K_j) at the stage time ts (stage nst; a the piece's start); for a
+    # pre-activation pair (state None) from the pre-activations (dout = sigma' there when want_d), else from the
+    # state by _field_at
     W, code, leak = field
     m = y.shape[0]
     if state is None:
         _combine2(coef, K, ZK, nst, acc_v, acc_z)
+        tau = ts - a
         for i in range(m):
             ytmp[i] = y[i] + hs * acc_v[i]
             ztmp[i] = zy[i] + hs * acc_z[i] + p[i] + tau * q[i]
@@ -134,23 +188,52 @@ def _stage(field, state, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
         combine(coef, K, nst, acc_v)
         for i in range(m):
             ytmp[i] = y[i] + hs * acc_v[i]
-        rhs(W, code, leak, TS, p, q, tau, ytmp, out)
+        _field_at(field, adj, Pd, TS, p, q, ts, ts - a, ytmp, nst, out, dout)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _knot_stage(field, state, y, zy, p, q, TS, ztmp, out, dout, want_d):
-    # out = f(y) at the start of a piece (tau = 0), from zy = W y for a pre-activation pair (state None)
+def _knot_stage(field, state, adj, Pd, t, a, y, zy, p, q, TS, ztmp, out, dout, want_d):
+    # out = f(t, y), the first stage on the piece that starts at a (t = a forward, its end backward); from
+    # zy = W y for a pre-activation pair (state None)
     W, code, leak = field
     if state is None:
         for i in range(y.shape[0]):
             ztmp[i] = zy[i] + p[i]
         field_from_z(code, leak, TS, ztmp, y, out, dout, want_d)
     else:
-        rhs(W, code, leak, TS, p, q, 0.0, y, out)
+        _field_at(field, adj, Pd, TS, p, q, t, t - a, y, 0, out, dout)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _quadrature(adj, B, C, t, hs, a, seg, V, QV, QZ, nq):
+    # the adjoint hook's parameter integrals over the accepted step [t, t + hs] by the step's own weights:
+    # int f dt = |hs| sum_j B_j f(t + C_j hs, a_j), with a_j the stage arguments.  The nodes are buffered as rows
+    # (weighted sigma' * a: V) and (h, x, 1) and summed by one matrix product per QUAD_ROWS nodes:
+    # [dW | dU | db] += QV^T QZ.  Returns the number of buffered rows.
+    Hst, Xo, Xs, grads = adj[2], adj[4], adj[5], adj[6]
+    m = V.shape[1]
+    d = Xo.shape[1]
+    w = abs(hs)
+    for st in range(B.shape[0]):
+        bw = w * B[st]
+        if bw == 0.0:
+            continue
+        if nq == QV.shape[0]:
+            flush_quadrature(QV, QZ, nq, grads[0], grads[1], grads[2])
+            nq = 0
+        ts = t + C[st] * hs
+        for i in range(m):
+            QV[nq, i] = bw * V[st, i]
+            QZ[nq, i] = Hst[st, i]
+        for k in range(d):
+            QZ[nq, m + k] = Xo[seg, k] + (ts - a) * Xs[seg, k]
+        QZ[nq, m + d] = 1.0
+        nq += 1
+    return nq
 
 
 @numba.njit(cache=True, error_model="numpy")
-def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S, cv, DY):
+def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S, cv, DY, adj):
     """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject).
 
     ``field = (W, code, leak)``, ``tabs`` the pair's :meth:`~dynmem.ode.pair.Pair.tables`,
@@ -169,6 +252,14 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     compilation).  With a readout ``cv`` (else ``None``),
     ``DY[i] = cv . f(h(t_eval[i]))``, the exact field at the interpolated state,
     is written instead of ``H``, which is left untouched (it may be (1, m)).
+
+    With the adjoint hook ``adj = (S, nsteps, Hst, jumps, Xo, Xs, (gW, gU, gb), a_out)`` (else ``None``;
+    ``state`` True, no store, readout or observations) the loop is the continuous adjoint's backward solve
+    (:mod:`dynmem.ode.adjoint`): from ``breaks[-1]`` down to ``breaks[0]``, ``h0`` the adjoint at the end, the
+    field the adjoint field at the forward state read from the forward store ``S[:nsteps]`` (``Hst`` (stages, m)
+    holds it at the stages), ``jumps[k]`` added to the adjoint on arriving at ``breaks[k]``, and on every
+    accepted step the parameter integrals by the step's own weights accumulated into ``gW, gU, gb`` (``Xo[k] +
+    tau Xs[k]`` the input on piece ``k``); ``a_out`` receives the adjoint at ``breaks[0]``.
     """
     W, code, leak = field
     C, A, B, E, Pd, expo = tabs
@@ -181,7 +272,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     ns = max(A.shape[0], nb + 1)      # stage derivatives kept, with any dense-output stages
     K = np.empty((ns, m))
     ZK = np.empty((ns, m))  # W K[j] (pre-activation pairs)
-    D = np.empty((ns, m))   # sigma' at the stage pre-activations (written with a store only)
+    D = np.empty((ns, m))   # sigma' at the stage pre-activations (with a store); the adjoint's sigma' * a there
     F = np.empty((Pd.shape[0] + 3, m))  # Hairer's dense-output coefficients
     y = h0.copy()
     zy = np.empty(m)       # W y
@@ -192,7 +283,17 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     acc_v = np.empty(m)
     acc_z = np.empty(m)
     TS = np.empty((1, m))  # tanh_block's 1 - tanh^2
-    t = breaks[0]
+    nq = 0                 # quadrature rows buffered (the adjoint hook)
+    if adj is None:        # forward in time, piece by piece from the first
+        dirn = 1.0
+        t = breaks[0]
+        seg = 0
+    else:                  # the adjoint: backward from the last piece
+        dirn = -1.0
+        t = breaks[nseg]
+        seg = nseg - 1
+        QV = np.empty((QUAD_ROWS, m))
+        QZ = np.empty((QUAD_ROWS, m + adj[4].shape[1] + 1))
     nfev = 0
     nacc = 0
     nrej = 0
@@ -209,11 +310,12 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         return SUCCESS, t, nfev, nacc, nrej
 
     # scipy's select_initial_step on the first piece
-    p = P[0]
-    q = Q[0]
+    p = P[seg]
+    q = Q[seg]
+    a = breaks[seg]
     if state is None:
         matvec(W, y, zy)
-    _knot_stage(field, state, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
+    _knot_stage(field, state, adj, Pd, t, a, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
     nfev += 1
     if not all_finite(K[0]):
         return NONFINITE, t, nfev, nacc, nrej
@@ -227,7 +329,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         return SUCCESS, t, nfev, nacc, nrej
     if state is None:
         matvec(W, K[0], ZK[0])
-    span = breaks[1] - breaks[0]
+    span = breaks[seg + 1] - a
     d0 = rms_scaled(y, y, rtol, atol)
     d1 = rms_scaled(K[0], y, rtol, atol)
     hh = first_trial_step(d0, d1, span)
@@ -237,9 +339,10 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
             ztmp[i] = zy[i] + hh * ZK[0, i] + p[i] + hh * q[i]
         field_from_z(code, leak, TS, ztmp, ytmp, K[1], D[1], keep)  # (D[1] rewritten by the first step)
     else:
+        hd = dirn * hh  # the trial step, signed
         for i in range(m):
-            ytmp[i] = y[i] + hh * K[0, i]
-        rhs(W, code, leak, TS, p, q, hh, ytmp, K[1])
+            ytmp[i] = y[i] + hd * K[0, i]
+        _field_at(field, adj, Pd, TS, p, q, t + hd, (hh if adj is None else t + hd - a), ytmp, 1, K[1], D[1])
     nfev += 1
     for i in range(m):
         ynew[i] = K[1, i] - K[0, i]
@@ -249,20 +352,26 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         return NONFINITE, t, nfev, nacc, nrej
 
     attempts = 0
-    for seg in range(nseg):
-        a = breaks[seg]
-        bnd = breaks[seg + 1]
+    for k in range(nseg):
+        if adj is None:
+            seg = k
+            a = breaks[seg]
+            end = breaks[seg + 1]  # where this piece's steps end
+        else:
+            seg = nseg - 1 - k
+            a = breaks[seg]
+            end = a
         p = P[seg]
         q = Q[seg]
-        if seg > 0:  # the input may jump at the knot: the stage derivative there is re-evaluated
-            _knot_stage(field, state, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
+        if k > 0:  # the input may jump at the knot: the stage derivative there is re-evaluated
+            _knot_stage(field, state, adj, Pd, t, a, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
             nfev += 1
             if not all_finite(K[0]):
                 return NONFINITE, t, nfev, nacc, nrej
             if state is None:
                 matvec(W, K[0], ZK[0])
-        while t < bnd:
-            min_step = 10.0 * abs(np.nextafter(t, np.inf) - t)
+        while dirn * (end - t) > 0.0:
+            min_step = 10.0 * abs(np.nextafter(t, end) - t)
             if h_abs > max_step:
                 h_abs = max_step
             elif h_abs < min_step:
@@ -275,13 +384,13 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                 if attempts >= max_steps:
                     return MAX_STEPS, t, nfev, nacc, nrej
                 attempts += 1
-                t_new = t + h_abs
-                if t_new >= bnd:
-                    t_new = bnd
-                hs = t_new - t
+                t_new = t + dirn * h_abs
+                if dirn * (t_new - end) >= 0.0:
+                    t_new = end
+                hs = t_new - t  # signed
                 for st in range(1, nb):
-                    _stage(field, state, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
-                           acc_v, acc_z, K[st], D[st], keep)
+                    _stage(field, state, adj, Pd, A[st], st, hs, t + C[st] * hs, a, y, zy, K, ZK, p, q, TS, ytmp,
+                           ztmp, acc_v, acc_z, K[st], D[st], keep)
                     if state is None:
                         matvec(W, K[st], ZK[st])
                 # the new state and the FSAL stage f(t_new, y_new)
@@ -297,7 +406,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                     combine(B, K, nb, acc_v)
                     for i in range(m):
                         ynew[i] = y[i] + hs * acc_v[i]
-                    rhs(W, code, leak, TS, p, q, tau, ynew, K[nb])
+                    _field_at(field, adj, Pd, TS, p, q, t_new, tau, ynew, nb, K[nb], D[nb])
                 nfev += nb
                 combine(E, K, E.shape[0], acc_v)
                 if E2 is None:  # scipy's RMS norm of hs * e
@@ -315,7 +424,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                     if s5 == 0.0 and s3 == 0.0:
                         err = 0.0
                     else:
-                        err = hs * s5 / math.sqrt((s5 + 0.01 * s3) * m)  # NaN / inf for a non-finite trial
+                        err = abs(hs) * s5 / math.sqrt((s5 + 0.01 * s3) * m)  # NaN / inf for a non-finite trial
                 finite_trial = all_finite(ynew) and all_finite(K[nb])
                 if finite_trial and math.isnan(err):
                     err = math.inf  # inf / inf: the squares overflowed
@@ -324,7 +433,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                     break
                 nrej += 1
                 rejected = True
-            # accepted step [t, t_new] of length hs
+            # accepted step [t, t_new] of length |hs|
             if state is None:
                 matvec(W, K[nb], ZK[nb])
             if S is not None:
@@ -340,6 +449,8 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                     for i in range(m):
                         S_K[nacc, j, i] = K[j, i]
                         S_D[nacc, j, i] = D[j, i]
+            if adj is not None:
+                nq = _quadrature(adj, B, C, t, hs, a, seg, D, QV, QZ, nq)
             nacc += 1
             big = 0.0
             for i in range(m):
@@ -363,8 +474,8 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                 if hairer is not None and not dense_ready:
                     # Hairer's extra stages and the interpolant's coefficients of this step
                     for st in range(nb + 1, ns):
-                        _stage(field, state, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp,
-                               ztmp, acc_v, acc_z, K[st], D[st], keep)
+                        _stage(field, state, adj, Pd, A[st], st, hs, t + C[st] * hs, a, y, zy, K, ZK, p, q, TS,
+                               ytmp, ztmp, acc_v, acc_z, K[st], D[st], keep)
                         if state is None:
                             matvec(W, K[st], ZK[st])
                     nfev += ns - nb - 1
@@ -416,7 +527,21 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                     zy[i] = zynew[i]
                     ZK[0, i] = ZK[nb, i]
                     D[0, i] = D[nb, i]
-            h_abs = hs * factor
-            if t == bnd and wanted > hs:
+            if adj is not None:  # the FSAL stage's sigma' * a and forward state
+                Hst = adj[2]
+                for i in range(m):
+                    D[0, i] = D[nb, i]
+                    Hst[0, i] = Hst[nb, i]
+            h_abs = abs(hs) * factor
+            if t == end and wanted > abs(hs):
                 h_abs = max(h_abs, wanted)
+        if adj is not None:  # the adjoint jumps at the knot it arrived at
+            jumps = adj[3]
+            for i in range(m):
+                y[i] += jumps[seg, i]
+    if adj is not None:
+        grads, a_out = adj[6], adj[7]
+        flush_quadrature(QV, QZ, nq, grads[0], grads[1], grads[2])
+        for i in range(m):
+            a_out[i] = y[i]
     return SUCCESS, t, nfev, nacc, nrej
