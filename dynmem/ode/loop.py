@@ -116,10 +116,9 @@ def empty_store(n: int, stages: int, m: int) -> tuple:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def dense_eval(t, S, nsteps, Pd, out):
-    # out = h(t) from the dense output of the stored steps S[:nsteps] of a polynomial pair (binary search on the
+def dense_eval(t, S_t, S_h, S_y, S_K, nsteps, Pd, out):
+    # out = h(t) from the dense output of the first nsteps stored steps of a polynomial pair (binary search on the
     # step starts)
-    S_t, S_h, S_y, S_K = S[0], S[1], S[2], S[3]
     lo = 0
     hi = nsteps - 1
     while lo < hi:
@@ -152,34 +151,17 @@ def flush_quadrature(QV, QZ, nq, gW, gU, gb):
         gb[i] += G[i, m + d]
 
 
-# _field_at, _stage, _knot_stage and _quadrature are inlined by numba (their tests of `state` and `adj` are then
-# decided in the loop's specialisation, as the loop's own are): no compiled layer of their own, whose code numba
-# would link into the loop and optimise there a second time
+# _stage, _knot_stage, _adjoint_field and _quadrature are inlined by numba (their tests of `state` are then decided in the loop's
+# specialisation, as the loop's own are): no compiled layer of their own, whose code numba would link into
+# the loop and optimise there a second time
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _field_at(field, adj, Pd, TS, p, q, ts, tau, y, st, out, dout):
-    # out = the solve's field at (ts, y), tau = ts - the piece's start, from the state: the CTRNN field, or with
-    # the adjoint hook the adjoint field  leak y - W^T (sigma'(z) * y)  at the forward state h(ts), read from the
-    # store's dense output into the hook's Hst[st] (dout = sigma'(z) * y, what the quadrature weighs)
-    W, code, leak = field
-    if adj is None:
-        rhs(W, code, leak, TS, p, q, tau, y, out)
-    else:
-        Hst = adj[2]
-        dense_eval(ts, adj[0], adj[1], Pd, Hst[st])
-        adjoint_rhs(W, code, leak, TS, p, q, tau, Hst[st], y, out, dout)
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _stage(field, state, adj, Pd, coef, nst, hs, ts, a, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout,
-           want_d):
-    # out = f(y + hs sum_{j<nst} coef_j K_j) at the stage time ts (stage nst; a the piece's start); for a
-    # pre-activation pair (state None) from the pre-activations (dout = sigma' there when want_d), else from the
-    # state by _field_at
+def _stage(field, state, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout, want_d):
+    # out = f(y + hs sum_{j<nst} coef_j K_j) at the stage time (tau from the piece's start); for a pre-activation
+    # pair (state None) from the pre-activations (dout = sigma' there when want_d), else from the state
     W, code, leak = field
     m = y.shape[0]
     if state is None:
         _combine2(coef, K, ZK, nst, acc_v, acc_z)
-        tau = ts - a
         for i in range(m):
             ytmp[i] = y[i] + hs * acc_v[i]
             ztmp[i] = zy[i] + hs * acc_z[i] + p[i] + tau * q[i]
@@ -188,29 +170,36 @@ def _stage(field, state, adj, Pd, coef, nst, hs, ts, a, y, zy, K, ZK, p, q, TS, 
         combine(coef, K, nst, acc_v)
         for i in range(m):
             ytmp[i] = y[i] + hs * acc_v[i]
-        _field_at(field, adj, Pd, TS, p, q, ts, ts - a, ytmp, nst, out, dout)
+        rhs(W, code, leak, TS, p, q, tau, ytmp, out)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _knot_stage(field, state, adj, Pd, t, a, y, zy, p, q, TS, ztmp, out, dout, want_d):
-    # out = f(t, y), the first stage on the piece that starts at a (t = a forward, its end backward); from
-    # zy = W y for a pre-activation pair (state None)
+def _knot_stage(field, state, y, zy, p, q, TS, ztmp, out, dout, want_d):
+    # out = f(y) at the start of a piece (tau = 0), from zy = W y for a pre-activation pair (state None)
     W, code, leak = field
     if state is None:
         for i in range(y.shape[0]):
             ztmp[i] = zy[i] + p[i]
         field_from_z(code, leak, TS, ztmp, y, out, dout, want_d)
     else:
-        _field_at(field, adj, Pd, TS, p, q, t, t - a, y, 0, out, dout)
+        rhs(W, code, leak, TS, p, q, 0.0, y, out)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _quadrature(adj, B, C, t, hs, a, seg, V, QV, QZ, nq):
+def _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, ts, tau, y, st, out, dout):
+    # the adjoint hook's field at (ts, y), tau = ts - the piece's start: out = leak y - W^T (sigma'(z) * y) at the
+    # forward state h(ts), read from the dense output of the forward store (fS_*, its first nsteps steps) into
+    # Hst[st]; dout = sigma'(z) * y, what the quadrature weighs
+    dense_eval(ts, fS_t, fS_h, fS_y, fS_K, nsteps, Pd, Hst[st])
+    adjoint_rhs(W, code, leak, TS, p, q, tau, Hst[st], y, out, dout)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _quadrature(Hst, Xo, Xs, grads, B, C, t, hs, a, seg, V, QV, QZ, nq):
     # the adjoint hook's parameter integrals over the accepted step [t, t + hs] by the step's own weights:
     # int f dt = |hs| sum_j B_j f(t + C_j hs, a_j), with a_j the stage arguments.  The nodes are buffered as rows
     # (weighted sigma' * a: V) and (h, x, 1) and summed by one matrix product per QUAD_ROWS nodes:
     # [dW | dU | db] += QV^T QZ.  Returns the number of buffered rows.
-    Hst, Xo, Xs, grads = adj[2], adj[4], adj[5], adj[6]
     m = V.shape[1]
     d = Xo.shape[1]
     w = abs(hs)
@@ -289,11 +278,15 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         t = breaks[0]
         seg = 0
     else:                  # the adjoint: backward from the last piece
+        # its arrays unpacked once, here, and read only under `adj is not None` (a variable that were None on
+        # the forward path would be an optional in this specialisation, where `adj is None` is not pruned)
         dirn = -1.0
         t = breaks[nseg]
         seg = nseg - 1
+        S_a, nsteps, Hst, jumps, Xo, Xs, grads, a_out = adj
+        fS_t, fS_h, fS_y, fS_K = S_a[0], S_a[1], S_a[2], S_a[3]  # the forward solution
         QV = np.empty((QUAD_ROWS, m))
-        QZ = np.empty((QUAD_ROWS, m + adj[4].shape[1] + 1))
+        QZ = np.empty((QUAD_ROWS, m + Xo.shape[1] + 1))
     nfev = 0
     nacc = 0
     nrej = 0
@@ -315,7 +308,10 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     a = breaks[seg]
     if state is None:
         matvec(W, y, zy)
-    _knot_stage(field, state, adj, Pd, t, a, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
+    if adj is None:
+        _knot_stage(field, state, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
+    else:
+        _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t, t - a, y, 0, K[0], D[0])
     nfev += 1
     if not all_finite(K[0]):
         return NONFINITE, t, nfev, nacc, nrej
@@ -342,7 +338,11 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         hd = dirn * hh  # the trial step, signed
         for i in range(m):
             ytmp[i] = y[i] + hd * K[0, i]
-        _field_at(field, adj, Pd, TS, p, q, t + hd, (hh if adj is None else t + hd - a), ytmp, 1, K[1], D[1])
+        if adj is None:
+            rhs(W, code, leak, TS, p, q, hh, ytmp, K[1])
+        else:
+            _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t + hd, t + hd - a, ytmp, 1,
+                           K[1], D[1])
     nfev += 1
     for i in range(m):
         ynew[i] = K[1, i] - K[0, i]
@@ -364,7 +364,11 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         p = P[seg]
         q = Q[seg]
         if k > 0:  # the input may jump at the knot: the stage derivative there is re-evaluated
-            _knot_stage(field, state, adj, Pd, t, a, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
+            if adj is None:
+                _knot_stage(field, state, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
+            else:
+                _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t, t - a, y, 0, K[0],
+                               D[0])
             nfev += 1
             if not all_finite(K[0]):
                 return NONFINITE, t, nfev, nacc, nrej
@@ -389,10 +393,18 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                     t_new = end
                 hs = t_new - t  # signed
                 for st in range(1, nb):
-                    _stage(field, state, adj, Pd, A[st], st, hs, t + C[st] * hs, a, y, zy, K, ZK, p, q, TS, ytmp,
-                           ztmp, acc_v, acc_z, K[st], D[st], keep)
-                    if state is None:
-                        matvec(W, K[st], ZK[st])
+                    if adj is None:
+                        _stage(field, state, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
+                               acc_v, acc_z, K[st], D[st], keep)
+                        if state is None:
+                            matvec(W, K[st], ZK[st])
+                    else:  # the adjoint hook: the stage from the state, its field the adjoint's
+                        combine(A[st], K, st, acc_v)
+                        for i in range(m):
+                            ytmp[i] = y[i] + hs * acc_v[i]
+                        ts = t + C[st] * hs
+                        _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, ts, ts - a, ytmp,
+                                       st, K[st], D[st])
                 # the new state and the FSAL stage f(t_new, y_new)
                 tau = t_new - a
                 if state is None:
@@ -406,7 +418,11 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                     combine(B, K, nb, acc_v)
                     for i in range(m):
                         ynew[i] = y[i] + hs * acc_v[i]
-                    _field_at(field, adj, Pd, TS, p, q, t_new, tau, ynew, nb, K[nb], D[nb])
+                    if adj is None:
+                        rhs(W, code, leak, TS, p, q, tau, ynew, K[nb])
+                    else:
+                        _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t_new, tau, ynew,
+                                       nb, K[nb], D[nb])
                 nfev += nb
                 combine(E, K, E.shape[0], acc_v)
                 if E2 is None:  # scipy's RMS norm of hs * e
@@ -450,7 +466,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                         S_K[nacc, j, i] = K[j, i]
                         S_D[nacc, j, i] = D[j, i]
             if adj is not None:
-                nq = _quadrature(adj, B, C, t, hs, a, seg, D, QV, QZ, nq)
+                nq = _quadrature(Hst, Xo, Xs, grads, B, C, t, hs, a, seg, D, QV, QZ, nq)
             nacc += 1
             big = 0.0
             for i in range(m):
@@ -474,8 +490,8 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                 if hairer is not None and not dense_ready:
                     # Hairer's extra stages and the interpolant's coefficients of this step
                     for st in range(nb + 1, ns):
-                        _stage(field, state, adj, Pd, A[st], st, hs, t + C[st] * hs, a, y, zy, K, ZK, p, q, TS,
-                               ytmp, ztmp, acc_v, acc_z, K[st], D[st], keep)
+                        _stage(field, state, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
+                               acc_v, acc_z, K[st], D[st], keep)
                         if state is None:
                             matvec(W, K[st], ZK[st])
                     nfev += ns - nb - 1
@@ -528,7 +544,6 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                     ZK[0, i] = ZK[nb, i]
                     D[0, i] = D[nb, i]
             if adj is not None:  # the FSAL stage's sigma' * a and forward state
-                Hst = adj[2]
                 for i in range(m):
                     D[0, i] = D[nb, i]
                     Hst[0, i] = Hst[nb, i]
@@ -536,11 +551,9 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
             if t == end and wanted > abs(hs):
                 h_abs = max(h_abs, wanted)
         if adj is not None:  # the adjoint jumps at the knot it arrived at
-            jumps = adj[3]
             for i in range(m):
                 y[i] += jumps[seg, i]
     if adj is not None:
-        grads, a_out = adj[6], adj[7]
         flush_quadrature(QV, QZ, nq, grads[0], grads[1], grads[2])
         for i in range(m):
             a_out[i] = y[i]
