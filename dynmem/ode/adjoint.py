@@ -33,7 +33,7 @@ from .control import DIVERGED, STATUS_MESSAGES, STORE_FULL, SUCCESS
 from .field import as_ctrnn, stage_transpose
 from .loop import empty_store, solve_one
 from .registry import ADJOINT_COMPILED_METHODS, ADJOINTS, REGISTRY, check_compiled_method, pair_of
-from .solve import NO_READOUT, NO_TIMES, kernel_field, path_tables, prepare
+from .solve import NO_READOUT, kernel_field, path_tables, prepare
 
 __all__ = ["ctrnn_loss_gradient", "loss_gradient_validated", "AdjointODEResult", "resolve_adjoint", "forward_store",
            "step_storage"]
@@ -51,7 +51,7 @@ def forward_store(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, S, hooks=(None
     E2, hairer, state = hooks
     while True:
         st, tr, nfev, nacc, _ = solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S,
-                                          None, NO_READOUT, None)
+                                          None, NO_READOUT, None, True if state is None else None)
         if st != STORE_FULL:
             return st, tr, nfev, nacc, S
         t0, t1 = float(breaks[0]), float(breaks[-1])
@@ -463,13 +463,14 @@ def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_s
         Qb = Xb @ U.T
         jumps = np.zeros((bb.size, m))
         jumps[np.searchsorted(bb, t_obs)] = r[:, None] * c[None, :]  # distinct rows: t_obs strictly increases
-        # the step loop backwards with the adjoint hook: the adjoint field from the state (the store's dense output
-        # gives the forward state), the pair's own error norm, no store, readout, observations or divergence test
+        # the step loop backwards with the adjoint hook (its field the adjoint's, the store's dense output giving the
+        # forward state; the pair's own error norm), none of the CTRNN field's hooks, no observations, store,
+        # readout or divergence threshold
         adj = (S, np.int64(nacc), np.empty((pair.stages, m)), jumps, Xo, Xb, (dW, dU, db), a0)
         st, tr, nfev_b, _, _ = solve_one(
-            field, tabs, pair.hooks()[0], None, True,
-            (float(rtol), float(atol), np.inf, np.int64(max_steps), np.inf), Pb, Qb, bb, NO_TIMES, jumps[-1],
-            np.empty((0, m)), None, None, NO_READOUT, adj)
+            field, tabs, pair.hooks()[0], None, None,
+            (float(rtol), float(atol), np.inf, np.int64(max_steps), np.inf), Pb, Qb, bb, None, jumps[-1], None, None,
+            None, NO_READOUT, adj, None)
         if st != SUCCESS:
             raise SimulationError(f"{method} adjoint (backward) solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
     else:

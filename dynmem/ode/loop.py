@@ -32,7 +32,16 @@ its own, compiled only when it is used:
   of the 5(4) pairs.
 
 So are the step store ``S`` and the readout ``cv`` of the field at the
-observations: a solve without them compiles none of their code.
+observations: a solve without them compiles none of their code.  A test of a
+present hook is not decided (numba prunes on ``None`` only), so each field has
+a hook of its own that is ``None`` wherever it is not used: ``preact`` (True for
+the pre-activation stages), ``state`` (True for stages from the state, DOP853)
+and ``adj``, the continuous adjoint's hook.  With ``adj`` (and ``preact``,
+``state``, ``t_eval``, ``H`` all ``None``) the loop is the adjoint's backward
+solve: from the last knot to the first, its field the adjoint field at the
+forward state that the forward solve's step store interpolates, a jump added at
+every knot, and the parameter integrals of every accepted step accumulated from
+the step's own stages.
 """
 
 from __future__ import annotations
@@ -151,22 +160,22 @@ def flush_quadrature(QV, QZ, nq, gW, gU, gb):
         gb[i] += G[i, m + d]
 
 
-# _stage, _knot_stage, _adjoint_field and _quadrature are inlined by numba (their tests of `state` are then decided in the loop's
+# _stage, _knot_stage and _adjoint_field are inlined by numba (their tests of `state` are then decided in the loop's
 # specialisation, as the loop's own are): no compiled layer of their own, whose code numba would link into
 # the loop and optimise there a second time
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _stage(field, state, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout, want_d):
+def _stage(field, state, preact, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp, acc_v, acc_z, out, dout, want_d):
     # out = f(y + hs sum_{j<nst} coef_j K_j) at the stage time (tau from the piece's start); for a pre-activation
     # pair (state None) from the pre-activations (dout = sigma' there when want_d), else from the state
     W, code, leak = field
     m = y.shape[0]
-    if state is None:
+    if preact is not None:
         _combine2(coef, K, ZK, nst, acc_v, acc_z)
         for i in range(m):
             ytmp[i] = y[i] + hs * acc_v[i]
             ztmp[i] = zy[i] + hs * acc_z[i] + p[i] + tau * q[i]
         field_from_z(code, leak, TS, ztmp, ytmp, out, dout, want_d)
-    else:
+    if state is not None:
         combine(coef, K, nst, acc_v)
         for i in range(m):
             ytmp[i] = y[i] + hs * acc_v[i]
@@ -174,14 +183,14 @@ def _stage(field, state, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _knot_stage(field, state, y, zy, p, q, TS, ztmp, out, dout, want_d):
+def _knot_stage(field, state, preact, y, zy, p, q, TS, ztmp, out, dout, want_d):
     # out = f(y) at the start of a piece (tau = 0), from zy = W y for a pre-activation pair (state None)
     W, code, leak = field
-    if state is None:
+    if preact is not None:
         for i in range(y.shape[0]):
             ztmp[i] = zy[i] + p[i]
         field_from_z(code, leak, TS, ztmp, y, out, dout, want_d)
-    else:
+    if state is not None:
         rhs(W, code, leak, TS, p, q, 0.0, y, out)
 
 
@@ -194,35 +203,8 @@ def _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p
     adjoint_rhs(W, code, leak, TS, p, q, tau, Hst[st], y, out, dout)
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _quadrature(Hst, Xo, Xs, grads, B, C, t, hs, a, seg, V, QV, QZ, nq):
-    # the adjoint hook's parameter integrals over the accepted step [t, t + hs] by the step's own weights:
-    # int f dt = |hs| sum_j B_j f(t + C_j hs, a_j), with a_j the stage arguments.  The nodes are buffered as rows
-    # (weighted sigma' * a: V) and (h, x, 1) and summed by one matrix product per QUAD_ROWS nodes:
-    # [dW | dU | db] += QV^T QZ.  Returns the number of buffered rows.
-    m = V.shape[1]
-    d = Xo.shape[1]
-    w = abs(hs)
-    for st in range(B.shape[0]):
-        bw = w * B[st]
-        if bw == 0.0:
-            continue
-        if nq == QV.shape[0]:
-            flush_quadrature(QV, QZ, nq, grads[0], grads[1], grads[2])
-            nq = 0
-        ts = t + C[st] * hs
-        for i in range(m):
-            QV[nq, i] = bw * V[st, i]
-            QZ[nq, i] = Hst[st, i]
-        for k in range(d):
-            QZ[nq, m + k] = Xo[seg, k] + (ts - a) * Xs[seg, k]
-        QZ[nq, m + d] = 1.0
-        nq += 1
-    return nq
-
-
 @numba.njit(cache=True, error_model="numpy")
-def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S, cv, DY, adj):
+def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S, cv, DY, adj, preact):
     """One sequence; fills H (n, m) up to the failure; returns (status, t_reached, nfev, naccept, nreject).
 
     ``field = (W, code, leak)``, ``tabs`` the pair's :meth:`~dynmem.ode.pair.Pair.tables`,
@@ -242,8 +224,9 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     ``DY[i] = cv . f(h(t_eval[i]))``, the exact field at the interpolated state,
     is written instead of ``H``, which is left untouched (it may be (1, m)).
 
+    ``preact`` is True for a pre-activation pair's forward solve (``state`` None), else None.
     With the adjoint hook ``adj = (S, nsteps, Hst, jumps, Xo, Xs, (gW, gU, gb), a_out)`` (else ``None``;
-    ``state`` True, no store, readout or observations) the loop is the continuous adjoint's backward solve
+    ``state``, ``preact``, ``t_eval``, ``H``, ``S`` and ``cv`` None) the loop is the continuous adjoint's backward solve
     (:mod:`dynmem.ode.adjoint`): from ``breaks[-1]`` down to ``breaks[0]``, ``h0`` the adjoint at the end, the
     field the adjoint field at the forward state read from the forward store ``S[:nsteps]`` (``Hst`` (stages, m)
     holds it at the stages), ``jumps[k]`` added to the adjoint on arriving at ``breaks[k]``, and on every
@@ -255,7 +238,9 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     rtol, atol, max_step, max_steps, threshold = ctrl
     keep = S is not None  # sigma' at the stages is wanted for the store only (one type for every call below)
     m = h0.shape[0]
-    n = t_eval.shape[0]
+    n = 0                  # observations (none without t_eval: the adjoint's solve)
+    if t_eval is not None:
+        n = t_eval.shape[0]
     nseg = breaks.shape[0] - 1
     nb = B.shape[0]                   # the step's own stages; stage nb is the FSAL one, f(t + h, y_new)
     ns = max(A.shape[0], nb + 1)      # stage derivatives kept, with any dense-output stages
@@ -293,11 +278,12 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     i_obs = 0
     if not all_finite(y):
         return NONFINITE, t, nfev, nacc, nrej
-    while i_obs < n and t_eval[i_obs] <= t:
-        if cv is None:
-            for i in range(m):
-                H[i_obs, i] = y[i]
-        i_obs += 1
+    if t_eval is not None:
+        while i_obs < n and t_eval[i_obs] <= t:
+            if cv is None:
+                for i in range(m):
+                    H[i_obs, i] = y[i]
+            i_obs += 1
     n_first = i_obs
     if nseg == 0 and cv is None:
         return SUCCESS, t, nfev, nacc, nrej
@@ -306,10 +292,10 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     p = P[seg]
     q = Q[seg]
     a = breaks[seg]
-    if state is None:
+    if preact is not None:
         matvec(W, y, zy)
     if adj is None:
-        _knot_stage(field, state, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
+        _knot_stage(field, state, preact, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
     else:
         _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t, t - a, y, 0, K[0], D[0])
     nfev += 1
@@ -323,26 +309,26 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
             DY[r] = acc
     if nseg == 0:
         return SUCCESS, t, nfev, nacc, nrej
-    if state is None:
+    if preact is not None:
         matvec(W, K[0], ZK[0])
     span = breaks[seg + 1] - a
     d0 = rms_scaled(y, y, rtol, atol)
     d1 = rms_scaled(K[0], y, rtol, atol)
     hh = first_trial_step(d0, d1, span)
-    if state is None:
+    if preact is not None:
         for i in range(m):
             ytmp[i] = y[i] + hh * K[0, i]
             ztmp[i] = zy[i] + hh * ZK[0, i] + p[i] + hh * q[i]
         field_from_z(code, leak, TS, ztmp, ytmp, K[1], D[1], keep)  # (D[1] rewritten by the first step)
-    else:
-        hd = dirn * hh  # the trial step, signed
+    if state is not None:
         for i in range(m):
-            ytmp[i] = y[i] + hd * K[0, i]
-        if adj is None:
-            rhs(W, code, leak, TS, p, q, hh, ytmp, K[1])
-        else:
-            _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t + hd, t + hd - a, ytmp, 1,
-                           K[1], D[1])
+            ytmp[i] = y[i] + hh * K[0, i]
+        rhs(W, code, leak, TS, p, q, hh, ytmp, K[1])
+    if adj is not None:  # backwards: the trial step is -hh
+        for i in range(m):
+            ytmp[i] = y[i] - hh * K[0, i]
+        _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t - hh, t - hh - a, ytmp, 1,
+                       K[1], D[1])
     nfev += 1
     for i in range(m):
         ynew[i] = K[1, i] - K[0, i]
@@ -365,14 +351,14 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         q = Q[seg]
         if k > 0:  # the input may jump at the knot: the stage derivative there is re-evaluated
             if adj is None:
-                _knot_stage(field, state, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
+                _knot_stage(field, state, preact, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
             else:
                 _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t, t - a, y, 0, K[0],
                                D[0])
             nfev += 1
             if not all_finite(K[0]):
                 return NONFINITE, t, nfev, nacc, nrej
-            if state is None:
+            if preact is not None:
                 matvec(W, K[0], ZK[0])
         while dirn * (end - t) > 0.0:
             min_step = 10.0 * abs(np.nextafter(t, end) - t)
@@ -394,9 +380,9 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                 hs = t_new - t  # signed
                 for st in range(1, nb):
                     if adj is None:
-                        _stage(field, state, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
+                        _stage(field, state, preact, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
                                acc_v, acc_z, K[st], D[st], keep)
-                        if state is None:
+                        if preact is not None:
                             matvec(W, K[st], ZK[st])
                     else:  # the adjoint hook: the stage from the state, its field the adjoint's
                         combine(A[st], K, st, acc_v)
@@ -407,22 +393,22 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                                        st, K[st], D[st])
                 # the new state and the FSAL stage f(t_new, y_new)
                 tau = t_new - a
-                if state is None:
+                if preact is not None:
                     _combine2(B, K, ZK, nb, acc_v, acc_z)
                     for i in range(m):
                         ynew[i] = y[i] + hs * acc_v[i]
                         zynew[i] = zy[i] + hs * acc_z[i]
                         ztmp[i] = zynew[i] + p[i] + tau * q[i]
                     field_from_z(code, leak, TS, ztmp, ynew, K[nb], D[nb], keep)
-                else:
+                if state is not None or adj is not None:  # (a test of each: pruned where both are None)
                     combine(B, K, nb, acc_v)
                     for i in range(m):
                         ynew[i] = y[i] + hs * acc_v[i]
-                    if adj is None:
-                        rhs(W, code, leak, TS, p, q, tau, ynew, K[nb])
-                    else:
-                        _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t_new, tau, ynew,
-                                       nb, K[nb], D[nb])
+                if state is not None:
+                    rhs(W, code, leak, TS, p, q, tau, ynew, K[nb])
+                if adj is not None:
+                    _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t_new, tau, ynew, nb,
+                                   K[nb], D[nb])
                 nfev += nb
                 combine(E, K, E.shape[0], acc_v)
                 if E2 is None:  # scipy's RMS norm of hs * e
@@ -450,7 +436,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                 nrej += 1
                 rejected = True
             # accepted step [t, t_new] of length |hs|
-            if state is None:
+            if preact is not None:
                 matvec(W, K[nb], ZK[nb])
             if S is not None:
                 S_t, S_h, S_y, S_K, S_D, S_seg = S
@@ -466,79 +452,100 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                         S_K[nacc, j, i] = K[j, i]
                         S_D[nacc, j, i] = D[j, i]
             if adj is not None:
-                nq = _quadrature(Hst, Xo, Xs, grads, B, C, t, hs, a, seg, D, QV, QZ, nq)
+                # the parameter integrals over the step by its own weights: int f dt = |hs| sum_j B_j f(t + C_j hs,
+                # a_j), a_j the stage arguments; the nodes are buffered as rows (weighted sigma' * a, from D) and
+                # (h, x, 1) and summed by one matrix product per QUAD_ROWS nodes: [dW | dU | db] += QV^T QZ.
+                # (Written out here: as an inlined helper its eleven arrays cost a reference count each per step.)
+                d = Xo.shape[1]
+                w = abs(hs)
+                for st in range(nb):
+                    bw = w * B[st]
+                    if bw == 0.0:
+                        continue
+                    if nq == QV.shape[0]:
+                        flush_quadrature(QV, QZ, nq, grads[0], grads[1], grads[2])
+                        nq = 0
+                    ts = t + C[st] * hs
+                    for i in range(m):
+                        QV[nq, i] = bw * D[st, i]
+                        QZ[nq, i] = Hst[st, i]
+                    for kk in range(d):
+                        QZ[nq, m + kk] = Xo[seg, kk] + (ts - a) * Xs[seg, kk]
+                    QZ[nq, m + d] = 1.0
+                    nq += 1
             nacc += 1
             big = 0.0
             for i in range(m):
                 big = max(big, abs(ynew[i]))
             if big >= threshold:
                 return DIVERGED, t_new, nfev, nacc, nrej
-            dense_ready = False
-            while i_obs < n and t_eval[i_obs] <= t_new:
-                te = t_eval[i_obs]
-                if te == t_new:
+            if t_eval is not None:
+                dense_ready = False
+                while i_obs < n and t_eval[i_obs] <= t_new:
+                    te = t_eval[i_obs]
+                    if te == t_new:
+                        if cv is not None:
+                            acc = 0.0
+                            for i in range(m):
+                                acc += cv[i] * K[nb, i]
+                            DY[i_obs] = acc
+                        else:
+                            for i in range(m):
+                                H[i_obs, i] = ynew[i]
+                        i_obs += 1
+                        continue
+                    if hairer is not None and not dense_ready:
+                        # Hairer's extra stages and the interpolant's coefficients of this step
+                        for st in range(nb + 1, ns):
+                            _stage(field, state, preact, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
+                                   acc_v, acc_z, K[st], D[st], keep)
+                            if preact is not None:
+                                matvec(W, K[st], ZK[st])
+                        nfev += ns - nb - 1
+                        for i in range(m):
+                            dlt = ynew[i] - y[i]
+                            F[0, i] = dlt
+                            F[1, i] = hs * K[0, i] - dlt
+                            F[2, i] = 2.0 * dlt - hs * (K[nb, i] + K[0, i])
+                        for r in range(Pd.shape[0]):
+                            combine(Pd[r], K, ns, acc_v)
+                            for i in range(m):
+                                F[3 + r, i] = hs * acc_v[i]
+                        dense_ready = True
+                    x = (te - t) / hs
                     if cv is not None:
+                        # cv . f(h(te)): the exact field at the interpolated state
+                        if state is None and hairer is None:
+                            # its pre-activation interpolated from zy and ZK like the state from y and K
+                            interpolate(ZK, zy, hs, x, Pd, ztmp)
+                            if leak != 0.0:
+                                interpolate(K, y, hs, x, Pd, ytmp)
+                            tau = te - a
+                            for i in range(m):
+                                ztmp[i] += p[i] + tau * q[i]
+                            field_from_z(code, leak, TS, ztmp, ytmp, acc_v, acc_z, keep)  # leak = 0: ytmp unused; acc_z scratch
+                        else:
+                            if hairer is not None:
+                                _dense_hairer(F, y, x, ytmp)
+                            else:
+                                interpolate(K, y, hs, x, Pd, ytmp)
+                            rhs(W, code, leak, TS, p, q, te - a, ytmp, acc_v)
+                        nfev += 1
                         acc = 0.0
                         for i in range(m):
-                            acc += cv[i] * K[nb, i]
+                            acc += cv[i] * acc_v[i]
                         DY[i_obs] = acc
+                    elif hairer is not None:
+                        _dense_hairer(F, y, x, H[i_obs])
                     else:
-                        for i in range(m):
-                            H[i_obs, i] = ynew[i]
+                        interpolate(K, y, hs, x, Pd, H[i_obs])
                     i_obs += 1
-                    continue
-                if hairer is not None and not dense_ready:
-                    # Hairer's extra stages and the interpolant's coefficients of this step
-                    for st in range(nb + 1, ns):
-                        _stage(field, state, A[st], st, hs, t + C[st] * hs - a, y, zy, K, ZK, p, q, TS, ytmp, ztmp,
-                               acc_v, acc_z, K[st], D[st], keep)
-                        if state is None:
-                            matvec(W, K[st], ZK[st])
-                    nfev += ns - nb - 1
-                    for i in range(m):
-                        dlt = ynew[i] - y[i]
-                        F[0, i] = dlt
-                        F[1, i] = hs * K[0, i] - dlt
-                        F[2, i] = 2.0 * dlt - hs * (K[nb, i] + K[0, i])
-                    for r in range(Pd.shape[0]):
-                        combine(Pd[r], K, ns, acc_v)
-                        for i in range(m):
-                            F[3 + r, i] = hs * acc_v[i]
-                    dense_ready = True
-                x = (te - t) / hs
-                if cv is not None:
-                    # cv . f(h(te)): the exact field at the interpolated state
-                    if state is None and hairer is None:
-                        # its pre-activation interpolated from zy and ZK like the state from y and K
-                        interpolate(ZK, zy, hs, x, Pd, ztmp)
-                        if leak != 0.0:
-                            interpolate(K, y, hs, x, Pd, ytmp)
-                        tau = te - a
-                        for i in range(m):
-                            ztmp[i] += p[i] + tau * q[i]
-                        field_from_z(code, leak, TS, ztmp, ytmp, acc_v, acc_z, keep)  # leak = 0: ytmp unused; acc_z scratch
-                    else:
-                        if hairer is not None:
-                            _dense_hairer(F, y, x, ytmp)
-                        else:
-                            interpolate(K, y, hs, x, Pd, ytmp)
-                        rhs(W, code, leak, TS, p, q, te - a, ytmp, acc_v)
-                    nfev += 1
-                    acc = 0.0
-                    for i in range(m):
-                        acc += cv[i] * acc_v[i]
-                    DY[i_obs] = acc
-                elif hairer is not None:
-                    _dense_hairer(F, y, x, H[i_obs])
-                else:
-                    interpolate(K, y, hs, x, Pd, H[i_obs])
-                i_obs += 1
             wanted = h_abs  # the step size before any cut onto the knot
             t = t_new
             for i in range(m):
                 y[i] = ynew[i]
                 K[0, i] = K[nb, i]
-            if state is None:
+            if preact is not None:
                 for i in range(m):
                     zy[i] = zynew[i]
                     ZK[0, i] = ZK[nb, i]
