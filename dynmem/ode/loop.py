@@ -160,7 +160,7 @@ def flush_quadrature(QV, QZ, nq, gW, gU, gb):
         gb[i] += G[i, m + d]
 
 
-# _stage, _knot_stage and _adjoint_field are inlined by numba (their tests of `state` are then decided in the loop's
+# _stage and _knot_stage are inlined by numba (their tests of `state` are then decided in the loop's
 # specialisation, as the loop's own are): no compiled layer of their own, whose code numba would link into
 # the loop and optimise there a second time
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -192,15 +192,6 @@ def _knot_stage(field, state, preact, y, zy, p, q, TS, ztmp, out, dout, want_d):
         field_from_z(code, leak, TS, ztmp, y, out, dout, want_d)
     if state is not None:
         rhs(W, code, leak, TS, p, q, 0.0, y, out)
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, ts, tau, y, st, out, dout):
-    # the adjoint hook's field at (ts, y), tau = ts - the piece's start: out = leak y - W^T (sigma'(z) * y) at the
-    # forward state h(ts), read from the dense output of the forward store (fS_*, its first nsteps steps) into
-    # Hst[st]; dout = sigma'(z) * y, what the quadrature weighs
-    dense_eval(ts, fS_t, fS_h, fS_y, fS_K, nsteps, Pd, Hst[st])
-    adjoint_rhs(W, code, leak, TS, p, q, tau, Hst[st], y, out, dout)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -270,6 +261,10 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         seg = nseg - 1
         S_a, nsteps, Hst, jumps, Xo, Xs, grads, a_out = adj
         fS_t, fS_h, fS_y, fS_K = S_a[0], S_a[1], S_a[2], S_a[3]  # the forward solution
+        # The adjoint's field, wherever the loop evaluates one: dense_eval (the forward state at the time, into
+        # Hst[j]) and adjoint_rhs (K[j] = leak a - W^T (sigma' * a), D[j] = sigma' * a), called as they are: an
+        # inlined helper would take a reference to each of its thirteen arrays per stage (measured: +25% of the
+        # solve at m = 8)
         QV = np.empty((QUAD_ROWS, m))
         QZ = np.empty((QUAD_ROWS, m + Xo.shape[1] + 1))
     nfev = 0
@@ -297,7 +292,8 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     if adj is None:
         _knot_stage(field, state, preact, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
     else:
-        _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t, t - a, y, 0, K[0], D[0])
+        dense_eval(t, fS_t, fS_h, fS_y, fS_K, nsteps, Pd, Hst[0])
+        adjoint_rhs(W, code, leak, TS, p, q, t - a, Hst[0], y, K[0], D[0])
     nfev += 1
     if not all_finite(K[0]):
         return NONFINITE, t, nfev, nacc, nrej
@@ -327,8 +323,8 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     if adj is not None:  # backwards: the trial step is -hh
         for i in range(m):
             ytmp[i] = y[i] - hh * K[0, i]
-        _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t - hh, t - hh - a, ytmp, 1,
-                       K[1], D[1])
+        dense_eval(t - hh, fS_t, fS_h, fS_y, fS_K, nsteps, Pd, Hst[1])
+        adjoint_rhs(W, code, leak, TS, p, q, t - hh - a, Hst[1], ytmp, K[1], D[1])
     nfev += 1
     for i in range(m):
         ynew[i] = K[1, i] - K[0, i]
@@ -353,8 +349,8 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
             if adj is None:
                 _knot_stage(field, state, preact, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
             else:
-                _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t, t - a, y, 0, K[0],
-                               D[0])
+                dense_eval(t, fS_t, fS_h, fS_y, fS_K, nsteps, Pd, Hst[0])
+                adjoint_rhs(W, code, leak, TS, p, q, t - a, Hst[0], y, K[0], D[0])
             nfev += 1
             if not all_finite(K[0]):
                 return NONFINITE, t, nfev, nacc, nrej
@@ -389,8 +385,8 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                         for i in range(m):
                             ytmp[i] = y[i] + hs * acc_v[i]
                         ts = t + C[st] * hs
-                        _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, ts, ts - a, ytmp,
-                                       st, K[st], D[st])
+                        dense_eval(ts, fS_t, fS_h, fS_y, fS_K, nsteps, Pd, Hst[st])
+                        adjoint_rhs(W, code, leak, TS, p, q, ts - a, Hst[st], ytmp, K[st], D[st])
                 # the new state and the FSAL stage f(t_new, y_new)
                 tau = t_new - a
                 if preact is not None:
@@ -407,8 +403,8 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
                 if state is not None:
                     rhs(W, code, leak, TS, p, q, tau, ynew, K[nb])
                 if adj is not None:
-                    _adjoint_field(W, code, leak, fS_t, fS_h, fS_y, fS_K, nsteps, Hst, Pd, TS, p, q, t_new, tau, ynew, nb,
-                                   K[nb], D[nb])
+                    dense_eval(t_new, fS_t, fS_h, fS_y, fS_K, nsteps, Pd, Hst[nb])
+                    adjoint_rhs(W, code, leak, TS, p, q, tau, Hst[nb], ynew, K[nb], D[nb])
                 nfev += nb
                 combine(E, K, E.shape[0], acc_v)
                 if E2 is None:  # scipy's RMS norm of hs * e
