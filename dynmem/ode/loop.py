@@ -183,8 +183,10 @@ def _stage(field, state, preact, coef, nst, hs, tau, y, zy, K, ZK, p, q, TS, ytm
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _knot_stage(field, state, preact, y, zy, p, q, TS, ztmp, out, dout, want_d):
-    # out = f(y) at the start of a piece (tau = 0), from zy = W y for a pre-activation pair (state None)
+def _knot_stage(field, state, preact, adj, Pd, t, a, y, zy, p, q, TS, ztmp, out, dout, want_d):
+    # out = f(t, y), the first stage on the piece [a, ...]: forward at its start (tau = 0), from zy = W y for a
+    # pre-activation pair; with the adjoint hook at its end, the adjoint field at the forward state there (into
+    # the hook's Hst[0]; dout = sigma' * y).  Once a piece: the hook's arrays are unpacked here
     W, code, leak = field
     if preact is not None:
         for i in range(y.shape[0]):
@@ -192,6 +194,10 @@ def _knot_stage(field, state, preact, y, zy, p, q, TS, ztmp, out, dout, want_d):
         field_from_z(code, leak, TS, ztmp, y, out, dout, want_d)
     if state is not None:
         rhs(W, code, leak, TS, p, q, 0.0, y, out)
+    if adj is not None:
+        S_a, nsteps, Hst = adj[0], adj[1], adj[2]
+        dense_eval(t, S_a[0], S_a[1], S_a[2], S_a[3], nsteps, Pd, Hst[0])
+        adjoint_rhs(W, code, leak, TS, p, q, t - a, Hst[0], y, out, dout)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -289,11 +295,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
     a = breaks[seg]
     if preact is not None:
         matvec(W, y, zy)
-    if adj is None:
-        _knot_stage(field, state, preact, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
-    else:
-        dense_eval(t, fS_t, fS_h, fS_y, fS_K, nsteps, Pd, Hst[0])
-        adjoint_rhs(W, code, leak, TS, p, q, t - a, Hst[0], y, K[0], D[0])
+    _knot_stage(field, state, preact, adj, Pd, t, a, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
     nfev += 1
     if not all_finite(K[0]):
         return NONFINITE, t, nfev, nacc, nrej
@@ -346,11 +348,7 @@ def solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H,
         p = P[seg]
         q = Q[seg]
         if k > 0:  # the input may jump at the knot: the stage derivative there is re-evaluated
-            if adj is None:
-                _knot_stage(field, state, preact, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
-            else:
-                dense_eval(t, fS_t, fS_h, fS_y, fS_K, nsteps, Pd, Hst[0])
-                adjoint_rhs(W, code, leak, TS, p, q, t - a, Hst[0], y, K[0], D[0])
+            _knot_stage(field, state, preact, adj, Pd, t, a, y, zy, p, q, TS, ztmp, K[0], D[0], keep)
             nfev += 1
             if not all_finite(K[0]):
                 return NONFINITE, t, nfev, nacc, nrej
