@@ -357,7 +357,8 @@ def test_one_compiled_signature():
     from dynmem.ode import pair_of
 
     sigs = [sig for sig in solve_one.signatures
-            if sig[2:5] == tuple(numba.typeof(pair_of("dopri5").hooks())) and sig[12] == numba.types.none]
+            if sig[2:5] == tuple(numba.typeof(pair_of("dopri5").hooks())) and sig[12] == numba.types.none
+            and sig[15] == numba.types.none]
     assert len(sigs) == 2 and len({sig[13] for sig in sigs}) == 2
 
 

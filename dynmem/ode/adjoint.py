@@ -29,180 +29,14 @@ from .._validation import as_float_array, check_choice, check_int, check_nonnega
 from ..activations import get_activation
 from ..errors import SimulationError
 from ..inputs import InputPath
-from .control import (DIVERGED, NONFINITE, MAX_STEPS, STATUS_MESSAGES, STEP_UNDERFLOW, STORE_FULL, SUCCESS,
-                      all_finite, first_trial_step, initial_step, rms_error, rms_scaled, step_verdict)
-from .field import adjoint_rhs, as_ctrnn, stage_transpose
-from .loop import combine, empty_store, interpolate, solve_one
+from .control import DIVERGED, STATUS_MESSAGES, STORE_FULL, SUCCESS
+from .field import as_ctrnn, stage_transpose
+from .loop import empty_store, solve_one
 from .registry import ADJOINT_COMPILED_METHODS, ADJOINTS, REGISTRY, check_compiled_method, pair_of
 from .solve import NO_READOUT, kernel_field, path_tables, prepare
 
 __all__ = ["ctrnn_loss_gradient", "loss_gradient_validated", "AdjointODEResult", "resolve_adjoint", "forward_store",
            "step_storage"]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, out):
-    # forward state h(t) from the stored DOPRI5 interpolant (binary search on the step starts)
-    lo = 0
-    hi = nsteps - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if S_t[mid] <= t:
-            lo = mid
-        else:
-            hi = mid - 1
-    hs = S_h[lo]
-    interpolate(S_K[lo], S_y[lo], hs, (t - S_t[lo]) / hs, Pd, out)
-
-
-_QUAD_ROWS = 256
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _flush_quadrature(QV, QZ, nq, gW, gU, gb):
-    # [gW | gU | gb] += QV[:nq]^T QZ[:nq]  (one BLAS product)
-    if nq == 0:
-        return
-    m = gW.shape[0]
-    d = gU.shape[1]
-    G = np.dot(QV[:nq].T, QZ[:nq])
-    for i in range(m):
-        for j in range(m):
-            gW[i, j] += G[i, j]
-        for k in range(d):
-            gU[i, k] += G[i, m + k]
-        gb[i] += G[i, m + d]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _adjoint_backward(field, tabs, tol, P, Q, Xo, Xs, bbreaks, jumps, a_T, S, nsteps, grads, a_out):
-    """Backward DOPRI5 solve of the adjoint from bbreaks[-1] to bbreaks[0], with parameter quadrature.
-
-    ``jumps[k]`` (m,) is added to ``a`` on arriving at ``bbreaks[k]`` (k < nseg).
-    ``field = (W, code, leak)``, ``tabs`` the pair's tables, ``tol = (rtol, atol, max_steps)``,
-    ``S`` the forward step store, ``grads = (gW, gU, gb)`` (accumulated into).
-    Returns (status, t_reached, nfev).
-    """
-    W, code, leak = field
-    C, A, B, E, Pd, expo = tabs
-    rtol, atol, max_steps = tol
-    S_t, S_h, S_y, S_K = S[0], S[1], S[2], S[3]
-    gW, gU, gb = grads
-    nb = B.shape[0]  # the step's own stages; stage nb is the FSAL one
-    m = a_T.shape[0]
-    d = Xo.shape[1]
-    nseg = bbreaks.shape[0] - 1
-    K = np.empty((nb + 1, m))
-    V = np.empty((nb + 1, m))   # sigma' * a at each stage
-    Hst = np.empty((nb + 1, m))  # forward state at each stage
-    QV = np.empty((_QUAD_ROWS, m))  # quadrature nodes, see below
-    QZ = np.empty((_QUAD_ROWS, m + d + 1))
-    nq = 0
-    a = a_T.copy()
-    anew = np.empty(m)
-    atmp = np.empty(m)
-    acc_v = np.empty(m)
-    TS = np.empty((1, m))  # tanh_block's 1 - tanh^2
-    t = bbreaks[nseg]
-    nfev = 0
-    attempts = 0
-    h_abs = -1.0
-    for seg in range(nseg - 1, -1, -1):
-        lo = bbreaks[seg]
-        base = bbreaks[seg]  # tau is measured from the segment's left end
-        p = P[seg]
-        q = Q[seg]
-        _dense_eval(t, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[0])
-        adjoint_rhs(W, code, leak, TS, p, q, t - base, Hst[0], a, K[0], V[0])
-        nfev += 1
-        if not all_finite(K[0]):
-            return NONFINITE, t, nfev
-        if h_abs < 0.0:  # scipy's initial step on the first backward piece
-            span = t - lo
-            d0 = rms_scaled(a, a, rtol, atol)
-            d1 = rms_scaled(K[0], a, rtol, atol)
-            hh = first_trial_step(d0, d1, span)
-            for i in range(m):
-                atmp[i] = a[i] - hh * K[0, i]
-            _dense_eval(t - hh, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[1])
-            adjoint_rhs(W, code, leak, TS, p, q, t - hh - base, Hst[1], atmp, K[1], V[1])
-            nfev += 1
-            for i in range(m):
-                anew[i] = K[1, i] - K[0, i]
-            d2 = rms_scaled(anew, a, rtol, atol) / hh
-            h_abs = initial_step(hh, d1, d2, span, expo)
-        while t > lo:
-            min_step = 10.0 * abs(np.nextafter(t, -np.inf) - t)
-            if h_abs < min_step:
-                h_abs = min_step
-            rejected = False
-            bad_trial = False
-            while True:
-                if h_abs < min_step:
-                    return (NONFINITE if bad_trial else STEP_UNDERFLOW), t, nfev
-                if attempts >= max_steps:
-                    return MAX_STEPS, t, nfev
-                attempts += 1
-                t_new = t - h_abs
-                if t_new <= lo:
-                    t_new = lo
-                hs = t_new - t  # negative
-                for st in range(1, nb):
-                    combine(A[st], K, st, acc_v)
-                    for i in range(m):
-                        atmp[i] = a[i] + hs * acc_v[i]
-                    ts = t + C[st] * hs
-                    _dense_eval(ts, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[st])
-                    adjoint_rhs(W, code, leak, TS, p, q, ts - base, Hst[st], atmp, K[st], V[st])
-                combine(B, K, nb, acc_v)
-                for i in range(m):
-                    anew[i] = a[i] + hs * acc_v[i]
-                _dense_eval(t_new, S_t, S_h, S_y, S_K, Pd, nsteps, Hst[nb])
-                adjoint_rhs(W, code, leak, TS, p, q, t_new - base, Hst[nb], anew, K[nb], V[nb])
-                nfev += nb
-                combine(E, K, E.shape[0], acc_v)
-                err = rms_error(hs, acc_v, a, anew, rtol, atol)
-                finite_trial = all_finite(anew) and all_finite(K[nb])
-                accepted, factor, h_abs, bad_trial = step_verdict(err, finite_trial, rejected, h_abs, expo)
-                if accepted:
-                    break
-                rejected = True
-            # parameter integrals over [t_new, t] by the step's own fifth-order weights:
-            # int f dt = |hs| sum_j B_j f(t + C_j hs, a_j), with a_j the stage arguments
-            # The nodes are buffered as rows (weighted sigma' * a) and (h, x, 1) and summed by one matrix
-            # product per _QUAD_ROWS nodes: [dW | dU | db] += QV^T QZ.
-            w = -hs
-            for st in range(nb):
-                bw = w * B[st]
-                if bw == 0.0:
-                    continue
-                if nq == QV.shape[0]:
-                    _flush_quadrature(QV, QZ, nq, gW, gU, gb)
-                    nq = 0
-                ts = t + C[st] * hs
-                for i in range(m):
-                    QV[nq, i] = bw * V[st, i]
-                    QZ[nq, i] = Hst[st, i]
-                for k in range(d):
-                    QZ[nq, m + k] = Xo[seg, k] + (ts - base) * Xs[seg, k]
-                QZ[nq, m + d] = 1.0
-                nq += 1
-            wanted = h_abs
-            t = t_new
-            for i in range(m):
-                a[i] = anew[i]
-                K[0, i] = K[nb, i]
-                V[0, i] = V[nb, i]
-                Hst[0, i] = Hst[nb, i]
-            h_abs = -hs * factor
-            if t == lo and wanted > -hs:
-                h_abs = max(h_abs, wanted)
-        for i in range(m):
-            a[i] += jumps[seg, i]
-    _flush_quadrature(QV, QZ, nq, gW, gU, gb)
-    for i in range(m):
-        a_out[i] = a[i]
-    return SUCCESS, t, nfev
 
 
 def forward_store(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, S, hooks=(None, None, None)):
@@ -217,7 +51,7 @@ def forward_store(field, tabs, ctrl, P, Q, breaks, t_eval, h0, H, S, hooks=(None
     E2, hairer, state = hooks
     while True:
         st, tr, nfev, nacc, _ = solve_one(field, tabs, E2, hairer, state, ctrl, P, Q, breaks, t_eval, h0, H, S,
-                                          None, NO_READOUT)
+                                          None, NO_READOUT, None, True if state is None else None)
         if st != STORE_FULL:
             return st, tr, nfev, nacc, S
         t0, t1 = float(breaks[0]), float(breaks[-1])
@@ -629,8 +463,14 @@ def loss_gradient_validated(model, x, t_obs, y_obs, h0, t0, w, rtol, atol, max_s
         Qb = Xb @ U.T
         jumps = np.zeros((bb.size, m))
         jumps[np.searchsorted(bb, t_obs)] = r[:, None] * c[None, :]  # distinct rows: t_obs strictly increases
-        st, tr, nfev_b = _adjoint_backward(field, tabs, (float(rtol), float(atol), np.int64(max_steps)), Pb, Qb, Xo,
-                                           Xb, bb, jumps, jumps[-1].copy(), S, np.int64(nacc), (dW, dU, db), a0)
+        # the step loop backwards with the adjoint hook (its field the adjoint's, the store's dense output giving the
+        # forward state; the pair's own error norm), none of the CTRNN field's hooks, no observations, store,
+        # readout or divergence threshold
+        adj = (S, np.int64(nacc), np.empty((pair.stages, m)), jumps, Xo, Xb, (dW, dU, db), a0)
+        st, tr, nfev_b, _, _ = solve_one(
+            field, tabs, pair.hooks()[0], None, None,
+            (float(rtol), float(atol), np.inf, np.int64(max_steps), np.inf), Pb, Qb, bb, None, jumps[-1], None, None,
+            None, NO_READOUT, adj, None)
         if st != SUCCESS:
             raise SimulationError(f"{method} adjoint (backward) solve failed at t = {tr:.6g}: {STATUS_MESSAGES[int(st)]}.")
     else:

@@ -49,9 +49,10 @@ def run_batch(method, model, P, Q, breaks, t_eval, H0, ctrl, H, status, t_reache
     pair = pair_of(method)
     field, tabs = kernel_field(model), pair.tables()
     E2, hairer, state = pair.hooks()
+    preact = True if state is None else None
     for s in range(P.shape[0]):
         out = solve_one(field, tabs, E2, hairer, state, ctrl, P[s], Q[s], breaks, t_eval, H0[s], H[s], None, cv,
-                        DY[s])
+                        DY[s], None, preact)
         status[s], t_reached[s], counts[s, 0], counts[s, 1], counts[s, 2] = out[:5]
 
 
@@ -175,7 +176,8 @@ def solve_path_validated(model, x, t_eval, h, t0, rtol, atol, max_step, max_step
     status, t_reached, nfev, _, _ = solve_one(
         kernel_field(model), pair.tables(), E2, hairer, state,
         (float(rtol), float(atol), float(max_step), np.int64(max_steps), float(threshold)), P[0], Q[0], breaks,
-        np.array(t_eval, dtype=float), np.array(h, dtype=float), H, None, None, NO_READOUT)
+        np.array(t_eval, dtype=float), np.array(h, dtype=float), H, None, None, NO_READOUT, None,
+        True if state is None else None)
     return H, int(status), float(t_reached), int(nfev)
 
 
