@@ -105,17 +105,18 @@ def interpolate(K, y, hs, x, Pd, out):
 @numba.njit(cache=True, error_model="numpy")
 def _dense_hairer(F, y, x, out):
     # y + x (F0 + (1-x) (F1 + x (F2 + ...))): scipy's Dop853DenseOutput, Horner from the last coefficient
+    # coefficient by coefficient over the state (each entry takes the same operations in the same order as
+    # the per-entry Horner loop, so the bits are the same; the inner loops vectorise)
     m = out.shape[0]
     nf = F.shape[0]
     for i in range(m):
-        v = 0.0
-        for r in range(nf):
-            v += F[nf - 1 - r, i]
-            if r % 2 == 0:
-                v *= x
-            else:
-                v *= 1.0 - x
-        out[i] = y[i] + v
+        out[i] = 0.0
+    for r in range(nf):
+        f = x if r % 2 == 0 else 1.0 - x
+        for i in range(m):
+            out[i] = (out[i] + F[nf - 1 - r, i]) * f
+    for i in range(m):
+        out[i] = y[i] + out[i]
 
 
 def empty_store(n: int, stages: int, m: int) -> tuple:
